@@ -1,0 +1,1 @@
+namespace Mae.MLNet.Runtime;
