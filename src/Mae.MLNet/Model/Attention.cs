@@ -1,0 +1,40 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Model;
+
+/// <summary>
+/// Multi-head self-attention as timm's <c>Attention</c>: one fused <c>qkv</c> Linear with bias, softmax(q·kᵀ/√d)·v,
+/// output projection <c>proj</c>. Written as explicit matmul-softmax-matmul: for the short sequences of MAE
+/// (visible tokens only) it measured faster on CPU than the fused scaled_dot_product_attention.
+/// </summary>
+public sealed class Attention : nn.Module<Tensor, Tensor>
+{
+    readonly int numHeads;
+    readonly double scale;
+    public readonly Linear qkv;
+    public readonly Linear proj;
+
+    public Attention(int dim, int numHeads) : base(nameof(Attention))
+    {
+        this.numHeads = numHeads;
+        scale = Math.Pow(dim / numHeads, -0.5);
+        qkv = nn.Linear(dim, dim * 3, hasBias: true);
+        proj = nn.Linear(dim, dim, hasBias: true);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], n = x.shape[1], c = x.shape[2];
+        var qkvOut = qkv.forward(x).reshape(b, n, 3, numHeads, c / numHeads).permute(2, 0, 3, 1, 4);
+        var q = qkvOut[0] * scale;
+        var k = qkvOut[1];
+        var v = qkvOut[2];
+        var attn = q.matmul(k.transpose(-2, -1)).softmax(-1);
+        var y = attn.matmul(v).transpose(1, 2).reshape(b, n, c);
+        return proj.forward(y).MoveToOuterDisposeScope();
+    }
+}

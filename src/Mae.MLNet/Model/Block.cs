@@ -1,0 +1,30 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Model;
+
+/// <summary>Pre-norm transformer block, timm's <c>Block</c>: x + attn(norm1(x)), then x + mlp(norm2(x)).</summary>
+public sealed class Block : nn.Module<Tensor, Tensor>
+{
+    public readonly LayerNorm norm1;
+    public readonly Attention attn;
+    public readonly LayerNorm norm2;
+    public readonly Mlp mlp;
+
+    public Block(int dim, int numHeads, int mlpHidden, double eps) : base(nameof(Block))
+    {
+        norm1 = nn.LayerNorm(dim, eps);
+        attn = new Attention(dim, numHeads);
+        norm2 = nn.LayerNorm(dim, eps);
+        mlp = new Mlp(dim, mlpHidden);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = x + attn.forward(norm1.forward(x));
+        return (h + mlp.forward(norm2.forward(h))).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,87 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Model;
+
+/// <summary>
+/// The MAE's ViT encoder with the official parameter names (<c>patch_embed</c>, <c>cls_token</c>,
+/// <c>pos_embed</c>, <c>blocks.i</c>, <c>norm</c>). Used alone as a feature extractor (all patches visible), and
+/// shared by <see cref="MaskedAutoencoder"/>, which feeds it the visible patches only.
+/// </summary>
+public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
+{
+    public MaeConfig Config { get; }
+    public readonly PatchEmbed patch_embed;
+    public readonly Parameter cls_token;
+    /// <summary>Fixed 2-D sin-cos table, cls slot first; never trained (requires_grad = false).</summary>
+    public readonly Parameter pos_embed;
+    public readonly ModuleList<Block> blocks;
+    public readonly LayerNorm norm;
+
+    public MaeEncoder(MaeConfig config) : this(config, register: true) { }
+
+    internal MaeEncoder(MaeConfig config, bool register) : base(nameof(MaeEncoder))
+    {
+        Config = config.Validate();
+        patch_embed = new PatchEmbed(config.PatchSize, config.InChannels, config.EmbedDim);
+        cls_token = new Parameter(zeros(1, 1, config.EmbedDim));
+        pos_embed = new Parameter(
+            tensor(PosEmbed.SinCos2D(config.EmbedDim, config.GridSize, clsToken: true))
+                .reshape(1, config.NumPatches + 1, config.EmbedDim), requires_grad: false);
+        blocks = new ModuleList<Block>(Enumerable.Range(0, config.Depth)
+            .Select(_ => new Block(config.EmbedDim, config.NumHeads, config.MlpHiddenDim, config.LayerNormEps)).ToArray());
+        norm = nn.LayerNorm(config.EmbedDim, config.LayerNormEps);
+        if (register)
+        {
+            RegisterComponents();
+            MaeInit.InitializeLikeReference(this, patch_embed);
+        }
+    }
+
+    /// <summary>Patch tokens plus their position embeddings (no cls): [N, L, D].</summary>
+    public Tensor Embed(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return (patch_embed.forward(images) + pos_embed[.., 1.., ..]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Prepends cls_token + pos_embed[0] to a token sequence.</summary>
+    public Tensor PrependCls(Tensor tokens)
+    {
+        using var scope = NewDisposeScope();
+        var cls = (cls_token + pos_embed[.., ..1, ..]).expand(tokens.shape[0], -1, -1);
+        return cat(new[] { cls, tokens }, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Transformer blocks then the final LayerNorm.</summary>
+    public Tensor Transform(Tensor tokens)
+    {
+        using var scope = NewDisposeScope();
+        var x = tokens;
+        foreach (var block in blocks) x = block.forward(x);
+        return norm.forward(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>All tokens, unmasked, after the final norm: [N, 1 + L, D] (cls first).</summary>
+    public override Tensor forward(Tensor images)
+    {
+        MaeInputs.CheckImages(images, Config, nameof(images));
+        using var scope = NewDisposeScope();
+        return Transform(PrependCls(Embed(images))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One feature vector per image, [N, D]: the cls token or the mean of the patch tokens.</summary>
+    public Tensor ExtractFeatures(Tensor images, MaePooling pooling = MaePooling.Cls)
+    {
+        using var scope = NewDisposeScope();
+        var tokens = forward(images);
+        var features = pooling switch
+        {
+            MaePooling.Cls => tokens[.., 0, ..],
+            MaePooling.Mean => tokens[.., 1.., ..].mean(new long[] { 1 }),
+            _ => throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Expected Cls or Mean."),
+        };
+        return features.contiguous().MoveToOuterDisposeScope();
+    }
+}

@@ -1,1 +1,0 @@
-namespace Mae.MLNet.Runtime;

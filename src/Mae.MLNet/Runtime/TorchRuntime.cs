@@ -1,0 +1,41 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Runtime;
+
+/// <summary>Process-wide libtorch settings: thread count, seeding, CUDA discovery.</summary>
+public static class TorchRuntime
+{
+    /// <summary>True when libtorch was built with CUDA and sees at least one device.</summary>
+    public static bool CudaAvailable => cuda.is_available();
+
+    public static int CudaDeviceCount => CudaAvailable ? cuda.device_count() : 0;
+
+    /// <summary>Intra-op threads libtorch uses on the CPU.</summary>
+    public static int Threads
+    {
+        get => get_num_threads();
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "The thread count must be at least 1.");
+            set_num_threads(value);
+        }
+    }
+
+    /// <summary>
+    /// Seeds libtorch's CPU (and, when present, CUDA) generators. With a fixed seed and thread count, CPU runs
+    /// repeat bit for bit; CUDA runs repeat only as far as its kernels are deterministic.
+    /// </summary>
+    public static void Seed(long seed)
+    {
+        random.manual_seed(seed);
+        if (CudaAvailable) cuda.manual_seed_all(seed);
+    }
+
+    /// <summary>Enables TF32 matrix math on CUDA (no effect on the CPU), as the reference gets by default on Ampere+.</summary>
+    public static void AllowTf32(bool allow = true)
+    {
+        backends.cuda.matmul.allow_tf32 = allow;
+        backends.cudnn.allow_tf32 = allow;
+    }
+}
