@@ -30,7 +30,8 @@ Exact regeneration commands (from the repository root)::
 
 (``/usr/bin/python3`` = Debian bookworm's python with ``python3-torch`` 1.13 and
 numpy 1.24; no torchvision, transformers or safetensors package is needed.)
-The output is deterministic with the same torch build.
+The output is deterministic with the same torch build, except not_a_zip.pth
+(the legacy format names its storages by memory address).
 
 Nothing hostile is ever executed: the hostile pickles are only *written*
 (pickling an object whose ``__reduce__`` names ``os.system`` does not call it),
