@@ -71,6 +71,9 @@ internal static class ConfigInference
         if (r.TryGetProperty("qkv_bias", out var qb) && !qb.GetBoolean())
             throw new MaeCheckpointException($"'{source}': qkv_bias false is not supported (the MAE uses qkv bias).");
         int hidden = I("hidden_size");
+        if (r.TryGetProperty("decoder_intermediate_size", out var di) && r.TryGetProperty("decoder_hidden_size", out var dh)
+            && di.GetInt32() * hidden != I("intermediate_size") * dh.GetInt32())
+            throw new MaeCheckpointException($"'{source}': encoder and decoder MLP ratios differ; Mae.MLNet uses one mlp_ratio for both.");
         return new MaeConfig
         {
             ImageSize = I("image_size"), PatchSize = I("patch_size"), InChannels = r.TryGetProperty("num_channels", out var nc) ? nc.GetInt32() : 3,
