@@ -112,7 +112,9 @@ public sealed class MaePretrainer
 
         for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
         {
-            optimizer.zero_grad(); // as the reference: a partial accumulation left from the last epoch is dropped
+            // As the reference: a partial accumulation left from the last epoch is dropped. (In a scope: TorchSharp's
+            // zero_grad leaves the wrapper that zero_() returns to the current scope.)
+            using (NewDisposeScope()) optimizer.zero_grad();
             var epochClock = Stopwatch.StartNew();
             double epochLossSum = 0, lr = 0;
             long step = 0;
