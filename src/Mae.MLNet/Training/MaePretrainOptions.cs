@@ -73,8 +73,8 @@ public sealed class MaePretrainOptions
 
     public MaeDevice Device { get; set; } = MaeDevice.Auto;
 
-    /// <summary>libtorch intra-op threads; <c>null</c> leaves the process setting alone. CPU results repeat bit for
-    /// bit only with the same thread count.</summary>
+    /// <summary>libtorch intra-op threads during training (the previous setting is restored afterwards); <c>null</c>
+    /// leaves the process setting alone. CPU results repeat bit for bit only with the same thread count.</summary>
     public int? Threads { get; set; }
 
     public MaePrecision Precision { get; set; } = MaePrecision.Fp32;

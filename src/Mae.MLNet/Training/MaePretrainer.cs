@@ -55,7 +55,21 @@ public sealed class MaePretrainer
         long stepsPerEpoch = CheckSource(source, config, o);
 
         var device = o.Device.Resolve();
+        int threadsBefore = TorchRuntime.Threads;
         if (o.Threads is int threads) TorchRuntime.Threads = threads;
+        try
+        {
+            return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
+        }
+        finally
+        {
+            if (o.Threads is not null) TorchRuntime.Threads = threadsBefore;
+        }
+    }
+
+    MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
+        CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
+    {
 
         string? resumeFrom = null;
         if (o.CheckpointDir is not null)

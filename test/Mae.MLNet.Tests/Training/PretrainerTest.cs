@@ -72,6 +72,24 @@ public class PretrainerTest
         foreach (var t in before.Values) t.Dispose();
     }
 
+    [TestMethod]
+    public void ThreadSettingAppliesDuringTrainingAndIsRestored()
+    {
+        int before = Runtime.TorchRuntime.Threads;
+        try
+        {
+            Runtime.TorchRuntime.Threads = 2;
+            var o = TinyRun.Options(1); // Threads = 1
+            var during = new List<int>();
+            using var source = MaeImageSource.FromArrays(TinyRun.Images(4), 3, 16, 16);
+            using var model = MaePretrainer.CreateModel(TinyRun.Config, o);
+            new MaePretrainer(o).Train(model, source, new SyncProgress(_ => during.Add(Runtime.TorchRuntime.Threads)));
+            CollectionAssert.AreEqual(new[] { 1 }, during);
+            Assert.AreEqual(2, Runtime.TorchRuntime.Threads);
+        }
+        finally { Runtime.TorchRuntime.Threads = before; }
+    }
+
     sealed class PoisonAt(int call) : IBatchTransform
     {
         int _calls;
