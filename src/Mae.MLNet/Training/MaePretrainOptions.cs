@@ -88,7 +88,9 @@ public sealed class MaePretrainOptions
     /// <summary>Continue from the latest checkpoint in <see cref="CheckpointDir"/> when there is one.</summary>
     public bool Resume { get; set; }
 
-    /// <summary>Append one JSON line of metrics per <see cref="LogEvery"/> steps to this file; <c>null</c>: none.</summary>
+    /// <summary>Append one JSON line of metrics (epoch, step, global_step, loss, lr, images_per_s, eta_s, elapsed_s, time)
+    /// per <see cref="LogEvery"/> steps to this file, flushed per line; <c>null</c>: none. A fresh run starts the
+    /// file anew; a resumed run keeps the lines up to the checkpoint's step and drops those a killed run logged after it.</summary>
     public string? MetricsFile { get; set; }
 
     /// <summary>Report progress / metrics every this many steps.</summary>

@@ -70,7 +70,6 @@ public sealed class MaePretrainer
     MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
         CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
     {
-
         string? resumeFrom = null;
         if (o.CheckpointDir is not null)
         {
