@@ -147,7 +147,7 @@ public static class ReconstructionGrid
 
     private static float[] Floats(Tensor t)
     {
-        using var cpu = t.detach().to(ScalarType.Float32, CPU).contiguous();
-        return cpu.data<float>().ToArray();
+        using var scope = NewDisposeScope();
+        return t.detach().to(ScalarType.Float32, CPU).contiguous().data<float>().ToArray();
     }
 }

@@ -164,4 +164,19 @@ public class MaeReconstructionTest
         using var wrongImages = zeros(1, 3, 8, 8);
         Assert.ThrowsExactly<ArgumentException>(() => MaeReconstruction.FromPrediction(model, wrongImages, pred, mask));
     }
+
+    [TestMethod]
+    public void ComputeAndRenderLeaveNoLiveTensorsBehind()
+    {
+        using var model = new MaskedAutoencoder(Tiny(normPix: true));
+        using var images = randn(2, 3, 8, 8);
+        using (MaeReconstruction.Compute(model, images)) { } // warm-up
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 5; i++)
+        {
+            using var r = MaeReconstruction.Compute(model, images);
+            ReconstructionGrid.Render(r, new[] { 0.5f, 0.5f, 0.5f }, new[] { 0.2f, 0.2f, 0.2f });
+        }
+        Assert.AreEqual(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, "live tensors");
+    }
 }

@@ -24,6 +24,17 @@ public class MaePretrainAugmentationTest
             using var y = new MaePretrainAugmentation(o).Apply(x);
             TensorAssert.Close(y, x, 1e-6, $"{resampler} identity");
         }
+        // A same-size crop out of a larger image goes through the resamplers and must return the sub-image.
+        using var big = rand(2, 3, 20, 20);
+        using var sub = big[.., .., 2..18, 3..19];
+        foreach (var resampler in new[] { CropResampler.SeparablePilBicubic, CropResampler.PerSampleInterpolate })
+        {
+            var o = NoNorm(16);
+            o.Resampler = resampler;
+            var box = new CropBox(2, 3, 16, 16);
+            using var y = new MaePretrainAugmentation(o).Apply(big, new[] { box, box }, new[] { false, false });
+            TensorAssert.Close(y, sub, 1e-6, $"{resampler} same-size crop");
+        }
         // The resampling matrix of a same-size full crop is the identity (f(0) = 1, f(±1) = f(±2) = 0).
         float[] w = MaePretrainAugmentation.PilBicubicWeights(new[] { (0, 16) }, 16, 16, null);
         for (int k = 0; k < 16; k++)
@@ -240,5 +251,19 @@ public class MaePretrainAugmentationTest
         Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Mean = new[] { 0.2f, float.NaN, 0.2f } }.Validate());
         Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Channels = 2 }.Validate());
         new MaeAugmentationOptions { Channels = 2, Mean = new[] { 0.5f, 0.5f }, Std = new[] { 0.5f, 0.5f } }.Validate();
+    }
+
+    [TestMethod]
+    public void LeavesNoLiveTensorsBehind()
+    {
+        foreach (var resampler in new[] { CropResampler.SeparablePilBicubic, CropResampler.PerSampleInterpolate })
+        {
+            var aug = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = 16, Resampler = resampler });
+            using var x = rand(4, 3, 20, 20);
+            using (aug.Apply(x)) { } // warm-up
+            long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            for (int i = 0; i < 20; i++) using (aug.Apply(x)) { }
+            Assert.AreEqual(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, $"{resampler}: live tensors");
+        }
     }
 }
