@@ -25,6 +25,22 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     internal Parameter InitialClsToken { get; }
     internal Parameter InitialPosEmbed { get; }
 
+    /// <summary>
+    /// Compute precision of the matrix work (patch embedding, attention, MLP): <c>null</c> (default) = plain fp32;
+    /// <see cref="ScalarType.BFloat16"/> = bf16 mixed precision over fp32 master weights, with LayerNorm, softmax
+    /// and the residual stream in fp32 (see <see cref="MixedPrecision"/>). Outputs stay fp32 either way.
+    /// </summary>
+    public ScalarType? ComputeDType
+    {
+        get => patch_embed.ComputeDType;
+        set
+        {
+            var dtype = MixedPrecision.Validate(value);
+            patch_embed.ComputeDType = dtype;
+            foreach (var block in blocks) block.ComputeDType = dtype;
+        }
+    }
+
     public MaeEncoder(MaeConfig config) : this(config, owner: null) { }
 
     /// <summary>With an owner, the caller registers this encoder's parts under its own (flat, official) names.</summary>
@@ -51,7 +67,8 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>Patch tokens plus their position embeddings (no cls): [N, L, D].</summary>
+    /// <summary>Patch tokens plus their position embeddings (no cls): [N, L, D], in the position embeddings' dtype
+    /// (the add promotes reduced-precision patch tokens back).</summary>
     public Tensor Embed(Tensor images)
     {
         using var scope = NewDisposeScope();

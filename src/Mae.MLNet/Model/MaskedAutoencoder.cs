@@ -25,6 +25,24 @@ public sealed class MaskedAutoencoder : nn.Module
     public readonly LayerNorm decoder_norm;
     public readonly Linear decoder_pred;
 
+    /// <summary>
+    /// Compute precision of the matrix work in encoder and decoder (patch embedding, attention, MLP,
+    /// decoder_embed, decoder_pred): <c>null</c> (default) = plain fp32; <see cref="ScalarType.BFloat16"/> = bf16
+    /// mixed precision. The parameters stay fp32 master weights and receive fp32 gradients; LayerNorm, softmax,
+    /// residual adds and the loss run in fp32; <c>pred</c>, <c>latent</c> and the loss come out fp32.
+    /// </summary>
+    public ScalarType? ComputeDType
+    {
+        get => computeDType;
+        set
+        {
+            computeDType = MixedPrecision.Validate(value);
+            Encoder.ComputeDType = computeDType;
+            foreach (var block in decoder_blocks) block.ComputeDType = computeDType;
+        }
+    }
+    ScalarType? computeDType;
+
     public MaskedAutoencoder(MaeConfig config) : base(nameof(MaskedAutoencoder))
     {
         Config = config.Validate();
@@ -129,13 +147,13 @@ public sealed class MaskedAutoencoder : nn.Module
         MaeInputs.CheckShape(idsRestore, nameof(idsRestore), "a permutation per sample", latent.shape[0], Config.NumPatches);
         using var scope = NewDisposeScope();
         long n = latent.shape[0], l = Config.NumPatches, d = Config.DecoderEmbedDim;
-        var x = decoder_embed.forward(latent);
+        var x = MixedPrecision.Linear(decoder_embed, latent, computeDType).to(latent.dtype);
         var maskTokens = mask_token.expand(n, l + 1 - x.shape[1], d);
         var tokens = cat(new[] { x[.., 1.., ..], maskTokens }, 1);
         tokens = tokens.gather(1, idsRestore.unsqueeze(-1).expand(n, l, d)); // unshuffle
         x = cat(new[] { x[.., ..1, ..], tokens }, 1) + decoder_pos_embed;
         foreach (var block in decoder_blocks) x = block.forward(x);
-        x = decoder_pred.forward(decoder_norm.forward(x));
+        x = MixedPrecision.Linear(decoder_pred, decoder_norm.forward(x), computeDType).to(x.dtype);
         return x[.., 1.., ..].MoveToOuterDisposeScope();
     }
 

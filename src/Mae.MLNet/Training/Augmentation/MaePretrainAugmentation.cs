@@ -30,6 +30,19 @@ public sealed class MaePretrainAugmentation : IBatchTransform
         _std = options.ResolvedStd();
     }
 
+    /// <summary>[C, OutputSize, OutputSize]; lets the trainer reject images of the wrong channel count or smaller than
+    /// the crop before training starts.</summary>
+    public MaeImageShape? OutputShape(MaeImageShape input)
+    {
+        int s = Options.OutputSize;
+        if (input.Channels != Options.Channels)
+            throw new ArgumentException($"The images have {input.Channels} channels; the augmentation expects {Options.Channels}.");
+        if (input.Height < s || input.Width < s)
+            throw new ArgumentException(
+                $"The images are {input.Height}×{input.Width} pixels, smaller than the {s}×{s} output crop; expected H, W ≥ {s}. Resize the images first or lower OutputSize.");
+        return new MaeImageShape(Options.Channels, s, s);
+    }
+
     /// <summary>Draws crop boxes and flips (global generator) and applies them.</summary>
     public Tensor Apply(Tensor batch)
     {

@@ -1,0 +1,26 @@
+namespace Mae.MLNet.Benchmarks;
+
+/// <summary>What the benchmark ran on, read from /proc on Linux (falls back to .NET's view elsewhere).</summary>
+public static class Machine
+{
+    public static string Describe()
+    {
+        string model = "unknown CPU";
+        string memory = "";
+        try
+        {
+            model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? model;
+            var mem = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemTotal"));
+            if (mem is not null) memory = $", {long.Parse(mem.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0 / 1024.0:F0} GiB memory";
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return $"{model}, {Environment.ProcessorCount} logical CPUs{memory}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+    }
+
+    public static string LoadAverage()
+    {
+        try { return string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) + " (1, 5, 15 min)"; }
+        catch (IOException) { return "n/a"; }
+    }
+}

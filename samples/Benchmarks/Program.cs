@@ -1,0 +1,138 @@
+using System.Globalization;
+using Mae.MLNet.Benchmarks;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using static TorchSharp.torch;
+
+// Mae.MLNet benchmarks: a plain harness that prints markdown tables and the command that reproduces them.
+//   --bench train,table5     which benchmarks (train includes the 1024³ matmul rates it is compared with)
+//   --preset tiny32          model of the training benchmark
+//   --dtypes fp32,bf16       compute precisions of the training benchmark (bf16 = mixed precision, fp32 master weights)
+//   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 --seed 1
+//   --t5-batch 4 --t5-steps 4 --t5-warmup 1 --t5-dtype fp32
+//   --threads N              libtorch intra-op threads (default: libtorch's choice)
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+var opts = ParseArgs(args);
+string Get(string key, string fallback) => opts.TryGetValue(key, out var v) ? v : fallback;
+int GetInt(string key, int fallback) => int.Parse(Get(key, fallback.ToString()));
+double GetDouble(string key, double fallback) => double.Parse(Get(key, fallback.ToString("R")));
+
+var benches = Get("bench", "train,table5").Split(',', StringSplitOptions.RemoveEmptyEntries);
+if (opts.ContainsKey("threads")) TorchRuntime.Threads = GetInt("threads", 2);
+var log = Console.Error;
+
+Console.WriteLine("# Mae.MLNet benchmarks");
+Console.WriteLine();
+Console.WriteLine($"- date: {DateTime.Now:yyyy-MM-dd HH:mm} (local), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+Console.WriteLine($"- machine: {Machine.Describe()}");
+Console.WriteLine($"- libtorch threads: {TorchRuntime.Threads} intra-op, {get_num_interop_threads()} inter-op");
+Console.WriteLine($"- load average before: {Machine.LoadAverage()}");
+Console.WriteLine($"- command: `dotnet run -c Release --project samples/Benchmarks -- {string.Join(' ', args)}`".Replace("--  `", "`"));
+Console.WriteLine();
+
+if (benches.Contains("train") || benches.Contains("gemm"))
+{
+    var gemm32 = Gemm.Measure(ScalarType.Float32);
+    var gemm16 = Gemm.Measure(ScalarType.BFloat16);
+    Console.WriteLine("## Matmul rate, 1024×1024×1024");
+    Console.WriteLine();
+    Console.WriteLine("| dtype | GFLOP/s best | GFLOP/s median |");
+    Console.WriteLine("|---|---:|---:|");
+    Console.WriteLine($"| fp32 | {gemm32.Best:F0} | {gemm32.Median:F0} |");
+    Console.WriteLine($"| bf16 | {gemm16.Best:F0} | {gemm16.Median:F0} |");
+    Console.WriteLine();
+
+    if (benches.Contains("train"))
+    {
+        var config = MaeConfig.Preset(Get("preset", "tiny32"));
+        var o = new TrainOptions
+        {
+            Batch = GetInt("batch", 64), Steps = GetInt("steps", 300), Warmup = GetInt("warmup", 20),
+            Window = GetInt("window", 20), Lr = GetDouble("lr", 1e-3), Seed = GetInt("seed", 1),
+        };
+        double gflopPerImage = MaeFlops.TrainingStep(config, o.MaskRatio) / 1e9;
+        var dtypes = Get("dtypes", "fp32,bf16").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(name => name.ToLowerInvariant() switch
+        {
+            "fp32" or "float32" => (ScalarType?)null,
+            "bf16" or "bfloat16" => ScalarType.BFloat16,
+            "fp16" or "float16" => ScalarType.Float16,
+            _ => throw new ArgumentException($"Unknown dtype '{name}'; expected fp32, bf16 or fp16."),
+        }).ToList();
+        log.WriteLine($"training {Get("preset", "tiny32")} in {string.Join(" and ", dtypes.Select(TrainingBenchmark.Label))}, interleaved: {o.Steps} steps of batch {o.Batch}");
+        var results = TrainingBenchmark.RunInterleaved(config, dtypes, o, log);
+        // The matmul rate again after training; the limit is the best rate seen in either measurement.
+        gemm32 = Best(gemm32, Gemm.Measure(ScalarType.Float32));
+        gemm16 = Best(gemm16, Gemm.Measure(ScalarType.BFloat16));
+        Console.WriteLine($"Matmul rate again after training (best of both): fp32 {gemm32.Best:F0}, bf16 {gemm16.Best:F0} GFLOP/s.");
+        Console.WriteLine();
+        Console.WriteLine($"## Training step, preset {Get("preset", "tiny32")}, batch {o.Batch}, mask {o.MaskRatio}, AdamW (0.9, 0.95), wd 0.05");
+        Console.WriteLine();
+        Console.WriteLine($"Matmul work per training image-step: {gflopPerImage:F3} GFLOP (3 × forward {gflopPerImage / 3:F3}). " +
+                          $"{o.Steps} steps, the first {o.Warmup} excluded from timing, img/s over windows of {o.Window} steps.");
+        Console.WriteLine();
+        Console.WriteLine("| compute | img/s best | img/s median | ms/step (median) | GFLOP/s (median) | of best matmul rate | speedup vs fp32 | loss @ last step | mean loss, last window |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var fp32 = results.FirstOrDefault(r => r.Label == "fp32");
+        foreach (var r in results)
+        {
+            double achieved = r.ImagesPerSecond.Median * gflopPerImage;
+            double limit = (r.Label == "fp32" ? gemm32 : gemm16).Best;
+            string speedup = fp32 is null ? "–" : $"{r.ImagesPerSecond.Median / fp32.ImagesPerSecond.Median:F2}×";
+            Console.WriteLine($"| {r.Label} | {r.ImagesPerSecond.Best:F0} | {r.ImagesPerSecond.Median:F0} | {1000 * o.Batch / r.ImagesPerSecond.Median:F0} | " +
+                              $"{achieved:F0} | {achieved / limit:P0} | {speedup} | {r.FinalLoss:F4} | {r.TailLoss:F4} |");
+        }
+        Console.WriteLine();
+        if (fp32 is not null)
+            foreach (var r in results.Where(r => r != fp32))
+                Console.WriteLine($"- {r.Label} vs fp32 after {o.Steps} steps: last-step loss differs by {Math.Abs(r.FinalLoss / fp32.FinalLoss - 1):P2}, " +
+                                  $"last-window mean by {Math.Abs(r.TailLoss / fp32.TailLoss - 1):P2} (target ≤ 1 %).");
+        Console.WriteLine();
+    }
+}
+
+if (benches.Contains("table5"))
+{
+    var o = new Table5Options
+    {
+        Batch = GetInt("t5-batch", 4), Steps = GetInt("t5-steps", 4), Warmup = GetInt("t5-warmup", 1), Seed = GetInt("seed", 1),
+    };
+    ScalarType? dtype = Get("t5-dtype", "fp32") == "bf16" ? ScalarType.BFloat16 : null;
+    var config = Table5Benchmark.Config;
+    double flopsOurs = MaeFlops.TrainingStep(config, o.MaskRatio);
+    double flopsAll = MaeFlops.TrainingStep(config, o.MaskRatio, encoderSeesAllTokens: true);
+    log.WriteLine($"table 5: ViT-B/16 224 px, batch {o.Batch}, {o.Warmup} warm-up + {o.Steps} timed steps per variant");
+    var r = Table5Benchmark.Run(dtype, o, log);
+    var ours = Stats.Of(r.OursSeconds.Select(s => 1 / s).ToArray());
+    var all = Stats.Of(r.AllTokensSeconds.Select(s => 1 / s).ToArray());
+    double ratio = flopsAll / flopsOurs, speedup = ours.Median / all.Median, speedupBest = ours.Best / all.Best;
+    Console.WriteLine($"## Table 5 ablation: ViT-B/16, 224 px, decoder 512×8, mask {o.MaskRatio}, batch {o.Batch}, {Get("t5-dtype", "fp32")}");
+    Console.WriteLine();
+    Console.WriteLine($"{o.Steps} timed training steps per variant after {o.Warmup} warm-up, the variants alternating step by step.");
+    Console.WriteLine();
+    Console.WriteLine("| encoder | GFLOP per image-step | s/step best | s/step median | img/s median |");
+    Console.WriteLine("|---|---:|---:|---:|---:|");
+    Console.WriteLine($"| w/ [M] (all {config.NumPatches} tokens + cls) | {flopsAll / 1e9:F1} | {1 / all.Best:F2} | {1 / all.Median:F2} | {all.Median * o.Batch:F2} |");
+    Console.WriteLine($"| ours (visible {MaskedAutoencoder.LenKeep(config.NumPatches, o.MaskRatio)} tokens + cls) | {flopsOurs / 1e9:F1} | {1 / ours.Best:F2} | {1 / ours.Median:F2} | {ours.Median * o.Batch:F2} |");
+    Console.WriteLine();
+    Console.WriteLine($"- FLOP ratio {ratio:F2}×; wall-clock speedup {speedup:F2}× (median), {speedupBest:F2}× (best) = {speedup / ratio:P0} of the FLOP ratio (target ≥ 90 %).");
+    Console.WriteLine();
+}
+
+Console.WriteLine($"- load average after: {Machine.LoadAverage()}");
+return 0;
+
+static Stats Best(Stats a, Stats b) => a.Best >= b.Best ? a : b;
+
+static Dictionary<string, string> ParseArgs(string[] args)
+{
+    var result = new Dictionary<string, string>();
+    for (int i = 0; i < args.Length; i++)
+    {
+        if (!args[i].StartsWith("--") || i + 1 >= args.Length)
+            throw new ArgumentException($"Expected '--name value' pairs; got '{args[i]}' at position {i}.");
+        result[args[i][2..]] = args[++i];
+    }
+    return result;
+}
