@@ -73,8 +73,8 @@ public sealed class MaePretrainer
         string? resumeFrom = null;
         if (o.CheckpointDir is not null)
         {
-            MaeCheckpoint.DeleteStaleTemporaries(o.CheckpointDir);
-            if (o.Resume) resumeFrom = MaeCheckpoint.FindLatest(o.CheckpointDir);
+            MaePretrainCheckpoint.DeleteStaleTemporaries(o.CheckpointDir);
+            if (o.Resume) resumeFrom = MaePretrainCheckpoint.FindLatest(o.CheckpointDir);
         }
         using var reader = resumeFrom is null ? null : MaeCheckpointReader.Open(resumeFrom);
         if (reader is not null && reader.Header.Config != config)
@@ -217,8 +217,8 @@ public sealed class MaePretrainer
                     EpochsCompleted = epoch + 1, GlobalStep = globalStep, OptimizerSteps = optimizerSteps,
                     StepsPerEpoch = stepsPerEpoch, Config = config, Options = o, SavedUtc = DateTime.UtcNow,
                 };
-                lastCheckpoint = MaeCheckpoint.PathFor(o.CheckpointDir, epoch + 1);
-                MaeCheckpoint.Save(lastCheckpoint, header, model, optimizer, stepLosses, epochLosses);
+                lastCheckpoint = MaePretrainCheckpoint.PathFor(o.CheckpointDir, epoch + 1);
+                MaePretrainCheckpoint.Save(lastCheckpoint, header, model, optimizer, stepLosses, epochLosses);
             }
         }
 
@@ -235,11 +235,8 @@ public sealed class MaePretrainer
     /// </summary>
     static void ApplyPrecision(MaskedAutoencoder model, MaePrecision precision)
     {
-        // TODO(lead): after merging the bf16 branch, replace the line below with
-        //     model.ComputeDType = precision == MaePrecision.Bf16 ? ScalarType.BFloat16 : null;
-        if (precision == MaePrecision.Bf16)
-            throw new NotSupportedException("Precision = Bf16 needs MaskedAutoencoder.ComputeDType, which this build does not have yet; use Fp32.");
-        _ = model;
+        model.ComputeDType = precision == MaePrecision.Bf16 ? ScalarType.BFloat16 : null;
+
     }
 
     static double ToDouble(Tensor loss)

@@ -46,13 +46,13 @@ public class CheckpointTest
         foreach (var (name, t) in pa) Assert.IsTrue(TensorAssert.Same(t, pc[name]), $"{name} differs after resume");
 
         // The checkpoint header and LoadModel round-trip what was trained.
-        var header = MaeCheckpoint.ReadHeader(MaeCheckpoint.PathFor(full.Path, 3));
+        var header = MaePretrainCheckpoint.ReadHeader(MaePretrainCheckpoint.PathFor(full.Path, 3));
         Assert.AreEqual(3, header.EpochsCompleted);
         Assert.AreEqual(18, header.GlobalStep);
         Assert.AreEqual(6, header.StepsPerEpoch);
         Assert.AreEqual(TinyRun.Config, header.Config);
         Assert.AreEqual(7, header.Options.Seed);
-        using var loaded = MaeCheckpoint.LoadModel(MaeCheckpoint.PathFor(full.Path, 3));
+        using var loaded = MaePretrainCheckpoint.LoadModel(MaePretrainCheckpoint.PathFor(full.Path, 3));
         foreach (var (name, t) in loaded.state_dict()) Assert.IsTrue(TensorAssert.Same(t, pa[name]), name);
         modelA.Dispose();
         modelC.Dispose();
@@ -64,17 +64,17 @@ public class CheckpointTest
         using var dir = new TempDir();
         Run(dir.Path, 1, resume: false, out var m).ToString();
         m.Dispose();
-        var good = MaeCheckpoint.PathFor(dir.Path, 1);
+        var good = MaePretrainCheckpoint.PathFor(dir.Path, 1);
         var bytes = File.ReadAllBytes(good);
 
         void Expect(byte[] content, params string[] inMessage)
         {
-            var path = MaeCheckpoint.PathFor(dir.Path, 2);
+            var path = MaePretrainCheckpoint.PathFor(dir.Path, 2);
             File.WriteAllBytes(path, content);
             var e = Assert.ThrowsExactly<InvalidDataException>(() => Run(dir.Path, 3, resume: true, out var model));
             StringAssert.Contains(e.Message, path);
             foreach (var s in inMessage) StringAssert.Contains(e.Message, s);
-            Assert.ThrowsExactly<InvalidDataException>(() => MaeCheckpoint.ReadHeader(path));
+            Assert.ThrowsExactly<InvalidDataException>(() => MaePretrainCheckpoint.ReadHeader(path));
         }
 
         Expect(bytes[..(bytes.Length / 2)], "truncated");
@@ -87,7 +87,7 @@ public class CheckpointTest
         Expect(foreign, "signature");
 
         // The valid epoch-1 checkpoint still resumes once the bad one is gone.
-        File.Delete(MaeCheckpoint.PathFor(dir.Path, 2));
+        File.Delete(MaePretrainCheckpoint.PathFor(dir.Path, 2));
         var r = Run(dir.Path, 2, resume: true, out var resumed);
         resumed.Dispose();
         Assert.AreEqual(12, r.StepLosses.Count);
@@ -118,7 +118,7 @@ public class CheckpointTest
             Directory.GetFiles(dir.Path).Select(Path.GetFileName).OrderBy(s => s).ToArray());
         // A stale temporary from a killed writer is ignored by FindLatest and cleaned up on the next run.
         File.WriteAllBytes(Path.Combine(dir.Path, ".checkpoint-0003.maeckpt.tmp-1-abc"), new byte[10]);
-        Assert.AreEqual(MaeCheckpoint.PathFor(dir.Path, 2), MaeCheckpoint.FindLatest(dir.Path));
+        Assert.AreEqual(MaePretrainCheckpoint.PathFor(dir.Path, 2), MaePretrainCheckpoint.FindLatest(dir.Path));
         Run(dir.Path, 3, resume: true, out var m2);
         m2.Dispose();
         Assert.IsFalse(Directory.GetFiles(dir.Path).Any(f => f.Contains(".tmp-")));

@@ -12,7 +12,7 @@ namespace Mae.MLNet.Training;
 /// <summary>What a checkpoint says about the run that wrote it (stored as JSON at its start).</summary>
 public sealed record MaeCheckpointHeader
 {
-    public int FormatVersion { get; init; } = MaeCheckpoint.FormatVersion;
+    public int FormatVersion { get; init; } = MaePretrainCheckpoint.FormatVersion;
     /// <summary>Epochs finished when the checkpoint was written; training resumes at this (0-based) epoch.</summary>
     public int EpochsCompleted { get; init; }
     /// <summary>Batches processed so far (all epochs).</summary>
@@ -32,7 +32,7 @@ public sealed record MaeCheckpointHeader
 /// or altered file is detected before anything is loaded. Files are written to a temporary file in the same folder,
 /// flushed to disk and renamed over the target, so a crash leaves the previous checkpoint intact.
 /// </summary>
-public static class MaeCheckpoint
+public static class MaePretrainCheckpoint
 {
     public const int FormatVersion = 1;
     public const string FilePrefix = "checkpoint-";
@@ -228,17 +228,17 @@ internal sealed class MaeCheckpointReader : IDisposable
         _r = new BinaryReader(fs, Encoding.UTF8, leaveOpen: true);
         try
         {
-            Header = JsonSerializer.Deserialize<MaeCheckpointHeader>(_r.ReadString(), MaeCheckpoint.Json)
-                ?? throw MaeCheckpoint.Corrupt(path, "its header is empty");
+            Header = JsonSerializer.Deserialize<MaeCheckpointHeader>(_r.ReadString(), MaePretrainCheckpoint.Json)
+                ?? throw MaePretrainCheckpoint.Corrupt(path, "its header is empty");
         }
-        catch (JsonException e) { throw MaeCheckpoint.Corrupt(path, "its header is not valid JSON", e); }
-        if (Header.FormatVersion != MaeCheckpoint.FormatVersion)
-            throw new InvalidDataException($"Checkpoint '{path}' has format version {Header.FormatVersion}; this build reads version {MaeCheckpoint.FormatVersion}.");
+        catch (JsonException e) { throw MaePretrainCheckpoint.Corrupt(path, "its header is not valid JSON", e); }
+        if (Header.FormatVersion != MaePretrainCheckpoint.FormatVersion)
+            throw new InvalidDataException($"Checkpoint '{path}' has format version {Header.FormatVersion}; this build reads version {MaePretrainCheckpoint.FormatVersion}.");
     }
 
     public static MaeCheckpointReader Open(string path)
     {
-        MaeCheckpoint.Verify(path);
+        MaePretrainCheckpoint.Verify(path);
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         try
         {
