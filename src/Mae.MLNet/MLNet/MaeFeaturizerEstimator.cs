@@ -29,7 +29,9 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
         return new MaeFeaturizerTransformer(encoder, Options);
     }
 
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim);
+
+    internal static SchemaShape OutputSchema(SchemaShape inputSchema, MaeFeaturizerOptions Options, int featureDim)
     {
         if (SchemaShapes.Find(inputSchema, Options.InputColumnName) is not SchemaShape.Column column)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{Options.InputColumnName}' was not found.");
@@ -38,7 +40,7 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
         if (!vector && !image)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Column '{Options.InputColumnName}' is {column.Kind} of {column.ItemType}; expected a known-size vector of Single (CHW pixels) or an image.");
-        var added = SchemaShapes.SingleVector(Options.OutputColumnName, encoder.Config.EmbedDim);
+        var added = SchemaShapes.SingleVector(Options.OutputColumnName, featureDim);
         return new SchemaShape(inputSchema.Where(c => c.Name != Options.OutputColumnName).Append(added));
     }
 }

@@ -26,6 +26,10 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     /// <summary>Width of the output vector.</summary>
     public int FeatureDim => Encoder.Config.EmbedDim;
     internal EncoderRunner Runner { get; }
+    /// <summary>The whole MAE when this featurizer came from <c>MaePretrain</c> (for reconstructions), else null.</summary>
+    public MaskedAutoencoder? Autoencoder { get; internal init; }
+    /// <summary>Losses and timings of the pre-training run when this featurizer came from <c>MaePretrain</c>.</summary>
+    public Training.MaePretrainResult? Pretraining { get; internal init; }
 
     public bool IsRowToRowMapper => true;
 

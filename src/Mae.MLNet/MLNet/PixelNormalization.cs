@@ -15,10 +15,20 @@ public sealed record PixelNormalization
     public float[] Mean { get; init; } = ImageNetMean;
     public float[] Std { get; init; } = ImageNetStd;
 
-    /// <summary>The training default for <paramref name="channels"/> channels.</summary>
-    public static PixelNormalization Default(int channels) => channels == 3
-        ? new PixelNormalization()
-        : new PixelNormalization { Mean = Enumerable.Repeat(0.5f, channels).ToArray(), Std = Enumerable.Repeat(0.5f, channels).ToArray() };
+    /// <summary>The pre-training default (as <see cref="Training.Augmentation.MaeAugmentationOptions"/>): ImageNet's
+    /// statistics for 3 channels, their grey averages (0.449 / 0.226) for 1 channel. Other channel counts must be
+    /// given explicitly.</summary>
+    public static PixelNormalization Default(int channels) => channels switch
+    {
+        3 => new PixelNormalization(),
+        1 => new PixelNormalization
+        {
+            Mean = new[] { Training.Augmentation.MaeAugmentationOptions.GreyMean },
+            Std = new[] { Training.Augmentation.MaeAugmentationOptions.GreyStd },
+        },
+        _ => throw new ArgumentException(
+            $"There is no default pixel normalisation for {channels} channels; set Normalization (Mean and Std per channel)."),
+    };
 
     /// <summary>No change at all: values are fed to the model as they are.</summary>
     public static PixelNormalization Identity(int channels) => new()
