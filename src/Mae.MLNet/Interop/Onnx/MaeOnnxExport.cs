@@ -289,6 +289,6 @@ public static class MaeOnnxExport
     {
         using var scope = NewDisposeScope();
         var c = t.detach().to(float32).cpu().contiguous();
-        return g.AddInitializer(name, c.data<float>().ToArray(), c.shape);
+        return g.AddFloatInitializer(name, c.bytes.ToArray(), c.shape);
     }
 }

@@ -51,6 +51,20 @@ internal sealed class OnnxGraphBuilder
         return tensor.Name;
     }
 
+    /// <summary>Adds a float tensor from its raw native-order bytes; the array is taken over, not copied.</summary>
+    public string AddFloatInitializer(string hint, byte[] bytes, params long[] dims)
+    {
+        CheckCount(bytes.Length / sizeof(float), dims, hint);
+        if (!BitConverter.IsLittleEndian)
+            for (int i = 0; i < bytes.Length; i += sizeof(float)) Array.Reverse(bytes, i, sizeof(float));
+        var tensor = new TensorProto { Name = UniqueName(hint), DataType = (int)TensorProto.Types.DataType.Float };
+        tensor.Dims.AddRange(dims);
+        tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes);
+        InitializerBytes += bytes.Length;
+        Graph.Initializer.Add(tensor);
+        return tensor.Name;
+    }
+
     public string AddInt64Initializer(string hint, ReadOnlySpan<long> data, params long[] dims)
     {
         CheckCount(data.Length, dims, hint);
