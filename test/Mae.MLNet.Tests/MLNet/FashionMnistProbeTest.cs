@@ -28,8 +28,8 @@ public class FashionMnistProbeTest
         var train = FashionMnist.Load("train", maxItems: 3000);
         var test = FashionMnist.Load("t10k", maxItems: 1000);
         var ml = new MLContext(seed: 0);
-        var trainData = ml.Data.LoadFromEnumerable(Items(train));
-        var testData = ml.Data.LoadFromEnumerable(Items(test));
+        var trainData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(train)));
+        var testData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(test)));
 
         var config = MaeConfig.Mnist28 with { EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4 };
         var sw = Stopwatch.StartNew();
@@ -38,7 +38,7 @@ public class FashionMnistProbeTest
             InputColumnName = "Pixels", OutputColumnName = "Features", Model = config, Pooling = MaePooling.Mean,
             Training = new Mae.MLNet.Training.MaePretrainOptions
             {
-                Epochs = 6, WarmupEpochs = 1, BatchSize = 64, LearningRate = 1.5e-3, Seed = 1, Device = MaeDevice.Cpu,
+                Epochs = 12, WarmupEpochs = 1, BatchSize = 64, LearningRate = 1.5e-3, Seed = 1, Device = MaeDevice.Cpu,
                 NormPixLoss = true,
             },
             Augmentation = new Mae.MLNet.Training.Augmentation.MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5, HorizontalFlipProbability = 0.5 },
@@ -51,7 +51,8 @@ public class FashionMnistProbeTest
 
         var probe = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy("Label", "Features", maximumNumberOfIterations: 30));
-        var features = featurizer.Transform(trainData);
+        // SDCA passes over the data many times: cache the features as any ML.NET pipeline would.
+        var features = ml.Data.Cache(featurizer.Transform(trainData));
         var probeModel = probe.Fit(features);
         var mae = ml.MulticlassClassification.Evaluate(probeModel.Transform(featurizer.Transform(testData)));
 
@@ -60,6 +61,6 @@ public class FashionMnistProbeTest
         var rawMetrics = ml.MulticlassClassification.Evaluate(raw.Fit(trainData).Transform(testData));
         Console.WriteLine($"linear probe on MAE features: {mae.MicroAccuracy:P1}; raw pixels: {rawMetrics.MicroAccuracy:P1}; total {sw.Elapsed.TotalSeconds:F1} s");
         Assert.IsTrue(rawMetrics.MicroAccuracy > 0.70, "raw-pixel baseline");
-        Assert.IsTrue(mae.MicroAccuracy > 0.60, $"MAE features must carry class information (chance is 10 %): {mae.MicroAccuracy:P1}");
+        Assert.IsTrue(mae.MicroAccuracy > 0.70, $"MAE features must carry class information (chance is 10 %): {mae.MicroAccuracy:P1}");
     }
 }
