@@ -26,7 +26,7 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
         ImageColumn.Bind(input.Schema, Options.InputColumnName, encoder.Config);
         if (input.GetRowCount() == 0)
             throw new ArgumentException("The data view has no rows; MaeFeaturize needs at least one image.", nameof(input));
-        return new MaeFeaturizerTransformer(encoder, Options);
+        return new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema };
     }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim);

@@ -28,6 +28,8 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     internal EncoderRunner Runner { get; }
     /// <summary>The whole MAE when this featurizer came from <c>MaePretrain</c> (for reconstructions), else null.</summary>
     public MaskedAutoencoder? Autoencoder { get; internal init; }
+    /// <summary>The schema it was fitted on (needed to save it as ML.NET's ONNX transformer).</summary>
+    public DataViewSchema? InputSchema { get; internal init; }
     /// <summary>Losses and timings of the pre-training run when this featurizer came from <c>MaePretrain</c>.</summary>
     public Training.MaePretrainResult? Pretraining { get; internal init; }
 
@@ -54,4 +56,16 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     /// <summary>Saved as ML.NET's own <c>OnnxTransformer</c> over an exported ONNX graph (ML.NET keeps the members an
     /// outside transformer would need to store its own state internal). Loading the zip gives that OnnxTransformer.</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) => OnnxPersistence.Save(this, ctx);
+
+    /// <summary>Writes the encoder, with this featurizer's pixel normalisation and pooling, as an ONNX model
+    /// (opset 17, dynamic batch): input = the pixel vector, output = the features. Scores with ONNX Runtime alone.</summary>
+    public void ExportOnnx(string path)
+    {
+        var norm = Normalization;
+        Interop.Onnx.MaeOnnxExport.Export(Encoder, path, new Interop.Onnx.MaeOnnxOptions
+        {
+            InputName = Options.InputColumnName, FeaturesName = Options.OutputColumnName, Pooling = Options.Pooling,
+            PixelScale = norm.Scale, Mean = norm.Mean, Std = norm.Std,
+        });
+    }
 }

@@ -84,7 +84,7 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
             OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName, Pooling = Options.Pooling,
             BatchSize = Options.FeaturizeBatchSize, Device = training.Device, Normalization = normalization,
         })
-        { Autoencoder = model, Pretraining = result };
+        { Autoencoder = model, Pretraining = result, InputSchema = input.Schema };
         return featurizer;
     }
 

@@ -45,9 +45,14 @@ public static class MaeOnnxExport
         string x = Input(g, cfg, options);
         x = Blocks(g, encoder, Tokens(g, encoder, x));
         x = LayerNorm(g, encoder.norm, x, cfg.LayerNormEps, "norm");
-        if (options.Pooling == MaePooling.Cls) ClsToken(g, x, options.FeaturesName);
-        else MeanOfPatches(g, x, options.FeaturesName);
-        g.AddOutput(options.FeaturesName, BatchDim, (long)cfg.EmbedDim);
+        string? pooledName = options.PerRow ? null : options.FeaturesName;
+        string pooled = options.Pooling == MaePooling.Cls ? ClsToken(g, x, pooledName) : MeanOfPatches(g, x, pooledName);
+        if (options.PerRow)
+        {
+            g.Node("Reshape", new[] { pooled, g.Int64s("row_shape", (long)cfg.EmbedDim) }, g.ExactName(options.FeaturesName));
+            g.AddOutput(options.FeaturesName, (long)cfg.EmbedDim);
+        }
+        else g.AddOutput(options.FeaturesName, BatchDim, (long)cfg.EmbedDim);
         return Model(g, cfg, options, $"MAE encoder, {options.Pooling} pooling",
             ("mae.pooling", options.Pooling.ToString().ToLowerInvariant()));
     }
@@ -165,13 +170,21 @@ public static class MaeOnnxExport
         string x;
         if (options.InputLayout == MaeOnnxInputLayout.FlatChw)
         {
-            g.AddInput(input, BatchDim, c * s * s);
+            if (options.PerRow) g.AddInput(input, c * s * s); else g.AddInput(input, BatchDim, c * s * s);
             x = g.Node("Reshape", new[] { input, g.Int64s("image_shape", -1, c, s, s) }, g.UniqueName("images"));
         }
         else
         {
-            g.AddInput(input, BatchDim, c, s, s);
-            x = input;
+            if (options.PerRow)
+            {
+                g.AddInput(input, c, s, s);
+                x = g.Node("Reshape", new[] { input, g.Int64s("image_shape", -1, c, s, s) }, g.UniqueName("images"));
+            }
+            else
+            {
+                g.AddInput(input, BatchDim, c, s, s);
+                x = input;
+            }
         }
         if (options.PixelScale != 1f)
             x = g.Node("Mul", new[] { x, g.Scalar("pixel_scale", options.PixelScale) }, g.UniqueName("scaled"));
@@ -271,8 +284,9 @@ public static class MaeOnnxExport
     }
 
     /// <summary>Token 0 of [N, T, D]: [N, D].</summary>
-    static string ClsToken(OnnxGraphBuilder g, string x, string output)
-        => g.Node("Gather", new[] { x, g.AddInt64Initializer("cls_index", new[] { 0L }) }, g.ExactName(output), Attr("axis", 1L));
+    static string ClsToken(OnnxGraphBuilder g, string x, string? output)
+        => g.Node("Gather", new[] { x, g.AddInt64Initializer("cls_index", new[] { 0L }) },
+                  output is null ? g.UniqueName("cls_out") : g.ExactName(output), Attr("axis", 1L));
 
     /// <summary>Mean over tokens 1.. of [N, T, D]: [N, D].</summary>
     static string MeanOfPatches(OnnxGraphBuilder g, string x, string? output)

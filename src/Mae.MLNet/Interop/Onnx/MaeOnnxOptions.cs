@@ -24,6 +24,10 @@ public class MaeOnnxOptions
     /// <summary>Name of the <c>[batch, D]</c> feature output.</summary>
     public string FeaturesName { get; set; } = "features";
     public MaeOnnxInputLayout InputLayout { get; set; } = MaeOnnxInputLayout.FlatChw;
+    /// <summary>No batch axis: the input is one image ([C·H·W] or [C, H, W]) and every output one row ([D]). This is
+    /// what ML.NET's OnnxTransformer expects (it scores row by row and would otherwise type a [batch, D] output as
+    /// a [1, D] tensor column).</summary>
+    public bool PerRow { get; set; }
     /// <summary>Which token becomes the feature vector (encoder export only; a <see cref="VitClassifier"/> uses
     /// its own <see cref="VitClassifier.GlobalPool"/>).</summary>
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
