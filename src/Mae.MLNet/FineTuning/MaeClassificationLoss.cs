@@ -35,8 +35,7 @@ public static class MaeClassificationLoss
     {
         using var scope = NewDisposeScope();
         double off = smoothing / numClasses, on = 1 - smoothing + off;
-        Tensor OneHot(Tensor y) => full(new long[] { y.shape[0], numClasses }, off, float32, y.device)
-            .scatter_(1, y.to(int64).unsqueeze(1), on);
+        Tensor OneHot(Tensor y) => nn.functional.one_hot(y.to(int64), numClasses).to(float32) * (on - off) + off;
         var y1 = OneHot(targets);
         var y2 = OneHot(targets.flip(0));
         return (y1 * lam + y2 * (1 - lam)).MoveToOuterDisposeScope();

@@ -42,7 +42,8 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         using (no_grad())
         {
             // main_finetune.py: trunc_normal_(model.head.weight, std=2e-5); the bias stays zero.
-            nn.init.trunc_normal_(head.weight, std: 2e-5);
+            // (TorchSharp 0.107's nn.init.trunc_normal_ gave std ≈ 2e-12 here, so the inverse-CDF draw is spelled out.)
+            TruncNormal(head.weight, std: 2e-5);
             nn.init.zeros_(head.bias!);
         }
     }
@@ -86,6 +87,28 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         shape[0] = x.shape[0];
         var mask = (rand(shape) + keep).floor_().to(x.dtype, x.device);
         return (x.div(keep) * mask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// PyTorch's <c>trunc_normal_(t, mean, std, a, b)</c> (bounds a, b in absolute units, as timm's): draw u uniformly
+    /// in [2Φ((a − mean)/std) − 1, 2Φ((b − mean)/std) − 1], then <c>mean + std·√2·erfinv(u)</c>, clamped to [a, b].
+    /// </summary>
+    public static void TruncNormal(Tensor t, double std, double mean = 0, double a = -2, double b = 2)
+    {
+        static double Cdf(double x) => (1 + Erf(x / Math.Sqrt(2))) / 2;
+        double l = Cdf((a - mean) / std), u = Cdf((b - mean) / std);
+        using var noGrad = no_grad();
+        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(std * Math.Sqrt(2)).add_(mean).clamp_(a, b);
+    }
+
+    /// <summary>erf by Abramowitz–Stegun 7.1.26 (|error| &lt; 1.5e-7): only used for the probabilities of the bounds.</summary>
+    static double Erf(double x)
+    {
+        double sign = Math.Sign(x);
+        x = Math.Abs(x);
+        double t = 1 / (1 + 0.3275911 * x);
+        double y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.Exp(-x * x);
+        return sign * y;
     }
 
     /// <summary>The features the head sees, [N, D]: fc_norm(mean of patch tokens), or norm(x)[:, 0]. In training mode
