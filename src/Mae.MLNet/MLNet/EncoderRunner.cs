@@ -8,7 +8,7 @@ namespace Mae.MLNet;
 /// <summary>Runs the frozen encoder on a batch of CHW float rows: normalise per channel, forward with no gradient on
 /// the configured device, pool, copy the features back. One native scope per batch, so memory stays flat however
 /// many rows pass. Calls are serialised (one module, possibly several cursors).</summary>
-internal sealed class EncoderRunner
+internal sealed class EncoderRunner : ITensorFunction
 {
     readonly MaeEncoder encoder;
     readonly MaePooling pooling;
@@ -35,6 +35,7 @@ internal sealed class EncoderRunner
 
     public MaeConfig Config => encoder.Config;
     public int FeatureDim => encoder.Config.EmbedDim;
+    public int OutputLength => FeatureDim;
     public int InputLength => Config.InChannels * Config.ImageSize * Config.ImageSize;
 
     /// <summary>Features of <paramref name="rows"/> images stored back to back in <paramref name="pixels"/>.</summary>

@@ -61,4 +61,46 @@ public static class MaeCatalog
         if (options is null) throw new ArgumentNullException(nameof(options));
         return new MaeFeaturizerEstimator(encoder, options);
     }
+
+    /// <summary>Fine-tunes a pre-trained MAE encoder + linear head end to end (the paper's fine-tuning recipe) on an
+    /// image column and a key-typed label column; the model adds <c>Score</c> (class probabilities) and
+    /// <c>PredictedLabel</c> (key). <paramref name="encoder"/> is e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>
+    /// or <c>MaeCheckpoint.LoadEncoder(path)</c>; it is copied, not changed.</summary>
+    public static MaeFineTuneTrainer MaeFineTune(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        MaeEncoder encoder, string labelColumnName = "Label", string inputColumnName = "Pixels", int epochs = 50, int batchSize = 64,
+        double? learningRate = null, MaeDevice device = MaeDevice.Auto, long seed = 0,
+        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null)
+        => catalog.MaeFineTune(new MaeFineTuneTrainer.Options
+        {
+            Encoder = encoder ?? throw new ArgumentNullException(nameof(encoder)),
+            LabelColumnName = labelColumnName, InputColumnName = inputColumnName, Progress = progress,
+            Training = SimpleTraining(epochs, batchSize, learningRate, device, seed),
+        });
+
+    /// <summary>As above, starting from a weights file (official .pth, timm/our .safetensors, Hugging Face folder) with
+    /// position-embedding interpolation to <paramref name="imageSize"/>.</summary>
+    public static MaeFineTuneTrainer MaeFineTune(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string weightsPath, string labelColumnName = "Label", string inputColumnName = "Pixels", int epochs = 50, int batchSize = 64,
+        double? learningRate = null, MaeDevice device = MaeDevice.Auto, long seed = 0, string? preset = null, int? imageSize = null,
+        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null)
+        => catalog.MaeFineTune(new MaeFineTuneTrainer.Options
+        {
+            WeightsPath = weightsPath ?? throw new ArgumentNullException(nameof(weightsPath)), Preset = preset, ImageSize = imageSize,
+            LabelColumnName = labelColumnName, InputColumnName = inputColumnName, Progress = progress,
+            Training = SimpleTraining(epochs, batchSize, learningRate, device, seed),
+        });
+
+    /// <summary>Fine-tunes with full control over the options.</summary>
+    public static MaeFineTuneTrainer MaeFineTune(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        MaeFineTuneTrainer.Options options)
+    {
+        if (catalog is null) throw new ArgumentNullException(nameof(catalog));
+        return new MaeFineTuneTrainer(options);
+    }
+
+    static Mae.MLNet.FineTuning.MaeFineTuneOptions SimpleTraining(int epochs, int batchSize, double? learningRate, MaeDevice device, long seed) => new()
+    {
+        Epochs = epochs, BatchSize = batchSize, LearningRate = learningRate, Device = device, Seed = seed,
+        WarmupEpochs = Math.Min(5, epochs / 10.0),
+    };
 }

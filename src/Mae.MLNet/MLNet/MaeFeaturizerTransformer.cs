@@ -39,19 +39,23 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     {
         if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
         ImageColumn.Bind(inputSchema, Options.InputColumnName, Encoder.Config);
-        var builder = new DataViewSchema.Builder();
-        builder.AddColumns(inputSchema);
-        builder.AddColumn(Options.OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, FeatureDim));
-        return builder.ToSchema();
+        return OutputColumn.AppendTo(inputSchema, Outputs);
     }
+
+    IReadOnlyList<OutputColumn> Outputs => new[] { OutputColumn.Vector(Options.OutputColumnName, 0, FeatureDim) };
 
     public IDataView Transform(IDataView input)
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
-        return new FeaturizedDataView(this, input);
+        var image = ImageColumn.Bind(input.Schema, Options.InputColumnName, Encoder.Config);
+        return new TensorFunctionDataView(input, image, Runner, Outputs, Options.BatchSize);
     }
 
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new FeaturizerRowMapper(this, inputSchema);
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) 
+    {
+        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
+        return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, Options.InputColumnName, Encoder.Config), Runner, Outputs);
+    }
 
     /// <summary>Saved as ML.NET's own <c>OnnxTransformer</c> over an exported ONNX graph (ML.NET keeps the members an
     /// outside transformer would need to store its own state internal). Loading the zip gives that OnnxTransformer.</summary>

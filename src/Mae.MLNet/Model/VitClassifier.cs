@@ -42,18 +42,92 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         using (no_grad())
         {
             // main_finetune.py: trunc_normal_(model.head.weight, std=2e-5); the bias stays zero.
-            nn.init.trunc_normal_(head.weight, std: 2e-5);
+            // (TorchSharp 0.107's nn.init.trunc_normal_ gave std ≈ 2e-12 here, so the inverse-CDF draw is spelled out.)
+            TruncNormal(head.weight, std: 2e-5);
             nn.init.zeros_(head.bias!);
         }
     }
 
-    /// <summary>The features the head sees, [N, D]: fc_norm(mean of patch tokens), or norm(x)[:, 0].</summary>
+    /// <summary>
+    /// Stochastic depth (timm's <c>drop_path_rate</c>; main_finetune.py's <c>--drop_path</c>, default 0.1 there, 0
+    /// here): in training mode block i drops each residual branch of a sample with probability
+    /// <c>rate·i/(depth − 1)</c> (timm's <c>linspace(0, rate, depth)</c>) and scales kept branches by 1/(1 − p).
+    /// No effect in eval mode.
+    /// </summary>
+    public double DropPathRate
+    {
+        get => dropPathRate;
+        set
+        {
+            if (!(value >= 0 && value < 1))
+                throw new ArgumentOutOfRangeException(nameof(DropPathRate), value, $"DropPathRate must be in [0, 1); got {value}.");
+            dropPathRate = value;
+        }
+    }
+    double dropPathRate;
+
+    /// <summary>Drop probability of block <paramref name="block"/>: <c>rate·i/(depth − 1)</c>, as <c>torch.linspace(0, rate, depth)</c>.</summary>
+    public double DropPathProbability(int block)
+        => Config.Depth <= 1 ? 0.0 : DropPathRate * block / (Config.Depth - 1);
+
+    /// <summary>
+    /// timm's <c>drop_path</c>: with probability <paramref name="p"/> a sample's whole branch is zeroed, otherwise it
+    /// is divided by 1 − p, so its expectation is unchanged. The per-sample keep mask is drawn from libtorch's global
+    /// CPU generator (so checkpoints of its state cover it on any device) as <c>floor(1 − p + U[0, 1))</c>.
+    /// Identity when <paramref name="p"/> is 0 or <paramref name="training"/> is false.
+    /// </summary>
+    public static Tensor DropPath(Tensor x, double p, bool training)
+    {
+        if (p == 0 || !training) return x.alias();
+        if (!(p > 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), p, $"The drop probability must be in [0, 1); got {p}.");
+        using var scope = NewDisposeScope();
+        double keep = 1 - p;
+        var shape = new long[x.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = x.shape[0];
+        var mask = (rand(shape) + keep).floor_().to(x.dtype, x.device);
+        return (x.div(keep) * mask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// PyTorch's <c>trunc_normal_(t, mean, std, a, b)</c> (bounds a, b in absolute units, as timm's): draw u uniformly
+    /// in [2Φ((a − mean)/std) − 1, 2Φ((b − mean)/std) − 1], then <c>mean + std·√2·erfinv(u)</c>, clamped to [a, b].
+    /// </summary>
+    public static void TruncNormal(Tensor t, double std, double mean = 0, double a = -2, double b = 2)
+    {
+        static double Cdf(double x) => (1 + Erf(x / Math.Sqrt(2))) / 2;
+        double l = Cdf((a - mean) / std), u = Cdf((b - mean) / std);
+        using var noGrad = no_grad();
+        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(std * Math.Sqrt(2)).add_(mean).clamp_(a, b);
+    }
+
+    /// <summary>erf by Abramowitz–Stegun 7.1.26 (|error| &lt; 1.5e-7): only used for the probabilities of the bounds.</summary>
+    static double Erf(double x)
+    {
+        double sign = Math.Sign(x);
+        x = Math.Abs(x);
+        double t = 1 / (1 + 0.3275911 * x);
+        double y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.Exp(-x * x);
+        return sign * y;
+    }
+
+    /// <summary>The features the head sees, [N, D]: fc_norm(mean of patch tokens), or norm(x)[:, 0]. In training mode
+    /// with a <see cref="DropPathRate"/> the blocks' residual branches go through <see cref="DropPath"/>.</summary>
     public Tensor ForwardFeatures(Tensor images)
     {
         MaeInputs.CheckImages(images, Config, nameof(images));
         using var scope = NewDisposeScope();
         var x = Encoder.PrependCls(Encoder.Embed(images));
-        foreach (var block in Encoder.blocks) x = block.forward(x);
+        bool stochastic = training && DropPathRate > 0;
+        for (int i = 0; i < Encoder.blocks.Count; i++)
+        {
+            var block = Encoder.blocks[i];
+            if (!stochastic) { x = block.forward(x); continue; }
+            // Block.forward with a drop path on each residual branch (timm: x + drop_path(attn(norm1(x))), …).
+            double p = DropPathProbability(i);
+            x = x + DropPath(block.attn.forward(block.norm1.forward(x)), p, training: true);
+            x = x + DropPath(block.mlp.forward(block.norm2.forward(x)), p, training: true);
+        }
         var features = GlobalPool
             ? fc_norm!.forward(x[.., 1.., ..].mean(new long[] { 1 }))
             : Encoder.norm.forward(x)[.., 0, ..];

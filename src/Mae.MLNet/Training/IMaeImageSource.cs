@@ -42,20 +42,22 @@ public abstract class MaeIndexedImageSource : IMaeImageSource
 
     IEnumerable<Tensor> Iterate(int batchSize, bool shuffle)
     {
-        long n = Count;
-        long[] order;
-        if (shuffle)
-        {
-            using var perm = randperm(n, dtype: int64);
-            order = perm.data<long>().ToArray();
-        }
-        else order = Enumerable.Range(0, checked((int)n)).Select(i => (long)i).ToArray();
-        long batches = n / batchSize;
+        var order = EpochOrder(Count, shuffle);
+        long batches = Count / batchSize;
         for (long b = 0; b < batches; b++)
         {
             var idx = new long[batchSize];
             Array.Copy(order, b * batchSize, idx, 0, batchSize);
             yield return GetBatch(idx);
         }
+    }
+
+    /// <summary>The image order of one epoch: <c>torch.randperm(n)</c> from libtorch's global generator when
+    /// <paramref name="shuffle"/> is set, else 0 … n − 1.</summary>
+    internal static long[] EpochOrder(long n, bool shuffle)
+    {
+        if (!shuffle) return Enumerable.Range(0, checked((int)n)).Select(i => (long)i).ToArray();
+        using var perm = randperm(n, dtype: int64);
+        return perm.data<long>().ToArray();
     }
 }

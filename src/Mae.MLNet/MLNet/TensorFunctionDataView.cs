@@ -3,66 +3,63 @@ using Microsoft.ML.Data;
 
 namespace Mae.MLNet;
 
-/// <summary>The lazy output of <see cref="MaeFeaturizerTransformer.Transform"/>: the input's columns plus the
-/// features column, computed batch by batch as a cursor moves.</summary>
-internal sealed class FeaturizedDataView : IDataView
+/// <summary>The lazy output of a <see cref="ITensorFunction"/> transformer: the input's columns plus the output
+/// columns, computed batch by batch as a cursor moves (one forward pass per <c>batchSize</c> rows).</summary>
+internal sealed class TensorFunctionDataView : IDataView
 {
-    readonly MaeFeaturizerTransformer transformer;
     readonly IDataView input;
     readonly ImageColumn image;
+    readonly ITensorFunction function;
+    readonly IReadOnlyList<OutputColumn> outputs;
+    readonly int batchSize;
 
-    public FeaturizedDataView(MaeFeaturizerTransformer transformer, IDataView input)
+    public TensorFunctionDataView(IDataView input, ImageColumn image, ITensorFunction function, IReadOnlyList<OutputColumn> outputs, int batchSize)
     {
-        this.transformer = transformer;
-        this.input = input;
-        Schema = transformer.GetOutputSchema(input.Schema);
-        image = ImageColumn.Bind(input.Schema, transformer.Options.InputColumnName, transformer.Runner.Config);
+        this.input = input; this.image = image; this.function = function; this.outputs = outputs; this.batchSize = batchSize;
+        Schema = OutputColumn.AppendTo(input.Schema, outputs);
     }
 
     public DataViewSchema Schema { get; }
     public bool CanShuffle => input.CanShuffle;
     public long? GetRowCount() => input.GetRowCount();
-    int OutputIndex => Schema.Count - 1;
+    int FirstOutput => Schema.Count - outputs.Count;
 
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
         var needed = new HashSet<int>(columnsNeeded.Select(c => c.Index));
-        bool features = needed.Contains(OutputIndex);
-        var inputColumns = input.Schema.Where(c => needed.Contains(c.Index) || (features && c.Index == image.Column.Index)).ToList();
+        bool compute = needed.Any(i => i >= FirstOutput);
+        var inputColumns = input.Schema.Where(c => needed.Contains(c.Index) || (compute && c.Index == image.Column.Index)).ToList();
         var cursor = input.GetRowCursor(inputColumns, rand);
-        return features
-            ? new BatchCursor(this, cursor, needed)
-            : new PassThroughCursor(Schema, cursor, needed);
+        return compute ? new BatchCursor(this, cursor, needed) : new PassThroughCursor(Schema, cursor, needed);
     }
 
     // One cursor: batching is where the speed is, and libtorch already uses every core inside a batch.
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
         => new[] { GetRowCursor(columnsNeeded, rand) };
 
-    /// <summary>Reads up to BatchSize input rows, featurizes them in one forward pass, then serves them one by one.</summary>
+    /// <summary>Reads up to batchSize input rows, runs the function on them at once, then serves them one by one.</summary>
     sealed class BatchCursor : DataViewRowCursor
     {
-        readonly FeaturizedDataView view;
+        readonly TensorFunctionDataView view;
         readonly DataViewRowCursor input;
         readonly HashSet<int> active;
         readonly Action<float[], int> readImage;
         readonly Dictionary<int, ColumnBuffer> buffers = new();
         readonly ValueGetter<DataViewRowId> inputId;
         readonly DataViewRowId[] ids;
-        readonly float[] pixels, features;
-        readonly int capacity, dim;
+        readonly float[] pixels, results;
+        readonly int capacity, width;
         int count, slot = -1;
         long position = -1;
         bool inputDone;
 
-        public BatchCursor(FeaturizedDataView view, DataViewRowCursor input, HashSet<int> active)
+        public BatchCursor(TensorFunctionDataView view, DataViewRowCursor input, HashSet<int> active)
         {
             this.view = view; this.input = input; this.active = active;
-            var runner = view.transformer.Runner;
-            capacity = view.transformer.Options.BatchSize;
-            dim = runner.FeatureDim;
-            pixels = new float[capacity * runner.InputLength];
-            features = new float[capacity * dim];
+            capacity = view.batchSize;
+            width = view.function.OutputLength;
+            pixels = new float[capacity * view.image.Length];
+            results = new float[capacity * width];
             ids = new DataViewRowId[capacity];
             readImage = view.image.MakeReader(input);
             inputId = input.GetIdGetter();
@@ -96,7 +93,7 @@ internal sealed class FeaturizedDataView : IDataView
             }
             if (count < capacity) inputDone = true;
             if (count == 0) return false;
-            view.transformer.Runner.Run(pixels, count, features);
+            view.function.Run(pixels, count, results);
             return true;
         }
 
@@ -104,16 +101,11 @@ internal sealed class FeaturizedDataView : IDataView
         {
             if (!active.Contains(column.Index))
                 throw new InvalidOperationException($"Column '{column.Name}' was not requested when the cursor was made.");
-            if (column.Index == view.OutputIndex)
+            if (column.Index >= view.FirstOutput)
             {
-                ValueGetter<VBuffer<float>> getter = (ref VBuffer<float> value) =>
-                {
-                    var editor = VBufferEditor.Create(ref value, dim);
-                    features.AsSpan(slot * dim, dim).CopyTo(editor.Values);
-                    value = editor.Commit();
-                };
-                return getter as ValueGetter<TValue>
-                    ?? throw new InvalidOperationException($"Column '{column.Name}' is VBuffer<Single>; asked for {typeof(TValue).Name}.");
+                var output = view.outputs[column.Index - view.FirstOutput];
+                return output.MakeGetter(() => results.AsMemory(slot * width, width)) as ValueGetter<TValue>
+                    ?? throw new InvalidOperationException($"Column '{column.Name}' is {output.Type}; asked for {typeof(TValue).Name}.");
             }
             return buffers[column.Index].MakeGetter(() => slot) as ValueGetter<TValue>
                 ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type.RawType.Name}; asked for {typeof(TValue).Name}.");
@@ -128,7 +120,7 @@ internal sealed class FeaturizedDataView : IDataView
         }
     }
 
-    /// <summary>When the features are not asked for, rows flow straight from the input.</summary>
+    /// <summary>When no output is asked for, rows flow straight from the input.</summary>
     internal sealed class PassThroughCursor(DataViewSchema schema, DataViewRowCursor input, HashSet<int> active) : DataViewRowCursor
     {
         public override DataViewSchema Schema => schema;

@@ -1,0 +1,109 @@
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Mae.MLNet;
+
+/// <summary>
+/// A fine-tuned MAE classifier in an ML.NET pipeline: reads the image column, adds <c>Score</c> (a Single vector of
+/// class probabilities, one per key value of the training label) and <c>PredictedLabel</c> (the training label's key
+/// type and key values, so <c>MapKeyToValue</c> gives the class names back). Lazy and batched; row by row under
+/// <c>PredictionEngine</c>. Made by <c>MulticlassClassification.Trainers.MaeFineTune</c>.
+/// </summary>
+public sealed class MaeClassifierTransformer : ITransformer
+{
+    internal MaeClassifierTransformer(VitClassifier model, PixelNormalization normalization, string inputColumnName,
+        string scoreColumnName, string predictedLabelColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations,
+        int batchSize, MaeDevice device)
+    {
+        Model = model;
+        Normalization = normalization.Validate(model.Config.InChannels);
+        InputColumnName = inputColumnName;
+        ScoreColumnName = scoreColumnName;
+        PredictedLabelColumnName = predictedLabelColumnName;
+        LabelType = labelType;
+        LabelAnnotations = labelAnnotations;
+        BatchSize = batchSize;
+        Device = device;
+        Runner = new ClassifierRunner(model, device, Normalization);
+        Outputs = MakeOutputs();
+    }
+
+    /// <summary>The fine-tuned classifier (official parameter names; <see cref="Interop.MaeCheckpoint.Save"/> writes it).</summary>
+    public VitClassifier Model { get; }
+    /// <summary>How column values become model inputs: <c>(value · Scale − Mean[c]) / Std[c]</c>.</summary>
+    public PixelNormalization Normalization { get; }
+    public string InputColumnName { get; }
+    public string ScoreColumnName { get; }
+    public string PredictedLabelColumnName { get; }
+    /// <summary>The key type of the training label (and of <see cref="PredictedLabelColumnName"/>).</summary>
+    public KeyDataViewType LabelType { get; }
+    /// <summary>The training label column's annotations (its KeyValues hold the class names).</summary>
+    public DataViewSchema.Annotations LabelAnnotations { get; }
+    public int NumClasses => Model.NumClasses;
+    public int BatchSize { get; }
+    public MaeDevice Device { get; }
+    /// <summary>Losses, validation accuracies and timings of the fine-tuning run.</summary>
+    public MaeFineTuneResult? FineTuning { get; internal init; }
+    internal ClassifierRunner Runner { get; }
+    internal IReadOnlyList<OutputColumn> Outputs { get; }
+
+    /// <summary>The class names from the label's key values (text), or null when it has none.</summary>
+    public string[]? ClassNames()
+    {
+        var kv = LabelAnnotations.Schema.GetColumnOrNull("KeyValues");
+        if (kv is not DataViewSchema.Column column || column.Type is not VectorDataViewType { ItemType: TextDataViewType }) return null;
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        LabelAnnotations.GetValue("KeyValues", ref names);
+        return names.DenseValues().Select(n => n.ToString()).ToArray();
+    }
+
+    IReadOnlyList<OutputColumn> MakeOutputs()
+    {
+        var scoreAnnotations = new DataViewSchema.Annotations.Builder();
+        var names = ClassNames();
+        if (names is not null && names.Length == NumClasses)
+        {
+            ValueGetter<VBuffer<ReadOnlyMemory<char>>> getter = (ref VBuffer<ReadOnlyMemory<char>> value)
+                => value = new VBuffer<ReadOnlyMemory<char>>(names.Length, names.Select(n => n.AsMemory()).ToArray());
+            scoreAnnotations.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, NumClasses), getter);
+        }
+        ValueGetter<ReadOnlyMemory<char>> kind = (ref ReadOnlyMemory<char> v) => v = "MulticlassClassification".AsMemory();
+        ValueGetter<ReadOnlyMemory<char>> valueKind = (ref ReadOnlyMemory<char> v) => v = "Score".AsMemory();
+        scoreAnnotations.Add("ScoreColumnKind", TextDataViewType.Instance, kind);
+        scoreAnnotations.Add("ScoreValueKind", TextDataViewType.Instance, valueKind);
+        var predictedAnnotations = new DataViewSchema.Annotations.Builder();
+        predictedAnnotations.Add(LabelAnnotations, name => name == "KeyValues");
+        return new[]
+        {
+            OutputColumn.Vector(ScoreColumnName, 0, NumClasses, scoreAnnotations.ToAnnotations()),
+            OutputColumn.ArgMaxKey(PredictedLabelColumnName, LabelType, 0, NumClasses, predictedAnnotations.ToAnnotations()),
+        };
+    }
+
+    public bool IsRowToRowMapper => true;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
+        ImageColumn.Bind(inputSchema, InputColumnName, Model.Config);
+        return OutputColumn.AppendTo(inputSchema, Outputs);
+    }
+
+    public IDataView Transform(IDataView input)
+    {
+        if (input is null) throw new ArgumentNullException(nameof(input));
+        var image = ImageColumn.Bind(input.Schema, InputColumnName, Model.Config);
+        return new TensorFunctionDataView(input, image, Runner, Outputs, BatchSize);
+    }
+
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
+    {
+        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
+        return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, InputColumnName, Model.Config), Runner, Outputs);
+    }
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => FineTunePersistence.Save(this, ctx);
+}

@@ -1,0 +1,206 @@
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Mae.MLNet;
+
+/// <summary>
+/// Multiclass trainer that fine-tunes an MAE encoder + linear head end to end with the reference recipe
+/// (<see cref="MaeFineTuner"/>), on an image column and a key-typed label column. <c>Fit</c> reads the labelled
+/// images into memory, trains, and returns a <see cref="MaeClassifierTransformer"/> that adds <c>Score</c> and
+/// <c>PredictedLabel</c> like ML.NET's multiclass trainers.
+/// </summary>
+public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
+{
+    /// <summary>Options of <c>MaeFineTune</c>. Exactly one starting point: <see cref="Model"/>, <see cref="Encoder"/>,
+    /// <see cref="WeightsPath"/>, or <see cref="FromScratch"/> with <see cref="Config"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>Key-typed label (e.g. from <c>MapValueToKey</c>), at least 2 key values. Rows whose key is missing (0) are skipped.</summary>
+        public string LabelColumnName { get; set; } = "Label";
+        /// <summary>CHW Single vector of C·H·W values (<c>ExtractPixels(…, interleavePixelColors: false)</c>) or MLImage.</summary>
+        public string InputColumnName { get; set; } = "Pixels";
+        public string ScoreColumnName { get; set; } = "Score";
+        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+        /// <summary>A classifier to fine-tune in place (its class count must equal the label's key count).</summary>
+        public VitClassifier? Model { get; set; }
+        /// <summary>A pre-trained encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>): a new classifier is built on it.</summary>
+        public MaeEncoder? Encoder { get; set; }
+        /// <summary>Pre-trained or fine-tuned weights (official .pth, timm/our .safetensors, HF folder), loaded with
+        /// <see cref="MaeCheckpoint.LoadClassifier"/> (position embeddings interpolated to <see cref="ImageSize"/>).</summary>
+        public string? WeightsPath { get; set; }
+        /// <summary>Architecture preset name for <see cref="WeightsPath"/> when the file cannot tell it.</summary>
+        public string? Preset { get; set; }
+        /// <summary>Image size to build the model for from <see cref="WeightsPath"/> (null: the file's).</summary>
+        public int? ImageSize { get; set; }
+        /// <summary>Train a randomly initialised model of <see cref="Config"/> (only when asked: MAE's point is pre-training).</summary>
+        public bool FromScratch { get; set; }
+        public MaeConfig? Config { get; set; }
+        /// <summary>Global average pooling + fc_norm (the paper's default) or the cls token + norm.</summary>
+        public bool GlobalPool { get; set; } = true;
+        /// <summary>How column values become [0, 1] pixels (Scale) and then model inputs (Mean/Std). Null: the
+        /// pre-training default for the model's channels. The training augmentation normalises with the same Mean/Std.</summary>
+        public PixelNormalization? Normalization { get; set; }
+        /// <summary>The recipe (defaults from main_finetune.py). Its Augmentation's Mean/Std are replaced by <see cref="Normalization"/>'s.</summary>
+        public MaeFineTuneOptions Training { get; set; } = new();
+        /// <summary>Optional validation data (same columns): accuracy per epoch, and the best epoch's weights are kept.</summary>
+        public IDataView? ValidationData { get; set; }
+        /// <summary>Rows per forward pass of the returned transformer.</summary>
+        public int InferenceBatchSize { get; set; } = 64;
+        public IProgress<MaeFineTuneProgress>? Progress { get; set; }
+    }
+
+    internal MaeFineTuneTrainer(Options options)
+    {
+        TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
+        if (string.IsNullOrWhiteSpace(options.LabelColumnName)) throw new ArgumentException("LabelColumnName must be set.", nameof(options));
+        if (string.IsNullOrWhiteSpace(options.InputColumnName)) throw new ArgumentException("InputColumnName must be set.", nameof(options));
+        if (string.IsNullOrWhiteSpace(options.ScoreColumnName)) throw new ArgumentException("ScoreColumnName must be set.", nameof(options));
+        if (string.IsNullOrWhiteSpace(options.PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must be set.", nameof(options));
+        if (options.InferenceBatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.InferenceBatchSize, $"InferenceBatchSize must be at least 1; got {options.InferenceBatchSize}.");
+        int starts = (options.Model is null ? 0 : 1) + (options.Encoder is null ? 0 : 1) + (options.WeightsPath is null ? 0 : 1) + (options.FromScratch ? 1 : 0);
+        if (starts != 1)
+            throw new ArgumentException(
+                $"MaeFineTune needs exactly one starting point: Model, Encoder, WeightsPath, or FromScratch with Config; {(starts == 0 ? "none was given" : $"{starts} were given")}.", nameof(options));
+        if (options.FromScratch && options.Config is null)
+            throw new ArgumentException("FromScratch needs Config (the architecture to build).", nameof(options));
+        (options.Training ?? throw new ArgumentException("Training options must be set.", nameof(options))).Validate();
+        if (ModelConfig is MaeConfig config) (options.Normalization ?? PixelNormalization.Default(config.InChannels)).Validate(config.InChannels);
+    }
+
+    public Options TrainerOptions { get; }
+
+    MaeConfig? ModelConfig => TrainerOptions.Model?.Config ?? TrainerOptions.Encoder?.Config ?? (TrainerOptions.FromScratch ? TrainerOptions.Config!.Validate() : null);
+
+    public MaeClassifierTransformer Fit(IDataView input)
+    {
+        if (input is null) throw new ArgumentNullException(nameof(input));
+        var o = TrainerOptions;
+        var (labelColumn, labelType) = BindLabel(input.Schema, o.LabelColumnName, "training data");
+        int numClasses = checked((int)labelType.Count);
+        if (o.Model is not null && o.Model.NumClasses != numClasses)
+            throw new ArgumentException(
+                $"The classifier has {o.Model.NumClasses} classes but label column '{o.LabelColumnName}' has {numClasses} key values.", nameof(input));
+
+        // Check the image column against the model before loading weights or reading rows, when the model is known.
+        if (ModelConfig is MaeConfig known) ImageColumn.Bind(input.Schema, o.InputColumnName, known);
+        if (o.ValidationData is not null)
+        {
+            var (_, valType) = BindLabel(o.ValidationData.Schema, o.LabelColumnName, "validation data");
+            if (valType.Count != labelType.Count)
+                throw new ArgumentException(
+                    $"Label column '{o.LabelColumnName}' has {labelType.Count} key values in the training data but {valType.Count} in the validation data; map both with the same MapValueToKey transformer.", nameof(input));
+            if (ModelConfig is MaeConfig k) ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, k);
+        }
+        if (input.GetRowCount() == 0)
+            throw new ArgumentException("The training data has no rows; MaeFineTune needs labelled images.", nameof(input));
+
+        var model = o.Model
+            ?? (o.Encoder is not null ? MaeFineTuner.FromEncoder(o.Encoder, numClasses, o.GlobalPool, o.Training.Seed)
+            : o.WeightsPath is not null ? LoadWeights(o, numClasses)
+            : MaeFineTuner.FromScratch(o.Config!, numClasses, o.GlobalPool, o.Training.Seed));
+        var config = model.Config;
+        var image = ImageColumn.Bind(input.Schema, o.InputColumnName, config);
+        var normalization = (o.Normalization ?? PixelNormalization.Default(config.InChannels)).Validate(config.InChannels);
+        float scale = image.IsImage ? 1f : normalization.Scale;
+
+        using var train = Read(input, image, labelColumn, scale, config, "training data");
+        using var validation = o.ValidationData is null ? null
+            : Read(o.ValidationData, ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, config),
+                   o.ValidationData.Schema[o.LabelColumnName], scale, config, "validation data");
+
+        var training = o.Training.Clone();
+        var aug = training.ResolveAugmentation(config);
+        training.Augmentation = new MaeAugmentationOptions
+        {
+            OutputSize = aug.OutputSize, ScaleMin = aug.ScaleMin, ScaleMax = aug.ScaleMax, RatioMin = aug.RatioMin, RatioMax = aug.RatioMax,
+            HorizontalFlipProbability = aug.HorizontalFlipProbability, RandomResizedCrop = aug.RandomResizedCrop, Channels = aug.Channels,
+            Mean = normalization.Mean.ToArray(), Std = normalization.Std.ToArray(), Normalize = true,
+            ClampToUnitRange = aug.ClampToUnitRange, Resampler = aug.Resampler,
+        };
+        var result = new MaeFineTuner(training).Train(model, train, validation, o.Progress);
+
+        return new MaeClassifierTransformer(model, normalization with { Scale = scale }, o.InputColumnName, o.ScoreColumnName,
+            o.PredictedLabelColumnName, labelType, input.Schema[o.LabelColumnName].Annotations, o.InferenceBatchSize, training.Device)
+        { FineTuning = result };
+    }
+
+    static VitClassifier LoadWeights(Options o, int numClasses)
+    {
+        var model = MaeCheckpoint.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize);
+        return model;
+    }
+
+    static (DataViewSchema.Column Column, KeyDataViewType Type) BindLabel(DataViewSchema schema, string name, string what)
+    {
+        if (schema.GetColumnOrNull(name) is not DataViewSchema.Column column)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Label column '{name}' was not found in the {what}. Available columns: {string.Join(", ", schema.Select(c => $"'{c.Name}'"))}.");
+        if (column.Type is not KeyDataViewType key)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Label column '{name}' has type {column.Type}; MaeFineTune expects a key type (map the labels with MapValueToKey first).");
+        if (key.Count < 2)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Label column '{name}' has {key.Count} key value(s); a classifier needs at least 2 classes.");
+        if (key.Count > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' has too many key values ({key.Count}).");
+        return (column, key);
+    }
+
+    /// <summary>Reads the labelled images into memory (rows with a missing label are skipped).</summary>
+    static MaeLabeledImageSource Read(IDataView data, ImageColumn image, DataViewSchema.Column label, float scale, MaeConfig config, string what)
+    {
+        var pixels = new List<float[]>();
+        var labels = new List<long>();
+        using (var cursor = data.GetRowCursor(new[] { image.Column, label }))
+        {
+            var read = image.MakeReader(cursor);
+            var getLabel = KeyReader(cursor, label);
+            while (cursor.MoveNext())
+            {
+                ulong key = getLabel();
+                if (key == 0) continue;
+                var p = new float[image.Length];
+                read(p, 0);
+                if (scale != 1f) for (int i = 0; i < p.Length; i++) p[i] *= scale;
+                pixels.Add(p);
+                labels.Add((long)key - 1);
+            }
+        }
+        if (pixels.Count == 0)
+            throw new ArgumentException($"The {what} has no rows with a label; MaeFineTune needs labelled images.");
+        return MaeLabeledImageSource.FromArrays(pixels, labels, new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize));
+    }
+
+    static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
+    {
+        var raw = column.Type.RawType;
+        if (raw == typeof(uint)) { var g = row.GetGetter<uint>(column); uint v = 0; return () => { g(ref v); return v; }; }
+        if (raw == typeof(ulong)) { var g = row.GetGetter<ulong>(column); ulong v = 0; return () => { g(ref v); return v; }; }
+        if (raw == typeof(ushort)) { var g = row.GetGetter<ushort>(column); ushort v = 0; return () => { g(ref v); return v; }; }
+        if (raw == typeof(byte)) { var g = row.GetGetter<byte>(column); byte v = 0; return () => { g(ref v); return v; }; }
+        throw new ArgumentOutOfRangeException(nameof(column), $"Label column '{column.Name}' has key raw type {raw.Name}; expected Byte, UInt16, UInt32 or UInt64.");
+    }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var o = TrainerOptions;
+        if (SchemaShapes.Find(inputSchema, o.LabelColumnName) is not SchemaShape.Column label)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{o.LabelColumnName}' was not found.");
+        if (!label.IsKey)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; MaeFineTune expects a key type (map the labels with MapValueToKey first).");
+        if (SchemaShapes.Find(inputSchema, o.InputColumnName) is not SchemaShape.Column)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{o.InputColumnName}' was not found.");
+        var score = SchemaShapes.SingleVector(o.ScoreColumnName, o.Model?.NumClasses ?? 2); // the size is not part of a SchemaShape
+        // PredictedLabel has the label's key type: take the column ML.NET's CopyColumns announces for it.
+        var predicted = new MLContext().Transforms.CopyColumns(o.PredictedLabelColumnName, o.LabelColumnName)
+            .GetOutputSchema(inputSchema).Single(c => c.Name == o.PredictedLabelColumnName);
+        return new SchemaShape(inputSchema.Where(c => c.Name != o.ScoreColumnName && c.Name != o.PredictedLabelColumnName).Append(score).Append(predicted));
+    }
+}
