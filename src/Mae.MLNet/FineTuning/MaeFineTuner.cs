@@ -95,6 +95,9 @@ public sealed class MaeFineTuner
         long stepsPerEpoch = CheckData(model, train, validation, augmentation, o);
 
         var device = o.Device.Resolve();
+        // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
+        // reference's Ampere runs); the CPU is unaffected.
+        if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
         int threadsBefore = TorchRuntime.Threads;
         bool posGradBefore = model.Encoder.pos_embed.requires_grad;
         double dropPathBefore = model.DropPathRate;

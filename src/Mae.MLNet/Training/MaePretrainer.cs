@@ -55,6 +55,9 @@ public sealed class MaePretrainer
         long stepsPerEpoch = CheckSource(source, config, o);
 
         var device = o.Device.Resolve();
+        // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
+        // reference's Ampere runs); the CPU is unaffected.
+        if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
         int threadsBefore = TorchRuntime.Threads;
         if (o.Threads is int threads) TorchRuntime.Threads = threads;
         try
