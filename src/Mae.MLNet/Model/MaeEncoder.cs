@@ -13,11 +13,17 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
 {
     public MaeConfig Config { get; }
     public readonly PatchEmbed patch_embed;
-    public readonly Parameter cls_token;
-    /// <summary>Fixed 2-D sin-cos table, cls slot first; never trained (requires_grad = false).</summary>
-    public readonly Parameter pos_embed;
     public readonly ModuleList<Block> blocks;
     public readonly LayerNorm norm;
+
+    // Module.to(...) replaces Parameter objects in whichever module registered them, so the two token tables are
+    // always looked up by name in their owner (this encoder, or the MaskedAutoencoder that registers them flat).
+    readonly nn.Module owner;
+    public Parameter cls_token { get => owner.get_parameter("cls_token")!; private set { } }
+    /// <summary>Fixed 2-D sin-cos table, cls slot first; never trained (requires_grad = false).</summary>
+    public Parameter pos_embed { get => owner.get_parameter("pos_embed")!; private set { } }
+    internal Parameter InitialClsToken { get; }
+    internal Parameter InitialPosEmbed { get; }
 
     /// <summary>
     /// Compute precision of the matrix work (patch embedding, attention, MLP): <c>null</c> (default) = plain fp32;
@@ -35,22 +41,28 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         }
     }
 
-    public MaeEncoder(MaeConfig config) : this(config, register: true) { }
+    public MaeEncoder(MaeConfig config) : this(config, owner: null) { }
 
-    internal MaeEncoder(MaeConfig config, bool register) : base(nameof(MaeEncoder))
+    /// <summary>With an owner, the caller registers this encoder's parts under its own (flat, official) names.</summary>
+    internal MaeEncoder(MaeConfig config, nn.Module? owner) : base(nameof(MaeEncoder))
     {
         Config = config.Validate();
+        this.owner = owner ?? this;
         patch_embed = new PatchEmbed(config.PatchSize, config.InChannels, config.EmbedDim);
-        cls_token = new Parameter(zeros(1, 1, config.EmbedDim));
-        pos_embed = new Parameter(
+        InitialClsToken = new Parameter(zeros(1, 1, config.EmbedDim));
+        InitialPosEmbed = new Parameter(
             tensor(PosEmbed.SinCos2D(config.EmbedDim, config.GridSize, clsToken: true))
                 .reshape(1, config.NumPatches + 1, config.EmbedDim), requires_grad: false);
         blocks = new ModuleList<Block>(Enumerable.Range(0, config.Depth)
             .Select(_ => new Block(config.EmbedDim, config.NumHeads, config.MlpHiddenDim, config.LayerNormEps)).ToArray());
         norm = nn.LayerNorm(config.EmbedDim, config.LayerNormEps);
-        if (register)
+        if (owner is null)
         {
-            RegisterComponents();
+            register_parameter("cls_token", InitialClsToken);
+            register_parameter("pos_embed", InitialPosEmbed);
+            register_module("patch_embed", patch_embed);
+            register_module("blocks", blocks);
+            register_module("norm", norm);
             MaeInit.InitializeLikeReference(this, patch_embed);
         }
     }

@@ -17,8 +17,10 @@ public sealed class MaskedAutoencoder : nn.Module
     public MaeEncoder Encoder { get; }
 
     public readonly Linear decoder_embed;
-    public readonly Parameter mask_token;
-    public readonly Parameter decoder_pos_embed;
+    // Looked up by name: Module.to(...) swaps Parameter objects in the registry (and assigns a same-named
+    // property by reflection, hence the empty private setters).
+    public Parameter mask_token { get => get_parameter("mask_token")!; private set { } }
+    public Parameter decoder_pos_embed { get => get_parameter("decoder_pos_embed")!; private set { } }
     public readonly ModuleList<Block> decoder_blocks;
     public readonly LayerNorm decoder_norm;
     public readonly Linear decoder_pred;
@@ -44,10 +46,10 @@ public sealed class MaskedAutoencoder : nn.Module
     public MaskedAutoencoder(MaeConfig config) : base(nameof(MaskedAutoencoder))
     {
         Config = config.Validate();
-        Encoder = new MaeEncoder(config, register: false);
+        Encoder = new MaeEncoder(config, owner: this);
         decoder_embed = nn.Linear(config.EmbedDim, config.DecoderEmbedDim, hasBias: true);
-        mask_token = new Parameter(zeros(1, 1, config.DecoderEmbedDim));
-        decoder_pos_embed = new Parameter(
+        var maskToken = new Parameter(zeros(1, 1, config.DecoderEmbedDim));
+        var decoderPosEmbed = new Parameter(
             tensor(PosEmbed.SinCos2D(config.DecoderEmbedDim, config.GridSize, clsToken: true))
                 .reshape(1, config.NumPatches + 1, config.DecoderEmbedDim), requires_grad: false);
         decoder_blocks = new ModuleList<Block>(Enumerable.Range(0, config.DecoderDepth)
@@ -57,14 +59,14 @@ public sealed class MaskedAutoencoder : nn.Module
         decoder_pred = nn.Linear(config.DecoderEmbedDim, config.PatchDim, hasBias: true);
 
         // Official names and order: encoder parts flat at the top level, then the decoder.
-        register_parameter("cls_token", Encoder.cls_token);
-        register_parameter("pos_embed", Encoder.pos_embed);
+        register_parameter("cls_token", Encoder.InitialClsToken);
+        register_parameter("pos_embed", Encoder.InitialPosEmbed);
         register_module("patch_embed", Encoder.patch_embed);
         register_module("blocks", Encoder.blocks);
         register_module("norm", Encoder.norm);
         register_module("decoder_embed", decoder_embed);
-        register_parameter("mask_token", mask_token);
-        register_parameter("decoder_pos_embed", decoder_pos_embed);
+        register_parameter("mask_token", maskToken);
+        register_parameter("decoder_pos_embed", decoderPosEmbed);
         register_module("decoder_blocks", decoder_blocks);
         register_module("decoder_norm", decoder_norm);
         register_module("decoder_pred", decoder_pred);

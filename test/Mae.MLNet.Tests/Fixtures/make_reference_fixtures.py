@@ -28,11 +28,11 @@ Exact regeneration commands (from the repository root)::
     git --git-dir=<pytorch-image-models.git> archive \\
         6504a42832cb6687e3f595c37e003ea920268365 timm | tar -x -C /tmp/refsrc/timm032
     /usr/bin/python3 test/Mae.MLNet.Tests/Fixtures/make_reference_fixtures.py \\
-        --mae-src /tmp/refsrc/mae --timm-src /tmp/refsrc/timm032
+        --mae-src /tmp/refsrc/mae --timm-src /tmp/refsrc/timm032 --skip-grads ab
 
 (``<mae.git>`` / ``<pytorch-image-models.git>`` are clones of the repositories
-above; in the original session they were /work/.mirror/facebookresearch+mae/repo
-and /work/.mirror/huggingface+pytorch-image-models/repo.)  The output is
+above.)  The committed files were made with ``--skip-grads ab`` (gradients
+only in file C) to keep the fixtures small.  The output is
 deterministic: rerunning with the same torch build reproduces the files
 byte for byte (checked in the original session).
 

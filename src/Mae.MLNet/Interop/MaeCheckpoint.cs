@@ -1,0 +1,216 @@
+using System.Collections;
+using Mae.MLNet.Model;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Interop;
+
+/// <summary>
+/// Loads public MAE weights — official facebookresearch/mae <c>.pth</c> files (training checkpoints, encoder-only,
+/// visualize, fine-tuned), timm <c>*.mae</c> safetensors, Hugging Face ViTMAE folders (<c>config.json</c> +
+/// <c>model.safetensors</c> or <c>pytorch_model.bin</c>) — and saves ours as safetensors with the official names plus
+/// a small JSON config that PyTorch code can read.
+/// </summary>
+public static class MaeCheckpoint
+{
+    /// <summary>Reads a weights file (or a Hugging Face folder) and works out its architecture.</summary>
+    /// <param name="path">.pth / .bin / .safetensors file, or a folder with config.json.</param>
+    /// <param name="config">The architecture, when known; otherwise read from a config file or inferred.</param>
+    /// <param name="preset">A preset name (vit-b16, ...) to take head counts from when they must be inferred.</param>
+    public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null)
+    {
+        if (path is null) throw new ArgumentNullException(nameof(path));
+        string file = path, source = path;
+        MaeConfig? fromFile = null;
+        if (Directory.Exists(path))
+        {
+            file = new[] { "model.safetensors", "pytorch_model.bin" }.Select(f => Path.Combine(path, f)).FirstOrDefault(File.Exists)
+                ?? throw new FileNotFoundException($"Folder '{path}' has neither model.safetensors nor pytorch_model.bin.");
+        }
+        string dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        string hfConfig = Path.Combine(dir, "config.json"), ourConfig = Path.ChangeExtension(file, ".json");
+        if (File.Exists(ourConfig) && ConfigInference.IsOurJson(File.ReadAllText(ourConfig)))
+            fromFile = ConfigInference.FromOurJson(File.ReadAllText(ourConfig));
+
+        var contents = WeightFiles.Read(file);
+        Dictionary<string, Tensor> sd;
+        WeightsFormat format;
+        try
+        {
+            (sd, format) = CheckpointNames.ToOfficial(contents.Tensors);
+            if (format == WeightsFormat.HuggingFace && fromFile is null && File.Exists(hfConfig))
+                fromFile = ConfigInference.FromHuggingFace(File.ReadAllText(hfConfig), hfConfig);
+            sd = ToFloat32(sd, source);
+        }
+        catch
+        {
+            foreach (var t in contents.Tensors.Values) t.Dispose();
+            throw;
+        }
+        var hint = config ?? fromFile ?? (preset is null ? null : MaeConfig.Preset(preset));
+        if (hint is null && contents.Extras.TryGetValue("args", out var args)) hint = FromOfficialArgs(args);
+        var resolved = config ?? fromFile ?? ConfigInference.Infer(sd, hint, source);
+        return new MaeWeights(source, format, sd, resolved.Validate(), contents.Extras);
+    }
+
+    /// <summary>Loads a full MAE (encoder + decoder). Position tables are interpolated when
+    /// <paramref name="imageSize"/> gives another grid than the file's.</summary>
+    public static MaskedAutoencoder LoadMaskedAutoencoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null)
+    {
+        using var weights = Read(path, config, preset);
+        if (weights.Kind != MaeCheckpointKind.Full)
+            throw new MaeCheckpointException(
+                $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeCheckpointKind.FineTuned ? " or LoadClassifier" : "")}.");
+        var model = new MaskedAutoencoder(Resize(weights.Config, imageSize));
+        LoadInto(model, weights, ignore: _ => false);
+        return model;
+    }
+
+    /// <summary>Loads the encoder (feature extractor) from a full or encoder-only file; a decoder is ignored.</summary>
+    public static MaeEncoder LoadEncoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null)
+    {
+        using var weights = Read(path, config, preset);
+        if (weights.Kind == MaeCheckpointKind.FineTuned && weights.GlobalPool)
+            throw new MaeCheckpointException(
+                $"'{path}' is a fine-tuned classifier with global pooling (fc_norm, no final norm); load it with LoadClassifier, " +
+                "whose ForwardFeatures gives the pooled features.");
+        var encoder = new MaeEncoder(Resize(weights.Config, imageSize));
+        LoadInto(encoder, weights, ignore: IsDecoderOrHead);
+        return encoder;
+    }
+
+    /// <summary>Loads a fine-tuned classifier, or starts one from pre-trained weights (new fc_norm and head, and the
+    /// pre-training <c>norm</c> dropped under global pooling, exactly as main_finetune.py does).</summary>
+    public static VitClassifier LoadClassifier(string path, int? numClasses = null, bool? globalPool = null,
+                                               MaeConfig? config = null, string? preset = null, int? imageSize = null)
+    {
+        using var weights = Read(path, config, preset);
+        bool fineTuned = weights.Kind == MaeCheckpointKind.FineTuned;
+        int classes = numClasses ?? weights.NumClasses
+            ?? throw new ArgumentException($"'{path}' has no classification head; pass numClasses.", nameof(numClasses));
+        bool pool = globalPool ?? (fineTuned ? weights.GlobalPool : true);
+        var model = new VitClassifier(Resize(weights.Config, imageSize), classes, pool);
+        bool keepHead = fineTuned && weights.NumClasses == classes;
+        LoadInto(model, weights,
+                 ignore: k => k.StartsWith("decoder_", StringComparison.Ordinal) || k == "mask_token"
+                              || (pool && (k == "norm.weight" || k == "norm.bias"))
+                              || (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)),
+                 mayBeMissing: k => !fineTuned && (k.StartsWith("head.", StringComparison.Ordinal) || k.StartsWith("fc_norm.", StringComparison.Ordinal))
+                                    || (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)));
+        return model;
+    }
+
+    /// <summary>Writes <paramref name="model"/>'s weights as safetensors with the official names (pos tables
+    /// included, as the official state dicts have them) and its config as JSON beside it (<c>name.json</c>). Both are
+    /// written to temporary files first and renamed into place.</summary>
+    public static void Save(nn.Module model, string path)
+    {
+        var config = model switch
+        {
+            MaskedAutoencoder m => m.Config, MaeEncoder e => e.Config, VitClassifier v => v.Config,
+            _ => throw new ArgumentException($"Expected a MaskedAutoencoder, MaeEncoder or VitClassifier; got {model?.GetType().Name ?? "null"}.", nameof(model)),
+        };
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var sd = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var scope = NewDisposeScope();
+        foreach (var (name, tensor) in model.state_dict())
+            sd[name] = tensor.detach().to(float32).cpu().contiguous();
+        AtomicFile.Write(full, stream => Safetensors.SaveStateDict(stream, sd, leaveOpen: true));
+        AtomicFile.Write(Path.ChangeExtension(full, ".json"), stream =>
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            writer.Write(ConfigInference.ToOurJson(config));
+        });
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+
+    static bool IsDecoderOrHead(string key)
+        => key.StartsWith("decoder_", StringComparison.Ordinal) || key == "mask_token"
+        || key.StartsWith("head.", StringComparison.Ordinal) || key.StartsWith("fc_norm.", StringComparison.Ordinal);
+
+    static string Describe(MaeCheckpointKind kind) => kind switch
+    {
+        MaeCheckpointKind.EncoderOnly => "an encoder only",
+        MaeCheckpointKind.FineTuned => "a fine-tuned classifier",
+        _ => "a full MAE",
+    };
+
+    static MaeConfig Resize(MaeConfig config, int? imageSize)
+        => imageSize is int size ? (config with { ImageSize = size }).Validate() : config;
+
+    static MaeConfig? FromOfficialArgs(object? args)
+    {
+        // argparse.Namespace → Razorvine ClassDict (a Hashtable of the attributes).
+        if (args is not IDictionary d || d["model"] is not string model) return null;
+        MaeConfig? preset = model switch
+        {
+            var m when m.Contains("vit_base_patch16") => MaeConfig.VitBase16,
+            var m when m.Contains("vit_large_patch16") => MaeConfig.VitLarge16,
+            var m when m.Contains("vit_huge_patch14") => MaeConfig.VitHuge14,
+            _ => null,
+        };
+        if (preset is not null && d["norm_pix_loss"] is bool npl) preset = preset with { NormPixLoss = npl };
+        return preset;
+    }
+
+    static Dictionary<string, Tensor> ToFloat32(Dictionary<string, Tensor> sd, string source)
+    {
+        var result = new Dictionary<string, Tensor>(sd.Count, StringComparer.Ordinal);
+        foreach (var (key, t) in sd)
+        {
+            if (!t.is_floating_point())
+                throw new MaeCheckpointException($"'{source}': tensor '{key}' has dtype {t.dtype}; expected a floating-point tensor (float32, float16, bfloat16 or float64).");
+            if (t.dtype == ScalarType.Float32) result[key] = t;
+            else { result[key] = t.to(float32); t.Dispose(); }
+        }
+        return result;
+    }
+
+    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name. Every missing key, unexpected
+    /// key and shape difference is collected and reported together. Position tables with another grid are
+    /// interpolated as the reference's interpolate_pos_embed.</summary>
+    static void LoadInto(nn.Module module, MaeWeights weights, Func<string, bool> ignore, Func<string, bool>? mayBeMissing = null)
+    {
+        var target = module.state_dict();
+        var missing = target.Keys.Where(k => !weights.StateDict.ContainsKey(k) && !(mayBeMissing?.Invoke(k) ?? false)).ToList();
+        var unexpected = weights.StateDict.Keys.Where(k => !target.ContainsKey(k) && !ignore(k)).ToList();
+        var shapes = new List<string>();
+        var values = new Dictionary<string, Tensor>();
+        using var scope = NewDisposeScope();
+        foreach (var (key, dest) in target)
+        {
+            if (!weights.StateDict.TryGetValue(key, out var src)) continue;
+            var value = src;
+            if ((key == "pos_embed" || key == "decoder_pos_embed") && src.dim() == 3 && dest.dim() == 3
+                && src.shape[2] == dest.shape[2] && src.shape[1] != dest.shape[1])
+            {
+                int newGrid = (int)Math.Round(Math.Sqrt(dest.shape[1] - 1));
+                value = PosEmbedInterpolation.Interpolate(src, newGrid);
+            }
+            if (!value.shape.SequenceEqual(dest.shape))
+                shapes.Add($"{key}: file [{string.Join(", ", src.shape)}], model [{string.Join(", ", dest.shape)}]");
+            else values[key] = value;
+        }
+        if (missing.Count + unexpected.Count + shapes.Count > 0)
+        {
+            var lines = new List<string> { $"'{weights.Source}' does not fit the model ({module.GetType().Name}, {Summary(ConfigOf(module))}):" };
+            if (missing.Count > 0) lines.Add($"  missing keys ({missing.Count}): {string.Join(", ", missing)}");
+            if (unexpected.Count > 0) lines.Add($"  unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
+            if (shapes.Count > 0) lines.Add($"  shape differences ({shapes.Count}): {string.Join("; ", shapes)}");
+            throw new MaeCheckpointException(string.Join(Environment.NewLine, lines));
+        }
+        using (no_grad())
+            foreach (var (key, value) in values) target[key].copy_(value);
+    }
+
+    static MaeConfig ConfigOf(nn.Module m) => m switch
+    {
+        MaskedAutoencoder a => a.Config, MaeEncoder e => e.Config, VitClassifier v => v.Config, _ => new MaeConfig(),
+    };
+
+    static string Summary(MaeConfig c)
+        => $"{c.ImageSize}px/p{c.PatchSize}/{c.InChannels}ch, encoder {c.EmbedDim}×{c.Depth}×{c.NumHeads}h, decoder {c.DecoderEmbedDim}×{c.DecoderDepth}×{c.DecoderNumHeads}h";
+}

@@ -1,0 +1,51 @@
+using Mae.MLNet.Model;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Interop;
+
+/// <summary>What a weights file holds, judged by its parameter names.</summary>
+public enum MaeCheckpointKind
+{
+    /// <summary>Encoder and decoder (mae_visualize_vit_*.pth, training checkpoints, HF ViTMAEForPreTraining).</summary>
+    Full,
+    /// <summary>Encoder only (mae_pretrain_vit_*.pth, timm <c>*.mae</c>, HF ViTMAEModel).</summary>
+    EncoderOnly,
+    /// <summary>A fine-tuned classifier (models_vit.py: <c>head</c>, and <c>fc_norm</c> with global pooling).</summary>
+    FineTuned,
+}
+
+/// <summary>A weights file read into memory under the official parameter names, with the architecture that fits it.</summary>
+public sealed class MaeWeights : IDisposable
+{
+    internal MaeWeights(string source, WeightsFormat format, Dictionary<string, Tensor> stateDict, MaeConfig config,
+                        IReadOnlyDictionary<string, object?> extras)
+    {
+        Source = source;
+        Format = format;
+        StateDict = stateDict;
+        Config = config;
+        Extras = extras;
+        Kind = stateDict.ContainsKey("head.weight") || stateDict.ContainsKey("fc_norm.weight") ? MaeCheckpointKind.FineTuned
+             : stateDict.Keys.Any(k => k.StartsWith("decoder_", StringComparison.Ordinal)) ? MaeCheckpointKind.Full
+             : MaeCheckpointKind.EncoderOnly;
+    }
+
+    public string Source { get; }
+    public WeightsFormat Format { get; }
+    public MaeCheckpointKind Kind { get; }
+    /// <summary>Official names → float32 CPU tensors.</summary>
+    public IReadOnlyDictionary<string, Tensor> StateDict { get; }
+    /// <summary>The architecture: given by the caller, read from a config file, or inferred from tensor shapes.</summary>
+    public MaeConfig Config { get; }
+    /// <summary>Other top-level entries of a training checkpoint (<c>epoch</c>, <c>args</c>, <c>optimizer</c>, ...).</summary>
+    public IReadOnlyDictionary<string, object?> Extras { get; }
+    /// <summary>Classes of a fine-tuned head, else null.</summary>
+    public int? NumClasses => StateDict.TryGetValue("head.weight", out var h) ? (int)h.shape[0] : null;
+    /// <summary>True for fine-tuned files with global pooling (fc_norm present, no final norm).</summary>
+    public bool GlobalPool => StateDict.ContainsKey("fc_norm.weight");
+
+    public void Dispose()
+    {
+        foreach (var t in StateDict.Values) t.Dispose();
+    }
+}

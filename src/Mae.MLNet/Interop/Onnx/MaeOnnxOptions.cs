@@ -1,0 +1,123 @@
+using Mae.MLNet.Model;
+
+namespace Mae.MLNet.Interop.Onnx;
+
+/// <summary>Shape of the exported graph's pixel input.</summary>
+public enum MaeOnnxInputLayout
+{
+    /// <summary><c>[batch, C·H·W]</c>: one flat CHW vector per row, as ML.NET's
+    /// <c>ExtractPixels(interleavePixelColors: false)</c> produces.</summary>
+    FlatChw,
+    /// <summary><c>[batch, C, H, W]</c>.</summary>
+    Nchw,
+}
+
+/// <summary>
+/// Settings of an ONNX export of the MAE encoder (<see cref="MaeOnnxExport"/>). The graph computes
+/// <c>x' = (x · PixelScale − Mean[c]) / Std[c]</c> per channel (each step only when set), then the encoder and
+/// the pooling, with a symbolic batch dimension named <c>batch</c>.
+/// </summary>
+public class MaeOnnxOptions
+{
+    /// <summary>Name of the pixel input.</summary>
+    public string InputName { get; set; } = "pixels";
+    /// <summary>Name of the <c>[batch, D]</c> feature output.</summary>
+    public string FeaturesName { get; set; } = "features";
+    public MaeOnnxInputLayout InputLayout { get; set; } = MaeOnnxInputLayout.FlatChw;
+    /// <summary>No batch axis: the input is one image ([C·H·W] or [C, H, W]) and every output one row ([D]). This is
+    /// what ML.NET's OnnxTransformer expects (it scores row by row and would otherwise type a [batch, D] output as
+    /// a [1, D] tensor column).</summary>
+    public bool PerRow { get; set; }
+    /// <summary>Which token becomes the feature vector (encoder export only; a <see cref="VitClassifier"/> uses
+    /// its own <see cref="VitClassifier.GlobalPool"/>).</summary>
+    public MaePooling Pooling { get; set; } = MaePooling.Cls;
+    /// <summary>Factor applied to every pixel first (e.g. 1/255 for byte pixels); 1 leaves pixels unchanged.</summary>
+    public float PixelScale { get; set; } = 1f;
+    /// <summary>Per-channel mean subtracted after scaling (length C), or null for none.
+    /// ImageNet: 0.485, 0.456, 0.406.</summary>
+    public float[]? Mean { get; set; }
+    /// <summary>Per-channel standard deviation divided by after the mean (length C, all positive), or null for
+    /// none. ImageNet: 0.229, 0.224, 0.225.</summary>
+    public float[]? Std { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that does not fit
+    /// <paramref name="config"/>.</summary>
+    public virtual void Validate(MaeConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        CheckName(InputName, nameof(InputName));
+        CheckName(FeaturesName, nameof(FeaturesName));
+        if (!Enum.IsDefined(InputLayout))
+            throw new ArgumentException($"{nameof(InputLayout)} must be FlatChw or Nchw; got {InputLayout}.", nameof(InputLayout));
+        if (!Enum.IsDefined(Pooling))
+            throw new ArgumentException($"{nameof(Pooling)} must be Cls or Mean; got {Pooling}.", nameof(Pooling));
+        if (!float.IsFinite(PixelScale) || PixelScale == 0)
+            throw new ArgumentException($"{nameof(PixelScale)} must be a finite, non-zero number; got {PixelScale}.", nameof(PixelScale));
+        if (Mean is not null)
+        {
+            CheckLength(Mean, nameof(Mean), config.InChannels);
+            for (int c = 0; c < Mean.Length; c++)
+                if (!float.IsFinite(Mean[c]))
+                    throw new ArgumentException($"{nameof(Mean)}[{c}] must be finite; got {Mean[c]}.", nameof(Mean));
+        }
+        if (Std is not null)
+        {
+            CheckLength(Std, nameof(Std), config.InChannels);
+            for (int c = 0; c < Std.Length; c++)
+                if (!(Std[c] > 0) || !float.IsFinite(Std[c]))
+                    throw new ArgumentException($"{nameof(Std)}[{c}] must be a finite positive number; got {Std[c]}.", nameof(Std));
+        }
+        CheckDistinct(OutputNames().Prepend(InputName).ToArray());
+    }
+
+    /// <summary>The graph's output names, in order.</summary>
+    public virtual IEnumerable<string> OutputNames() { yield return FeaturesName; }
+
+    internal bool HasNormalisation => PixelScale != 1f || Mean is not null || Std is not null;
+
+    protected static void CheckName(string? name, string setting)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+            throw new ArgumentException($"{setting} must be a non-empty name; got {(name is null ? "null" : $"'{name}'")}.", setting);
+    }
+
+    static void CheckLength(float[] values, string setting, int channels)
+    {
+        if (values.Length != channels)
+            throw new ArgumentException(
+                $"{setting} must have one value per channel: the model has {channels} channel(s), got {values.Length} value(s).", setting);
+    }
+
+    static void CheckDistinct(string[] names)
+    {
+        var dup = names.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null)
+            throw new ArgumentException(
+                $"The ONNX input and output names must be distinct; '{dup.Key}' is used {dup.Count()} times (names: {string.Join(", ", names)}).");
+    }
+}
+
+/// <summary>Settings of an ONNX export of a <see cref="VitClassifier"/>: the encoder's settings plus the head's
+/// outputs. <see cref="MaeOnnxOptions.Pooling"/> is ignored (the classifier's own pooling is exported).</summary>
+public sealed class VitClassifierOnnxOptions : MaeOnnxOptions
+{
+    /// <summary>Name of the <c>[batch, classes]</c> logits output.</summary>
+    public string LogitsName { get; set; } = "logits";
+    /// <summary>Name of the <c>[batch, classes]</c> softmax output, or null to leave it out. ML.NET's
+    /// multiclass trainers give such a vector as their <c>Score</c> column.</summary>
+    public string? ProbabilitiesName { get; set; } = "probabilities";
+
+    public override void Validate(MaeConfig config)
+    {
+        CheckName(LogitsName, nameof(LogitsName));
+        if (ProbabilitiesName is not null) CheckName(ProbabilitiesName, nameof(ProbabilitiesName));
+        base.Validate(config);
+    }
+
+    public override IEnumerable<string> OutputNames()
+    {
+        yield return FeaturesName;
+        yield return LogitsName;
+        if (ProbabilitiesName is not null) yield return ProbabilitiesName;
+    }
+}

@@ -1,0 +1,64 @@
+using Mae.MLNet;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+
+namespace Microsoft.ML;
+
+/// <summary>ML.NET catalog methods of Mae.MLNet.</summary>
+public static class MaeCatalog
+{
+    /// <summary>Featurizes images with a frozen MAE encoder: adds <paramref name="outputColumnName"/>, a Single vector of
+    /// the encoder's width. The input column holds CHW pixels as a known-size Single vector
+    /// (<c>ExtractPixels(…, interleavePixelColors: false)</c>, scaled to [0, 1]) or MLImage values.</summary>
+    public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+        MaeEncoder encoder, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto)
+        => catalog.MaeFeaturize(new MaeFeaturizerOptions
+        {
+            OutputColumnName = outputColumnName, InputColumnName = inputColumnName, Pooling = pooling,
+            BatchSize = batchSize, Device = device,
+        }, encoder);
+
+    /// <summary>As above, loading the encoder from a weights file (official .pth, timm/our .safetensors, or a Hugging
+    /// Face folder); <paramref name="preset"/> names the architecture when the file cannot tell head counts.</summary>
+    public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+        string weightsPath, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto,
+        string? preset = null, int? imageSize = null)
+        => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeCheckpoint.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize),
+                                pooling, batchSize, device);
+
+    /// <summary>Pre-trains a masked autoencoder on the image column (no labels needed) with the paper's recipe and
+    /// returns a featurizer over the trained encoder. <paramref name="model"/> defaults to <see cref="MaeConfig.Tiny32"/>.</summary>
+    public static MaePretrainEstimator MaePretrain(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+        MaeConfig? model = null, int epochs = 100, int batchSize = 64, double maskRatio = 0.75, MaeDevice device = MaeDevice.Auto,
+        long seed = 0, IProgress<Mae.MLNet.Training.MaePretrainProgress>? progress = null)
+    {
+        var training = new Mae.MLNet.Training.MaePretrainOptions
+        {
+            Epochs = epochs, BatchSize = batchSize, MaskRatio = maskRatio, Device = device, Seed = seed,
+            WarmupEpochs = Math.Min(40, Math.Max(0, epochs / 10.0)),
+        };
+        var config = model ?? MaeConfig.Tiny32;
+        training.NormPixLoss = config.NormPixLoss;
+        return catalog.MaePretrain(new MaePretrainEstimatorOptions
+        {
+            OutputColumnName = outputColumnName, InputColumnName = inputColumnName, Model = config, Training = training,
+            Progress = progress,
+        });
+    }
+
+    /// <summary>Pre-trains with full control over the options.</summary>
+    public static MaePretrainEstimator MaePretrain(this TransformsCatalog catalog, MaePretrainEstimatorOptions options)
+    {
+        if (catalog is null) throw new ArgumentNullException(nameof(catalog));
+        return new MaePretrainEstimator(options);
+    }
+
+    /// <summary>Featurizes with full control over the options.</summary>
+    public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, MaeFeaturizerOptions options, MaeEncoder encoder)
+    {
+        if (catalog is null) throw new ArgumentNullException(nameof(catalog));
+        if (options is null) throw new ArgumentNullException(nameof(options));
+        return new MaeFeaturizerEstimator(encoder, options);
+    }
+}

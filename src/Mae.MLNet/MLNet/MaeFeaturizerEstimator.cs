@@ -1,0 +1,46 @@
+using Mae.MLNet.Model;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Mae.MLNet;
+
+/// <summary>Estimator of <see cref="MaeFeaturizerTransformer"/>. Nothing is learned: <c>Fit</c> checks the data's
+/// schema against the model and returns the transformer.</summary>
+public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer>
+{
+    readonly MaeEncoder encoder;
+
+    internal MaeFeaturizerEstimator(MaeEncoder encoder, MaeFeaturizerOptions options)
+    {
+        this.encoder = encoder ?? throw new ArgumentNullException(nameof(encoder));
+        options.Validate();
+        (options.Normalization ?? PixelNormalization.Default(encoder.Config.InChannels)).Validate(encoder.Config.InChannels);
+        Options = options;
+    }
+
+    public MaeFeaturizerOptions Options { get; }
+
+    public MaeFeaturizerTransformer Fit(IDataView input)
+    {
+        if (input is null) throw new ArgumentNullException(nameof(input));
+        ImageColumn.Bind(input.Schema, Options.InputColumnName, encoder.Config);
+        if (input.GetRowCount() == 0)
+            throw new ArgumentException("The data view has no rows; MaeFeaturize needs at least one image.", nameof(input));
+        return new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema };
+    }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim);
+
+    internal static SchemaShape OutputSchema(SchemaShape inputSchema, MaeFeaturizerOptions Options, int featureDim)
+    {
+        if (SchemaShapes.Find(inputSchema, Options.InputColumnName) is not SchemaShape.Column column)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{Options.InputColumnName}' was not found.");
+        bool vector = column.Kind == SchemaShape.Column.VectorKind.Vector && column.ItemType == NumberDataViewType.Single;
+        bool image = column.Kind == SchemaShape.Column.VectorKind.Scalar && column.ItemType is Microsoft.ML.Transforms.Image.ImageDataViewType;
+        if (!vector && !image)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Column '{Options.InputColumnName}' is {column.Kind} of {column.ItemType}; expected a known-size vector of Single (CHW pixels) or an image.");
+        var added = SchemaShapes.SingleVector(Options.OutputColumnName, featureDim);
+        return new SchemaShape(inputSchema.Where(c => c.Name != Options.OutputColumnName).Append(added));
+    }
+}

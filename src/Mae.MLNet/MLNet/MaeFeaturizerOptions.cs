@@ -1,0 +1,29 @@
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+
+namespace Mae.MLNet;
+
+/// <summary>Options of <c>MaeFeaturize</c>: which column to read, how to pool, how to batch.</summary>
+public sealed class MaeFeaturizerOptions
+{
+    /// <summary>New column: a vector of <see cref="float"/> of the encoder's width.</summary>
+    public string OutputColumnName { get; set; } = "Features";
+    /// <summary>Either a known-size Single vector in CHW order (<c>ExtractPixels(…, interleavePixelColors: false)</c>),
+    /// or an <c>MLImage</c> column (<c>LoadImages</c>/<c>ResizeImages</c>), converted inside.</summary>
+    public string InputColumnName { get; set; } = "Pixels";
+    public MaePooling Pooling { get; set; } = MaePooling.Cls;
+    /// <summary>Rows per forward pass.</summary>
+    public int BatchSize { get; set; } = 32;
+    public MaeDevice Device { get; set; } = MaeDevice.Auto;
+    /// <summary>Applied to vector columns. Null: <see cref="PixelNormalization.Default"/> for the model's channels.
+    /// MLImage columns are always read as [0, 1] values first (Scale is ignored for them).</summary>
+    public PixelNormalization? Normalization { get; set; }
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must be set.");
+        if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must be set.");
+        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        if (!Enum.IsDefined(Pooling)) throw new ArgumentOutOfRangeException(nameof(Pooling), Pooling, "Expected Cls or Mean.");
+    }
+}

@@ -1,0 +1,71 @@
+using Mae.MLNet.Model;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Mae.MLNet;
+
+/// <summary>
+/// Applies a frozen MAE encoder to an image column and adds a feature vector column (width = the encoder's
+/// embedding dimension). Lazy and batched: rows are featurized <see cref="MaeFeaturizerOptions.BatchSize"/> at a
+/// time as a cursor moves; all other columns pass through. Works row by row under <c>PredictionEngine</c>.
+/// </summary>
+public sealed class MaeFeaturizerTransformer : ITransformer
+{
+    internal MaeFeaturizerTransformer(MaeEncoder encoder, MaeFeaturizerOptions options)
+    {
+        options.Validate();
+        Encoder = encoder ?? throw new ArgumentNullException(nameof(encoder));
+        Options = options;
+        Normalization = (options.Normalization ?? PixelNormalization.Default(encoder.Config.InChannels)).Validate(encoder.Config.InChannels);
+        Runner = new EncoderRunner(encoder, options.Pooling, options.Device, Normalization);
+    }
+
+    public MaeEncoder Encoder { get; }
+    public MaeFeaturizerOptions Options { get; }
+    public PixelNormalization Normalization { get; }
+    /// <summary>Width of the output vector.</summary>
+    public int FeatureDim => Encoder.Config.EmbedDim;
+    internal EncoderRunner Runner { get; }
+    /// <summary>The whole MAE when this featurizer came from <c>MaePretrain</c> (for reconstructions), else null.</summary>
+    public MaskedAutoencoder? Autoencoder { get; internal init; }
+    /// <summary>The schema it was fitted on (needed to save it as ML.NET's ONNX transformer).</summary>
+    public DataViewSchema? InputSchema { get; internal init; }
+    /// <summary>Losses and timings of the pre-training run when this featurizer came from <c>MaePretrain</c>.</summary>
+    public Training.MaePretrainResult? Pretraining { get; internal init; }
+
+    public bool IsRowToRowMapper => true;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
+        ImageColumn.Bind(inputSchema, Options.InputColumnName, Encoder.Config);
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(inputSchema);
+        builder.AddColumn(Options.OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, FeatureDim));
+        return builder.ToSchema();
+    }
+
+    public IDataView Transform(IDataView input)
+    {
+        if (input is null) throw new ArgumentNullException(nameof(input));
+        return new FeaturizedDataView(this, input);
+    }
+
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new FeaturizerRowMapper(this, inputSchema);
+
+    /// <summary>Saved as ML.NET's own <c>OnnxTransformer</c> over an exported ONNX graph (ML.NET keeps the members an
+    /// outside transformer would need to store its own state internal). Loading the zip gives that OnnxTransformer.</summary>
+    void ICanSaveModel.Save(ModelSaveContext ctx) => OnnxPersistence.Save(this, ctx);
+
+    /// <summary>Writes the encoder, with this featurizer's pixel normalisation and pooling, as an ONNX model
+    /// (opset 17, dynamic batch): input = the pixel vector, output = the features. Scores with ONNX Runtime alone.</summary>
+    public void ExportOnnx(string path)
+    {
+        var norm = Normalization;
+        Interop.Onnx.MaeOnnxExport.Export(Encoder, path, new Interop.Onnx.MaeOnnxOptions
+        {
+            InputName = Options.InputColumnName, FeaturesName = Options.OutputColumnName, Pooling = Options.Pooling,
+            PixelScale = norm.Scale, Mean = norm.Mean, Std = norm.Std,
+        });
+    }
+}

@@ -1,0 +1,116 @@
+using Mae.MLNet.Model;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Mae.MLNet;
+
+/// <summary>Options of <c>MaePretrain</c>: the architecture, the paper's pre-training recipe, the augmentation, and
+/// how the resulting featurizer pools and batches.</summary>
+public sealed class MaePretrainEstimatorOptions
+{
+    public string OutputColumnName { get; set; } = "Features";
+    /// <summary>CHW Single vector in [0, 1] (<c>ExtractPixels(…, interleavePixelColors: false, scaleImage: 1f / 255)</c>) or MLImage.</summary>
+    public string InputColumnName { get; set; } = "Pixels";
+    /// <summary>The MAE to train; its image size and channels must match the column.</summary>
+    public MaeConfig Model { get; set; } = MaeConfig.Tiny32;
+    /// <summary>The recipe (defaults from main_pretrain.py).</summary>
+    public MaePretrainOptions Training { get; set; } = new();
+    /// <summary>RandomResizedCrop + flip + normalisation; null = the reference's defaults for the model's size and
+    /// channels. Its mean/std become the featurizer's normalisation.</summary>
+    public MaeAugmentationOptions? Augmentation { get; set; }
+    /// <summary>Multiplies vector-column values first, so that they are in [0, 1] (1 when ExtractPixels scaled them).</summary>
+    public float PixelScale { get; set; } = 1f;
+    public MaePooling Pooling { get; set; } = MaePooling.Cls;
+    public int FeaturizeBatchSize { get; set; } = 32;
+    /// <summary>Images held for shuffling while streaming from the data view.</summary>
+    public int ShuffleBufferSize { get; set; } = 8192;
+    public IProgress<MaePretrainProgress>? Progress { get; set; }
+}
+
+/// <summary>
+/// Pre-trains a masked autoencoder on an image column (no labels) and returns a <see cref="MaeFeaturizerTransformer"/>
+/// over the trained encoder; the trained MAE and the run's losses are on it as
+/// <see cref="MaeFeaturizerTransformer.Autoencoder"/> and <see cref="MaeFeaturizerTransformer.Pretraining"/>.
+/// </summary>
+public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
+{
+    internal MaePretrainEstimator(MaePretrainEstimatorOptions options)
+    {
+        Options = options ?? throw new ArgumentNullException(nameof(options));
+        var config = options.Model.Validate();
+        options.Training.Validate(config);
+        Augmentation = (options.Augmentation ?? new MaeAugmentationOptions
+        {
+            OutputSize = config.ImageSize,
+            Channels = config.InChannels,
+        }).Validate();
+        if (Augmentation.OutputSize != config.ImageSize || Augmentation.Channels != config.InChannels)
+            throw new ArgumentException(
+                $"The augmentation produces {Augmentation.Channels}×{Augmentation.OutputSize}×{Augmentation.OutputSize} images; the model takes {config.InChannels}×{config.ImageSize}×{config.ImageSize}.");
+        if (!(options.PixelScale > 0) || !float.IsFinite(options.PixelScale))
+            throw new ArgumentOutOfRangeException(nameof(options), options.PixelScale, "PixelScale must be a positive finite number.");
+        new MaeFeaturizerOptions { OutputColumnName = options.OutputColumnName, InputColumnName = options.InputColumnName, BatchSize = options.FeaturizeBatchSize, Pooling = options.Pooling }.Validate();
+    }
+
+    public MaePretrainEstimatorOptions Options { get; }
+    MaeAugmentationOptions Augmentation { get; }
+
+    public MaeFeaturizerTransformer Fit(IDataView input)
+    {
+        if (input is null) throw new ArgumentNullException(nameof(input));
+        var config = Options.Model;
+        var column = ImageColumn.Bind(input.Schema, Options.InputColumnName, config);
+        long count = input.GetRowCount() ?? CountRows(input);
+        if (count == 0) throw new ArgumentException("The data view has no rows; MaePretrain needs images to learn from.", nameof(input));
+
+        var shape = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
+        float scale = column.IsImage ? 1f : Options.PixelScale;
+        var source = new MaeStreamingImageSource(() => ReadImages(input, column, scale), shape, count, Options.ShuffleBufferSize);
+        var training = Options.Training.Clone();
+        training.Transform ??= new MaePretrainAugmentation(Augmentation);
+        var model = MaePretrainer.CreateModel(config, training);
+        var result = new MaePretrainer(training).Train(model, source, Options.Progress);
+
+        var normalization = new PixelNormalization
+        {
+            Scale = scale,
+            Mean = Augmentation.Normalize ? Augmentation.ResolvedMean() : new float[config.InChannels],
+            Std = Augmentation.Normalize ? Augmentation.ResolvedStd() : Enumerable.Repeat(1f, config.InChannels).ToArray(),
+        };
+        var featurizer = new MaeFeaturizerTransformer(model.Encoder, new MaeFeaturizerOptions
+        {
+            OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName, Pooling = Options.Pooling,
+            BatchSize = Options.FeaturizeBatchSize, Device = training.Device, Normalization = normalization,
+        })
+        { Autoencoder = model, Pretraining = result, InputSchema = input.Schema };
+        return featurizer;
+    }
+
+    static IEnumerable<float[]> ReadImages(IDataView input, ImageColumn column, float scale)
+    {
+        using var cursor = input.GetRowCursor(new[] { input.Schema[column.Column.Index] });
+        var read = column.MakeReader(cursor);
+        while (cursor.MoveNext())
+        {
+            var pixels = new float[column.Length];
+            read(pixels, 0);
+            if (scale != 1f) for (int i = 0; i < pixels.Length; i++) pixels[i] *= scale;
+            yield return pixels;
+        }
+    }
+
+    static long CountRows(IDataView input)
+    {
+        long n = 0;
+        using var cursor = input.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        while (cursor.MoveNext()) n++;
+        return n;
+    }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+        => MaeFeaturizerEstimator.OutputSchema(inputSchema,
+            new MaeFeaturizerOptions { OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName },
+            Options.Model.EmbedDim);
+}

@@ -1,0 +1,122 @@
+using Mae.MLNet.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Visualization;
+
+/// <summary>
+/// The four pictures of the paper's Fig. 3 (the reference notebook's <c>run_one_image</c>) for a batch, all
+/// [N, C, H, W] float32 on the CPU in the model's input units (i.e. still mean/std-normalised), plus the pixel mask.
+/// </summary>
+public sealed class MaeReconstructionResult : IDisposable
+{
+    /// <summary>The input images.</summary>
+    public Tensor Original { get; }
+    /// <summary>The input with the removed patches set to 0 (the notebook's <c>x·(1 − mask)</c>).</summary>
+    public Tensor Masked { get; }
+    /// <summary>The decoder's prediction for every patch, in pixel units (un-normalised for norm_pix_loss models).</summary>
+    public Tensor Reconstruction { get; }
+    /// <summary>Visible patches from the original, removed patches from the reconstruction.</summary>
+    public Tensor Pasted { get; }
+    /// <summary>[N, 1, H, W]: 1 where the patch was removed, 0 where it was visible.</summary>
+    public Tensor Mask { get; }
+
+    public MaeReconstructionResult(Tensor original, Tensor masked, Tensor reconstruction, Tensor pasted, Tensor mask)
+    {
+        Original = original; Masked = masked; Reconstruction = reconstruction; Pasted = pasted; Mask = mask;
+    }
+
+    internal MaeReconstructionResult MoveToOuterDisposeScope()
+    {
+        foreach (var t in new[] { Original, Masked, Reconstruction, Pasted, Mask }) t.MoveToOuterDisposeScope();
+        return this;
+    }
+
+    public void Dispose()
+    {
+        Original.Dispose(); Masked.Dispose(); Reconstruction.Dispose(); Pasted.Dispose(); Mask.Dispose();
+    }
+}
+
+/// <summary>Runs an MAE on images and turns its per-patch predictions back into pictures.</summary>
+public static class MaeReconstruction
+{
+    /// <summary>The ε of <see cref="MaskedAutoencoder.NormalizePatches"/>.</summary>
+    public const double NormPixEpsilon = 1e-6;
+
+    /// <summary>
+    /// Masks <paramref name="images"/> ([N, C, H, W] in the model's input units), runs the model in eval mode without
+    /// gradients (its training flag is restored afterwards) and returns the Fig. 3 pictures. <paramref name="noise"/>
+    /// [N, L] fixes the mask (small values are kept), as in <see cref="MaskedAutoencoder.Forward"/>.
+    /// </summary>
+    public static MaeReconstructionResult Compute(MaskedAutoencoder model, Tensor images, double maskRatio = 0.75, Tensor? noise = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(images);
+        bool wasTraining = model.training;
+        var device = model.parameters().First().device;
+        try
+        {
+            model.eval();
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var x = images.to(ScalarType.Float32, device);
+            var (_, pred, mask) = model.Forward(x, maskRatio, noise);
+            return FromPrediction(model, x, pred, mask).MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+    }
+
+    /// <summary>
+    /// Builds the pictures from a prediction [N, L, p²·C] and mask [N, L] (1 = removed) for <paramref name="images"/>.
+    /// For a model with <c>NormPixLoss</c> the prediction is in normalised-patch units and is mapped back with each
+    /// target patch's mean and unbiased variance (<see cref="UnnormalizePatches"/>).
+    /// </summary>
+    public static MaeReconstructionResult FromPrediction(MaskedAutoencoder model, Tensor images, Tensor pred, Tensor mask)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var cfg = model.Config;
+        if (images is null) throw new ArgumentNullException(nameof(images));
+        if (images.dim() != 4 || images.shape[1] != cfg.InChannels || images.shape[2] != cfg.ImageSize || images.shape[3] != cfg.ImageSize)
+            throw new ArgumentException(
+                $"images must be [N, {cfg.InChannels}, {cfg.ImageSize}, {cfg.ImageSize}]; got [{string.Join(", ", images.shape)}].", nameof(images));
+        long n = images.shape[0];
+        MaeInputs.CheckShape(pred, nameof(pred), "per-patch predictions", n, cfg.NumPatches, cfg.PatchDim);
+        MaeInputs.CheckShape(mask, nameof(mask), "a patch mask", n, cfg.NumPatches);
+        using var scope = NewDisposeScope();
+        var x = images.detach().to(ScalarType.Float32);
+        var p = pred.detach().to(ScalarType.Float32, x.device);
+        if (cfg.NormPixLoss) p = UnnormalizePatches(p, model.Patchify(x));
+        var y = model.Unpatchify(p);
+        var m = mask.detach().to(ScalarType.Float32, x.device).unsqueeze(-1).expand(n, cfg.NumPatches, cfg.PatchDim);
+        var maskImage = model.Unpatchify(m.contiguous());                  // [N, C, H, W], equal over C
+        var keep = 1 - maskImage;
+        var masked = x * keep;
+        var pasted = masked + y * maskImage;
+        var pixelMask = maskImage[.., ..1, .., ..];
+        return new MaeReconstructionResult(
+            x.cpu().contiguous().MoveToOuterDisposeScope(), masked.cpu().contiguous().MoveToOuterDisposeScope(),
+            y.cpu().contiguous().MoveToOuterDisposeScope(), pasted.cpu().contiguous().MoveToOuterDisposeScope(),
+            pixelMask.cpu().contiguous().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The inverse of <see cref="MaskedAutoencoder.NormalizePatches"/>: <c>pred · sqrt(var + 1e-6) + mean</c> with
+    /// the mean and unbiased variance of each row of <paramref name="targetPatches"/> (same shape as pred).
+    /// </summary>
+    public static Tensor UnnormalizePatches(Tensor pred, Tensor targetPatches)
+    {
+        ArgumentNullException.ThrowIfNull(pred);
+        ArgumentNullException.ThrowIfNull(targetPatches);
+        if (!pred.shape.SequenceEqual(targetPatches.shape))
+            throw new ArgumentException(
+                $"pred [{string.Join(", ", pred.shape)}] and targetPatches [{string.Join(", ", targetPatches.shape)}] must have the same shape.", nameof(pred));
+        using var scope = NewDisposeScope();
+        var mean = targetPatches.mean(new long[] { -1 }, keepdim: true);
+        var variance = targetPatches.var(-1, unbiased: true, keepdim: true);
+        return (pred * (variance + NormPixEpsilon).sqrt() + mean).MoveToOuterDisposeScope();
+    }
+}
