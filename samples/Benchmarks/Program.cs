@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 //                            table5, gemm, profile (time per phase of a step; attention written out vs fused)
 //   --preset tiny32          model of the training benchmark
 //   --dtypes fp32,bf16       compute precisions of the training benchmark (bf16 = mixed precision, fp32 master weights)
-//   --batch 64 --steps 300 --warmup 20 --window 20 --lr 2e-3 (peak; warm-up 10 %, cosine to 0) --seed 1
+//   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 (peak; warm-up 10 %, cosine to 0) --seed 1
 //   --t5-batch 4 --t5-steps 4 --t5-warmup 1 --t5-dtype fp32
 //   --threads N              libtorch intra-op threads (default: libtorch's choice)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -51,7 +51,7 @@ if (benches.Contains("train") || benches.Contains("gemm"))
         var o = new TrainOptions
         {
             Batch = GetInt("batch", 64), Steps = GetInt("steps", 300), Warmup = GetInt("warmup", 20),
-            Window = GetInt("window", 20), Lr = GetDouble("lr", 2e-3), Seed = GetInt("seed", 1),
+            Window = GetInt("window", 20), Lr = GetDouble("lr", 1e-3), Seed = GetInt("seed", 1),
         };
         double gflopPerImage = MaeFlops.TrainingStep(config, o.MaskRatio) / 1e9;
         var dtypes = Get("dtypes", "fp32,bf16").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(name => name.ToLowerInvariant() switch

@@ -16,7 +16,7 @@ public sealed record TrainOptions
     public double MaskRatio { get; init; } = 0.75;
     /// <summary>Peak learning rate, reached after a linear warm-up over the first 10 % of the steps, then a
     /// half-cycle cosine to zero at the last step (the paper's schedule, compressed into the run).</summary>
-    public double Lr { get; init; } = 2e-3;
+    public double Lr { get; init; } = 1e-3;
     public long Seed { get; init; } = 1;
     public int DataBatches { get; init; } = 16;
 }
