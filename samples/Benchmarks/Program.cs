@@ -5,10 +5,11 @@ using Mae.MLNet.Runtime;
 using static TorchSharp.torch;
 
 // Mae.MLNet benchmarks: a plain harness that prints markdown tables and the command that reproduces them.
-//   --bench train,table5     which benchmarks (train includes the 1024³ matmul rates it is compared with)
+//   --bench train,table5     which benchmarks: train (includes the 1024³ matmul rates it is compared with),
+//                            table5, gemm, profile (time per phase of a step; attention written out vs fused)
 //   --preset tiny32          model of the training benchmark
 //   --dtypes fp32,bf16       compute precisions of the training benchmark (bf16 = mixed precision, fp32 master weights)
-//   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 --seed 1
+//   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 (peak; warm-up 10 %, cosine to 0) --seed 1
 //   --t5-batch 4 --t5-steps 4 --t5-warmup 1 --t5-dtype fp32
 //   --threads N              libtorch intra-op threads (default: libtorch's choice)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -70,7 +71,7 @@ if (benches.Contains("train") || benches.Contains("gemm"))
         Console.WriteLine($"## Training step, preset {Get("preset", "tiny32")}, batch {o.Batch}, mask {o.MaskRatio}, AdamW (0.9, 0.95), wd 0.05");
         Console.WriteLine();
         Console.WriteLine($"Matmul work per training image-step: {gflopPerImage:F3} GFLOP (3 × forward {gflopPerImage / 3:F3}). " +
-                          $"{o.Steps} steps, the first {o.Warmup} excluded from timing, img/s over windows of {o.Window} steps.");
+                          $"{o.Steps} steps (peak lr {o.Lr}, warm-up 10 %, cosine to 0), the first {o.Warmup} excluded from timing, img/s over windows of {o.Window} steps; each precision trains its own model from the same seed on the same batches and masks, their steps alternating.");
         Console.WriteLine();
         Console.WriteLine("| compute | img/s best | img/s median | ms/step (median) | GFLOP/s (median) | of best matmul rate | speedup vs fp32 | loss @ last step | mean loss, last window |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -90,6 +91,12 @@ if (benches.Contains("train") || benches.Contains("gemm"))
                                   $"last-window mean by {Math.Abs(r.TailLoss / fp32.TailLoss - 1):P2} (target ≤ 1 %).");
         Console.WriteLine();
     }
+}
+
+if (benches.Contains("profile"))
+{
+    var dtypes = Get("dtypes", "fp32,bf16").Split(',').Select(n => n.StartsWith("bf") ? (ScalarType?)ScalarType.BFloat16 : null).ToList();
+    ProfileBenchmark.Run(MaeConfig.Preset(Get("preset", "tiny32")), dtypes, GetInt("batch", 64), GetInt("profile-steps", 20), Console.Out);
 }
 
 if (benches.Contains("table5"))

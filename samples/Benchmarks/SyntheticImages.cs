@@ -19,7 +19,7 @@ public sealed class SyntheticImages : IDisposable
         this.numPatches = numPatches;
         using var g = new Generator((ulong)seed);
         noiseGenerator = new Generator((ulong)seed + 1);
-        int coarse = Math.Max(2, imageSize / 8);
+        int coarse = 2; // 2×2 colour grid per image: smooth, so a masked patch is predictable from its neighbours
         batches = new Tensor[numBatches];
         for (int i = 0; i < numBatches; i++)
         {

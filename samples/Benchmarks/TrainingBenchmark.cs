@@ -14,6 +14,8 @@ public sealed record TrainOptions
     public int Warmup { get; init; } = 20;
     public int Window { get; init; } = 20;
     public double MaskRatio { get; init; } = 0.75;
+    /// <summary>Peak learning rate, reached after a linear warm-up over the first 10 % of the steps, then a
+    /// half-cycle cosine to zero at the last step (the paper's schedule, compressed into the run).</summary>
     public double Lr { get; init; } = 1e-3;
     public long Seed { get; init; } = 1;
     public int DataBatches { get; init; } = 16;
@@ -26,7 +28,7 @@ public sealed record TrainResult(string Label, Stats ImagesPerSecond, double Fin
 
 /// <summary>
 /// Minimal MAE training loop for timing: one step = forward + backward + AdamW step (betas 0.9/0.95,
-/// weight decay 0.05, over the parameters that require grad), one dispose scope per step. Several compute
+/// weight decay 0.05, over the parameters that require grad) + schedule step, one dispose scope per step. Several compute
 /// precisions train side by side, each its own model from the same seed on the same batches and masks, their
 /// steps alternating, so that a change in the (shared) machine's load hits all of them alike.
 /// </summary>
@@ -38,6 +40,7 @@ public static class TrainingBenchmark
         public required MaskedAutoencoder Model;
         public required SyntheticImages Data;
         public required OptimizerHelper Optimizer;
+        public required optim.lr_scheduler.LRScheduler Schedule;
         public required float[] Losses;
         public required double[] Seconds;
         public void Dispose() { Model.Dispose(); Data.Dispose(); }
@@ -53,12 +56,14 @@ public static class TrainingBenchmark
                 TorchRuntime.Seed(o.Seed);
                 var model = new MaskedAutoencoder(config) { ComputeDType = dtype };
                 model.train();
+                var optimizer = optim.AdamW(model.parameters().Where(p => p.requires_grad), o.Lr, 0.9, 0.95, weight_decay: 0.05);
                 runs.Add(new Run
                 {
                     Label = Label(dtype),
                     Model = model,
                     Data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, o.DataBatches, o.Seed),
-                    Optimizer = optim.AdamW(model.parameters().Where(p => p.requires_grad), o.Lr, 0.9, 0.95, weight_decay: 0.05),
+                    Optimizer = optimizer,
+                    Schedule = optim.lr_scheduler.LambdaLR(optimizer, step => LrFactor(step, o.Steps)),
                     Losses = new float[o.Steps],
                     Seconds = new double[o.Steps],
                 });
@@ -74,6 +79,7 @@ public static class TrainingBenchmark
                     var (loss, _, _) = r.Model.Forward(images, o.MaskRatio, noise);
                     loss.backward();
                     r.Optimizer.step();
+                    r.Schedule.step();
                     r.Losses[step] = loss.item<float>();
                     r.Seconds[step] = sw.Elapsed.TotalSeconds;
                     if ((step + 1) % 50 == 0)
@@ -85,6 +91,14 @@ public static class TrainingBenchmark
         {
             foreach (var r in runs) r.Dispose();
         }
+    }
+
+    /// <summary>Linear warm-up over the first 10 % of the steps, then half-cycle cosine to 0 at the last step.</summary>
+    public static double LrFactor(int step, int steps)
+    {
+        int warmup = Math.Max(1, steps / 10);
+        if (step < warmup) return (step + 1.0) / warmup;
+        return 0.5 * (1 + Math.Cos(Math.PI * (step - warmup) / Math.Max(1, steps - warmup)));
     }
 
     public static string Label(ScalarType? dtype) => dtype switch
