@@ -12,6 +12,10 @@ using static TorchSharp.torch;
 //   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 (peak; warm-up 10 %, cosine to 0) --seed 1
 //   --t5-batch 4 --t5-steps 4 --t5-warmup 1 --t5-dtype fp32
 //   --threads N              libtorch intra-op threads (default: libtorch's choice)
+//   --bench featurize        MaeFeaturize images/s through TorchSharp and through the saved zip (OnnxTransformer)
+//                            --fz-preset vit-b16 --fz-batch 32 --fz-images 64
+//   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
+//                            process per count
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
@@ -125,6 +129,53 @@ if (benches.Contains("table5"))
     Console.WriteLine();
     Console.WriteLine($"- FLOP ratio {ratio:F2}×; wall-clock speedup {speedup:F2}× (median), {speedupBest:F2}× (best) = {speedup / ratio:P0} of the FLOP ratio (target ≥ 90 %).");
     Console.WriteLine();
+}
+
+if (benches.Contains("featurize"))
+{
+    var config = MaeConfig.Preset(Get("fz-preset", "vit-b16"));
+    int batch = GetInt("fz-batch", 32), images = GetInt("fz-images", 64);
+    var rows = FeaturizeBenchmark.Run(config, batch, images, log);
+    Console.WriteLine($"## Featurize: {Get("fz-preset", "vit-b16")} at {config.ImageSize} px, {images} images, batch {batch}, CPU, fp32");
+    Console.WriteLine();
+    Console.WriteLine("| engine | images | seconds | images/s |");
+    Console.WriteLine("|---|---:|---:|---:|");
+    foreach (var r in rows) Console.WriteLine($"| {r.Engine} | {r.Images} | {r.Seconds:F1} | {r.ImagesPerSecond:F2} |");
+    Console.WriteLine();
+}
+
+if (benches.Contains("rss"))
+{
+    // Each row count in its own child process, so that each peak resident set is its own.
+    string preset = Get("rss-preset", "mnist28");
+    Console.WriteLine($"## Peak memory of featurizing (MaeFeaturize, preset {preset}, batch 32, each count in a fresh process)");
+    Console.WriteLine();
+    Console.WriteLine("| rows | seconds | peak RSS (MiB) |");
+    Console.WriteLine("|---:|---:|---:|");
+    var peaks = new List<double>();
+    foreach (var n in Get("rss-rows", "2000,20000").Split(','))
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(FeaturizeBenchmark).Assembly.Location);
+        foreach (var a in new[] { "--bench", "rss-child", "--rss-rows", n, "--rss-preset", preset }) psi.ArgumentList.Add(a);
+        using var child = System.Diagnostics.Process.Start(psi)!;
+        var line = child.StandardOutput.ReadToEnd().Split('\n').First(l => l.StartsWith("RSS "));
+        child.WaitForExit();
+        var parts = line.Split(' ');
+        peaks.Add(double.Parse(parts[3]));
+        Console.WriteLine($"| {parts[1]} | {double.Parse(parts[2]):F1} | {double.Parse(parts[3]):F0} |");
+    }
+    Console.WriteLine();
+    Console.WriteLine($"- largest / smallest peak: {peaks.Max() / peaks.Min():F3} (target: flat within 10 %)");
+    Console.WriteLine();
+}
+
+if (benches.Contains("rss-child"))
+{
+    int n = GetInt("rss-rows", 2000);
+    var (seconds, peak) = FeaturizeBenchmark.PeakMemory(MaeConfig.Preset(Get("rss-preset", "mnist28")), n, 32);
+    Console.WriteLine($"RSS {n} {seconds:R} {peak:R}");
+    return 0;
 }
 
 Console.WriteLine($"- load average after: {Machine.LoadAverage()}");
