@@ -41,12 +41,12 @@ var root = new RootCommand("Mae.MLNet quickstart: masked-autoencoder pre-trainin
 {
     data, images, weights, device, epochs, minutes, output, imageSize, channels, maxTrain, maxTest, seed, threads,
 };
+epochs.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"--epochs must be at least 1; got {r.GetValueOrDefault<int>()}."); });
+minutes.Validators.Add(r => { if (r.GetValueOrDefault<double>() < 0) r.AddError($"--minutes must be ≥ 0; got {r.GetValueOrDefault<double>()}."); });
 root.Validators.Add(result =>
 {
     if (result.GetValue(data) is not null && result.GetValue(images) is not null)
         result.AddError("Give either --data (IDX files) or --images (a class-per-subfolder folder), not both.");
-    if (result.GetValue(epochs) < 1) result.AddError($"--epochs must be at least 1; got {result.GetValue(epochs)}.");
-    if (result.GetValue(minutes) < 0) result.AddError($"--minutes must be ≥ 0; got {result.GetValue(minutes)}.");
 });
 root.SetAction(result =>
 {
