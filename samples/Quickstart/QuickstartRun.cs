@@ -272,7 +272,11 @@ public static class QuickstartRun
         var cachedTest = ml.Data.Cache(select.Fit(test).Transform(test));
         var pipeline = ml.Transforms.Conversion.MapValueToKey(Datasets.LabelColumn)
             .Append(ml.Transforms.NormalizeMeanVariance(column))
-            .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(Datasets.LabelColumn, column, maximumNumberOfIterations: 100));
+            .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(new Microsoft.ML.Trainers.SdcaMaximumEntropyMulticlassTrainer.Options
+            {
+                LabelColumnName = Datasets.LabelColumn, FeatureColumnName = column, MaximumNumberOfIterations = 100,
+                NumberOfThreads = 1,   // repeatable accuracies (several threads make SDCA's result vary from run to run)
+            }));
         var model = pipeline.Fit(cachedTrain);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(cachedTest), Datasets.LabelColumn);
         return new ProbeRow(name, dim, metrics.MicroAccuracy, metrics.MacroAccuracy, clock.Elapsed.TotalSeconds);
