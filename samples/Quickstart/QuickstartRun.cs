@@ -64,14 +64,14 @@ public static class QuickstartRun
     static int RunCore(QuickstartSettings s)
     {
         var total = Stopwatch.StartNew();
-        string waitPolicy = OpenMp.PreferPassiveWaiting();   // before libtorch loads
+        string openMp = OpenMp.ShortenSpinWaits();   // before libtorch loads
         Directory.CreateDirectory(s.OutputDirectory);
         if (s.Threads is int t) TorchRuntime.Threads = t;
         TorchRuntime.Seed(s.Seed);
         var device = s.Device.Resolve();
         var ml = new MLContext(seed: s.Seed);
         AnsiConsole.Write(new Rule("[bold]Mae.MLNet quickstart[/]").LeftJustified());
-        AnsiConsole.MarkupLine($"device [bold]{device.type}[/], libtorch threads {TorchRuntime.Threads}, OMP_WAIT_POLICY {waitPolicy}");
+        AnsiConsole.MarkupLine($"device [bold]{device.type}[/], libtorch threads {TorchRuntime.Threads}, {openMp}");
 
         // ---- data ----------------------------------------------------------------------------------------------
         MaeConfig? weightsConfig = null;
