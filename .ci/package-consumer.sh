@@ -18,13 +18,7 @@ echo "== dotnet pack src/Mae.MLNet (version $version)"
 dotnet pack src/Mae.MLNet -c Release -o "$work/feed" -p:Version="$version" -nologo -v quiet >"$work/pack.log" 2>&1 \
   || { cat "$work/pack.log"; exit 1; }
 nupkg="$work/feed/Mae.MLNet.$version.nupkg"
-contents=$(unzip -Z1 "$nupkg")
-for f in README.md LICENSE lib/net10.0/Mae.MLNet.dll build/Mae.MLNet.targets build/MaeWeakenGlibcxxRequirement.cs \
-         buildTransitive/Mae.MLNet.targets buildTransitive/MaeWeakenGlibcxxRequirement.cs; do
-  grep -qx "$f" <<<"$contents" || { echo "error: the package lacks $f"; echo "$contents"; exit 1; }
-done
-unzip -p "$nupkg" Mae.MLNet.nuspec | grep -q '<license type="expression">MIT</license>' || { echo "error: no MIT licence in the nuspec"; exit 1; }
-echo "package: $(basename "$nupkg"), $(stat -c %s "$nupkg") bytes; README, LICENSE, lib, build/ and buildTransitive/ present"
+echo "package: $(basename "$nupkg"), $(stat -c %s "$nupkg") bytes (its files are checked by the consumer below)"
 
 # The consumer, copied outside the repository; a nuget.config that keeps the machine's default source and adds the folder.
 cp "$repo/.ci/package-consumer/PackageConsumer.csproj" "$repo/.ci/package-consumer/Program.cs" "$work/"
@@ -49,4 +43,4 @@ if [ -n "$lib" ]; then
     echo "native fix: not needed here (the host's libstdc++ has GLIBCXX_3.4.32), output copy unchanged"
   fi
 fi
-dotnet "bin/Release/net10.0/PackageConsumer.dll"
+MAE_NUPKG="$nupkg" dotnet "bin/Release/net10.0/PackageConsumer.dll"

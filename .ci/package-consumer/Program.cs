@@ -14,6 +14,19 @@ void Check(bool ok, string what)
     if (!ok) failures++;
 }
 
+// The package itself (path from .ci/package-consumer.sh): README, licence, library and the native fix for direct and
+// transitive consumers.
+if (Environment.GetEnvironmentVariable("MAE_NUPKG") is { Length: > 0 } nupkg)
+{
+    using var zip = System.IO.Compression.ZipFile.OpenRead(nupkg);
+    var entries = zip.Entries.Select(e => e.FullName).ToHashSet();
+    foreach (var f in new[] { "README.md", "LICENSE", "lib/net10.0/Mae.MLNet.dll", "build/Mae.MLNet.targets", "build/MaeWeakenGlibcxxRequirement.cs",
+                              "buildTransitive/Mae.MLNet.targets", "buildTransitive/MaeWeakenGlibcxxRequirement.cs" })
+        Check(entries.Contains(f), $"package contains {f}");
+    using var nuspec = new StreamReader(zip.GetEntry("Mae.MLNet.nuspec")!.Open());
+    Check(nuspec.ReadToEnd().Contains("<license type=\"expression\">MIT</license>"), "nuspec declares the MIT licence");
+}
+
 random.manual_seed(0);
 var config = MaeConfig.Tiny32 with { Depth = 2, DecoderDepth = 1 };
 using var mae = new MaskedAutoencoder(config);
