@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every notebook in samples/notebooks headless with the dotnet-repl tool (version pinned in
+# .config/dotnet-tools.json) and fails if any cell throws. Executed copies go to artifacts/notebooks/.
+#   bash .ci/notebooks.sh            # all notebooks, in name order (03 reuses the weights 01 saves)
+#   bash .ci/notebooks.sh 02-*.ipynb # some of them
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# libtorch's OpenMP threads spin only briefly before sleeping: long spins stall training when other processes share
+# the cores (see samples/Quickstart/OpenMp.cs for measurements).
+[ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-1000}"
+per_notebook_timeout="${NOTEBOOK_TIMEOUT_S:-300}"
+
+dotnet tool restore >/dev/null
+# Mae.MLNet with all its dependencies and native libraries in one folder, which the notebooks #r.
+build_log=$(mktemp)
+dotnet build samples/notebooks/runtime -c Release -nologo >"$build_log" 2>&1 || { cat "$build_log"; exit 1; }
+rm -f "$build_log"
+
+out="$PWD/artifacts/notebooks"
+rm -rf "$out" samples/notebooks/output
+mkdir -p "$out"
+cd samples/notebooks
+if [ $# -gt 0 ]; then notebooks=("$@"); else notebooks=([0-9]*.ipynb); fi
+
+failed=()
+total_start=$(date +%s)
+for nb in "${notebooks[@]}"; do
+  start=$(date +%s)
+  set +e
+  timeout "$per_notebook_timeout" dotnet tool run dotnet-repl --run "$nb" --exit-after-run --output-path "$out/$nb" \
+    >"$out/${nb%.ipynb}.log" 2>&1
+  rc=$?
+  set -e
+  seconds=$(( $(date +%s) - start ))
+  # dotnet-repl exits non-zero when a cell fails; also look for error outputs in the executed copy.
+  if [ "$rc" -ne 0 ] || [ ! -s "$out/$nb" ] || grep -q '"output_type": "error"' "$out/$nb"; then
+    failed+=("$nb")
+    echo "notebook $nb: FAILED (exit $rc, ${seconds} s); executed copy and log in artifacts/notebooks/"
+    grep -o '"evalue": "[^"]*' "$out/$nb" 2>/dev/null | head -3 | cut -c1-600 || true
+    [ "$rc" -eq 124 ] && echo "  (timed out after ${per_notebook_timeout} s)"
+  else
+    echo "notebook $nb: ok (${seconds} s)"
+  fi
+done
+echo "notebooks: ${#notebooks[@]} run, ${#failed[@]} with errors, $(( $(date +%s) - total_start )) s"
+[ ${#failed[@]} -eq 0 ]

@@ -1,0 +1,162 @@
+using Mae.MLNet.Data;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Quickstart;
+
+/// <summary>Labelled images as ML.NET views. <c>Train</c>/<c>Test</c> hold a "Pixels" column (CHW floats in [0, 1] at the
+/// model's geometry) and a "Label" column; <c>RawTrain</c>/<c>RawTest</c> hold the images at their own resolution for
+/// the raw-pixel baseline (the same views unless the images were resized for public weights).</summary>
+public sealed record Dataset(
+    string Description, IDataView Train, IDataView Test, IDataView RawTrain, IDataView RawTest,
+    int Channels, int ImageSize, long TrainCount, long TestCount, IReadOnlyList<string> ClassNames);
+
+public static class Datasets
+{
+    public const string PixelsColumn = "Pixels";
+    public const string LabelColumn = "Label";
+
+    /// <summary>The subset of Fashion-MNIST copied next to the program (samples/data/fashion-mnist-subset).</summary>
+    public static string EmbeddedDirectory => Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset");
+
+    sealed class IdxRow
+    {
+        public float[] Pixels { get; set; } = Array.Empty<float>();
+        public uint Label { get; set; }
+    }
+
+    /// <summary>Fashion-MNIST IDX files (the embedded subset or a full copy). With <paramref name="channels"/>/<paramref name="size"/>
+    /// other than 1/28 the grey 28×28 images are resized (bilinear) and repeated over the channels, lazily, for public weights.</summary>
+    public static Dataset FashionMnistIdx(MLContext ml, string directory, int? maxTrain, int? maxTest, int channels = 1, int size = 28)
+    {
+        var train = FashionMnist.Load("train", directory, maxTrain);
+        var test = FashionMnist.Load("t10k", directory, maxTest);
+        IDataView View(FashionMnist.Split split, int c, int s)
+        {
+            var schema = SchemaDefinition.Create(typeof(IdxRow));
+            schema[nameof(IdxRow.Pixels)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c * s * s);
+            // Native geometry: convert once and keep. Other geometry: convert on every pass (224-px RGB copies of
+            // thousands of images would not fit comfortably in memory).
+            if (c == 1 && s == 28)
+            {
+                var rows = split.ImagesAsFloats().Zip(split.Labels, (p, l) => new IdxRow { Pixels = p, Label = l }).ToArray();
+                return ml.Data.LoadFromEnumerable(rows, schema);
+            }
+            return ml.Data.LoadFromEnumerable(Lazy(split, c, s), schema);
+        }
+        static IEnumerable<IdxRow> Lazy(FashionMnist.Split split, int c, int s)
+        {
+            for (int i = 0; i < split.Count; i++)
+                yield return new IdxRow { Pixels = Resize(split.Images[i], 28, c, s), Label = split.Labels[i] };
+        }
+        var rawTrain = View(train, 1, 28);
+        var rawTest = View(test, 1, 28);
+        bool native = channels == 1 && size == 28;
+        string where = Path.GetFullPath(directory) == Path.GetFullPath(EmbeddedDirectory) ? "embedded subset" : directory;
+        return new Dataset($"Fashion-MNIST ({where}): {train.Count} train / {test.Count} test images, 28×28 grey" +
+                           (native ? "" : $", resized to {channels}×{size}×{size} for the weights"),
+            native ? rawTrain : View(train, channels, size), native ? rawTest : View(test, channels, size), rawTrain, rawTest,
+            channels, size, train.Count, test.Count, FashionMnist.ClassNames);
+    }
+
+    sealed class FileRow
+    {
+        public string Path { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+
+    static readonly string[] ImageExtensions = { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
+
+    /// <summary>A folder with one subfolder per class, through ML.NET's LoadImages → ResizeImages → ExtractPixels; a
+    /// random <paramref name="testFraction"/> of the images is held out for the probe. The pixels are computed once
+    /// and cached in memory.</summary>
+    public static Dataset ImageFolder(MLContext ml, string folder, int channels, int size, double testFraction = 0.2, int? maxImages = null)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 (grey) or 3 (RGB).");
+        var classes = Directory.GetDirectories(folder).Select(System.IO.Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        var rows = classes.SelectMany(c => Directory.EnumerateFiles(System.IO.Path.Combine(folder, c))
+                .Where(f => ImageExtensions.Contains(System.IO.Path.GetExtension(f).ToLowerInvariant()))
+                .OrderBy(f => f, StringComparer.Ordinal)
+                .Select(f => new FileRow { Path = System.IO.Path.GetRelativePath(folder, f), Label = c }))
+            .ToList();
+        if (maxImages is int m) rows = rows.OrderBy(r => StableHash(r.Path)).Take(m).ToList();
+        var used = rows.Select(r => r.Label).Distinct().Count();
+        if (used < 2)
+            throw new ArgumentException(
+                $"'{folder}' must hold one subfolder per class with images ({string.Join(", ", ImageExtensions)}) in at least two of them; found {rows.Count} images in {used} class folder(s).");
+
+        var all = ml.Data.LoadFromEnumerable(rows);
+        var split = ml.Data.TrainTestSplit(all, testFraction, seed: 0);
+        IEstimator<ITransformer> prep = ml.Transforms.LoadImages("Image", folder, nameof(FileRow.Path))
+            .Append(ml.Transforms.ResizeImages("Image", size, size));
+        if (channels == 1) prep = prep.Append(ml.Transforms.ConvertToGrayscale("Image"));
+        prep = prep.Append(ml.Transforms.ExtractPixels(PixelsColumn, "Image", interleavePixelColors: false, scaleImage: 1f / 255,
+                colorsToExtract: channels == 1 ? Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Red
+                                               : Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb))
+            .Append(ml.Transforms.SelectColumns(PixelsColumn, LabelColumn));
+        var fitted = prep.Fit(split.TrainSet);
+        // Decode once: pre-training makes one pass per epoch and the probe several.
+        var train = ml.Data.Cache(fitted.Transform(split.TrainSet));
+        var test = ml.Data.Cache(fitted.Transform(split.TestSet));
+        long nTrain = train.GetColumn<string>(LabelColumn).LongCount(), nTest = test.GetColumn<string>(LabelColumn).LongCount();
+        return new Dataset($"image folder {folder}: {nTrain} train / {nTest} test images of {used} classes, resized to {channels}×{size}×{size}",
+            train, test, train, test, channels, size, nTrain, nTest, classes);
+    }
+
+    static int StableHash(string s)
+    {
+        unchecked
+        {
+            int h = (int)2166136261;
+            foreach (char ch in s) h = (h ^ ch) * 16777619;
+            return h;
+        }
+    }
+
+    /// <summary>Bilinear resize of one grey square image (bytes) to <paramref name="size"/>, repeated over <paramref name="channels"/>; [0, 1].</summary>
+    static float[] Resize(byte[] image, int from, int channels, int size)
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(image.Select(b => b / 255f).ToArray(), new long[] { 1, 1, from, from });
+        if (size != from)
+            x = nn.functional.interpolate(x, new long[] { size, size }, mode: InterpolationMode.Bilinear, align_corners: false).clamp(0, 1);
+        x = x.expand(1, channels, size, size).contiguous();
+        return x.data<float>().ToArray();
+    }
+
+    /// <summary>Up to <paramref name="count"/> test images of different classes (then any), as CHW float arrays.</summary>
+    public static float[][] SampleImages(IDataView view, int count)
+    {
+        var pixels = view.Schema[PixelsColumn];
+        var label = view.Schema[LabelColumn];
+        using var cursor = view.GetRowCursor(new[] { pixels, label });
+        var getPixels = cursor.GetGetter<VBuffer<float>>(pixels);
+        Func<string> getLabel;
+        if (label.Type is TextDataViewType)
+        {
+            var g = cursor.GetGetter<ReadOnlyMemory<char>>(label);
+            getLabel = () => { ReadOnlyMemory<char> v = default; g(ref v); return v.ToString(); };
+        }
+        else
+        {
+            var g = cursor.GetGetter<uint>(label);
+            getLabel = () => { uint v = 0; g(ref v); return v.ToString(); };
+        }
+        var picked = new List<float[]>();
+        var spare = new List<float[]>();
+        var seen = new HashSet<string>();
+        VBuffer<float> buffer = default;
+        while (cursor.MoveNext() && picked.Count < count)
+        {
+            getPixels(ref buffer);
+            var image = buffer.DenseValues().ToArray();
+            if (seen.Add(getLabel())) picked.Add(image);
+            else if (spare.Count < count) spare.Add(image);
+            if (cursor.Position > 2000) break;
+        }
+        picked.AddRange(spare.Take(count - picked.Count));
+        return picked.ToArray();
+    }
+}

@@ -1,0 +1,305 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Visualization;
+using Microsoft.ML;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Quickstart;
+
+public sealed class QuickstartSettings
+{
+    public string? DataDirectory { get; init; }
+    public string? ImageFolder { get; init; }
+    public string? WeightsPath { get; init; }
+    public MaeDevice Device { get; init; } = MaeDevice.Auto;
+    public int MaxEpochs { get; init; } = 50;
+    public double Minutes { get; init; } = 3;
+    public string OutputDirectory { get; init; } = "quickstart-output";
+    public int? ImageSize { get; init; }
+    public int Channels { get; init; } = 3;
+    public int? MaxTrain { get; init; }
+    public int? MaxTest { get; init; }
+    public int Seed { get; init; }
+    public int? Threads { get; init; }
+}
+
+public static class QuickstartRun
+{
+    const int BatchSize = 64;
+    const double PeakLearningRate = 1.5e-3;
+    const int CalibrationSteps = 40;
+
+    /// <summary>The small MAE the quickstart trains: the Fashion-MNIST preset (a 4×4 patch grid) made narrower and
+    /// shallower so that a few minutes on two CPU cores go a long way (encoder 96 wide × 4 blocks, decoder 64 × 1).</summary>
+    public static MaeConfig SmallConfig(int channels, int size)
+    {
+        if (size < 4 || size % 4 != 0)
+            throw new ArgumentException($"--image-size must be a multiple of 4 (the quickstart's MAE uses a 4×4 patch grid); got {size}.");
+        return MaeConfig.Mnist28 with
+        {
+            ImageSize = size, PatchSize = size / 4, InChannels = channels,
+            EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4,
+        };
+    }
+
+    public static int Run(QuickstartSettings s)
+    {
+        try
+        {
+            return RunCore(s);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or MaeCheckpointException or InvalidOperationException)
+        {
+            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 1;
+        }
+    }
+
+    static int RunCore(QuickstartSettings s)
+    {
+        var total = Stopwatch.StartNew();
+        string openMp = OpenMp.ShortenSpinWaits();   // before libtorch loads
+        Directory.CreateDirectory(s.OutputDirectory);
+        if (s.Threads is int t) TorchRuntime.Threads = t;
+        TorchRuntime.Seed(s.Seed);
+        var device = s.Device.Resolve();
+        var ml = new MLContext(seed: s.Seed);
+        AnsiConsole.Write(new Rule("[bold]Mae.MLNet quickstart[/]").LeftJustified());
+        AnsiConsole.MarkupLine($"device [bold]{device.type}[/], libtorch threads {TorchRuntime.Threads}, {openMp}");
+
+        // ---- data ----------------------------------------------------------------------------------------------
+        MaeConfig? weightsConfig = null;
+        MaeCheckpointKind weightsKind = MaeCheckpointKind.Full;
+        if (s.WeightsPath is not null)
+        {
+            using var w = MaeCheckpoint.Read(s.WeightsPath);
+            weightsConfig = w.Config;
+            weightsKind = w.Kind;
+            AnsiConsole.MarkupLine($"weights [bold]{Markup.Escape(s.WeightsPath)}[/]: {w.Format}, {w.Kind}, " +
+                                   $"{w.Config.InChannels}×{w.Config.ImageSize}×{w.Config.ImageSize}, width {w.Config.EmbedDim}, depth {w.Config.Depth}");
+        }
+        int channels = weightsConfig?.InChannels ?? (s.ImageFolder is null ? 1 : s.Channels);
+        int size = s.ImageSize ?? weightsConfig?.ImageSize ?? (s.ImageFolder is null ? 28 : 32);
+        var clock = Stopwatch.StartNew();
+        var data = s.ImageFolder is not null
+            ? Datasets.ImageFolder(ml, s.ImageFolder, channels, size)
+            : Datasets.FashionMnistIdx(ml, s.DataDirectory ?? Datasets.EmbeddedDirectory, s.MaxTrain, s.MaxTest, channels, size);
+        AnsiConsole.MarkupLine($"data: {Markup.Escape(data.Description)} ({clock.Elapsed.TotalSeconds:F1} s)");
+
+        // ---- featurizer: pre-train, or load public weights ------------------------------------------------------
+        MaeFeaturizerTransformer featurizer;
+        MaskedAutoencoder? autoencoder = null;
+        MaeConfig config;
+        int epochsRun = 0;
+        double pretrainSeconds = 0, calibratedImagesPerSecond = 0;
+        if (s.WeightsPath is not null)
+        {
+            var encoder = MaeCheckpoint.LoadEncoder(s.WeightsPath, imageSize: size);
+            config = encoder.Config;
+            featurizer = ml.Transforms.MaeFeaturize("Features", Datasets.PixelsColumn, encoder, MaePooling.Mean, device: s.Device).Fit(data.Train);
+            if (weightsKind == MaeCheckpointKind.Full) autoencoder = MaeCheckpoint.LoadMaskedAutoencoder(s.WeightsPath, imageSize: size);
+        }
+        else
+        {
+            config = SmallConfig(channels, size);
+            AnsiConsole.MarkupLine($"model: MAE {config.InChannels}×{config.ImageSize}×{config.ImageSize}, patch {config.PatchSize} ({config.NumPatches} patches), " +
+                                   $"encoder {config.EmbedDim}×{config.Depth}, decoder {config.DecoderEmbedDim}×{config.DecoderDepth}, mask ratio 0.75, norm_pix_loss");
+            int epochs = s.MaxEpochs;
+            if (s.Minutes > 0)
+            {
+                calibratedImagesPerSecond = Calibrate(ml, data, config, s);
+                long imagesPerEpoch = data.TrainCount / BatchSize * BatchSize;
+                int fit = (int)Math.Floor(0.9 * s.Minutes * 60 * calibratedImagesPerSecond / imagesPerEpoch);
+                epochs = Math.Clamp(fit, 1, s.MaxEpochs);
+                AnsiConsole.MarkupLine($"calibration: {calibratedImagesPerSecond:F0} images/s → [bold]{epochs}[/] epoch(s) of {imagesPerEpoch} images " +
+                                       $"fit in the {s.Minutes:0.#}-minute box" + (fit > s.MaxEpochs ? $" (capped by --epochs {s.MaxEpochs})" : ""));
+            }
+            clock.Restart();
+            featurizer = Pretrain(ml, data, config, s, epochs);
+            pretrainSeconds = clock.Elapsed.TotalSeconds;
+            epochsRun = epochs;
+            autoencoder = featurizer.Autoencoder;
+            var losses = featurizer.Pretraining!.EpochLosses;
+            AnsiConsole.MarkupLine($"pre-training: {epochs} epochs, {featurizer.Pretraining.GlobalSteps} steps in {pretrainSeconds:F0} s; " +
+                                   $"loss {losses[0]:F3} (epoch 1) → {losses[^1]:F3} (epoch {losses.Count})");
+        }
+
+        // ---- linear probes --------------------------------------------------------------------------------------
+        var rows = new List<ProbeRow>();
+        clock.Restart();
+        rows.Add(Probe(ml, data.RawTrain, data.RawTest, Datasets.PixelsColumn, "raw pixels", ((Microsoft.ML.Data.VectorDataViewType)data.RawTrain.Schema[Datasets.PixelsColumn].Type).Size));
+        string source = s.WeightsPath is null ? "MAE encoder (pre-trained here)" : "MAE encoder (weights file)";
+        rows.Add(Probe(ml, featurizer.Transform(data.Train), featurizer.Transform(data.Test), "Features", $"{source}, mean pooling", config.EmbedDim));
+        var cls = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
+        {
+            OutputColumnName = "Features", InputColumnName = Datasets.PixelsColumn, Pooling = MaePooling.Cls, Device = s.Device,
+            Normalization = featurizer.Normalization,
+        }, featurizer.Encoder).Fit(data.Train);
+        rows.Add(Probe(ml, cls.Transform(data.Train), cls.Transform(data.Test), "Features", $"{source}, cls token", config.EmbedDim));
+        if (s.WeightsPath is null)
+        {
+            // Control: the same architecture with its random initial weights, to show what pre-training added.
+            TorchRuntime.Seed(s.Seed);
+            using var untrained = new MaeEncoder(config);
+            var random = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
+            {
+                OutputColumnName = "Features", InputColumnName = Datasets.PixelsColumn, Pooling = MaePooling.Mean, Device = s.Device,
+                Normalization = featurizer.Normalization,
+            }, untrained).Fit(data.Train);
+            rows.Add(Probe(ml, random.Transform(data.Train), random.Transform(data.Test), "Features", "same encoder, untrained (control), mean pooling", config.EmbedDim));
+        }
+        double probeSeconds = clock.Elapsed.TotalSeconds;
+
+        var table = new Table().Title($"Linear probe (SDCA maximum entropy) on {data.TestCount} held-out images")
+            .AddColumn("features").AddColumn(new TableColumn("dim").RightAligned())
+            .AddColumn(new TableColumn("accuracy").RightAligned()).AddColumn(new TableColumn("macro acc.").RightAligned())
+            .AddColumn(new TableColumn("probe time").RightAligned());
+        foreach (var r in rows)
+            table.AddRow(Markup.Escape(r.Name), r.Dim.ToString(), $"[bold]{r.Accuracy:P1}[/]", $"{r.MacroAccuracy:P1}", $"{r.Seconds:F1} s");
+        AnsiConsole.Write(table);
+
+        // ---- pictures and weights -------------------------------------------------------------------------------
+        string grid = Path.Combine(s.OutputDirectory, "reconstructions.png");
+        string lossPng = Path.Combine(s.OutputDirectory, "loss.png");
+        string weightsOut = Path.Combine(s.OutputDirectory, "mae.safetensors");
+        var written = new List<string>();
+        if (autoencoder is not null)
+        {
+            SaveReconstructions(grid, autoencoder, featurizer.Normalization, Datasets.SampleImages(data.Test, 8), s.Seed);
+            written.Add(grid);
+        }
+        else AnsiConsole.MarkupLine("[yellow]The weights file has no decoder (encoder only): no reconstruction picture.[/]");
+        if (featurizer.Pretraining is { } pre)
+        {
+            LossChart.SavePng(lossPng, pre.StepLosses, pre.EpochLosses,
+                $"MAE pre-training on {data.TrainCount} images: {pre.EpochsCompleted} epoch{(pre.EpochsCompleted == 1 ? "" : "s")}, batch {BatchSize}, mask ratio 0.75");
+            written.Add(lossPng);
+            MaeCheckpoint.Save(autoencoder!, weightsOut);
+            written.Add(weightsOut);
+        }
+
+        var summary = new
+        {
+            data = data.Description, device = device.type.ToString(), model = config,
+            epochs = epochsRun, pretrain_seconds = Math.Round(pretrainSeconds, 1),
+            calibrated_images_per_second = Math.Round(calibratedImagesPerSecond, 1),
+            epoch_losses = featurizer.Pretraining?.EpochLosses,
+            probes = rows.Select(r => new { features = r.Name, dim = r.Dim, accuracy = Math.Round(r.Accuracy, 4), macro_accuracy = Math.Round(r.MacroAccuracy, 4), seconds = Math.Round(r.Seconds, 1) }),
+            probe_seconds = Math.Round(probeSeconds, 1), total_seconds = Math.Round(total.Elapsed.TotalSeconds, 1),
+        };
+        string summaryPath = Path.Combine(s.OutputDirectory, "summary.json");
+        File.WriteAllText(summaryPath, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+        written.Add(summaryPath);
+        foreach (var f in written) AnsiConsole.MarkupLine($"wrote [link]{Markup.Escape(f)}[/]");
+        if (featurizer.Pretraining is not null)
+            AnsiConsole.MarkupLine($"[grey]Featurize with these weights later: dotnet run --project samples/Quickstart -c Release -- --weights {Markup.Escape(weightsOut)}[/]");
+        AnsiConsole.MarkupLine($"done in {total.Elapsed.TotalSeconds:F0} s");
+        return 0;
+    }
+
+    static MaePretrainEstimatorOptions PretrainOptions(MaeConfig config, QuickstartSettings s, int epochs, string? metricsFile, IProgress<MaePretrainProgress>? progress)
+        => new()
+        {
+            InputColumnName = Datasets.PixelsColumn, OutputColumnName = "Features", Model = config, Pooling = MaePooling.Mean,
+            Training = new MaePretrainOptions
+            {
+                Epochs = epochs, WarmupEpochs = epochs == 1 ? 0.2 : Math.Max(1, epochs / 10), BatchSize = BatchSize,
+                LearningRate = PeakLearningRate, Seed = s.Seed, Device = s.Device, NormPixLoss = config.NormPixLoss,
+                MetricsFile = metricsFile, LogEvery = 1,
+            },
+            // RandomResizedCrop with a milder scale range than ImageNet's 0.2 (the images are tiny), flips, normalisation.
+            Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels, ScaleMin = 0.5, HorizontalFlipProbability = 0.5 },
+            Progress = progress,
+        };
+
+    /// <summary>Times <see cref="CalibrationSteps"/> pre-training steps through the same ML.NET path; returns images/s
+    /// measured over the second half (the first steps run several times slower: JIT and allocator warm-up).</summary>
+    static double Calibrate(MLContext ml, Dataset data, MaeConfig config, QuickstartSettings s)
+    {
+        int images = (int)Math.Min(data.TrainCount, CalibrationSteps * BatchSize);
+        var reports = new List<MaePretrainProgress>();
+        var options = PretrainOptions(config, s, 1, null, new SyncProgress<MaePretrainProgress>(reports.Add));
+        var calibration = ml.Transforms.MaePretrain(options).Fit(ml.Data.TakeRows(data.Train, images));
+        calibration.Autoencoder?.Dispose();
+        if (reports.Count >= 8)
+        {
+            var a = reports[reports.Count / 2]; var b = reports[^1];   // the second half: the first steps run slow (warm-up)
+            double seconds = (b.Elapsed - a.Elapsed).TotalSeconds;
+            if (seconds > 0) return (b.GlobalStep - a.GlobalStep) * (double)BatchSize / seconds;
+        }
+        return reports[^1].ImagesPerSecond;
+    }
+
+    static MaeFeaturizerTransformer Pretrain(MLContext ml, Dataset data, MaeConfig config, QuickstartSettings s, int epochs)
+    {
+        MaeFeaturizerTransformer? result = null;
+        long stepsPerEpoch = data.TrainCount / BatchSize;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                     new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("pre-training", maxValue: stepsPerEpoch * epochs);
+                var progress = new SyncProgress<MaePretrainProgress>(p =>
+                {
+                    task.Value = p.GlobalStep;
+                    task.Description = $"epoch {p.Epoch + 1}/{p.Epochs}  loss {p.Loss:F3}  {p.ImagesPerSecond:F0} img/s";
+                });
+                var options = PretrainOptions(config, s, epochs, Path.Combine(s.OutputDirectory, "metrics.jsonl"), progress);
+                result = ml.Transforms.MaePretrain(options).Fit(data.Train);
+                task.Value = task.MaxValue;
+            });
+        return result!;
+    }
+
+    sealed record ProbeRow(string Name, int Dim, double Accuracy, double MacroAccuracy, double Seconds);
+
+    /// <summary>Standardise the features (as the paper's linear probe does with a BatchNorm without affine), then SDCA
+    /// maximum entropy. The feature views are cached: SDCA passes over its data many times, and every pass over a
+    /// lazy featurizer would run the encoder again.</summary>
+    static ProbeRow Probe(MLContext ml, IDataView train, IDataView test, string column, string name, int dim)
+    {
+        var clock = Stopwatch.StartNew();
+        var select = ml.Transforms.SelectColumns(Datasets.LabelColumn, column);
+        var cachedTrain = ml.Data.Cache(select.Fit(train).Transform(train));
+        var cachedTest = ml.Data.Cache(select.Fit(test).Transform(test));
+        var pipeline = ml.Transforms.Conversion.MapValueToKey(Datasets.LabelColumn)
+            .Append(ml.Transforms.NormalizeMeanVariance(column))
+            .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(new Microsoft.ML.Trainers.SdcaMaximumEntropyMulticlassTrainer.Options
+            {
+                LabelColumnName = Datasets.LabelColumn, FeatureColumnName = column, MaximumNumberOfIterations = 100,
+                NumberOfThreads = 1,   // repeatable accuracies (several threads make SDCA's result vary from run to run)
+            }));
+        var model = pipeline.Fit(cachedTrain);
+        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(cachedTest), Datasets.LabelColumn);
+        return new ProbeRow(name, dim, metrics.MicroAccuracy, metrics.MacroAccuracy, clock.Elapsed.TotalSeconds);
+    }
+
+    static void SaveReconstructions(string path, MaskedAutoencoder model, PixelNormalization normalization, float[][] images, int seed)
+    {
+        var cfg = model.Config;
+        using var scope = NewDisposeScope();
+        var flat = images.SelectMany(a => a).ToArray();
+        var x = tensor(flat, new long[] { images.Length, cfg.InChannels, cfg.ImageSize, cfg.ImageSize }) * normalization.Scale;
+        var mean = tensor(normalization.Mean, new long[] { 1, cfg.InChannels, 1, 1 });
+        var std = tensor(normalization.Std, new long[] { 1, cfg.InChannels, 1, 1 });
+        x = (x - mean) / std;
+        TorchRuntime.Seed(seed);
+        var noise = rand(images.Length, cfg.NumPatches);
+        using var result = MaeReconstruction.Compute(model, x, 0.75, noise);
+        ReconstructionGrid.SavePng(path, result, normalization.Mean, normalization.Std);
+    }
+
+    /// <summary>Calls back on the reporting thread (<see cref="Progress{T}"/> would post to the thread pool).</summary>
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
