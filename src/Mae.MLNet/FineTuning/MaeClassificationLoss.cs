@@ -1,3 +1,4 @@
+using Mae.MLNet.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,7 +18,7 @@ public static class MaeClassificationLoss
         using var scope = NewDisposeScope();
         var logp = nn.functional.log_softmax(logits.to(float32), -1);
         var nll = -logp.gather(-1, targets.to(int64).unsqueeze(-1)).squeeze(-1);
-        var loss = smoothing == 0 ? nll : (1 - smoothing) * nll + smoothing * -logp.mean(new long[] { -1 });
+        var loss = smoothing == 0 ? nll : nll.Times(1 - smoothing) + logp.mean(new long[] { -1 }).Times(-smoothing);
         return loss.mean().MoveToOuterDisposeScope();
     }
 
@@ -35,9 +36,9 @@ public static class MaeClassificationLoss
     {
         using var scope = NewDisposeScope();
         double off = smoothing / numClasses, on = 1 - smoothing + off;
-        Tensor OneHot(Tensor y) => nn.functional.one_hot(y.to(int64), numClasses).to(float32) * (on - off) + off;
+        Tensor OneHot(Tensor y) => nn.functional.one_hot(y.to(int64), numClasses).to(float32).Times(on - off).Plus(off);
         var y1 = OneHot(targets);
         var y2 = OneHot(targets.flip(0));
-        return (y1 * lam + y2 * (1 - lam)).MoveToOuterDisposeScope();
+        return (y1.Times(lam) + y2.Times(1 - lam)).MoveToOuterDisposeScope();
     }
 }

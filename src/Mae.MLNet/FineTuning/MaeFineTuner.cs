@@ -214,7 +214,7 @@ public sealed class MaeFineTuner
                     double lossValue = loss.item<float>();
                     if (!double.IsFinite(lossValue)) throw new MaeNonFiniteLossException(epoch, step, globalStep, lossValue);
 
-                    (accum == 1 ? loss : loss / accum).backward();
+                    (accum == 1 ? loss : loss.DividedBy(accum)).backward();
                     if ((step + 1) % accum == 0)
                     {
                         if (o.ClipGradNorm is double clip) nn.utils.clip_grad_norm_(trainable, clip);

@@ -1,3 +1,4 @@
+using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.FineTuning;
@@ -71,7 +72,7 @@ public sealed class MaeMixup
             }
             lam = 1.0 - (double)((yh - yl) * (xh - xl)) / (h * w);
         }
-        else x = images * lam + images.flip(0) * (1 - lam);
+        else x = images.Times(lam) + images.flip(0).Times(1 - lam);
         var targets = MaeClassificationLoss.MixupTarget(labels, numClasses, lam, smoothing);
         return (x.MoveToOuterDisposeScope(), targets.MoveToOuterDisposeScope(), lam);
     }

@@ -46,7 +46,7 @@ internal sealed class ClassifierRunner : ITensorFunction
             var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);
             var m = tensor(mean).reshape(1, c, 1, 1).to(device);
             var sd = tensor(std).reshape(1, c, 1, 1).to(device);
-            x = (x * scale - m) / sd;
+            x = (x.Times(scale) - m) / sd;
             var p = nn.functional.softmax(model.forward(x).to(float32), -1).cpu();
             p.data<float>().CopyTo(outputs.AsSpan(0, rows * OutputLength));
         }

@@ -49,7 +49,7 @@ internal sealed class EncoderRunner : ITensorFunction
             var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);
             var m = tensor(mean).reshape(1, c, 1, 1).to(device);
             var sd = tensor(std).reshape(1, c, 1, 1).to(device);
-            x = (x * scale - m) / sd;
+            x = (x.Times(scale) - m) / sd;
             var f = encoder.ExtractFeatures(x, pooling).to(float32).cpu();
             f.data<float>().CopyTo(features.AsSpan(0, rows * FeatureDim));
         }

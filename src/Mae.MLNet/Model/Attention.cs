@@ -36,7 +36,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
         var qkvOut = MixedPrecision.Linear(qkv, x, computeDType).reshape(b, n, 3, numHeads, c / numHeads).permute(2, 0, 3, 1, 4);
-        var q = qkvOut[0] * scale;
+        var q = qkvOut[0].Times(scale);
         var k = qkvOut[1];
         var v = qkvOut[2];
         var attn = MixedPrecision.Softmax(q.matmul(k.transpose(-2, -1)));

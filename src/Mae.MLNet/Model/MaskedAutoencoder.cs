@@ -113,8 +113,7 @@ public sealed class MaskedAutoencoder : nn.Module
         var idsRestore = idsShuffle.argsort(1);
         var idsKeep = idsShuffle[.., ..(int)lenKeep];
         var kept = x.gather(1, idsKeep.unsqueeze(-1).expand(n, lenKeep, d));
-        var ordered = ones(n, l, dtype: x.dtype, device: x.device);
-        ordered[.., ..(int)lenKeep] = 0;
+        var ordered = cat(new[] { zeros(n, lenKeep, dtype: x.dtype, device: x.device), ones(n, l - lenKeep, dtype: x.dtype, device: x.device) }, 1);
         var mask = ordered.gather(1, idsRestore);
         return (kept.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), idsRestore.MoveToOuterDisposeScope());
     }
@@ -168,7 +167,7 @@ public sealed class MaskedAutoencoder : nn.Module
         using var scope = NewDisposeScope();
         var target = Patchify(images).to(pred.dtype);
         if (Config.NormPixLoss) target = NormalizePatches(target);
-        var perPatch = (pred - target).pow(2).mean(new long[] { -1 });
+        var perPatch = (pred - target).square().mean(new long[] { -1 });
         var loss = (perPatch * mask).sum() / mask.sum();
         return loss.MoveToOuterDisposeScope();
     }
@@ -179,7 +178,7 @@ public sealed class MaskedAutoencoder : nn.Module
         using var scope = NewDisposeScope();
         var mean = patches.mean(new long[] { -1 }, keepdim: true);
         var variance = patches.var(-1, unbiased: true, keepdim: true);
-        return ((patches - mean) / (variance + 1e-6).sqrt()).MoveToOuterDisposeScope();
+        return ((patches - mean) / variance.Plus(1e-6).sqrt()).MoveToOuterDisposeScope();
     }
 
     /// <summary>The full MAE: returns (loss, pred [N, L, p²·C], mask [N, L] with 1 = removed).</summary>

@@ -85,8 +85,8 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         var shape = new long[x.dim()];
         Array.Fill(shape, 1L);
         shape[0] = x.shape[0];
-        var mask = (rand(shape) + keep).floor_().to(x.dtype, x.device);
-        return (x.div(keep) * mask).MoveToOuterDisposeScope();
+        var mask = rand(shape).Plus(keep).floor_().to(x.dtype, x.device);
+        return (x.DividedBy(keep) * mask).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -170,7 +170,7 @@ public sealed class MaePretrainer
                     if (!double.IsFinite(lossValue))
                         throw new MaeNonFiniteLossException(epoch, step, globalStep, lossValue);
 
-                    (accum == 1 ? loss : loss / accum).backward();
+                    (accum == 1 ? loss : loss.DividedBy(accum)).backward();
                     if ((step + 1) % accum == 0)
                     {
                         optimizer.step();

@@ -83,7 +83,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
         if (allFull) x = FlipRows(input, flips); // identity crop: resampling would reproduce the input exactly
         else if (Options.Resampler == CropResampler.PerSampleInterpolate) x = PerSampleInterpolate(input, boxes, flips, size);
         else x = SeparableResample(input, boxes, flips, size);
-        if (Options.ClampToUnitRange) x = x.clamp(0.0, 1.0);
+        if (Options.ClampToUnitRange) x = x.ClampTo(0.0, 1.0);
         if (Options.Normalize)
         {
             var mean = tensor(_mean, new long[] { 1, _mean.Length, 1, 1 }).to(computeType, batch.device);
