@@ -196,7 +196,7 @@ public sealed class MaeFineTuner
                     ct.ThrowIfCancellationRequested();
                     using var ownedImages = rawImages;
                     using var ownedLabels = rawLabels;
-                    using var noGc = NoGcScope.Enter(); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
                     using var scope = NewDisposeScope();
                     if (step % accum == 0)
                     {
@@ -341,7 +341,7 @@ public sealed class MaeFineTuner
             {
                 using var ownedImages = images;
                 using var ownedLabels = labels;
-                using var noGc = NoGcScope.Enter(); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+                using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
                 using var scope = NewDisposeScope();
                 var x = images.to(device);
                 if (transform is not null) x = transform.Apply(x);

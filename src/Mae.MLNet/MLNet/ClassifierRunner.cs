@@ -41,7 +41,7 @@ internal sealed class ClassifierRunner : ITensorFunction
         lock (gate)
         {
             using var noGrad = no_grad();
-            using var noGc = NoGcScope.Enter(); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+            using var noGc = NoGcScope.Enter(NoGcScope.InferenceBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
             using var scope = NewDisposeScope();
             if (model.training) model.eval();
             var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);

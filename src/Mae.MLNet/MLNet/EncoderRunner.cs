@@ -45,7 +45,7 @@ internal sealed class EncoderRunner : ITensorFunction
         lock (gate)
         {
             using var noGrad = no_grad();
-            using var noGc = NoGcScope.Enter(); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+            using var noGc = NoGcScope.Enter(NoGcScope.InferenceBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
             using var scope = NewDisposeScope();
             var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);
             var m = tensor(mean).reshape(1, c, 1, 1).to(device);

@@ -14,15 +14,19 @@ namespace Mae.MLNet.Runtime;
 /// </summary>
 internal readonly struct NoGcScope : IDisposable
 {
-    const long Budget = 16L << 20;
+    /// <summary>Budget of a training step: reserved, not committed up front; other threads may allocate this much
+    /// during a step before a collection happens anyway.</summary>
+    public const long TrainingBudget = 256L << 20;
+    /// <summary>Budget of an inference batch: small, so featurizing many rows keeps a flat peak memory.</summary>
+    public const long InferenceBudget = 16L << 20;
     readonly bool started;
 
     NoGcScope(bool started) => this.started = started;
 
-    public static NoGcScope Enter()
+    public static NoGcScope Enter(long budget)
     {
         if (GCSettings.LatencyMode == GCLatencyMode.NoGCRegion) return new NoGcScope(false); // nested
-        try { return new NoGcScope(GC.TryStartNoGCRegion(Budget)); }
+        try { return new NoGcScope(GC.TryStartNoGCRegion(budget)); }
         catch (ArgumentOutOfRangeException) { return new NoGcScope(false); }
         catch (InvalidOperationException) { return new NoGcScope(false); }
     }

@@ -139,7 +139,7 @@ public sealed class MaePretrainer
                 while (true)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    using var noGc = NoGcScope.Enter(); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
                     using var scope = NewDisposeScope();
                     if (!batches.MoveNext()) break;
                     if (step >= stepsPerEpoch)
