@@ -1,0 +1,147 @@
+// Fashion-MNIST study: dotnet run -c Release --project samples/FashionMnistStudy -- [--train 60000] [--test 10000]
+//   [--pt-epochs 10] [--ft-epochs 3] [--sweep-epochs 3] [--data DIR] [--out docs/results.md]
+// Pre-trains an MAE on the training images (labels unused), probes the frozen encoder with SDCA (cls and mean
+// pooling) beside raw pixels, fine-tunes it end to end, and repeats a shorter pre-training at mask ratios 0.5 / 0.75 /
+// 0.9 (the paper's Fig. 4 trend). Writes a markdown report with the command, the machine and every time.
+using System.Diagnostics;
+using System.Globalization;
+using Mae.MLNet;
+using Mae.MLNet.Data;
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var opts = new Dictionary<string, string>();
+for (int i = 0; i + 1 < args.Length; i += 2) opts[args[i].TrimStart('-')] = args[i + 1];
+string Get(string k, string d) => opts.TryGetValue(k, out var v) ? v : d;
+int nTrain = int.Parse(Get("train", "60000")), nTest = int.Parse(Get("test", "10000"));
+int ptEpochs = int.Parse(Get("pt-epochs", "10")), ftEpochs = int.Parse(Get("ft-epochs", "3")), sweepEpochs = int.Parse(Get("sweep-epochs", "3"));
+string? dataDir = opts.GetValueOrDefault("data");
+string outPath = Get("out", "docs/results.md");
+
+var total = Stopwatch.StartNew();
+var train = FashionMnist.Load("train", dataDir, nTrain);
+var test = FashionMnist.Load("t10k", dataDir, nTest);
+var shape = new MaeImageShape(1, 28, 28);
+var config = MaeConfig.Mnist28 with { EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4 };
+var ml = new MLContext(seed: 0);
+var trainData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(train)));
+var testData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(test)));
+var report = new List<string>();
+void Log(string s) { Console.Error.WriteLine($"[{total.Elapsed:mm\\:ss}] {s}"); }
+
+(MaskedAutoencoder mae, MaePretrainResult result, double seconds) Pretrain(double maskRatio, int epochs)
+{
+    var sw = Stopwatch.StartNew();
+    var o = new MaePretrainOptions
+    {
+        Epochs = epochs, WarmupEpochs = Math.Max(1, epochs / 10.0), BatchSize = 256, LearningRate = 3e-3, MaskRatio = maskRatio,
+        Seed = 1, Device = MaeDevice.Auto, NormPixLoss = true, LogEvery = 1000,
+        Transform = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5 }),
+    };
+    using var source = MaeImageSource.FromArrays(train.ImagesAsFloats(), shape);
+    var model = MaePretrainer.CreateModel(config, o);
+    var r = new MaePretrainer(o).Train(model, source, new Progress<MaePretrainProgress>(p =>
+    {
+        if (p.Step == 0) Log($"mask {maskRatio}: epoch {p.Epoch + 1}/{epochs}, loss {p.Loss:F4}, {p.ImagesPerSecond:F0} img/s");
+    }));
+    return (model, r, sw.Elapsed.TotalSeconds);
+}
+
+(double accuracy, double seconds) Probe(MaeEncoder? encoder, MaePooling pooling, string column = "Features")
+{
+    var sw = Stopwatch.StartNew();
+    IDataView tr = trainData, te = testData;
+    if (encoder is not null)
+    {
+        var featurizer = ml.Transforms.MaeFeaturize("Features", "Pixels", encoder, pooling, batchSize: 512).Fit(trainData);
+        tr = ml.Data.Cache(featurizer.Transform(trainData));
+        te = ml.Data.Cache(featurizer.Transform(testData));
+    }
+    var probe = ml.Transforms.Conversion.MapValueToKey("Label")
+        .Append(ml.Transforms.NormalizeMeanVariance(column))
+        .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy("Label", column, maximumNumberOfIterations: 30));
+    var metrics = ml.MulticlassClassification.Evaluate(probe.Fit(tr).Transform(te));
+    return (metrics.MicroAccuracy, sw.Elapsed.TotalSeconds);
+}
+
+Log($"train {train.Count}, test {test.Count}; raw-pixel baseline");
+var raw = Probe(null, MaePooling.Cls, "Pixels");
+Log($"raw pixels: {raw.accuracy:P2}");
+var main = Pretrain(0.75, ptEpochs);
+Log($"pre-trained: loss {main.result.EpochLosses[0]:F4} → {main.result.EpochLosses[^1]:F4} in {main.seconds:F0} s");
+var cls = Probe(main.mae.Encoder, MaePooling.Cls);
+var mean = Probe(main.mae.Encoder, MaePooling.Mean);
+Log($"probe cls {cls.accuracy:P2}, mean {mean.accuracy:P2}");
+
+var ftWatch = Stopwatch.StartNew();
+var ft = new MaeFineTuneOptions
+{
+    Epochs = ftEpochs, WarmupEpochs = 1, BatchSize = 128, LearningRate = 2e-3, Seed = 2, Device = MaeDevice.Auto, DropPath = 0.1,
+    LayerDecay = 0.75, LogEvery = 1000, Augmentation = new MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.8 },
+};
+var ftModel = ml.Transforms.Conversion.MapValueToKey("Label")
+    .Append(ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options { Encoder = main.mae.Encoder, Training = ft }))
+    .Fit(trainData);
+double ftAccuracy = ml.MulticlassClassification.Evaluate(ftModel.Transform(testData)).MicroAccuracy;
+double ftSeconds = ftWatch.Elapsed.TotalSeconds;
+Log($"fine-tuned: {ftAccuracy:P2} in {ftSeconds:F0} s");
+
+var sweep = new List<(double ratio, double loss, double acc, double seconds)>();
+foreach (var ratio in new[] { 0.5, 0.75, 0.9 })
+{
+    var run = Pretrain(ratio, sweepEpochs);
+    var p = Probe(run.mae.Encoder, MaePooling.Mean);
+    sweep.Add((ratio, run.result.EpochLosses[^1], p.accuracy, run.seconds + p.seconds));
+    Log($"sweep mask {ratio}: probe {p.accuracy:P2}");
+    run.mae.Dispose();
+}
+
+string command = "dotnet run -c Release --project samples/FashionMnistStudy --" + (args.Length > 0 ? " " + string.Join(' ', args) : "");
+var lines = new List<string>
+{
+    "# Fashion-MNIST study",
+    "",
+    $"Date {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. Machine: {Environment.ProcessorCount} logical CPUs, {TorchRuntime.Threads} libtorch threads, {MaeDevice.Auto.Resolve().type}. " +
+    $"Command: `{command}`. Total wall time {total.Elapsed.TotalMinutes:F1} min.",
+    "",
+    $"Data: Fashion-MNIST, {train.Count} training / {test.Count} test images (28×28 grey). Model: MAE 28 px, patch 7 (16 patches), encoder " +
+    $"{config.EmbedDim}×{config.Depth} blocks×{config.NumHeads} heads, decoder {config.DecoderEmbedDim}×{config.DecoderDepth}, norm_pix_loss, " +
+    "AdamW (0.9, 0.95), wd 0.05, batch 256, peak lr 3e-3, warm-up + cosine, RandomResizedCrop(0.5–1) + flip. Probes: SDCA maximum entropy " +
+    "(30 iterations) on standardised features; fine-tuning: MaeFineTune (layer decay 0.75, drop path 0.1, label smoothing 0.1, batch 128, lr 2e-3).",
+    "",
+    "| what | test accuracy | time |",
+    "|---|---:|---:|",
+    $"| raw pixels (784), SDCA | {raw.accuracy:P2} | {raw.seconds:F0} s |",
+    $"| MAE pre-training, mask 0.75, {ptEpochs} epochs (loss {main.result.EpochLosses[0]:F3} → {main.result.EpochLosses[^1]:F3}) | – | {main.seconds:F0} s |",
+    $"| linear probe, cls token (96) | {cls.accuracy:P2} | {cls.seconds:F0} s |",
+    $"| linear probe, mean of patch tokens (96) | {mean.accuracy:P2} | {mean.seconds:F0} s |",
+    $"| fine-tuned end to end, {ftEpochs} epochs | {ftAccuracy:P2} | {ftSeconds:F0} s |",
+    "",
+    $"Mask-ratio sweep ({sweepEpochs} pre-training epochs each, mean-pooling probe):",
+    "",
+    "| mask ratio | final pre-training loss | probe accuracy | time |",
+    "|---:|---:|---:|---:|",
+};
+lines.AddRange(sweep.Select(s => $"| {s.ratio} | {s.loss:F4} | {s.acc:P2} | {s.seconds:F0} s |"));
+lines.Add("");
+lines.Add("Targets from the issue (2-core machine, ≤ 60 min of pre-training): linear probe ≥ 88 % (raw-pixel logistic regression is " +
+          "84.2 % on the Fashion-MNIST benchmark), fine-tune ≥ 93 % (SVC 89.7 %). The figures above are what this run reached.");
+Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
+File.WriteAllLines(outPath, lines);
+Console.WriteLine(string.Join(Environment.NewLine, lines));
+return 0;
+
+static IEnumerable<Item> Items(FashionMnist.Split split)
+    => split.ImagesAsFloats().Zip(split.Labels, (p, l) => new Item { Pixels = p, Label = l });
+
+sealed class Item
+{
+    [VectorType(784)] public float[] Pixels { get; set; } = Array.Empty<float>();
+    public uint Label { get; set; }
+}
