@@ -1,0 +1,60 @@
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet;
+
+/// <summary>Runs a frozen model on a batch of CHW float rows: normalise per channel, forward in eval mode with no
+/// gradient on the configured device, copy <see cref="ITensorFunction.OutputLength"/> floats per row back. One native
+/// scope (and no GC, see <see cref="NoGcScope"/>) per batch, so memory stays flat however many rows pass. Calls are
+/// serialised: one module, possibly several cursors.</summary>
+internal abstract class ModelRunner : ITensorFunction
+{
+    readonly nn.Module module;
+    readonly Device device;
+    readonly float scale;
+    readonly float[] mean, std;
+    readonly object gate = new();
+
+    protected ModelRunner(nn.Module module, MaeConfig config, MaeDevice device, PixelNormalization normalization)
+    {
+        this.module = module;
+        Config = config;
+        this.device = device.Resolve();
+        normalization.Validate(config.InChannels);
+        scale = normalization.Scale;
+        mean = normalization.Mean.ToArray();
+        std = normalization.Std.ToArray();
+        lock (gate)
+        {
+            module.to(this.device);
+            module.eval();
+        }
+    }
+
+    public MaeConfig Config { get; }
+    public abstract int OutputLength { get; }
+    public int InputLength => Config.InChannels * Config.ImageSize * Config.ImageSize;
+
+    /// <summary>The model's output for a normalised [N, C, H, W] batch: [N, OutputLength].</summary>
+    protected abstract Tensor Compute(Tensor images);
+
+    /// <summary>Outputs of <paramref name="rows"/> images stored back to back in <paramref name="pixels"/>.</summary>
+    public void Run(float[] pixels, int rows, float[] outputs)
+    {
+        int c = Config.InChannels, s = Config.ImageSize;
+        lock (gate)
+        {
+            using var noGrad = no_grad();
+            using var noGc = NoGcScope.Enter(NoGcScope.InferenceBudget);
+            using var scope = NewDisposeScope();
+            if (module.training) module.eval();
+            var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);
+            var m = tensor(mean).reshape(1, c, 1, 1).to(device);
+            var sd = tensor(std).reshape(1, c, 1, 1).to(device);
+            var y = Compute((x.Times(scale) - m) / sd).to(float32).cpu();
+            y.data<float>().CopyTo(outputs.AsSpan(0, rows * OutputLength));
+        }
+    }
+}
