@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # libtorch's OpenMP threads spin only briefly before sleeping: long spins stall training when other processes share
-# the cores (see samples/Quickstart/OpenMp.cs for measurements).
+# the cores (see src/Mae.MLNet/Runtime/OpenMpWaitPolicy.cs for measurements). The notebook kernel may load TorchSharp
+# before Mae.MLNet, so the variable is set here as well.
 [ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-1000}"
 per_notebook_timeout="${NOTEBOOK_TIMEOUT_S:-300}"
 

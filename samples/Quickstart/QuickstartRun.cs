@@ -64,7 +64,7 @@ public static class QuickstartRun
     static int RunCore(QuickstartSettings s)
     {
         var total = Stopwatch.StartNew();
-        string openMp = OpenMp.ShortenSpinWaits();   // before libtorch loads
+        string openMp = TorchRuntime.OpenMpWaitSetting;   // set by Mae.MLNet before libtorch loads
         Directory.CreateDirectory(s.OutputDirectory);
         if (s.Threads is int t) TorchRuntime.Threads = t;
         TorchRuntime.Seed(s.Seed);

@@ -11,6 +11,10 @@ public static class TorchRuntime
 
     public static int CudaDeviceCount => CudaAvailable ? cuda.device_count() : 0;
 
+    /// <summary>The OpenMP wait setting chosen when Mae.MLNet loaded (see the library's OpenMpWaitPolicy): by default
+    /// "GOMP_SPINCOUNT=1000", or the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT.</summary>
+    public static string OpenMpWaitSetting => OpenMpWaitPolicy.Description;
+
     /// <summary>Intra-op threads libtorch uses on the CPU.</summary>
     public static int Threads
     {
