@@ -1,19 +1,59 @@
+using Mae.MLNet.Interop.Onnx;
 using Microsoft.ML;
+using Microsoft.ML.Data;
+using static TorchSharp.torch;
 
 namespace Mae.MLNet;
 
+/// <summary>
+/// Saves a fine-tuned classifier as ML.NET's own transformers, like the featurizer (<see cref="OnnxPersistence"/>):
+/// the encoder up to the pooled, normalised features (global pool + fc_norm, or cls + norm) becomes a per-row ONNX
+/// graph in an <c>OnnxTransformer</c>, and the linear head becomes ML.NET's multiclass model
+/// (<see cref="MaximumEntropyHead"/>: Score = softmax(W·x + b), PredictedLabel with the training label's key values);
+/// the temporary feature column is dropped. <c>mlContext.Model.Load</c> gives these transformers back: they score
+/// with ONNX Runtime and ML.NET alone, no Mae.MLNet or libtorch.
+/// </summary>
 internal static class FineTunePersistence
 {
-    /// <summary>
-    /// Not possible yet through ML.NET's public surface: the featurizer's route (save as ML.NET's OnnxTransformer)
-    /// gives the Score vector but not the scalar key column PredictedLabel — OnnxTransformer types a scalar ONNX
-    /// output but fails to read it (tried here with Int64 and Single ArgMax outputs), and the constructors of ML.NET's
-    /// own multiclass predictors, which would compute PredictedLabel from a score vector, are internal.
-    /// </summary>
     public static void Save(MaeClassifierTransformer transformer, ModelSaveContext ctx)
-        => throw new NotSupportedException(
-            "A MaeFineTune model cannot be written into an ML.NET model zip yet: ML.NET's OnnxTransformer cannot produce the " +
-            "scalar key column PredictedLabel, and ML.NET's multiclass predictors cannot be built from outside. " +
-            "Save the weights with MaeCheckpoint.Save(transformer.Model, path) and load them with MaeCheckpoint.LoadClassifier, " +
-            "or export the classifier with transformer.Model.ExportOnnx(path) (features, logits, probabilities) and score it with ONNX Runtime.");
+    {
+        var inputSchema = transformer.InputSchema
+            ?? throw new InvalidOperationException("This classifier was not made by Fit, so its training schema is unknown and it cannot be saved.");
+        ((ICanSaveModel)Build(transformer, inputSchema)).Save(ctx);
+    }
+
+    /// <summary>The ML.NET transformers equivalent to <paramref name="transformer"/>, bound to its training schema.</summary>
+    public static TransformerChain<ITransformer> Build(MaeClassifierTransformer transformer, DataViewSchema inputSchema)
+    {
+        var model = transformer.Model;
+        var norm = transformer.Normalization;
+        string features = $"{transformer.ScoreColumnName}__mae_features";
+        var onnx = OnnxPersistence.BuildOnnxTransformer(inputSchema, transformer.InputColumnName, features, model.Config,
+            (pixelColumn, pixelScale, stream) => MaeOnnxExport.Export(model, stream, new VitClassifierOnnxOptions
+            {
+                InputName = pixelColumn, FeaturesName = features, LogitsName = features + "_logits", ProbabilitiesName = null,
+                PixelScale = pixelScale, Mean = norm.Mean, Std = norm.Std, PerRow = true,
+            }),
+            norm.Scale);
+        var featureSchema = onnx.GetOutputSchema(inputSchema);
+
+        var (weights, bias) = HeadWeights(model);
+        var ml = new MLContext();
+        var head = MaximumEntropyHead.Create(ml, weights, bias, transformer.ClassNames(), featureSchema, features,
+            transformer.LabelColumnName, transformer.ScoreColumnName, transformer.PredictedLabelColumnName);
+        var drop = ml.Transforms.DropColumns(features).Fit(new EmptyDataView(head.GetOutputSchema(featureSchema)));
+        return new TransformerChain<ITransformer>(onnx, head, drop);
+    }
+
+    static (float[][] Weights, float[] Bias) HeadWeights(Model.VitClassifier model)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var w = model.head.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
+        var b = model.head.bias!.detach().to(ScalarType.Float32).cpu().contiguous();
+        var flat = w.data<float>().ToArray();
+        int classes = (int)w.shape[0], width = (int)w.shape[1];
+        var rows = Enumerable.Range(0, classes).Select(k => flat.AsSpan(k * width, width).ToArray()).ToArray();
+        return (rows, b.data<float>().ToArray());
+    }
 }

@@ -15,12 +15,13 @@ namespace Mae.MLNet;
 public sealed class MaeClassifierTransformer : ITransformer
 {
     internal MaeClassifierTransformer(VitClassifier model, PixelNormalization normalization, string inputColumnName,
-        string scoreColumnName, string predictedLabelColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations,
+        string labelColumnName, string scoreColumnName, string predictedLabelColumnName, KeyDataViewType labelType, DataViewSchema.Annotations labelAnnotations,
         int batchSize, MaeDevice device)
     {
         Model = model;
         Normalization = normalization.Validate(model.Config.InChannels);
         InputColumnName = inputColumnName;
+        LabelColumnName = labelColumnName;
         ScoreColumnName = scoreColumnName;
         PredictedLabelColumnName = predictedLabelColumnName;
         LabelType = labelType;
@@ -36,6 +37,8 @@ public sealed class MaeClassifierTransformer : ITransformer
     /// <summary>How column values become model inputs: <c>(value · Scale − Mean[c]) / Std[c]</c>.</summary>
     public PixelNormalization Normalization { get; }
     public string InputColumnName { get; }
+    /// <summary>The training label column (its key values name the classes).</summary>
+    public string LabelColumnName { get; }
     public string ScoreColumnName { get; }
     public string PredictedLabelColumnName { get; }
     /// <summary>The key type of the training label (and of <see cref="PredictedLabelColumnName"/>).</summary>
@@ -47,6 +50,8 @@ public sealed class MaeClassifierTransformer : ITransformer
     public MaeDevice Device { get; }
     /// <summary>Losses, validation accuracies and timings of the fine-tuning run.</summary>
     public MaeFineTuneResult? FineTuning { get; internal init; }
+    /// <summary>The schema it was fitted on (needed to save it as ML.NET's ONNX and multiclass transformers).</summary>
+    public DataViewSchema? InputSchema { get; internal init; }
     internal ClassifierRunner Runner { get; }
     internal IReadOnlyList<OutputColumn> Outputs { get; }
 
@@ -105,5 +110,8 @@ public sealed class MaeClassifierTransformer : ITransformer
         return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, InputColumnName, Model.Config), Runner, Outputs);
     }
 
+    /// <summary>Saved as ML.NET's own transformers: an <c>OnnxTransformer</c> for the encoder and pooling, and ML.NET's
+    /// multiclass model (the one <c>LbfgsMaximumEntropy</c> trains) holding the head's weights. Loading the zip gives
+    /// those transformers, which score without Mae.MLNet or libtorch.</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) => FineTunePersistence.Save(this, ctx);
 }

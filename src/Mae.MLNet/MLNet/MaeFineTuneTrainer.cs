@@ -126,9 +126,10 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         };
         var result = new MaeFineTuner(training).Train(model, train, validation, o.Progress);
 
-        return new MaeClassifierTransformer(model, normalization with { Scale = scale }, o.InputColumnName, o.ScoreColumnName,
-            o.PredictedLabelColumnName, labelType, input.Schema[o.LabelColumnName].Annotations, o.InferenceBatchSize, training.Device)
-        { FineTuning = result };
+        return new MaeClassifierTransformer(model, normalization with { Scale = scale }, o.InputColumnName, o.LabelColumnName,
+            o.ScoreColumnName, o.PredictedLabelColumnName, labelType, input.Schema[o.LabelColumnName].Annotations, o.InferenceBatchSize,
+            training.Device)
+        { FineTuning = result, InputSchema = input.Schema };
     }
 
     static VitClassifier LoadWeights(Options o, int numClasses)

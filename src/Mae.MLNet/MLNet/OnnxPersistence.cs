@@ -24,31 +24,44 @@ internal static class OnnxPersistence
     public static ITransformer BuildOnnxTransformer(MaeFeaturizerTransformer transformer, DataViewSchema inputSchema)
     {
         var options = transformer.Options;
-        var config = transformer.Encoder.Config;
-        var image = ImageColumn.Bind(inputSchema, options.InputColumnName, config);
-        var ml = new MLContext();
-        string pixelColumn = image.IsImage ? $"{options.InputColumnName}__mae_pixels" : options.InputColumnName;
-        if (pixelColumn == options.OutputColumnName)
-            throw new NotSupportedException(
-                $"Saving needs the output column ('{options.OutputColumnName}') to differ from the pixel column; choose another output name.");
         var norm = transformer.Normalization;
+        return BuildOnnxTransformer(inputSchema, options.InputColumnName, options.OutputColumnName, transformer.Encoder.Config,
+            (pixelColumn, pixelScale, onnx) => MaeOnnxExport.Export(transformer.Encoder, onnx, new MaeOnnxOptions
+            {
+                InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling,
+                PixelScale = pixelScale, Mean = norm.Mean, Std = norm.Std, PerRow = true,
+            }),
+            norm.Scale);
+    }
+
+    /// <summary>
+    /// ML.NET transformers that read <paramref name="inputColumnName"/> (a CHW Single vector, or a 3-channel MLImage
+    /// through ExtractPixels into a temporary column) and add <paramref name="outputColumnName"/> from a per-row ONNX
+    /// graph. <paramref name="export"/> writes that graph given its input name and the pixel scale it must apply
+    /// (<paramref name="vectorScale"/> for vectors; 1 for images, which ExtractPixels already scales to [0, 1]).
+    /// </summary>
+    public static ITransformer BuildOnnxTransformer(DataViewSchema inputSchema, string inputColumnName, string outputColumnName,
+        Model.MaeConfig config, Action<string, float, Stream> export, float vectorScale)
+    {
+        var image = ImageColumn.Bind(inputSchema, inputColumnName, config);
+        var ml = new MLContext();
+        string pixelColumn = image.IsImage ? $"{inputColumnName}__mae_pixels" : inputColumnName;
+        if (pixelColumn == outputColumnName)
+            throw new NotSupportedException(
+                $"Saving needs the output column ('{outputColumnName}') to differ from the pixel column; choose another output name.");
+        if (image.IsImage && config.InChannels != 3)
+            throw new NotSupportedException(
+                $"Saving a model over an image column is supported for 3-channel models; this one has {config.InChannels}. " +
+                "Put ExtractPixels (and grayscale conversion) before the Mae transform instead, so it reads a pixel vector.");
         var onnx = new MemoryStream();
-        MaeOnnxExport.Export(transformer.Encoder, onnx, new MaeOnnxOptions
-        {
-            InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling,
-            PixelScale = image.IsImage ? 1f : norm.Scale, Mean = norm.Mean, Std = norm.Std, PerRow = true,
-        });
+        export(pixelColumn, image.IsImage ? 1f : vectorScale, onnx);
         onnx.Position = 0;
-        IEstimator<ITransformer> scorer = ml.Transforms.ApplyOnnxModel(new[] { options.OutputColumnName }, new[] { pixelColumn }, onnx,
-            // PerRow graph: [C·H·W] in, [D] out, so the column keeps the featurizer's type, Vector<Single, D>.
+        IEstimator<ITransformer> scorer = ml.Transforms.ApplyOnnxModel(new[] { outputColumnName }, new[] { pixelColumn }, onnx,
+            // PerRow graph: [C·H·W] in, [D] out, so the column is a Vector<Single, D> of known size.
             shapeDictionary: null, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
         if (image.IsImage)
         {
-            if (config.InChannels != 3)
-                throw new NotSupportedException(
-                    $"Saving a featurizer over an image column is supported for 3-channel models; this one has {config.InChannels}. " +
-                    "Put ExtractPixels (and grayscale conversion) before MaeFeaturize instead, so it reads a pixel vector.");
-            scorer = ml.Transforms.ExtractPixels(pixelColumn, options.InputColumnName,
+            scorer = ml.Transforms.ExtractPixels(pixelColumn, inputColumnName,
                     colorsToExtract: Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb,
                     orderOfExtraction: Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorsOrder.ARGB,
                     interleavePixelColors: false, scaleImage: 1f / 255)

@@ -110,5 +110,26 @@ public class FashionMnistFineTuneTest
         Assert.IsTrue(ptResult.EpochLosses[^1] < 0.9 * ptResult.EpochLosses[0], "the reconstruction loss falls");
         Assert.IsTrue(probeMetrics.MicroAccuracy > 0.4, $"the frozen features carry class information (chance 10 %): {probeMetrics.MicroAccuracy:P1}");
         Assert.IsTrue(ftAccuracy > probeMetrics.MicroAccuracy + 0.05, $"fine-tuning {ftAccuracy:P1} must beat the linear probe {probeMetrics.MicroAccuracy:P1} by > 5 points");
+
+        // 4. The fine-tuned pipeline saved to a model zip and loaded in a fresh MLContext predicts the same classes.
+        var zip = new MemoryStream();
+        ml.Model.Save(model, trainData.Schema, zip);
+        zip.Position = 0;
+        var fresh = new MLContext(seed: 1);
+        var loaded = fresh.Model.Load(zip, out _);
+        var reloaded = fresh.Data.CreateEnumerable<Predicted>(loaded.Transform(testData), reuseRowObject: false).ToList();
+        var original = ml.Data.CreateEnumerable<Predicted>(predictions, reuseRowObject: false).ToList();
+        int same = original.Zip(reloaded).Count(z => z.First.PredictedLabel == z.Second.PredictedLabel);
+        double worst = original.Zip(reloaded).Max(z => z.First.Score.Zip(z.Second.Score).Max(s => Math.Abs(s.First - s.Second)));
+        Console.WriteLine($"reloaded zip: {same}/{original.Count} identical predictions, max |score difference| {worst:E2}, " +
+                          $"accuracy {fresh.MulticlassClassification.Evaluate(loaded.Transform(testData)).MicroAccuracy:P1}");
+        Assert.AreEqual(original.Count, same, "the reloaded model predicts every test image's class as before");
+        Assert.IsTrue(worst <= 1e-5, $"scores differ by {worst:E2} after reload");
+    }
+
+    public sealed class Predicted
+    {
+        public float[] Score { get; set; } = Array.Empty<float>();
+        public uint PredictedLabel { get; set; }
     }
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Microsoft.ML;
@@ -102,43 +100,15 @@ public class PersistenceTest
     {
         var ml = new MLContext(seed: 0);
         var (model, test, before, schema) = FitPipeline(ml, MaePooling.Cls);
-        string dir = Path.Combine(Path.GetTempPath(), $"mae-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
+        string zip = Path.Combine(Path.GetTempPath(), $"mae-{Guid.NewGuid():N}.zip");
         try
         {
-            string zip = Path.Combine(dir, "model.zip"), rows = Path.Combine(dir, "rows.f32"), output = Path.Combine(dir, "out.txt");
             ml.Model.Save(model, schema, zip);
-            var flat = test.SelectMany(t => t.Pixels).ToArray();
-            var bytes = new byte[flat.Length * 4];
-            Buffer.BlockCopy(flat, 0, bytes, 0, bytes.Length);
-            File.WriteAllBytes(rows, bytes);
-
-            // test/Mae.MLNet.Tests/bin/<Configuration>/net10.0/ → test/Mae.MLNet.ScoreHost/bin/<Configuration>/net10.0/
-            var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-            string host = Path.Combine(testBin.Parent!.Parent!.Parent!.Parent!.FullName, "Mae.MLNet.ScoreHost", "bin",
-                                       testBin.Parent!.Name, testBin.Name, "Mae.MLNet.ScoreHost.dll");
-            Assert.IsTrue(File.Exists(host), $"score host not built at {host}");
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (var a in new[] { host, zip, rows, Length.ToString(CultureInfo.InvariantCulture), output }) psi.ArgumentList.Add(a);
-            using var process = Process.Start(psi)!;
-            string err = process.StandardError.ReadToEnd();
-            process.WaitForExit(120_000);
-            Assert.AreEqual(0, process.ExitCode, err);
-
-            var lines = File.ReadAllLines(output);
-            Assert.AreEqual("libtorch-loaded no", lines[^2], "the deployed model must score without libtorch");
-            StringAssert.StartsWith(lines[^1], "transformers OnnxTransformer,");
-            var after = lines[..^2].Select(line =>
-            {
-                var parts = line.Split(' ');
-                return new Scored
-                {
-                    PredictedLabel = uint.Parse(parts[0], CultureInfo.InvariantCulture),
-                    Features = parts[1..].Select(p => float.Parse(p, CultureInfo.InvariantCulture)).ToArray(),
-                };
-            }).ToList();
-            AssertSame(before, after);
+            var result = ScoreHost.Score(zip, test.Select(t => t.Pixels).ToList(), "Features");
+            Assert.IsFalse(result.LibTorchLoaded, "the deployed model must score without libtorch");
+            Assert.AreEqual("OnnxTransformer", result.Transformers[0]);
+            AssertSame(before, result.Rows.Select(r => new Scored { PredictedLabel = r.PredictedLabel, Features = r.Vector }).ToList());
         }
-        finally { Directory.Delete(dir, true); }
+        finally { File.Delete(zip); }
     }
 }

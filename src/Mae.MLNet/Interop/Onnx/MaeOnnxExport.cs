@@ -45,14 +45,9 @@ public static class MaeOnnxExport
         string x = Input(g, cfg, options);
         x = Blocks(g, encoder, Tokens(g, encoder, x));
         x = LayerNorm(g, encoder.norm, x, cfg.LayerNormEps, "norm");
-        string? pooledName = options.PerRow ? null : options.FeaturesName;
+        string pooledName = options.PerRow ? options.FeaturesName + "_batch" : options.FeaturesName;
         string pooled = options.Pooling == MaePooling.Cls ? ClsToken(g, x, pooledName) : MeanOfPatches(g, x, pooledName);
-        if (options.PerRow)
-        {
-            g.Node("Reshape", new[] { pooled, g.Int64s("row_shape", (long)cfg.EmbedDim) }, g.ExactName(options.FeaturesName));
-            g.AddOutput(options.FeaturesName, (long)cfg.EmbedDim);
-        }
-        else g.AddOutput(options.FeaturesName, BatchDim, (long)cfg.EmbedDim);
+        Output(g, options, pooled, options.FeaturesName, cfg.EmbedDim);
         return Model(g, cfg, options, $"MAE encoder, {options.Pooling} pooling",
             ("mae.pooling", options.Pooling.ToString().ToLowerInvariant()));
     }
@@ -72,20 +67,31 @@ public static class MaeOnnxExport
         var g = new OnnxGraphBuilder("vit_classifier");
         var encoder = classifier.Encoder;
         string x = Blocks(g, encoder, Tokens(g, encoder, Input(g, cfg, options)));
+        // PerRow: compute on the [1, …] batch, then reshape each output to one row ([D] / [K]) under its public name.
+        string Name(string name) => options.PerRow ? name + "_batch" : name;
         string features = classifier.GlobalPool
-            ? LayerNorm(g, classifier.fc_norm!, MeanOfPatches(g, x, null), cfg.LayerNormEps, "fc_norm", options.FeaturesName)
-            : ClsToken(g, LayerNorm(g, encoder.norm, x, cfg.LayerNormEps, "norm"), options.FeaturesName);
-        g.AddOutput(options.FeaturesName, BatchDim, (long)cfg.EmbedDim);
-        string logits = Linear(g, classifier.head, features, "head", options.LogitsName);
-        g.AddOutput(options.LogitsName, BatchDim, (long)classifier.NumClasses);
+            ? LayerNorm(g, classifier.fc_norm!, MeanOfPatches(g, x, null), cfg.LayerNormEps, "fc_norm", Name(options.FeaturesName))
+            : ClsToken(g, LayerNorm(g, encoder.norm, x, cfg.LayerNormEps, "norm"), Name(options.FeaturesName));
+        Output(g, options, features, options.FeaturesName, cfg.EmbedDim);
+        string logits = Linear(g, classifier.head, features, "head", Name(options.LogitsName));
+        Output(g, options, logits, options.LogitsName, classifier.NumClasses);
         if (options.ProbabilitiesName is not null)
         {
-            g.Node("Softmax", new[] { logits }, g.ExactName(options.ProbabilitiesName), Attr("axis", -1L));
-            g.AddOutput(options.ProbabilitiesName, BatchDim, (long)classifier.NumClasses);
+            string probabilities = g.Node("Softmax", new[] { logits }, g.ExactName(Name(options.ProbabilitiesName)), Attr("axis", -1L));
+            Output(g, options, probabilities, options.ProbabilitiesName, classifier.NumClasses);
         }
         return Model(g, cfg, options, $"ViT classifier ({(classifier.GlobalPool ? "global pool + fc_norm" : "cls token")}), {classifier.NumClasses} classes",
             ("mae.pooling", classifier.GlobalPool ? "mean" : "cls"),
             ("mae.num_classes", classifier.NumClasses.ToString(CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>Declares <paramref name="value"/> ([N, width]) as the graph output <paramref name="name"/>: as is, or
+    /// reshaped to one row [width] (under that exact name) when <see cref="MaeOnnxOptions.PerRow"/>.</summary>
+    static void Output(OnnxGraphBuilder g, MaeOnnxOptions options, string value, string name, long width)
+    {
+        if (!options.PerRow) { g.AddOutput(name, BatchDim, width); return; }
+        g.Node("Reshape", new[] { value, g.Int64s(name + ".row_shape", width) }, g.ExactName(name));
+        g.AddOutput(name, width);
     }
 
     /// <summary>Writes the encoder graph to <paramref name="stream"/> (left open).</summary>
