@@ -18,10 +18,19 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
 
     // Module.to(...) replaces Parameter objects in whichever module registered them, so the two token tables are
     // always looked up by name in their owner (this encoder, or the MaskedAutoencoder that registers them flat).
+    // When this encoder is the owner, Module.to hands the replacement to the same-named property's setter (see
+    // MaskedAutoencoder.mask_token), which must register it.
     readonly nn.Module owner;
-    public Parameter cls_token { get => owner.get_parameter("cls_token")!; private set { } }
+    public Parameter cls_token { get => owner.get_parameter("cls_token")!; private set => Replace("cls_token", value); }
     /// <summary>Fixed 2-D sin-cos table, cls slot first; never trained (requires_grad = false).</summary>
-    public Parameter pos_embed { get => owner.get_parameter("pos_embed")!; private set { } }
+    public Parameter pos_embed { get => owner.get_parameter("pos_embed")!; private set => Replace("pos_embed", value); }
+
+    void Replace(string name, Parameter value)
+    {
+        if (!ReferenceEquals(owner, this))
+            throw new InvalidOperationException($"The encoder's {name} is registered in its owner ({owner.GetName()}); replace it there.");
+        ConditionallyRegisterParameter(name, value);
+    }
     internal Parameter InitialClsToken { get; }
     internal Parameter InitialPosEmbed { get; }
 

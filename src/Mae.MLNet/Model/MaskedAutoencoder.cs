@@ -17,10 +17,12 @@ public sealed class MaskedAutoencoder : nn.Module
     public MaeEncoder Encoder { get; }
 
     public readonly Linear decoder_embed;
-    // Looked up by name: Module.to(...) swaps Parameter objects in the registry (and assigns a same-named
-    // property by reflection, hence the empty private setters).
-    public Parameter mask_token { get => get_parameter("mask_token")!; private set { } }
-    public Parameter decoder_pos_embed { get => get_parameter("decoder_pos_embed")!; private set { } }
+    // Looked up by name. Module.to(...) makes a moved/converted copy of each registered Parameter and, when the
+    // module has a public property of the same name, hands the copy to that property's setter instead of
+    // re-registering it — so the setters must put it in the registry (an empty setter left the token on the CPU
+    // after .to(cuda), found on a GPU).
+    public Parameter mask_token { get => get_parameter("mask_token")!; private set => ConditionallyRegisterParameter("mask_token", value); }
+    public Parameter decoder_pos_embed { get => get_parameter("decoder_pos_embed")!; private set => ConditionallyRegisterParameter("decoder_pos_embed", value); }
     public readonly ModuleList<Block> decoder_blocks;
     public readonly LayerNorm decoder_norm;
     public readonly Linear decoder_pred;
