@@ -1,23 +1,30 @@
 using System.Diagnostics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;
 
-/// <summary>The machine's matmul rate: n×n×n products in a given dtype, GFLOP/s = 2n³ / time.</summary>
+/// <summary>The device's matmul rate: n×n×n products in a given dtype, GFLOP/s = 2n³ / time (on CUDA each product
+/// is timed to the end of its kernel: synchronize before and after).</summary>
 public static class Gemm
 {
-    public static Stats Measure(ScalarType dtype, int n = 1024, int iterations = 20, int warmup = 3)
+    public static Stats Measure(ScalarType dtype, Device? device = null, int n = 1024, int iterations = 20, int warmup = 3)
     {
+        device ??= CPU;
+        bool gpu = device.type == DeviceType.CUDA;
         using var scope = NewDisposeScope();
-        var a = randn(n, n).to(dtype);
-        var b = randn(n, n).to(dtype);
+        var a = randn(n, n).to(dtype, device);
+        var b = randn(n, n).to(dtype, device);
         for (int i = 0; i < warmup; i++) a.matmul(b).Dispose();
         var rates = new List<double>();
         for (int i = 0; i < iterations; i++)
         {
+            if (gpu) cuda.synchronize(device);
             var sw = Stopwatch.StartNew();
-            a.matmul(b).Dispose();
+            var c = a.matmul(b);
+            if (gpu) cuda.synchronize(device);
             rates.Add(2.0 * n * n * n / sw.Elapsed.TotalSeconds / 1e9);
+            c.Dispose();
         }
         return Stats.Of(rates);
     }

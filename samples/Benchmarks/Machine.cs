@@ -18,6 +18,21 @@ public static class Machine
         return $"{model}, {Environment.ProcessorCount} logical CPUs{memory}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
     }
 
+    /// <summary>The GPU's name and memory as nvidia-smi reports them, or "GPU" when it cannot be asked.</summary>
+    public static string GpuName()
+    {
+        try
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo("nvidia-smi", "--query-gpu=name,memory.total,driver_version --format=csv,noheader")
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            string text = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return text.Length > 0 ? text.Split('\n')[0] : "GPU";
+        }
+        catch (System.ComponentModel.Win32Exception) { return "GPU"; }
+    }
+
     public static string LoadAverage()
     {
         try { return string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) + " (1, 5, 15 min)"; }

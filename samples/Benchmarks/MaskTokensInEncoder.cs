@@ -19,7 +19,7 @@ public sealed class MaskTokensInEncoder : nn.Module
     public MaskTokensInEncoder(MaskedAutoencoder mae) : base(nameof(MaskTokensInEncoder))
     {
         this.mae = mae;
-        encoder_mask_token = new Parameter(zeros(1, 1, mae.Config.EmbedDim));
+        encoder_mask_token = new Parameter(zeros(1, 1, mae.Config.EmbedDim, device: mae.Encoder.cls_token.device));
         using (no_grad()) nn.init.normal_(encoder_mask_token, 0, 0.02);
         register_parameter("encoder_mask_token", encoder_mask_token);
     }

@@ -2,6 +2,7 @@ using System.Globalization;
 using Mae.MLNet.Benchmarks;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 
 // Mae.MLNet benchmarks: a plain harness that prints markdown tables and the command that reproduces them.
@@ -12,6 +13,11 @@ using static TorchSharp.torch;
 //   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 (peak; warm-up 10 %, cosine to 0) --seed 1
 //   --t5-batch 4 --t5-steps 4 --t5-warmup 1 --t5-dtype fp32
 //   --threads N              libtorch intra-op threads (default: libtorch's choice)
+//   --bench gpucheck         correctness on --device (official-output parity, featurize vs cpu, pre-training + resume,
+//                            fine-tune + saved zip); --fixtures DIR (default test/Mae.MLNet.Tests/Fixtures)
+//   --device cpu|cuda|auto   where train, table5, gemm and gpucheck run (default cpu); --gemm-n (1024; 8192 on CUDA)
+//   --tf32 true|false        CUDA fp32 matmuls in TF32 (default true); --fused-attention true|false (CUDA bf16/fp16
+//                            attention through scaled_dot_product_attention; default true)
 //   --bench featurize        MaeFeaturize images/s through TorchSharp and through the saved zip (OnnxTransformer)
 //                            --fz-preset vit-b16 --fz-batch 32 --fz-images 64
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
@@ -26,12 +32,20 @@ double GetDouble(string key, double fallback) => double.Parse(Get(key, fallback.
 
 var benches = Get("bench", "train,table5").Split(',', StringSplitOptions.RemoveEmptyEntries);
 if (opts.ContainsKey("threads")) TorchRuntime.Threads = GetInt("threads", 2);
+var device = MaeDeviceExtensions.Parse(Get("device", "cpu")).Resolve();
+bool onGpu = device.type == DeviceType.CUDA;
+int gemmN = GetInt("gemm-n", onGpu ? 8192 : 1024);
+// fp32 matrix math on CUDA: TF32 tensor cores by default, as MaePretrainer uses (--tf32 false: full fp32).
+if (onGpu) TorchRuntime.AllowTf32(Get("tf32", "true") == "true");
+// --fused-attention false: the explicit attention on CUDA too (to measure what the fused kernel gives).
+TorchRuntime.FusedAttentionOnCuda = Get("fused-attention", "true") == "true";
 var log = Console.Error;
 
 Console.WriteLine("# Mae.MLNet benchmarks");
 Console.WriteLine();
 Console.WriteLine($"- date: {DateTime.Now:yyyy-MM-dd HH:mm} (local), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Console.WriteLine($"- machine: {Machine.Describe()}");
+Console.WriteLine($"- device: {device}{(onGpu ? $" ({Machine.GpuName()}), fp32 matmuls {(Get("tf32", "true") == "true" ? "in TF32" : "in full fp32")}, attention {(TorchRuntime.FusedAttentionOnCuda ? "fused (SDPA) for bf16/fp16, explicit for fp32" : "explicit")}" : "")}");
 Console.WriteLine($"- libtorch threads: {TorchRuntime.Threads} intra-op, {get_num_interop_threads()} inter-op");
 Console.WriteLine($"- load average before: {Machine.LoadAverage()}");
 Console.WriteLine($"- command: `dotnet run -c Release --project samples/Benchmarks -- {string.Join(' ', args)}`".Replace("--  `", "`"));
@@ -39,9 +53,9 @@ Console.WriteLine();
 
 if (benches.Contains("train") || benches.Contains("gemm"))
 {
-    var gemm32 = Gemm.Measure(ScalarType.Float32);
-    var gemm16 = Gemm.Measure(ScalarType.BFloat16);
-    Console.WriteLine("## Matmul rate, 1024×1024×1024");
+    var gemm32 = Gemm.Measure(ScalarType.Float32, device, gemmN);
+    var gemm16 = Gemm.Measure(ScalarType.BFloat16, device, gemmN);
+    Console.WriteLine($"## Matmul rate, {gemmN}×{gemmN}×{gemmN}, {device}");
     Console.WriteLine();
     Console.WriteLine("| dtype | GFLOP/s best | GFLOP/s median |");
     Console.WriteLine("|---|---:|---:|");
@@ -66,10 +80,10 @@ if (benches.Contains("train") || benches.Contains("gemm"))
             _ => throw new ArgumentException($"Unknown dtype '{name}'; expected fp32, bf16 or fp16."),
         }).ToList();
         log.WriteLine($"training {Get("preset", "tiny32")} in {string.Join(" and ", dtypes.Select(TrainingBenchmark.Label))}, interleaved: {o.Steps} steps of batch {o.Batch}");
-        var results = TrainingBenchmark.RunInterleaved(config, dtypes, o, log);
+        var results = TrainingBenchmark.RunInterleaved(config, dtypes, o, log, device);
         // The matmul rate again after training; the limit is the best rate seen in either measurement.
-        gemm32 = Best(gemm32, Gemm.Measure(ScalarType.Float32));
-        gemm16 = Best(gemm16, Gemm.Measure(ScalarType.BFloat16));
+        gemm32 = Best(gemm32, Gemm.Measure(ScalarType.Float32, device, gemmN));
+        gemm16 = Best(gemm16, Gemm.Measure(ScalarType.BFloat16, device, gemmN));
         Console.WriteLine($"Matmul rate again after training (best of both): fp32 {gemm32.Best:F0}, bf16 {gemm16.Best:F0} GFLOP/s.");
         Console.WriteLine();
         Console.WriteLine($"## Training step, preset {Get("preset", "tiny32")}, batch {o.Batch}, mask {o.MaskRatio}, AdamW (0.9, 0.95), wd 0.05");
@@ -97,6 +111,13 @@ if (benches.Contains("train") || benches.Contains("gemm"))
     }
 }
 
+int exitCode = 0;
+if (benches.Contains("gpucheck"))
+{
+    // Correctness on the chosen device (meant for --device cuda): see GpuCheck.
+    if (!GpuCheck.Run(device, Get("fixtures", Path.Combine("test", "Mae.MLNet.Tests", "Fixtures")), Console.Out, log)) exitCode = 1;
+}
+
 if (benches.Contains("profile"))
 {
     var dtypes = Get("dtypes", "fp32,bf16").Split(',').Select(n => n.StartsWith("bf") ? (ScalarType?)ScalarType.BFloat16 : null).ToList();
@@ -114,7 +135,7 @@ if (benches.Contains("table5"))
     double flopsOurs = MaeFlops.TrainingStep(config, o.MaskRatio);
     double flopsAll = MaeFlops.TrainingStep(config, o.MaskRatio, encoderSeesAllTokens: true);
     log.WriteLine($"table 5: ViT-B/16 224 px, batch {o.Batch}, {o.Warmup} warm-up + {o.Steps} timed steps per variant");
-    var r = Table5Benchmark.Run(dtype, o, log);
+    var r = Table5Benchmark.Run(dtype, o, log, device);
     var ours = Stats.Of(r.OursSeconds.Select(s => 1 / s).ToArray());
     var all = Stats.Of(r.AllTokensSeconds.Select(s => 1 / s).ToArray());
     double ratio = flopsAll / flopsOurs, speedup = ours.Median / all.Median, speedupBest = ours.Best / all.Best;
@@ -179,7 +200,7 @@ if (benches.Contains("rss-child"))
 }
 
 Console.WriteLine($"- load average after: {Machine.LoadAverage()}");
-return 0;
+return exitCode;
 
 static Stats Best(Stats a, Stats b) => a.Best >= b.Best ? a : b;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;
@@ -28,14 +29,16 @@ public static class Table5Benchmark
 {
     public static MaeConfig Config => MaeConfig.VitBase16;
 
-    public static Table5Result Run(ScalarType? computeDType, Table5Options o, TextWriter log)
+    public static Table5Result Run(ScalarType? computeDType, Table5Options o, TextWriter log, Device? device = null)
     {
+        device ??= CPU;
         TorchRuntime.Seed(o.Seed);
         var config = Config;
         using var mae = new MaskedAutoencoder(config) { ComputeDType = computeDType };
+        mae.to(device);
         using var allTokens = new MaskTokensInEncoder(mae);
         mae.train();
-        using var data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, 2, o.Seed);
+        using var data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, 2, o.Seed, device);
         var parameters = mae.parameters().Concat(allTokens.parameters()).Where(p => p.requires_grad).ToList();
         var optimizer = optim.AdamW(parameters, 1.5e-4, 0.9, 0.95, weight_decay: 0.05);
 

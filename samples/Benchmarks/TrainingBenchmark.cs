@@ -46,8 +46,10 @@ public static class TrainingBenchmark
         public void Dispose() { Model.Dispose(); Data.Dispose(); }
     }
 
-    public static IReadOnlyList<TrainResult> RunInterleaved(MaeConfig config, IReadOnlyList<ScalarType?> computeDTypes, TrainOptions o, TextWriter log)
+    public static IReadOnlyList<TrainResult> RunInterleaved(MaeConfig config, IReadOnlyList<ScalarType?> computeDTypes, TrainOptions o, TextWriter log,
+        Device? device = null)
     {
+        device ??= CPU;
         var runs = new List<Run>();
         try
         {
@@ -55,13 +57,14 @@ public static class TrainingBenchmark
             {
                 TorchRuntime.Seed(o.Seed);
                 var model = new MaskedAutoencoder(config) { ComputeDType = dtype };
+                model.to(device);
                 model.train();
                 var optimizer = optim.AdamW(model.parameters().Where(p => p.requires_grad), o.Lr, 0.9, 0.95, weight_decay: 0.05);
                 runs.Add(new Run
                 {
                     Label = Label(dtype),
                     Model = model,
-                    Data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, o.DataBatches, o.Seed),
+                    Data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, o.DataBatches, o.Seed, device),
                     Optimizer = optimizer,
                     Schedule = optim.lr_scheduler.LambdaLR(optimizer, step => LrFactor(step, o.Steps)),
                     Losses = new float[o.Steps],
