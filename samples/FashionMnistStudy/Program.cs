@@ -1,5 +1,5 @@
 // Fashion-MNIST study: dotnet run -c Release --project samples/FashionMnistStudy -- [--train 60000] [--test 10000]
-//   [--pt-epochs 10] [--ft-epochs 3] [--sweep-epochs 3] [--data DIR] [--out docs/results.md]
+//   [--pt-epochs 10] [--ft-epochs 3] [--sweep-epochs 3] [--patch 7] [--data DIR] [--out docs/results.md]
 // Pre-trains an MAE on the training images (labels unused), probes the frozen encoder with SDCA (cls and mean
 // pooling) beside raw pixels, fine-tunes it end to end, and repeats a shorter pre-training at mask ratios 0.5 / 0.75 /
 // 0.9 (the paper's Fig. 4 trend). Writes a markdown report with the command, the machine and every time.
@@ -28,7 +28,8 @@ var total = Stopwatch.StartNew();
 var train = FashionMnist.Load("train", dataDir, nTrain);
 var test = FashionMnist.Load("t10k", dataDir, nTest);
 var shape = new MaeImageShape(1, 28, 28);
-var config = MaeConfig.Mnist28 with { EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4 };
+int patch = int.Parse(Get("patch", "7"));
+var config = MaeConfig.Mnist28 with { PatchSize = patch, EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4 };
 var ml = new MLContext(seed: 0);
 var trainData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(train)));
 var testData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(test)));
@@ -110,7 +111,7 @@ var lines = new List<string>
     $"Date {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. Machine: {Environment.ProcessorCount} logical CPUs, {TorchRuntime.Threads} libtorch threads, {MaeDevice.Auto.Resolve().type}. " +
     $"Command: `{command}`. Total wall time {total.Elapsed.TotalMinutes:F1} min.",
     "",
-    $"Data: Fashion-MNIST, {train.Count} training / {test.Count} test images (28×28 grey). Model: MAE 28 px, patch 7 (16 patches), encoder " +
+    $"Data: Fashion-MNIST, {train.Count} training / {test.Count} test images (28×28 grey). Model: MAE 28 px, patch {config.PatchSize} ({config.NumPatches} patches), encoder " +
     $"{config.EmbedDim}×{config.Depth} blocks×{config.NumHeads} heads, decoder {config.DecoderEmbedDim}×{config.DecoderDepth}, norm_pix_loss, " +
     "AdamW (0.9, 0.95), wd 0.05, batch 256, peak lr 3e-3, warm-up + cosine, RandomResizedCrop(0.5–1) + flip. Probes: SDCA maximum entropy " +
     "(30 iterations) on standardised features; fine-tuning: MaeFineTune (layer decay 0.75, drop path 0.1, label smoothing 0.1, batch 128, lr 2e-3).",
