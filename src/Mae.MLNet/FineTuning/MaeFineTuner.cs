@@ -191,7 +191,10 @@ public sealed class MaeFineTuner
                 var clock = Stopwatch.StartNew();
                 double lossSum = 0, lr = 0;
                 long step = 0;
-                foreach (var (rawImages, rawLabels) in train.Batches(o.BatchSize, shuffle: true, dropLast: true))
+                var epochBatches = train is IMaePlannedLabeledSource planned
+                    ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate())
+                    : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
+                foreach (var (rawImages, rawLabels) in epochBatches)
                 {
                     ct.ThrowIfCancellationRequested();
                     using var ownedImages = rawImages;
@@ -203,7 +206,8 @@ public sealed class MaeFineTuner
                         lr = MaeLrSchedule.At(step / (double)stepsPerEpoch + epoch, peakLr, o.MinLearningRate, o.WarmupEpochs, o.Epochs);
                         for (int g = 0; g < scales.Length; g++) optimizer.ParamGroups.ElementAt(g).LearningRate = lr * scales[g];
                     }
-                    var images = trainTransform.Apply(rawImages.to(device));
+                    // A planned source hands over the model's input (cropped, flipped, normalised) itself.
+                    var images = train is IMaePlannedLabeledSource ? rawImages.to(device) : trainTransform.Apply(rawImages.to(device));
                     var labels = rawLabels.to(device);
                     Tensor loss;
                     if (mixup is not null)
@@ -323,7 +327,8 @@ public sealed class MaeFineTuner
     });
 
     /// <summary>Top-1 accuracy and mean cross entropy of <paramref name="model"/> over the whole source (eval mode).
-    /// <paramref name="transform"/> maps [0, 1] pixels to model inputs (null: fed as they are).</summary>
+    /// <paramref name="transform"/> maps [0, 1] pixels to model inputs (null: fed as they are); a planned source
+    /// (<see cref="IMaePlannedLabeledSource"/>) gives model inputs itself, so it is not applied there.</summary>
     public static (double Accuracy, double Loss) Evaluate(VitClassifier model, IMaeLabeledImageSource source, IBatchTransform? transform,
         int batchSize = 256, Device? device = null)
     {
@@ -337,14 +342,17 @@ public sealed class MaeFineTuner
         try
         {
             using var noGrad = no_grad();
-            foreach (var (images, labels) in source.Batches(batchSize, shuffle: false, dropLast: false))
+            var batches = source is IMaePlannedLabeledSource planned
+                ? planned.Batches(new MaeEpochPlan { BatchSize = batchSize, Training = false, TargetDevice = device }.Validate())
+                : source.Batches(batchSize, shuffle: false, dropLast: false);
+            foreach (var (images, labels) in batches)
             {
                 using var ownedImages = images;
                 using var ownedLabels = labels;
                 using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
                 using var scope = NewDisposeScope();
                 var x = images.to(device);
-                if (transform is not null) x = transform.Apply(x);
+                if (transform is not null && source is not IMaePlannedLabeledSource) x = transform.Apply(x);
                 var y = labels.to(device);
                 var logits = model.forward(x);
                 lossSum += nn.functional.cross_entropy(logits.to(float32), y, reduction: nn.Reduction.Sum).item<float>();

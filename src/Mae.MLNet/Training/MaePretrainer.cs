@@ -120,7 +120,8 @@ public sealed class MaePretrainer
         var tensorBoard = o.TensorBoardDir is null ? null : torch.utils.tensorboard.SummaryWriter(o.TensorBoardDir);
 
         var total = Stopwatch.StartNew();
-        var transform = o.Transform;
+        var planned = source as IMaePlannedImageSource;   // produces the model's input itself: no batch transform
+        var transform = planned is null ? o.Transform : null;
         bool transformChecked = false;
         int accum = o.AccumIter;
         string? lastCheckpoint = null;
@@ -134,7 +135,9 @@ public sealed class MaePretrainer
             var epochClock = Stopwatch.StartNew();
             double epochLossSum = 0, lr = 0;
             long step = 0;
-            using (var batches = source.EpochBatches(o.BatchSize, shuffle: true).GetEnumerator())
+            var epochBatches = planned is null ? source.EpochBatches(o.BatchSize, shuffle: true)
+                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate());
+            using (var batches = epochBatches.GetEnumerator())
             {
                 while (true)
                 {
@@ -258,6 +261,9 @@ public sealed class MaePretrainer
         if (count < 1) throw new ArgumentException($"The image source is empty (Count = {count}): pre-training needs images.", nameof(source));
         var shape = source.Shape;
         shape.Validate(nameof(source));
+        if (source is IMaePlannedImageSource && o.Transform is not null)
+            throw new ArgumentException(
+                "The image source crops, flips and normalises the images itself (an IMaePlannedImageSource), and the options also set a batch Transform; set Transform = null (the source's own augmentation options apply).", nameof(source));
         var expected = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
         MaeImageShape? produced = o.Transform is null ? shape : o.Transform.OutputShape(shape);
         if (produced is MaeImageShape s && s != expected)

@@ -1,0 +1,58 @@
+using Mae.MLNet.FineTuning;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Training;
+
+/// <summary>
+/// What one epoch of a planned source yields, as a pure function of these values — never of thread timing, worker
+/// count or what the trainer drew from libtorch's generator before: the image order is a permutation drawn from
+/// (<see cref="Seed"/>, <see cref="Epoch"/>), and each image's random augmentation from (Seed, Epoch, image index).
+/// Exact resume (any worker count) and data-parallel sharding follow from that.
+/// </summary>
+public sealed record MaeEpochPlan
+{
+    /// <summary>The run's seed (the trainer's <c>Seed</c> option).</summary>
+    public long Seed { get; init; }
+    /// <summary>Zero-based epoch number.</summary>
+    public int Epoch { get; init; }
+    /// <summary>Images per batch (≥ 1).</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Training: shuffled order, random augmentation, an incomplete last batch dropped (the reference's
+    /// <c>drop_last=True</c>). Evaluation (false): source order, the deterministic evaluation transform, the last
+    /// batch kept.</summary>
+    public bool Training { get; init; } = true;
+    /// <summary>Batches of this epoch already consumed (a mid-epoch resume): the source starts at this batch.</summary>
+    public long SkipBatches { get; init; }
+    /// <summary>Where the batches go. A CUDA device lets the source return page-locked (pinned) CPU tensors so the
+    /// trainer's host→device copy can be asynchronous; null or the CPU: ordinary CPU tensors.</summary>
+    public Device? TargetDevice { get; init; }
+
+    /// <summary>Checks the values; returns this instance.</summary>
+    public MaeEpochPlan Validate()
+    {
+        if (Epoch < 0) throw new ArgumentOutOfRangeException(nameof(Epoch), Epoch, $"Epoch must be ≥ 0; got {Epoch}.");
+        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, $"BatchSize must be ≥ 1; got {BatchSize}.");
+        if (SkipBatches < 0) throw new ArgumentOutOfRangeException(nameof(SkipBatches), SkipBatches, $"SkipBatches must be ≥ 0; got {SkipBatches}.");
+        return this;
+    }
+}
+
+/// <summary>
+/// A pre-training source that produces the model's input itself — decoded, randomly cropped and flipped (when
+/// <see cref="MaeEpochPlan.Training"/>), normalised, of the model's <see cref="IMaeImageSource.Shape"/> — from a
+/// <see cref="MaeEpochPlan"/>. The trainer applies no batch transform of its own to it.
+/// </summary>
+public interface IMaePlannedImageSource : IMaeImageSource
+{
+    /// <summary>The batches [B, C, H, W] float32 on the CPU (pinned when the plan's target is CUDA) of one epoch, from
+    /// batch <see cref="MaeEpochPlan.SkipBatches"/> on. Each tensor belongs to the caller.</summary>
+    IEnumerable<Tensor> Batches(MaeEpochPlan plan);
+}
+
+/// <summary>The labelled counterpart of <see cref="IMaePlannedImageSource"/> for fine-tuning and validation.</summary>
+public interface IMaePlannedLabeledSource : IMaeLabeledImageSource
+{
+    /// <summary>Images [B, C, H, W] float32 (model input, as <see cref="IMaePlannedImageSource.Batches"/>) and labels
+    /// [B] int64, on the CPU, owned by the caller.</summary>
+    IEnumerable<(Tensor Images, Tensor Labels)> Batches(MaeEpochPlan plan);
+}
