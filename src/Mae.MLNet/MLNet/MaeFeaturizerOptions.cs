@@ -12,6 +12,10 @@ public sealed class MaeFeaturizerOptions
     /// or an <c>MLImage</c> column (<c>LoadImages</c>/<c>ResizeImages</c>), converted inside.</summary>
     public string InputColumnName { get; set; } = "Pixels";
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
+    /// <summary>How many of the last encoder blocks give a pooled vector (each through the final norm, concatenated
+    /// earliest first): the output has <c>Layers × D</c> values. 1 (default) = the last block only. Several layers
+    /// often probe better than one (DINO's linear evaluation uses the last 4).</summary>
+    public int Layers { get; set; } = 1;
     /// <summary>Rows per forward pass.</summary>
     public int BatchSize { get; set; } = 32;
     public MaeDevice Device { get; set; } = MaeDevice.Auto;
@@ -25,5 +29,6 @@ public sealed class MaeFeaturizerOptions
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must be set.");
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
         if (!Enum.IsDefined(Pooling)) throw new ArgumentOutOfRangeException(nameof(Pooling), Pooling, "Expected Cls or Mean.");
+        if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be at least 1 (the last block).");
     }
 }
