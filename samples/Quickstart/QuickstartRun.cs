@@ -144,6 +144,14 @@ public static class QuickstartRun
             Normalization = featurizer.Normalization,
         }, featurizer.Encoder).Fit(data.Train);
         rows.Add(Probe(ml, cls.Transform(data.Train), cls.Transform(data.Test), "Features", $"{source}, cls token", config.EmbedDim));
+        // Pooled tokens of every block (each through the final norm), concatenated: earlier blocks keep more of the
+        // local detail that the last one, shaped by pixel reconstruction, spends on the decoder's needs.
+        var multi = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
+        {
+            OutputColumnName = "Features", InputColumnName = Datasets.PixelsColumn, Pooling = MaePooling.Mean, Layers = config.Depth,
+            Device = s.Device, Normalization = featurizer.Normalization,
+        }, featurizer.Encoder).Fit(data.Train);
+        rows.Add(Probe(ml, multi.Transform(data.Train), multi.Transform(data.Test), "Features", $"{source}, mean pooling of all {config.Depth} blocks", config.EmbedDim * config.Depth));
         if (s.WeightsPath is null)
         {
             // Control: the same architecture with its random initial weights, to show what pre-training added.
