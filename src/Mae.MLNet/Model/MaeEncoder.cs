@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -53,7 +54,7 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     public MaeEncoder(MaeConfig config) : this(config, owner: null) { }
 
     /// <summary>With an owner, the caller registers this encoder's parts under its own (flat, official) names.</summary>
-    internal MaeEncoder(MaeConfig config, nn.Module? owner) : base(nameof(MaeEncoder))
+    internal MaeEncoder(MaeConfig config, nn.Module? owner) : base(TorchBackend.Checked(nameof(MaeEncoder)))
     {
         Config = config.Validate();
         this.owner = owner ?? this;

@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,7 +46,7 @@ public sealed class MaskedAutoencoder : nn.Module
     }
     ScalarType? computeDType;
 
-    public MaskedAutoencoder(MaeConfig config) : base(nameof(MaskedAutoencoder))
+    public MaskedAutoencoder(MaeConfig config) : base(TorchBackend.Checked(nameof(MaskedAutoencoder)))
     {
         Config = config.Validate();
         Encoder = new MaeEncoder(config, owner: this);

@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -19,7 +20,7 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
     public readonly LayerNorm? fc_norm;
     public readonly Linear head;
 
-    public VitClassifier(MaeConfig config, int numClasses, bool globalPool = true) : base(nameof(VitClassifier))
+    public VitClassifier(MaeConfig config, int numClasses, bool globalPool = true) : base(TorchBackend.Checked(nameof(VitClassifier)))
     {
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "At least one class is needed.");
         Config = config.Validate();
