@@ -30,7 +30,14 @@ public static class MaeCli
             error.WriteLine("Run 'mae --help' (or 'mae <command> --help') for the options.");
             return ExitUsage;
         }
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        // The first Ctrl+C asks the running command to stop at its next step boundary; a second one ends the process.
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            e.Cancel = true;
+            error.WriteLine("mae: stopping at the next step boundary (Ctrl+C again to abort at once)");
+            cancel.Cancel();
+        };
         Console.CancelKeyPress += onCancel;
         try
         {
