@@ -1,3 +1,4 @@
+using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Evaluation;
@@ -57,7 +58,7 @@ public static class MaeKnnProbe
             var test = nn.functional.normalize(testFeatures[TensorIndex.Slice(start, start + len)].to(float32).to(device), dim: 1);
             var (sims, idx) = test.matmul(train.t()).topk(kMax, dim: 1, largest: true, sorted: true);   // [len, kMax]
             var neighbourLabels = trainY[idx];                                                            // [len, kMax]
-            var weights = sims.div(temperature).exp_();
+            var weights = sims.DividedBy(temperature).exp_();
             var truth = testLabels.Skip((int)start).Take((int)len).ToArray();
             for (int i = 0; i < ks.Count; i++)
             {

@@ -16,7 +16,7 @@ public sealed class MaeFeaturizerOptions
     /// earliest first): the output has <c>Layers × D</c> values. 1 (default) = the last block only. Several layers
     /// often probe better than one (DINO's linear evaluation uses the last 4).</summary>
     public int Layers { get; set; } = 1;
-    /// <summary>Rows per forward pass.</summary>
+    /// <summary>Rows per forward pass, 1 to 4096.</summary>
     public int BatchSize { get; set; } = 32;
     public MaeDevice Device { get; set; } = MaeDevice.Auto;
     /// <summary>Applied to vector columns. Null: <see cref="PixelNormalization.Default"/> for the model's channels.
@@ -27,7 +27,7 @@ public sealed class MaeFeaturizerOptions
     {
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must be set.");
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must be set.");
-        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        ModelRunner.ValidateBatchSize(BatchSize, nameof(BatchSize));
         if (!Enum.IsDefined(Pooling)) throw new ArgumentOutOfRangeException(nameof(Pooling), Pooling, "Expected Cls or Mean.");
         if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be at least 1 (the last block).");
     }

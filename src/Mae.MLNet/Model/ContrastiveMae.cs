@@ -60,9 +60,9 @@ public sealed class ContrastiveMae
         using var scope = NewDisposeScope();
         var (rec1, z1) = View(view1, maskRatio, noise1);
         var (rec2, z2) = View(view2, maskRatio, noise2);
-        var reconstruction = (rec1 + rec2) / 2;
+        var reconstruction = rec1.Plus(rec2).DividedBy(2);
         var contrastive = InfoNce(Projector.forward(z1), Projector.forward(z2), Temperature);
-        var loss = ContrastiveWeight == 0 ? reconstruction.clone() : reconstruction + contrastive * ContrastiveWeight;
+        var loss = ContrastiveWeight == 0 ? reconstruction.clone() : reconstruction.Plus(contrastive.Times(ContrastiveWeight));
         return (loss.MoveToOuterDisposeScope(), reconstruction.MoveToOuterDisposeScope(), contrastive.MoveToOuterDisposeScope());
     }
 
@@ -85,8 +85,9 @@ public sealed class ContrastiveMae
         using var scope = NewDisposeScope();
         long n = a.shape[0];
         var u = nn.functional.normalize(cat(new[] { a, b }, 0).to(float32), dim: 1);           // [2N, D]
-        var s = u.matmul(u.t()).div(temperature);                                                  // [2N, 2N]
-        s = s.masked_fill(eye(2 * n, dtype: ScalarType.Bool, device: s.device), double.NegativeInfinity);
+        var s = u.matmul(u.t()).DividedBy(temperature);                                            // [2N, 2N]
+        using var minusInfinity = double.NegativeInfinity.ToScalar();   // held: see ScalarMath
+        s = s.masked_fill(eye(2 * n, dtype: ScalarType.Bool, device: s.device), minusInfinity);
         var positive = cat(new[] { arange(n, 2 * n, device: s.device), arange(0, n, device: s.device) });
         return nn.functional.cross_entropy(s, positive).MoveToOuterDisposeScope();
     }

@@ -82,14 +82,14 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     public Tensor Embed(Tensor images)
     {
         using var scope = NewDisposeScope();
-        return (patch_embed.forward(images) + pos_embed[.., 1.., ..]).MoveToOuterDisposeScope();
+        return patch_embed.forward(images).Plus(pos_embed[.., 1.., ..]).MoveToOuterDisposeScope();
     }
 
     /// <summary>Prepends cls_token + pos_embed[0] to a token sequence.</summary>
     public Tensor PrependCls(Tensor tokens)
     {
         using var scope = NewDisposeScope();
-        var cls = (cls_token + pos_embed[.., ..1, ..]).expand(tokens.shape[0], -1, -1);
+        var cls = cls_token.Plus(pos_embed[.., ..1, ..]).expand(tokens.shape[0], -1, -1);
         return cat(new[] { cls, tokens }, 1).MoveToOuterDisposeScope();
     }
 

@@ -126,8 +126,8 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
             if (!stochastic) { x = block.forward(x); continue; }
             // Block.forward with a drop path on each residual branch (timm: x + drop_path(attn(norm1(x))), …).
             double p = DropPathProbability(i);
-            x = x + DropPath(block.attn.forward(block.norm1.forward(x)), p, training: true);
-            x = x + DropPath(block.mlp.forward(block.norm2.forward(x)), p, training: true);
+            x = x.Plus(DropPath(block.attn.forward(block.norm1.forward(x)), p, training: true));
+            x = x.Plus(DropPath(block.mlp.forward(block.norm2.forward(x)), p, training: true));
         }
         var features = GlobalPool
             ? fc_norm!.forward(x[.., 1.., ..].mean(new long[] { 1 }))

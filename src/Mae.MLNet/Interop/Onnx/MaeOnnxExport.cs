@@ -132,12 +132,8 @@ public static class MaeOnnxExport
         AtomicFile.Write(path, s => Write(model, s));
     }
 
-    static void Write(ModelProto model, Stream stream)
-    {
-        var output = new Google.Protobuf.CodedOutputStream(stream, leaveOpen: true);
-        model.WriteTo(output);
-        output.Flush();
-    }
+    /// <summary>Serializes the model with its SHA-256 as the last metadata entry (<see cref="OnnxDigest"/>).</summary>
+    static void Write(ModelProto model, Stream stream) => OnnxDigest.Write(model, stream);
 
     static void CheckPath(string path)
     {
