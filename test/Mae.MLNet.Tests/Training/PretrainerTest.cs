@@ -177,7 +177,7 @@ public class PretrainerTest
         }
     }
 
-    static List<byte[]> ReadRecords(byte[] bytes)
+    internal static List<byte[]> ReadRecords(byte[] bytes)
     {
         var list = new List<byte[]>();
         int pos = 0;
@@ -192,7 +192,7 @@ public class PretrainerTest
     }
 
     /// <summary>Event { step = 2 (varint), summary = 5 { value = 1 { tag = 1, simple_value = 2 (fixed32) } } }.</summary>
-    static (string tag, float value, long step) DecodeScalar(byte[] ev)
+    internal static (string tag, float value, long step) DecodeScalar(byte[] ev)
     {
         long step = 0;
         string tag = "";
