@@ -150,7 +150,7 @@ public sealed class MaePretrainer
             }
             // The masking noise is drawn from the CPU generator, so that the checkpointed generator state
             // covers it on every device; on the CPU the model's own draw is the same, so pass nothing.
-            Tensor? noise = device.type == DeviceType.CPU ? null : rand(images.shape[0], model.Config.NumPatches).to(device, non_blocking: true);
+            Tensor? noise = device.type == DeviceType.CPU ? null : ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
             var (loss, _, _) = model.Forward(images, o.MaskRatio, noise);
             return loss;
         }
@@ -180,12 +180,15 @@ public sealed class MaePretrainer
         };
     }
 
-    /// <summary>A batch on the training device: copied asynchronously from the CPU when the device is CUDA (from
-    /// pinned memory, a planned source's batches for CUDA are, the copy overlaps the previous step's kernels).</summary>
+    /// <summary>A batch on the training device. To CUDA the copy is asynchronous from page-locked memory (a planned
+    /// source's batches for CUDA already are; others are pinned here, one host copy), so the host never waits for the
+    /// previous step's kernels to finish before queueing the next step.</summary>
     internal static Tensor ToDevice(Tensor batch, Device device)
     {
         if (batch.device_type == device.type && batch.device_index == device.index) return batch;
-        return batch.to(device, non_blocking: device.type == DeviceType.CUDA);
+        if (device.type != DeviceType.CUDA || batch.device_type != DeviceType.CPU) return batch.to(device);
+        var pinned = batch.is_pinned() ? batch : batch.pin_memory();
+        return pinned.to(device, non_blocking: true);
     }
 
     /// <summary>Checks the data against the options and the model before any step; returns batches per epoch.</summary>

@@ -87,6 +87,7 @@ internal static class MaeTrainingEngine
                         if (stepInEpoch % accum == 0) lr = MaeLrSchedule.At(stepInEpoch / (double)stepsPerEpoch + epoch, s.PeakLearningRate, s.MinLearningRate, s.WarmupEpochs, s.Epochs);
 
                         Tensor loss;
+                        using (MaeInputs.DeferValueChecksOnDevice())
                         using (step.CastForStep()) loss = task.Loss(batch, device);
                         losses.Add(loss, epoch, stepInEpoch, state.GlobalStep);
                         step.Backward(accum == 1 ? loss : loss.DividedBy(accum));
