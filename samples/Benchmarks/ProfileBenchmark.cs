@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,37 +16,64 @@ public static class ProfileBenchmark
 {
     public static void Run(MaeConfig config, IReadOnlyList<ScalarType?> dtypes, int batch, int steps, TextWriter output)
     {
-        output.WriteLine($"## Profile: where a training step goes (batch {batch}, median of {steps} steps, ms)");
+        output.WriteLine($"## Profile: where a training step goes (batch {batch}, median of {steps} steps, host ms; new = the engine's step, old = per-parameter AdamW + casts per layer call + loss read per step; variants alternate step by step)");
         output.WriteLine();
-        output.WriteLine("| compute | forward + loss | backward | AdamW step | total |");
-        output.WriteLine("|---|---:|---:|---:|---:|");
-        foreach (var dtype in dtypes)
+        output.WriteLine("| variant | weight cast | forward + loss | backward | AdamW step + zero grad | loss read | total |");
+        output.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        var variants = dtypes.SelectMany(d => new[] { new TrainVariant(d, false), new TrainVariant(d, true) }).ToList();
+        var runs = new List<(TrainVariant V, MaskedAutoencoder Model, SyntheticImages Data, MaeTrainStep Step, List<double>[] T)>();
+        try
         {
-            TorchRuntime.Seed(1);
-            using var model = new MaskedAutoencoder(config) { ComputeDType = dtype };
-            using var data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, batch, 4, 1);
-            var optimizer = optim.AdamW(model.parameters().Where(p => p.requires_grad), 1e-4, 0.9, 0.95, weight_decay: 0.05);
-            var fwd = new List<double>(); var bwd = new List<double>(); var opt = new List<double>();
-            for (int step = 0; step < steps + 3; step++)
+            foreach (var v in variants)
             {
-                using var scope = NewDisposeScope();
-                var images = data.Batch(step);
-                var noise = data.NextNoise(batch);
-                optimizer.zero_grad();
-                var sw = Stopwatch.StartNew();
-                var (loss, _, _) = model.Forward(images, 0.75, noise);
-                double t1 = sw.Elapsed.TotalMilliseconds;
-                loss.backward();
-                double t2 = sw.Elapsed.TotalMilliseconds;
-                optimizer.step();
-                double t3 = sw.Elapsed.TotalMilliseconds;
-                if (step < 3) continue;
-                fwd.Add(t1); bwd.Add(t2 - t1); opt.Add(t3 - t2);
+                TorchRuntime.Seed(1);
+                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType };
+                model.train();
+                var split = MaeWeightDecay.Split(model, new[] { "pos_embed", "cls_token", "mask_token" });
+                var groups = new[] { new MaeParamGroup("decay", 1, 0.05, split.Decay), new MaeParamGroup("no_decay", 1, 0, split.NoDecay) };
+                var step = MaeTrainStep.Create(groups, new MaeEngineSettings
+                {
+                    BatchSize = batch, AccumIter = 1, Epochs = 1, PeakLearningRate = 1e-4, MinLearningRate = 0, WarmupEpochs = 0,
+                    Beta1 = 0.9, Beta2 = 0.95, Epsilon = 1e-8, Seed = 1, LogEvery = 20, CheckpointEvery = 1, ComputeDType = v.DType, LegacyStep = v.Old,
+                });
+                runs.Add((v, model, new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, batch, 4, 1), step,
+                    Enumerable.Range(0, 5).Select(_ => new List<double>()).ToArray()));
             }
-            double f = Median(fwd), b = Median(bwd), o = Median(opt);
-            output.WriteLine($"| {TrainingBenchmark.Label(dtype)} | {f:F1} | {b:F1} | {o:F1} | {f + b + o:F1} |");
+            for (int i = 0; i < steps + 3; i++)
+                foreach (var r in runs)
+                {
+                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget);
+                    using var scope = NewDisposeScope();
+                    var images = r.Data.Batch(i);
+                    var noise = r.Data.NextNoise(batch);
+                    var sw = Stopwatch.StartNew();
+                    var cast = r.Step.CastForStep();
+                    double t0 = sw.Elapsed.TotalMilliseconds;
+                    Tensor loss;
+                    using (cast) (loss, _, _) = r.Model.Forward(images, 0.75, noise);
+                    double t1 = sw.Elapsed.TotalMilliseconds;
+                    r.Step.Backward(loss);
+                    double t2 = sw.Elapsed.TotalMilliseconds;
+                    r.Step.OptimizerStep(1e-4);
+                    double t3 = sw.Elapsed.TotalMilliseconds;
+                    // The old loop reads every step; the engine once per LogEvery = 20 steps.
+                    if (r.V.Old || i % 20 == 19) _ = loss.item<float>();
+                    double t4 = sw.Elapsed.TotalMilliseconds;
+                    if (i < 3) continue;
+                    r.T[0].Add(t0); r.T[1].Add(t1 - t0); r.T[2].Add(t2 - t1); r.T[3].Add(t3 - t2); r.T[4].Add(t4 - t3);
+                }
+            foreach (var r in runs)
+            {
+                var m = r.T.Select(Median).ToArray();
+                output.WriteLine($"| {r.V.Label} | {m[0]:F1} | {m[1]:F1} | {m[2]:F1} | {m[3]:F1} | {m[4]:F2} | {m.Sum():F1} |");
+            }
+        }
+        finally
+        {
+            foreach (var r in runs) { r.Step.Dispose(); r.Model.Dispose(); r.Data.Dispose(); }
         }
         output.WriteLine();
+        if (Environment.GetEnvironmentVariable("MAE_PROFILE_ATTENTION") == "0") return;
 
         output.WriteLine("## Attention core, forward + backward (median ms over 30 runs)");
         output.WriteLine();

@@ -10,6 +10,12 @@ using static TorchSharp.torch;
 //                            table5, gemm, profile (time per phase of a step; attention written out vs fused)
 //   --preset tiny32          model of the training benchmark
 //   --dtypes fp32,bf16       compute precisions of the training benchmark (bf16 = mixed precision, fp32 master weights)
+//   --paths new,old          training step: the engine's (flat buffer + whole-buffer AdamW, one weight cast per step, loss
+//                            read per window) and/or the old one (per-parameter AdamW, casts per layer call, loss read per
+//                            step); all variants alternate window by window in one run
+//   --against-official DIR   also time the official models_mae.py (DIR holds it and util/pos_embed.py) in a Python
+//                            process, its windows alternating with ours; --python (default /usr/bin/python3 if present);
+//                            timm must be importable (PYTHONPATH)
 //   --batch 64 --steps 300 --warmup 20 --window 20 --lr 1e-3 (peak; warm-up 10 %, cosine to 0) --seed 1
 //   --t5-batch 4 --t5-steps 4 --t5-warmup 1 --t5-dtype fp32
 //   --threads N              libtorch intra-op threads (default: libtorch's choice)
@@ -82,34 +88,78 @@ if (benches.Contains("train") || benches.Contains("gemm"))
             "fp16" or "float16" => ScalarType.Float16,
             _ => throw new ArgumentException($"Unknown dtype '{name}'; expected fp32, bf16 or fp16."),
         }).ToList();
-        log.WriteLine($"training {Get("preset", "tiny32")} in {string.Join(" and ", dtypes.Select(TrainingBenchmark.Label))}, interleaved: {o.Steps} steps of batch {o.Batch}");
-        var results = TrainingBenchmark.RunInterleaved(config, dtypes, o, log, device);
-        // The matmul rate again after training; the limit is the best rate seen in either measurement.
-        gemm32 = Best(gemm32, Gemm.Measure(ScalarType.Float32, device, gemmN));
-        gemm16 = Best(gemm16, Gemm.Measure(ScalarType.BFloat16, device, gemmN));
-        Console.WriteLine($"Matmul rate again after training (best of both): fp32 {gemm32.Best:F0}, bf16 {gemm16.Best:F0} GFLOP/s.");
-        Console.WriteLine();
-        Console.WriteLine($"## Training step, preset {Get("preset", "tiny32")}, batch {o.Batch}, mask {o.MaskRatio}, AdamW (0.9, 0.95), wd 0.05");
-        Console.WriteLine();
-        Console.WriteLine($"Matmul work per training image-step: {gflopPerImage:F3} GFLOP (3 × forward {gflopPerImage / 3:F3}). " +
-                          $"{o.Steps} steps (peak lr {o.Lr}, warm-up 10 %, cosine to 0), the first {o.Warmup} excluded from timing, img/s over windows of {o.Window} steps; each precision trains its own model from the same seed on the same batches and masks, their steps alternating.");
-        Console.WriteLine();
-        Console.WriteLine("| compute | img/s best | img/s median | ms/step (median) | GFLOP/s (median) | of best matmul rate | speedup vs fp32 | loss @ last step | mean loss, last window |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        var fp32 = results.FirstOrDefault(r => r.Label == "fp32");
-        foreach (var r in results)
+        var paths = Get("paths", "new,old").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var variants = dtypes.SelectMany(d => paths.Select(p => new TrainVariant(d, p switch
         {
-            double achieved = r.ImagesPerSecond.Median * gflopPerImage;
-            double limit = (r.Label == "fp32" ? gemm32 : gemm16).Best;
-            string speedup = fp32 is null ? "–" : $"{r.ImagesPerSecond.Median / fp32.ImagesPerSecond.Median:F2}×";
-            Console.WriteLine($"| {r.Label} | {r.ImagesPerSecond.Best:F0} | {r.ImagesPerSecond.Median:F0} | {1000 * o.Batch / r.ImagesPerSecond.Median:F0} | " +
-                              $"{achieved:F0} | {achieved / limit:P0} | {speedup} | {r.FinalLoss:F4} | {r.TailLoss:F4} |");
+            "new" => false,
+            "old" => true,
+            _ => throw new ArgumentException($"Unknown path '{p}'; expected new or old."),
+        }))).ToList();
+        var officials = new List<OfficialTraining>();
+        try
+        {
+            if (opts.TryGetValue("against-official", out var officialDir))
+            {
+                string python = Get("python", File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+                foreach (var d in dtypes)
+                    officials.Add(new OfficialTraining(python, Path.GetFullPath(officialDir), config, o.Batch, TorchRuntime.Threads, d, device, o.Seed));
+            }
+            log.WriteLine($"training {Get("preset", "tiny32")}: {string.Join(", ", variants.Select(v => v.Label).Concat(officials.Select(x => x.Label)))}, alternating window by window: {o.Steps} steps of batch {o.Batch}");
+            var results = TrainingBenchmark.RunInterleaved(config, variants, o, log, device,
+                betweenRounds: _ => { foreach (var x in officials) x.RunWindow(o.Window); });
+            // The matmul rate again after training; the limit is the best rate seen in either measurement.
+            gemm32 = Best(gemm32, Gemm.Measure(ScalarType.Float32, device, gemmN));
+            gemm16 = Best(gemm16, Gemm.Measure(ScalarType.BFloat16, device, gemmN));
+            Console.WriteLine($"Matmul rate again after training (best of both): fp32 {gemm32.Best:F0}, bf16 {gemm16.Best:F0} GFLOP/s.");
+            Console.WriteLine();
+            Console.WriteLine($"## Training step, preset {Get("preset", "tiny32")}, batch {o.Batch}, mask {o.MaskRatio}, AdamW (0.9, 0.95), wd 0.05");
+            Console.WriteLine();
+            Console.WriteLine($"Matmul work per training image-step: {gflopPerImage:F3} GFLOP (3 × forward {gflopPerImage / 3:F3}). " +
+                              $"{o.Steps} steps (peak lr {o.Lr}, warm-up 10 %, cosine to 0), the first {o.Warmup} excluded from timing, img/s over windows of {o.Window} steps; each variant trains its own model from the same seed on the same batches and masks, the variants alternating window by window" +
+                              (officials.Count > 0 ? $"; the official models_mae.py ({officials[0].Version}, {officials[0].OpenMp} as ours, random batches, its own masks) runs a window after each round of ours." : "."));
+            Console.WriteLine();
+            Console.WriteLine("| variant | img/s best | img/s median | ms/step (median) | GFLOP/s (median) | of best matmul rate | vs fp32 (new) | loss @ last step | mean loss, last window |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            var fp32 = results.FirstOrDefault(r => r.Label == "fp32");
+            foreach (var r in results)
+            {
+                double achieved = r.ImagesPerSecond.Median * gflopPerImage;
+                double limit = (r.Label.StartsWith("fp32") ? gemm32 : gemm16).Best;
+                string speedup = fp32 is null ? "–" : $"{r.ImagesPerSecond.Median / fp32.ImagesPerSecond.Median:F2}×";
+                Console.WriteLine($"| {r.Label} | {r.ImagesPerSecond.Best:F0} | {r.ImagesPerSecond.Median:F0} | {1000 * o.Batch / r.ImagesPerSecond.Median:F0} | " +
+                                  $"{achieved:F0} | {achieved / limit:P0} | {speedup} | {r.FinalLoss:F4} | {r.TailLoss:F4} |");
+            }
+            foreach (var x in officials)
+            {
+                var st = Stats.Of(x.ImagesPerSecond);
+                string speedup = fp32 is null ? "–" : $"{st.Median / fp32.ImagesPerSecond.Median:F2}×";
+                Console.WriteLine($"| {x.Label} | {st.Best:F0} | {st.Median:F0} | {1000 * o.Batch / st.Median:F0} | {st.Median * gflopPerImage:F0} | " +
+                                  $"{st.Median * gflopPerImage / (x.Label.EndsWith("fp32") ? gemm32 : gemm16).Best:P0} | {speedup} | – | – |");
+            }
+            Console.WriteLine();
+            foreach (var d in dtypes)
+            {
+                var ours = results.FirstOrDefault(r => r.Label == TrainingBenchmark.Label(d));
+                var old = results.FirstOrDefault(r => r.Label == TrainingBenchmark.Label(d) + " old");
+                var official = officials.FirstOrDefault(x => x.Label == "official " + TrainingBenchmark.Label(d));
+                if (ours is not null && old is not null)
+                    Console.WriteLine($"- {ours.Label}: new step vs old step {ours.ImagesPerSecond.Median / old.ImagesPerSecond.Median:F2}× (median windows), " +
+                                      $"{ours.ImagesPerSecond.Best / old.ImagesPerSecond.Best:F2}× (best windows); last-window mean loss {ours.TailLoss:F4} vs {old.TailLoss:F4}.");
+                if (ours is not null && official is not null)
+                {
+                    var st = Stats.Of(official.ImagesPerSecond);
+                    Console.WriteLine($"- {ours.Label}: ours vs official {ours.ImagesPerSecond.Median / st.Median:F2}× (median windows), {ours.ImagesPerSecond.Best / st.Best:F2}× (best windows).");
+                }
+            }
+            if (fp32 is not null)
+                foreach (var r in results.Where(r => r != fp32 && !r.Label.EndsWith(" old")))
+                    Console.WriteLine($"- {r.Label} vs fp32 after {o.Steps} steps: last-step loss differs by {Math.Abs(r.FinalLoss / fp32.FinalLoss - 1):P2}, " +
+                                      $"last-window mean by {Math.Abs(r.TailLoss / fp32.TailLoss - 1):P2} (target ≤ 1 %).");
         }
-        Console.WriteLine();
-        if (fp32 is not null)
-            foreach (var r in results.Where(r => r != fp32))
-                Console.WriteLine($"- {r.Label} vs fp32 after {o.Steps} steps: last-step loss differs by {Math.Abs(r.FinalLoss / fp32.FinalLoss - 1):P2}, " +
-                                  $"last-window mean by {Math.Abs(r.TailLoss / fp32.TailLoss - 1):P2} (target ≤ 1 %).");
+        finally
+        {
+            foreach (var x in officials) x.Dispose();
+        }
         Console.WriteLine();
     }
 }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;
@@ -21,79 +21,121 @@ public sealed record TrainOptions
     public int DataBatches { get; init; } = 16;
 }
 
+/// <summary>A compute precision and which step implementation: the engine's (flat buffer, one weight cast per step,
+/// loss read once per window) or the old one (TorchSharp's per-parameter AdamW, casts per layer call, loss read every
+/// step).</summary>
+public sealed record TrainVariant(ScalarType? DType, bool Old)
+{
+    public string Label => TrainingBenchmark.Label(DType) + (Old ? " old" : "");
+}
+
 /// <param name="ImagesPerSecond">img/s over windows of <see cref="TrainOptions.Window"/> timed steps (warm-up excluded).</param>
 /// <param name="FinalLoss">loss of the last step.</param>
 /// <param name="TailLoss">mean loss over the last window of steps.</param>
 public sealed record TrainResult(string Label, Stats ImagesPerSecond, double FinalLoss, double TailLoss, float[] Losses);
 
 /// <summary>
-/// Minimal MAE training loop for timing: one step = forward + backward + AdamW step (betas 0.9/0.95,
-/// weight decay 0.05, over the parameters that require grad) + schedule step, one dispose scope per step. Several compute
-/// precisions train side by side, each its own model from the same seed on the same batches and masks, their
-/// steps alternating, so that a change in the (shared) machine's load hits all of them alike.
+/// MAE training steps for timing, through the engine's step (<see cref="MaeTrainStep"/>): forward (random mask) +
+/// backward + AdamW (betas 0.9/0.95, weight decay 0.05 on weights, none on biases / norms / tokens, as the
+/// pre-trainer's groups) at the scheduled lr. Several variants train side by side, each its own model from the same
+/// seed on the same batches and masks, alternating window by window (a window ends with its losses read back, so a
+/// device has finished it), so a change in the shared machine's load hits all of them alike.
 /// </summary>
 public static class TrainingBenchmark
 {
     sealed class Run : IDisposable
     {
-        public required string Label;
+        public required TrainVariant Variant;
         public required MaskedAutoencoder Model;
         public required SyntheticImages Data;
-        public required OptimizerHelper Optimizer;
-        public required optim.lr_scheduler.LRScheduler Schedule;
+        public required MaeTrainStep Step;
+        public required Tensor LossBuffer;
         public required float[] Losses;
-        public required double[] Seconds;
-        public void Dispose() { Model.Dispose(); Data.Dispose(); }
+        public readonly List<double> WindowSeconds = new();
+        public void Dispose() { Step.Dispose(); Model.Dispose(); Data.Dispose(); LossBuffer.Dispose(); }
     }
 
-    public static IReadOnlyList<TrainResult> RunInterleaved(MaeConfig config, IReadOnlyList<ScalarType?> computeDTypes, TrainOptions o, TextWriter log,
-        Device? device = null)
+    public static IReadOnlyList<TrainResult> RunInterleaved(MaeConfig config, IReadOnlyList<TrainVariant> variants, TrainOptions o, TextWriter log,
+        Device? device = null, Action<int>? betweenRounds = null)
     {
         device ??= CPU;
         var runs = new List<Run>();
         try
         {
-            foreach (var dtype in computeDTypes)
+            foreach (var v in variants)
             {
                 TorchRuntime.Seed(o.Seed);
-                var model = new MaskedAutoencoder(config) { ComputeDType = dtype };
+                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType };
                 model.to(device);
                 model.train();
-                var optimizer = optim.AdamW(model.parameters().Where(p => p.requires_grad), o.Lr, 0.9, 0.95, weight_decay: 0.05);
+                var split = MaeWeightDecay.Split(model, new[] { "pos_embed", "cls_token", "mask_token" });
+                var groups = new[] { new MaeParamGroup("decay", 1, 0.05, split.Decay), new MaeParamGroup("no_decay", 1, 0, split.NoDecay) };
+                var settings = new MaeEngineSettings
+                {
+                    BatchSize = o.Batch, AccumIter = 1, Epochs = 1, PeakLearningRate = o.Lr, MinLearningRate = 0, WarmupEpochs = 0,
+                    Beta1 = 0.9, Beta2 = 0.95, Epsilon = 1e-8, Seed = o.Seed, LogEvery = o.Window, CheckpointEvery = 1,
+                    ComputeDType = v.DType, LegacyStep = v.Old,
+                };
+                var buffer = zeros(Math.Max(o.Window, o.Warmup), device: device);
+                buffer.DetachFromDisposeScope();
                 runs.Add(new Run
                 {
-                    Label = Label(dtype),
-                    Model = model,
+                    Variant = v, Model = model, Step = MaeTrainStep.Create(groups, settings), LossBuffer = buffer,
                     Data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, o.DataBatches, o.Seed, device),
-                    Optimizer = optimizer,
-                    Schedule = optim.lr_scheduler.LambdaLR(optimizer, step => LrFactor(step, o.Steps)),
                     Losses = new float[o.Steps],
-                    Seconds = new double[o.Steps],
                 });
             }
-            for (int step = 0; step < o.Steps; step++)
+            int done = 0, round = 0;
+            var chunks = new List<(int Start, int Count, bool Timed)>();
+            if (o.Warmup > 0) chunks.Add((0, Math.Min(o.Warmup, o.Steps), false));
+            for (int s = Math.Min(o.Warmup, o.Steps); s < o.Steps; s += o.Window) chunks.Add((s, Math.Min(o.Window, o.Steps - s), true));
+            foreach (var (start, count, timed) in chunks)
+            {
                 foreach (var r in runs)
                 {
-                    using var scope = NewDisposeScope();
-                    var images = r.Data.Batch(step);
-                    var noise = r.Data.NextNoise(o.Batch);
-                    var sw = Stopwatch.StartNew();
-                    r.Optimizer.zero_grad();
-                    var (loss, _, _) = r.Model.Forward(images, o.MaskRatio, noise);
-                    loss.backward();
-                    r.Optimizer.step();
-                    r.Schedule.step();
-                    r.Losses[step] = loss.item<float>();
-                    r.Seconds[step] = sw.Elapsed.TotalSeconds;
-                    if ((step + 1) % 50 == 0)
-                        log.WriteLine($"  [{r.Label}] step {step + 1}/{o.Steps}: loss {r.Losses[step]:F4}, last step {r.Seconds[step] * 1000:F0} ms");
+                    double secs = RunSteps(r, start, count, o, device);
+                    if (timed) r.WindowSeconds.Add(secs);
                 }
+                done += count;
+                if (timed) betweenRounds?.Invoke(round++);
+                if (done % 50 < count || done == o.Steps)
+                    foreach (var r in runs)
+                        log.WriteLine($"  [{r.Variant.Label}] step {done}/{o.Steps}: loss {r.Losses[done - 1]:F4}" +
+                                      (r.WindowSeconds.Count > 0 ? $", last window {r.WindowSeconds[^1] * 1000 / count:F0} ms/step" : ""));
+            }
             return runs.Select(r => Summarize(r, o)).ToList();
         }
         finally
         {
             foreach (var r in runs) r.Dispose();
         }
+    }
+
+    /// <summary>Steps [start, start + count) of one variant; returns the seconds they took, losses read at the end.</summary>
+    static double RunSteps(Run r, int start, int count, TrainOptions o, Device device)
+    {
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < count; i++)
+        {
+            int step = start + i;
+            using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget);
+            using var scope = NewDisposeScope();
+            var images = r.Data.Batch(step);
+            var noise = r.Data.NextNoise(o.Batch);
+            Tensor loss;
+            using (r.Step.CastForStep()) (loss, _, _) = r.Model.Forward(images, o.MaskRatio, noise);
+            if (r.Variant.Old) r.Losses[step] = loss.item<float>(); // the old loop's read per step
+            else using (no_grad()) r.LossBuffer[i].copy_(loss.detach());
+            r.Step.Backward(loss);
+            r.Step.OptimizerStep(o.Lr * LrFactor(step, o.Steps));
+        }
+        if (!r.Variant.Old)
+        {
+            using var host = r.LossBuffer.narrow(0, 0, count).cpu();
+            host.data<float>().ToArray().CopyTo(r.Losses, start);
+        }
+        else if (device.type == DeviceType.CUDA) cuda.synchronize();
+        return sw.Elapsed.TotalSeconds;
     }
 
     /// <summary>Linear warm-up over the first 10 % of the steps, then half-cycle cosine to 0 at the last step.</summary>
@@ -114,12 +156,10 @@ public static class TrainingBenchmark
 
     static TrainResult Summarize(Run r, TrainOptions o)
     {
-        var rates = new List<double>();
-        for (int start = o.Warmup; start + o.Window <= o.Steps; start += o.Window)
-            rates.Add(o.Window * o.Batch / r.Seconds.Skip(start).Take(o.Window).Sum());
-        if (rates.Count == 0) // too few steps for a whole window: one rate over all timed steps
-            rates.Add((o.Steps - o.Warmup) * o.Batch / r.Seconds.Skip(o.Warmup).Sum());
+        int window = Math.Min(o.Window, Math.Max(1, o.Steps - o.Warmup));
+        var rates = r.WindowSeconds.Select(s => window * o.Batch / s).ToList();
+        if (rates.Count == 0) rates.Add(0);
         int tail = Math.Min(o.Window, o.Steps);
-        return new TrainResult(r.Label, Stats.Of(rates), r.Losses[^1], r.Losses.Skip(o.Steps - tail).Average(f => (double)f), r.Losses);
+        return new TrainResult(r.Variant.Label, Stats.Of(rates), r.Losses[^1], r.Losses.Skip(o.Steps - tail).Average(f => (double)f), r.Losses);
     }
 }

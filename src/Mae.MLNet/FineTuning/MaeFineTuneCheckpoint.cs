@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.FineTuning;
 
 /// <summary>What a fine-tuning checkpoint says about the run that wrote it (JSON at its start).</summary>
-public sealed record MaeFineTuneCheckpointHeader
+public sealed record MaeFineTuneCheckpointHeader : IMaeCheckpointHeader
 {
     public int FormatVersion { get; init; } = MaeFineTuneCheckpoint.FormatVersion;
     public int EpochsCompleted { get; init; }
@@ -25,126 +25,76 @@ public sealed record MaeFineTuneCheckpointHeader
 }
 
 /// <summary>
-/// Fine-tuning checkpoints in the same container as the pre-training ones (<see cref="CheckpointFile"/>: magic
-/// <c>MAEFTCK1</c>, SHA-256 trailer, atomic rename): header, model, AdamW state, generator state, loss and
-/// validation history, and the best epoch's weights so a resumed run keeps them.
+/// Fine-tuning checkpoints: <see cref="MaeTrainingCheckpoint"/>'s layout in a <c>MAEFTCK1</c> container (SHA-256
+/// trailer, atomic rename) — header, model, AdamW state, generator state, loss history — followed by the validation
+/// history and the best epoch's weights, so a resumed run keeps them.
 /// </summary>
 public static class MaeFineTuneCheckpoint
 {
-    public const int FormatVersion = 1;
+    /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
+    public const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
     public const string FilePrefix = "finetune-";
     public const string FileExtension = ".maeft";
     internal static readonly CheckpointFile Container = new("MAEFTCK1", FilePrefix, FileExtension);
+    internal static readonly MaeTrainingCheckpoint Training =
+        new(Container, json => JsonSerializer.Deserialize<MaeFineTuneCheckpointHeader>(json, MaePretrainCheckpoint.Json));
 
     public static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
     public static string? FindLatest(string directory) => Container.FindLatest(directory);
 
     public static MaeFineTuneCheckpointHeader ReadHeader(string path)
     {
-        using var r = Reader.Open(path);
-        return r.Header;
+        using var r = Training.Open(path);
+        return (MaeFineTuneCheckpointHeader)r.Header;
     }
 
     /// <summary>Builds the classifier the checkpoint holds (on the CPU) with its weights after the last epoch.</summary>
     public static VitClassifier LoadModel(string path)
     {
-        using var r = Reader.Open(path);
-        var model = new VitClassifier(r.Header.Config, r.Header.NumClasses, r.Header.GlobalPool);
+        using var r = Training.Open(path);
+        var h = (MaeFineTuneCheckpointHeader)r.Header;
+        var model = new VitClassifier(h.Config, h.NumClasses, h.GlobalPool);
         r.LoadModel(model);
         return model;
     }
 
-    internal sealed record History(List<float> StepLosses, List<double> EpochLosses, List<double> ValidationAccuracies, List<double> ValidationLosses);
-
-    internal static void Save(string path, MaeFineTuneCheckpointHeader header, VitClassifier model, optim.Optimizer optimizer,
-        History history, IReadOnlyDictionary<string, Tensor>? bestWeights)
-        => Container.Save(path, w =>
-        {
-            w.Write(JsonSerializer.Serialize(header, MaePretrainCheckpoint.Json));
-            CheckpointFile.WriteTrainingState(w, model, optimizer);
-            w.Write(history.StepLosses.Count);
-            foreach (var l in history.StepLosses) w.Write(l);
-            foreach (var list in new[] { history.EpochLosses, history.ValidationAccuracies, history.ValidationLosses })
-            {
-                w.Write(list.Count);
-                foreach (var v in list) w.Write(v);
-            }
-            w.Write(bestWeights?.Count ?? 0);
-            if (bestWeights is not null)
-                foreach (var (name, t) in bestWeights)
-                {
-                    w.Write(name);
-                    t.Save(w);
-                }
-        });
-
-    internal sealed class Reader : IDisposable
+    /// <summary>After the loss history: validation accuracies, validation losses, the best weights by name.</summary>
+    internal static void WriteExtras(BinaryWriter w, IReadOnlyList<double> accuracies, IReadOnlyList<double> losses, IReadOnlyDictionary<string, Tensor>? bestWeights)
     {
-        readonly FileStream fs;
-        readonly BinaryReader r;
-        readonly string path;
-        public MaeFineTuneCheckpointHeader Header { get; }
-
-        Reader(string path, FileStream fs)
+        foreach (var list in new[] { accuracies, losses })
         {
-            this.path = path; this.fs = fs;
-            r = new BinaryReader(fs, Encoding.UTF8, leaveOpen: true);
-            try
+            w.Write(list.Count);
+            foreach (var v in list) w.Write(v);
+        }
+        w.Write(bestWeights?.Count ?? 0);
+        if (bestWeights is not null)
+            foreach (var (name, t) in bestWeights)
             {
-                Header = JsonSerializer.Deserialize<MaeFineTuneCheckpointHeader>(r.ReadString(), MaePretrainCheckpoint.Json)
-                    ?? throw CheckpointFile.Corrupt(path, "its header is empty");
+                w.Write(name);
+                t.Save(w);
             }
-            catch (JsonException e) { throw CheckpointFile.Corrupt(path, "its header is not valid JSON", e); }
-            if (Header.FormatVersion != FormatVersion)
-                throw new InvalidDataException($"Checkpoint '{path}' has format version {Header.FormatVersion}; this build reads version {FormatVersion}.");
-        }
+    }
 
-        public static Reader Open(string path)
+    /// <summary>Reads <see cref="WriteExtras"/>' sections; the best weights (CPU tensors owned by the caller) or null.</summary>
+    internal static (List<double> Accuracies, List<double> Losses, Dictionary<string, Tensor>? Best) ReadExtras(BinaryReader r)
+    {
+        var lists = new List<double>[2];
+        for (int k = 0; k < 2; k++)
         {
-            var fs = Container.OpenPayload(path);
-            try { return new Reader(path, fs); }
-            catch { fs.Dispose(); throw; }
+            int m = CheckpointFile.ReadCount(r, sizeof(double), "the validation history");
+            lists[k] = new List<double>(m);
+            for (int i = 0; i < m; i++) lists[k].Add(r.ReadDouble());
         }
-
-        public void LoadModel(nn.Module model) => CheckpointFile.LoadModel(r, path, model);
-        public void LoadOptimizer(optim.Optimizer optimizer) => CheckpointFile.LoadOptimizer(r, path, optimizer);
-        public Tensor ReadRngState() => CheckpointFile.ReadRngState(r);
-
-        public History ReadHistory()
+        int n = CheckpointFile.ReadCount(r, 1, "the best weights");
+        if (n == 0) return (lists[0], lists[1], null);
+        var d = new Dictionary<string, Tensor>(n, StringComparer.Ordinal);
+        for (int i = 0; i < n; i++)
         {
-            int n = r.ReadInt32();
-            var steps = new List<float>(n);
-            for (int i = 0; i < n; i++) steps.Add(r.ReadSingle());
-            var lists = new List<double>[3];
-            for (int k = 0; k < 3; k++)
-            {
-                int m = r.ReadInt32();
-                lists[k] = new List<double>(m);
-                for (int i = 0; i < m; i++) lists[k].Add(r.ReadDouble());
-            }
-            return new History(steps, lists[0], lists[1], lists[2]);
+            var name = r.ReadString();
+            var t = CheckpointFile.ReadTensor(r, $"the best weight '{name}'", long.MaxValue);   // bounded by the payload left
+            t.DetachFromDisposeScope();
+            d[name] = t;
         }
-
-        /// <summary>The best epoch's weights by name (CPU tensors owned by the caller), or null if none were saved.</summary>
-        public Dictionary<string, Tensor>? ReadBestWeights()
-        {
-            int n = r.ReadInt32();
-            if (n == 0) return null;
-            var d = new Dictionary<string, Tensor>(n, StringComparer.Ordinal);
-            for (int i = 0; i < n; i++)
-            {
-                var name = r.ReadString();
-                var t = TensorExtensionMethods.Load(r);
-                t.DetachFromDisposeScope();
-                d[name] = t;
-            }
-            return d;
-        }
-
-        public void Dispose()
-        {
-            r.Dispose();
-            fs.Dispose();
-        }
+        return (lists[0], lists[1], d);
     }
 }

@@ -76,6 +76,12 @@ public sealed class MaeFineTuneOptions
     public bool Resume { get; set; }
     /// <summary>Report progress every this many steps (and at the end of each epoch).</summary>
     public int LogEvery { get; set; } = 20;
+    /// <summary>A JSONL file that receives one line per report (as pre-training's); null writes none. On resume, lines
+    /// after the checkpoint's step are dropped.</summary>
+    public string? MetricsFile { get; set; }
+    /// <summary>A folder for TensorBoard event files (the reference's <c>loss</c> and <c>lr</c> per step on the epoch×1000
+    /// axis, <c>perf/test_acc1</c> and <c>perf/test_loss</c> per epoch); null writes none.</summary>
+    public string? TensorBoardDir { get; set; }
 
     [JsonIgnore] public long EffectiveBatchSize => (long)BatchSize * AccumIter;
     [JsonIgnore] public double PeakLearningRate => LearningRate ?? BaseLearningRate * EffectiveBatchSize / 256.0;

@@ -119,189 +119,177 @@ public sealed class MaeFineTuner
         IProgress<MaeFineTuneProgress>? progress, CancellationToken ct, MaeFineTuneOptions o,
         MaeAugmentationOptions augmentation, long stepsPerEpoch, Device device)
     {
-        var config = model.Config;
-        string? resumeFrom = null;
-        if (o.CheckpointDir is not null)
+        using var task = new FineTuneTask(model, train, validation, o, augmentation, progress);
+        var settings = new MaeEngineSettings
         {
-            MaeFineTuneCheckpoint.Container.DeleteStaleTemporaries(o.CheckpointDir);
-            if (o.Resume) resumeFrom = MaeFineTuneCheckpoint.FindLatest(o.CheckpointDir);
-        }
-        using var reader = resumeFrom is null ? null : MaeFineTuneCheckpoint.Reader.Open(resumeFrom);
-        if (reader is not null)
+            BatchSize = o.BatchSize, AccumIter = o.AccumIter, Epochs = o.Epochs, PeakLearningRate = o.PeakLearningRate,
+            MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
+            ClipGradNorm = o.ClipGradNorm, Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery,
+            CheckpointDir = o.CheckpointDir, Resume = o.Resume, MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir,
+            ComputeDType = MaePretrainer.ComputeDType(o.Precision),
+        };
+        var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, ct);
+
+        bool restored = false;
+        if (task.Best is not null && o.KeepBestWeights && validation is not null)
         {
-            var h = reader.Header;
-            if (h.Config != config || h.NumClasses != model.NumClasses || h.GlobalPool != model.GlobalPool)
-                throw new InvalidOperationException(
-                    $"Checkpoint '{resumeFrom}' was written for a different classifier ({h.Config}, {h.NumClasses} classes, global pool {h.GlobalPool}); this one is {config}, {model.NumClasses} classes, global pool {model.GlobalPool}.");
-            if (h.EpochsCompleted > o.Epochs)
-                throw new InvalidOperationException($"Checkpoint '{resumeFrom}' has already completed {h.EpochsCompleted} epochs, more than Epochs = {o.Epochs}.");
-            if (h.StepsPerEpoch != stepsPerEpoch)
-                throw new InvalidOperationException($"Checkpoint '{resumeFrom}' was written with {h.StepsPerEpoch} steps per epoch; this data and batch size give {stepsPerEpoch}.");
+            using var noGrad = no_grad();
+            var sd = model.state_dict();
+            foreach (var (name, t) in task.Best) sd[name].copy_(t);
+            restored = true;
         }
-        else TorchRuntime.Seed(o.Seed);
-
-        model.Encoder.ComputeDType = o.Precision == MaePrecision.Bf16 ? ScalarType.BFloat16 : null;
-        model.DropPathRate = o.DropPath;
-        if (o.TrainPositionEmbedding) model.Encoder.pos_embed.requires_grad = true;
-        model.to(device);
-        reader?.LoadModel(model);
-        model.train();
-
-        var groups = MaeLayerDecay.ParamGroups(model, config.Depth, o.WeightDecay, o.NoWeightDecayNames, o.LayerDecay);
-        double peakLr = o.PeakLearningRate;
-        var paramGroups = groups.Select(g => new AdamW.ParamGroup(g.Parameters.Select(p => p.Parameter), lr: peakLr * g.LrScale,
-            beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: g.WeightDecay)).ToList();
-        var scales = groups.Select(g => g.LrScale).ToArray();
-        var trainable = groups.SelectMany(g => g.Parameters.Select(p => p.Parameter)).ToList();
-        using var optimizer = optim.AdamW(paramGroups, lr: peakLr, beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: o.WeightDecay);
-
-        int startEpoch = 0;
-        long globalStep = 0, optimizerSteps = 0;
-        var history = new MaeFineTuneCheckpoint.History(new(), new(), new(), new());
-        Dictionary<string, Tensor>? best = null;
-        int? bestEpoch = null;
-        double? bestAccuracy = null;
-        try
+        return new MaeFineTuneResult
         {
-            if (reader is not null)
-            {
-                reader.LoadOptimizer(optimizer);
-                using (var rng = reader.ReadRngState()) torch.random.set_rng_state(rng);
-                history = reader.ReadHistory();
-                best = reader.ReadBestWeights();
-                startEpoch = reader.Header.EpochsCompleted;
-                globalStep = reader.Header.GlobalStep;
-                optimizerSteps = reader.Header.OptimizerSteps;
-                bestEpoch = reader.Header.BestEpoch;
-                bestAccuracy = reader.Header.BestValidationAccuracy;
-            }
-
-            var trainTransform = new MaePretrainAugmentation(augmentation);
-            var evalTransform = EvaluationTransform(augmentation);
-            var mixup = o.MixupActive ? new MaeMixup(o, model.NumClasses) : null;
-            var total = Stopwatch.StartNew();
-            int accum = o.AccumIter;
-            string? lastCheckpoint = null;
-            long totalSteps = stepsPerEpoch * o.Epochs;
-
-            for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
-            {
-                model.train();
-                using (NewDisposeScope()) optimizer.zero_grad();
-                var clock = Stopwatch.StartNew();
-                double lossSum = 0, lr = 0;
-                long step = 0;
-                var epochBatches = train is IMaePlannedLabeledSource planned
-                    ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate())
-                    : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
-                foreach (var (rawImages, rawLabels) in epochBatches)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    using var ownedImages = rawImages;
-                    using var ownedLabels = rawLabels;
-                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
-                    using var scope = NewDisposeScope();
-                    if (step % accum == 0)
-                    {
-                        lr = MaeLrSchedule.At(step / (double)stepsPerEpoch + epoch, peakLr, o.MinLearningRate, o.WarmupEpochs, o.Epochs);
-                        for (int g = 0; g < scales.Length; g++) optimizer.ParamGroups.ElementAt(g).LearningRate = lr * scales[g];
-                    }
-                    // A planned source hands over the model's input (cropped, flipped, normalised) itself.
-                    var images = train is IMaePlannedLabeledSource ? rawImages.to(device) : trainTransform.Apply(rawImages.to(device));
-                    var labels = rawLabels.to(device);
-                    Tensor loss;
-                    if (mixup is not null)
-                    {
-                        var (mixed, targets, _) = mixup.Apply(images, labels);
-                        loss = MaeClassificationLoss.SoftTargetCrossEntropy(model.forward(mixed), targets);
-                    }
-                    else loss = MaeClassificationLoss.LabelSmoothingCrossEntropy(model.forward(images), labels, o.LabelSmoothing);
-                    double lossValue = loss.item<float>();
-                    if (!double.IsFinite(lossValue)) throw new MaeNonFiniteLossException(epoch, step, globalStep, lossValue);
-
-                    (accum == 1 ? loss : loss.DividedBy(accum)).backward();
-                    if ((step + 1) % accum == 0)
-                    {
-                        if (o.ClipGradNorm is double clip) nn.utils.clip_grad_norm_(trainable, clip);
-                        optimizer.step();
-                        optimizer.zero_grad();
-                        optimizerSteps++;
-                    }
-                    history.StepLosses.Add((float)lossValue);
-                    lossSum += lossValue;
-                    globalStep++;
-                    step++;
-                    if (progress is not null && globalStep % o.LogEvery == 0)
-                        progress.Report(Report(o, epoch, step, stepsPerEpoch, globalStep, lossValue, lr, clock, total, totalSteps));
-                }
-                if (step != stepsPerEpoch)
-                    throw new InvalidDataException($"The training source yielded {step} batches in epoch {epoch}; its Count ({train.Count}) at batch size {o.BatchSize} promises {stepsPerEpoch}.");
-                history.EpochLosses.Add(lossSum / step);
-
-                double? accuracy = null, valLoss = null;
-                if (validation is not null)
-                {
-                    (accuracy, valLoss) = Evaluate(model, validation, evalTransform, o.EvaluationBatchSize, device);
-                    history.ValidationAccuracies.Add(accuracy.Value);
-                    history.ValidationLosses.Add(valLoss.Value);
-                    if (bestAccuracy is null || accuracy.Value > bestAccuracy.Value)
-                    {
-                        bestAccuracy = accuracy;
-                        bestEpoch = epoch;
-                        if (o.KeepBestWeights) best = Snapshot(model, best);
-                    }
-                }
-                progress?.Report(Report(o, epoch, step, stepsPerEpoch, globalStep, history.StepLosses[^1], lr, clock, total, totalSteps) with
-                {
-                    EndOfEpoch = true, EpochLoss = history.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = valLoss, BestEpoch = bestEpoch,
-                });
-
-                if (o.CheckpointDir is not null && ((epoch + 1) % o.CheckpointEvery == 0 || epoch + 1 == o.Epochs))
-                {
-                    var header = new MaeFineTuneCheckpointHeader
-                    {
-                        EpochsCompleted = epoch + 1, GlobalStep = globalStep, OptimizerSteps = optimizerSteps, StepsPerEpoch = stepsPerEpoch,
-                        Config = config, NumClasses = model.NumClasses, GlobalPool = model.GlobalPool, Options = o,
-                        BestEpoch = bestEpoch, BestValidationAccuracy = bestAccuracy, SavedUtc = DateTime.UtcNow,
-                    };
-                    lastCheckpoint = MaeFineTuneCheckpoint.PathFor(o.CheckpointDir, epoch + 1);
-                    MaeFineTuneCheckpoint.Save(lastCheckpoint, header, model, optimizer, history, best);
-                }
-            }
-
-            bool restored = false;
-            if (best is not null && o.KeepBestWeights && validation is not null)
-            {
-                using var noGrad = no_grad();
-                var sd = model.state_dict();
-                foreach (var (name, t) in best) sd[name].copy_(t);
-                restored = true;
-            }
-            return new MaeFineTuneResult
-            {
-                StepLosses = history.StepLosses, EpochLosses = history.EpochLosses,
-                ValidationAccuracies = history.ValidationAccuracies, ValidationLosses = history.ValidationLosses,
-                BestEpoch = bestEpoch, BestValidationAccuracy = bestAccuracy, RestoredBestWeights = restored,
-                EpochsCompleted = o.Epochs, GlobalSteps = globalStep, OptimizerSteps = optimizerSteps, StepsPerEpoch = stepsPerEpoch,
-                PeakLearningRate = peakLr, ResumedFrom = resumeFrom, LastCheckpoint = lastCheckpoint, Elapsed = total.Elapsed,
-            };
-        }
-        finally
-        {
-            if (best is not null) foreach (var t in best.Values) t.Dispose();
-        }
+            StepLosses = state.StepLosses, EpochLosses = state.EpochLosses,
+            ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
+            BestEpoch = task.BestEpoch, BestValidationAccuracy = task.BestAccuracy, RestoredBestWeights = restored,
+            EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch,
+            PeakLearningRate = o.PeakLearningRate, ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed,
+        };
     }
 
-    static MaeFineTuneProgress Report(MaeFineTuneOptions o, int epoch, long step, long stepsPerEpoch, long globalStep, double loss,
-        double lr, Stopwatch clock, Stopwatch total, long totalSteps)
+    /// <summary>Fine-tuning's hooks: augmentation, mixup and the (soft-target / label-smoothing) cross entropy of a
+    /// batch; layer-decay groups; validation and the best epoch's weights at each epoch's end (kept in checkpoints).</summary>
+    sealed class FineTuneTask : MaeTrainingTask<(Tensor Images, Tensor Labels)>, IDisposable
     {
-        double secs = clock.Elapsed.TotalSeconds;
-        return new MaeFineTuneProgress
+        readonly VitClassifier model;
+        readonly IMaeLabeledImageSource train;
+        readonly IMaeLabeledImageSource? validation;
+        readonly MaeFineTuneOptions o;
+        readonly IProgress<MaeFineTuneProgress>? progress;
+        readonly MaePretrainAugmentation trainTransform, evalTransform;
+        readonly MaeMixup? mixup;
+
+        public List<double> ValidationAccuracies { get; private set; } = new();
+        public List<double> ValidationLosses { get; private set; } = new();
+        public Dictionary<string, Tensor>? Best { get; private set; }
+        public int? BestEpoch { get; private set; }
+        public double? BestAccuracy { get; private set; }
+
+        public FineTuneTask(VitClassifier model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeFineTuneOptions o,
+            MaeAugmentationOptions augmentation, IProgress<MaeFineTuneProgress>? progress)
         {
-            Epoch = epoch, Epochs = o.Epochs, Step = step - 1, StepsPerEpoch = stepsPerEpoch, GlobalStep = globalStep,
-            Loss = loss, LearningRate = lr, ImagesPerSecond = secs > 0 ? step * (double)o.BatchSize / secs : 0,
-            Eta = TimeSpan.FromSeconds(secs / step * (totalSteps - (epoch * stepsPerEpoch + step))), Elapsed = total.Elapsed,
+            this.model = model;
+            this.train = train;
+            this.validation = validation;
+            this.o = o;
+            this.progress = progress;
+            trainTransform = new MaePretrainAugmentation(augmentation);
+            evalTransform = EvaluationTransform(augmentation);
+            mixup = o.MixupActive ? new MaeMixup(o, model.NumClasses) : null;
+        }
+
+        public override nn.Module Model => model;
+        public override string DataDescription => $"training source (Count {train.Count})";
+        public override string LossTag => "loss";
+        public override MaeTrainingCheckpoint Checkpoint => MaeFineTuneCheckpoint.Training;
+
+        public override void PrepareModel(ScalarType? computeDType)
+        {
+            model.Encoder.ComputeDType = computeDType;
+            model.DropPathRate = o.DropPath;
+            if (o.TrainPositionEmbedding) model.Encoder.pos_embed.requires_grad = true;
+        }
+
+        public override IReadOnlyList<MaeParamGroup> ParamGroups() =>
+            MaeLayerDecay.ParamGroups(model, model.Config.Depth, o.WeightDecay, o.NoWeightDecayNames, o.LayerDecay)
+                .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
+
+        public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device) => train is IMaePlannedLabeledSource planned
+            ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate())
+            : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
+
+        public override Tensor Loss((Tensor Images, Tensor Labels) batch, Device device)
+        {
+            // A planned source hands over the model's input (cropped, flipped, normalised) itself.
+            var images = MaePretrainer.ToDevice(batch.Images, device);
+            if (train is not IMaePlannedLabeledSource) images = trainTransform.Apply(images);
+            var labels = MaePretrainer.ToDevice(batch.Labels, device);
+            if (mixup is not null)
+            {
+                var (mixed, targets, _) = mixup.Apply(images, labels);
+                return MaeClassificationLoss.SoftTargetCrossEntropy(model.forward(mixed), targets);
+            }
+            return MaeClassificationLoss.LabelSmoothingCrossEntropy(model.forward(images), labels, o.LabelSmoothing);
+        }
+
+        public override void Release((Tensor Images, Tensor Labels) batch)
+        {
+            batch.Images.Dispose();
+            batch.Labels.Dispose();
+        }
+
+        MaeFineTuneProgress Progress(MaeStepReport r) => new()
+        {
+            Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
+            Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
         };
+
+        // Step reports every LogEvery steps; the epoch's end has its own report (EndOfEpoch).
+        public override void Report(MaeStepReport r)
+        {
+            if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(Progress(r));
+        }
+
+        public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
+        {
+            double? accuracy = null, valLoss = null;
+            if (validation is not null)
+            {
+                (accuracy, valLoss) = Evaluate(model, validation, evalTransform, o.EvaluationBatchSize, model.head.weight!.device);
+                ValidationAccuracies.Add(accuracy.Value);
+                ValidationLosses.Add(valLoss.Value);
+                if (BestAccuracy is null || accuracy.Value > BestAccuracy.Value)
+                {
+                    BestAccuracy = accuracy;
+                    BestEpoch = epoch;
+                    if (o.KeepBestWeights) Best = Snapshot(model, Best);
+                }
+                tensorBoard?.Invoke("perf/test_acc1", accuracy.Value * 100, epoch);
+                tensorBoard?.Invoke("perf/test_loss", valLoss.Value, epoch);
+            }
+            progress?.Report(Progress(report) with
+            {
+                EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = valLoss, BestEpoch = BestEpoch,
+            });
+        }
+
+        public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
+        {
+            var h = (MaeFineTuneCheckpointHeader)header;
+            var config = model.Config;
+            if (h.Config != config || h.NumClasses != model.NumClasses || h.GlobalPool != model.GlobalPool)
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' was written for a different classifier ({h.Config}, {h.NumClasses} classes, global pool {h.GlobalPool}); this one is {config}, {model.NumClasses} classes, global pool {model.GlobalPool}.");
+            if (h.EpochsCompleted > epochs)
+                throw new InvalidOperationException($"Checkpoint '{path}' has already completed {h.EpochsCompleted} epochs, more than Epochs = {epochs}.");
+            if (h.StepsPerEpoch != stepsPerEpoch)
+                throw new InvalidOperationException($"Checkpoint '{path}' was written with {h.StepsPerEpoch} steps per epoch; this data and batch size give {stepsPerEpoch}.");
+            BestEpoch = h.BestEpoch;
+            BestAccuracy = h.BestValidationAccuracy;
+        }
+
+        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaeFineTuneCheckpointHeader
+        {
+            EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = state.StepsPerEpoch,
+            Config = model.Config, NumClasses = model.NumClasses, GlobalPool = model.GlobalPool, Options = o,
+            BestEpoch = BestEpoch, BestValidationAccuracy = BestAccuracy, SavedUtc = DateTime.UtcNow,
+        };
+
+        public override void WriteExtras(BinaryWriter w) => MaeFineTuneCheckpoint.WriteExtras(w, ValidationAccuracies, ValidationLosses, Best);
+
+        public override void ReadExtras(BinaryReader r, int formatVersion)
+        {
+            (ValidationAccuracies, ValidationLosses, var best) = MaeFineTuneCheckpoint.ReadExtras(r);
+            if (Best is not null) foreach (var t in Best.Values) t.Dispose();
+            Best = best;
+        }
+
+        public void Dispose()
+        {
+            if (Best is not null) foreach (var t in Best.Values) t.Dispose();
+            Best = null;
+        }
     }
 
     /// <summary>CPU copies of the model's state (reusing <paramref name="previous"/>'s tensors).</summary>

@@ -27,6 +27,7 @@ internal static class MaeInputs
 
     public static void CheckFinite(Tensor t, string name)
     {
+        if (ValueChecksDeferred(t)) return;
         using var finite = t.isfinite();
         using var all = finite.all();
         if (!all.item<bool>())
@@ -38,6 +39,29 @@ internal static class MaeInputs
             throw new ArgumentException(
                 $"{name} contains non-finite values ({nanCount.item<long>()} NaN, {badCount.item<long>() - nanCount.item<long>()} infinite); expected finite numbers.", name);
         }
+    }
+
+    [ThreadStatic] static bool valueChecksDeferred;
+
+    /// <summary>Whether a value check on <paramref name="t"/> is deferred (see <see cref="DeferValueChecksOnDevice"/>).</summary>
+    internal static bool ValueChecksDeferred(Tensor t) => valueChecksDeferred && t.device_type != TorchSharp.DeviceType.CPU;
+
+    /// <summary>
+    /// Until disposed, <see cref="CheckFinite"/> skips tensors on an accelerator on this thread: reading its verdict
+    /// back would make the host wait for the device at every call. The training engine opens this around each step,
+    /// where a non-finite input shows up as a non-finite loss, which it checks on the device and reports
+    /// (<c>MaeNonFiniteLossException</c>) at the step it happened. Shapes and dtypes are still checked.
+    /// </summary>
+    internal static IDisposable DeferValueChecksOnDevice()
+    {
+        bool before = valueChecksDeferred;
+        valueChecksDeferred = true;
+        return new Restore(before);
+    }
+
+    sealed class Restore(bool before) : IDisposable
+    {
+        public void Dispose() => valueChecksDeferred = before;
     }
 
     public static void CheckMaskRatio(double maskRatio, string name)

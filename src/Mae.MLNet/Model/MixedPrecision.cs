@@ -26,9 +26,36 @@ public static class MixedPrecision
     };
 
     /// <summary><paramref name="x"/> in the compute dtype; <paramref name="x"/> itself (same handle) when there is none
-    /// or it already has that dtype, so the caller must not dispose the result separately from x.</summary>
-    public static Tensor Cast(Tensor x, ScalarType? computeDType) =>
-        computeDType is { } dtype && x.dtype != dtype ? x.to(dtype) : x;
+    /// or it already has that dtype, so the caller must not dispose the result separately from x. Inside
+    /// <see cref="UseCastWeights"/>, a parameter cast once for the step comes back as that copy (owned by the scope's
+    /// owner), as autocast's weight cache does.</summary>
+    public static Tensor Cast(Tensor x, ScalarType? computeDType)
+    {
+        if (computeDType is not { } dtype || x.dtype == dtype) return x;
+        if (castWeights is not null && castWeights.TryGetValue(x.Handle, out var cast) && cast.dtype == dtype) return cast;
+        return x.to(dtype);
+    }
+
+    [ThreadStatic] static IReadOnlyDictionary<IntPtr, Tensor>? castWeights;
+
+    /// <summary>
+    /// Until the returned scope is disposed, <see cref="Cast"/> on this thread hands back the given reduced-precision
+    /// copies of parameters (keyed by the fp32 parameter's handle) instead of casting them at each layer call. The
+    /// caller owns the copies: they are leaves whose gradients it collects and hands to the fp32 parameters
+    /// (see <c>Training/MaeFlatParameters</c>). Scopes do not nest.
+    /// </summary>
+    public static IDisposable UseCastWeights(IReadOnlyDictionary<IntPtr, Tensor> weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (castWeights is not null) throw new InvalidOperationException("A cast-weights scope is already open on this thread.");
+        castWeights = weights;
+        return new CastWeightsScope();
+    }
+
+    sealed class CastWeightsScope : IDisposable
+    {
+        public void Dispose() => castWeights = null;
+    }
 
     /// <summary><c>layer(x)</c> computed in the compute dtype (weight, bias and input cast); the result is in the
     /// compute dtype. Without a compute dtype it is exactly <c>layer.forward(x)</c>.</summary>

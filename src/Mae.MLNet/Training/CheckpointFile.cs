@@ -147,6 +147,9 @@ internal sealed class CheckpointFile
         {
             using var doc = JsonDocument.Parse(headerBytes, new JsonDocumentOptions { MaxDepth = 16 });
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("Config", out var c)) return;
+            // A layout from a newer build is not ours to walk: the reader refuses it by its version, naming it.
+            if (doc.RootElement.TryGetProperty("FormatVersion", out var v) && v.ValueKind == JsonValueKind.Number
+                && (!v.TryGetInt32(out int version) || version > MaeTrainingCheckpoint.FormatVersion)) return;
             config = c.Deserialize<MaeConfig>() ?? throw Invalid(path, "its header's Config is null");
             if (doc.RootElement.TryGetProperty("NumClasses", out var k))
                 numClasses = k.ValueKind == JsonValueKind.Number && k.TryGetInt32(out int n) && n >= 1 ? n

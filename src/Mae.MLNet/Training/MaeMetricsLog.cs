@@ -38,7 +38,7 @@ internal sealed class MaeMetricsLog : IDisposable
         File.Move(tmp, path, overwrite: true);
     }
 
-    public void Write(MaePretrainProgress p)
+    public void Write(MaeStepReport p)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))

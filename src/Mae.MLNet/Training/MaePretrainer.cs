@@ -73,185 +73,122 @@ public sealed class MaePretrainer
     MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
         CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
     {
-        string? resumeFrom = null;
-        if (o.CheckpointDir is not null)
-        {
-            MaePretrainCheckpoint.DeleteStaleTemporaries(o.CheckpointDir);
-            if (o.Resume) resumeFrom = MaePretrainCheckpoint.FindLatest(o.CheckpointDir);
-        }
-        using var reader = resumeFrom is null ? null : MaeCheckpointReader.Open(resumeFrom);
-        if (reader is not null && reader.Header.Config != config)
-            throw new InvalidOperationException(
-                $"Checkpoint '{resumeFrom}' was written for a different model configuration ({reader.Header.Config}); this model is {config}.");
-        if (reader is not null && reader.Header.EpochsCompleted > o.Epochs)
-            throw new InvalidOperationException(
-                $"Checkpoint '{resumeFrom}' has already completed {reader.Header.EpochsCompleted} epochs, more than Epochs = {o.Epochs}.");
-        if (reader is null) TorchRuntime.Seed(o.Seed);
-
-        ApplyPrecision(model, o.Precision);
-        model.to(device);
-        reader?.LoadModel(model);
-        model.train();
-
-        var groups = MaeWeightDecay.Split(model, o.NoWeightDecayNames);
-        double peakLr = o.PeakLearningRate;
-        var paramGroups = new List<AdamW.ParamGroup>
-        {
-            new(groups.Decay.Select(p => p.Parameter), lr: peakLr, beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: o.WeightDecay),
-            new(groups.NoDecay.Select(p => p.Parameter), lr: peakLr, beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: 0.0),
-        };
-        using var optimizer = optim.AdamW(paramGroups, lr: peakLr, beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: o.WeightDecay);
-
-        int startEpoch = 0;
-        long globalStep = 0, optimizerSteps = 0;
-        var stepLosses = new List<float>();
-        var epochLosses = new List<double>();
-        if (reader is not null)
-        {
-            reader.LoadOptimizer(optimizer);
-            using (var rng = reader.ReadRngState()) torch.random.set_rng_state(rng);
-            (stepLosses, epochLosses) = reader.ReadHistory();
-            startEpoch = reader.Header.EpochsCompleted;
-            globalStep = reader.Header.GlobalStep;
-            optimizerSteps = reader.Header.OptimizerSteps;
-        }
-
-        using var metrics = o.MetricsFile is null ? null : new MaeMetricsLog(o.MetricsFile, globalStep);
-        var tensorBoard = o.TensorBoardDir is null ? null : torch.utils.tensorboard.SummaryWriter(o.TensorBoardDir);
-
-        var total = Stopwatch.StartNew();
-        var planned = source as IMaePlannedImageSource;   // produces the model's input itself: no batch transform
-        var transform = planned is null ? o.Transform : null;
-        bool transformChecked = false;
-        int accum = o.AccumIter;
-        string? lastCheckpoint = null;
-        long totalSteps = stepsPerEpoch * o.Epochs;
-
-        for (int epoch = startEpoch; epoch < o.Epochs; epoch++)
-        {
-            // As the reference: a partial accumulation left from the last epoch is dropped. (In a scope: TorchSharp's
-            // zero_grad leaves the wrapper that zero_() returns to the current scope.)
-            using (NewDisposeScope()) optimizer.zero_grad();
-            var epochClock = Stopwatch.StartNew();
-            double epochLossSum = 0, lr = 0;
-            long step = 0;
-            var epochBatches = planned is null ? source.EpochBatches(o.BatchSize, shuffle: true)
-                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate());
-            using (var batches = epochBatches.GetEnumerator())
-            {
-                while (true)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
-                    using var scope = NewDisposeScope();
-                    if (!batches.MoveNext()) break;
-                    if (step >= stepsPerEpoch)
-                        throw new InvalidDataException($"The image source yielded more than the {stepsPerEpoch} batches its Count ({source.Count}) allows at batch size {o.BatchSize}.");
-
-                    if (step % accum == 0)
-                    {
-                        lr = MaeLrSchedule.At(o, epoch, step, stepsPerEpoch);
-                        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-                    }
-
-                    var images = batches.Current;
-                    if (images.device_type != device.type || images.device_index != device.index) images = images.to(device);
-                    if (transform is not null)
-                    {
-                        images = transform.Apply(images);
-                        if (!transformChecked)
-                        {
-                            CheckTransformed(images, config, o.BatchSize);
-                            transformChecked = true;
-                        }
-                    }
-
-                    // The masking noise is drawn from the CPU generator, so that the checkpointed generator state
-                    // covers it on every device; on the CPU the model's own draw is the same, so pass nothing.
-                    Tensor? noise = device.type == DeviceType.CPU ? null : rand(images.shape[0], config.NumPatches).to(device);
-                    var (loss, _, _) = model.Forward(images, o.MaskRatio, noise);
-                    double lossValue = ToDouble(loss);
-                    if (!double.IsFinite(lossValue))
-                        throw new MaeNonFiniteLossException(epoch, step, globalStep, lossValue);
-
-                    (accum == 1 ? loss : loss.DividedBy(accum)).backward();
-                    if ((step + 1) % accum == 0)
-                    {
-                        optimizer.step();
-                        optimizer.zero_grad();
-                        optimizerSteps++;
-                    }
-
-                    stepLosses.Add((float)lossValue);
-                    epochLossSum += lossValue;
-                    globalStep++;
-                    step++;
-
-                    bool report = globalStep % o.LogEvery == 0 || step == stepsPerEpoch;
-                    if (report && (progress is not null || metrics is not null))
-                    {
-                        double secs = epochClock.Elapsed.TotalSeconds;
-                        double perStep = secs / step;
-                        var p = new MaePretrainProgress
-                        {
-                            Epoch = epoch, Epochs = o.Epochs, Step = step - 1, StepsPerEpoch = stepsPerEpoch,
-                            GlobalStep = globalStep, Loss = lossValue, LearningRate = lr,
-                            ImagesPerSecond = secs > 0 ? step * (double)o.BatchSize / secs : 0,
-                            Eta = TimeSpan.FromSeconds(perStep * (totalSteps - (epoch * stepsPerEpoch + step))),
-                            Elapsed = total.Elapsed,
-                        };
-                        metrics?.Write(p);
-                        progress?.Report(p);
-                    }
-                    if (tensorBoard is not null && step % accum == 0 && globalStep % o.LogEvery == 0)
-                    {
-                        // The reference's x axis: epoch × 1000, which lines up runs with different batch sizes.
-                        int epoch1000x = (int)(((step - 1) / (double)stepsPerEpoch + epoch) * 1000);
-                        tensorBoard.add_scalar("train_loss", (float)lossValue, epoch1000x);
-                        tensorBoard.add_scalar("lr", (float)lr, epoch1000x);
-                    }
-                }
-            }
-            if (step != stepsPerEpoch)
-                throw new InvalidDataException(
-                    $"The image source yielded {step} batches in epoch {epoch}; its Count ({source.Count}) at batch size {o.BatchSize} promises {stepsPerEpoch}.");
-            epochLosses.Add(epochLossSum / step);
-
-            if (o.CheckpointDir is not null && ((epoch + 1) % o.CheckpointEvery == 0 || epoch + 1 == o.Epochs))
-            {
-                var header = new MaeCheckpointHeader
-                {
-                    EpochsCompleted = epoch + 1, GlobalStep = globalStep, OptimizerSteps = optimizerSteps,
-                    StepsPerEpoch = stepsPerEpoch, Config = config, Options = o, SavedUtc = DateTime.UtcNow,
-                };
-                lastCheckpoint = MaePretrainCheckpoint.PathFor(o.CheckpointDir, epoch + 1);
-                MaePretrainCheckpoint.Save(lastCheckpoint, header, model, optimizer, stepLosses, epochLosses);
-            }
-        }
-
+        var task = new PretrainTask(model, source, o, progress);
+        var state = MaeTrainingEngine.Run(task, Settings(o), stepsPerEpoch, device, cancellationToken);
         return new MaePretrainResult
         {
-            StepLosses = stepLosses, EpochLosses = epochLosses, EpochsCompleted = o.Epochs, GlobalSteps = globalStep,
-            OptimizerSteps = optimizerSteps, StepsPerEpoch = stepsPerEpoch, PeakLearningRate = peakLr,
-            ResumedFrom = resumeFrom, LastCheckpoint = lastCheckpoint, Elapsed = total.Elapsed,
+            StepLosses = state.StepLosses, EpochLosses = state.EpochLosses, EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep,
+            OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch, PeakLearningRate = o.PeakLearningRate,
+            ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed,
         };
     }
 
-    /// <summary>
-    /// THE place where the precision option reaches the model.
-    /// </summary>
-    static void ApplyPrecision(MaskedAutoencoder model, MaePrecision precision)
+    internal static MaeEngineSettings Settings(MaePretrainOptions o) => new()
     {
-        model.ComputeDType = precision == MaePrecision.Bf16 ? ScalarType.BFloat16 : null;
+        BatchSize = o.BatchSize, AccumIter = o.AccumIter, Epochs = o.Epochs, PeakLearningRate = o.PeakLearningRate,
+        MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
+        Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery, CheckpointDir = o.CheckpointDir, Resume = o.Resume,
+        MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir, ComputeDType = ComputeDType(o.Precision),
+    };
 
+    /// <summary>THE place where the precision option becomes a compute dtype.</summary>
+    internal static ScalarType? ComputeDType(MaePrecision precision) => precision == MaePrecision.Bf16 ? ScalarType.BFloat16 : null;
+
+    /// <summary>Pre-training's hooks: the MAE loss of a batch (random 75 % mask), the decay / no-decay groups.</summary>
+    sealed class PretrainTask : MaeTrainingTask<Tensor>
+    {
+        readonly MaskedAutoencoder model;
+        readonly IMaeImageSource source;
+        readonly IMaePlannedImageSource? planned; // produces the model's input itself: no batch transform
+        readonly IBatchTransform? transform;
+        readonly MaePretrainOptions o;
+        readonly IProgress<MaePretrainProgress>? progress;
+        bool transformChecked;
+
+        public PretrainTask(MaskedAutoencoder model, IMaeImageSource source, MaePretrainOptions o, IProgress<MaePretrainProgress>? progress)
+        {
+            this.model = model;
+            this.source = source;
+            planned = source as IMaePlannedImageSource;
+            transform = planned is null ? o.Transform : null;
+            this.o = o;
+            this.progress = progress;
+        }
+
+        public override nn.Module Model => model;
+        public override string DataDescription => $"image source (Count {source.Count})";
+        public override string LossTag => "train_loss";
+        public override MaeTrainingCheckpoint Checkpoint => MaePretrainCheckpoint.Training;
+
+        public override void PrepareModel(ScalarType? computeDType) => model.ComputeDType = computeDType;
+
+        public override IReadOnlyList<MaeParamGroup> ParamGroups()
+        {
+            var groups = MaeWeightDecay.Split(model, o.NoWeightDecayNames);
+            return new[]
+            {
+                new MaeParamGroup("decay", 1.0, o.WeightDecay, groups.Decay),
+                new MaeParamGroup("no_decay", 1.0, 0.0, groups.NoDecay),
+            };
+        }
+
+        public override IEnumerable<Tensor> Batches(int epoch, Device device) => planned is null
+            ? source.EpochBatches(o.BatchSize, shuffle: true)
+            : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate());
+
+        public override Tensor Loss(Tensor batch, Device device)
+        {
+            var images = ToDevice(batch, device);
+            if (transform is not null)
+            {
+                images = transform.Apply(images);
+                if (!transformChecked)
+                {
+                    CheckTransformed(images, model.Config, o.BatchSize);
+                    transformChecked = true;
+                }
+            }
+            // The masking noise is drawn from the CPU generator, so that the checkpointed generator state
+            // covers it on every device; on the CPU the model's own draw is the same, so pass nothing.
+            Tensor? noise = device.type == DeviceType.CPU ? null : ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
+            var (loss, _, _) = model.Forward(images, o.MaskRatio, noise);
+            return loss;
+        }
+
+        public override void Release(Tensor batch) { } // created inside the step's dispose scope
+
+        public override void Report(MaeStepReport r) => progress?.Report(new MaePretrainProgress
+        {
+            Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
+            Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
+        });
+
+        public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
+        {
+            if (header.Config != model.Config)
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' was written for a different model configuration ({header.Config}); this model is {model.Config}.");
+            if (header.EpochsCompleted > epochs)
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
+        }
+
+        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaeCheckpointHeader
+        {
+            EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps,
+            StepsPerEpoch = state.StepsPerEpoch, Config = model.Config, Options = o, SavedUtc = DateTime.UtcNow,
+        };
     }
 
-    static double ToDouble(Tensor loss)
+    /// <summary>A batch on the training device. To CUDA the copy is asynchronous from page-locked memory (a planned
+    /// source's batches for CUDA already are; others are pinned here, one host copy), so the host never waits for the
+    /// previous step's kernels to finish before queueing the next step.</summary>
+    internal static Tensor ToDevice(Tensor batch, Device device)
     {
-        if (loss.dtype == ScalarType.Float32) return loss.item<float>();
-        if (loss.dtype == ScalarType.Float64) return loss.item<double>();
-        using var f = loss.to_type(ScalarType.Float32);
-        return f.item<float>();
+        if (batch.device_type == device.type && batch.device_index == device.index) return batch;
+        if (device.type != DeviceType.CUDA || batch.device_type != DeviceType.CPU) return batch.to(device);
+        var pinned = batch.is_pinned() ? batch : batch.pin_memory();
+        return pinned.to(device, non_blocking: true);
     }
 
     /// <summary>Checks the data against the options and the model before any step; returns batches per epoch.</summary>

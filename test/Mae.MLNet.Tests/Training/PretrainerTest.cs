@@ -177,7 +177,7 @@ public class PretrainerTest
         }
     }
 
-    static List<byte[]> ReadRecords(byte[] bytes)
+    internal static List<byte[]> ReadRecords(byte[] bytes)
     {
         var list = new List<byte[]>();
         int pos = 0;
@@ -192,7 +192,7 @@ public class PretrainerTest
     }
 
     /// <summary>Event { step = 2 (varint), summary = 5 { value = 1 { tag = 1, simple_value = 2 (fixed32) } } }.</summary>
-    static (string tag, float value, long step) DecodeScalar(byte[] ev)
+    internal static (string tag, float value, long step) DecodeScalar(byte[] ev)
     {
         long step = 0;
         string tag = "";
@@ -238,10 +238,13 @@ public class PretrainerTest
     }
 
     [TestMethod]
-    public void LiveTensorCountStaysFlatOver240Steps()
+    [DataRow(MaePrecision.Fp32)]
+    [DataRow(MaePrecision.Bf16)]
+    public void LiveTensorCountStaysFlatOver240Steps(MaePrecision precision)
     {
         var o = TinyRun.Options(30);
         o.BatchSize = 2;
+        o.Precision = precision;
         var atEpochEnd = new List<long>();
         using var source = MaeImageSource.FromArrays(TinyRun.Images(16), 3, 16, 16);
         using var model = MaePretrainer.CreateModel(TinyRun.Config, o);

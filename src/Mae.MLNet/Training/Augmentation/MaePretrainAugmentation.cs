@@ -212,6 +212,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
                 $"{name} images are {batch.shape[2]}×{batch.shape[3]} pixels; with RandomResizedCrop off they must already be {s}×{s}.", name);
         if (!batch.is_floating_point())
             throw new ArgumentException($"{name} must hold floating-point pixels in [0, 1]; got dtype {batch.dtype}.", name);
+        if (MaeInputs.ValueChecksDeferred(batch)) return; // inside a training step on a GPU: see MaeInputs
         // One reduction in the common case: a sum is finite when every element is (pixels in [0, 1] cannot overflow).
         using (var total = batch.sum(ScalarType.Float64))
             if (double.IsFinite(total.item<double>())) return;

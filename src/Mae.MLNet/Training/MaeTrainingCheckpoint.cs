@@ -1,0 +1,146 @@
+using System.Text;
+using System.Text.Json;
+using Mae.MLNet.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Training;
+
+/// <summary>What every checkpoint header holds (pre-training's <see cref="MaeCheckpointHeader"/>, fine-tuning's
+/// <c>MaeFineTuneCheckpointHeader</c>).</summary>
+internal interface IMaeCheckpointHeader
+{
+    int FormatVersion { get; }
+    int EpochsCompleted { get; }
+    long GlobalStep { get; }
+    long OptimizerSteps { get; }
+    long StepsPerEpoch { get; }
+    MaeConfig Config { get; }
+}
+
+/// <summary>
+/// The one checkpoint layout of pre-training and fine-tuning, inside <see cref="CheckpointFile"/>'s container (magic,
+/// SHA-256 trailer, atomic rename): JSON header, model state, optimizer state, libtorch's CPU generator state, step
+/// losses, epoch losses, then the task's extras. Format 2 stores the optimizer as <see cref="MaeFlatAdamW"/>'s flat
+/// moments; format 1 (before the flat buffer) stored TorchSharp's per-parameter AdamW state — its weights and header
+/// read as before, and resuming from it converts that state (<see cref="MaeTrainingCheckpointReader.LoadOptimizer"/>).
+/// </summary>
+internal sealed class MaeTrainingCheckpoint
+{
+    public const int FormatVersion = 2;
+    public const int OldestReadableVersion = 1;
+
+    public CheckpointFile Container { get; }
+    readonly Func<string, IMaeCheckpointHeader?> parseHeader;
+
+    public MaeTrainingCheckpoint(CheckpointFile container, Func<string, IMaeCheckpointHeader?> parseHeader)
+    {
+        Container = container;
+        this.parseHeader = parseHeader;
+    }
+
+    public void Save(string path, IMaeCheckpointHeader header, nn.Module model, MaeFlatAdamW optimizer,
+        IReadOnlyList<float> stepLosses, IReadOnlyList<double> epochLosses, Action<BinaryWriter> writeExtras)
+        => Container.Save(path, w =>
+        {
+            w.Write(JsonSerializer.Serialize(header, header.GetType(), MaePretrainCheckpoint.Json));
+            model.save(w);
+            optimizer.Save(w);
+            using (var rng = torch.random.get_rng_state()) rng.Save(w);
+            w.Write(stepLosses.Count);
+            foreach (var l in stepLosses) w.Write(l);
+            w.Write(epochLosses.Count);
+            foreach (var l in epochLosses) w.Write(l);
+            writeExtras(w);
+        });
+
+    public MaeTrainingCheckpointReader Open(string path)
+    {
+        var fs = Container.OpenPayload(path);
+        try { return new MaeTrainingCheckpointReader(path, fs, parseHeader); }
+        catch { fs.Dispose(); throw; }
+    }
+}
+
+/// <summary>Reads a verified checkpoint front to back: header, model, optimizer, generator state, history, extras.</summary>
+internal sealed class MaeTrainingCheckpointReader : IDisposable
+{
+    readonly FileStream fs;
+    readonly BinaryReader r;
+    int stage;
+
+    public string Path { get; }
+    public IMaeCheckpointHeader Header { get; }
+    public int FormatVersion => Header.FormatVersion;
+
+    internal MaeTrainingCheckpointReader(string path, FileStream fs, Func<string, IMaeCheckpointHeader?> parseHeader)
+    {
+        Path = path;
+        this.fs = fs;
+        r = new BinaryReader(fs, Encoding.UTF8, leaveOpen: true);
+        try
+        {
+            Header = parseHeader(r.ReadString()) ?? throw CheckpointFile.Invalid(path, "its header is empty");
+        }
+        catch (JsonException e) { throw CheckpointFile.Invalid(path, "its header is not valid JSON", e); }
+        if (Header.FormatVersion < MaeTrainingCheckpoint.OldestReadableVersion || Header.FormatVersion > MaeTrainingCheckpoint.FormatVersion)
+            throw new MaeTrainingCheckpointException(
+                $"Checkpoint '{path}' has format version {Header.FormatVersion}; this build reads versions {MaeTrainingCheckpoint.OldestReadableVersion} to {MaeTrainingCheckpoint.FormatVersion}.", path, null);
+    }
+
+    void Stage(int expected, string what)
+    {
+        if (stage != expected) throw new InvalidOperationException($"Checkpoint sections must be read in order; {what} was read out of order.");
+        stage++;
+    }
+
+    public BinaryReader Reader => r;
+
+    public void LoadModel(nn.Module model)
+    {
+        Stage(0, "the model");
+        CheckpointFile.LoadModel(r, Path, model);
+    }
+
+    /// <summary>Restores the optimizer. A format-1 file holds TorchSharp's AdamW state over the same groups: it is
+    /// loaded into such an optimizer and taken over.</summary>
+    public void LoadOptimizer(MaeFlatAdamW optimizer, MaeFlatParameters flat)
+    {
+        Stage(1, "the optimizer");
+        if (FormatVersion >= 2)
+        {
+            optimizer.Load(r, Path);
+            return;
+        }
+        var groups = flat.Groups.Select(g => new AdamW.ParamGroup(g.Parameters.Select(p => p.Parameter), lr: 1e-3, weight_decay: g.WeightDecay)).ToList();
+        using var legacy = optim.AdamW(groups);
+        CheckpointFile.LoadOptimizer(r, Path, legacy);
+        optimizer.LoadFrom(legacy, Path);
+    }
+
+    /// <summary>The CPU generator state (a uint8 tensor owned by the caller).</summary>
+    public Tensor ReadRngState()
+    {
+        Stage(2, "the generator state");
+        return CheckpointFile.ReadRngState(r);
+    }
+
+    public (List<float> StepLosses, List<double> EpochLosses) ReadHistory()
+    {
+        Stage(3, "the loss history");
+        int n = CheckpointFile.ReadCount(r, sizeof(float), "the step-loss history");
+        var steps = new List<float>(n);
+        for (int i = 0; i < n; i++) steps.Add(r.ReadSingle());
+        int m = CheckpointFile.ReadCount(r, sizeof(double), "the epoch-loss history");
+        var epochs = new List<double>(m);
+        for (int i = 0; i < m; i++) epochs.Add(r.ReadDouble());
+        return (steps, epochs);
+    }
+
+    public void Dispose()
+    {
+        r.Dispose();
+        fs.Dispose();
+    }
+}

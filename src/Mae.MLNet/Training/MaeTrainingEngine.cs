@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Training;
+
+/// <summary>
+/// The training loop shared by pre-training and fine-tuning (the reference's <c>train_one_epoch</c> of
+/// <c>engine_pretrain.py</c> / <c>engine_finetune.py</c> around one <see cref="MaeTrainingTask{TBatch}"/>): resume from
+/// the latest checkpoint, the trainable parameters in one flat buffer with a whole-buffer AdamW
+/// (<see cref="MaeFlatParameters"/>, <see cref="MaeFlatAdamW"/>), per batch the lr set at each accumulation boundary
+/// from the per-iteration schedule, the loss divided by the accumulation count and back-propagated, optional
+/// gradient clipping and an AdamW step every <c>AccumIter</c> batches; progress, JSONL and TensorBoard every
+/// <c>LogEvery</c> steps; checkpoints every <c>CheckpointEvery</c> epochs.
+/// The loss is not read back per step: each step's loss is copied into a small device buffer that is read when
+/// reporting (every <c>LogEvery</c> steps and at the end of each epoch, before any checkpoint), where a NaN or
+/// infinite loss stops the run with <see cref="MaeNonFiniteLossException"/> naming the step it happened at.
+/// </summary>
+internal static class MaeTrainingEngine
+{
+    public static MaeTrainingState Run<TBatch>(MaeTrainingTask<TBatch> task, MaeEngineSettings s, long stepsPerEpoch, Device device,
+        CancellationToken cancellationToken)
+    {
+        var model = task.Model;
+        var checkpoint = task.Checkpoint;
+        var state = new MaeTrainingState { StepsPerEpoch = stepsPerEpoch };
+        if (s.CheckpointDir is not null)
+        {
+            checkpoint.Container.DeleteStaleTemporaries(s.CheckpointDir);
+            if (s.Resume) state.ResumedFrom = checkpoint.Container.FindLatest(s.CheckpointDir);
+        }
+        using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
+        if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);
+        else TorchRuntime.Seed(s.Seed);
+
+        task.PrepareModel(s.ComputeDType);
+        model.to(device);
+        reader?.LoadModel(model);
+        model.train();
+
+        using var step = MaeTrainStep.Create(task.ParamGroups(), s);
+        if (reader is not null)
+        {
+            step.LoadOptimizer(reader);
+            using (var rng = reader.ReadRngState()) torch.random.set_rng_state(rng);
+            (state.StepLosses, state.EpochLosses) = reader.ReadHistory();
+            task.ReadExtras(reader.Reader, reader.FormatVersion);
+            state.StartEpoch = reader.Header.EpochsCompleted;
+            state.GlobalStep = reader.Header.GlobalStep;
+            state.OptimizerSteps = reader.Header.OptimizerSteps;
+        }
+
+        using var metrics = s.MetricsFile is null ? null : new MaeMetricsLog(s.MetricsFile, state.GlobalStep);
+        var tensorBoard = s.TensorBoardDir is null ? null : torch.utils.tensorboard.SummaryWriter(s.TensorBoardDir);
+        Action<string, double, int>? scalar = tensorBoard is null ? null : (tag, value, x) => tensorBoard.add_scalar(tag, (float)value, x);
+
+        var total = Stopwatch.StartNew();
+        int accum = s.AccumIter;
+        long totalSteps = stepsPerEpoch * s.Epochs;
+        using var losses = new PendingLosses(Math.Max(1, (int)Math.Min(s.LogEvery, stepsPerEpoch)), device, s.LegacyStep);
+
+        for (int epoch = state.StartEpoch; epoch < s.Epochs; epoch++)
+        {
+            model.train();
+            // As the reference: a partial accumulation left from the last epoch is dropped.
+            step.ZeroGrad();
+            var clock = Stopwatch.StartNew();
+            double lr = 0;
+            long stepInEpoch = 0;
+            MaeStepReport last = default;
+            using (var batches = task.Batches(epoch, device).GetEnumerator())
+            {
+                while (true)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+                    using var scope = NewDisposeScope();
+                    if (!batches.MoveNext()) break;
+                    var batch = batches.Current;
+                    try
+                    {
+                        if (stepInEpoch >= stepsPerEpoch)
+                            throw new InvalidDataException($"The {task.DataDescription} yielded more than the {stepsPerEpoch} batches it promises per epoch at batch size {s.BatchSize}.");
+                        if (stepInEpoch % accum == 0) lr = MaeLrSchedule.At(stepInEpoch / (double)stepsPerEpoch + epoch, s.PeakLearningRate, s.MinLearningRate, s.WarmupEpochs, s.Epochs);
+
+                        Tensor loss;
+                        using (MaeInputs.DeferValueChecksOnDevice())
+                        using (step.CastForStep()) loss = task.Loss(batch, device);
+                        losses.Add(loss, epoch, stepInEpoch, state.GlobalStep);
+                        step.Backward(accum == 1 ? loss : loss.DividedBy(accum));
+                        if ((stepInEpoch + 1) % accum == 0)
+                        {
+                            step.OptimizerStep(lr);
+                            state.OptimizerSteps++;
+                        }
+                    }
+                    finally { task.Release(batch); }
+                    state.GlobalStep++;
+                    stepInEpoch++;
+
+                    bool report = state.GlobalStep % s.LogEvery == 0 || stepInEpoch == stepsPerEpoch;
+                    if (!report && !losses.Full) continue;
+                    double lossValue = losses.Flush(state.StepLosses); // throws MaeNonFiniteLossException
+                    if (!report) continue;
+                    double secs = clock.Elapsed.TotalSeconds;
+                    last = new MaeStepReport(epoch, s.Epochs, stepInEpoch - 1, stepsPerEpoch, state.GlobalStep, lossValue, lr,
+                        secs > 0 ? stepInEpoch * (double)s.BatchSize / secs : 0,
+                        TimeSpan.FromSeconds(secs / stepInEpoch * (totalSteps - (epoch * stepsPerEpoch + stepInEpoch))), total.Elapsed);
+                    metrics?.Write(last);
+                    task.Report(last);
+                    if (scalar is not null && stepInEpoch % accum == 0 && state.GlobalStep % s.LogEvery == 0)
+                    {
+                        // The reference's x axis: epoch × 1000, which lines up runs with different batch sizes.
+                        int epoch1000x = (int)(((stepInEpoch - 1) / (double)stepsPerEpoch + epoch) * 1000);
+                        scalar(task.LossTag, lossValue, epoch1000x);
+                        scalar("lr", lr, epoch1000x);
+                    }
+                }
+            }
+            if (stepInEpoch != stepsPerEpoch)
+                throw new InvalidDataException(
+                    $"The {task.DataDescription} yielded {stepInEpoch} batches in epoch {epoch}; it promises {stepsPerEpoch} at batch size {s.BatchSize}.");
+            var epochSteps = state.StepLosses.Skip(state.StepLosses.Count - (int)stepsPerEpoch);
+            state.EpochLosses.Add(epochSteps.Sum(l => (double)l) / stepsPerEpoch);
+
+            task.EndOfEpoch(epoch, state, last, scalar);
+
+            if (s.CheckpointDir is not null && ((epoch + 1) % s.CheckpointEvery == 0 || epoch + 1 == s.Epochs))
+            {
+                state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir, epoch + 1);
+                checkpoint.Save(state.LastCheckpoint, task.CreateHeader(state, epoch + 1), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+            }
+        }
+        state.Elapsed = total.Elapsed;
+        return state;
+    }
+
+    /// <summary>Losses of the steps since the last report, kept on the device until read.</summary>
+    sealed class PendingLosses : IDisposable
+    {
+        readonly Tensor buffer;
+        readonly (int Epoch, long Step, long GlobalStep)[] where;
+        readonly bool readEveryStep;
+        int count;
+
+        public PendingLosses(int capacity, Device device, bool readEveryStep)
+        {
+            buffer = zeros(capacity, dtype: ScalarType.Float32, device: device);
+            buffer.DetachFromDisposeScope();
+            where = new (int, long, long)[capacity];
+            this.readEveryStep = readEveryStep;
+        }
+
+        public bool Full => count == where.Length;
+
+        public void Add(Tensor loss, int epoch, long step, long globalStep)
+        {
+            using (no_grad())
+            using (var slot = buffer[count]) slot.copy_(loss.detach());
+            where[count++] = (epoch, step, globalStep);
+            if (readEveryStep)
+            {
+                // The old loop's host read per step (benchmarks only): same values, one sync per step.
+                using var value = buffer[count - 1].cpu();
+                _ = value.item<float>();
+            }
+        }
+
+        /// <summary>Reads the pending losses (one device→host copy), appends them, returns the last; throws at the
+        /// first non-finite one.</summary>
+        public double Flush(List<float> into)
+        {
+            if (count == 0) return into.Count > 0 ? into[^1] : double.NaN;
+            float[] values;
+            using (var host = buffer.narrow(0, 0, count).cpu()) values = host.data<float>().ToArray();
+            for (int i = 0; i < count; i++)
+            {
+                if (!float.IsFinite(values[i]))
+                {
+                    var (e, st, g) = where[i];
+                    count = 0;
+                    throw new MaeNonFiniteLossException(e, st, g, values[i]);
+                }
+                into.Add(values[i]);
+            }
+            count = 0;
+            return values[^1];
+        }
+
+        public void Dispose() => buffer.Dispose();
+    }
+}
