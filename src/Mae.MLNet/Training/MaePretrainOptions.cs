@@ -13,6 +13,16 @@ public enum MaePrecision
     Bf16,
 }
 
+/// <summary>What pre-training optimises.</summary>
+public enum MaeObjective
+{
+    /// <summary>The paper's masked-autoencoder reconstruction loss (default).</summary>
+    Mae,
+    /// <summary>The MAE loss on two views of every image plus an InfoNCE term between them (CAN; see
+    /// <see cref="ContrastiveMae"/>): better linear-probe features, one more encoder and decoder pass per image.</summary>
+    Contrastive,
+}
+
 /// <summary>
 /// Pre-training options with the defaults of the reference recipe (facebookresearch/mae <c>main_pretrain.py</c>,
 /// <c>engine_pretrain.py</c>, <c>util/lr_sched.py</c> and the paper's Table 8): mask ratio 0.75, AdamW with
@@ -99,7 +109,17 @@ public sealed class MaePretrainOptions
     /// <summary>Write TensorBoard event files (train_loss, lr against epoch×1000, as the reference) to this folder.</summary>
     public string? TensorBoardDir { get; set; }
 
-    /// <summary>Batched augmentation / normalisation applied to every batch on the device; <c>null</c>: none.</summary>
+    /// <summary>The objective; <see cref="MaeObjective.Contrastive"/> adds the InfoNCE term below.</summary>
+    public MaeObjective Objective { get; set; } = MaeObjective.Mae;
+    /// <summary>Weight of the InfoNCE term next to the MAE loss (Contrastive only; 0 = the MAE loss on two views).</summary>
+    public double ContrastiveWeight { get; set; } = 0.1;
+    /// <summary>InfoNCE temperature (Contrastive only; SimCLR's and CAN's 0.1).</summary>
+    public double ContrastiveTemperature { get; set; } = 0.1;
+    /// <summary>Output width of the projection head (Contrastive only).</summary>
+    public int ProjectionDim { get; set; } = 128;
+
+    /// <summary>Batched augmentation / normalisation applied to every batch on the device; <c>null</c>: none. With
+    /// <see cref="MaeObjective.Contrastive"/> it is applied twice, drawing two views.</summary>
     [JsonIgnore]
     public IBatchTransform? Transform { get; set; }
 
@@ -155,6 +175,14 @@ public sealed class MaePretrainOptions
         if (Resume && string.IsNullOrWhiteSpace(CheckpointDir))
             throw new ArgumentException("Resume is set but CheckpointDir is empty: resuming needs the folder that holds the checkpoints.", nameof(CheckpointDir));
         if (LogEvery < 1) throw new ArgumentOutOfRangeException(nameof(LogEvery), LogEvery, $"LogEvery must be at least 1; got {LogEvery}.");
+        if (!Enum.IsDefined(Objective)) throw new ArgumentOutOfRangeException(nameof(Objective), Objective, "Objective must be Mae or Contrastive.");
+        if (!(ContrastiveWeight >= 0) || double.IsInfinity(ContrastiveWeight))
+            throw new ArgumentOutOfRangeException(nameof(ContrastiveWeight), ContrastiveWeight, $"ContrastiveWeight must be a finite number ≥ 0; got {ContrastiveWeight}.");
+        if (!(ContrastiveTemperature > 0) || double.IsInfinity(ContrastiveTemperature))
+            throw new ArgumentOutOfRangeException(nameof(ContrastiveTemperature), ContrastiveTemperature, $"ContrastiveTemperature must be a finite number > 0; got {ContrastiveTemperature}.");
+        if (ProjectionDim < 1) throw new ArgumentOutOfRangeException(nameof(ProjectionDim), ProjectionDim, $"ProjectionDim must be at least 1; got {ProjectionDim}.");
+        if (Objective == MaeObjective.Contrastive && BatchSize < 2)
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "The contrastive objective needs BatchSize ≥ 2: the other images of a batch are its negatives.");
         return this;
     }
 

@@ -104,6 +104,7 @@ public sealed class MaePretrainer
         readonly MaePretrainOptions o;
         readonly IProgress<MaePretrainProgress>? progress;
         bool transformChecked;
+        ContrastiveMae? contrastive;   // Objective = Contrastive: the MAE with a projection head (made in PrepareModel)
 
         public PretrainTask(MaskedAutoencoder model, IMaeImageSource source, MaePretrainOptions o, IProgress<MaePretrainProgress>? progress)
         {
@@ -120,15 +121,32 @@ public sealed class MaePretrainer
         public override string LossTag => "train_loss";
         public override MaeTrainingCheckpoint Checkpoint => MaePretrainCheckpoint.Training;
 
-        public override void PrepareModel(ScalarType? computeDType) => model.ComputeDType = computeDType;
+        public override void PrepareModel(ScalarType? computeDType)
+        {
+            model.ComputeDType = computeDType;
+            // After the engine seeded a fresh run, so the projector's initial weights repeat with the seed.
+            if (o.Objective == MaeObjective.Contrastive)
+                contrastive = new ContrastiveMae(model, o.ContrastiveWeight, o.ContrastiveTemperature, o.ProjectionDim);
+        }
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups()
         {
             var groups = MaeWeightDecay.Split(model, o.NoWeightDecayNames);
+            var decay = groups.Decay.ToList();
+            var noDecay = groups.NoDecay.ToList();
+            if (contrastive is not null)
+            {
+                // The projector trains with the model (same decay rule: matrices decayed, biases not).
+                var device = model.parameters().First().device;
+                contrastive.Projector.to(device);
+                var head = MaeWeightDecay.Split(contrastive.Projector, Array.Empty<string>());
+                decay.AddRange(head.Decay.Select(p => ("projector." + p.Name, p.Parameter)));
+                noDecay.AddRange(head.NoDecay.Select(p => ("projector." + p.Name, p.Parameter)));
+            }
             return new[]
             {
-                new MaeParamGroup("decay", 1.0, o.WeightDecay, groups.Decay),
-                new MaeParamGroup("no_decay", 1.0, 0.0, groups.NoDecay),
+                new MaeParamGroup("decay", 1.0, o.WeightDecay, decay),
+                new MaeParamGroup("no_decay", 1.0, 0.0, noDecay),
             };
         }
 
@@ -139,20 +157,55 @@ public sealed class MaePretrainer
         public override Tensor Loss(Tensor batch, Device device)
         {
             var images = ToDevice(batch, device);
-            if (transform is not null)
+            if (contrastive is not null)
             {
-                images = transform.Apply(images);
-                if (!transformChecked)
-                {
-                    CheckTransformed(images, model.Config, o.BatchSize);
-                    transformChecked = true;
-                }
+                // Two views: the transform's random crops and flips drawn twice (a planned source hands over one
+                // augmented view, which the two masks then split), each masked independently.
+                var view1 = View(images);
+                var view2 = transform is null ? images : View(images);
+                return contrastive.Forward(view1, view2, o.MaskRatio, Noise(view1, device), Noise(view2, device)).Loss;
             }
-            // The masking noise is drawn from the CPU generator, so that the checkpointed generator state
-            // covers it on every device; on the CPU the model's own draw is the same, so pass nothing.
-            Tensor? noise = device.type == DeviceType.CPU ? null : ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
-            var (loss, _, _) = model.Forward(images, o.MaskRatio, noise);
+            images = View(images);
+            var (loss, _, _) = model.Forward(images, o.MaskRatio, Noise(images, device));
             return loss;
+        }
+
+        /// <summary>The batch through the transform (when there is one), checked once.</summary>
+        Tensor View(Tensor images)
+        {
+            if (transform is null) return images;
+            images = transform.Apply(images);
+            if (!transformChecked)
+            {
+                CheckTransformed(images, model.Config, o.BatchSize);
+                transformChecked = true;
+            }
+            return images;
+        }
+
+        /// <summary>The masking noise is drawn from the CPU generator, so that the checkpointed generator state covers it
+        /// on every device; on the CPU the model's own draw is the same, so nothing is passed.</summary>
+        Tensor? Noise(Tensor images, Device device)
+            => device.type == DeviceType.CPU ? null : ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
+
+        // The projector's weights travel as checkpoint extras (the model section holds the MAE's official names only).
+        public override void WriteExtras(BinaryWriter w)
+        {
+            if (contrastive is null) return;
+            foreach (var (_, t) in contrastive.Projector.state_dict()) t.detach().cpu().Save(w);
+        }
+
+        public override void ReadExtras(BinaryReader r, int formatVersion)
+        {
+            if (contrastive is null) return;
+            using var noGrad = no_grad();
+            foreach (var (name, t) in contrastive.Projector.state_dict())
+            {
+                using var saved = CheckpointFile.ReadTensor(r, $"the projector's '{name}'", t.numel() * t.element_size());
+                if (!saved.shape.SequenceEqual(t.shape))
+                    throw CheckpointFile.Invalid(((FileStream)r.BaseStream).Name, $"the projector's '{name}' is [{string.Join(", ", saved.shape)}], expected [{string.Join(", ", t.shape)}]");
+                t.copy_(saved);   // in place: the parameters are views of the engine's flat buffer
+            }
         }
 
         public override void Release(Tensor batch) { } // created inside the step's dispose scope
@@ -165,6 +218,9 @@ public sealed class MaePretrainer
 
         public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
         {
+            if (header is MaeCheckpointHeader h && (h.Options.Objective != o.Objective || (o.Objective == MaeObjective.Contrastive && h.Options.ProjectionDim != o.ProjectionDim)))
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' was written with the {h.Options.Objective} objective (projection {h.Options.ProjectionDim}); this run uses {o.Objective} (projection {o.ProjectionDim}).");
             if (header.Config != model.Config)
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' was written for a different model configuration ({header.Config}); this model is {model.Config}.");
