@@ -12,6 +12,10 @@ namespace Mae.MLNet.Input;
 internal sealed unsafe class ImageBatchReader
 {
     readonly ConcurrentDictionary<long, MaeSkippedImage> skipped = new();
+    long produced;
+
+    /// <summary>Images decoded so far, all epochs (lets tests see that workers stop at the end of the ring).</summary>
+    internal long ImagesProduced => Interlocked.Read(ref produced);
 
     public EncodedImageList Images { get; }
     public long[]? Labels { get; }
@@ -62,6 +66,7 @@ internal sealed unsafe class ImageBatchReader
             try
             {
                 sampler.Produce(Images, index, plan.Training, plan.Seed, plan.Epoch, key, dst);
+                Interlocked.Increment(ref produced);
                 return Labels is null ? 0 : Labels[index];
             }
             catch (MaeImageFileException e) when (Options.SkipBadFiles)

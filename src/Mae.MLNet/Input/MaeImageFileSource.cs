@@ -45,6 +45,7 @@ public sealed class MaeImageFileSource : IMaePlannedImageSource
         return new(new BytesImageList(images, names), options);
     }
 
+    internal ImageBatchReader Reader => reader;
     public long Count => reader.Images.Count;
     public MaeImageShape Shape => reader.Shape;
     /// <summary>The options in use.</summary>
