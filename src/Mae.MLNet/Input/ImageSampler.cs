@@ -133,35 +133,50 @@ internal sealed unsafe class ImageSampler
             }
 
         int pb = channels == 3 ? 4 : 1;
-        var decodeInfo = new SKImageInfo(dw, dh, channels == 3 ? SKColorType.Rgba8888 : SKColorType.Gray8, SKAlphaType.Unpremul);
-        byte* px = Buffer(ref pixels, (long)dw * dh * pb);
-        var result = codec.GetPixels(decodeInfo, (IntPtr)px);
-        if (result != SKCodecResult.Success)
-            throw new MaeImageFileException(images.Name(index), Describe(result, w, h));
-
-        byte* img = px;
-        int iw = dw, ih = dh;
-        if (origin != SKEncodedOrigin.TopLeft)
-        {
-            byte* up = Buffer(ref upright, (long)dw * dh * pb);
-            ImageOrientation.Apply(origin, px, dw, dh, pb, up);
-            img = up;
-            if (swap) (iw, ih) = (dh, dw);
-        }
+        int iw = swap ? dh : dw, ih = swap ? dw : dh; // upright size as decoded
 
         // The box in decoded pixels (fractional after a scaled decode); its taps stay inside the box, as torchvision
         // crops before it resizes.
         double fx = iw / (double)uw, fy = ih / (double)uh;
-        var (xs, x0) = Axis(box.Left * fx, (box.Left + box.Width) * fx, iw, gridW);
-        var (ys, y0) = Axis(box.Top * fy, (box.Top + box.Height) * fy, ih, gridH);
+        var (xs, x0, xn) = Axis(box.Left * fx, (box.Left + box.Width) * fx, iw, gridW);
+        var (ys, y0, yn) = Axis(box.Top * fy, (box.Top + box.Height) * fy, ih, gridH);
         if (!training)
         {
             xs = xs.Window(winX, size);
             ys = ys.Window(winY, size);
         }
+
+        var decodeInfo = new SKImageInfo(dw, dh, channels == 3 ? SKColorType.Rgba8888 : SKColorType.Gray8, SKAlphaType.Unpremul);
+        byte* img;
+        int stride;
+        // A margin of one MCU (16 px) around the region keeps libjpeg's edge handling (chroma upsampling at the
+        // region's border) outside the pixels used, so they equal a full decode's.
+        int rx0 = Math.Max(x0 - RegionMargin, 0), ry0 = Math.Max(y0 - RegionMargin, 0);
+        int rxn = Math.Min(x0 + xn + RegionMargin, dw) - rx0, ryn = Math.Min(y0 + yn + RegionMargin, dh) - ry0;
+        if (origin == SKEncodedOrigin.TopLeft && UseRegionDecode && codec.EncodedFormat == SKEncodedImageFormat.Jpeg
+            && (long)rxn * ryn < (long)dw * dh * 3 / 4 && DecodeRegion(codec, decodeInfo, rx0, ry0, rxn, ryn, pb, images, index, w, h))
+        {
+            stride = rxn * pb;
+            img = Pointer(pixels) + (long)(y0 - ry0) * stride + (x0 - rx0) * pb;
+        }
+        else
+        {
+            byte* px = Buffer(ref pixels, (long)dw * dh * pb);
+            var result = codec.GetPixels(decodeInfo, (IntPtr)px);
+            if (result != SKCodecResult.Success)
+                throw new MaeImageFileException(images.Name(index), Describe(result, w, h));
+            img = px;
+            if (origin != SKEncodedOrigin.TopLeft)
+            {
+                img = Buffer(ref upright, (long)dw * dh * pb);
+                ImageOrientation.Apply(origin, px, dw, dh, pb, img);
+            }
+            img += ((long)y0 * iw + x0) * pb;
+            stride = iw * pb;
+        }
         byte* tmp = Buffer(ref temp, PilResample.TempBytes(xs, ys, channels));
         byte* outBytes = Buffer(ref resized, (long)size * size * channels);
-        PilResample.Resample(img + ((long)y0 * iw + x0) * pb, iw * pb, pb, channels, xs, ys, flip, tmp, outBytes);
+        PilResample.Resample(img, stride, pb, channels, xs, ys, flip, tmp, outBytes);
 
         int plane = size * size;
         fixed (float* table = lut)
@@ -176,12 +191,32 @@ internal sealed unsafe class ImageSampler
 
     /// <summary>Taps for the span [a, b) of an axis of <paramref name="n"/> pixels, restricted to the whole pixels it
     /// touches; returns them and the first pixel (the offset to add when reading).</summary>
-    static (PilAxis Axis, int First) Axis(double a, double b, int n, int outSize)
+    static (PilAxis Axis, int First, int Length) Axis(double a, double b, int n, int outSize)
     {
         int lo = Math.Clamp((int)Math.Floor(a), 0, n - 1);
         int hi = Math.Clamp((int)Math.Ceiling(b), lo + 1, n);
-        return (PilAxis.Compute(Math.Max(a - lo, 0), Math.Min(b - lo, hi - lo), hi - lo, outSize), lo);
+        return (PilAxis.Compute(Math.Max(a - lo, 0), Math.Min(b - lo, hi - lo), hi - lo, outSize), lo, hi - lo);
     }
+
+    /// <summary>Decodes only the crop's columns [x0, x0 + xn) and rows [y0, y0 + yn) into <see cref="pixels"/> (rows of
+    /// xn pixels): libjpeg-turbo's <c>jpeg_crop_scanline</c> (through the codec's x subset) and
+    /// <c>jpeg_skip_scanlines</c> skip the inverse DCT, upsampling and colour conversion of what the crop leaves out;
+    /// rows below it are never read. False when the codec declines (the caller decodes the whole image).</summary>
+    bool DecodeRegion(SKCodec codec, SKImageInfo info, int x0, int y0, int xn, int yn, int pb, EncodedImageList images, long index, int w, int h)
+    {
+        var start = codec.StartScanlineDecode(info, new SKCodecOptions(new SKRectI(x0, 0, x0 + xn, info.Height)));
+        if (start != SKCodecResult.Success) return false;
+        byte* px = Buffer(ref pixels, (long)xn * yn * pb);
+        if (y0 > 0 && !codec.SkipScanlines(y0))
+            throw new MaeImageFileException(images.Name(index), Describe(SKCodecResult.IncompleteInput, w, h));
+        int rows = codec.GetScanlines((IntPtr)px, yn, xn * pb);
+        if (rows != yn) throw new MaeImageFileException(images.Name(index), Describe(SKCodecResult.IncompleteInput, w, h));
+        return true;
+    }
+
+    /// <summary>Decode only the crop region of JPEGs (default); tests switch it off to compare with a full decode.</summary>
+    internal bool UseRegionDecode { get; set; } = true;
+    internal int RegionMargin { get; set; } = 16;
 
     static string Describe(SKCodecResult result, int w, int h) => result switch
     {

@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using Mae.MLNet.Input;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Benchmarks;
+
+public sealed record InputBenchOptions
+{
+    public required string Folder { get; init; }
+    public string Python { get; init; } = "/usr/bin/python3";
+    public string ScriptDir { get; init; } = Path.Combine("samples", "Benchmarks", "input");
+    public int[] Sizes { get; init; } = { 224, 32 };
+    public int Workers { get; init; } = Environment.ProcessorCount;
+    public int Batch { get; init; } = 64;
+    public int Rounds { get; init; } = 3;
+    public string Preset { get; init; } = "tiny32";
+    public bool EndToEnd { get; init; } = true;
+    public Device Device { get; init; } = CPU;
+}
+
+/// <summary>
+/// `--bench input`: (a) the loader alone — this library's <see cref="MaeImageFileSource"/> (with and without the scaled
+/// JPEG decode) beside the official pre-training pipeline in torchvision (ImageFolder + RandomResizedCrop(bicubic) +
+/// flip + ToTensor + Normalize in a DataLoader) on the same folder, the same worker count and batch, one epoch each,
+/// alternating, several rounds; (b) pre-training end to end from the folder beside the step alone (same model, same
+/// batch, images already in memory), alternating. img/s of an epoch: images / wall time, worker start included.
+/// </summary>
+public static class InputBenchmark
+{
+    public static void Run(InputBenchOptions o, TextWriter output, TextWriter log)
+    {
+        EnsureFolder(o, log);
+        int files = MaeImageFolder.ListImages(o.Folder).Count;
+        output.WriteLine($"## Input pipeline: {files} JPEGs in {o.Folder}, {o.Workers} workers, batch {o.Batch}, one epoch per measurement, {o.Rounds} rounds alternating");
+        output.WriteLine();
+        output.WriteLine("Loader alone (img/s; the torchvision DataLoader is the official main_pretrain.py transform; ratio = ours ÷ torchvision within each round, median):");
+        output.WriteLine();
+        output.WriteLine("| output px | ours, scaled JPEG decode | ours, full decode (torchvision's pixels) | torchvision DataLoader | ratio scaled | ratio full |");
+        output.WriteLine("|---:|---:|---:|---:|---:|---:|");
+        var loaderRates = new Dictionary<int, double>();
+        foreach (int size in o.Sizes)
+        {
+            var scaled = new List<double>();
+            var full = new List<double>();
+            var tv = new List<double>();
+            Loader(o, size, scaledDecode: true); // warm-up: JIT, page cache
+            for (int r = 0; r < o.Rounds; r++)
+            {
+                scaled.Add(Loader(o, size, scaledDecode: true));
+                full.Add(Loader(o, size, scaledDecode: false));
+                tv.Add(Torchvision(o, size));
+                log.WriteLine($"size {size} round {r}: ours scaled {scaled[^1]:F0}, ours full {full[^1]:F0}, torchvision {tv[^1]:F0} img/s");
+            }
+            var rs = Stats.Of(scaled.Zip(tv, (a, b) => a / b).ToArray());
+            var rf = Stats.Of(full.Zip(tv, (a, b) => a / b).ToArray());
+            loaderRates[size] = Stats.Of(scaled).Median;
+            output.WriteLine($"| {size} | {Stats.Of(scaled).Median:F0} | {Stats.Of(full).Median:F0} | {Stats.Of(tv).Median:F0} | {rs.Median:F2}× | {rf.Median:F2}× |");
+        }
+        output.WriteLine();
+        if (!o.EndToEnd) return;
+
+        var config = MaeConfig.Preset(o.Preset);
+        int px = config.ImageSize;
+        var step = new List<double>();
+        var e2e = new List<double>();
+        var loader = new List<double>();
+        for (int r = 0; r < o.Rounds; r++)
+        {
+            step.Add(Pretrain(o, config, files, fromFolder: false));
+            e2e.Add(Pretrain(o, config, files, fromFolder: true));
+            loader.Add(Loader(o, px, scaledDecode: true));
+            log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {e2e[^1]:F0}, loader alone {loader[^1]:F0} img/s");
+        }
+        double s = Stats.Of(step).Median, e = Stats.Of(e2e).Median, l = Stats.Of(loader).Median;
+        output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, fp32, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}):");
+        output.WriteLine();
+        output.WriteLine("| step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) |");
+        output.WriteLine("|---:|---:|---:|---:|");
+        output.WriteLine($"| {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |");
+        output.WriteLine();
+    }
+
+    static void EnsureFolder(InputBenchOptions o, TextWriter log)
+    {
+        if (Directory.Exists(o.Folder) && Directory.EnumerateFiles(o.Folder, "*.jpg", SearchOption.AllDirectories).Any()) return;
+        log.WriteLine($"making the JPEG folder {o.Folder} (2 000 photo-like images) with {o.ScriptDir}/make_jpeg_folder.py");
+        RunProcess(o.Python, new[] { Path.Combine(o.ScriptDir, "make_jpeg_folder.py"), o.Folder, "2000" });
+    }
+
+    static MaeImageInputOptions InputOptions(InputBenchOptions o, int size, bool scaledDecode) => new()
+    {
+        Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode,
+    };
+
+    /// <summary>One training epoch of the loader alone; img/s.</summary>
+    static double Loader(InputBenchOptions o, int size, bool scaledDecode)
+    {
+        var source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, size, scaledDecode));
+        var clock = Stopwatch.StartNew();
+        long n = 0;
+        foreach (var t in source.Batches(new MaeEpochPlan { Seed = 1, Epoch = 0, BatchSize = o.Batch }))
+        {
+            n += t.shape[0];
+            t.Dispose();
+        }
+        return n / clock.Elapsed.TotalSeconds;
+    }
+
+    static double Torchvision(InputBenchOptions o, int size)
+    {
+        var text = RunProcess(o.Python, new[] { Path.Combine(o.ScriptDir, "torchvision_loader.py"), o.Folder, size.ToString(CultureInfo.InvariantCulture),
+            o.Workers.ToString(CultureInfo.InvariantCulture), o.Batch.ToString(CultureInfo.InvariantCulture), "1" });
+        var parts = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith("epoch")).Split(' ');
+        return double.Parse(parts[3], CultureInfo.InvariantCulture) / double.Parse(parts[5], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Two epochs of MaePretrainer; the second epoch's img/s (its own clock, the pipeline fill included).</summary>
+    static double Pretrain(InputBenchOptions o, MaeConfig config, int files, bool fromFolder)
+    {
+        var options = new MaePretrainOptions
+        {
+            BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue,
+            Device = o.Device.type == DeviceType.CUDA ? MaeDevice.Cuda : MaeDevice.Cpu,
+        };
+        using var model = MaePretrainer.CreateModel(config, options);
+        IMaeImageSource source;
+        MaeTensorImageSource? memory = null;
+        if (fromFolder) source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, config.ImageSize, true));
+        else
+        {
+            using var scope = NewDisposeScope();
+            memory = new MaeTensorImageSource(randn(files, config.InChannels, config.ImageSize, config.ImageSize));
+            source = memory;
+        }
+        double rate = 0;
+        var progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; });
+        new MaePretrainer(options).Train(model, source, progress);
+        memory?.Dispose();
+        return rate;
+    }
+
+    sealed class Reporter(Action<MaePretrainProgress> report) : IProgress<MaePretrainProgress>
+    {
+        public void Report(MaePretrainProgress value) => report(value);
+    }
+
+    static string RunProcess(string file, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+        var err = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', psi.ArgumentList)} failed ({p.ExitCode}): {err.Result}");
+        return stdout;
+    }
+}
