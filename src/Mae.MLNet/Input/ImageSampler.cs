@@ -174,9 +174,9 @@ internal sealed unsafe class ImageSampler
             img += ((long)y0 * iw + x0) * pb;
             stride = iw * pb;
         }
-        byte* tmp = Buffer(ref temp, PilResample.TempBytes(xs, ys, channels));
-        byte* outBytes = Buffer(ref resized, (long)size * size * channels);
-        PilResample.Resample(img, stride, pb, channels, xs, ys, flip, tmp, outBytes);
+        byte* tmp = Buffer(ref temp, PilResample.TempBytes(xs, ys, pb));
+        byte* outBytes = Buffer(ref resized, (long)size * size * pb);
+        PilResample.Resample(img, stride, pb, xs, ys, flip, tmp, outBytes);
 
         int plane = size * size;
         fixed (float* table = lut)
@@ -185,7 +185,7 @@ internal sealed unsafe class ImageSampler
                 float* t = table + c * 256;
                 float* o = dst + (long)c * plane;
                 byte* s = outBytes + c;
-                for (int i = 0; i < plane; i++, s += channels) o[i] = t[*s];
+                for (int i = 0; i < plane; i++, s += pb) o[i] = t[*s];
             }
     }
 
