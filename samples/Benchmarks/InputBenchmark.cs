@@ -38,28 +38,35 @@ public static class InputBenchmark
         int files = MaeImageFolder.ListImages(o.Folder).Count;
         output.WriteLine($"## Input pipeline: {files} JPEGs in {o.Folder}, {o.Workers} workers, batch {o.Batch}, one epoch per measurement, {o.Rounds} rounds alternating");
         output.WriteLine();
-        output.WriteLine("Loader alone (img/s; the torchvision DataLoader is the official main_pretrain.py transform; ratio = ours ÷ torchvision within each round, median):");
+        output.WriteLine("Loader alone. img/s = images / wall time of one epoch; img/CPU-s = images / CPU seconds used (this process; for torchvision its process and its worker processes), the fairer figure on a shared machine. torchvision = the official main_pretrain.py transform in a DataLoader. Ratios = ours ÷ torchvision within each round, median over the rounds.");
         output.WriteLine();
-        output.WriteLine("| output px | ours, scaled JPEG decode | ours, full decode (torchvision's pixels) | torchvision DataLoader | ratio scaled | ratio full |");
-        output.WriteLine("|---:|---:|---:|---:|---:|---:|");
+        output.WriteLine("| output px | variant | img/s | img/CPU-s | ratio img/s | ratio img/CPU-s |");
+        output.WriteLine("|---:|---|---:|---:|---:|---:|");
         var loaderRates = new Dictionary<int, double>();
         foreach (int size in o.Sizes)
         {
-            var scaled = new List<double>();
-            var full = new List<double>();
-            var tv = new List<double>();
+            var scaled = new List<Rate>();
+            var full = new List<Rate>();
+            var tv = new List<Rate>();
             Loader(o, size, scaledDecode: true); // warm-up: JIT, page cache
             for (int r = 0; r < o.Rounds; r++)
             {
                 scaled.Add(Loader(o, size, scaledDecode: true));
                 full.Add(Loader(o, size, scaledDecode: false));
                 tv.Add(Torchvision(o, size));
-                log.WriteLine($"size {size} round {r}: ours scaled {scaled[^1]:F0}, ours full {full[^1]:F0}, torchvision {tv[^1]:F0} img/s");
+                log.WriteLine($"size {size} round {r}: ours scaled {scaled[^1]}, ours full {full[^1]}, torchvision {tv[^1]}");
             }
-            var rs = Stats.Of(scaled.Zip(tv, (a, b) => a / b).ToArray());
-            var rf = Stats.Of(full.Zip(tv, (a, b) => a / b).ToArray());
-            loaderRates[size] = Stats.Of(scaled).Median;
-            output.WriteLine($"| {size} | {Stats.Of(scaled).Median:F0} | {Stats.Of(full).Median:F0} | {Stats.Of(tv).Median:F0} | {rs.Median:F2}× | {rf.Median:F2}× |");
+            loaderRates[size] = Stats.Of(scaled.Select(x => x.Wall).ToArray()).Median;
+            void Row(string name, List<Rate> rates, bool ratio)
+            {
+                double wall = Stats.Of(rates.Select(x => x.Wall).ToArray()).Median, cpu = Stats.Of(rates.Select(x => x.PerCpu).ToArray()).Median;
+                string rw = ratio ? $"{Stats.Of(rates.Zip(tv, (a, b) => a.Wall / b.Wall).ToArray()).Median:F2}×" : "–";
+                string rc = ratio ? $"{Stats.Of(rates.Zip(tv, (a, b) => a.PerCpu / b.PerCpu).ToArray()).Median:F2}×" : "–";
+                output.WriteLine($"| {size} | {name} | {wall:F0} | {cpu:F0} | {rw} | {rc} |");
+            }
+            Row("ours, scaled JPEG decode (default)", scaled, true);
+            Row("ours, full decode (torchvision's pixels)", full, true);
+            Row("torchvision DataLoader", tv, false);
         }
         output.WriteLine();
         if (!o.EndToEnd) return;
@@ -69,11 +76,13 @@ public static class InputBenchmark
         var step = new List<double>();
         var e2e = new List<double>();
         var loader = new List<double>();
+        var loaderCpu = new List<double>();
         for (int r = 0; r < o.Rounds; r++)
         {
             step.Add(Pretrain(o, config, files, fromFolder: false));
             e2e.Add(Pretrain(o, config, files, fromFolder: true));
-            loader.Add(Loader(o, px, scaledDecode: true));
+            var lr = Loader(o, px, scaledDecode: true);
+            loader.Add(lr.Wall);
             log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {e2e[^1]:F0}, loader alone {loader[^1]:F0} img/s");
         }
         double s = Stats.Of(step).Median, e = Stats.Of(e2e).Median, l = Stats.Of(loader).Median;
@@ -97,10 +106,18 @@ public static class InputBenchmark
         Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode,
     };
 
-    /// <summary>One training epoch of the loader alone; img/s.</summary>
-    static double Loader(InputBenchOptions o, int size, bool scaledDecode)
+    /// <summary>Images per wall second and per CPU second.</summary>
+    public readonly record struct Rate(double Wall, double PerCpu)
+    {
+        public override string ToString() => $"{Wall:F0} img/s, {PerCpu:F0} img/CPU-s";
+    }
+
+    /// <summary>One training epoch of the loader alone.</summary>
+    static Rate Loader(InputBenchOptions o, int size, bool scaledDecode)
     {
         var source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, size, scaledDecode));
+        using var self = Process.GetCurrentProcess();
+        var cpu0 = self.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         long n = 0;
         foreach (var t in source.Batches(new MaeEpochPlan { Seed = 1, Epoch = 0, BatchSize = o.Batch }))
@@ -108,15 +125,18 @@ public static class InputBenchmark
             n += t.shape[0];
             t.Dispose();
         }
-        return n / clock.Elapsed.TotalSeconds;
+        double wall = clock.Elapsed.TotalSeconds;
+        self.Refresh();
+        return new Rate(n / wall, n / (self.TotalProcessorTime - cpu0).TotalSeconds);
     }
 
-    static double Torchvision(InputBenchOptions o, int size)
+    static Rate Torchvision(InputBenchOptions o, int size)
     {
         var text = RunProcess(o.Python, new[] { Path.Combine(o.ScriptDir, "torchvision_loader.py"), o.Folder, size.ToString(CultureInfo.InvariantCulture),
             o.Workers.ToString(CultureInfo.InvariantCulture), o.Batch.ToString(CultureInfo.InvariantCulture), "1" });
         var parts = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith("epoch")).Split(' ');
-        return double.Parse(parts[3], CultureInfo.InvariantCulture) / double.Parse(parts[5], CultureInfo.InvariantCulture);
+        double n = double.Parse(parts[3], CultureInfo.InvariantCulture);
+        return new Rate(n / double.Parse(parts[5], CultureInfo.InvariantCulture), n / double.Parse(parts[7], CultureInfo.InvariantCulture));
     }
 
     /// <summary>Two epochs of MaePretrainer; the second epoch's img/s (its own clock, the pipeline fill included).</summary>
