@@ -23,15 +23,32 @@ internal abstract class EncodedImageList
     }
 }
 
+/// <summary>One image at a time, from an ML.NET row (a path or encoded bytes), set before each read.</summary>
+internal sealed class CurrentImage : EncodedImageList
+{
+    public string? Path;
+    public ReadOnlyMemory<byte> Bytes;
+    public string RowName = "";
+    public override long Count => 1;
+    public override string Name(long index) => Path ?? RowName;
+    public override int Read(long index, ref byte[] buffer, long maxBytes)
+    {
+        if (Path is not null) return FileImageList.ReadFile(Path, ref buffer, maxBytes);
+        return BytesImageList.CopyBytes(RowName, Bytes.Span, ref buffer, maxBytes);
+    }
+}
+
 /// <summary>Image files by path.</summary>
 internal sealed class FileImageList(IReadOnlyList<string> paths) : EncodedImageList
 {
     public override long Count => paths.Count;
     public override string Name(long index) => paths[(int)index];
 
-    public override int Read(long index, ref byte[] buffer, long maxBytes)
+    public override int Read(long index, ref byte[] buffer, long maxBytes) => ReadFile(paths[(int)index], ref buffer, maxBytes);
+
+    /// <summary>Reads a whole file into <paramref name="buffer"/>; returns its length. Errors name the file.</summary>
+    public static int ReadFile(string path, ref byte[] buffer, long maxBytes)
     {
-        string path = paths[(int)index];
         try
         {
             // bufferSize 1: no FileStream buffer (the whole file is read into ours).
@@ -65,11 +82,16 @@ internal sealed class BytesImageList(IReadOnlyList<byte[]> items, IReadOnlyList<
     public override int Read(long index, ref byte[] buffer, long maxBytes)
     {
         var bytes = items[(int)index];
-        string name = Name(index);
-        if (bytes is null) throw new MaeImageFileException(name, "no bytes (null); expected an encoded image.");
+        if (bytes is null) throw new MaeImageFileException(Name(index), "no bytes (null); expected an encoded image.");
+        return CopyBytes(Name(index), bytes, ref buffer, maxBytes);
+    }
+
+    /// <summary>Copies encoded bytes into <paramref name="buffer"/>; returns their length.</summary>
+    public static int CopyBytes(string name, ReadOnlySpan<byte> bytes, ref byte[] buffer, long maxBytes)
+    {
         CheckLength(name, bytes.Length, maxBytes);
         Ensure(ref buffer, bytes.Length);
-        Buffer.BlockCopy(bytes, 0, buffer, 0, bytes.Length);
+        bytes.CopyTo(buffer);
         return bytes.Length;
     }
 }

@@ -38,6 +38,13 @@ public sealed class MaeImageInputOptions
     /// (torchvision's <c>ImageFolder</c> ignores the tag.)</summary>
     public bool ApplyExifOrientation { get; set; } = true;
 
+    /// <summary>A copy with another augmentation (the ML.NET estimators pass theirs).</summary>
+    public MaeImageInputOptions With(MaeAugmentationOptions augmentation) => new()
+    {
+        Augmentation = augmentation, Workers = Workers, PrefetchBatches = PrefetchBatches, SkipBadFiles = SkipBadFiles,
+        MaxPixels = MaxPixels, MaxFileBytes = MaxFileBytes, ScaledJpegDecode = ScaledJpegDecode, ApplyExifOrientation = ApplyExifOrientation,
+    };
+
     /// <summary>Checks every option; returns this instance.</summary>
     public MaeImageInputOptions Validate()
     {
