@@ -59,6 +59,7 @@ public class MemoryTest
         Console.WriteLine($"RSS after 40 batches {rssAfterWarmup / 1048576.0:F1} MB, peak over the next 360 {peak / 1048576.0:F1} MB (+{rssGrowthMb:F1}); managed +{managedGrowthMb:F2} MB");
         Assert.IsTrue(rssGrowthMb < 40, $"resident memory grew {rssGrowthMb:F1} MB over 18 000 more images");
         Assert.IsTrue(managedGrowthMb < 8, $"managed memory grew {managedGrowthMb:F2} MB");
-        Assert.AreEqual(tensorsBefore, Tensor.TotalCount, "every batch tensor and ring tensor is released");
+        // (Finalizers of earlier tests' tensors may lower the global count meanwhile; it must not grow.)
+        Assert.IsTrue(Tensor.TotalCount <= tensorsBefore, $"every batch tensor and ring tensor is released: {tensorsBefore} before, {Tensor.TotalCount} after");
     }
 }
