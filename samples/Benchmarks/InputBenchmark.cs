@@ -21,6 +21,9 @@ public sealed record InputBenchOptions
     public string Preset { get; init; } = "tiny32";
     public bool EndToEnd { get; init; } = true;
     public Device Device { get; init; } = CPU;
+    /// <summary>Nice values of the decode workers; end to end is measured for each, alternating (the first one also
+    /// for the loader tables).</summary>
+    public int[] Nice { get; init; } = { 10 };
 }
 
 /// <summary>
@@ -74,23 +77,25 @@ public static class InputBenchmark
         var config = MaeConfig.Preset(o.Preset);
         int px = config.ImageSize;
         var step = new List<double>();
-        var e2e = new List<double>();
+        var e2e = o.Nice.ToDictionary(n => n, _ => new List<double>());
         var loader = new List<double>();
-        var loaderCpu = new List<double>();
         for (int r = 0; r < o.Rounds; r++)
         {
-            step.Add(Pretrain(o, config, files, fromFolder: false));
-            e2e.Add(Pretrain(o, config, files, fromFolder: true));
-            var lr = Loader(o, px, scaledDecode: true);
-            loader.Add(lr.Wall);
-            log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {e2e[^1]:F0}, loader alone {loader[^1]:F0} img/s");
+            step.Add(Pretrain(o, config, files, null));
+            foreach (int nice in o.Nice) e2e[nice].Add(Pretrain(o, config, files, nice));
+            loader.Add(Loader(o, px, scaledDecode: true).Wall);
+            log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {string.Join(", ", o.Nice.Select(n => $"{e2e[n][^1]:F0} (nice {n})"))}, loader alone {loader[^1]:F0} img/s");
         }
-        double s = Stats.Of(step).Median, e = Stats.Of(e2e).Median, l = Stats.Of(loader).Median;
-        output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, fp32, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}):");
+        double s = Stats.Of(step).Median, l = Stats.Of(loader).Median;
+        output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, fp32, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}; step alone, end to end per worker nice value and loader alone alternate within each round):");
         output.WriteLine();
-        output.WriteLine("| step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) |");
-        output.WriteLine("|---:|---:|---:|---:|");
-        output.WriteLine($"| {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |");
+        output.WriteLine("| decode workers' nice | step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) |");
+        output.WriteLine("|---:|---:|---:|---:|---:|");
+        foreach (int nice in o.Nice)
+        {
+            double e = Stats.Of(e2e[nice]).Median;
+            output.WriteLine($"| {nice} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |");
+        }
         output.WriteLine();
     }
 
@@ -101,9 +106,9 @@ public static class InputBenchmark
         RunProcess(o.Python, new[] { Path.Combine(o.ScriptDir, "make_jpeg_folder.py"), o.Folder, "2000" });
     }
 
-    static MaeImageInputOptions InputOptions(InputBenchOptions o, int size, bool scaledDecode) => new()
+    static MaeImageInputOptions InputOptions(InputBenchOptions o, int size, bool scaledDecode, int? nice = null) => new()
     {
-        Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode,
+        Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode, WorkerNice = nice ?? o.Nice[0],
     };
 
     /// <summary>Images per wall second and per CPU second.</summary>
@@ -140,7 +145,7 @@ public static class InputBenchmark
     }
 
     /// <summary>Two epochs of MaePretrainer; the second epoch's img/s (its own clock, the pipeline fill included).</summary>
-    static double Pretrain(InputBenchOptions o, MaeConfig config, int files, bool fromFolder)
+    static double Pretrain(InputBenchOptions o, MaeConfig config, int files, int? folderNice)
     {
         var options = new MaePretrainOptions
         {
@@ -150,7 +155,7 @@ public static class InputBenchmark
         using var model = MaePretrainer.CreateModel(config, options);
         IMaeImageSource source;
         MaeTensorImageSource? memory = null;
-        if (fromFolder) source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, config.ImageSize, true));
+        if (folderNice is int nice) source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, config.ImageSize, true, nice));
         else
         {
             using var scope = NewDisposeScope();

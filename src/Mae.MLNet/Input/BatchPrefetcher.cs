@@ -105,6 +105,7 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
 
     void Work()
     {
+        WorkerPriority.Lower(reader.Options.WorkerNice);
         var sampler = new ImageSampler(reader.Options);
         try
         {

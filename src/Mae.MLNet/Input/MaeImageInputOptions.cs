@@ -43,7 +43,13 @@ public sealed class MaeImageInputOptions
     {
         Augmentation = augmentation, Workers = Workers, PrefetchBatches = PrefetchBatches, SkipBadFiles = SkipBadFiles,
         MaxPixels = MaxPixels, MaxFileBytes = MaxFileBytes, ScaledJpegDecode = ScaledJpegDecode, ApplyExifOrientation = ApplyExifOrientation,
+        WorkerNice = WorkerNice,
     };
+
+    /// <summary>Linux nice value of the decode workers (0 = the process's priority, up to 19). Default 10: the workers
+    /// still use every idle core, but give way at once to libtorch's OpenMP threads, whose parallel regions otherwise
+    /// wait for a worker's whole time slice when cores are scarce (see docs/benchmarks.md, input pipeline).</summary>
+    public int WorkerNice { get; set; } = 10;
 
     /// <summary>Checks every option; returns this instance.</summary>
     public MaeImageInputOptions Validate()
@@ -53,6 +59,7 @@ public sealed class MaeImageInputOptions
         if (Augmentation.Channels is not (1 or 3))
             throw new ArgumentOutOfRangeException(nameof(Augmentation), Augmentation.Channels,
                 $"Image files decode to 1 (grey) or 3 (RGB) channels; Augmentation.Channels is {Augmentation.Channels}.");
+        if (WorkerNice is < 0 or > 19) throw new ArgumentOutOfRangeException(nameof(WorkerNice), WorkerNice, $"WorkerNice must be in [0, 19]; got {WorkerNice}.");
         if (Workers < 1) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers must be ≥ 1; got {Workers}.");
         if (PrefetchBatches < 1)
             throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, $"PrefetchBatches must be ≥ 1; got {PrefetchBatches}.");
