@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML;
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
@@ -24,6 +25,9 @@ public sealed record InputBenchOptions
     /// <summary>Nice values of the decode workers; end to end is measured for each, alternating (the first one also
     /// for the loader tables).</summary>
     public int[] Nice { get; init; } = { 10 };
+    /// <summary>Also time the README's earlier ML.NET route end to end: LoadImages → ResizeImages → ExtractPixels →
+    /// MaePretrain (decoded on the training thread, cropped on the resized image).</summary>
+    public bool MlNetRoute { get; init; }
 }
 
 /// <summary>
@@ -79,10 +83,16 @@ public static class InputBenchmark
         var step = new List<double>();
         var e2e = o.Nice.ToDictionary(n => n, _ => new List<double>());
         var loader = new List<double>();
+        var mlnet = new List<double>();
         for (int r = 0; r < o.Rounds; r++)
         {
             step.Add(Pretrain(o, config, files, null));
             foreach (int nice in o.Nice) e2e[nice].Add(Pretrain(o, config, files, nice));
+            if (o.MlNetRoute)
+            {
+                mlnet.Add(PretrainMlNetRoute(o, config));
+                log.WriteLine($"end to end round {r}: LoadImages → ResizeImages → ExtractPixels → MaePretrain {mlnet[^1]:F0} img/s");
+            }
             loader.Add(Loader(o, px, scaledDecode: true).Wall);
             log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {string.Join(", ", o.Nice.Select(n => $"{e2e[n][^1]:F0} (nice {n})"))}, loader alone {loader[^1]:F0} img/s");
         }
@@ -97,6 +107,12 @@ public static class InputBenchmark
             output.WriteLine($"| {nice} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |");
         }
         output.WriteLine();
+        if (o.MlNetRoute)
+        {
+            double m = Stats.Of(mlnet).Median;
+            output.WriteLine($"The earlier ML.NET route on the same folder (LoadImages → ResizeImages({px}) → ExtractPixels → MaePretrain, which crops the resized image): {m:F0} img/s end to end; the folder source: {Stats.Of(e2e[o.Nice[0]]).Median:F0} img/s ({Stats.Of(e2e[o.Nice[0]]).Median / m:F2}×).");
+            output.WriteLine();
+        }
     }
 
     static void EnsureFolder(InputBenchOptions o, TextWriter log)
@@ -166,6 +182,31 @@ public static class InputBenchmark
         var progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; });
         new MaePretrainer(options).Train(model, source, progress);
         memory?.Dispose();
+        return rate;
+    }
+
+    public sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
+    /// <summary>MaePretrain over LoadImages → ResizeImages → ExtractPixels; the second epoch's img/s.</summary>
+    static double PretrainMlNetRoute(InputBenchOptions o, MaeConfig config)
+    {
+        var ml = new Microsoft.ML.MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(MaeImageFolder.ListImages(o.Folder).Select(p => new PathRow { Path = p }));
+        var pixels = ml.Transforms.LoadImages("Image", null, "Path")
+            .Append(ml.Transforms.ResizeImages("Image", config.ImageSize, config.ImageSize))
+            .Append(ml.Transforms.ExtractPixels("Pixels", "Image", interleavePixelColors: false, scaleImage: 1f / 255))
+            .Fit(data).Transform(data);
+        double rate = 0;
+        var featurizer = ml.Transforms.MaePretrain(new MaePretrainEstimatorOptions
+        {
+            InputColumnName = "Pixels", Model = config,
+            Training = new MaePretrainOptions { BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue, Device = MaeDevice.Cpu },
+            Progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; }),
+        }).Fit(pixels);
+        featurizer.Autoencoder?.Dispose();
         return rate;
     }
 

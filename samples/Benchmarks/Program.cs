@@ -25,6 +25,7 @@ using static TorchSharp.torch;
 //                            (default /tmp/mae-input-bench, made by samples/Benchmarks/input/make_jpeg_folder.py if absent)
 //                            --input-sizes 224,32 --input-workers N (default: cores) --input-batch 64 --input-rounds 3
 //                            --input-preset tiny32 --python /usr/bin/python3 --input-e2e true --input-nice 10 (or 10,0: end to end for each)
+//                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -122,7 +123,7 @@ if (benches.Contains("input"))
     {
         Folder = Get("input-folder", "/tmp/mae-input-bench"), Python = Get("python", "/usr/bin/python3"),
         Sizes = Get("input-sizes", "224,32").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray(),
-        Nice = Get("input-nice", "10").Split(',').Select(int.Parse).ToArray(),
+        Nice = Get("input-nice", "10").Split(',').Select(int.Parse).ToArray(), MlNetRoute = Get("input-mlnet", "false") == "true",
         Workers = GetInt("input-workers", Environment.ProcessorCount), Batch = GetInt("input-batch", 64),
         Rounds = GetInt("input-rounds", 3), Preset = Get("input-preset", "tiny32"), EndToEnd = Get("input-e2e", "true") == "true",
         Device = device,
