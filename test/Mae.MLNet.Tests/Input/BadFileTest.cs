@@ -152,4 +152,20 @@ public class BadFileTest
         var again = InputTestUtil.Collect(MaeImageFileSource.FromFolder(dir.Path, options), plan);
         InputTestUtil.AssertBatchesEqual(first, again, "skipping with 3 vs 1 workers");
     }
+
+    /// <summary>Garbage in a JPEG's entropy-coded data (headers intact) is not detectable in general: libjpeg decodes
+    /// it with warnings, as PIL does. What must hold: no crash, finite pixels of the right shape.</summary>
+    [TestMethod]
+    public void GarbledScanDataDecodesWithoutCrash()
+    {
+        using var dir = new TempDir();
+        var c = InputTestUtil.Jpeg(64, 48, 99);
+        int sos = Enumerable.Range(0, c.Length - 1).First(i => c[i] == 0xFF && c[i + 1] == 0xDA);
+        for (int i = sos + 20; i < c.Length - 2; i++) c[i] = (byte)(i % 3 == 0 ? 0xFF : (i * 7) & 0xFF);
+        File.WriteAllBytes(dir.File("garbled.jpg"), c);
+        var source = MaeImageFileSource.FromFolder(dir.Path, InputTestUtil.Options());
+        var batch = InputTestUtil.Collect(source, new MaeEpochPlan { BatchSize = 1, Training = false }).Single();
+        Assert.AreEqual(3 * 16 * 16, batch.Length);
+        Assert.IsTrue(batch.All(float.IsFinite));
+    }
 }
