@@ -26,6 +26,12 @@ using static TorchSharp.torch;
 //                            attention through scaled_dot_product_attention; default true)
 //   --bench featurize        MaeFeaturize images/s through TorchSharp and through the saved zip (OnnxTransformer)
 //                            --fz-preset vit-b16 --fz-batch 32 --fz-images 64
+//   --bench input            image-file input: loader alone beside torchvision's DataLoader (same folder, workers, batch),
+//                            and pre-training end to end from the folder beside the step alone; --input-folder DIR
+//                            (default /tmp/mae-input-bench, made by samples/Benchmarks/input/make_jpeg_folder.py if absent)
+//                            --input-sizes 224,32 --input-workers N (default: cores) --input-batch 64 --input-rounds 3
+//                            --input-preset tiny32 --python /usr/bin/python3 --input-e2e true --input-nice 10 (or 10,0: end to end for each)
+//                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
 //   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
@@ -162,6 +168,19 @@ if (benches.Contains("train") || benches.Contains("gemm"))
         }
         Console.WriteLine();
     }
+}
+
+if (benches.Contains("input"))
+{
+    InputBenchmark.Run(new InputBenchOptions
+    {
+        Folder = Get("input-folder", "/tmp/mae-input-bench"), Python = Get("python", "/usr/bin/python3"),
+        Sizes = Get("input-sizes", "224,32").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray(),
+        Nice = Get("input-nice", "10").Split(',').Select(int.Parse).ToArray(), MlNetRoute = Get("input-mlnet", "false") == "true",
+        Workers = GetInt("input-workers", Environment.ProcessorCount), Batch = GetInt("input-batch", 64),
+        Rounds = GetInt("input-rounds", 3), Preset = Get("input-preset", "tiny32"), EndToEnd = Get("input-e2e", "true") == "true",
+        Device = device,
+    }, Console.Out, log);
 }
 
 int exitCode = 0;

@@ -1,5 +1,6 @@
-// Child process for the kill-and-resume integration test:
-//   Mae.MLNet.TrainHost <checkpointDir> <epochs> <images> <lossesOut> [resume] [delayMs]
+// Child process for the kill-and-resume integration tests:
+//   Mae.MLNet.TrainHost <checkpointDir> <epochs> <images> <lossesOut> [resume] [delayMs] [imageFolder workers]
+// With an image folder the images come from its files (MaeImageFileSource, 16-px crops) instead of memory.
 // Trains the tiny MAE with a checkpoint after every epoch, prints "STEP <epoch> <step>" after each batch
 // (flushed, so the parent can kill it at a known point), and writes every step's loss as exact float bits.
 using Mae.MLNet.Training;
@@ -19,7 +20,11 @@ int delayMs = args.Length > 5 ? int.Parse(args[5], System.Globalization.CultureI
 
 var options = TinyRun.Options(epochs, dir);
 options.Resume = resume;
-using var source = MaeImageSource.FromArrays(TinyRun.Images(images), 3, 16, 16);
+string? folder = args.Length > 6 ? args[6] : null;
+int workers = args.Length > 7 ? int.Parse(args[7], System.Globalization.CultureInfo.InvariantCulture) : 1;
+using var arrays = folder is null ? MaeImageSource.FromArrays(TinyRun.Images(images), 3, 16, 16) : null;
+IMaeImageSource source = folder is null ? arrays!
+    : Mae.MLNet.Input.MaeImageFileSource.FromFolder(folder, new Mae.MLNet.Input.MaeImageInputOptions { Augmentation = { OutputSize = 16 }, Workers = workers });
 using var model = MaePretrainer.CreateModel(TinyRun.Config, options);
 var progress = new SyncProgress(p =>
 {

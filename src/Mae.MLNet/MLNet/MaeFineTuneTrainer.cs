@@ -1,4 +1,5 @@
 using Mae.MLNet.FineTuning;
+using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
@@ -23,8 +24,14 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     {
         /// <summary>Key-typed label (e.g. from <c>MapValueToKey</c>), at least 2 key values. Rows whose key is missing (0) are skipped.</summary>
         public string LabelColumnName { get; set; } = "Label";
-        /// <summary>CHW Single vector of C·H·W values (<c>ExtractPixels(…, interleavePixelColors: false)</c>) or MLImage.</summary>
+        /// <summary>CHW Single vector of C·H·W values (<c>ExtractPixels(…, interleavePixelColors: false)</c>), MLImage,
+        /// image file paths (text) or encoded image bytes (<c>LoadRawImageBytes</c>). Paths and bytes are decoded by
+        /// parallel workers: training crops at random on the original image, validation and scoring resize and
+        /// centre-crop (the reference's evaluation transform).</summary>
         public string InputColumnName { get; set; } = "Pixels";
+        /// <summary>Workers, prefetch, bad-file policy and limits for path/bytes columns (its Augmentation is replaced
+        /// by the recipe's). Null: the defaults.</summary>
+        public MaeImageInputOptions? ImageInput { get; set; }
         public string ScoreColumnName { get; set; } = "Score";
         public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
         /// <summary>A classifier to fine-tune in place (its class count must equal the label's key count).</summary>
@@ -107,12 +114,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         var config = model.Config;
         var image = ImageColumn.Bind(input.Schema, o.InputColumnName, config);
         var normalization = (o.Normalization ?? PixelNormalization.Default(config.InChannels)).Validate(config.InChannels);
-        float scale = image.IsImage ? 1f : normalization.Scale;
-
-        using var train = Read(input, image, labelColumn, scale, config, "training data");
-        using var validation = o.ValidationData is null ? null
-            : Read(o.ValidationData, ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, config),
-                   o.ValidationData.Schema[o.LabelColumnName], scale, config, "validation data");
+        float scale = image.ReadsUnitPixels ? 1f : normalization.Scale;
 
         var training = o.Training.Clone();
         var aug = training.ResolveAugmentation(config);
@@ -123,7 +125,18 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
             Mean = normalization.Mean.ToArray(), Std = normalization.Std.ToArray(), Normalize = true,
             ClampToUnitRange = aug.ClampToUnitRange, Resampler = aug.Resampler,
         };
-        var result = new MaeFineTuner(training).Train(model, train, validation, o.Progress);
+        var inputOptions = (o.ImageInput ?? new MaeImageInputOptions()).With(training.Augmentation);
+        var train = Read(input, image, labelColumn, scale, config, "training data", inputOptions);
+        var validation = o.ValidationData is null ? null
+            : Read(o.ValidationData, ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, config),
+                   o.ValidationData.Schema[o.LabelColumnName], scale, config, "validation data", inputOptions);
+        MaeFineTuneResult result;
+        try { result = new MaeFineTuner(training).Train(model, train, validation, o.Progress); }
+        finally
+        {
+            (train as IDisposable)?.Dispose();
+            (validation as IDisposable)?.Dispose();
+        }
 
         return new MaeClassifierTransformer(model, normalization with { Scale = scale }, o.InputColumnName, o.LabelColumnName,
             o.ScoreColumnName, o.PredictedLabelColumnName, labelType, input.Schema[o.LabelColumnName].Annotations, o.InferenceBatchSize,
@@ -152,9 +165,31 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         return (column, key);
     }
 
-    /// <summary>Reads the labelled images into memory (rows with a missing label are skipped).</summary>
-    static MaeLabeledImageSource Read(IDataView data, ImageColumn image, DataViewSchema.Column label, float scale, MaeConfig config, string what)
+    /// <summary>Reads the labelled images into memory (rows with a missing label are skipped); paths and encoded
+    /// bytes become a file source that decodes them in parallel, epoch by epoch.</summary>
+    static IMaeLabeledImageSource Read(IDataView data, ImageColumn image, DataViewSchema.Column label, float scale, MaeConfig config, string what,
+        MaeImageInputOptions inputOptions)
     {
+        if (image.IsEncoded)
+        {
+            var keys = new List<long>();
+            var (paths, bytes, names) = image.ReadEncoded(data, new[] { label }, cursor =>
+            {
+                var getLabel = KeyReader(cursor, label);
+                return () =>
+                {
+                    ulong key = getLabel();
+                    if (key == 0) return false;
+                    keys.Add((long)key - 1);
+                    return true;
+                };
+            });
+            if (keys.Count == 0) throw new ArgumentException($"The {what} has no rows with a label; MaeFineTune needs labelled images.");
+            var options = inputOptions.Validate();
+            return paths is not null ? MaeLabeledImageFileSource.FromPaths(paths, keys, options)
+                : MaeLabeledImageFileSource.FromEncoded(bytes!, keys, names, options);
+        }
+
         var pixels = new List<float[]>();
         var labels = new List<long>();
         using (var cursor = data.GetRowCursor(new[] { image.Column, label }))

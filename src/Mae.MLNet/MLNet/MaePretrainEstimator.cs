@@ -1,3 +1,4 @@
+using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Training;
 using Mae.MLNet.Training.Augmentation;
@@ -11,8 +12,14 @@ namespace Mae.MLNet;
 public sealed class MaePretrainEstimatorOptions
 {
     public string OutputColumnName { get; set; } = "Features";
-    /// <summary>CHW Single vector in [0, 1] (<c>ExtractPixels(…, interleavePixelColors: false, scaleImage: 1f / 255)</c>) or MLImage.</summary>
+    /// <summary>CHW Single vector in [0, 1] (<c>ExtractPixels(…, interleavePixelColors: false, scaleImage: 1f / 255)</c>),
+    /// MLImage, image file paths (text) or encoded image bytes (<c>LoadRawImageBytes</c>). Paths and bytes are decoded
+    /// by parallel workers and cropped at random on the original image (<see cref="ImageInput"/>); the featurizer then
+    /// reads them through the reference's evaluation transform (resize + centre crop).</summary>
     public string InputColumnName { get; set; } = "Pixels";
+    /// <summary>Workers, prefetch, bad-file policy and limits for path/bytes columns (its Augmentation is replaced by
+    /// <see cref="Augmentation"/>). Null: the defaults.</summary>
+    public MaeImageInputOptions? ImageInput { get; set; }
     /// <summary>The MAE to train; its image size and channels must match the column.</summary>
     public MaeConfig Model { get; set; } = MaeConfig.Tiny32;
     /// <summary>The recipe (defaults from main_pretrain.py).</summary>
@@ -69,10 +76,25 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
         if (count == 0) throw new ArgumentException("The data view has no rows; MaePretrain needs images to learn from.", nameof(input));
 
         var shape = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
-        float scale = column.IsImage ? 1f : Options.PixelScale;
-        var source = new MaeStreamingImageSource(() => ReadImages(input, column, scale), shape, count, Options.ShuffleBufferSize);
+        float scale = column.ReadsUnitPixels ? 1f : Options.PixelScale;
         var training = Options.Training.Clone();
-        training.Transform ??= new MaePretrainAugmentation(Augmentation);
+        IMaeImageSource source;
+        if (column.IsEncoded)
+        {
+            // Files or bytes: decoded in parallel, cropped on the original image by the source itself.
+            if (training.Transform is not null)
+                throw new ArgumentException(
+                    $"Column '{column.Column.Name}' holds encoded images, which the image source crops, flips and normalises itself (Augmentation); leave Training.Transform null.", nameof(input));
+            var inputOptions = (Options.ImageInput ?? new MaeImageInputOptions()).With(Augmentation).Validate();
+            var (paths, bytes, names) = column.ReadEncoded(input, Array.Empty<DataViewSchema.Column>());
+            if (names.Count == 0) throw new ArgumentException("The data view has no rows; MaePretrain needs images to learn from.", nameof(input));
+            source = paths is not null ? MaeImageFileSource.FromPaths(paths, inputOptions) : MaeImageFileSource.FromEncoded(bytes!, names, inputOptions);
+        }
+        else
+        {
+            source = new MaeStreamingImageSource(() => ReadImages(input, column, scale), shape, count, Options.ShuffleBufferSize);
+            training.Transform ??= new MaePretrainAugmentation(Augmentation);
+        }
         var model = MaePretrainer.CreateModel(config, training);
         var result = new MaePretrainer(training).Train(model, source, Options.Progress);
 

@@ -44,6 +44,10 @@ internal static class OnnxPersistence
         Model.MaeConfig config, Action<string, float, Stream> export, float vectorScale)
     {
         var image = ImageColumn.Bind(inputSchema, inputColumnName, config);
+        if (image.IsEncoded)
+            throw new NotSupportedException(
+                $"Saving a model that reads image {(image.Kind == ImageColumnKind.Path ? "paths" : "bytes")} from column '{inputColumnName}' is not supported: the saved form is ML.NET's " +
+                "OnnxTransformer over pixels. Save a pipeline that reads a pixel column (LoadImages → ResizeImages → ExtractPixels) instead, or keep the trained model with its own Save.");
         var ml = new MLContext();
         string pixelColumn = image.IsImage ? $"{inputColumnName}__mae_pixels" : inputColumnName;
         if (pixelColumn == outputColumnName)

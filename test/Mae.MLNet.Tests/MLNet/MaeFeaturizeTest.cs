@@ -130,7 +130,7 @@ public class MaeFeaturizeTest
     public sealed class FeaturesOnly { public float[] Features { get; set; } = Array.Empty<float>(); }
 
     public sealed class WrongSize { [VectorType(10)] public float[] Pixels { get; set; } = new float[10]; }
-    public sealed class TextColumn { public string Pixels { get; set; } = "x"; }
+    public sealed class BoolColumn { public bool Pixels { get; set; } = true; }
 
     [TestMethod]
     public void BadInputsNameTheColumnAndWhatWasExpected()
@@ -146,8 +146,9 @@ public class MaeFeaturizeTest
         StringAssert.Contains(e.Message, "size 10");
         StringAssert.Contains(e.Message, "size 768");
 
-        e = Assert.Throws<ArgumentException>(() => ml.Transforms.MaeFeaturize("F", "Pixels", encoder).Fit(ml.Data.LoadFromEnumerable(new[] { new TextColumn() })));
-        StringAssert.Contains(e.Message, "has type String");
+        // (A text column is a column of image paths now; a Boolean one fits nothing.)
+        e = Assert.Throws<ArgumentException>(() => ml.Transforms.MaeFeaturize("F", "Pixels", encoder).Fit(ml.Data.LoadFromEnumerable(new[] { new BoolColumn() })));
+        StringAssert.Contains(e.Message, "has type Boolean");
 
         e = Assert.Throws<ArgumentException>(() => ml.Transforms.MaeFeaturize("F", "Pixels", encoder).Fit(ml.Data.LoadFromEnumerable(new List<Row>())));
         StringAssert.Contains(e.Message, "no rows");

@@ -130,36 +130,25 @@ public sealed class MaePretrainAugmentation : IBatchTransform
         ArgumentNullException.ThrowIfNull(crops);
         if (inSize < 1 || outSize < 1) throw new ArgumentOutOfRangeException(nameof(inSize), $"Sizes must be ≥ 1; got in {inSize}, out {outSize}.");
         var w = new float[(long)crops.Count * outSize * inSize];
-        var taps = new double[inSize];
         for (int n = 0; n < crops.Count; n++)
         {
             var (start, length) = crops[n];
             if (length < 1 || start < 0 || start + length > inSize)
                 throw new ArgumentException($"Crop {n} [{start}, {start + length}) does not lie inside [0, {inSize}).", nameof(crops));
-            double scale = (double)length / outSize;
-            double filterScale = Math.Max(scale, 1.0);
-            double support = 2.0 * filterScale;
+            // The taps of the crop as an image of its own (torchvision crops, then resizes): Pillow's precompute_coeffs.
+            var axis = Input.PilAxis.Compute(0, length, length, outSize);
             bool rev = reverse is not null && reverse[n];
             long baseOffset = (long)n * outSize * inSize;
             for (int k = 0; k < outSize; k++)
             {
-                double center = (k + 0.5) * scale;
-                int xmin = Math.Max((int)(center - support + 0.5), 0);
-                int xmax = Math.Min((int)(center + support + 0.5), length);
-                double sum = 0;
-                for (int p = xmin; p < xmax; p++)
-                {
-                    taps[p - xmin] = Bicubic((p - center + 0.5) / filterScale);
-                    sum += taps[p - xmin];
-                }
-                if (sum == 0) sum = 1;
                 int row = rev ? outSize - 1 - k : k;
-                for (int p = xmin; p < xmax; p++)
+                for (int t = 0; t < axis.Count[k]; t++)
                 {
+                    int p = axis.First[k] + t;
                     long idx = transpose
                         ? baseOffset + (long)(start + p) * outSize + row
                         : baseOffset + (long)row * inSize + start + p;
-                    w[idx] = (float)(taps[p - xmin] / sum);
+                    w[idx] = (float)axis.Weights[k * axis.KSize + t];
                 }
             }
         }
@@ -167,14 +156,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
     }
 
     /// <summary>PIL's bicubic kernel, a = −0.5, support 2.</summary>
-    public static double Bicubic(double x)
-    {
-        const double a = PilBicubicA;
-        x = Math.Abs(x);
-        if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-        if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-        return 0.0;
-    }
+    public static double Bicubic(double x) => Input.PilAxis.Bicubic(x);
 
     /// <summary>torchvision's tensor path: crop, <c>interpolate(bicubic, antialias)</c>, flip — one call per sample.</summary>
     private static Tensor PerSampleInterpolate(Tensor x, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips, int size)

@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML;
+using Mae.MLNet.Input;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Benchmarks;
+
+public sealed record InputBenchOptions
+{
+    public required string Folder { get; init; }
+    public string Python { get; init; } = "/usr/bin/python3";
+    public string ScriptDir { get; init; } = Path.Combine("samples", "Benchmarks", "input");
+    public int[] Sizes { get; init; } = { 224, 32 };
+    public int Workers { get; init; } = Environment.ProcessorCount;
+    public int Batch { get; init; } = 64;
+    public int Rounds { get; init; } = 3;
+    public string Preset { get; init; } = "tiny32";
+    public bool EndToEnd { get; init; } = true;
+    public Device Device { get; init; } = CPU;
+    /// <summary>Nice values of the decode workers; end to end is measured for each, alternating (the first one also
+    /// for the loader tables).</summary>
+    public int[] Nice { get; init; } = { 10 };
+    /// <summary>Also time the README's earlier ML.NET route end to end: LoadImages → ResizeImages → ExtractPixels →
+    /// MaePretrain (decoded on the training thread, cropped on the resized image).</summary>
+    public bool MlNetRoute { get; init; }
+}
+
+/// <summary>
+/// `--bench input`: (a) the loader alone — this library's <see cref="MaeImageFileSource"/> (with and without the scaled
+/// JPEG decode) beside the official pre-training pipeline in torchvision (ImageFolder + RandomResizedCrop(bicubic) +
+/// flip + ToTensor + Normalize in a DataLoader) on the same folder, the same worker count and batch, one epoch each,
+/// alternating, several rounds; (b) pre-training end to end from the folder beside the step alone (same model, same
+/// batch, images already in memory), alternating. img/s of an epoch: images / wall time, worker start included.
+/// </summary>
+public static class InputBenchmark
+{
+    public static void Run(InputBenchOptions o, TextWriter output, TextWriter log)
+    {
+        EnsureFolder(o, log);
+        int files = MaeImageFolder.ListImages(o.Folder).Count;
+        output.WriteLine($"## Input pipeline: {files} JPEGs in {o.Folder}, {o.Workers} workers, batch {o.Batch}, one epoch per measurement, {o.Rounds} rounds alternating");
+        output.WriteLine();
+        output.WriteLine("Loader alone. img/s = images / wall time of one epoch; img/CPU-s = images / CPU seconds used (this process; for torchvision its process and its worker processes), the fairer figure on a shared machine. torchvision = the official main_pretrain.py transform in a DataLoader. Ratios = ours ÷ torchvision within each round, median over the rounds.");
+        output.WriteLine();
+        output.WriteLine("| output px | variant | img/s | img/CPU-s | ratio img/s | ratio img/CPU-s |");
+        output.WriteLine("|---:|---|---:|---:|---:|---:|");
+        var loaderRates = new Dictionary<int, double>();
+        foreach (int size in o.Sizes)
+        {
+            var scaled = new List<Rate>();
+            var full = new List<Rate>();
+            var tv = new List<Rate>();
+            Loader(o, size, scaledDecode: true); // warm-up: JIT, page cache
+            for (int r = 0; r < o.Rounds; r++)
+            {
+                scaled.Add(Loader(o, size, scaledDecode: true));
+                full.Add(Loader(o, size, scaledDecode: false));
+                tv.Add(Torchvision(o, size));
+                log.WriteLine($"size {size} round {r}: ours scaled {scaled[^1]}, ours full {full[^1]}, torchvision {tv[^1]}");
+            }
+            loaderRates[size] = Stats.Of(scaled.Select(x => x.Wall).ToArray()).Median;
+            void Row(string name, List<Rate> rates, bool ratio)
+            {
+                double wall = Stats.Of(rates.Select(x => x.Wall).ToArray()).Median, cpu = Stats.Of(rates.Select(x => x.PerCpu).ToArray()).Median;
+                string rw = ratio ? $"{Stats.Of(rates.Zip(tv, (a, b) => a.Wall / b.Wall).ToArray()).Median:F2}×" : "–";
+                string rc = ratio ? $"{Stats.Of(rates.Zip(tv, (a, b) => a.PerCpu / b.PerCpu).ToArray()).Median:F2}×" : "–";
+                output.WriteLine($"| {size} | {name} | {wall:F0} | {cpu:F0} | {rw} | {rc} |");
+            }
+            Row("ours, scaled JPEG decode (default)", scaled, true);
+            Row("ours, full decode (torchvision's pixels)", full, true);
+            Row("torchvision DataLoader", tv, false);
+        }
+        output.WriteLine();
+        if (!o.EndToEnd) return;
+
+        var config = MaeConfig.Preset(o.Preset);
+        int px = config.ImageSize;
+        var step = new List<double>();
+        var e2e = o.Nice.ToDictionary(n => n, _ => new List<double>());
+        var loader = new List<double>();
+        var mlnet = new List<double>();
+        for (int r = 0; r < o.Rounds; r++)
+        {
+            step.Add(Pretrain(o, config, files, null));
+            foreach (int nice in o.Nice) e2e[nice].Add(Pretrain(o, config, files, nice));
+            if (o.MlNetRoute)
+            {
+                mlnet.Add(PretrainMlNetRoute(o, config));
+                log.WriteLine($"end to end round {r}: LoadImages → ResizeImages → ExtractPixels → MaePretrain {mlnet[^1]:F0} img/s");
+            }
+            loader.Add(Loader(o, px, scaledDecode: true).Wall);
+            log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {string.Join(", ", o.Nice.Select(n => $"{e2e[n][^1]:F0} (nice {n})"))}, loader alone {loader[^1]:F0} img/s");
+        }
+        double s = Stats.Of(step).Median, l = Stats.Of(loader).Median;
+        output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, fp32, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}; step alone, end to end per worker nice value and loader alone alternate within each round):");
+        output.WriteLine();
+        output.WriteLine("| decode workers' nice | step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) |");
+        output.WriteLine("|---:|---:|---:|---:|---:|");
+        foreach (int nice in o.Nice)
+        {
+            double e = Stats.Of(e2e[nice]).Median;
+            output.WriteLine($"| {nice} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |");
+        }
+        output.WriteLine();
+        if (o.MlNetRoute)
+        {
+            double m = Stats.Of(mlnet).Median;
+            output.WriteLine($"The earlier ML.NET route on the same folder (LoadImages → ResizeImages({px}) → ExtractPixels → MaePretrain, which crops the resized image): {m:F0} img/s end to end; the folder source: {Stats.Of(e2e[o.Nice[0]]).Median:F0} img/s ({Stats.Of(e2e[o.Nice[0]]).Median / m:F2}×).");
+            output.WriteLine();
+        }
+    }
+
+    static void EnsureFolder(InputBenchOptions o, TextWriter log)
+    {
+        if (Directory.Exists(o.Folder) && Directory.EnumerateFiles(o.Folder, "*.jpg", SearchOption.AllDirectories).Any()) return;
+        log.WriteLine($"making the JPEG folder {o.Folder} (2 000 photo-like images) with {o.ScriptDir}/make_jpeg_folder.py");
+        RunProcess(o.Python, new[] { Path.Combine(o.ScriptDir, "make_jpeg_folder.py"), o.Folder, "2000" });
+    }
+
+    static MaeImageInputOptions InputOptions(InputBenchOptions o, int size, bool scaledDecode, int? nice = null) => new()
+    {
+        Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode, WorkerNice = nice ?? o.Nice[0],
+    };
+
+    /// <summary>Images per wall second and per CPU second.</summary>
+    public readonly record struct Rate(double Wall, double PerCpu)
+    {
+        public override string ToString() => $"{Wall:F0} img/s, {PerCpu:F0} img/CPU-s";
+    }
+
+    /// <summary>One training epoch of the loader alone.</summary>
+    static Rate Loader(InputBenchOptions o, int size, bool scaledDecode)
+    {
+        var source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, size, scaledDecode));
+        using var self = Process.GetCurrentProcess();
+        var cpu0 = self.TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        long n = 0;
+        foreach (var t in source.Batches(new MaeEpochPlan { Seed = 1, Epoch = 0, BatchSize = o.Batch }))
+        {
+            n += t.shape[0];
+            t.Dispose();
+        }
+        double wall = clock.Elapsed.TotalSeconds;
+        self.Refresh();
+        return new Rate(n / wall, n / (self.TotalProcessorTime - cpu0).TotalSeconds);
+    }
+
+    static Rate Torchvision(InputBenchOptions o, int size)
+    {
+        var text = RunProcess(o.Python, new[] { Path.Combine(o.ScriptDir, "torchvision_loader.py"), o.Folder, size.ToString(CultureInfo.InvariantCulture),
+            o.Workers.ToString(CultureInfo.InvariantCulture), o.Batch.ToString(CultureInfo.InvariantCulture), "1" });
+        var parts = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith("epoch")).Split(' ');
+        double n = double.Parse(parts[3], CultureInfo.InvariantCulture);
+        return new Rate(n / double.Parse(parts[5], CultureInfo.InvariantCulture), n / double.Parse(parts[7], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Two epochs of MaePretrainer; the second epoch's img/s (its own clock, the pipeline fill included).</summary>
+    static double Pretrain(InputBenchOptions o, MaeConfig config, int files, int? folderNice)
+    {
+        var options = new MaePretrainOptions
+        {
+            BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue,
+            Device = o.Device.type == DeviceType.CUDA ? MaeDevice.Cuda : MaeDevice.Cpu,
+        };
+        using var model = MaePretrainer.CreateModel(config, options);
+        IMaeImageSource source;
+        MaeTensorImageSource? memory = null;
+        if (folderNice is int nice) source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, config.ImageSize, true, nice));
+        else
+        {
+            using var scope = NewDisposeScope();
+            memory = new MaeTensorImageSource(randn(files, config.InChannels, config.ImageSize, config.ImageSize));
+            source = memory;
+        }
+        double rate = 0;
+        var progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; });
+        new MaePretrainer(options).Train(model, source, progress);
+        memory?.Dispose();
+        return rate;
+    }
+
+    public sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
+    /// <summary>MaePretrain over LoadImages → ResizeImages → ExtractPixels; the second epoch's img/s.</summary>
+    static double PretrainMlNetRoute(InputBenchOptions o, MaeConfig config)
+    {
+        var ml = new Microsoft.ML.MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(MaeImageFolder.ListImages(o.Folder).Select(p => new PathRow { Path = p }));
+        var pixels = ml.Transforms.LoadImages("Image", null, "Path")
+            .Append(ml.Transforms.ResizeImages("Image", config.ImageSize, config.ImageSize))
+            .Append(ml.Transforms.ExtractPixels("Pixels", "Image", interleavePixelColors: false, scaleImage: 1f / 255))
+            .Fit(data).Transform(data);
+        double rate = 0;
+        var featurizer = ml.Transforms.MaePretrain(new MaePretrainEstimatorOptions
+        {
+            InputColumnName = "Pixels", Model = config,
+            Training = new MaePretrainOptions { BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue, Device = MaeDevice.Cpu },
+            Progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; }),
+        }).Fit(pixels);
+        featurizer.Autoencoder?.Dispose();
+        return rate;
+    }
+
+    sealed class Reporter(Action<MaePretrainProgress> report) : IProgress<MaePretrainProgress>
+    {
+        public void Report(MaePretrainProgress value) => report(value);
+    }
+
+    static string RunProcess(string file, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+        var err = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', psi.ArgumentList)} failed ({p.ExitCode}): {err.Result}");
+        return stdout;
+    }
+}

@@ -1,0 +1,177 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Mae.MLNet.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Input;
+
+/// <summary>
+/// One epoch's batches, decoded by worker threads into a ring of <c>PrefetchBatches + 1</c> batch tensors (the bounded
+/// queue). Workers claim positions of the epoch in order and write each image into its row of its batch's tensor;
+/// a worker whose batch is more than the ring ahead of the consumer waits, so memory is bounded by the ring. What an
+/// image becomes depends only on its position and the plan, never on which worker made it or when.
+/// The consumer (the trainer's thread) allocates the tensors — outside any dispose scope — and hands each finished
+/// batch over as an alias created in the caller's scope. Workers never call libtorch.
+/// </summary>
+internal sealed unsafe class BatchPrefetcher : IDisposable
+{
+    sealed class Slot
+    {
+        public long Batch = -1;
+        public int Length, Done;
+        public Tensor? Images;
+        public float* Data;
+        public long[] Labels = Array.Empty<long>();
+        public (long Position, MaeImageFileException Error)? FirstError;
+    }
+
+    readonly ImageBatchReader reader;
+    readonly MaeEpochPlan plan;
+    readonly long[]? order; // epoch position → image index (null: identity)
+    readonly long batches, imageFloats;
+    readonly Slot[] ring;
+    readonly Thread[] threads;
+    readonly object gate = new();
+    readonly bool pinned;
+    long nextPosition;
+    readonly long endPosition;
+    bool stopping;
+    Exception? fatal;
+
+    public BatchPrefetcher(ImageBatchReader reader, MaeEpochPlan plan, long[]? order, long batches)
+    {
+        this.reader = reader;
+        this.plan = plan;
+        this.order = order;
+        this.batches = batches;
+        var shape = reader.Shape;
+        imageFloats = shape.Length;
+        pinned = plan.TargetDevice is { type: DeviceType.CUDA };
+        nextPosition = plan.SkipBatches * plan.BatchSize;
+        endPosition = Math.Min(batches * plan.BatchSize, reader.Images.Count);
+        ring = new Slot[reader.Options.PrefetchBatches + 1];
+        for (int q = 0; q < ring.Length; q++)
+        {
+            ring[q] = new Slot();
+            Prepare(ring[q], plan.SkipBatches + q);
+        }
+        long work = endPosition - nextPosition;
+        threads = new Thread[(int)Math.Max(1, Math.Min(reader.Options.Workers, work))];
+        for (int t = 0; t < threads.Length; t++)
+        {
+            threads[t] = new Thread(Work) { IsBackground = true, Name = $"Mae input worker {t}" };
+            threads[t].Start();
+        }
+    }
+
+    int LengthOf(long batch) => (int)Math.Min(plan.BatchSize, endPosition - batch * plan.BatchSize);
+
+    /// <summary>Gives the slot a fresh tensor for <paramref name="batch"/> (consumer thread only).</summary>
+    void Prepare(Slot slot, long batch)
+    {
+        Tensor? images = null;
+        int length = 0;
+        if (batch < batches)
+        {
+            var s = reader.Shape;
+            length = LengthOf(batch);
+            using (NewDisposeScope())
+            {
+                var t = empty(new long[] { length, s.Channels, s.Height, s.Width }, ScalarType.Float32, CPU);
+                if (pinned) t = t.pin_memory();
+                images = t.DetachFromDisposeScope();
+            }
+        }
+        float* data = images is null ? null : DataPointer(images);
+        lock (gate)
+        {
+            slot.Images = images;
+            slot.Data = data;
+            slot.Length = length;
+            slot.Labels = new long[length];
+            slot.Done = 0;
+            slot.FirstError = null;
+            slot.Batch = images is null ? -1 : batch;
+            Monitor.PulseAll(gate);
+        }
+    }
+
+    static float* DataPointer(Tensor t)
+    {
+        using var first = t.narrow(0, 0, 1); // one image: its byte span stays under 2 GiB whatever the batch
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
+    }
+
+    void Work()
+    {
+        WorkerPriority.Lower(reader.Options.WorkerNice);
+        var sampler = new ImageSampler(reader.Options);
+        try
+        {
+            while (true)
+            {
+                long p = Interlocked.Increment(ref nextPosition) - 1;
+                if (p >= endPosition) return;
+                long b = p / plan.BatchSize;
+                var slot = ring[b % ring.Length];
+                float* data;
+                lock (gate)
+                {
+                    while (!stopping && slot.Batch != b) Monitor.Wait(gate);
+                    if (stopping) return;
+                    data = slot.Data;
+                }
+                int row = (int)(p - b * plan.BatchSize);
+                MaeImageFileException? error = null;
+                long label = 0;
+                try { label = reader.Produce(sampler, plan, order, p, data + row * imageFloats); }
+                catch (MaeImageFileException e) { error = e; }
+                lock (gate)
+                {
+                    slot.Labels[row] = label;
+                    if (error is not null && (slot.FirstError is null || p < slot.FirstError.Value.Position)) slot.FirstError = (p, error);
+                    if (++slot.Done == slot.Length) Monitor.PulseAll(gate);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            lock (gate)
+            {
+                fatal ??= e;
+                Monitor.PulseAll(gate);
+            }
+        }
+    }
+
+    /// <summary>Waits for <paramref name="batch"/> and returns its images [B, C, H, W] (in the caller's dispose scope)
+    /// and labels; the slot then starts on the batch a ring further on.</summary>
+    public (Tensor Images, long[] Labels) Take(long batch)
+    {
+        var slot = ring[batch % ring.Length];
+        lock (gate)
+        {
+            while (fatal is null && (slot.Batch != batch || slot.Done < slot.Length)) Monitor.Wait(gate);
+            if (fatal is not null)
+                throw new InvalidOperationException($"An image decode worker failed: {fatal.Message}", fatal);
+        }
+        if (slot.FirstError is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Error).Throw();
+        var images = slot.Images!.alias(); // registered in the caller's scope; the slot's handle is released
+        var labels = slot.Labels;
+        slot.Images.Dispose();
+        Prepare(slot, batch + ring.Length);
+        return (images, labels);
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            stopping = true;
+            Monitor.PulseAll(gate);
+        }
+        foreach (var t in threads) t.Join();
+        foreach (var s in ring) s.Images?.Dispose();
+    }
+}

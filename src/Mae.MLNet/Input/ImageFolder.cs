@@ -1,0 +1,56 @@
+namespace Mae.MLNet.Input;
+
+/// <summary>Lists image files the way torchvision's <c>ImageFolder</c> does: extensions compared case-insensitively,
+/// names sorted ordinally, classes = the sorted sub-folder names.</summary>
+public static class MaeImageFolder
+{
+    /// <summary>The extensions taken (those SkiaSharp decodes).</summary>
+    public static readonly IReadOnlyList<string> Extensions = new[] { ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp" };
+
+    static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase);
+
+    static void CheckFolder(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (!Directory.Exists(folder))
+            throw new MaeImageFileException(folder, "the folder does not exist; expected a folder of image files.");
+    }
+
+    static List<string> FilesUnder(string folder)
+        => Directory.EnumerateFiles(folder, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = false, AttributesToSkip = FileAttributes.Hidden })
+            .Where(IsImage)
+            .OrderBy(p => Path.GetDirectoryName(p), StringComparer.Ordinal).ThenBy(p => Path.GetFileName(p), StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>Every image file under <paramref name="folder"/> (sub-folders included), sorted: the pre-training set.</summary>
+    public static IReadOnlyList<string> ListImages(string folder)
+    {
+        CheckFolder(folder);
+        var files = FilesUnder(folder);
+        if (files.Count == 0)
+            throw new MaeImageFileException(folder, $"the folder holds no image files (looked for {string.Join(", ", Extensions)}, sub-folders included).");
+        return files;
+    }
+
+    /// <summary>One sub-folder per class: the sorted sub-folder names are the classes 0 … K − 1; each one's images
+    /// (its own sub-folders included) carry its index.</summary>
+    public static (IReadOnlyList<string> Paths, long[] Labels, IReadOnlyList<string> Classes) ListClasses(string folder)
+    {
+        CheckFolder(folder);
+        var classes = Directory.GetDirectories(folder).Select(Path.GetFileName).OfType<string>()
+            .Where(n => !n.StartsWith('.')).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        if (classes.Count == 0)
+            throw new MaeImageFileException(folder, "the folder has no sub-folders; expected one sub-folder of images per class (torchvision's ImageFolder layout).");
+        var paths = new List<string>();
+        var labels = new List<long>();
+        for (int c = 0; c < classes.Count; c++)
+        {
+            var files = FilesUnder(Path.Combine(folder, classes[c]));
+            if (files.Count == 0)
+                throw new MaeImageFileException(Path.Combine(folder, classes[c]), $"the class folder '{classes[c]}' holds no image files ({string.Join(", ", Extensions)}).");
+            paths.AddRange(files);
+            labels.AddRange(Enumerable.Repeat((long)c, files.Count));
+        }
+        return (paths, labels.ToArray(), classes);
+    }
+}

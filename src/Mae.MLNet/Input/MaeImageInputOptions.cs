@@ -1,0 +1,80 @@
+using Mae.MLNet.Training.Augmentation;
+
+namespace Mae.MLNet.Input;
+
+/// <summary>
+/// How image files become model input: the augmentation (crop scale/ratio, flip, mean/std, output size, channels —
+/// owned by <see cref="MaeAugmentationOptions"/>), the number of decode workers, the prefetch depth and what to do
+/// with bad files. Defaults follow the reference and PIL's limits.
+/// </summary>
+public sealed class MaeImageInputOptions
+{
+    /// <summary>PIL's <c>Image.MAX_IMAGE_PIXELS</c>: the default pixel limit of one image (≈ 9 459²).</summary>
+    public const long PilMaxImagePixels = 89_478_485;
+
+    /// <summary>Output size, RandomResizedCrop scale/ratio, flip probability, channels, mean/std. The
+    /// <see cref="MaeAugmentationOptions.Resampler"/> setting does not apply here: files are always resampled with
+    /// PIL's bicubic filter on the CPU, as torchvision's PIL path does.</summary>
+    public MaeAugmentationOptions Augmentation { get; set; } = new();
+    /// <summary>Decode workers (threads). Default: the machine's logical cores.</summary>
+    public int Workers { get; set; } = Environment.ProcessorCount;
+    /// <summary>Batches decoded ahead of the one the trainer is using (the bounded queue). Memory is bounded by
+    /// (PrefetchBatches + 1) batches plus one decoded image per worker. Default 2.</summary>
+    public int PrefetchBatches { get; set; } = 2;
+    /// <summary>False (default): a bad file stops the epoch with a <see cref="MaeImageFileException"/> naming it, at
+    /// the batch that reads it. True: it is replaced by the next readable image of the epoch's order (deterministically),
+    /// and listed in the source's <c>SkippedFiles</c>.</summary>
+    public bool SkipBadFiles { get; set; }
+    /// <summary>Largest width × height accepted, checked from the header before any pixel is decoded (bounds memory).
+    /// Default <see cref="PilMaxImagePixels"/>.</summary>
+    public long MaxPixels { get; set; } = PilMaxImagePixels;
+    /// <summary>Largest file accepted, in bytes. Default 256 MiB.</summary>
+    public long MaxFileBytes { get; set; } = 256L << 20;
+    /// <summary>Decode JPEGs at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when the crop stays at least the output
+    /// size: much faster for large photos and small outputs; the pixels then differ slightly from a full decode
+    /// followed by the resize. Default true; false reproduces torchvision's PIL pipeline exactly (up to the decoder).</summary>
+    public bool ScaledJpegDecode { get; set; } = true;
+    /// <summary>Apply the EXIF orientation tag (a photo taken sideways comes out upright). Default true.
+    /// (torchvision's <c>ImageFolder</c> ignores the tag.)</summary>
+    public bool ApplyExifOrientation { get; set; } = true;
+
+    /// <summary>A copy with another augmentation (the ML.NET estimators pass theirs).</summary>
+    public MaeImageInputOptions With(MaeAugmentationOptions augmentation) => new()
+    {
+        Augmentation = augmentation, Workers = Workers, PrefetchBatches = PrefetchBatches, SkipBadFiles = SkipBadFiles,
+        MaxPixels = MaxPixels, MaxFileBytes = MaxFileBytes, ScaledJpegDecode = ScaledJpegDecode, ApplyExifOrientation = ApplyExifOrientation,
+        WorkerNice = WorkerNice,
+    };
+
+    /// <summary>Linux nice value of the decode workers (0 = the process's priority, up to 19). Default 10: the workers
+    /// still use every idle core, but give way at once to libtorch's OpenMP threads, whose parallel regions otherwise
+    /// wait for a worker's whole time slice when cores are scarce (see docs/benchmarks.md, input pipeline).</summary>
+    public int WorkerNice { get; set; } = 10;
+
+    /// <summary>Checks every option; returns this instance.</summary>
+    public MaeImageInputOptions Validate()
+    {
+        if (Augmentation is null) throw new ArgumentNullException(nameof(Augmentation), "Augmentation must be set.");
+        Augmentation.Validate();
+        if (Augmentation.Channels is not (1 or 3))
+            throw new ArgumentOutOfRangeException(nameof(Augmentation), Augmentation.Channels,
+                $"Image files decode to 1 (grey) or 3 (RGB) channels; Augmentation.Channels is {Augmentation.Channels}.");
+        if (WorkerNice is < 0 or > 19) throw new ArgumentOutOfRangeException(nameof(WorkerNice), WorkerNice, $"WorkerNice must be in [0, 19]; got {WorkerNice}.");
+        if (Workers < 1) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers must be ≥ 1; got {Workers}.");
+        if (PrefetchBatches < 1)
+            throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, $"PrefetchBatches must be ≥ 1; got {PrefetchBatches}.");
+        if (MaxPixels < 1) throw new ArgumentOutOfRangeException(nameof(MaxPixels), MaxPixels, $"MaxPixels must be ≥ 1; got {MaxPixels}.");
+        if (MaxFileBytes < 1 || MaxFileBytes > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(MaxFileBytes), MaxFileBytes, $"MaxFileBytes must be in [1, {int.MaxValue}]; got {MaxFileBytes}.");
+        return this;
+    }
+
+    /// <summary>The side the evaluation transform resizes the shorter image side to before the centre crop, as the
+    /// reference's <c>build_transform(is_train=False)</c>: crop_pct = 224/256 for outputs ≤ 224 px, else 1;
+    /// size = int(output / crop_pct).</summary>
+    public static int EvalResizeSize(int outputSize)
+    {
+        double cropPct = outputSize <= 224 ? 224.0 / 256.0 : 1.0;
+        return (int)(outputSize / cropPct);
+    }
+}
