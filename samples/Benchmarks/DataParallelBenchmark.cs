@@ -10,33 +10,33 @@ namespace Mae.MLNet.Benchmarks;
 
 /// <summary>
 /// Data-parallel pre-training, N MPI ranks against one process on the same machine: each round starts this program
-/// once as a single process (with all the threads) and once as <c>mpirun -np N</c> (threads split between ranks),
-/// alternating, and reads back the second epoch's images/s and the all-reduce time per step. Same global batch,
+/// once per configured run — a single process, or <c>mpirun -np N</c> — with the given threads per rank, in
+/// alternating order, and reads back the second epoch's images/s and the all-reduce time per step. Same global batch,
 /// same steps; the all-reduce time is what a rank spends inside MPI_Allreduce, waiting for a slower rank included.
 /// </summary>
 public static class DataParallelBenchmark
 {
-    public sealed record Options(string Preset, int Batch, int Steps, int Ranks, int Threads, int Rounds, string Precision);
+    /// <param name="Runs">(ranks, threads per rank) of each run, e.g. (1, 2), (2, 1), (1, 1).</param>
+    public sealed record Options(string Preset, int Batch, int Steps, IReadOnlyList<(int Ranks, int Threads)> Runs, int Rounds, string Precision);
     public sealed record Sample(string Run, double ImagesPerSecond, double AllReduceMsPerStep, double Loss, double AllReduceAloneMs);
 
     public static List<Sample> Run(Options o, TextWriter log)
     {
         var samples = new List<Sample>();
         for (int round = 0; round < o.Rounds; round++)
-            foreach (int ranks in round % 2 == 0 ? new[] { 1, o.Ranks } : new[] { o.Ranks, 1 })
+            foreach (var (ranks, threads) in round % 2 == 0 ? o.Runs : o.Runs.Reverse())
             {
-                var s = Child(o, ranks);
+                var s = Child(o, ranks, threads);
                 log.WriteLine($"round {round}: {s.Run} {s.ImagesPerSecond:F1} img/s, all-reduce {s.AllReduceMsPerStep:F2} ms/step");
                 samples.Add(s);
             }
         return samples;
     }
 
-    static Sample Child(Options o, int ranks)
+    static Sample Child(Options o, int ranks, int threads)
     {
         string self = Environment.ProcessPath!;
         bool viaDotnet = Path.GetFileNameWithoutExtension(self) == "dotnet";
-        int threads = Math.Max(1, o.Threads / ranks);
         var psi = new ProcessStartInfo(ranks == 1 ? self : "mpirun") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (ranks > 1)
         {
@@ -55,7 +55,7 @@ public static class DataParallelBenchmark
         var line = lines.FirstOrDefault(l => l.StartsWith("DP ", StringComparison.Ordinal))
             ?? throw new InvalidOperationException($"the {ranks}-rank child printed no result (exit {p.ExitCode}):\n{string.Join('\n', lines)}\n{err.Result}");
         var f = line.Split(' ');
-        return new Sample(ranks == 1 ? $"1 process × {threads} threads" : $"{ranks} ranks × {threads} thread{(threads > 1 ? "s" : "")}",
+        return new Sample(ranks == 1 ? $"1 process × {threads} thread{(threads > 1 ? "s" : "")}" : $"{ranks} ranks × {threads} thread{(threads > 1 ? "s" : "")}",
             double.Parse(f[1], CultureInfo.InvariantCulture), double.Parse(f[2], CultureInfo.InvariantCulture), double.Parse(f[3], CultureInfo.InvariantCulture), double.Parse(f[4], CultureInfo.InvariantCulture));
     }
 

@@ -1,6 +1,10 @@
 using System.Globalization;
 using Mae.MLNet.Distributed;
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.TrainHost;
@@ -9,9 +13,9 @@ namespace Mae.MLNet.TrainHost;
 /// The data-parallel child program of the distributed tests and of the benchmark's ranks-vs-one run:
 /// <code>
 /// [mpirun -np N] Mae.MLNet.TrainHost dp out=PATH [dir=CHECKPOINTS] [epochs=2] [images=40] [batch=4] [accum=1]
-///     [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K] [model=tiny|small] [threads=1]
+///     [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K] [model=tiny|small] [threads=1] [task=pretrain|finetune]
 /// </code>
-/// Pre-trains an MAE with <see cref="MaePretrainOptions.Collective"/> from the environment (world size 1 without
+/// Pre-trains an MAE (or fine-tunes a classifier from scratch on labels i mod 4, with no random augmentation) with <see cref="MaePretrainOptions.Collective"/> from the environment (world size 1 without
 /// mpirun), <c>batch</c> being the global batch. Rank 0 writes PATH (every step's loss as float bits) and PATH.names
 /// (parameter names and sizes); every rank writes PATH.weights.RANK (the trained parameters as float32) and prints
 /// "RANK r/N … steps=… allreduce_ms=… elapsed_ms=…". <c>fault</c> makes rank R die abruptly (SIGKILL: no
@@ -44,21 +48,47 @@ public static class DataParallelRun
         options.Collective = collective;
         options.LogEvery = 5;
         var config = small ? TinyRun.Config with { ImageSize = 32, EmbedDim = 192, Depth = 4, NumHeads = 3, DecoderEmbedDim = 96, DecoderDepth = 2, DecoderNumHeads = 3 } : TinyRun.Config;
-        var data = MaeImageSource.FromArrays(TinyRun.Images(images, config.ImageSize), 3, config.ImageSize, config.ImageSize);
-        using var source = new FaultySource(data, collective.Rank, a.TryGetValue("fault", out var f) ? f : null);
-        using var model = MaePretrainer.CreateModel(config, options);
-        var result = new MaePretrainer(options).Train(model, source);
+        var pixels = TinyRun.Images(images, config.ImageSize);
+        torch.nn.Module model;
+        IReadOnlyList<float> losses;
+        long steps;
+        TimeSpan allReduce, elapsed;
+        string? resumedFrom;
+        if (Get("task", "pretrain") == "finetune")
+        {
+            // Fine-tuning without random augmentation, mixup or drop path, so the ranks can be compared with one process.
+            var ft = new MaeFineTuneOptions
+            {
+                BatchSize = options.BatchSize, AccumIter = options.AccumIter, Epochs = epochs, WarmupEpochs = 1, LearningRate = 1e-3, Seed = 7,
+                Device = MaeDevice.Cpu, Threads = options.Threads, Precision = options.Precision, CheckpointDir = dir, Resume = options.Resume,
+                Collective = collective, LogEvery = 5, DropPath = 0,
+                Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, RandomResizedCrop = false, HorizontalFlipProbability = 0 },
+            };
+            using var labeled = MaeLabeledImageSource.FromArrays(pixels, Enumerable.Range(0, images).Select(i => (long)(i % 4)), new MaeImageShape(3, config.ImageSize, config.ImageSize));
+            var classifier = MaeFineTuner.FromScratch(config, 4, seed: 7);
+            var r = new MaeFineTuner(ft).Train(classifier, labeled);
+            (model, losses, steps, allReduce, elapsed, resumedFrom) = (classifier, r.StepLosses, r.GlobalSteps, r.AllReduceTime, r.Elapsed, r.ResumedFrom);
+        }
+        else
+        {
+            var data = MaeImageSource.FromArrays(pixels, 3, config.ImageSize, config.ImageSize);
+            using var source = new FaultySource(data, collective.Rank, a.TryGetValue("fault", out var f) ? f : null);
+            var mae = MaePretrainer.CreateModel(config, options);
+            var r = new MaePretrainer(options).Train(mae, source);
+            (model, losses, steps, allReduce, elapsed, resumedFrom) = (mae, r.StepLosses, r.GlobalSteps, r.AllReduceTime, r.Elapsed, r.ResumedFrom);
+        }
 
         var parameters = model.named_parameters().ToList();
         if (collective.Rank == 0)
         {
-            File.WriteAllText(output, TinyRun.FormatLosses(result.StepLosses));
+            File.WriteAllText(output, TinyRun.FormatLosses(losses));
             File.WriteAllLines($"{output}.names", parameters.Select(p => string.Create(inv, $"{p.name} {p.parameter.numel()}")));
         }
         using (var all = cat(parameters.Select(p => p.parameter.detach().cpu().to(float32).flatten()).ToList()))
             File.WriteAllBytes($"{output}.weights.{collective.Rank}", all.bytes.ToArray());
-        Console.Out.WriteLine(string.Create(inv, $"RANK {collective.Rank}/{collective.WorldSize} {collective.Name} steps={result.GlobalSteps} " +
-            $"allreduce_ms={result.AllReduceTime.TotalMilliseconds:0.0} elapsed_ms={result.Elapsed.TotalMilliseconds:0.0} resumed-from={result.ResumedFrom ?? "-"}"));
+        Console.Out.WriteLine(string.Create(inv, $"RANK {collective.Rank}/{collective.WorldSize} {collective.Name} steps={steps} " +
+            $"allreduce_ms={allReduce.TotalMilliseconds:0.0} elapsed_ms={elapsed.TotalMilliseconds:0.0} resumed-from={resumedFrom ?? "-"}"));
+        model.Dispose();
         return 0;
     }
 

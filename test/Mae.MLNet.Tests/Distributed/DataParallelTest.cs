@@ -73,6 +73,29 @@ public class DataParallelTest
         AssertWeightsClose(acc, two, Tolerance, skipKeyBias: false);
     }
 
+    /// <summary>Fine-tuning (no random augmentation, mixup or drop path, which draw per rank): 2 ranks equal one
+    /// process accumulating their batches, as in pre-training; layer-decay groups and label smoothing included.</summary>
+    [TestMethod]
+    public void FineTuningOnTwoRanksEqualsOneProcessAccumulatingTheirBatches()
+    {
+        using var dir = new TempDir();
+        string acc = dir.File("acc"), two = dir.File("two");
+        MpiJob.RunOk(0, Args(acc, "fp32", "task=finetune", "batch=2", "accum=2"));
+        var job = MpiJob.RunOk(2, Args(two, "fp32", "task=finetune", "batch=4"));
+        StringAssert.Contains(job.Stdout, "RANK 1/2 MPI steps=20");
+        var micro = MpiJob.Losses(acc);
+        var ranks = MpiJob.Losses(two);
+        Assert.AreEqual(40, micro.Length);
+        Assert.AreEqual(20, ranks.Length);
+        for (int k = 0; k < 20; k++)
+        {
+            double mean = (micro[2 * k] + (double)micro[2 * k + 1]) / 2;
+            Assert.AreEqual(mean, ranks[k], Tolerance * Math.Abs(mean), $"loss of step {k}");
+        }
+        CollectionAssert.AreEqual(MpiJob.Weights(two, 0), MpiJob.Weights(two, 1), "rank 1's weights differ from rank 0's");
+        AssertWeightsClose(acc, two, Tolerance, skipKeyBias: false);
+    }
+
     /// <summary>A checkpoint written by 2 ranks resumes in 1 process and the reverse; the history, global step,
     /// schedule and data order continue, so both end where an uninterrupted 1-process run ends.</summary>
     [TestMethod]
