@@ -238,10 +238,13 @@ public class PretrainerTest
     }
 
     [TestMethod]
-    public void LiveTensorCountStaysFlatOver240Steps()
+    [DataRow(MaePrecision.Fp32)]
+    [DataRow(MaePrecision.Bf16)]
+    public void LiveTensorCountStaysFlatOver240Steps(MaePrecision precision)
     {
         var o = TinyRun.Options(30);
         o.BatchSize = 2;
+        o.Precision = precision;
         var atEpochEnd = new List<long>();
         using var source = MaeImageSource.FromArrays(TinyRun.Images(16), 3, 16, 16);
         using var model = MaePretrainer.CreateModel(TinyRun.Config, o);
