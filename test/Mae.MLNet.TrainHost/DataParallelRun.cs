@@ -39,6 +39,10 @@ public static class DataParallelRun
         bool small = Get("model", "tiny") == "small";
 
         var collective = MaeCollective.FromEnvironment();
+        // .NET turns SIGSEGV on a null dereference into NullReferenceException; Open MPI installs its own SIGSEGV handler
+        // at MPI_Init unless one is already there ("opal_signal"). Check that .NET's survived, in every rank.
+        try { _ = Length(null!); return 3; }
+        catch (NullReferenceException) { }
         var options = TinyRun.Options(epochs, dir);
         options.BatchSize = int.Parse(Get("batch", "4"), inv);
         options.AccumIter = int.Parse(Get("accum", "1"), inv);
@@ -91,6 +95,9 @@ public static class DataParallelRun
         model.Dispose();
         return 0;
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static int Length(string s) => s.Length; // a load through null: the hardware fault path, not an explicit check
 
     /// <summary>An indexed source that, on one rank, dies or hangs at a given batch (the fault tests).</summary>
     sealed class FaultySource : MaeIndexedImageSource, IDisposable

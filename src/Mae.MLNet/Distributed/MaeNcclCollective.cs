@@ -6,7 +6,7 @@ namespace Mae.MLNet.Distributed;
 
 /// <summary>
 /// The job's collective over NCCL (<c>libnccl.so.2</c>, as CUDA builds of PyTorch ship it) for CUDA tensors, one GPU
-/// per rank (cuda:<see cref="LocalRank"/>). MPI starts the job and carries the bootstrap: rank 0's
+/// per rank (cuda:<see cref="LocalRank"/>); CPU tensors (small control values) go over MPI. MPI starts the job and carries the bootstrap: rank 0's
 /// <c>ncclUniqueId</c> is broadcast over MPI, then every rank calls <c>ncclCommInitRank</c>. Operations are queued on
 /// the legacy default CUDA stream (stream 0, the one libtorch uses unless told otherwise), so they are ordered after
 /// the backward pass that produced the gradient and before the optimizer kernels; the host waits for completion
@@ -58,6 +58,7 @@ public sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
     public void AllReduceMean(Tensor tensor)
     {
         MaeCollectiveChecks.Contiguous(tensor, nameof(tensor), requireFloat: true);
+        if (tensor.device_type == DeviceType.CPU) { mpi.AllReduceMean(tensor); return; } // small host-side values
         CheckCuda(tensor, "all-reduce");
         if (WorldSize == 1) return;
         using (watchdog.Enter($"NCCL all-reduce of {tensor.numel()} floats"))
@@ -71,6 +72,7 @@ public sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
     public void Broadcast(Tensor tensor, int root = 0)
     {
         MaeCollectiveChecks.Contiguous(tensor, nameof(tensor), requireFloat: false);
+        if (tensor.device_type == DeviceType.CPU) { mpi.Broadcast(tensor, root); return; }
         CheckCuda(tensor, "broadcast");
         if (WorldSize == 1) return;
         using (watchdog.Enter($"NCCL broadcast from rank {root}"))
