@@ -14,6 +14,7 @@ namespace Mae.MLNet.TrainHost;
 /// <code>
 /// [mpirun -np N] Mae.MLNet.TrainHost dp out=PATH [dir=CHECKPOINTS] [epochs=2] [images=40] [batch=4] [accum=1]
 ///     [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K] [model=tiny|small] [threads=1] [task=pretrain|finetune]
+///     [metrics=FILE.jsonl] [tensorboard=DIR]   (pre-training)
 /// </code>
 /// Pre-trains an MAE (or fine-tunes a classifier from scratch on labels i mod 4, with no random augmentation) with <see cref="MaePretrainOptions.Collective"/> from the environment (world size 1 without
 /// mpirun), <c>batch</c> being the global batch. Rank 0 writes PATH (every step's loss as float bits) and PATH.names
@@ -51,6 +52,8 @@ public static class DataParallelRun
         options.Threads = int.Parse(Get("threads", "1"), inv);
         options.Collective = collective;
         options.LogEvery = 5;
+        if (a.TryGetValue("metrics", out var metrics)) options.MetricsFile = metrics;
+        if (a.TryGetValue("tensorboard", out var tb)) options.TensorBoardDir = tb;
         var config = small ? TinyRun.Config with { ImageSize = 32, EmbedDim = 192, Depth = 4, NumHeads = 3, DecoderEmbedDim = 96, DecoderDepth = 2, DecoderNumHeads = 3 } : TinyRun.Config;
         var pixels = TinyRun.Images(images, config.ImageSize);
         torch.nn.Module model;

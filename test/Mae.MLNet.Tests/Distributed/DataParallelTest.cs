@@ -31,9 +31,17 @@ public class DataParallelTest
     {
         using var dir = new TempDir();
         string one = dir.File("one"), two = dir.File("two");
-        MpiJob.RunOk(0, Args(one, precision, "batch=4"));
-        var job = MpiJob.RunOk(2, Args(two, precision, "batch=4"));
+        MpiJob.RunOk(0, Args(one, precision, "batch=4", $"metrics={one}.jsonl"));
+        var job = MpiJob.RunOk(2, Args(two, precision, "batch=4", $"metrics={two}.jsonl", $"tensorboard={two}.tb"));
         StringAssert.Contains(job.Stdout, "RANK 1/2 MPI steps=20");
+        // Rank 0 alone writes the metrics (one line per report, as one process does) and the TensorBoard events.
+        var lines = File.ReadAllLines($"{two}.jsonl");
+        Assert.AreEqual(File.ReadAllLines($"{one}.jsonl").Length, lines.Length, string.Join("\n", lines));
+        CollectionAssert.AreEqual(new long[] { 5, 10, 15, 20 }, lines.Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("global_step").GetInt64()).ToArray());
+        var events = Directory.GetFiles($"{two}.tb", "events.out.tfevents.*");
+        Assert.AreEqual(1, events.Length, "one TensorBoard event file (rank 0's)");
+        // A file-version event, then train_loss and lr at each of the 4 reports: one writer, whole records.
+        Assert.AreEqual(1 + 2 * 4, PretrainerTest.ReadRecords(File.ReadAllBytes(events[0])).Count);
 
         var expected = MpiJob.Losses(one);
         var actual = MpiJob.Losses(two);
