@@ -35,8 +35,9 @@ internal static class MpiJob
 
     public sealed record Result(int ExitCode, string Stdout, string Stderr, TimeSpan Elapsed);
 
-    /// <summary>Runs <c>TrainHost dp args…</c>; ranks ≥ 1 under mpirun (--oversubscribe: CI may have fewer cores).</summary>
-    public static Result Run(int ranks, IEnumerable<string> args, int timeoutMs = 240_000, IDictionary<string, string>? env = null)
+    /// <summary>Runs <c>TrainHost MODE args…</c> (mode dp: data-parallel training); ranks ≥ 1 under mpirun
+    /// (--oversubscribe: CI may have fewer cores), 0: one plain process.</summary>
+    public static Result Run(int ranks, IEnumerable<string> args, int timeoutMs = 240_000, IDictionary<string, string>? env = null, string mode = "dp")
     {
         Assert.IsTrue(File.Exists(HostDll), $"the training host was not built next to the tests: {HostDll}");
         var psi = new ProcessStartInfo(ranks == 0 ? Dotnet : MpiRun)
@@ -55,7 +56,7 @@ internal static class MpiJob
         }
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         psi.ArgumentList.Add(HostDll);
-        psi.ArgumentList.Add("dp");
+        psi.ArgumentList.Add(mode);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start the job");

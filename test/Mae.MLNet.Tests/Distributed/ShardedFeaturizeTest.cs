@@ -70,6 +70,23 @@ public class ShardedFeaturizeTest
         StringAssert.Contains(e.Message, "mixes parts");
     }
 
+    /// <summary>The same with 2 MPI ranks: each writes its part, rank 0 reads them back after SaveShard's barrier.</summary>
+    [TestMethod]
+    public void TwoMpiRanksWritePartsThatReadBackAsTheWholeSet()
+    {
+        using var dir = new TempDir();
+        string folder = dir.File("features");
+        var direct = MpiJob.Run(0, new[] { folder, "13", "direct" }, mode: "featurize");
+        Assert.AreEqual(0, direct.ExitCode, direct.Stderr);
+        var job = MpiJob.Run(2, new[] { folder, "13" }, mode: "featurize");
+        Assert.AreEqual(0, job.ExitCode, job.Stdout + job.Stderr);
+        Assert.IsTrue(File.Exists(Path.Combine(folder, "part-00000-of-00002.idv")));
+        Assert.IsTrue(File.Exists(Path.Combine(folder, "part-00001-of-00002.idv")));
+        var expected = File.ReadAllLines(Path.Combine(folder, "direct.txt"));
+        Assert.AreEqual(13, expected.Length);
+        CollectionAssert.AreEqual(expected, File.ReadAllLines(Path.Combine(folder, "all.txt")));
+    }
+
     [TestMethod]
     public void ShardsCoverEveryRowOnceInBlocks()
     {
