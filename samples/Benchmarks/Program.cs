@@ -116,7 +116,7 @@ if (benches.Contains("train") || benches.Contains("gemm"))
             Console.WriteLine();
             Console.WriteLine($"Matmul work per training image-step: {gflopPerImage:F3} GFLOP (3 × forward {gflopPerImage / 3:F3}). " +
                               $"{o.Steps} steps (peak lr {o.Lr}, warm-up 10 %, cosine to 0), the first {o.Warmup} excluded from timing, img/s over windows of {o.Window} steps; each variant trains its own model from the same seed on the same batches and masks, the variants alternating window by window" +
-                              (officials.Count > 0 ? $"; the official models_mae.py ({officials[0].Version}, random batches, its own masks) runs a window after each round of ours." : "."));
+                              (officials.Count > 0 ? $"; the official models_mae.py ({officials[0].Version}, {officials[0].OpenMp} as ours, random batches, its own masks) runs a window after each round of ours." : "."));
             Console.WriteLine();
             Console.WriteLine("| variant | img/s best | img/s median | ms/step (median) | GFLOP/s (median) | of best matmul rate | vs fp32 (new) | loss @ last step | mean loss, last window |");
             Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
