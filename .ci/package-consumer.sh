@@ -44,3 +44,8 @@ if [ -n "$lib" ]; then
   fi
 fi
 MAE_NUPKG="$nupkg" dotnet "bin/Release/net10.0/PackageConsumer.dll"
+
+echo "== the same consumer without a libtorch backend: a clear error naming the packages to add"
+dotnet build -c Release -p:MaeMLNetVersion="$version" -p:MaeNoBackend=true -o "$work/no-backend" -nologo -v quiet >"$work/build2.log" 2>&1 \
+  || { cat "$work/build2.log"; exit 1; }
+dotnet "$work/no-backend/PackageConsumer.dll" --no-backend

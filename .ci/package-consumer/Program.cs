@@ -24,7 +24,23 @@ if (Environment.GetEnvironmentVariable("MAE_NUPKG") is { Length: > 0 } nupkg)
                               "buildTransitive/Mae.MLNet.targets", "buildTransitive/MaeWeakenGlibcxxRequirement.cs" })
         Check(entries.Contains(f), $"package contains {f}");
     using var nuspec = new StreamReader(zip.GetEntry("Mae.MLNet.nuspec")!.Open());
-    Check(nuspec.ReadToEnd().Contains("<license type=\"expression\">MIT</license>"), "nuspec declares the MIT licence");
+    string spec = nuspec.ReadToEnd();
+    Check(spec.Contains("<license type=\"expression\">MIT</license>"), "nuspec declares the MIT licence");
+    Check(spec.Contains("id=\"TorchSharp\"") && !spec.Contains("libtorch-") && !spec.Contains("TorchSharp-cuda"),
+        "the package depends on TorchSharp, not on a libtorch backend (the application picks one)");
+}
+
+if (args is ["--no-backend"])
+{
+    // Built without a libtorch package: the first model must fail with a message that says what to add.
+    try { using var _ = new MaeEncoder(new MaeConfig { ImageSize = 16, PatchSize = 4, EmbedDim = 8, Depth = 1, NumHeads = 2 }); }
+    catch (Exception e)
+    {
+        Console.WriteLine($"{e.GetType().Name}: {e.Message}");
+        return e.Message.Contains("libtorch-cpu") ? 0 : 1;
+    }
+    Console.WriteLine("FAIL a model was built without any libtorch backend");
+    return 1;
 }
 
 random.manual_seed(0);

@@ -31,6 +31,9 @@ using static TorchSharp.torch;
 //                            --dp-rounds 3 --dp-precision fp32
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
+//   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
+//                            alternating, on an empty heap and with --live-objects 10000000 kept alive
+//                            --pg-preset mnist28 --pg-rows 200 --pg-rounds 6
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
@@ -261,6 +264,24 @@ if (benches.Contains("dataparallel"))
         var ar = g.Select(x => x.AllReduceMsPerStep).OrderBy(x => x).ToList();
         var alone = g.Select(x => x.AllReduceAloneMs).OrderBy(x => x).ToList();
         Console.WriteLine($"| {g.Key} | {ips[ips.Count / 2]:F1} | {ips[^1]:F1} | {ar[ar.Count / 2]:F2} | {alone[alone.Count / 2]:F2} | {g.Last().Loss:F4} |");
+    }
+    Console.WriteLine();
+}
+
+if (benches.Contains("predict-gc"))
+{
+    string preset = Get("pg-preset", "mnist28");
+    int liveObjects = GetInt("live-objects", 10_000_000);
+    var results = PredictGcBenchmark.Run(preset, GetInt("pg-rows", 200), GetInt("pg-rounds", 6), liveObjects, log);
+    Console.WriteLine($"## PredictionEngine: a GC-free region per row vs none ({preset}, batch 1, CPU; median of alternating rounds)");
+    Console.WriteLine();
+    Console.WriteLine("| live objects on the heap | mode | ms per row | gen-2 collections per row |");
+    Console.WriteLine("|---:|---|---:|---:|");
+    foreach (var r in results) Console.WriteLine($"| {r.LiveObjects:N0} | {r.Mode} | {r.MsPerRow:F2} | {r.Gen2PerRow:F2} |");
+    foreach (var live in results.Select(r => r.LiveObjects).Distinct())
+    {
+        var pair = results.Where(r => r.LiveObjects == live).ToList();
+        Console.WriteLine($"\nWith {live:N0} live objects: the region per row costs {pair[0].MsPerRow / pair[1].MsPerRow:F2}× the plain call.");
     }
     Console.WriteLine();
 }

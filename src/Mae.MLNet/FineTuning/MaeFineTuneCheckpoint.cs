@@ -81,18 +81,17 @@ public static class MaeFineTuneCheckpoint
         var lists = new List<double>[2];
         for (int k = 0; k < 2; k++)
         {
-            int m = r.ReadInt32();
-            if (m < 0) throw new InvalidDataException($"A fine-tuning checkpoint's validation history has a negative length ({m}).");
+            int m = CheckpointFile.ReadCount(r, sizeof(double), "the validation history");
             lists[k] = new List<double>(m);
             for (int i = 0; i < m; i++) lists[k].Add(r.ReadDouble());
         }
-        int n = r.ReadInt32();
-        if (n <= 0) return (lists[0], lists[1], null);
+        int n = CheckpointFile.ReadCount(r, 1, "the best weights");
+        if (n == 0) return (lists[0], lists[1], null);
         var d = new Dictionary<string, Tensor>(n, StringComparer.Ordinal);
         for (int i = 0; i < n; i++)
         {
             var name = r.ReadString();
-            var t = TensorExtensionMethods.Load(r);
+            var t = CheckpointFile.ReadTensor(r, $"the best weight '{name}'", long.MaxValue);   // bounded by the payload left
             t.DetachFromDisposeScope();
             d[name] = t;
         }

@@ -36,11 +36,23 @@ internal static partial class CheckpointNames
     public static bool LooksLikeHuggingFace(IEnumerable<string> keys)
         => keys.Any(k => k.StartsWith("vit.embeddings.", StringComparison.Ordinal) || k.StartsWith("embeddings.patch_embeddings.", StringComparison.Ordinal));
 
-    public static (Dictionary<string, Tensor> StateDict, WeightsFormat Format) ToOfficial(Dictionary<string, Tensor> source)
+    /// <summary>The state dict under the official names. Two file names that map to one official name (say
+    /// <c>x</c> and <c>module.x</c>) are refused rather than one silently winning.</summary>
+    public static (Dictionary<string, Tensor> StateDict, WeightsFormat Format) ToOfficial(Dictionary<string, Tensor> source, string file)
     {
-        var sd = source.ToDictionary(kv => kv.Key.StartsWith("module.", StringComparison.Ordinal) ? kv.Key["module.".Length..] : kv.Key,
-                                     kv => kv.Value, StringComparer.Ordinal);
+        var sd = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var from = new Dictionary<string, string>(StringComparer.Ordinal);
+        void Add(Dictionary<string, Tensor> target, string name, string original, Tensor value)
+        {
+            if (!from.TryAdd(name, original))
+                throw new MaeCheckpointException(
+                    $"'{file}' holds both '{from[name]}' and '{original}', which name the same parameter '{name}'; refusing to pick one.", file, original);
+            target[name] = value;
+        }
+        foreach (var (key, value) in source)
+            Add(sd, key.StartsWith("module.", StringComparison.Ordinal) ? key["module.".Length..] : key, key, value);
         if (!LooksLikeHuggingFace(sd.Keys)) return (sd, WeightsFormat.Official);
+        from.Clear();
 
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var qkv = new Dictionary<string, Tensor?[]>(StringComparer.Ordinal);
@@ -58,21 +70,28 @@ internal static partial class CheckpointNames
                 {
                     string fused = $"{blockPrefix}attn.qkv.{qkvMatch.Groups[2].Value}";
                     var parts = qkv.TryGetValue(fused, out var p) ? p : qkv[fused] = new Tensor?[3];
-                    parts[qkvMatch.Groups[1].Value switch { "query" => 0, "key" => 1, _ => 2 }] = value;
+                    int slot = qkvMatch.Groups[1].Value switch { "query" => 0, "key" => 1, _ => 2 };
+                    if (parts[slot] is not null)
+                        throw new MaeCheckpointException($"'{file}' holds two {qkvMatch.Groups[1].Value} tensors for '{fused}'; refusing to pick one.", file, key);
+                    parts[slot] = value;
                     continue;
                 }
                 var part = BlockParts.FirstOrDefault(bp => rest!.StartsWith(bp.Hf + ".", StringComparison.Ordinal));
-                result[part.Hf is null ? key : blockPrefix + part.Official + rest![part.Hf.Length..]] = value;
+                Add(result, part.Hf is null ? key : blockPrefix + part.Official + rest![part.Hf.Length..], key, value);
                 continue;
             }
             var single = Singles.FirstOrDefault(s => name == s.Hf || name.StartsWith(s.Hf + ".", StringComparison.Ordinal));
-            result[single.Hf is null ? key : single.Official + name[single.Hf.Length..]] = value;
+            Add(result, single.Hf is null ? key : single.Official + name[single.Hf.Length..], key, value);
         }
         foreach (var (fused, parts) in qkv)
         {
             if (parts.Any(p => p is null))
-                throw new MaeCheckpointException($"Hugging Face weights lack one of query/key/value for '{fused}'.");
-            result[fused] = cat(parts.Select(p => p!).ToArray(), 0);
+                throw new MaeCheckpointException($"'{file}': Hugging Face weights lack one of query/key/value for '{fused}'.", file, fused);
+            var shapes = parts.Select(p => p!.shape).ToArray();
+            if (shapes.Any(s => !s.SequenceEqual(shapes[0])) || shapes[0].Length is not (1 or 2) || parts.Any(p => p!.dtype != parts[0]!.dtype))
+                throw new MaeCheckpointException(
+                    $"'{file}': query/key/value of '{fused}' differ in shape or dtype ({string.Join(", ", parts.Select(p => $"{p!.dtype} [{string.Join(", ", p.shape)}]"))}).", file, fused);
+            Add(result, fused, fused, cat(parts.Select(p => p!).ToArray(), 0));
         }
         return (result, WeightsFormat.HuggingFace);
     }

@@ -2,103 +2,251 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Mae.MLNet.Model;
-using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;
 
 /// <summary>Architecture from tensor shapes (widths, depths, patch, grid, MLP ratio) plus what shapes cannot tell
-/// (head counts) from a preset, a config file, or the public models' conventions.</summary>
-internal static class ConfigInference
+/// (head counts) from a preset, a config file, or the public models' conventions. Numbers that come from a file —
+/// parameter names, a config JSON — are untrusted: <see cref="CheckAgainstTensors"/> holds them against the limits
+/// and against the tensors actually present before any module is built, so a model is never larger than the
+/// weights the file really holds.</summary>
+internal static partial class ConfigInference
 {
     /// <summary>Head counts of the public ViTs by width: ViT-Ti 192/3, S 384/6, B 768/12, L 1024/16, H 1280/16;
     /// the MAE decoder 512/16.</summary>
     static readonly Dictionary<long, int> KnownHeads = new() { [192] = 3, [384] = 6, [768] = 12, [1024] = 16, [1280] = 16, [512] = 16 };
 
-    public static MaeConfig Infer(IReadOnlyDictionary<string, Tensor> sd, MaeConfig? hint, string source)
+    public static MaeConfig Infer(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? hint, string source, MaeLoadLimits limits)
     {
-        Tensor Need(string key) => sd.TryGetValue(key, out var t) ? t
-            : throw new MaeCheckpointException($"'{source}' has no '{key}', so its architecture cannot be inferred; pass a config.");
+        long[] Need(string key) => shapes.TryGetValue(key, out var s) ? s
+            : throw new MaeCheckpointException($"'{source}' has no '{key}', so its architecture cannot be inferred; pass a config.", source, key);
         var proj = Need("patch_embed.proj.weight");
-        if (proj.dim() != 4 || proj.shape[2] != proj.shape[3])
-            throw new MaeCheckpointException($"'{source}': patch_embed.proj.weight should be [D, C, p, p]; got [{string.Join(", ", proj.shape)}].");
-        int d = (int)proj.shape[0], c = (int)proj.shape[1], p = (int)proj.shape[2];
+        if (proj.Length != 4 || proj[2] != proj[3] || proj.Any(v => v < 1 || v > limits.MaxWidth))
+            throw new MaeCheckpointException($"'{source}': patch_embed.proj.weight should be [D, C, p, p] (each at most {limits.MaxWidth}); got {Shape(proj)}.", source, "patch_embed.proj.weight");
+        int d = (int)proj[0], c = (int)proj[1], p = (int)proj[2];
         var pos = Need("pos_embed");
-        long patches = pos.shape[1] - 1;
-        int grid = (int)Math.Round(Math.Sqrt(patches));
-        if (grid * grid != patches) throw new MaeCheckpointException($"'{source}': pos_embed has {patches} patch rows, not a square grid.");
-        int depth = CountBlocks(sd.Keys, "blocks");
-        if (depth == 0) throw new MaeCheckpointException($"'{source}' has no encoder blocks (blocks.N.*).");
-        double mlpRatio = Need("blocks.0.mlp.fc1.weight").shape[0] / (double)d;
+        if (pos.Length != 3 || pos[1] < 2)
+            throw new MaeCheckpointException($"'{source}': pos_embed should be [1, 1 + L, D]; got {Shape(pos)}.", source, "pos_embed");
+        long patches = pos[1] - 1;
+        long grid = (long)Math.Round(Math.Sqrt(patches));
+        if (grid * grid != patches) throw new MaeCheckpointException($"'{source}': pos_embed has {patches} patch rows, not a square grid.", source, "pos_embed");
+        if (grid * p > limits.MaxWidth)
+            throw new MaeCheckpointException($"'{source}': pos_embed implies {grid * p}-px images, more than MaeLoadLimits.MaxWidth ({limits.MaxWidth}).", source, "pos_embed");
+        int depth = CountBlocks(shapes.Keys, "blocks", source, limits);
+        if (depth == 0) throw new MaeCheckpointException($"'{source}' has no encoder blocks (blocks.N.*).", source, null);
+        var fc1 = Need("blocks.0.mlp.fc1.weight");
+        if (fc1.Length != 2 || fc1[0] < 1) throw new MaeCheckpointException($"'{source}': blocks.0.mlp.fc1.weight should be [hidden, D]; got {Shape(fc1)}.", source, "blocks.0.mlp.fc1.weight");
+        double mlpRatio = fc1[0] / (double)d;
 
         var config = (hint ?? new MaeConfig()) with
         {
-            ImageSize = grid * p, PatchSize = p, InChannels = c, EmbedDim = d, Depth = depth, MlpRatio = mlpRatio,
+            ImageSize = (int)(grid * p), PatchSize = p, InChannels = c, EmbedDim = d, Depth = depth, MlpRatio = mlpRatio,
             NumHeads = hint?.EmbedDim == d ? hint.NumHeads : Heads(d, "encoder", source),
         };
-        if (sd.TryGetValue("decoder_embed.weight", out var decEmbed))
+        if (shapes.TryGetValue("decoder_embed.weight", out var decEmbed))
         {
-            int dd = (int)decEmbed.shape[0];
+            if (decEmbed.Length != 2 || decEmbed[0] < 1 || decEmbed[0] > limits.MaxWidth)
+                throw new MaeCheckpointException($"'{source}': decoder_embed.weight should be [decoder D, D]; got {Shape(decEmbed)}.", source, "decoder_embed.weight");
+            int dd = (int)decEmbed[0];
             config = config with
             {
                 DecoderEmbedDim = dd,
-                DecoderDepth = CountBlocks(sd.Keys, "decoder_blocks"),
+                DecoderDepth = CountBlocks(shapes.Keys, "decoder_blocks", source, limits),
                 DecoderNumHeads = hint?.DecoderEmbedDim == dd ? hint.DecoderNumHeads : Heads(dd, "decoder", source),
             };
         }
         return config;
     }
 
+    /// <summary>
+    /// Refuses <paramref name="config"/> unless every tensor it makes the model allocate is present in the file with
+    /// the shape it implies: the patch embedding, the position table, and the four weight matrices of each encoder
+    /// block (and, with <paramref name="decoder"/>, of the decoder), plus <c>head.weight</c> when
+    /// <paramref name="numClasses"/> is given. Checked before any module is built, so a config (or a parameter name
+    /// like <c>blocks.20000.norm1.weight</c>) cannot size a model beyond the weights the file holds.
+    /// </summary>
+    public static void CheckAgainstTensors(MaeConfig config, IReadOnlyDictionary<string, long[]> shapes, string source,
+                                           MaeLoadLimits limits, bool decoder, int? numClasses = null)
+    {
+        var problems = new List<string>();
+        void Limit(long value, long max, string what, string limit)
+        {
+            if (value > max) problems.Add($"{what} {value} is more than MaeLoadLimits.{limit} ({max})");
+        }
+        Limit(config.Depth, limits.MaxLayers, "depth", nameof(MaeLoadLimits.MaxLayers));
+        Limit(config.EmbedDim, limits.MaxWidth, "embed_dim", nameof(MaeLoadLimits.MaxWidth));
+        Limit(config.ImageSize, limits.MaxWidth, "img_size", nameof(MaeLoadLimits.MaxWidth));
+        Limit((long)(config.EmbedDim * Math.Max(config.MlpRatio, 0)), limits.MaxWidth, "MLP width", nameof(MaeLoadLimits.MaxWidth));
+        if (decoder)
+        {
+            Limit(config.DecoderDepth, limits.MaxLayers, "decoder_depth", nameof(MaeLoadLimits.MaxLayers));
+            Limit(config.DecoderEmbedDim, limits.MaxWidth, "decoder_embed_dim", nameof(MaeLoadLimits.MaxWidth));
+            Limit((long)(config.DecoderEmbedDim * Math.Max(config.MlpRatio, 0)), limits.MaxWidth, "decoder MLP width", nameof(MaeLoadLimits.MaxWidth));
+        }
+        if (numClasses is int k) Limit(k, limits.MaxWidth, "number of classes", nameof(MaeLoadLimits.MaxWidth));
+        if (problems.Count == 0)
+        {
+            try { config.Validate(); }
+            catch (ArgumentException e) { problems.Add(e.Message); }
+        }
+        if (problems.Count == 0)
+        {
+            long d = config.EmbedDim, grid = config.GridSize, p = config.PatchSize, h = config.MlpHiddenDim;
+            void Expect(string key, params long[] shape)
+            {
+                if (!shapes.TryGetValue(key, out var actual)) problems.Add($"'{key}' is missing (expected {Shape(shape)})");
+                else if (!actual.SequenceEqual(shape)) problems.Add($"'{key}' is {Shape(actual)}, expected {Shape(shape)}");
+            }
+            void Blocks(string prefix, int depth, long width, long hidden)
+            {
+                int present = CountBlocks(shapes.Keys, prefix, source, limits);
+                if (present != depth) problems.Add($"{depth} {prefix} are configured but the file holds {present}");
+                for (int i = 0; i < depth && problems.Count < 20; i++)
+                {
+                    Expect($"{prefix}.{i}.attn.qkv.weight", 3 * width, width);
+                    Expect($"{prefix}.{i}.attn.proj.weight", width, width);
+                    Expect($"{prefix}.{i}.mlp.fc1.weight", hidden, width);
+                    Expect($"{prefix}.{i}.mlp.fc2.weight", width, hidden);
+                }
+            }
+            Expect("patch_embed.proj.weight", d, config.InChannels, p, p);
+            Expect("pos_embed", 1, grid * grid + 1, d);
+            Blocks("blocks", config.Depth, d, h);
+            if (decoder)
+            {
+                long dd = config.DecoderEmbedDim;
+                Expect("decoder_embed.weight", dd, d);
+                Expect("decoder_pos_embed", 1, grid * grid + 1, dd);
+                Blocks("decoder_blocks", config.DecoderDepth, dd, config.DecoderMlpHiddenDim);
+                Expect("decoder_pred.weight", config.PatchDim, dd);
+            }
+            if (numClasses is int classes) Expect("head.weight", classes, d);
+        }
+        if (problems.Count > 0)
+            throw new MaeCheckpointException(
+                $"'{source}': the architecture its names or config describe does not match the tensors it holds, so no model is built: " +
+                string.Join("; ", problems.Take(20)) + (problems.Count > 20 ? $"; … ({problems.Count - 20} more)" : "") + ".", source, null);
+    }
+
+    public static string Shape(IEnumerable<long> shape) => "[" + string.Join(", ", shape) + "]";
+
     static int Heads(long width, string what, string source)
         => KnownHeads.TryGetValue(width, out int h) ? h
          : throw new MaeCheckpointException(
                $"'{source}': the {what} is {width} wide, not a public ViT width, and head counts cannot be read from weights. " +
-               "Pass a MaeConfig (or a preset name) that gives the head counts.");
+               "Pass a MaeConfig (or a preset name) that gives the head counts.", source, null);
 
-    static int CountBlocks(IEnumerable<string> keys, string prefix)
+    [GeneratedRegex(@"^(blocks|decoder_blocks)\.([0-9]+)\.")] private static partial Regex BlockKey();
+
+    /// <summary>The number of <paramref name="prefix"/>.N blocks: indices must run 0 … N−1 without gaps and stay
+    /// under <see cref="MaeLoadLimits.MaxLayers"/> (an index like 99999999999999999999 is refused, not parsed).</summary>
+    static int CountBlocks(IEnumerable<string> keys, string prefix, string source, MaeLoadLimits limits)
     {
-        var rx = new Regex("^" + Regex.Escape(prefix) + @"\.(\d+)\.");
-        return keys.Select(k => rx.Match(k)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value) + 1).DefaultIfEmpty(0).Max();
+        var seen = new HashSet<int>();
+        foreach (var key in keys)
+        {
+            var m = BlockKey().Match(key);
+            if (!m.Success || m.Groups[1].Value != prefix) continue;
+            string digits = m.Groups[2].Value;
+            if (digits.Length > 9 || !int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int index) || index >= limits.MaxLayers)
+                throw new MaeCheckpointException(
+                    $"'{source}': parameter '{Shorten(key)}' names block {Shorten(digits)}, beyond MaeLoadLimits.MaxLayers ({limits.MaxLayers}).", source, key);
+            seen.Add(index);
+        }
+        for (int i = 0; i < seen.Count; i++)
+            if (!seen.Contains(i))
+                throw new MaeCheckpointException(
+                    $"'{source}': {prefix} indices must run 0 … N−1 without gaps; {prefix}.{i} is missing but {prefix}.{seen.Max()} is present.", source, $"{prefix}.{seen.Max()}");
+        return seen.Count;
     }
 
-    /// <summary>Hugging Face ViTMAE <c>config.json</c>.</summary>
-    public static MaeConfig FromHuggingFace(string json, string source)
+    static string Shorten(string s) => s.Length <= 60 ? s : s[..60] + "…";
+
+    /// <summary>Reads a small JSON config file (at most <see cref="MaeLoadLimits.MaxConfigFileBytes"/>).</summary>
+    static JsonDocument ReadJson(string path, MaeLoadLimits limits)
     {
-        using var doc = JsonDocument.Parse(json);
-        var r = doc.RootElement;
-        int I(string k) => r.TryGetProperty(k, out var v) ? v.GetInt32() : throw new MaeCheckpointException($"'{source}' lacks '{k}'.");
-        string act = r.TryGetProperty("hidden_act", out var a) ? a.GetString() ?? "gelu" : "gelu";
-        if (act != "gelu") throw new MaeCheckpointException($"'{source}': hidden_act '{act}' is not supported (expected 'gelu').");
-        if (r.TryGetProperty("qkv_bias", out var qb) && !qb.GetBoolean())
-            throw new MaeCheckpointException($"'{source}': qkv_bias false is not supported (the MAE uses qkv bias).");
-        int hidden = I("hidden_size");
-        if (r.TryGetProperty("decoder_intermediate_size", out var di) && r.TryGetProperty("decoder_hidden_size", out var dh)
-            && di.GetInt32() * hidden != I("intermediate_size") * dh.GetInt32())
-            throw new MaeCheckpointException($"'{source}': encoder and decoder MLP ratios differ; Mae.MLNet uses one mlp_ratio for both.");
+        long length = new FileInfo(path).Length;
+        if (length > limits.MaxConfigFileBytes)
+            throw new MaeCheckpointException($"Config file '{path}' is {length} bytes, more than MaeLoadLimits.MaxConfigFileBytes ({limits.MaxConfigFileBytes}).", path, null);
+        try { return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16 }); }
+        catch (JsonException e) { throw new MaeCheckpointException($"Config file '{path}' is not valid JSON: {e.Message}", path, null, e); }
+    }
+
+    static MaeCheckpointException ConfigError(string path, string key, string why)
+        => new($"Config file '{path}': '{key}' {why}.", path, key);
+
+    static int Int(JsonElement r, string key, string path, int? fallback = null)
+    {
+        if (!r.TryGetProperty(key, out var v))
+            return fallback ?? throw ConfigError(path, key, "is missing");
+        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw ConfigError(path, key, $"is {Raw(v)}, not a 32-bit integer");
+    }
+
+    static double Double(JsonElement r, string key, string path, double? fallback = null)
+    {
+        if (!r.TryGetProperty(key, out var v))
+            return fallback ?? throw ConfigError(path, key, "is missing");
+        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) && double.IsFinite(d) ? d : throw ConfigError(path, key, $"is {Raw(v)}, not a number");
+    }
+
+    static bool Bool(JsonElement r, string key, string path, bool? fallback = null)
+    {
+        if (!r.TryGetProperty(key, out var v))
+            return fallback ?? throw ConfigError(path, key, "is missing");
+        return v.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw ConfigError(path, key, $"is {Raw(v)}, not true or false") };
+    }
+
+    static string? String(JsonElement r, string key, string path)
+    {
+        if (!r.TryGetProperty(key, out var v)) return null;
+        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw ConfigError(path, key, $"is {Raw(v)}, not a string");
+    }
+
+    static string Raw(JsonElement v) => v.GetRawText() is var s && s.Length > 40 ? s[..40] + "…" : v.GetRawText();
+
+    static JsonElement Root(JsonDocument doc, string path)
+        => doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement
+         : throw new MaeCheckpointException($"Config file '{path}' is not a JSON object.", path, null);
+
+    /// <summary>Hugging Face ViTMAE <c>config.json</c>.</summary>
+    public static MaeConfig FromHuggingFace(string path, MaeLoadLimits limits)
+    {
+        using var doc = ReadJson(path, limits);
+        var r = Root(doc, path);
+        string act = String(r, "hidden_act", path) ?? "gelu";
+        if (act != "gelu") throw ConfigError(path, "hidden_act", $"is '{act}'; only 'gelu' is supported");
+        if (!Bool(r, "qkv_bias", path, true)) throw ConfigError(path, "qkv_bias", "is false; the MAE uses qkv bias");
+        int hidden = Int(r, "hidden_size", path), intermediate = Int(r, "intermediate_size", path);
+        if (hidden < 1) throw ConfigError(path, "hidden_size", $"is {hidden}");
+        if (r.TryGetProperty("decoder_intermediate_size", out _) && r.TryGetProperty("decoder_hidden_size", out _)
+            && (long)Int(r, "decoder_intermediate_size", path) * hidden != (long)intermediate * Int(r, "decoder_hidden_size", path))
+            throw ConfigError(path, "decoder_intermediate_size", "gives another MLP ratio than the encoder's; Mae.MLNet uses one mlp_ratio for both");
         return new MaeConfig
         {
-            ImageSize = I("image_size"), PatchSize = I("patch_size"), InChannels = r.TryGetProperty("num_channels", out var nc) ? nc.GetInt32() : 3,
-            EmbedDim = hidden, Depth = I("num_hidden_layers"), NumHeads = I("num_attention_heads"),
-            MlpRatio = I("intermediate_size") / (double)hidden,
-            DecoderEmbedDim = I("decoder_hidden_size"), DecoderDepth = I("decoder_num_hidden_layers"),
-            DecoderNumHeads = I("decoder_num_attention_heads"),
-            NormPixLoss = r.TryGetProperty("norm_pix_loss", out var np) && np.ValueKind == JsonValueKind.True,
-            LayerNormEps = r.TryGetProperty("layer_norm_eps", out var eps) ? eps.GetDouble() : 1e-12,
+            ImageSize = Int(r, "image_size", path), PatchSize = Int(r, "patch_size", path), InChannels = Int(r, "num_channels", path, 3),
+            EmbedDim = hidden, Depth = Int(r, "num_hidden_layers", path), NumHeads = Int(r, "num_attention_heads", path),
+            MlpRatio = intermediate / (double)hidden,
+            DecoderEmbedDim = Int(r, "decoder_hidden_size", path), DecoderDepth = Int(r, "decoder_num_hidden_layers", path),
+            DecoderNumHeads = Int(r, "decoder_num_attention_heads", path),
+            NormPixLoss = Bool(r, "norm_pix_loss", path, false),
+            LayerNormEps = Double(r, "layer_norm_eps", path, 1e-12),
         };
     }
 
-    /// <summary>Our own config JSON (written beside saved weights), with the official code's argument names.</summary>
-    public static MaeConfig FromOurJson(string json)
+    /// <summary>Our own config JSON (written beside saved weights), with the official code's argument names; null
+    /// when the file is JSON of another kind (no <c>embed_dim</c>).</summary>
+    public static MaeConfig? FromOurJson(string path, MaeLoadLimits limits)
     {
-        using var doc = JsonDocument.Parse(json);
-        var r = doc.RootElement;
-        int I(string k) => r.GetProperty(k).GetInt32();
+        using var doc = ReadJson(path, limits);
+        var r = Root(doc, path);
+        if (!r.TryGetProperty("embed_dim", out _)) return null;
         return new MaeConfig
         {
-            ImageSize = I("img_size"), PatchSize = I("patch_size"), InChannels = I("in_chans"), EmbedDim = I("embed_dim"),
-            Depth = I("depth"), NumHeads = I("num_heads"), DecoderEmbedDim = I("decoder_embed_dim"),
-            DecoderDepth = I("decoder_depth"), DecoderNumHeads = I("decoder_num_heads"),
-            MlpRatio = r.GetProperty("mlp_ratio").GetDouble(), NormPixLoss = r.GetProperty("norm_pix_loss").GetBoolean(),
-            LayerNormEps = r.GetProperty("layer_norm_eps").GetDouble(),
+            ImageSize = Int(r, "img_size", path), PatchSize = Int(r, "patch_size", path), InChannels = Int(r, "in_chans", path),
+            EmbedDim = Int(r, "embed_dim", path), Depth = Int(r, "depth", path), NumHeads = Int(r, "num_heads", path),
+            DecoderEmbedDim = Int(r, "decoder_embed_dim", path), DecoderDepth = Int(r, "decoder_depth", path),
+            DecoderNumHeads = Int(r, "decoder_num_heads", path), MlpRatio = Double(r, "mlp_ratio", path),
+            NormPixLoss = Bool(r, "norm_pix_loss", path), LayerNormEps = Double(r, "layer_norm_eps", path),
         };
     }
 
@@ -109,10 +257,4 @@ internal static class ConfigInference
         ["decoder_depth"] = c.DecoderDepth, ["decoder_num_heads"] = c.DecoderNumHeads, ["mlp_ratio"] = c.MlpRatio,
         ["norm_pix_loss"] = c.NormPixLoss, ["layer_norm_eps"] = c.LayerNormEps,
     }, new JsonSerializerOptions { WriteIndented = true });
-
-    public static bool IsOurJson(string json)
-    {
-        try { using var doc = JsonDocument.Parse(json); return doc.RootElement.TryGetProperty("embed_dim", out _); }
-        catch (JsonException) { return false; }
-    }
 }

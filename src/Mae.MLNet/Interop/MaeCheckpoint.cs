@@ -18,11 +18,17 @@ public static class MaeCheckpoint
     /// <param name="path">.pth / .bin / .safetensors file, or a folder with config.json.</param>
     /// <param name="config">The architecture, when known; otherwise read from a config file or inferred.</param>
     /// <param name="preset">A preset name (vit-b16, ...) to take head counts from when they must be inferred.</param>
-    public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null)
+    /// <param name="limits">What the file may make the loader read and build; <see cref="MaeLoadLimits.Default"/> if null.</param>
+    /// <exception cref="MaeCheckpointException">The file (or a config file beside it) is corrupt, hostile, over a limit
+    /// or inconsistent; the message names the file and the entry.</exception>
+    public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null, MaeLoadLimits? limits = null)
     {
         if (path is null) throw new ArgumentNullException(nameof(path));
+        Runtime.TorchBackend.EnsureAvailable();   // tensors are made below: say first when libtorch is missing
+        limits = (limits ?? MaeLoadLimits.Default).Validate();
+        config?.Validate();
+        var presetConfig = preset is null ? null : MaeConfig.Preset(preset);
         string file = path, source = path;
-        MaeConfig? fromFile = null;
         if (Directory.Exists(path))
         {
             file = new[] { "model.safetensors", "pytorch_model.bin" }.Select(f => Path.Combine(path, f)).FirstOrDefault(File.Exists)
@@ -30,35 +36,54 @@ public static class MaeCheckpoint
         }
         string dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
         string hfConfig = Path.Combine(dir, "config.json"), ourConfig = Path.ChangeExtension(file, ".json");
-        if (File.Exists(ourConfig) && ConfigInference.IsOurJson(File.ReadAllText(ourConfig)))
-            fromFile = ConfigInference.FromOurJson(File.ReadAllText(ourConfig));
+        MaeConfig? fromFile = null;
+        string? configFile = null;
+        if (config is null && File.Exists(ourConfig) && ConfigInference.FromOurJson(ourConfig, limits) is { } ours)
+            (fromFile, configFile) = (ours, ourConfig);
 
-        var contents = WeightFiles.Read(file);
-        Dictionary<string, Tensor> sd;
-        WeightsFormat format;
+        var contents = WeightFiles.Read(file, limits);
+        Dictionary<string, Tensor>? sd = null;
         try
         {
-            (sd, format) = CheckpointNames.ToOfficial(contents.Tensors);
-            if (format == WeightsFormat.HuggingFace && fromFile is null && File.Exists(hfConfig))
-                fromFile = ConfigInference.FromHuggingFace(File.ReadAllText(hfConfig), hfConfig);
-            sd = ToFloat32(sd, source);
+            WeightsFormat format;
+            (sd, format) = CheckpointNames.ToOfficial(contents.Tensors, source);
+            if (config is null && format == WeightsFormat.HuggingFace && fromFile is null && File.Exists(hfConfig))
+                (fromFile, configFile) = (ConfigInference.FromHuggingFace(hfConfig, limits), hfConfig);
+            MaeConfig resolved;
+            if (config is not null) resolved = config;
+            else
+            {
+                // Untrusted numbers (a config file, or parameter names): held against the tensors present before
+                // any module is built.
+                var shapes = sd.ToDictionary(kv => kv.Key, kv => kv.Value.shape, StringComparer.Ordinal);
+                var hint = fromFile ?? presetConfig;
+                if (hint is null && contents.Extras.TryGetValue("args", out var args)) hint = FromOfficialArgs(args);
+                resolved = fromFile ?? ConfigInference.Infer(shapes, hint, source, limits);
+                ConfigInference.CheckAgainstTensors(resolved, shapes, configFile is null ? source : $"{source}' with config '{configFile}", limits,
+                    decoder: shapes.Keys.Any(k => k.StartsWith("decoder_", StringComparison.Ordinal)));
+            }
+            var floats = ToFloat32(sd, source);
+            var weights = new MaeWeights(source, format, floats, resolved, contents.Extras);
+            var kept = new HashSet<Tensor>(floats.Values, ReferenceEqualityComparer.Instance);
+            foreach (var t in contents.Tensors.Values)
+                if (!kept.Contains(t)) t.Dispose();                   // Hugging Face q/k/v, fused into qkv
+            sd = null;
+            return weights;
         }
         catch
         {
             foreach (var t in contents.Tensors.Values) t.Dispose();
+            if (sd is not null) foreach (var t in sd.Values) t.Dispose();
             throw;
         }
-        var hint = config ?? fromFile ?? (preset is null ? null : MaeConfig.Preset(preset));
-        if (hint is null && contents.Extras.TryGetValue("args", out var args)) hint = FromOfficialArgs(args);
-        var resolved = config ?? fromFile ?? ConfigInference.Infer(sd, hint, source);
-        return new MaeWeights(source, format, sd, resolved.Validate(), contents.Extras);
     }
 
     /// <summary>Loads a full MAE (encoder + decoder). Position tables are interpolated when
     /// <paramref name="imageSize"/> gives another grid than the file's.</summary>
-    public static MaskedAutoencoder LoadMaskedAutoencoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null)
+    public static MaskedAutoencoder LoadMaskedAutoencoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null,
+                                                          MaeLoadLimits? limits = null)
     {
-        using var weights = Read(path, config, preset);
+        using var weights = Read(path, config, preset, limits);
         if (weights.Kind != MaeCheckpointKind.Full)
             throw new MaeCheckpointException(
                 $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeCheckpointKind.FineTuned ? " or LoadClassifier" : "")}.");
@@ -68,9 +93,10 @@ public static class MaeCheckpoint
     }
 
     /// <summary>Loads the encoder (feature extractor) from a full or encoder-only file; a decoder is ignored.</summary>
-    public static MaeEncoder LoadEncoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null)
+    public static MaeEncoder LoadEncoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null,
+                                         MaeLoadLimits? limits = null)
     {
-        using var weights = Read(path, config, preset);
+        using var weights = Read(path, config, preset, limits);
         if (weights.Kind == MaeCheckpointKind.FineTuned && weights.GlobalPool)
             throw new MaeCheckpointException(
                 $"'{path}' is a fine-tuned classifier with global pooling (fc_norm, no final norm); load it with LoadClassifier, " +
@@ -83,9 +109,10 @@ public static class MaeCheckpoint
     /// <summary>Loads a fine-tuned classifier, or starts one from pre-trained weights (new fc_norm and head, and the
     /// pre-training <c>norm</c> dropped under global pooling, exactly as main_finetune.py does).</summary>
     public static VitClassifier LoadClassifier(string path, int? numClasses = null, bool? globalPool = null,
-                                               MaeConfig? config = null, string? preset = null, int? imageSize = null)
+                                               MaeConfig? config = null, string? preset = null, int? imageSize = null,
+                                               MaeLoadLimits? limits = null)
     {
-        using var weights = Read(path, config, preset);
+        using var weights = Read(path, config, preset, limits);
         bool fineTuned = weights.Kind == MaeCheckpointKind.FineTuned;
         int classes = numClasses ?? weights.NumClasses
             ?? throw new ArgumentException($"'{path}' has no classification head; pass numClasses.", nameof(numClasses));
@@ -158,11 +185,12 @@ public static class MaeCheckpoint
 
     static Dictionary<string, Tensor> ToFloat32(Dictionary<string, Tensor> sd, string source)
     {
+        foreach (var (key, t) in sd)
+            if (!t.is_floating_point())
+                throw new MaeCheckpointException($"'{source}': tensor '{key}' has dtype {t.dtype}; expected a floating-point tensor (float32, float16, bfloat16 or float64).", source, key);
         var result = new Dictionary<string, Tensor>(sd.Count, StringComparer.Ordinal);
         foreach (var (key, t) in sd)
         {
-            if (!t.is_floating_point())
-                throw new MaeCheckpointException($"'{source}': tensor '{key}' has dtype {t.dtype}; expected a floating-point tensor (float32, float16, bfloat16 or float64).");
             if (t.dtype == ScalarType.Float32) result[key] = t;
             else { result[key] = t.to(float32); t.Dispose(); }
         }

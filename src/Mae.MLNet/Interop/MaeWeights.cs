@@ -37,7 +37,11 @@ public sealed class MaeWeights : IDisposable
     public IReadOnlyDictionary<string, Tensor> StateDict { get; }
     /// <summary>The architecture: given by the caller, read from a config file, or inferred from tensor shapes.</summary>
     public MaeConfig Config { get; }
-    /// <summary>Other top-level entries of a training checkpoint (<c>epoch</c>, <c>args</c>, <c>optimizer</c>, ...).</summary>
+    /// <summary>Other top-level entries of a training checkpoint (<c>epoch</c>, <c>args</c>, <c>optimizer</c>, ...), as plain
+    /// values: <see cref="long"/>, <see cref="double"/>, <see cref="string"/>, <see cref="bool"/>, <c>null</c>, dicts and
+    /// argparse namespaces as <c>Dictionary&lt;object, object?&gt;</c>, lists as <c>List&lt;object?&gt;</c>, tuples as
+    /// <c>object?[]</c>. Their tensors (optimizer moments, ...) are <see cref="MaeUnloadedTensor"/> descriptions: only the
+    /// state dict is loaded.</summary>
     public IReadOnlyDictionary<string, object?> Extras { get; }
     /// <summary>Classes of a fine-tuned head, else null.</summary>
     public int? NumClasses => StateDict.TryGetValue("head.weight", out var h) ? (int)h.shape[0] : null;

@@ -1,164 +1,249 @@
-using System.Collections;
-using System.IO.Compression;
+using System.Buffers.Binary;
 using System.Text.Json;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;
 
 /// <summary>Reads tensors from the files people download: zip-format <c>torch.save</c> pickles (.pth / .bin) and
-/// safetensors. Every file is validated before any tensor is built (see <see cref="PickleGuard"/>).</summary>
+/// safetensors. Each file is read through one view (<see cref="TorchArchive"/> + <see cref="WeightsUnpickler"/>, or the
+/// safetensors header checked here): the bytes that are checked are the bytes that are loaded, and every size a file
+/// states is held against <see cref="MaeLoadLimits"/> and against the file's real length before memory is committed.</summary>
 internal static class WeightFiles
 {
-    const long MaxPickleBytes = 256L << 20;
-    const long MaxSafetensorsHeader = 100L << 20;
-
     public sealed record Contents(Dictionary<string, Tensor> Tensors, Dictionary<string, object?> Extras);
 
-    public static Contents Read(string path)
+    public static Contents Read(string path, MaeLoadLimits limits)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
         return path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
-            ? new Contents(ReadSafetensors(path), new())
-            : ReadTorchPickle(path);
+            ? new Contents(ReadSafetensors(path, limits), new())
+            : ReadTorchPickle(path, limits);
     }
 
-    public static Contents ReadTorchPickle(string path)
+    public static Contents ReadTorchPickle(string path, MaeLoadLimits limits)
     {
-        using var stream = File.OpenRead(path);
-        var signature = new byte[4];
-        int got = stream.Read(signature, 0, 4);
-        if (got < 4 || signature[0] != 0x50 || signature[1] != 0x4b || signature[2] != 0x03 || signature[3] != 0x04)
+        using (var stream = File.OpenRead(path))
         {
-            bool legacyPickle = got >= 2 && signature[0] == 0x80;
-            throw new MaeCheckpointException(legacyPickle
-                ? $"'{path}' was written by the legacy (pre-1.6, non-zip) torch.save format, which is not supported. " +
-                  "Re-save it in PyTorch ≥ 1.6: torch.save(torch.load(path), path)."
-                : $"'{path}' is not a PyTorch weights file: expected a zip archive (torch.save) or a .safetensors file.");
-        }
-        stream.Position = 0;
-        byte[] pickle;
-        ZipArchive archive;
-        try
-        {
-            archive = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new MaeCheckpointException($"'{path}' is truncated or corrupt: its zip directory cannot be read ({e.Message}).", e);
-        }
-        using (archive)
-        {
-            var pkl = archive.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) || e.FullName == "data.pkl").ToList();
-            if (pkl.Count != 1)
-                throw new MaeCheckpointException($"'{path}' is not a torch.save archive: expected one data.pkl entry, found {pkl.Count}.");
-            if (pkl[0].Length > MaxPickleBytes)
-                throw new MaeCheckpointException($"'{path}': data.pkl claims {pkl[0].Length} bytes; refusing more than {MaxPickleBytes}.");
-            try
+            var signature = new byte[4];
+            int got = stream.ReadAtLeast(signature, 4, throwOnEndOfStream: false);
+            if (got < 4 || signature[0] != 0x50 || signature[1] != 0x4b || signature[2] != 0x03 || signature[3] != 0x04)
             {
-                using var s = pkl[0].Open();
-                using var ms = new MemoryStream((int)pkl[0].Length);
-                s.CopyTo(ms);
-                pickle = ms.ToArray();
+                bool legacyPickle = got >= 2 && signature[0] == 0x80;
+                throw new MaeCheckpointException(legacyPickle
+                    ? $"'{path}' was written by the legacy (pre-1.6, non-zip) torch.save format, which is not supported. " +
+                      "Re-save it in PyTorch ≥ 1.6: torch.save(torch.load(path), path)."
+                    : $"'{path}' is not a PyTorch weights file: expected a zip archive (torch.save) or a .safetensors file.", path, null);
             }
-            catch (InvalidDataException e)
-            {
-                throw new MaeCheckpointException($"'{path}' is corrupt: data.pkl cannot be read ({e.Message}).", e);
-            }
-            string prefix = pkl[0].FullName[..^"data.pkl".Length];
-            PickleGuard.Check(pickle, archive, prefix, path);
         }
+        using var archive = TorchArchive.Open(path, limits);
+        var root = WeightsUnpickler.Load(archive.ReadPickle(limits), archive, limits);
+        var (stateDict, extras) = Split(root, path);
 
-        Hashtable root;
-        try
-        {
-            stream.Position = 0;
-            root = PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true);
-        }
-        catch (Exception e) when (e is not MaeCheckpointException and not OutOfMemoryException)
-        {
-            throw new MaeCheckpointException($"'{path}' could not be unpickled: {e.Message}", e);
-        }
-        return Split(root, path);
-    }
-
-    /// <summary>Finds the state dict in a checkpoint: <c>{'model': sd, ...}</c> (official), <c>{'state_dict': sd}</c>,
-    /// or a bare state dict. Everything else at the top level is returned as extras (epoch, args, ...).</summary>
-    static Contents Split(Hashtable root, string path)
-    {
-        Hashtable? sd = null;
-        var extras = new Dictionary<string, object?>();
-        foreach (var key in new[] { "model", "state_dict", "model_state_dict" })
-            if (root[key] is Hashtable h) { sd = h; break; }
-        if (sd is null && root.Values.Cast<object?>().Any(v => v is Tensor)) sd = root;
-        if (sd is null)
+        long total = 0;
+        foreach (var (key, t) in stateDict)
+            total += t.NumberOfElements * ElementSize(t.DType);
+        if (total > limits.MaxTensorBytes)
             throw new MaeCheckpointException(
-                $"'{path}' holds no state dict: expected {{'model': state_dict, ...}} or a dict of tensors; top-level keys: " +
-                string.Join(", ", root.Keys.Cast<object>().Select(k => $"'{k}'")) + ".");
-        foreach (DictionaryEntry e in root)
-            if (!ReferenceEquals(e.Value, sd)) extras[e.Key.ToString()!] = e.Value;
+                $"'{path}': its state dict holds {total} bytes of tensors, more than MaeLoadLimits.MaxTensorBytes ({limits.MaxTensorBytes}).", path, null);
+        if (total > archive.BudgetLeft)
+            throw new MaeCheckpointException(
+                $"'{path}': its state dict needs {total} bytes of tensors, more than its {archive.FileLength} bytes on disk allow " +
+                $"(× MaeLoadLimits.MaxCompressionRatio {limits.MaxCompressionRatio}); refusing a possible zip bomb.", path, null);
+
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (DictionaryEntry e in sd)
-            if (e.Value is Tensor t) tensors[e.Key.ToString()!] = t;
+        try
+        {
+            foreach (var (key, t) in stateDict)
+            {
+                var tensor = empty(t.Shape.ToArray(), t.DType);
+                tensors[key] = tensor;
+                archive.ReadStorage(t.StorageKey, tensor);
+            }
+        }
+        catch
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+            throw;
+        }
         return new Contents(tensors, extras);
     }
 
-    static readonly Dictionary<string, int> SafetensorsDtypeSize = new()
+    /// <summary>Finds the state dict in a checkpoint: <c>{'model': sd, ...}</c> (official), <c>{'state_dict': sd}</c>,
+    /// or a bare state dict. Everything else at the top level is returned as extras (epoch, args, ...), with its
+    /// tensors described, not loaded.</summary>
+    static (Dictionary<string, MaeUnloadedTensor> StateDict, Dictionary<string, object?> Extras) Split(object? rootObject, string path)
     {
-        ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1,
-        ["U8"] = 1, ["BOOL"] = 1,
+        if (rootObject is not Dictionary<object, object?> root)
+            throw new MaeCheckpointException($"'{path}' holds no state dict: its pickle is a {rootObject?.GetType().Name ?? "None"}, not a dict.", path, null);
+        Dictionary<object, object?>? sd = null;
+        foreach (var key in new[] { "model", "state_dict", "model_state_dict" })
+            if (root.TryGetValue(key, out var v) && v is Dictionary<object, object?> h) { sd = h; break; }
+        if (sd is null && root.Values.Any(v => v is MaeUnloadedTensor)) sd = root;
+        if (sd is null)
+            throw new MaeCheckpointException(
+                $"'{path}' holds no state dict: expected {{'model': state_dict, ...}} or a dict of tensors; top-level keys: " +
+                string.Join(", ", root.Keys.Select(k => $"'{k}'")) + ".", path, null);
+        var extras = new Dictionary<string, object?>();
+        foreach (var (key, value) in root)
+            if (!ReferenceEquals(value, sd)) extras[key.ToString()!] = value;
+        var tensors = new Dictionary<string, MaeUnloadedTensor>(StringComparer.Ordinal);
+        foreach (var (key, value) in sd)
+            if (value is MaeUnloadedTensor t)
+            {
+                if (key is not string name)
+                    throw new MaeCheckpointException($"'{path}': a state dict key is {key} ({key.GetType().Name}), not a string.", path, null);
+                tensors[name] = t;
+            }
+        return (tensors, extras);
+    }
+
+    static int ElementSize(ScalarType t) => t switch
+    {
+        ScalarType.Float64 or ScalarType.Int64 => 8,
+        ScalarType.Float32 or ScalarType.Int32 => 4,
+        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
+        _ => 1,
     };
 
-    public static Dictionary<string, Tensor> ReadSafetensors(string path)
+    static readonly Dictionary<string, ScalarType> SafetensorsDtypes = new(StringComparer.Ordinal)
     {
-        long fileLength = new FileInfo(path).Length;
-        using (var stream = File.OpenRead(path))
-        {
-            var lengthBytes = new byte[8];
-            if (stream.Read(lengthBytes, 0, 8) < 8) throw new MaeCheckpointException($"'{path}' is truncated: no safetensors header.");
-            ulong headerLength = BitConverter.ToUInt64(lengthBytes);
-            if (headerLength > (ulong)Math.Min(fileLength - 8, MaxSafetensorsHeader))
-                throw new MaeCheckpointException($"'{path}' is corrupt or truncated: its header claims {headerLength} bytes but the file has {fileLength}.");
-            var header = new byte[headerLength];
-            stream.ReadExactly(header);
-            long dataLength = fileLength - 8 - (long)headerLength;
-            try
-            {
-                using var doc = JsonDocument.Parse(header);
-                foreach (var entry in doc.RootElement.EnumerateObject())
-                {
-                    if (entry.Name == "__metadata__") continue;
-                    string dtype = entry.Value.GetProperty("dtype").GetString() ?? "";
-                    if (!SafetensorsDtypeSize.TryGetValue(dtype, out int size))
-                        throw new MaeCheckpointException($"'{path}': tensor '{entry.Name}' has unsupported dtype '{dtype}'.");
-                    long numel = 1;
-                    foreach (var d in entry.Value.GetProperty("shape").EnumerateArray())
-                    {
-                        long v = d.GetInt64();
-                        if (v < 0 || (v > 0 && numel > dataLength / v)) throw new MaeCheckpointException($"'{path}': tensor '{entry.Name}' has an impossible shape.");
-                        numel *= v;
-                    }
-                    var offsets = entry.Value.GetProperty("data_offsets").EnumerateArray().Select(o => o.GetInt64()).ToArray();
-                    if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > dataLength)
-                        throw new MaeCheckpointException(
-                            $"'{path}' is corrupt or truncated: tensor '{entry.Name}' lies at bytes [{string.Join(", ", offsets)}] but the data section holds {dataLength}.");
-                    if (offsets[1] - offsets[0] != numel * size)
-                        throw new MaeCheckpointException(
-                            $"'{path}': tensor '{entry.Name}' ({dtype}, {numel} elements) should take {numel * size} bytes but takes {offsets[1] - offsets[0]}.");
-                }
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
-            {
-                throw new MaeCheckpointException($"'{path}' has a malformed safetensors header: {e.Message}", e);
-            }
-        }
+        ["F64"] = ScalarType.Float64, ["F32"] = ScalarType.Float32, ["F16"] = ScalarType.Float16, ["BF16"] = ScalarType.BFloat16,
+        ["I64"] = ScalarType.Int64, ["I32"] = ScalarType.Int32, ["I16"] = ScalarType.Int16, ["I8"] = ScalarType.Int8,
+        ["U8"] = ScalarType.Byte, ["BOOL"] = ScalarType.Bool,
+    };
+
+    sealed record SafetensorsEntry(string Name, ScalarType DType, long[] Shape, long Begin, long End);
+
+    /// <summary>Reads a safetensors file under the format's own rules (as the reference Rust reader validates them):
+    /// a JSON header of unique names, each with dtype, shape and [begin, end) offsets whose ranges tile the data
+    /// section exactly — no gaps, no overlaps, no duplicates — then loads each tensor from exactly its range.</summary>
+    public static Dictionary<string, Tensor> ReadSafetensors(string path, MaeLoadLimits limits)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        long fileLength = stream.Length;
+        var lengthBytes = new byte[8];
+        if (stream.ReadAtLeast(lengthBytes, 8, throwOnEndOfStream: false) < 8)
+            throw new MaeCheckpointException($"'{path}' is truncated: no safetensors header.", path, null);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        if (headerLength > (ulong)(fileLength - 8))
+            throw new MaeCheckpointException($"'{path}' is corrupt or truncated: its header claims {headerLength} bytes but the file has {fileLength}.", path, null);
+        if (headerLength > (ulong)limits.MaxSafetensorsHeaderBytes)
+            throw new MaeCheckpointException(
+                $"'{path}': its safetensors header claims {headerLength} bytes, more than MaeLoadLimits.MaxSafetensorsHeaderBytes ({limits.MaxSafetensorsHeaderBytes}).", path, null);
+        var header = new byte[headerLength];
+        stream.ReadExactly(header);
+        long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
+        var entries = ParseSafetensorsHeader(header, path, dataLength);
+
+        long total = entries.Sum(e => e.End - e.Begin);
+        if (total > limits.MaxTensorBytes)
+            throw new MaeCheckpointException(
+                $"'{path}' holds {total} bytes of tensors, more than MaeLoadLimits.MaxTensorBytes ({limits.MaxTensorBytes}).", path, null);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        string? current = null;
         try
         {
-            return Safetensors.LoadStateDict(path);
+            foreach (var e in entries)
+            {
+                current = e.Name;
+                var t = empty(e.Shape, e.DType);
+                tensors[e.Name] = t;
+                stream.Position = dataStart + e.Begin;
+                t.ReadBytesFromStream(stream, 1 << 16);
+            }
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception ex) when (ex is EndOfStreamException or IOException and not MaeCheckpointException)
         {
-            throw new MaeCheckpointException($"'{path}' could not be read as safetensors: {e.Message}", e);
+            foreach (var t in tensors.Values) t.Dispose();
+            throw new MaeCheckpointException($"'{path}': tensor '{current}' could not be read ({ex.Message}); the file changed or is truncated.", path, current, ex);
         }
+        catch
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+            throw;
+        }
+        return tensors;
+    }
+
+    static List<SafetensorsEntry> ParseSafetensorsHeader(byte[] header, string path, long dataLength)
+    {
+        MaeCheckpointException Bad(string why, string? entry = null)
+            => new($"'{path}' has a malformed safetensors header: {why}.", path, entry);
+        if (header.Length == 0 || header[0] != (byte)'{') throw Bad("it does not start with '{'");
+        var entries = new List<SafetensorsEntry>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            using var doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 8 });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad("it is not a JSON object");
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                string name = property.Name;
+                if (!names.Add(name)) throw Bad($"the name '{name}' appears twice", name);
+                var v = property.Value;
+                if (name == "__metadata__")
+                {
+                    if (v.ValueKind != JsonValueKind.Object || v.EnumerateObject().Any(m => m.Value.ValueKind != JsonValueKind.String))
+                        throw Bad("__metadata__ is not a map of strings", name);
+                    continue;
+                }
+                if (v.ValueKind != JsonValueKind.Object) throw Bad($"tensor '{name}' is not an object", name);
+                foreach (var field in v.EnumerateObject())
+                    if (field.Name is not ("dtype" or "shape" or "data_offsets"))
+                        throw Bad($"tensor '{name}' has an unknown field '{field.Name}'", name);
+                if (!v.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
+                    throw Bad($"tensor '{name}' has no dtype", name);
+                string dtype = dtypeElement.GetString()!;
+                if (!SafetensorsDtypes.TryGetValue(dtype, out var scalarType))
+                    throw new MaeCheckpointException($"'{path}': tensor '{name}' has unsupported dtype '{dtype}'.", path, name);
+                if (!v.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array || shapeElement.GetArrayLength() > 32)
+                    throw Bad($"tensor '{name}' has no shape list", name);
+                var shape = new long[shapeElement.GetArrayLength()];
+                long numel = 1;
+                int i = 0;
+                foreach (var d in shapeElement.EnumerateArray())
+                {
+                    if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long s) || s < 0)
+                        throw Bad($"tensor '{name}' has a shape entry {d.GetRawText()} that is not a non-negative integer", name);
+                    if (s > 0 && numel > dataLength / s)
+                        throw new MaeCheckpointException($"'{path}': tensor '{name}' has an impossible shape (more elements than the file holds).", path, name);
+                    numel *= s;
+                    shape[i++] = s;
+                }
+                if (!v.TryGetProperty("data_offsets", out var offsetsElement) || offsetsElement.ValueKind != JsonValueKind.Array
+                    || offsetsElement.GetArrayLength() != 2 || offsetsElement.EnumerateArray().Any(o => o.ValueKind != JsonValueKind.Number || !o.TryGetInt64(out _)))
+                    throw Bad($"tensor '{name}' has no [begin, end] data_offsets", name);
+                long begin = offsetsElement[0].GetInt64(), end = offsetsElement[1].GetInt64();
+                if (begin < 0 || end < begin || end > dataLength)
+                    throw new MaeCheckpointException(
+                        $"'{path}' is corrupt or truncated: tensor '{name}' lies at bytes [{begin}, {end}] but the data section holds {dataLength}.", path, name);
+                int size = ElementSize(scalarType);
+                if (end - begin != numel * size)
+                    throw new MaeCheckpointException(
+                        $"'{path}': tensor '{name}' ({dtype}, {numel} elements) should take {numel * size} bytes but takes {end - begin}.", path, name);
+                entries.Add(new SafetensorsEntry(name, scalarType, shape, begin, end));
+            }
+        }
+        catch (JsonException e) { throw Bad($"{e.Message}"); }
+
+        // The ranges must tile [0, dataLength): sorted by start, each begins where the previous ended.
+        var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
+        long at = 0;
+        string? previous = null;
+        foreach (var e in sorted)
+        {
+            if (e.Begin < at)
+                throw new MaeCheckpointException(
+                    $"'{path}': tensors '{previous}' and '{e.Name}' overlap (bytes [{e.Begin}, {e.End}] start before {at}); safetensors ranges must not overlap.", path, e.Name);
+            if (e.Begin > at)
+                throw new MaeCheckpointException(
+                    $"'{path}': bytes [{at}, {e.Begin}) of the data section belong to no tensor; safetensors ranges must cover the data without gaps.", path, e.Name);
+            at = e.End;
+            previous = e.Name;
+        }
+        if (at != dataLength)
+            throw new MaeCheckpointException(
+                $"'{path}': the tensors end at byte {at} of a {dataLength}-byte data section; the rest belongs to no tensor.", path, null);
+        return entries;
     }
 }

@@ -29,7 +29,7 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
         return new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema };
     }
 
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim);
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim * Options.Layers);
 
     internal static SchemaShape OutputSchema(SchemaShape inputSchema, MaeFeaturizerOptions Options, int featureDim)
     {

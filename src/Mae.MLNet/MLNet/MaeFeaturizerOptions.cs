@@ -12,7 +12,11 @@ public sealed class MaeFeaturizerOptions
     /// or an <c>MLImage</c> column (<c>LoadImages</c>/<c>ResizeImages</c>), converted inside.</summary>
     public string InputColumnName { get; set; } = "Pixels";
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
-    /// <summary>Rows per forward pass.</summary>
+    /// <summary>How many of the last encoder blocks give a pooled vector (each through the final norm, concatenated
+    /// earliest first): the output has <c>Layers × D</c> values. 1 (default) = the last block only. Several layers
+    /// often probe better than one (DINO's linear evaluation uses the last 4).</summary>
+    public int Layers { get; set; } = 1;
+    /// <summary>Rows per forward pass, 1 to 4096.</summary>
     public int BatchSize { get; set; } = 32;
     public MaeDevice Device { get; set; } = MaeDevice.Auto;
     /// <summary>Applied to vector columns. Null: <see cref="PixelNormalization.Default"/> for the model's channels.
@@ -23,7 +27,8 @@ public sealed class MaeFeaturizerOptions
     {
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must be set.");
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must be set.");
-        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        ModelRunner.ValidateBatchSize(BatchSize, nameof(BatchSize));
         if (!Enum.IsDefined(Pooling)) throw new ArgumentOutOfRangeException(nameof(Pooling), Pooling, "Expected Cls or Mean.");
+        if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be at least 1 (the last block).");
     }
 }

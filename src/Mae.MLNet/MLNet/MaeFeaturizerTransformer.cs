@@ -17,14 +17,15 @@ public sealed class MaeFeaturizerTransformer : ITransformer
         Encoder = encoder ?? throw new ArgumentNullException(nameof(encoder));
         Options = options;
         Normalization = (options.Normalization ?? PixelNormalization.Default(encoder.Config.InChannels)).Validate(encoder.Config.InChannels);
-        Runner = new EncoderRunner(encoder, options.Pooling, options.Device, Normalization);
+        MaeEncoder.CheckLayers(options.Layers, encoder.Config, nameof(options.Layers));
+        Runner = new EncoderRunner(encoder, options.Pooling, options.Layers, options.Device, Normalization);
     }
 
     public MaeEncoder Encoder { get; }
     public MaeFeaturizerOptions Options { get; }
     public PixelNormalization Normalization { get; }
     /// <summary>Width of the output vector.</summary>
-    public int FeatureDim => Encoder.Config.EmbedDim;
+    public int FeatureDim => Runner.FeatureDim;
     internal EncoderRunner Runner { get; }
     /// <summary>The whole MAE when this featurizer came from <c>MaePretrain</c> (for reconstructions), else null.</summary>
     public MaskedAutoencoder? Autoencoder { get; internal init; }
@@ -69,7 +70,7 @@ public sealed class MaeFeaturizerTransformer : ITransformer
         Interop.Onnx.MaeOnnxExport.Export(Encoder, path, new Interop.Onnx.MaeOnnxOptions
         {
             InputName = Options.InputColumnName, FeaturesName = Options.OutputColumnName, Pooling = Options.Pooling,
-            PixelScale = norm.Scale, Mean = norm.Mean, Std = norm.Std,
+            Layers = Options.Layers, PixelScale = norm.Scale, Mean = norm.Mean, Std = norm.Std,
         });
     }
 }

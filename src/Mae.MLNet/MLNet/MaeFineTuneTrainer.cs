@@ -62,8 +62,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         if (string.IsNullOrWhiteSpace(options.InputColumnName)) throw new ArgumentException("InputColumnName must be set.", nameof(options));
         if (string.IsNullOrWhiteSpace(options.ScoreColumnName)) throw new ArgumentException("ScoreColumnName must be set.", nameof(options));
         if (string.IsNullOrWhiteSpace(options.PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must be set.", nameof(options));
-        if (options.InferenceBatchSize < 1)
-            throw new ArgumentOutOfRangeException(nameof(options), options.InferenceBatchSize, $"InferenceBatchSize must be at least 1; got {options.InferenceBatchSize}.");
+        ModelRunner.ValidateBatchSize(options.InferenceBatchSize, nameof(options.InferenceBatchSize));
         int starts = (options.Model is null ? 0 : 1) + (options.Encoder is null ? 0 : 1) + (options.WeightsPath is null ? 0 : 1) + (options.FromScratch ? 1 : 0);
         if (starts != 1)
             throw new ArgumentException(

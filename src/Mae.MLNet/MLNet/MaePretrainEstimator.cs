@@ -23,6 +23,8 @@ public sealed class MaePretrainEstimatorOptions
     /// <summary>Multiplies vector-column values first, so that they are in [0, 1] (1 when ExtractPixels scaled them).</summary>
     public float PixelScale { get; set; } = 1f;
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
+    /// <summary>The featurizer's <see cref="MaeFeaturizerOptions.Layers"/>: pooled vectors of the last n blocks, concatenated.</summary>
+    public int Layers { get; set; } = 1;
     public int FeaturizeBatchSize { get; set; } = 32;
     /// <summary>Images held for shuffling while streaming from the data view.</summary>
     public int ShuffleBufferSize { get; set; } = 8192;
@@ -51,7 +53,8 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
                 $"The augmentation produces {Augmentation.Channels}×{Augmentation.OutputSize}×{Augmentation.OutputSize} images; the model takes {config.InChannels}×{config.ImageSize}×{config.ImageSize}.");
         if (!(options.PixelScale > 0) || !float.IsFinite(options.PixelScale))
             throw new ArgumentOutOfRangeException(nameof(options), options.PixelScale, "PixelScale must be a positive finite number.");
-        new MaeFeaturizerOptions { OutputColumnName = options.OutputColumnName, InputColumnName = options.InputColumnName, BatchSize = options.FeaturizeBatchSize, Pooling = options.Pooling }.Validate();
+        new MaeFeaturizerOptions { OutputColumnName = options.OutputColumnName, InputColumnName = options.InputColumnName, BatchSize = options.FeaturizeBatchSize, Pooling = options.Pooling, Layers = options.Layers }.Validate();
+        MaeEncoder.CheckLayers(options.Layers, options.Model, nameof(options.Layers));
     }
 
     public MaePretrainEstimatorOptions Options { get; }
@@ -82,7 +85,7 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
         var featurizer = new MaeFeaturizerTransformer(model.Encoder, new MaeFeaturizerOptions
         {
             OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName, Pooling = Options.Pooling,
-            BatchSize = Options.FeaturizeBatchSize, Device = training.Device, Normalization = normalization,
+            Layers = Options.Layers, BatchSize = Options.FeaturizeBatchSize, Device = training.Device, Normalization = normalization,
         })
         { Autoencoder = model, Pretraining = result, InputSchema = input.Schema };
         return featurizer;
@@ -112,5 +115,5 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
         => MaeFeaturizerEstimator.OutputSchema(inputSchema,
             new MaeFeaturizerOptions { OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName },
-            Options.Model.EmbedDim);
+            Options.Model.EmbedDim * Options.Layers);
 }

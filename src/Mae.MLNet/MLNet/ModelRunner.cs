@@ -7,10 +7,24 @@ namespace Mae.MLNet;
 
 /// <summary>Runs a frozen model on a batch of CHW float rows: normalise per channel, forward in eval mode with no
 /// gradient on the configured device, copy <see cref="ITensorFunction.OutputLength"/> floats per row back. One native
-/// scope (and no GC, see <see cref="NoGcScope"/>) per batch, so memory stays flat however many rows pass. Calls are
-/// serialised: one module, possibly several cursors.</summary>
+/// scope per batch, so memory stays flat however many rows pass. Calls are serialised: one module, possibly several
+/// cursors. No GC-free region is needed: the forward pass holds every libtorch Scalar it passes to native code
+/// (<see cref="ScalarMath"/>), so a collection during a batch cannot free one mid-call (earlier versions forced a
+/// gen-2 collection per batch and per PredictionEngine row for that; see docs/security.md).</summary>
 internal abstract class ModelRunner : ITensorFunction
 {
+    /// <summary>Largest rows-per-forward-pass accepted by the featurizer and classifier options: buffers of
+    /// BatchSize images are allocated up front, so the bound keeps a typo from allocating gigabytes.</summary>
+    public const int MaxBatchSize = 4096;
+
+    /// <summary>Throws naming <paramref name="option"/> unless 1 ≤ <paramref name="batchSize"/> ≤ <see cref="MaxBatchSize"/>.</summary>
+    public static void ValidateBatchSize(int batchSize, string option)
+    {
+        if (batchSize < 1 || batchSize > MaxBatchSize)
+            throw new ArgumentOutOfRangeException(option, batchSize,
+                $"{option} must be between 1 and {MaxBatchSize} rows per forward pass; got {batchSize}.");
+    }
+
     readonly nn.Module module;
     readonly Device device;
     readonly float scale;
@@ -47,7 +61,6 @@ internal abstract class ModelRunner : ITensorFunction
         lock (gate)
         {
             using var noGrad = no_grad();
-            using var noGc = NoGcScope.Enter(NoGcScope.InferenceBudget);
             using var scope = NewDisposeScope();
             if (module.training) module.eval();
             var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);

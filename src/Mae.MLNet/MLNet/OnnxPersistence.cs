@@ -28,7 +28,7 @@ internal static class OnnxPersistence
         return BuildOnnxTransformer(inputSchema, options.InputColumnName, options.OutputColumnName, transformer.Encoder.Config,
             (pixelColumn, pixelScale, onnx) => MaeOnnxExport.Export(transformer.Encoder, onnx, new MaeOnnxOptions
             {
-                InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling,
+                InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling, Layers = options.Layers,
                 PixelScale = pixelScale, Mean = norm.Mean, Std = norm.Std, PerRow = true,
             }),
             norm.Scale);

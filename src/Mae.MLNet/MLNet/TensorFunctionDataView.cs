@@ -16,6 +16,10 @@ internal sealed class TensorFunctionDataView : IDataView
     public TensorFunctionDataView(IDataView input, ImageColumn image, ITensorFunction function, IReadOnlyList<OutputColumn> outputs, int batchSize)
     {
         this.input = input; this.image = image; this.function = function; this.outputs = outputs; this.batchSize = batchSize;
+        ModelRunner.ValidateBatchSize(batchSize, "BatchSize");
+        if ((long)batchSize * Math.Max(image.Length, function.OutputLength) > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize,
+                $"BatchSize {batchSize} × {image.Length} pixel values per image is more than one buffer can hold; use a smaller BatchSize.");
         Schema = OutputColumn.AppendTo(input.Schema, outputs);
     }
 

@@ -33,7 +33,7 @@ public sealed class Block : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + attn.forward(norm1.forward(x));
-        return (h + mlp.forward(norm2.forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(attn.forward(norm1.forward(x)));
+        return h.Plus(mlp.forward(norm2.forward(h))).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -53,7 +54,7 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     public MaeEncoder(MaeConfig config) : this(config, owner: null) { }
 
     /// <summary>With an owner, the caller registers this encoder's parts under its own (flat, official) names.</summary>
-    internal MaeEncoder(MaeConfig config, nn.Module? owner) : base(nameof(MaeEncoder))
+    internal MaeEncoder(MaeConfig config, nn.Module? owner) : base(TorchBackend.Checked(nameof(MaeEncoder)))
     {
         Config = config.Validate();
         this.owner = owner ?? this;
@@ -81,14 +82,14 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     public Tensor Embed(Tensor images)
     {
         using var scope = NewDisposeScope();
-        return (patch_embed.forward(images) + pos_embed[.., 1.., ..]).MoveToOuterDisposeScope();
+        return patch_embed.forward(images).Plus(pos_embed[.., 1.., ..]).MoveToOuterDisposeScope();
     }
 
     /// <summary>Prepends cls_token + pos_embed[0] to a token sequence.</summary>
     public Tensor PrependCls(Tensor tokens)
     {
         using var scope = NewDisposeScope();
-        var cls = (cls_token + pos_embed[.., ..1, ..]).expand(tokens.shape[0], -1, -1);
+        var cls = cls_token.Plus(pos_embed[.., ..1, ..]).expand(tokens.shape[0], -1, -1);
         return cat(new[] { cls, tokens }, 1).MoveToOuterDisposeScope();
     }
 
@@ -109,17 +110,38 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         return Transform(PrependCls(Embed(images))).MoveToOuterDisposeScope();
     }
 
-    /// <summary>One feature vector per image, [N, D]: the cls token or the mean of the patch tokens.</summary>
-    public Tensor ExtractFeatures(Tensor images, MaePooling pooling = MaePooling.Cls)
+    /// <summary>
+    /// One feature vector per image: the cls token or the mean of the patch tokens, after the final norm, of the last
+    /// <paramref name="layers"/> blocks, concatenated earliest first: [N, layers · D]. Every block's tokens go through
+    /// the encoder's final <c>norm</c>, as DINO's <c>get_intermediate_layers</c> does for its multi-layer linear
+    /// probe; <paramref name="layers"/> = 1 is the usual feature of the last block.
+    /// </summary>
+    public Tensor ExtractFeatures(Tensor images, MaePooling pooling = MaePooling.Cls, int layers = 1)
     {
+        MaeInputs.CheckImages(images, Config, nameof(images));
+        CheckLayers(layers, Config, nameof(layers));
+        if (!Enum.IsDefined(pooling)) throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Expected Cls or Mean.");
         using var scope = NewDisposeScope();
-        var tokens = forward(images);
-        var features = pooling switch
+        var x = PrependCls(Embed(images));
+        var pooled = new List<Tensor>(layers);
+        for (int i = 0; i < blocks.Count; i++)
         {
-            MaePooling.Cls => tokens[.., 0, ..],
-            MaePooling.Mean => tokens[.., 1.., ..].mean(new long[] { 1 }),
-            _ => throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Expected Cls or Mean."),
-        };
-        return features.contiguous().MoveToOuterDisposeScope();
+            x = blocks[i].forward(x);
+            if (i >= blocks.Count - layers) pooled.Add(Pool(norm.forward(x), pooling));   // [N, D]
+        }
+        return (layers == 1 ? pooled[0] : cat(pooled, 1)).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[N, 1 + L, D] tokens → [N, D]: token 0, or the mean of tokens 1 ….</summary>
+    static Tensor Pool(Tensor tokens, MaePooling pooling) => pooling == MaePooling.Cls
+        ? tokens[.., 0, ..]
+        : tokens[.., 1.., ..].mean(new long[] { 1 });
+
+    /// <summary>Throws unless 1 ≤ <paramref name="layers"/> ≤ the encoder's depth.</summary>
+    public static void CheckLayers(int layers, MaeConfig config, string name)
+    {
+        if (layers < 1 || layers > config.Depth)
+            throw new ArgumentOutOfRangeException(name, layers,
+                $"Layers is the number of last blocks whose pooled tokens are concatenated: expected 1 … {config.Depth} (the encoder's depth); got {layers}.");
     }
 }

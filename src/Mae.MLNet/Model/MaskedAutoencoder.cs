@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,7 +46,7 @@ public sealed class MaskedAutoencoder : nn.Module
     }
     ScalarType? computeDType;
 
-    public MaskedAutoencoder(MaeConfig config) : base(nameof(MaskedAutoencoder))
+    public MaskedAutoencoder(MaeConfig config) : base(TorchBackend.Checked(nameof(MaskedAutoencoder)))
     {
         Config = config.Validate();
         Encoder = new MaeEncoder(config, owner: this);
@@ -152,7 +153,7 @@ public sealed class MaskedAutoencoder : nn.Module
         var maskTokens = mask_token.expand(n, l + 1 - x.shape[1], d);
         var tokens = cat(new[] { x[.., 1.., ..], maskTokens }, 1);
         tokens = tokens.gather(1, idsRestore.unsqueeze(-1).expand(n, l, d)); // unshuffle
-        x = cat(new[] { x[.., ..1, ..], tokens }, 1) + decoder_pos_embed;
+        x = cat(new[] { x[.., ..1, ..], tokens }, 1).Plus(decoder_pos_embed);
         foreach (var block in decoder_blocks) x = block.forward(x);
         x = MixedPrecision.Linear(decoder_pred, decoder_norm.forward(x), computeDType).to(x.dtype);
         return x[.., 1.., ..].MoveToOuterDisposeScope();

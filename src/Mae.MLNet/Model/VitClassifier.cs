@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -19,7 +20,7 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
     public readonly LayerNorm? fc_norm;
     public readonly Linear head;
 
-    public VitClassifier(MaeConfig config, int numClasses, bool globalPool = true) : base(nameof(VitClassifier))
+    public VitClassifier(MaeConfig config, int numClasses, bool globalPool = true) : base(TorchBackend.Checked(nameof(VitClassifier)))
     {
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "At least one class is needed.");
         Config = config.Validate();
@@ -125,8 +126,8 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
             if (!stochastic) { x = block.forward(x); continue; }
             // Block.forward with a drop path on each residual branch (timm: x + drop_path(attn(norm1(x))), …).
             double p = DropPathProbability(i);
-            x = x + DropPath(block.attn.forward(block.norm1.forward(x)), p, training: true);
-            x = x + DropPath(block.mlp.forward(block.norm2.forward(x)), p, training: true);
+            x = x.Plus(DropPath(block.attn.forward(block.norm1.forward(x)), p, training: true));
+            x = x.Plus(DropPath(block.mlp.forward(block.norm2.forward(x)), p, training: true));
         }
         var features = GlobalPool
             ? fc_norm!.forward(x[.., 1.., ..].mean(new long[] { 1 }))

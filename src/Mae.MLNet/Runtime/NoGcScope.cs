@@ -11,13 +11,18 @@ namespace Mae.MLNet.Runtime;
 /// "Unknown scalar type") with a progress-bar or ML.NET thread allocating beside a training loop. Objects created
 /// during the step cannot be collected before it ends, so their native calls complete first.
 /// If the budget is exceeded the runtime simply collects as usual (the scope then ends quietly).
+/// <para>Entering a region forces a full blocking (gen-2) collection first, so this costs a few milliseconds with a
+/// large live heap. Inference no longer uses it: the forward pass passes only Scalars it holds itself
+/// (<see cref="Model.ScalarMath"/>). Training steps still do, because TorchSharp's AdamW creates its coefficient
+/// Scalars internally; an optimizer step that holds its own Scalars (the unified engine's fused AdamW) makes it
+/// unnecessary there too.</para>
 /// </summary>
 internal readonly struct NoGcScope : IDisposable
 {
     /// <summary>Budget of a training step: reserved, not committed up front; other threads may allocate this much
     /// during a step before a collection happens anyway.</summary>
     public const long TrainingBudget = 256L << 20;
-    /// <summary>Budget of an inference batch: small, so featurizing many rows keeps a flat peak memory.</summary>
+    /// <summary>Budget of an inference batch (no longer used by the library's own inference path).</summary>
     public const long InferenceBudget = 16L << 20;
     readonly bool started;
 

@@ -5,14 +5,11 @@ namespace Mae.MLNet.Runtime;
 
 /// <summary>
 /// libtorch's CPU kernels run on OpenMP (on Linux its bundled libgomp), whose idle worker threads spin for a while
-/// (GOMP_SPINCOUNT, 300 000 by default) before sleeping. When the machine has other work, the spinning threads steal
-/// the cores the next parallel region needs. Measured on 2 cores: a small training step fell from ≈ 2 000 to 40–170
-/// images/s under load with the default. One quickstart epoch (62 steps of 64 images): idle machine — default
-/// 1.3 s, GOMP_SPINCOUNT=1000 1.2–1.6 s, OMP_WAIT_POLICY=PASSIVE 2.7 s; beside three busy loops — default 10–12 s,
-/// GOMP_SPINCOUNT=1000 4.2–5.1 s, PASSIVE 3.8 s. A short spin keeps the idle speed and avoids most stalls, so this
-/// sets GOMP_SPINCOUNT=1000 when the Mae.MLNet assembly loads, unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT
-/// (then theirs wins). libgomp reads the variables once, when libtorch loads, and .NET's
-/// Environment.SetEnvironmentVariable does not reach native code, hence libc's setenv.
+/// (GOMP_SPINCOUNT, 300 000 by default) before sleeping; on a shared machine the spinning threads steal the cores the
+/// next parallel region needs. A short spin keeps the idle speed and avoids most stalls (measurements: README,
+/// "Shared CPUs"), so this sets GOMP_SPINCOUNT=1000 when the Mae.MLNet assembly loads, unless the user set
+/// OMP_WAIT_POLICY or GOMP_SPINCOUNT (then theirs wins). libgomp reads the variables once, when libtorch loads, and
+/// .NET's Environment.SetEnvironmentVariable does not reach native code, hence libc's setenv.
 /// </summary>
 internal static class OpenMpWaitPolicy
 {

@@ -18,10 +18,11 @@ public static class TorchRuntime
     /// <summary>Intra-op threads libtorch uses on the CPU.</summary>
     public static int Threads
     {
-        get => get_num_threads();
+        get { TorchBackend.EnsureAvailable(); return get_num_threads(); }
         set
         {
             if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "The thread count must be at least 1.");
+            TorchBackend.EnsureAvailable();
             set_num_threads(value);
         }
     }
@@ -32,6 +33,7 @@ public static class TorchRuntime
     /// </summary>
     public static void Seed(long seed)
     {
+        TorchBackend.EnsureAvailable();
         random.manual_seed(seed);
         if (CudaAvailable) cuda.manual_seed_all(seed);
     }

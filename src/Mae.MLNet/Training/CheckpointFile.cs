@@ -1,5 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -11,10 +14,17 @@ namespace Mae.MLNet.Training;
 /// length (int64) and SHA-256 of the payload, so a truncated or altered file is detected before anything is loaded.
 /// Files are written to a temporary file in the same folder, flushed to disk and renamed over the target, so a crash
 /// leaves the previous checkpoint intact. Names are <c>{prefix}NNNN{extension}</c> by completed epochs.
+/// <para>A checksum proves only that the file is what some writer wrote, so nothing read from the payload is trusted
+/// either: <see cref="OpenPayload"/> also holds the model config in the payload's JSON header against the weights
+/// that follow it (TorchSharp's <c>Module.save</c> section: names, dtypes, shapes) before a caller builds a model from
+/// that config, and every count or tensor read later is bounded by the bytes left in the payload. Every failure is a
+/// <see cref="MaeTrainingCheckpointException"/> naming the file.</para>
 /// </summary>
 internal sealed class CheckpointFile
 {
     const int TrailerLength = 8 + 32;
+    /// <summary>Largest JSON header accepted (real ones are a few KB).</summary>
+    const int MaxHeaderBytes = 1 << 20;
     readonly byte[] magic;
     readonly string prefix, extension;
 
@@ -94,16 +104,181 @@ internal sealed class CheckpointFile
         }
     }
 
-    /// <summary>Verifies the file and returns a stream positioned at the start of its payload.</summary>
+    /// <summary>Verifies the file (signature, length, SHA-256), checks that the model config in its header fits the
+    /// weights it holds (<see cref="InspectPayload"/>), and returns a stream positioned at the start of its payload.</summary>
     public FileStream OpenPayload(string path)
     {
-        Verify(path);
+        long payloadLength = Verify(path);
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        fs.Seek(magic.Length, SeekOrigin.Begin);
-        return fs;
+        try
+        {
+            InspectPayload(path, fs, payloadLength);
+            fs.Seek(magic.Length, SeekOrigin.Begin);
+            return fs;
+        }
+        catch { fs.Dispose(); throw; }
     }
 
-    /// <summary>Checks magic, length and SHA-256; throws <see cref="InvalidDataException"/> naming the file otherwise.</summary>
+    /// <summary>
+    /// Reads the payload's JSON header and, when it carries a model <c>Config</c>, walks the <c>Module.save</c> section
+    /// after it (names and shapes only, every size bounded by the payload) and refuses a config that does not describe
+    /// those weights — before anyone builds a model from it. A header with <c>NumClasses</c> describes a classifier
+    /// (encoder + head), otherwise a full MAE (encoder + decoder).
+    /// </summary>
+    void InspectPayload(string path, FileStream fs, long payloadLength)
+    {
+        long end = magic.Length + payloadLength;
+        fs.Seek(magic.Length, SeekOrigin.Begin);
+        using var r = new BinaryReader(fs, Encoding.UTF8, leaveOpen: true);
+        byte[] headerBytes;
+        try
+        {
+            int headerLength = r.Read7BitEncodedInt();
+            if (headerLength < 0 || headerLength > Math.Min(MaxHeaderBytes, end - fs.Position))
+                throw Invalid(path, $"its header claims {headerLength} bytes (at most {Math.Min(MaxHeaderBytes, end - fs.Position)} possible)");
+            headerBytes = r.ReadBytes(headerLength);
+        }
+        catch (FormatException e) { throw Invalid(path, "its header length is malformed", e); }
+        catch (EndOfStreamException e) { throw Invalid(path, "it ends inside its header", e); }
+
+        MaeConfig? config;
+        int? numClasses = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(headerBytes, new JsonDocumentOptions { MaxDepth = 16 });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("Config", out var c)) return;
+            // A layout from a newer build is not ours to walk: the reader refuses it by its version, naming it.
+            if (doc.RootElement.TryGetProperty("FormatVersion", out var v) && v.ValueKind == JsonValueKind.Number
+                && (!v.TryGetInt32(out int version) || version > MaeTrainingCheckpoint.FormatVersion)) return;
+            config = c.Deserialize<MaeConfig>() ?? throw Invalid(path, "its header's Config is null");
+            if (doc.RootElement.TryGetProperty("NumClasses", out var k))
+                numClasses = k.ValueKind == JsonValueKind.Number && k.TryGetInt32(out int n) && n >= 1 ? n
+                    : throw Invalid(path, $"its header's NumClasses is {k.GetRawText()}, not a positive integer");
+        }
+        catch (JsonException e) { throw Invalid(path, "its header is not valid JSON", e); }
+
+        var shapes = ReadStateDictShapes(r, path, end);
+        try
+        {
+            ConfigInference.CheckAgainstTensors(config, shapes, path, MaeLoadLimits.Default, decoder: numClasses is null, numClasses);
+        }
+        catch (MaeCheckpointException e)
+        {
+            throw Invalid(path, $"the model its header describes is not the one whose weights it holds, so no model is built ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Names and shapes of a TorchSharp <c>Module.save</c> section, skipping the values; every count and
+    /// size is checked against the bytes left before <paramref name="end"/>.</summary>
+    static Dictionary<string, long[]> ReadStateDictShapes(BinaryReader r, string path, long end)
+    {
+        var fs = r.BaseStream;
+        var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        long count = Leb128(r, path, end, "the weights' entry count");
+        if (count > (end - fs.Position) / 4) throw Invalid(path, $"it claims {count} weight tensors, more than its remaining bytes can hold");
+        for (long i = 0; i < count; i++)
+        {
+            string name;
+            try
+            {
+                int length = r.Read7BitEncodedInt();
+                if (length < 0 || length > Math.Min(4096, end - fs.Position)) throw Invalid(path, $"weight name {i} claims {length} bytes");
+                name = new UTF8Encoding(false, true).GetString(r.ReadBytes(length));
+            }
+            catch (Exception e) when (e is FormatException or DecoderFallbackException or EndOfStreamException)
+            {
+                throw Invalid(path, $"weight name {i} is malformed", e);
+            }
+            var (_, shape, bytes) = TensorHeader(r, path, end, $"weight '{name}'");
+            if (!shapes.TryAdd(name, shape)) throw Invalid(path, $"weight '{name}' appears twice");
+            fs.Seek(bytes, SeekOrigin.Current);
+        }
+        return shapes;
+    }
+
+    /// <summary>TorchSharp's tensor header (LEB128 dtype, rank, dims), checked: a known dtype, rank ≤ 32, no overflow,
+    /// and the values' bytes within what is left before <paramref name="end"/>.</summary>
+    static (ScalarType DType, long[] Shape, long Bytes) TensorHeader(BinaryReader r, string path, long end, string what)
+    {
+        long code = Leb128(r, path, end, what);
+        int size = code switch
+        {
+            (long)ScalarType.Byte or (long)ScalarType.Int8 or (long)ScalarType.Bool => 1,
+            (long)ScalarType.Int16 or (long)ScalarType.Float16 or (long)ScalarType.BFloat16 => 2,
+            (long)ScalarType.Int32 or (long)ScalarType.Float32 => 4,
+            (long)ScalarType.Int64 or (long)ScalarType.Float64 or (long)ScalarType.ComplexFloat32 => 8,
+            (long)ScalarType.ComplexFloat64 => 16,
+            _ => throw Invalid(path, $"{what} has an unknown dtype code {code}"),
+        };
+        long rank = Leb128(r, path, end, what);
+        if (rank > 32) throw Invalid(path, $"{what} claims {rank} dimensions");
+        var shape = new long[rank];
+        long numel = 1;
+        for (int d = 0; d < rank; d++)
+        {
+            shape[d] = Leb128(r, path, end, what);
+            numel = shape[d] == 0 ? 0 : numel > long.MaxValue / 16 / shape[d] ? throw Invalid(path, $"{what}'s element count overflows") : numel * shape[d];
+        }
+        long bytes = numel * size;
+        long left = end - r.BaseStream.Position;
+        if (bytes > left)
+            throw Invalid(path, $"{what} ({(ScalarType)code} [{string.Join(", ", shape)}]) needs {bytes} bytes but only {left} are left in the file");
+        return ((ScalarType)code, shape, bytes);
+    }
+
+    static long Leb128(BinaryReader r, string path, long end, string what)
+    {
+        long result = 0;
+        for (int shift = 0; ; shift += 7)
+        {
+            if (shift > 56 || r.BaseStream.Position >= end) throw Invalid(path, $"{what} has a malformed or truncated size field");
+            byte b = r.ReadByte();
+            result |= (long)(b & 0x7f) << shift;
+            if ((b & 0x80) == 0) return result;
+        }
+    }
+
+    /// <summary>Bytes left in the payload of the checkpoint <paramref name="r"/> reads (its stream is the file).</summary>
+    static long PayloadLeft(BinaryReader r) => r.BaseStream.Length - TrailerLength - r.BaseStream.Position;
+
+    static string PathOf(BinaryReader r) => (r.BaseStream as FileStream)?.Name ?? "(stream)";
+
+    /// <summary>A tensor in TorchSharp's format (as <c>Tensor.Save</c> writes it), allocated only after its size is
+    /// checked against <paramref name="maxBytes"/> and the bytes left in the payload. Use instead of
+    /// <c>TensorExtensionMethods.Load</c>, which allocates whatever shape the file claims.</summary>
+    public static Tensor ReadTensor(BinaryReader r, string what, long maxBytes)
+    {
+        string path = PathOf(r);
+        long end = r.BaseStream.Position + PayloadLeft(r);
+        var (dtype, shape, bytes) = TensorHeader(r, path, end, what);
+        if (bytes > maxBytes) throw Invalid(path, $"{what} claims {bytes} bytes, more than the {maxBytes} it can hold");
+        var t = torch.empty(shape, dtype);
+        try
+        {
+            t.ReadBytesFromStream(r.BaseStream, 1 << 16);
+            return t;
+        }
+        catch (EndOfStreamException e)
+        {
+            t.Dispose();
+            throw Invalid(path, $"it ends inside {what}", e);
+        }
+    }
+
+    /// <summary>An int32 element count followed by that many elements of <paramref name="elementSize"/> bytes, checked
+    /// against the bytes left in the payload before the caller allocates for them.</summary>
+    public static int ReadCount(BinaryReader r, int elementSize, string what)
+    {
+        string path = PathOf(r);
+        if (PayloadLeft(r) < 4) throw Invalid(path, $"it ends before {what}");
+        int n = r.ReadInt32();
+        long left = PayloadLeft(r);
+        if (n < 0 || (long)n * elementSize > left)
+            throw Invalid(path, $"{what} claims {n} entries of {elementSize} bytes but only {left} bytes are left");
+        return n;
+    }
+
+    /// <summary>Checks magic, length and SHA-256; throws <see cref="MaeTrainingCheckpointException"/> naming the file otherwise.</summary>
     public long Verify(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
@@ -111,18 +286,18 @@ internal sealed class CheckpointFile
         long fileLength = fs.Length;
         string name = Encoding.ASCII.GetString(magic);
         if (fileLength < magic.Length + TrailerLength)
-            throw Corrupt(path, $"it is {fileLength} bytes long, shorter than the smallest possible checkpoint ({magic.Length + TrailerLength} bytes); it was probably truncated");
+            throw Invalid(path, $"it is {fileLength} bytes long, shorter than the smallest possible checkpoint ({magic.Length + TrailerLength} bytes); it was probably truncated");
         var found = new byte[magic.Length];
         fs.ReadExactly(found);
         if (!found.AsSpan().SequenceEqual(magic))
-            throw Corrupt(path, $"it does not start with the checkpoint signature '{name}' (found '{Encoding.ASCII.GetString(found)}'); it is not a Mae.MLNet checkpoint of this kind or it is damaged");
+            throw Invalid(path, $"it does not start with the checkpoint signature '{name}' (found '{Encoding.ASCII.GetString(found)}'); it is not a Mae.MLNet checkpoint of this kind or it is damaged");
         long payloadLength = fileLength - magic.Length - TrailerLength;
         fs.Seek(fileLength - TrailerLength, SeekOrigin.Begin);
         var trailer = new byte[TrailerLength];
         fs.ReadExactly(trailer);
         long recorded = BitConverter.ToInt64(trailer, 0);
         if (recorded != payloadLength)
-            throw Corrupt(path, $"its payload should be {recorded} bytes but the file holds {payloadLength}; it was probably truncated or appended to");
+            throw Invalid(path, $"its payload should be {recorded} bytes but the file holds {payloadLength}; it was probably truncated or appended to");
         fs.Seek(magic.Length, SeekOrigin.Begin);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buf = new byte[1 << 20];
@@ -130,15 +305,22 @@ internal sealed class CheckpointFile
         while (left > 0)
         {
             int n = fs.Read(buf, 0, (int)Math.Min(buf.Length, left));
-            if (n <= 0) throw Corrupt(path, "it ended early while reading");
+            if (n <= 0) throw Invalid(path, "it ended early while reading");
             sha.AppendData(buf, 0, n);
             left -= n;
         }
         if (!sha.GetHashAndReset().AsSpan().SequenceEqual(trailer.AsSpan(8)))
-            throw Corrupt(path, "its SHA-256 checksum does not match its contents; the file is damaged");
+            throw Invalid(path, "its SHA-256 checksum does not match its contents; the file is damaged");
         return payloadLength;
     }
 
+    /// <summary>The failure of a checkpoint that is damaged, truncated or forged, naming the file.</summary>
+    public static MaeTrainingCheckpointException Invalid(string path, string why, Exception? inner = null)
+        => new($"Checkpoint '{path}' is corrupt: {why}. Delete it to resume from an earlier checkpoint, or start a fresh run.", path, inner);
+
+    /// <summary>The same message as <see cref="Invalid"/> as the <see cref="InvalidDataException"/> the checkpoint
+    /// readers declared before <see cref="MaeTrainingCheckpointException"/> existed; readers should move to
+    /// <see cref="Invalid"/> so that every checkpoint failure has one type.</summary>
     public static InvalidDataException Corrupt(string path, string why, Exception? inner = null)
         => new($"Checkpoint '{path}' is corrupt: {why}. Delete it to resume from an earlier checkpoint, or start a fresh run.", inner);
 
@@ -153,12 +335,14 @@ internal sealed class CheckpointFile
         rng.Save(w);
     }
 
+    /// <summary>Loads the model section into <paramref name="model"/> (names, dtypes and shapes must match exactly, so
+    /// nothing is allocated beyond the model itself).</summary>
     public static void LoadModel(BinaryReader r, string path, nn.Module model)
     {
         try { model.load(r, strict: true); }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or FormatException or NotImplementedException)
         {
-            throw new InvalidDataException($"Checkpoint '{path}' does not fit this model: {e.Message}", e);
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' does not fit this model: {e.Message}", path, e);
         }
     }
 
@@ -166,14 +350,27 @@ internal sealed class CheckpointFile
     {
         if (optimizer is not OptimizerHelper helper) throw new NotSupportedException($"Optimizer {optimizer.GetType().Name} cannot load state.");
         try { helper.load_state_dict(r); }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or FormatException or NotImplementedException)
         {
-            throw new InvalidDataException($"Checkpoint '{path}': the optimizer state does not fit this model's parameter groups: {e.Message}", e);
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}': the optimizer state does not fit this model's parameter groups: {e.Message}", path, e);
         }
     }
 
-    /// <summary>The CPU generator state (a uint8 tensor owned by the caller).</summary>
-    public static Tensor ReadRngState(BinaryReader r) => TensorExtensionMethods.Load(r);
+    /// <summary>libtorch's CPU generator state is a uint8 tensor of a few KB (mt19937: 5 056 bytes).</summary>
+    const long MaxRngStateBytes = 1 << 20;
+
+    /// <summary>The CPU generator state (a uint8 tensor owned by the caller), its size checked before allocation.</summary>
+    public static Tensor ReadRngState(BinaryReader r)
+    {
+        var t = ReadTensor(r, "the generator state", MaxRngStateBytes);
+        if (t.dtype != ScalarType.Byte || t.dim() != 1)
+        {
+            var found = $"{t.dtype} [{string.Join(", ", t.shape)}]";
+            t.Dispose();
+            throw Invalid(PathOf(r), $"its generator state is {found}, not a 1-D uint8 tensor");
+        }
+        return t;
+    }
 
     /// <summary>A write-only stream that hashes and counts what passes through.</summary>
     sealed class HashingWriteStream : Stream

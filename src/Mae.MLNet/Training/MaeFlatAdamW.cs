@@ -94,9 +94,9 @@ internal sealed class MaeFlatAdamW : IDisposable
     {
         var layout = r.ReadString();
         if (layout != flat.Layout)
-            throw new InvalidDataException($"Checkpoint '{path}': the optimizer state was written for other parameter groups ({Shorten(layout)}); this run has ({Shorten(flat.Layout)}).");
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}': the optimizer state was written for other parameter groups ({Shorten(layout)}); this run has ({Shorten(flat.Layout)}).", path);
         long steps = r.ReadInt64();
-        if (steps < 0) throw CheckpointFile.Corrupt(path, $"its optimizer step count is {steps}");
+        if (steps < 0) throw CheckpointFile.Invalid(path, $"its optimizer step count is {steps}");
         using var noGrad = no_grad();
         ExpAvg.Load(r);
         ExpAvgSq.Load(r);
@@ -110,7 +110,7 @@ internal sealed class MaeFlatAdamW : IDisposable
         var states = legacy.state_dict().State;
         var parameters = flat.Groups.SelectMany(g => g.Parameters).ToList();
         if (states.Count != parameters.Count)
-            throw new InvalidDataException($"Checkpoint '{path}': its optimizer holds {states.Count} parameters; this run trains {parameters.Count}.");
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}': its optimizer holds {states.Count} parameters; this run trains {parameters.Count}.", path);
         using var noGrad = no_grad();
         long offset = 0, steps = -1;
         for (int i = 0; i < parameters.Count; i++)
@@ -118,9 +118,9 @@ internal sealed class MaeFlatAdamW : IDisposable
             var s = (TorchSharp.Modules.AdamW.State)states[i];
             long n = parameters[i].Parameter.numel();
             if (s.exp_avg.numel() != n)
-                throw new InvalidDataException($"Checkpoint '{path}': optimizer state {i} has {s.exp_avg.numel()} elements; '{parameters[i].Name}' has {n}.");
+                throw new MaeTrainingCheckpointException($"Checkpoint '{path}': optimizer state {i} has {s.exp_avg.numel()} elements; '{parameters[i].Name}' has {n}.", path);
             if (steps >= 0 && s.step != steps)
-                throw new InvalidDataException($"Checkpoint '{path}': its parameters took different numbers of optimizer steps ({steps}, {s.step}).");
+                throw new MaeTrainingCheckpointException($"Checkpoint '{path}': its parameters took different numbers of optimizer steps ({steps}, {s.step}).", path);
             steps = s.step;
             ExpAvg.narrow(0, offset, n).copy_(s.exp_avg.reshape(-1));
             ExpAvgSq.narrow(0, offset, n).copy_(s.exp_avg_sq.reshape(-1));

@@ -70,6 +70,6 @@ public static class MaePretrainCheckpoint
         return model;
     }
 
-    /// <summary>Checks magic, length and SHA-256; throws <see cref="InvalidDataException"/> naming the file otherwise.</summary>
+    /// <summary>Checks magic, length and SHA-256; throws <see cref="MaeTrainingCheckpointException"/> naming the file otherwise.</summary>
     internal static long Verify(string path) => Container.Verify(path);
 }

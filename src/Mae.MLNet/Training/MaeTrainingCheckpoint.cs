@@ -81,12 +81,12 @@ internal sealed class MaeTrainingCheckpointReader : IDisposable
         r = new BinaryReader(fs, Encoding.UTF8, leaveOpen: true);
         try
         {
-            Header = parseHeader(r.ReadString()) ?? throw CheckpointFile.Corrupt(path, "its header is empty");
+            Header = parseHeader(r.ReadString()) ?? throw CheckpointFile.Invalid(path, "its header is empty");
         }
-        catch (JsonException e) { throw CheckpointFile.Corrupt(path, "its header is not valid JSON", e); }
+        catch (JsonException e) { throw CheckpointFile.Invalid(path, "its header is not valid JSON", e); }
         if (Header.FormatVersion < MaeTrainingCheckpoint.OldestReadableVersion || Header.FormatVersion > MaeTrainingCheckpoint.FormatVersion)
-            throw new InvalidDataException(
-                $"Checkpoint '{path}' has format version {Header.FormatVersion}; this build reads versions {MaeTrainingCheckpoint.OldestReadableVersion} to {MaeTrainingCheckpoint.FormatVersion}.");
+            throw new MaeTrainingCheckpointException(
+                $"Checkpoint '{path}' has format version {Header.FormatVersion}; this build reads versions {MaeTrainingCheckpoint.OldestReadableVersion} to {MaeTrainingCheckpoint.FormatVersion}.", path, null);
     }
 
     void Stage(int expected, string what)
@@ -129,12 +129,10 @@ internal sealed class MaeTrainingCheckpointReader : IDisposable
     public (List<float> StepLosses, List<double> EpochLosses) ReadHistory()
     {
         Stage(3, "the loss history");
-        int n = r.ReadInt32();
-        if (n < 0) throw CheckpointFile.Corrupt(Path, $"its step-loss count is {n}");
+        int n = CheckpointFile.ReadCount(r, sizeof(float), "the step-loss history");
         var steps = new List<float>(n);
         for (int i = 0; i < n; i++) steps.Add(r.ReadSingle());
-        int m = r.ReadInt32();
-        if (m < 0) throw CheckpointFile.Corrupt(Path, $"its epoch-loss count is {m}");
+        int m = CheckpointFile.ReadCount(r, sizeof(double), "the epoch-loss history");
         var epochs = new List<double>(m);
         for (int i = 0; i < m; i++) epochs.Add(r.ReadDouble());
         return (steps, epochs);

@@ -95,7 +95,7 @@ public class CheckpointFormatTest
         var future = MaePretrainCheckpoint.PathFor(old.Path, 3);
         var h = MaePretrainCheckpoint.ReadHeader(v2) with { FormatVersion = 99 };
         MaePretrainCheckpoint.Container.Save(future, w => w.Write(JsonSerializer.Serialize(h, MaePretrainCheckpoint.Json)));
-        var e = Assert.ThrowsExactly<InvalidDataException>(() => MaePretrainCheckpoint.ReadHeader(future));
+        var e = Assert.ThrowsExactly<MaeTrainingCheckpointException>(() => MaePretrainCheckpoint.ReadHeader(future));
         StringAssert.Contains(e.Message, "format version 99");
         StringAssert.Contains(e.Message, "versions 1 to 2");
     }

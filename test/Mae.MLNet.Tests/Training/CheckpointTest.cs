@@ -71,10 +71,10 @@ public class CheckpointTest
         {
             var path = MaePretrainCheckpoint.PathFor(dir.Path, 2);
             File.WriteAllBytes(path, content);
-            var e = Assert.ThrowsExactly<InvalidDataException>(() => Run(dir.Path, 3, resume: true, out var model));
+            var e = Assert.ThrowsExactly<MaeTrainingCheckpointException>(() => Run(dir.Path, 3, resume: true, out var model));
             StringAssert.Contains(e.Message, path);
             foreach (var s in inMessage) StringAssert.Contains(e.Message, s);
-            Assert.ThrowsExactly<InvalidDataException>(() => MaePretrainCheckpoint.ReadHeader(path));
+            Assert.ThrowsExactly<MaeTrainingCheckpointException>(() => MaePretrainCheckpoint.ReadHeader(path));
         }
 
         Expect(bytes[..(bytes.Length / 2)], "truncated");

@@ -42,14 +42,22 @@ public static class MaeOnnxExport
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var g = new OnnxGraphBuilder("mae_encoder");
-        string x = Input(g, cfg, options);
-        x = Blocks(g, encoder, Tokens(g, encoder, x));
-        x = LayerNorm(g, encoder.norm, x, cfg.LayerNormEps, "norm");
+        var blockOutputs = BlockOutputs(g, encoder, Tokens(g, encoder, Input(g, cfg, options)));
         string pooledName = options.PerRow ? options.FeaturesName + "_batch" : options.FeaturesName;
-        string pooled = options.Pooling == MaePooling.Cls ? ClsToken(g, x, pooledName) : MeanOfPatches(g, x, pooledName);
-        Output(g, options, pooled, options.FeaturesName, cfg.EmbedDim);
-        return Model(g, cfg, options, $"MAE encoder, {options.Pooling} pooling",
-            ("mae.pooling", options.Pooling.ToString().ToLowerInvariant()));
+        // Each of the last `Layers` blocks: final norm, pooling; several are concatenated (MaeEncoder.ExtractFeatures).
+        string Pool(string tokens, string? name)
+        {
+            string x = LayerNorm(g, encoder.norm, tokens, cfg.LayerNormEps, "norm");
+            return options.Pooling == MaePooling.Cls ? ClsToken(g, x, name) : MeanOfPatches(g, x, name);
+        }
+        var last = blockOutputs.Skip(blockOutputs.Count - options.Layers).ToList();
+        string pooled = last.Count == 1
+            ? Pool(last[0], pooledName)
+            : g.Node("Concat", last.Select(t => Pool(t, null)).ToArray(), g.ExactName(pooledName), Attr("axis", 1L));
+        Output(g, options, pooled, options.FeaturesName, cfg.EmbedDim * options.Layers);
+        return Model(g, cfg, options, $"MAE encoder, {options.Pooling} pooling" + (options.Layers > 1 ? $" of the last {options.Layers} blocks" : ""),
+            ("mae.pooling", options.Pooling.ToString().ToLowerInvariant()),
+            ("mae.layers", options.Layers.ToString(CultureInfo.InvariantCulture)));
     }
 
     /// <summary>Builds the classifier graph: pixels → features (<see cref="VitClassifier.ForwardFeatures"/>),
@@ -124,12 +132,8 @@ public static class MaeOnnxExport
         AtomicFile.Write(path, s => Write(model, s));
     }
 
-    static void Write(ModelProto model, Stream stream)
-    {
-        var output = new Google.Protobuf.CodedOutputStream(stream, leaveOpen: true);
-        model.WriteTo(output);
-        output.Flush();
-    }
+    /// <summary>Serializes the model with its SHA-256 as the last metadata entry (<see cref="OnnxDigest"/>).</summary>
+    static void Write(ModelProto model, Stream stream) => OnnxDigest.Write(model, stream);
 
     static void CheckPath(string path)
     {
@@ -226,12 +230,16 @@ public static class MaeOnnxExport
         return g.Node("Concat", new[] { clsTokens, y }, g.UniqueName("tokens"), Attr("axis", 1L));
     }
 
-    static string Blocks(OnnxGraphBuilder g, MaeEncoder encoder, string x)
+    static string Blocks(OnnxGraphBuilder g, MaeEncoder encoder, string x) => BlockOutputs(g, encoder, x)[^1];
+
+    /// <summary>The tokens after each block, in order.</summary>
+    static List<string> BlockOutputs(OnnxGraphBuilder g, MaeEncoder encoder, string x)
     {
         var cfg = encoder.Config;
+        var outputs = new List<string>(cfg.Depth);
         int i = 0;
-        foreach (var block in encoder.blocks) x = Block(g, block, x, cfg, $"blocks.{i++}");
-        return x;
+        foreach (var block in encoder.blocks) outputs.Add(x = Block(g, block, x, cfg, $"blocks.{i++}"));
+        return outputs;
     }
 
     /// <summary>x + attn(norm1(x)), then x + mlp(norm2(x)), as <see cref="Model.Block"/>.</summary>

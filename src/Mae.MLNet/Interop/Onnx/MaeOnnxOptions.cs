@@ -31,6 +31,9 @@ public class MaeOnnxOptions
     /// <summary>Which token becomes the feature vector (encoder export only; a <see cref="VitClassifier"/> uses
     /// its own <see cref="VitClassifier.GlobalPool"/>).</summary>
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
+    /// <summary>Pooled vectors of the last n blocks, each through the final norm, concatenated (encoder export only;
+    /// see <see cref="MaeEncoder.ExtractFeatures"/>). Default 1.</summary>
+    public int Layers { get; set; } = 1;
     /// <summary>Factor applied to every pixel first (e.g. 1/255 for byte pixels); 1 leaves pixels unchanged.</summary>
     public float PixelScale { get; set; } = 1f;
     /// <summary>Per-channel mean subtracted after scaling (length C), or null for none.
@@ -51,6 +54,7 @@ public class MaeOnnxOptions
             throw new ArgumentException($"{nameof(InputLayout)} must be FlatChw or Nchw; got {InputLayout}.", nameof(InputLayout));
         if (!Enum.IsDefined(Pooling))
             throw new ArgumentException($"{nameof(Pooling)} must be Cls or Mean; got {Pooling}.", nameof(Pooling));
+        MaeEncoder.CheckLayers(Layers, config, nameof(Layers));
         if (!float.IsFinite(PixelScale) || PixelScale == 0)
             throw new ArgumentException($"{nameof(PixelScale)} must be a finite, non-zero number; got {PixelScale}.", nameof(PixelScale));
         if (Mean is not null)

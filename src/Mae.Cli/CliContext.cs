@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Mae.MLNet;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+
+namespace Mae.Cli;
+
+/// <summary>What every command gets: where to write, and the token Ctrl+C cancels.</summary>
+public sealed record CliContext(TextWriter Output, CancellationToken Cancellation);
+
+/// <summary>Options shared by several commands, declared once.</summary>
+internal static class CommonOptions
+{
+    public static Option<FileInfo> Weights(bool required) => new("--weights")
+    {
+        Description = "MAE weights: official .pth, timm / Mae.MLNet .safetensors, or a Hugging Face folder.", Required = required,
+    };
+    public static Option<DirectoryInfo> Images(string what) => new("--images") { Description = what, Required = true };
+    public static Option<string> Device() => WithChoices(new Option<string>("--device")
+    {
+        Description = "Where to run: auto (CUDA when available), cpu or cuda.", DefaultValueFactory = _ => "auto",
+    }, "auto", "cpu", "cuda");
+    public static Option<string> Pooling() => WithChoices(new Option<string>("--pooling")
+    {
+        Description = "Feature vector: cls (the cls token) or mean (mean of the patch tokens).", DefaultValueFactory = _ => "mean",
+    }, "cls", "mean");
+    public static Option<int> Layers() => new("--layers")
+    {
+        Description = "Concatenate the pooled tokens of the last N blocks (each through the final norm).", DefaultValueFactory = _ => 1,
+    };
+    public static Option<int?> ImageSize() => new("--input-size") { Description = "Model input size in pixels (default: the weights' own size; position embeddings are interpolated)." };
+    public static Option<int> Seed() => new("--seed") { Description = "Seed for libtorch and ML.NET.", DefaultValueFactory = _ => 0 };
+
+    public static MaeDevice ParseDevice(string value) => value switch { "cpu" => MaeDevice.Cpu, "cuda" => MaeDevice.Cuda, _ => MaeDevice.Auto };
+    public static MaePooling ParsePooling(string value) => value == "cls" ? MaePooling.Cls : MaePooling.Mean;
+
+    static Option<string> WithChoices(Option<string> option, params string[] choices)
+    {
+        option.AcceptOnlyFromAmong(choices);
+        return option;
+    }
+
+    /// <summary>A file the command will write: its folder must exist (or be creatable) and the name must be given.</summary>
+    public static string OutputFile(FileInfo file, string flag, params string[] extensions)
+    {
+        if (extensions.Length > 0 && !extensions.Contains(file.Extension.ToLowerInvariant()))
+            throw new CliException($"{flag}: expected a file ending in {string.Join(" or ", extensions)}; got '{file.Name}'.");
+        Directory.CreateDirectory(file.DirectoryName ?? ".");
+        return file.FullName;
+    }
+
+    public static string InputFile(FileInfo file, string flag)
+    {
+        if (!file.Exists && !Directory.Exists(file.FullName))
+            throw new CliException($"{flag}: '{file.FullName}' does not exist.");
+        return file.FullName;
+    }
+}

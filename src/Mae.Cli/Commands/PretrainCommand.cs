@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Text.Json;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Mae.Cli.Commands;
+
+/// <summary>
+/// <c>mae pretrain --images DIR --model vit-b16 --epochs 400 --output-dir run</c>: main_pretrain.py's recipe
+/// (<see cref="MaePretrainer"/>) on a folder of images. The output folder gets atomic checkpoints (resume with
+/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, and at the end <c>mae.safetensors</c>
+/// (+ <c>.json</c>) and <c>reconstructions.png</c>.
+/// </summary>
+public static class PretrainCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var images = CommonOptions.Images("A folder of images (sub-folders are read too; labels are ignored).");
+        var model = new Option<string>("--model")
+        {
+            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, mnist28, or the official mae_vit_base_patch16 …) or a JSON file with a MaeConfig.",
+            DefaultValueFactory = _ => "tiny32",
+        };
+        var inputSize = new Option<int?>("--input-size", "--input_size") { Description = "Image size (default: the model's)." };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => 400 };
+        var warmup = new Option<double>("--warmup-epochs", "--warmup_epochs") { Description = "Linear warm-up epochs.", DefaultValueFactory = _ => 40 };
+        var batch = new Option<int>("--batch-size", "--batch_size") { Description = "Images per step.", DefaultValueFactory = _ => 64 };
+        var accum = new Option<int>("--accum-iter", "--accum_iter") { Description = "Steps per optimizer update (effective batch = batch-size × accum-iter).", DefaultValueFactory = _ => 1 };
+        var blr = new Option<double>("--blr") { Description = "Base learning rate: lr = blr × effective batch / 256.", DefaultValueFactory = _ => 1.5e-4 };
+        var lr = new Option<double?>("--lr") { Description = "Absolute learning rate (overrides --blr)." };
+        var minLr = new Option<double>("--min-lr", "--min_lr") { Description = "Floor of the cosine schedule.", DefaultValueFactory = _ => 0 };
+        var weightDecay = new Option<double>("--weight-decay", "--weight_decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.05 };
+        var maskRatio = new Option<double>("--mask-ratio", "--mask_ratio") { Description = "Fraction of patches removed.", DefaultValueFactory = _ => 0.75 };
+        var normPix = new Option<bool>("--norm-pix-loss", "--norm_pix_loss") { Description = "Per-patch normalised pixels as the target (the paper's default).", DefaultValueFactory = _ => true };
+        var precision = new Option<string>("--precision") { Description = "fp32, or bf16 mixed precision.", DefaultValueFactory = _ => "fp32" };
+        precision.AcceptOnlyFromAmong("fp32", "bf16");
+        var device = CommonOptions.Device();
+        var seed = CommonOptions.Seed();
+        var outDir = new Option<DirectoryInfo>("--output-dir", "--output_dir", "--out") { Description = "Folder for checkpoints, metrics and the final weights.", Required = true };
+        var logDir = new Option<DirectoryInfo?>("--log-dir", "--log_dir") { Description = "TensorBoard folder (optional)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in the output folder." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Epochs between checkpoints (the last epoch always writes one).", DefaultValueFactory = _ => 20 };
+        var command = new Command("pretrain", "Pre-train a masked autoencoder on a folder of images (main_pretrain.py's recipe).")
+        {
+            images, model, inputSize, epochs, warmup, batch, accum, blr, lr, minLr, weightDecay, maskRatio, normPix, precision, device, seed,
+            outDir, logDir, resume, checkpointEvery,
+        };
+        command.SetAction(r =>
+        {
+            var config = ResolveModel(r.GetValue(model)!, r.GetValue(inputSize)) with { NormPixLoss = r.GetValue(normPix) };
+            string output = r.GetValue(outDir)!.FullName;
+            Directory.CreateDirectory(output);
+            var options = new MaePretrainOptions
+            {
+                Epochs = r.GetValue(epochs), WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum),
+                BaseLearningRate = r.GetValue(blr), LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr),
+                WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio), NormPixLoss = config.NormPixLoss,
+                Precision = r.GetValue(precision) == "bf16" ? MaePrecision.Bf16 : MaePrecision.Fp32,
+                Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
+                CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = r.GetValue(resume),
+                MetricsFile = Path.Combine(output, "metrics.jsonl"), TensorBoardDir = r.GetValue(logDir)?.FullName,
+                Transform = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels }),
+            };
+            options.Validate(config);
+            string folder = r.GetValue(images)!.FullName;
+            var source = Source(folder, config, r.GetValue(seed));
+            using var mae = MaePretrainer.CreateModel(config, options);
+            var progress = new EpochLines(context.Output);
+            var result = new MaePretrainer(options).Train(mae, source, progress, context.Cancellation);
+
+            string weights = Path.Combine(output, "mae.safetensors");
+            MaeCheckpoint.Save(mae, weights);
+            context.Output.WriteLine($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
+                                     (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
+                                     $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>A preset name or a JSON <see cref="MaeConfig"/> file, at <paramref name="inputSize"/> when given.</summary>
+    internal static MaeConfig ResolveModel(string model, int? inputSize)
+    {
+        MaeConfig config;
+        if (model.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(model)) throw new CliException($"--model: the config file '{model}' does not exist.");
+            try { config = JsonSerializer.Deserialize<MaeConfig>(File.ReadAllText(model)) ?? throw new CliException($"--model: '{model}' holds no config."); }
+            catch (JsonException e) { throw new CliException($"--model: '{model}' is not a valid MaeConfig JSON file: {e.Message}"); }
+        }
+        else
+        {
+            string name = model.StartsWith("mae_", StringComparison.Ordinal) ? model["mae_".Length..].Split("_dec")[0] : model;
+            try { config = MaeConfig.Preset(name); }
+            catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
+        }
+        if (inputSize is int s) config = config with { ImageSize = s };
+        try { return config.Validate(); }
+        catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
+    }
+
+    /// <summary>The folder's images decoded and resized to the model's size by ML.NET, streamed each epoch.</summary>
+    static IMaeImageSource Source(string folder, MaeConfig config, int seed)
+    {
+        var rows = ImageFolder.List(folder, requireClasses: false);
+        var ml = new MLContext(seed);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var view = ImageFolder.Pixels(ml, folder, config.ImageSize, config.InChannels).Fit(data).Transform(data);
+        var shape = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
+        return new MaeStreamingImageSource(() => view.GetColumn<float[]>(ImageFolder.PixelsColumn), shape, rows.Count);
+    }
+
+    /// <summary>One line per finished epoch: loss, images/s, elapsed and ETA.</summary>
+    sealed class EpochLines(TextWriter output) : IProgress<MaePretrainProgress>
+    {
+        public void Report(MaePretrainProgress p)
+        {
+            if (p.Step + 1 != p.StepsPerEpoch) return;
+            output.WriteLine($"epoch {p.Epoch + 1}/{p.Epochs}  last-step loss {p.Loss:F4}  lr {p.LearningRate:E2}  {p.ImagesPerSecond:F0} img/s  " +
+                             $"elapsed {p.Elapsed:hh\\:mm\\:ss}  eta {p.Eta:hh\\:mm\\:ss}");
+        }
+    }
+}

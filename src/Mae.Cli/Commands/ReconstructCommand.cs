@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Mae.MLNet;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Visualization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using static TorchSharp.torch;
+
+namespace Mae.Cli.Commands;
+
+/// <summary><c>mae reconstruct --weights W --images DIR --out grid.png</c>: the paper's Fig. 2 picture (masked,
+/// reconstruction, reconstruction pasted into the visible patches, original) for the first images of a folder.</summary>
+public static class ReconstructCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var weights = CommonOptions.Weights(required: true);
+        var images = CommonOptions.Images("A folder of images (and/or class sub-folders); the first --count, in name order, are drawn.");
+        var output = new Option<FileInfo>("--out") { Description = "The PNG to write.", Required = true };
+        var count = new Option<int>("--count") { Description = "How many images (rows of the grid).", DefaultValueFactory = _ => 8 };
+        var maskRatio = new Option<double>("--mask-ratio") { Description = "Fraction of patches removed.", DefaultValueFactory = _ => 0.75 };
+        var size = CommonOptions.ImageSize();
+        var seed = CommonOptions.Seed();
+        var command = new Command("reconstruct", "Draw masked images and their reconstructions (needs weights with the decoder).")
+        {
+            weights, images, output, count, maskRatio, size, seed,
+        };
+        command.SetAction(r =>
+        {
+            string path = CommonOptions.InputFile(r.GetValue(weights)!, "--weights");
+            string target = CommonOptions.OutputFile(r.GetValue(output)!, "--out", ".png");
+            int n = r.GetValue(count);
+            if (n < 1) throw new CliException($"--count must be at least 1; got {n}.");
+            double ratio = r.GetValue(maskRatio);
+            if (!(ratio >= 0 && ratio < 1)) throw new CliException($"--mask-ratio must be in [0, 1); got {ratio}.");
+            using var model = MaeCheckpoint.LoadMaskedAutoencoder(path, imageSize: r.GetValue(size));
+            model.eval();
+            var cfg = model.Config;
+            string folder = r.GetValue(images)!.FullName;
+            var rows = ImageFolder.List(folder, requireClasses: false).Take(n).ToList();
+            var ml = new MLContext(r.GetValue(seed));
+            var view = ImageFolder.Pixels(ml, folder, cfg.ImageSize, cfg.InChannels).Fit(ml.Data.LoadFromEnumerable(rows))
+                .Transform(ml.Data.LoadFromEnumerable(rows));
+            var pixels = view.GetColumn<float[]>(ImageFolder.PixelsColumn).SelectMany(p => p).ToArray();
+            var norm = PixelNormalization.Default(cfg.InChannels);
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var x = tensor(pixels, new long[] { rows.Count, cfg.InChannels, cfg.ImageSize, cfg.ImageSize });
+            x = (x - tensor(norm.Mean).reshape(1, -1, 1, 1)) / tensor(norm.Std).reshape(1, -1, 1, 1);
+            TorchRuntime.Seed(r.GetValue(seed));
+            using var result = MaeReconstruction.Compute(model, x, ratio, rand(rows.Count, cfg.NumPatches));
+            ReconstructionGrid.SavePng(target, result, norm.Mean, norm.Std);
+            context.Output.WriteLine($"wrote {target}: {rows.Count} image(s), mask ratio {ratio}");
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Mae.Cli.Commands;
+using Mae.MLNet.Interop;
+
+namespace Mae.Cli;
+
+/// <summary>
+/// The <c>mae</c> command line: <c>pretrain</c>, <c>finetune</c>, <c>featurize</c>, <c>export</c>, <c>reconstruct</c>.
+/// Flags are named like the official scripts' (main_pretrain.py, main_finetune.py) where they mean the same thing.
+/// A bad flag or a bad file ends with one line on standard error and a non-zero exit code: 1 for a parse error,
+/// 2 for a bad input, 3 for anything unexpected, 130 when stopped with Ctrl+C.
+/// </summary>
+public static class MaeCli
+{
+    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitCancelled = 130;
+
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var context = new CliContext(output, cancel.Token);
+        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, featurize, export, reconstruct.")
+        {
+            PretrainCommand.Create(context), FinetuneCommand.Create(context), FeaturizeCommand.Create(context),
+            ExportCommand.Create(context), ReconstructCommand.Create(context),
+        };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) error.WriteLine($"mae: {e.Message}");
+            error.WriteLine("Run 'mae --help' (or 'mae <command> --help') for the options.");
+            return ExitUsage;
+        }
+        // The first Ctrl+C asks the running command to stop at its next step boundary; a second one ends the process.
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            e.Cancel = true;
+            error.WriteLine("mae: stopping at the next step boundary (Ctrl+C again to abort at once)");
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }) is int code
+                ? code : 0;
+        }
+        catch (Exception ex) when (Unwrap(ex) is OperationCanceledException)
+        {
+            error.WriteLine("mae: stopped (Ctrl+C) at a step boundary; checkpoints already written are complete — run again with --resume to continue.");
+            return ExitCancelled;
+        }
+        catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
+                                   or DirectoryNotFoundException or MaeCheckpointException or InvalidOperationException or NotSupportedException)
+        {
+            error.WriteLine($"mae: {Unwrap(ex).Message}");
+            return ExitBadInput;
+        }
+        catch (Exception ex)
+        {
+            error.WriteLine($"mae: unexpected error: {Unwrap(ex)}");
+            return ExitFailure;
+        }
+        finally { Console.CancelKeyPress -= onCancel; }
+    }
+
+    static Exception Unwrap(Exception ex) => ex is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : ex;
+}

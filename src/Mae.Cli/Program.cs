@@ -1,0 +1,3 @@
+using Mae.Cli;
+
+return MaeCli.Run(args, Console.Out, Console.Error);

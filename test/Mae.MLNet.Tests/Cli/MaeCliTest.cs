@@ -1,0 +1,175 @@
+using Mae.Cli;
+using Mae.MLNet;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
+using Microsoft.ML;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Tests.Cli;
+
+/// <summary>The <c>mae</c> tool end to end, in process: each command on a small image folder, and bad flags / files
+/// ending with one line and a non-zero exit code and nothing written.</summary>
+[TestClass]
+public class MaeCliTest
+{
+    static string root = "";
+
+    [ClassInitialize]
+    public static void MakeImages(TestContext _)
+    {
+        root = Path.Combine(Path.GetTempPath(), $"mae-cli-{Guid.NewGuid():N}");
+        var rng = new Random(0);
+        foreach (var (name, colour) in new[] { ("red", SKColors.Red), ("blue", SKColors.Blue) })
+        {
+            Directory.CreateDirectory(Path.Combine(root, "images", name));
+            for (int i = 0; i < 16; i++)
+            {
+                using var bitmap = new SKBitmap(40 + rng.Next(30), 40 + rng.Next(30));
+                for (int y = 0; y < bitmap.Height; y++)
+                    for (int x = 0; x < bitmap.Width; x++)
+                        bitmap.SetPixel(x, y, new SKColor((byte)Math.Clamp(colour.Red * 0.7 + rng.Next(70), 0, 255),
+                            (byte)rng.Next(60), (byte)Math.Clamp(colour.Blue * 0.7 + rng.Next(70), 0, 255)));
+                using var data = bitmap.Encode(i % 2 == 0 ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, 90);
+                File.WriteAllBytes(Path.Combine(root, "images", name, $"{i:D2}{(i % 2 == 0 ? ".png" : ".jpg")}"), data.ToArray());
+            }
+        }
+        File.WriteAllText(Path.Combine(root, "model.json"),
+            """{"ImageSize":32,"PatchSize":8,"InChannels":3,"EmbedDim":32,"Depth":2,"NumHeads":2,"DecoderEmbedDim":16,"DecoderDepth":1,"DecoderNumHeads":2}""");
+        var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", Path.Combine(root, "model.json"),
+            "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", Path.Combine(root, "run"), "--checkpoint-every", "1");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "pre-trained 2 epochs (8 steps)");
+    }
+
+    [ClassCleanup]
+    public static void Cleanup() { if (Directory.Exists(root)) Directory.Delete(root, recursive: true); }
+
+    static (int Code, string Output, string Error) Mae(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = MaeCli.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    static string Weights => Path.Combine(root, "run", "mae.safetensors");
+
+    [TestMethod]
+    public void PretrainWritesCheckpointsMetricsAndWeightsAndResumes()
+    {
+        string run = Path.Combine(root, "run");
+        Assert.IsTrue(File.Exists(Path.Combine(run, "checkpoint-0002.maeckpt")));
+        Assert.AreEqual(8, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length, "one metrics line per step");
+        using (var mae = MaeCheckpoint.LoadMaskedAutoencoder(Weights)) Assert.AreEqual(32, mae.Config.EmbedDim);
+
+        string copy = Path.Combine(root, "resumed");
+        Directory.CreateDirectory(copy);
+        File.Copy(Path.Combine(run, "checkpoint-0002.maeckpt"), Path.Combine(copy, "checkpoint-0002.maeckpt"));
+        var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", Path.Combine(root, "model.json"),
+            "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", copy, "--resume");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "pre-trained 3 epochs (12 steps, resumed from checkpoint-0002.maeckpt)");
+    }
+
+    /// <summary>The exported graph, run by ONNX Runtime on [0, 1] pixels, equals the encoder's features on the
+    /// ImageNet-normalised pixels (the normalisation is inside the graph).</summary>
+    [TestMethod]
+    public void ExportedOnnxMatchesTheEncoder()
+    {
+        string onnx = Path.Combine(root, "encoder.onnx");
+        var (code, output, error) = Mae("export", "--weights", Weights, "--onnx", onnx, "--pooling", "mean", "--layers", "2");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "output features [batch, 64]");
+
+        var rng = new Random(4);
+        var pixels = Enumerable.Range(0, 2 * 3 * 32 * 32).Select(_ => (float)rng.NextDouble()).ToArray();
+        using var session = new InferenceSession(onnx);
+        using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor("pixels", new DenseTensor<float>(pixels, new[] { 2, 3, 32, 32 })) });
+        var actual = results.First().AsEnumerable<float>().ToArray();
+
+        using var encoder = MaeCheckpoint.LoadEncoder(Weights);
+        using var noGrad = no_grad();
+        var norm = PixelNormalization.Default(3);
+        var x = (tensor(pixels, 2, 3, 32, 32) - tensor(norm.Mean).reshape(1, 3, 1, 1)) / tensor(norm.Std).reshape(1, 3, 1, 1);
+        var expected = encoder.ExtractFeatures(x, MaePooling.Mean, 2).data<float>().ToArray();
+        Assert.AreEqual(expected.Length, actual.Length);
+        for (int i = 0; i < actual.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-4, $"value {i}");
+    }
+
+    [TestMethod]
+    public void FeaturizeWritesOneRowPerImage()
+    {
+        string csv = Path.Combine(root, "features.csv");
+        var (code, _, error) = Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", csv, "--layers", "2");
+        Assert.AreEqual(0, code, error);
+        var lines = File.ReadAllLines(csv);
+        Assert.AreEqual(33, lines.Length, "header + 32 images");
+        Assert.AreEqual("Path,Label,f0", string.Join(",", lines[0].Split(',').Take(3)));
+        Assert.AreEqual(2 + 64, lines[1].Split(',').Length);
+        Assert.IsTrue(lines.Skip(1).All(l => l.Split(',')[2..].All(v => float.IsFinite(float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)))));
+        CollectionAssert.AreEquivalent(new[] { "blue", "red" }, lines.Skip(1).Select(l => l.Split(',')[1]).Distinct().ToArray());
+
+        string idv = Path.Combine(root, "features.idv");
+        Assert.AreEqual(0, Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", idv).Code);
+        var view = new MLContext().Data.LoadFromBinary(idv);
+        Assert.AreEqual(32, ((Microsoft.ML.Data.VectorDataViewType)view.Schema["Features"].Type).Size);
+    }
+
+    [TestMethod]
+    public void ReconstructDrawsAPicture()
+    {
+        string png = Path.Combine(root, "grid.png");
+        var (code, _, error) = Mae("reconstruct", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", png, "--count", "3");
+        Assert.AreEqual(0, code, error);
+        using var bitmap = SKBitmap.Decode(png);
+        Assert.IsTrue(bitmap.Width > 4 * 32 && bitmap.Height > 3 * 32, $"{bitmap.Width}×{bitmap.Height}");
+    }
+
+    [TestMethod]
+    public void FinetuneWritesAnMLNetZipThatPredictsClassNames()
+    {
+        string zip = Path.Combine(root, "model.zip");
+        var (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", zip,
+            "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "8", "--device", "cpu");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "2 classes, 32 training images");
+        var ml = new MLContext();
+        var model = ml.Model.Load(zip, out _);
+        var rows = ml.Data.LoadFromEnumerable(new[] { new ImageFolder.Row { Path = Path.Combine(root, "images", "red", "00.png") } });
+        var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();
+        CollectionAssert.Contains(new[] { "red", "blue" }, predicted.PredictedLabel);
+    }
+
+    public sealed class Prediction { public string PredictedLabel { get; set; } = ""; }
+
+    [TestMethod]
+    public void BadFlagsAndFilesEndWithOneLineAndNothingWritten()
+    {
+        string target = Path.Combine(root, "never.onnx");
+        var (code, _, error) = Mae("export", "--weights", Path.Combine(root, "missing.pth"), "--onnx", target);
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "missing.pth' does not exist");
+        Assert.AreEqual(1, error.Trim().Split('\n').Length, error);
+
+        (code, _, error) = Mae("export", "--weights", Path.Combine(root, "images", "red", "00.png"), "--onnx", target);
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "00.png");
+
+        (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--epochs", "many", "--out", Path.Combine(root, "x"));
+        Assert.AreEqual(MaeCli.ExitUsage, code);
+        StringAssert.Contains(error, "--epochs");
+
+        (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "vit-z99", "--out", Path.Combine(root, "x"));
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "Unknown MAE preset 'vit-z99'");
+
+        (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images", "red"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"));
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "one sub-folder per class");
+        Assert.IsFalse(File.Exists(target) || File.Exists(Path.Combine(root, "m.zip")));
+        Assert.AreEqual(0, Directory.GetFiles(root, ".*tmp-*", SearchOption.AllDirectories).Length, "no temporary file left behind");
+    }
+}

@@ -1,0 +1,53 @@
+using System.Diagnostics.Tracing;
+using TorchSharp;
+
+namespace Mae.MLNet.Tests.MLNet;
+
+/// <summary>
+/// Counts TorchSharp <see cref="Scalar"/> objects that reach their finalizer, from the runtime's own FinalizeObject
+/// events (Microsoft-Windows-DotNETRuntime, GC keyword, verbose). A Scalar that is disposed — held by the code that
+/// passes it to libtorch — is never finalized; one that reaches the finalizer was a temporary nothing held, and could
+/// have been freed while a native call still used it. So "no Scalar finalized" is the deterministic form of "no
+/// temporary Scalar can be freed mid-call", which a stress test can only catch by luck.
+/// </summary>
+internal sealed class FinalizedScalars : EventListener
+{
+    const EventKeywords GcKeyword = (EventKeywords)0x1;
+    static readonly ulong ScalarType = (ulong)typeof(Scalar).TypeHandle.Value;
+    long count, any;
+    volatile bool enabled;
+
+    public long Count => Interlocked.Read(ref count);
+    /// <summary>Finalized objects of any type seen (shows the events arrive at all).</summary>
+    public long Any => Interlocked.Read(ref any);
+
+    protected override void OnEventSourceCreated(EventSource source)
+    {
+        if (source.Name == "Microsoft-Windows-DotNETRuntime")
+        {
+            EnableEvents(source, EventLevel.Verbose, GcKeyword);
+            enabled = true;
+        }
+    }
+
+    protected override void OnEventWritten(EventWrittenEventArgs e)
+    {
+        if (e.EventName != "FinalizeObject" || e.Payload is null || e.Payload.Count == 0) return;
+        Interlocked.Increment(ref any);
+        ulong type = e.Payload[0] switch { IntPtr p => (ulong)(long)p, UIntPtr u => (ulong)u, var v => Convert.ToUInt64(v) };
+        if (type == ScalarType) Interlocked.Increment(ref count);
+    }
+
+    public bool Enabled => enabled;
+
+    /// <summary>Collects and runs finalizers, then waits until the events of that have been delivered.</summary>
+    public void Settle()
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Thread.Sleep(1500);       // EventPipe delivers to listeners from a session thread, in batches
+    }
+}

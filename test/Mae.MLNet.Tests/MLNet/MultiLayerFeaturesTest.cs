@@ -1,0 +1,119 @@
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Onnx;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Tests.MLNet;
+
+/// <summary>Multi-layer features: pooled tokens of the last k blocks, each through the final norm, concatenated —
+/// in the encoder, in MaeFeaturize, and in the saved model zip (ONNX).</summary>
+[TestClass]
+public class MultiLayerFeaturesTest
+{
+    const int Size = 16, Length = 3 * Size * Size;
+
+    static readonly MaeConfig Config = new()
+    {
+        ImageSize = Size, PatchSize = 4, InChannels = 3, EmbedDim = 32, Depth = 3, NumHeads = 4,
+        DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2,
+    };
+
+    public sealed class Item
+    {
+        [VectorType(Length)] public float[] Pixels { get; set; } = Array.Empty<float>();
+    }
+
+    public sealed class Featurized
+    {
+        public float[] Features { get; set; } = Array.Empty<float>();
+    }
+
+    /// <summary>The reference, written out from the encoder's parts: blocks one by one, the final norm on each of the
+    /// last k outputs, cls token or patch mean, concatenated earliest first.</summary>
+    static Tensor Reference(MaeEncoder encoder, Tensor images, MaePooling pooling, int k)
+    {
+        var x = encoder.PrependCls(encoder.Embed(images));
+        var outputs = new List<Tensor>();
+        foreach (var block in encoder.blocks) outputs.Add(x = block.forward(x));
+        var pooled = outputs.Skip(outputs.Count - k).Select(o => encoder.norm.forward(o))
+            .Select(t => pooling == MaePooling.Cls ? t[.., 0, ..] : t[.., 1.., ..].mean(new long[] { 1 }));
+        return cat(pooled.ToArray(), 1);
+    }
+
+    [TestMethod]
+    [DataRow(MaePooling.Cls, 1)]
+    [DataRow(MaePooling.Mean, 2)]
+    [DataRow(MaePooling.Cls, 3)]
+    public void EncoderConcatenatesTheLastBlocks(MaePooling pooling, int k)
+    {
+        TorchRuntime.Seed(2);
+        using var encoder = new MaeEncoder(Config);
+        using var noGrad = no_grad();
+        var images = randn(5, 3, Size, Size);
+        var features = encoder.ExtractFeatures(images, pooling, k);
+        CollectionAssert.AreEqual(new long[] { 5, 32 * k }, features.shape);
+        Assert.IsTrue(features.allclose(Reference(encoder, images, pooling, k), rtol: 0, atol: 1e-6));
+        if (k == 1)   // the last block's feature is the full forward pass's token
+        {
+            var tokens = encoder.forward(images);
+            var expected = pooling == MaePooling.Cls ? tokens[.., 0, ..] : tokens[.., 1.., ..].mean(new long[] { 1 });
+            Assert.IsTrue(features.allclose(expected, rtol: 0, atol: 1e-6));
+        }
+    }
+
+    [TestMethod]
+    public void LayersOutsideTheDepthAreRefused()
+    {
+        using var encoder = new MaeEncoder(Config);
+        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => encoder.ExtractFeatures(zeros(1, 3, Size, Size), MaePooling.Cls, 4));
+        StringAssert.Contains(ex.Message, "expected 1 … 3");
+        var ml = new MLContext(0);
+        ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.MaeFeaturize(
+            new MaeFeaturizerOptions { InputColumnName = "Pixels", Layers = 0 }, encoder));
+        StringAssert.Contains(ex.Message, "Layers");
+    }
+
+    [TestMethod]
+    public void FeaturizerAndSavedZipGiveTheConcatenatedFeatures()
+    {
+        TorchRuntime.Seed(3);
+        using var encoder = new MaeEncoder(Config);
+        var rng = new Random(1);
+        var items = Enumerable.Range(0, 7).Select(_ => new Item { Pixels = Enumerable.Range(0, Length).Select(_ => (float)rng.NextDouble()).ToArray() }).ToList();
+        var ml = new MLContext(0);
+        var data = ml.Data.LoadFromEnumerable(items);
+        var norm = PixelNormalization.Default(3);
+        var model = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
+        {
+            InputColumnName = "Pixels", OutputColumnName = "Features", Pooling = MaePooling.Mean, Layers = 2, BatchSize = 3,
+            Device = MaeDevice.Cpu,
+        }, encoder).Fit(data);
+        var schemaType = (VectorDataViewType)model.GetOutputSchema(data.Schema)["Features"].Type;
+        Assert.AreEqual(64, schemaType.Size);
+        var rows = ml.Data.CreateEnumerable<Featurized>(model.Transform(data), false).ToList();
+
+        using (var noGrad = no_grad())
+        {
+            var x = tensor(items.SelectMany(i => i.Pixels).ToArray(), 7, 3, Size, Size);
+            x = (x * norm.Scale - tensor(norm.Mean).reshape(1, 3, 1, 1)) / tensor(norm.Std).reshape(1, 3, 1, 1);
+            var expected = Reference(encoder, x, MaePooling.Mean, 2).data<float>().ToArray();
+            var actual = rows.SelectMany(r => r.Features).ToArray();
+            Assert.AreEqual(expected.Length, actual.Length);
+            for (int i = 0; i < actual.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-5, $"value {i}");
+        }
+
+        string path = Path.Combine(Path.GetTempPath(), $"mae-layers-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, data.Schema, path);
+            var loaded = new MLContext(1).Model.Load(path, out _);
+            Assert.IsInstanceOfType<OnnxTransformer>(loaded is TransformerChain<ITransformer> chain ? chain.First() : loaded);
+            var after = ml.Data.CreateEnumerable<Featurized>(loaded.Transform(data), false).ToList();
+            for (int r = 0; r < rows.Count; r++)
+                for (int i = 0; i < 64; i++) Assert.AreEqual(rows[r].Features[i], after[r].Features[i], 1e-4, $"row {r} value {i}");
+        }
+        finally { File.Delete(path); }
+    }
+}
