@@ -32,6 +32,9 @@ using static TorchSharp.torch;
 //                            --input-sizes 224,32 --input-workers N (default: cores) --input-batch 64 --input-rounds 3
 //                            --input-preset tiny32 --python /usr/bin/python3 --input-e2e true --input-nice 10 (or 10,0: end to end for each)
 //                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
+//   --bench dataparallel     MPI ranks (mpirun) vs 1 process, alternating: img/s and all-reduce ms per step
+//                            --dp-runs 1x2,2x1,1x1 (ranks x threads per rank) --dp-preset tiny32 --dp-batch 64 (global) --dp-steps 20
+//                            --dp-rounds 3 --dp-precision fp32
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
 //   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
@@ -263,6 +266,27 @@ if (benches.Contains("rss"))
     Console.WriteLine();
 }
 
+if (benches.Contains("dataparallel"))
+{
+    // --dp-runs 1x2,2x1,1x1: (ranks)x(threads per rank)
+    var runs = Get("dp-runs", "1x2,2x1,1x1").Split(',').Select(r => r.Split('x')).Select(r => (int.Parse(r[0]), int.Parse(r[1]))).ToList();
+    var o = new DataParallelBenchmark.Options(Get("dp-preset", "tiny32"), GetInt("dp-batch", 64), GetInt("dp-steps", 20), runs,
+        GetInt("dp-rounds", 3), Get("dp-precision", "fp32"));
+    var samples = DataParallelBenchmark.Run(o, log);
+    Console.WriteLine($"## Data-parallel pre-training: MPI ranks vs 1 process ({o.Preset}, global batch {o.Batch}, {o.Precision}, CPU, second epoch of {o.Steps} steps timed, {o.Rounds} rounds, runs in alternating order)");
+    Console.WriteLine();
+    Console.WriteLine("| run | img/s median | img/s best | all-reduce ms/step in training (median) | all-reduce alone, ms (median) | loss at the end |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+    foreach (var g in samples.GroupBy(x => x.Run))
+    {
+        var ips = g.Select(x => x.ImagesPerSecond).OrderBy(x => x).ToList();
+        var ar = g.Select(x => x.AllReduceMsPerStep).OrderBy(x => x).ToList();
+        var alone = g.Select(x => x.AllReduceAloneMs).OrderBy(x => x).ToList();
+        Console.WriteLine($"| {g.Key} | {ips[ips.Count / 2]:F1} | {ips[^1]:F1} | {ar[ar.Count / 2]:F2} | {alone[alone.Count / 2]:F2} | {g.Last().Loss:F4} |");
+    }
+    Console.WriteLine();
+}
+
 if (benches.Contains("predict-gc"))
 {
     string preset = Get("pg-preset", "mnist28");
@@ -279,6 +303,12 @@ if (benches.Contains("predict-gc"))
         Console.WriteLine($"\nWith {live:N0} live objects: the region per row costs {pair[0].MsPerRow / pair[1].MsPerRow:F2}× the plain call.");
     }
     Console.WriteLine();
+}
+
+if (benches.Contains("dp-child"))
+{
+    DataParallelBenchmark.ChildMain(Get("dp-preset", "tiny32"), GetInt("dp-batch", 64), GetInt("dp-steps", 20), GetInt("dp-threads", 1), Get("dp-precision", "fp32"));
+    return 0;
 }
 
 if (benches.Contains("rss-child"))

@@ -6,6 +6,9 @@
 using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
 
+if (args.Length > 0 && args[0] == "dp") return DataParallelRun.Run(args[1..]);
+if (args.Length > 0 && args[0] == "featurize") return ShardedFeaturizeRun.Run(args[1..]);
+
 if (args.Length < 4)
 {
     Console.Error.WriteLine("usage: Mae.MLNet.TrainHost <checkpointDir> <epochs> <images> <lossesOut> [resume] [delayMs]");

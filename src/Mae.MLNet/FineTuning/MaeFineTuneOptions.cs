@@ -83,6 +83,12 @@ public sealed class MaeFineTuneOptions
     /// axis, <c>perf/test_acc1</c> and <c>perf/test_loss</c> per epoch); null writes none.</summary>
     public string? TensorBoardDir { get; set; }
 
+    /// <summary>Data-parallel fine-tuning over the ranks of this collective (null: one process), as
+    /// <see cref="Training.MaePretrainOptions.Collective"/>: <see cref="BatchSize"/> is the global batch, each rank reads
+    /// its shard of the (seed, epoch) order, gradients are averaged before every step, rank 0 alone reports and writes.
+    /// Augmentation, mixup and drop path draw from each rank's own generator (the same seed on every rank).</summary>
+    [JsonIgnore] public Mae.MLNet.Distributed.IMaeCollective? Collective { get; set; }
+
     [JsonIgnore] public long EffectiveBatchSize => (long)BatchSize * AccumIter;
     [JsonIgnore] public double PeakLearningRate => LearningRate ?? BaseLearningRate * EffectiveBatchSize / 256.0;
     [JsonIgnore] public bool MixupActive => Mixup > 0 || Cutmix > 0;

@@ -50,4 +50,6 @@ public sealed record MaeFineTuneResult
     public string? ResumedFrom { get; init; }
     public string? LastCheckpoint { get; init; }
     public TimeSpan Elapsed { get; init; }
+    /// <summary>Data-parallel runs: time this rank spent in the gradient all-reduces.</summary>
+    public TimeSpan AllReduceTime { get; init; }
 }

@@ -94,7 +94,7 @@ public sealed class MaeFineTuner
         var augmentation = o.ResolveAugmentation(model.Config).Validate();
         long stepsPerEpoch = CheckData(model, train, validation, augmentation, o);
 
-        var device = o.Device.Resolve();
+        var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
         // reference's Ampere runs); the CPU is unaffected.
         if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
@@ -126,7 +126,7 @@ public sealed class MaeFineTuner
             MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
             ClipGradNorm = o.ClipGradNorm, Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery,
             CheckpointDir = o.CheckpointDir, Resume = o.Resume, MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir,
-            ComputeDType = MaePretrainer.ComputeDType(o.Precision),
+            ComputeDType = MaePretrainer.ComputeDType(o.Precision), Collective = o.Collective,
         };
         var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, ct);
 
@@ -145,6 +145,7 @@ public sealed class MaeFineTuner
             BestEpoch = task.BestEpoch, BestValidationAccuracy = task.BestAccuracy, RestoredBestWeights = restored,
             EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch,
             PeakLearningRate = o.PeakLearningRate, ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed,
+            AllReduceTime = state.AllReduceTime,
         };
     }
 
@@ -195,9 +196,22 @@ public sealed class MaeFineTuner
             MaeLayerDecay.ParamGroups(model, model.Config.Depth, o.WeightDecay, o.NoWeightDecayNames, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
-        public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device) => train is IMaePlannedLabeledSource planned
-            ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate())
-            : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
+        public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device)
+        {
+            if (o.Collective is { } c)
+            {
+                // Data-parallel: this rank's shard (MaeDataShard) of the (seed, epoch) order.
+                int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
+                if (train is IMaePlannedLabeledSource p)
+                    return p.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, TargetDevice = device }.Validate());
+                var order = MaePlanRandom.Permutation(train.Count, o.Seed, epoch);
+                return MaeDataShard.Positions(train.Count, b, c.Rank, c.WorldSize)
+                    .Select(positions => ((MaeLabeledImageSource)train).GetBatch(positions.Select(i => order[i % order.Length]).ToArray()));
+            }
+            return train is IMaePlannedLabeledSource planned
+                ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate())
+                : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
+        }
 
         public override Tensor Loss((Tensor Images, Tensor Labels) batch, Device device)
         {
@@ -226,7 +240,7 @@ public sealed class MaeFineTuner
         };
 
         // Step reports every LogEvery steps; the epoch's end has its own report (EndOfEpoch).
-        public override void Report(MaeStepReport r)
+        public override void Report(MaeStepReport r) // the engine calls it on rank 0 only
         {
             if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(Progress(r));
         }
@@ -248,7 +262,7 @@ public sealed class MaeFineTuner
                 tensorBoard?.Invoke("perf/test_acc1", accuracy.Value * 100, epoch);
                 tensorBoard?.Invoke("perf/test_loss", valLoss.Value, epoch);
             }
-            progress?.Report(Progress(report) with
+            if (state.IsLead) progress?.Report(Progress(report) with
             {
                 EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = valLoss, BestEpoch = BestEpoch,
             });
@@ -263,7 +277,8 @@ public sealed class MaeFineTuner
                     $"Checkpoint '{path}' was written for a different classifier ({h.Config}, {h.NumClasses} classes, global pool {h.GlobalPool}); this one is {config}, {model.NumClasses} classes, global pool {model.GlobalPool}.");
             if (h.EpochsCompleted > epochs)
                 throw new InvalidOperationException($"Checkpoint '{path}' has already completed {h.EpochsCompleted} epochs, more than Epochs = {epochs}.");
-            if (h.StepsPerEpoch != stepsPerEpoch)
+            // Data-parallel runs may resume at another world size, whose padding can change the step count.
+            if (h.StepsPerEpoch != stepsPerEpoch && o.Collective is null)
                 throw new InvalidOperationException($"Checkpoint '{path}' was written with {h.StepsPerEpoch} steps per epoch; this data and batch size give {stepsPerEpoch}.");
             BestEpoch = h.BestEpoch;
             BestAccuracy = h.BestValidationAccuracy;
@@ -371,6 +386,18 @@ public sealed class MaeFineTuner
         }
         CheckSource(train, "train");
         if (validation is not null) CheckSource(validation, "validation");
+        if (o.Collective is { } c)
+        {
+            bool shards = train is IMaePlannedLabeledSource p ? p.ReadsShards || c.WorldSize == 1 : train is MaeLabeledImageSource;
+            if (!shards)
+                throw new ArgumentException(
+                    $"Data-parallel fine-tuning needs a training source each rank can read its shard of: a MaeLabeledImageSource or a planned source whose ReadsShards is true; got {train.GetType().Name}.", nameof(train));
+            long shardSteps = MaeDataShard.StepsPerEpoch(train.Count, o.BatchSize, c.WorldSize);
+            if (shardSteps < Math.Max(1, o.AccumIter))
+                throw new ArgumentException(
+                    $"Each of the {c.WorldSize} ranks gets {shardSteps} batches of {o.BatchSize / c.WorldSize} per epoch (BatchSize {o.BatchSize} is the global batch) but AccumIter = {o.AccumIter}: the optimizer would never step.", nameof(train));
+            return shardSteps;
+        }
         if (train.Count < o.BatchSize)
             throw new ArgumentException(
                 $"The training source has {train.Count} images, fewer than BatchSize = {o.BatchSize}; incomplete batches are dropped, so an epoch would have no step. Lower BatchSize or add images.", nameof(train));

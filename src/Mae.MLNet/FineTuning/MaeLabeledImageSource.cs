@@ -64,6 +64,15 @@ public sealed class MaeLabeledImageSource : IMaeLabeledImageSource, IDisposable
         return counts;
     }
 
+    /// <summary>The images [indices.Length, C, H, W] and labels [indices.Length] at <paramref name="indices"/>.</summary>
+    public (Tensor Images, Tensor Labels) GetBatch(long[] indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        foreach (var i in indices)
+            if (i < 0 || i >= Count) throw new ArgumentOutOfRangeException(nameof(indices), i, $"Image index {i} is outside 0 … {Count - 1}.");
+        return (images.GetBatch(indices), tensor(indices.Select(i => labels[i]).ToArray(), dtype: int64));
+    }
+
     public IEnumerable<(Tensor Images, Tensor Labels)> Batches(int batchSize, bool shuffle, bool dropLast)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be at least 1.");
@@ -78,7 +87,7 @@ public sealed class MaeLabeledImageSource : IMaeLabeledImageSource, IDisposable
             long n = Math.Min(batchSize, order.Length - start);
             if (n < batchSize && dropLast) yield break;
             var idx = order.AsSpan((int)start, (int)n).ToArray();
-            yield return (images.GetBatch(idx), tensor(idx.Select(i => labels[i]).ToArray(), dtype: int64));
+            yield return GetBatch(idx);
         }
     }
 

@@ -15,8 +15,14 @@ public sealed record MaeEpochPlan
     public long Seed { get; init; }
     /// <summary>Zero-based epoch number.</summary>
     public int Epoch { get; init; }
-    /// <summary>Images per batch (≥ 1).</summary>
+    /// <summary>Images per batch (≥ 1) that this source yields: in data-parallel training the per-rank batch, the
+    /// global batch divided by <see cref="WorldSize"/>.</summary>
     public int BatchSize { get; init; } = 1;
+    /// <summary>Data-parallel training: this process's rank (0 … <see cref="WorldSize"/> − 1). A source reads the
+    /// positions of the epoch's order that <see cref="MaeDataShard.Positions"/> gives this rank.</summary>
+    public int Rank { get; init; }
+    /// <summary>Data-parallel training: the number of ranks sharing each epoch (1: the whole epoch).</summary>
+    public int WorldSize { get; init; } = 1;
     /// <summary>Training: shuffled order, random augmentation, an incomplete last batch dropped (the reference's
     /// <c>drop_last=True</c>). Evaluation (false): source order, the deterministic evaluation transform, the last
     /// batch kept.</summary>
@@ -32,6 +38,8 @@ public sealed record MaeEpochPlan
     {
         if (Epoch < 0) throw new ArgumentOutOfRangeException(nameof(Epoch), Epoch, $"Epoch must be ≥ 0; got {Epoch}.");
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, $"BatchSize must be ≥ 1; got {BatchSize}.");
+        if (WorldSize < 1) throw new ArgumentOutOfRangeException(nameof(WorldSize), WorldSize, $"WorldSize must be ≥ 1; got {WorldSize}.");
+        if (Rank < 0 || Rank >= WorldSize) throw new ArgumentOutOfRangeException(nameof(Rank), Rank, $"Rank must be in 0 … {WorldSize - 1}; got {Rank}.");
         if (SkipBatches < 0) throw new ArgumentOutOfRangeException(nameof(SkipBatches), SkipBatches, $"SkipBatches must be ≥ 0; got {SkipBatches}.");
         return this;
     }
@@ -44,6 +52,11 @@ public sealed record MaeEpochPlan
 /// </summary>
 public interface IMaePlannedImageSource : IMaeImageSource
 {
+    /// <summary>Whether <see cref="Batches"/> honours <see cref="MaeEpochPlan.Rank"/> / <see cref="MaeEpochPlan.WorldSize"/>
+    /// (reads only <see cref="MaeDataShard.Positions"/> of the epoch's order); data-parallel training with more than
+    /// one rank refuses a source that does not.</summary>
+    bool ReadsShards => false;
+
     /// <summary>The batches [B, C, H, W] float32 on the CPU (pinned when the plan's target is CUDA) of one epoch, from
     /// batch <see cref="MaeEpochPlan.SkipBatches"/> on. Each tensor belongs to the caller.</summary>
     IEnumerable<Tensor> Batches(MaeEpochPlan plan);
@@ -52,6 +65,9 @@ public interface IMaePlannedImageSource : IMaeImageSource
 /// <summary>The labelled counterpart of <see cref="IMaePlannedImageSource"/> for fine-tuning and validation.</summary>
 public interface IMaePlannedLabeledSource : IMaeLabeledImageSource
 {
+    /// <summary>As <see cref="IMaePlannedImageSource.ReadsShards"/>.</summary>
+    bool ReadsShards => false;
+
     /// <summary>Images [B, C, H, W] float32 (model input, as <see cref="IMaePlannedImageSource.Batches"/>) and labels
     /// [B] int64, on the CPU, owned by the caller.</summary>
     IEnumerable<(Tensor Images, Tensor Labels)> Batches(MaeEpochPlan plan);

@@ -123,6 +123,17 @@ public sealed class MaePretrainOptions
     [JsonIgnore]
     public IBatchTransform? Transform { get; set; }
 
+    /// <summary>
+    /// Data-parallel training over the ranks of this collective (<see cref="Distributed.MaeCollective.FromEnvironment"/>
+    /// under <c>mpirun</c>); null: one process. <see cref="BatchSize"/> is then the global batch of a step, each rank
+    /// reads <c>BatchSize / WorldSize</c> images of its shard of the epoch (<see cref="MaeDataShard"/>), gradients are
+    /// averaged before every AdamW step, and the epoch order and masking noise come from (seed, epoch, position)
+    /// (<c>MaePlanRandom</c>), so any world size takes the same steps — with a collective of world size 1 too.
+    /// Rank 0 alone writes checkpoints, metrics, TensorBoard and progress.
+    /// </summary>
+    [JsonIgnore]
+    public Distributed.IMaeCollective? Collective { get; set; }
+
     /// <summary>Effective batch per optimizer step, <see cref="BatchSize"/> × <see cref="AccumIter"/>.</summary>
     [JsonIgnore]
     public long EffectiveBatchSize => (long)BatchSize * AccumIter;

@@ -41,6 +41,8 @@ public sealed record MaePretrainResult
     /// <summary>The last checkpoint written, if any.</summary>
     public string? LastCheckpoint { get; init; }
     public TimeSpan Elapsed { get; init; }
+    /// <summary>Data-parallel runs: time this rank spent in the gradient all-reduces.</summary>
+    public TimeSpan AllReduceTime { get; init; }
 }
 
 /// <summary>Thrown when a batch's loss is NaN or infinite; training stops as the reference's

@@ -54,7 +54,7 @@ public sealed class MaePretrainer
         o.Validate(config);
         long stepsPerEpoch = CheckSource(source, config, o);
 
-        var device = o.Device.Resolve();
+        var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
         // reference's Ampere runs); the CPU is unaffected.
         if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
@@ -79,7 +79,7 @@ public sealed class MaePretrainer
         {
             StepLosses = state.StepLosses, EpochLosses = state.EpochLosses, EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep,
             OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch, PeakLearningRate = o.PeakLearningRate,
-            ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed,
+            ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed, AllReduceTime = state.AllReduceTime,
         };
     }
 
@@ -88,7 +88,7 @@ public sealed class MaePretrainer
         BatchSize = o.BatchSize, AccumIter = o.AccumIter, Epochs = o.Epochs, PeakLearningRate = o.PeakLearningRate,
         MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
         Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery, CheckpointDir = o.CheckpointDir, Resume = o.Resume,
-        MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir, ComputeDType = ComputeDType(o.Precision),
+        MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir, ComputeDType = ComputeDType(o.Precision), Collective = o.Collective,
     };
 
     /// <summary>THE place where the precision option becomes a compute dtype.</summary>
@@ -105,6 +105,9 @@ public sealed class MaePretrainer
         readonly IProgress<MaePretrainProgress>? progress;
         bool transformChecked;
         ContrastiveMae? contrastive;   // Objective = Contrastive: the MAE with a projection head (made in PrepareModel)
+        // Data-parallel: where the current batch sits in the epoch (its masking noise is keyed by global position).
+        int batchEpoch;
+        long[]? batchPositions;
 
         public PretrainTask(MaskedAutoencoder model, IMaeImageSource source, MaePretrainOptions o, IProgress<MaePretrainProgress>? progress)
         {
@@ -150,9 +153,40 @@ public sealed class MaePretrainer
             };
         }
 
-        public override IEnumerable<Tensor> Batches(int epoch, Device device) => planned is null
-            ? source.EpochBatches(o.BatchSize, shuffle: true)
-            : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate());
+        public override IEnumerable<Tensor> Batches(int epoch, Device device)
+        {
+            if (o.Collective is not null) return ShardBatches(epoch, device, o.Collective);
+            return planned is null
+                ? source.EpochBatches(o.BatchSize, shuffle: true)
+                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate());
+        }
+
+        /// <summary>This rank's part of the epoch (<see cref="MaeDataShard"/>): from a planned source through the plan's
+        /// rank, from an indexed one by index in the (seed, epoch) order.</summary>
+        IEnumerable<Tensor> ShardBatches(int epoch, Device device, Distributed.IMaeCollective c)
+        {
+            int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
+            var positions = MaeDataShard.Positions(source.Count, b, c.Rank, c.WorldSize);
+            batchEpoch = epoch;
+            if (planned is not null)
+            {
+                var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, TargetDevice = device }.Validate();
+                using var at = positions.GetEnumerator();
+                foreach (var batch in planned.Batches(plan))
+                {
+                    batchPositions = at.MoveNext() ? at.Current : null;
+                    yield return batch;
+                }
+                yield break;
+            }
+            var indexed = (MaeIndexedImageSource)source;
+            var order = MaePlanRandom.Permutation(source.Count, o.Seed, epoch);
+            foreach (var p in positions)
+            {
+                batchPositions = p;
+                yield return indexed.GetBatch(p.Select(i => order[i % order.Length]).ToArray());
+            }
+        }
 
         public override Tensor Loss(Tensor batch, Device device)
         {
@@ -163,7 +197,7 @@ public sealed class MaePretrainer
                 // augmented view, which the two masks then split), each masked independently.
                 var view1 = View(images);
                 var view2 = transform is null ? images : View(images);
-                return contrastive.Forward(view1, view2, o.MaskRatio, Noise(view1, device), Noise(view2, device)).Loss;
+                return contrastive.Forward(view1, view2, o.MaskRatio, Noise(view1, device), Noise(view2, device, view: 1)).Loss;
             }
             images = View(images);
             var (loss, _, _) = model.Forward(images, o.MaskRatio, Noise(images, device));
@@ -184,9 +218,20 @@ public sealed class MaePretrainer
         }
 
         /// <summary>The masking noise is drawn from the CPU generator, so that the checkpointed generator state covers it
-        /// on every device; on the CPU the model's own draw is the same, so nothing is passed.</summary>
-        Tensor? Noise(Tensor images, Device device)
-            => device.type == DeviceType.CPU ? null : ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
+        /// on every device; on the CPU the model's own draw is the same, so nothing is passed. Data-parallel: keyed by
+        /// the images' global positions (and the view), so W ranks draw what one process would.</summary>
+        Tensor? Noise(Tensor images, Device device, int view = 0)
+            => o.Collective is not null ? ToDevice(PlanNoise(images.shape[0], view), device)
+             : device.type == DeviceType.CPU ? null : ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
+
+        Tensor PlanNoise(long batch, int view)
+        {
+            if (batchPositions is null || batchPositions.Length != batch)
+                throw new InvalidDataException($"The {DataDescription} yielded a batch of {batch} images where this rank's shard has {batchPositions?.Length ?? 0} left.");
+            int l = (int)model.Config.NumPatches;
+            long seed = unchecked(o.Seed + view * (long)0x9E3779B97F4A7C15UL);   // the second view's masks from their own stream
+            return tensor(MaePlanRandom.MaskNoise(seed, batchEpoch, batchPositions, l), new long[] { batch, l });
+        }
 
         // The projector's weights travel as checkpoint extras (the model section holds the MAE's official names only).
         public override void WriteExtras(BinaryWriter w)
@@ -263,6 +308,7 @@ public sealed class MaePretrainer
             throw new ArgumentException(
                 $"The model expects images of {expected} but the " + (o.Transform is null ? $"image source holds {s}" : $"transform turns the source's {shape} into {s}") +
                 ". Resize the images (or set a transform that crops/resizes to the model size), or build the model for this size.", nameof(source));
+        if (o.Collective is { } c) return CheckShards(source, o, c);
         if (count < o.BatchSize)
             throw new ArgumentException(
                 $"The image source has {count} images, fewer than BatchSize = {o.BatchSize}; incomplete batches are dropped, so an epoch would have no step. Lower BatchSize or add images.", nameof(source));
@@ -270,6 +316,23 @@ public sealed class MaePretrainer
         if (steps < o.AccumIter)
             throw new ArgumentException(
                 $"An epoch has {steps} batches ({count} images / BatchSize {o.BatchSize}) but AccumIter = {o.AccumIter}: the optimizer would never step. Lower AccumIter or BatchSize.", nameof(source));
+        return steps;
+    }
+
+    /// <summary>Data-parallel: the source must shard (<see cref="MaeDataShard"/>) and each rank needs whole steps.</summary>
+    static long CheckShards(IMaeImageSource source, MaePretrainOptions o, Distributed.IMaeCollective c)
+    {
+        bool shards = source is IMaePlannedImageSource p ? p.ReadsShards || c.WorldSize == 1 : source is MaeIndexedImageSource;
+        if (!shards)
+            throw new ArgumentException(
+                $"Data-parallel pre-training needs a source each rank can read its shard of: a MaeIndexedImageSource (e.g. MaeImageSource.FromArrays, MaeTensorImageSource) " +
+                $"or a planned source whose ReadsShards is true; got {source.GetType().Name}.", nameof(source));
+        int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
+        long steps = MaeDataShard.StepsPerEpoch(source.Count, o.BatchSize, c.WorldSize);
+        if (steps < Math.Max(1, o.AccumIter))
+            throw new ArgumentException(
+                $"Each of the {c.WorldSize} ranks reads {(source.Count + c.WorldSize - 1) / c.WorldSize} of the {source.Count} images in batches of {b} (BatchSize {o.BatchSize} / {c.WorldSize}): " +
+                $"{steps} steps per epoch, fewer than AccumIter = {o.AccumIter} (or none). Lower BatchSize or AccumIter, or add images.", nameof(source));
         return steps;
     }
 

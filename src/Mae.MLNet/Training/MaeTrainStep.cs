@@ -1,3 +1,4 @@
+using Mae.MLNet.Distributed;
 using Mae.MLNet.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -22,6 +23,11 @@ internal abstract class MaeTrainStep : IDisposable
     /// <summary>Clips (if set), steps AdamW at base lr <paramref name="lr"/>, zeroes the gradients.</summary>
     public abstract void OptimizerStep(double lr);
     public abstract void ZeroGrad();
+    /// <summary>Data-parallel: replaces the accumulated gradient by its mean over all ranks (one all-reduce of the
+    /// flat gradient buffer), after backward and before <see cref="OptimizerStep"/>.</summary>
+    public abstract void ReduceGradients(IMaeCollective collective);
+    /// <summary>Data-parallel: overwrites the weights with rank 0's, so every rank starts from the same ones.</summary>
+    public abstract void BroadcastWeights(IMaeCollective collective);
     public abstract MaeFlatAdamW Optimizer();
     public abstract void LoadOptimizer(MaeTrainingCheckpointReader reader);
     public abstract void Dispose();
@@ -55,6 +61,14 @@ internal abstract class MaeTrainStep : IDisposable
         }
 
         public override void ZeroGrad() => flat.ZeroGrad();
+        public override void ReduceGradients(IMaeCollective collective) => collective.AllReduceMean(flat.Grad);
+
+        public override void BroadcastWeights(IMaeCollective collective)
+        {
+            using var noGrad = no_grad();
+            collective.Broadcast(flat.Data, 0);
+        }
+
         public override MaeFlatAdamW Optimizer() => adamW;
         public override void LoadOptimizer(MaeTrainingCheckpointReader reader) => reader.LoadOptimizer(adamW, flat);
 
@@ -100,6 +114,8 @@ internal abstract class MaeTrainStep : IDisposable
             using (NewDisposeScope()) optimizer.zero_grad();
         }
 
+        public override void ReduceGradients(IMaeCollective collective) => throw new NotSupportedException("The legacy step (benchmarks only) has no flat gradient to all-reduce.");
+        public override void BroadcastWeights(IMaeCollective collective) => throw new NotSupportedException("The legacy step (benchmarks only) is single-process.");
         public override MaeFlatAdamW Optimizer() => throw new NotSupportedException("The legacy step (benchmarks only) writes no checkpoints.");
         public override void LoadOptimizer(MaeTrainingCheckpointReader reader) => throw new NotSupportedException("The legacy step (benchmarks only) does not resume.");
         public override void Dispose() => optimizer.Dispose();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mae.MLNet.Distributed;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using TorchSharp;
@@ -26,11 +27,15 @@ internal static class MaeTrainingEngine
     {
         var model = task.Model;
         var checkpoint = task.Checkpoint;
-        var state = new MaeTrainingState { StepsPerEpoch = stepsPerEpoch };
+        var collective = s.Collective;
+        var state = new MaeTrainingState { StepsPerEpoch = stepsPerEpoch, IsLead = collective is null || collective.Rank == 0 };
         if (s.CheckpointDir is not null)
         {
-            checkpoint.Container.DeleteStaleTemporaries(s.CheckpointDir);
+            // Data-parallel: rank 0 owns the folder; every rank resumes from the same file (checked).
+            if (state.IsLead) checkpoint.Container.DeleteStaleTemporaries(s.CheckpointDir);
+            collective?.Barrier();
             if (s.Resume) state.ResumedFrom = checkpoint.Container.FindLatest(s.CheckpointDir);
+            if (collective is not null) MaeDataParallel.CheckSameResume(collective, state.ResumedFrom, s.CheckpointDir);
         }
         using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
         if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);
@@ -52,15 +57,17 @@ internal static class MaeTrainingEngine
             state.GlobalStep = reader.Header.GlobalStep;
             state.OptimizerSteps = reader.Header.OptimizerSteps;
         }
+        if (collective is not null) step.BroadcastWeights(collective);
 
-        using var metrics = s.MetricsFile is null ? null : new MaeMetricsLog(s.MetricsFile, state.GlobalStep);
-        var tensorBoard = s.TensorBoardDir is null ? null : torch.utils.tensorboard.SummaryWriter(s.TensorBoardDir);
+        using var metrics = s.MetricsFile is null || !state.IsLead ? null : new MaeMetricsLog(s.MetricsFile, state.GlobalStep);
+        var tensorBoard = s.TensorBoardDir is null || !state.IsLead ? null : torch.utils.tensorboard.SummaryWriter(s.TensorBoardDir);
         Action<string, double, int>? scalar = tensorBoard is null ? null : (tag, value, x) => tensorBoard.add_scalar(tag, (float)value, x);
 
         var total = Stopwatch.StartNew();
         int accum = s.AccumIter;
         long totalSteps = stepsPerEpoch * s.Epochs;
-        using var losses = new PendingLosses(Math.Max(1, (int)Math.Min(s.LogEvery, stepsPerEpoch)), device, s.LegacyStep);
+        using var losses = new PendingLosses(Math.Max(1, (int)Math.Min(s.LogEvery, stepsPerEpoch)), device, s.LegacyStep, collective);
+        var allReduceClock = new Stopwatch();
 
         for (int epoch = state.StartEpoch; epoch < s.Epochs; epoch++)
         {
@@ -93,6 +100,12 @@ internal static class MaeTrainingEngine
                         step.Backward(accum == 1 ? loss : loss.DividedBy(accum));
                         if ((stepInEpoch + 1) % accum == 0)
                         {
+                            if (collective is not null)
+                            {
+                                allReduceClock.Start();
+                                step.ReduceGradients(collective);
+                                allReduceClock.Stop();
+                            }
                             step.OptimizerStep(lr);
                             state.OptimizerSteps++;
                         }
@@ -110,7 +123,7 @@ internal static class MaeTrainingEngine
                         secs > 0 ? stepInEpoch * (double)s.BatchSize / secs : 0,
                         TimeSpan.FromSeconds(secs / stepInEpoch * (totalSteps - (epoch * stepsPerEpoch + stepInEpoch))), total.Elapsed);
                     metrics?.Write(last);
-                    task.Report(last);
+                    if (state.IsLead) task.Report(last);
                     if (scalar is not null && stepInEpoch % accum == 0 && state.GlobalStep % s.LogEvery == 0)
                     {
                         // The reference's x axis: epoch × 1000, which lines up runs with different batch sizes.
@@ -131,10 +144,12 @@ internal static class MaeTrainingEngine
             if (s.CheckpointDir is not null && ((epoch + 1) % s.CheckpointEvery == 0 || epoch + 1 == s.Epochs))
             {
                 state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir, epoch + 1);
-                checkpoint.Save(state.LastCheckpoint, task.CreateHeader(state, epoch + 1), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                if (state.IsLead) checkpoint.Save(state.LastCheckpoint, task.CreateHeader(state, epoch + 1), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                collective?.Barrier(); // the checkpoint is complete before any rank goes on (or ends and is resumed)
             }
         }
         state.Elapsed = total.Elapsed;
+        state.AllReduceTime = allReduceClock.Elapsed;
         return state;
     }
 
@@ -144,10 +159,12 @@ internal static class MaeTrainingEngine
         readonly Tensor buffer;
         readonly (int Epoch, long Step, long GlobalStep)[] where;
         readonly bool readEveryStep;
+        readonly IMaeCollective? collective;
         int count;
 
-        public PendingLosses(int capacity, Device device, bool readEveryStep)
+        public PendingLosses(int capacity, Device device, bool readEveryStep, IMaeCollective? collective)
         {
+            this.collective = collective;
             buffer = zeros(capacity, dtype: ScalarType.Float32, device: device);
             buffer.DetachFromDisposeScope();
             where = new (int, long, long)[capacity];
@@ -175,6 +192,10 @@ internal static class MaeTrainingEngine
         {
             if (count == 0) return into.Count > 0 ? into[^1] : double.NaN;
             float[] values;
+            // Data-parallel: each rank holds the loss of its part of the batch; their mean is the batch's loss (equal
+            // parts, a per-image mean), so every rank reads — and checks — the same values.
+            if (collective is not null)
+                using (var pending = buffer.narrow(0, 0, count)) collective.AllReduceMean(pending);
             using (var host = buffer.narrow(0, 0, count).cpu()) values = host.data<float>().ToArray();
             for (int i = 0; i < count; i++)
             {

@@ -1,3 +1,4 @@
+using Mae.MLNet.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,6 +29,9 @@ internal sealed record MaeEngineSettings
     /// <summary>Benchmarks only: TorchSharp's per-parameter AdamW, casts per layer call and a loss read every step
     /// (how the loop worked before the flat buffer), to measure the difference in one run.</summary>
     public bool LegacyStep { get; init; }
+    /// <summary>Data-parallel training (null: one process, as before): gradients averaged over the ranks before each
+    /// optimizer step, rank 0 alone writes checkpoints, metrics, TensorBoard and progress.</summary>
+    public IMaeCollective? Collective { get; init; }
 }
 
 /// <summary>The engine's counters and histories, handed to the hooks.</summary>
@@ -39,6 +43,10 @@ internal sealed class MaeTrainingState
     public List<double> EpochLosses = new();
     public string? ResumedFrom, LastCheckpoint;
     public TimeSpan Elapsed;
+    /// <summary>Rank 0 of a data-parallel run (or the only process): the one that reports and writes files.</summary>
+    public bool IsLead = true;
+    /// <summary>Time spent in the gradient all-reduces (data-parallel runs).</summary>
+    public TimeSpan AllReduceTime;
 }
 
 /// <summary>What the engine reports every <c>LogEvery</c> steps and at the end of each epoch.</summary>
