@@ -37,14 +37,15 @@ public static class FeaturizeCommand
             using var encoder = MaeCheckpoint.LoadEncoder(path, imageSize: r.GetValue(size));
             var cfg = encoder.Config;
             var ml = new MLContext(0);
-            var data = ml.Data.LoadFromEnumerable(rows);
-            var pipeline = ImageFolder.Pixels(ml, folder, cfg.ImageSize, cfg.InChannels)
-                .Append(ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
+            // Absolute paths into MaeFeaturize's path-column door: each file decoded and put through the reference's
+            // evaluation transform (shorter side to size/0.875, centre crop, normalise).
+            var data = ml.Data.LoadFromEnumerable(rows.Select(x => new ImageFolder.Row { Path = Path.Combine(folder, x.Path), Label = x.Label }));
+            var pipeline = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
                 {
-                    InputColumnName = ImageFolder.PixelsColumn, OutputColumnName = "Features",
+                    InputColumnName = ImageFolder.PathColumn, OutputColumnName = "Features",
                     Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = r.GetValue(layers),
                     BatchSize = r.GetValue(batch), Device = CommonOptions.ParseDevice(r.GetValue(device)!),
-                }, encoder))
+                }, encoder)
                 .Append(ml.Transforms.SelectColumns(ImageFolder.PathColumn, ImageFolder.LabelColumn, "Features"));
             var features = pipeline.Fit(data).Transform(data);
             // Written next to the target and renamed when complete: a failure leaves no half-written file.
@@ -54,7 +55,7 @@ public static class FeaturizeCommand
                 using (var stream = File.Create(temporary))
                 {
                     if (target.EndsWith(".idv", StringComparison.OrdinalIgnoreCase)) ml.Data.SaveAsBinary(features, stream);
-                    else WriteText(features, stream, target.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? '\t' : ',');
+                    else WriteText(features, stream, target.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? '\t' : ',', folder);
                 }
                 File.Move(temporary, target, overwrite: true);
             }
@@ -65,8 +66,9 @@ public static class FeaturizeCommand
         return command;
     }
 
-    /// <summary>A header (<c>Path, Label, f0 … f{D−1}</c>) and one line per image, numbers round-trippable.</summary>
-    static void WriteText(IDataView features, Stream stream, char separator)
+    /// <summary>A header (<c>Path, Label, f0 … f{D−1}</c>) and one line per image (its path relative to
+    /// <paramref name="folder"/>), numbers round-trippable.</summary>
+    static void WriteText(IDataView features, Stream stream, char separator, string folder)
     {
         using var writer = new StreamWriter(stream, leaveOpen: true);
         using var cursor = features.GetRowCursor(features.Schema);
@@ -85,7 +87,7 @@ public static class FeaturizeCommand
                 writer.WriteLine(string.Join(separator, new[] { "Path", "Label" }.Concat(values.Select((_, i) => $"f{i}"))));
                 header = false;
             }
-            writer.WriteLine(string.Join(separator, new[] { Quote(p.ToString(), separator), Quote(l.ToString(), separator) }
+            writer.WriteLine(string.Join(separator, new[] { Quote(Path.GetRelativePath(folder, p.ToString()), separator), Quote(l.ToString(), separator) }
                 .Concat(values.Select(x => x.ToString("R", CultureInfo.InvariantCulture)))));
         }
     }

@@ -1,17 +1,16 @@
 using System.CommandLine;
 using System.Text.Json;
+using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Training;
 using Mae.MLNet.Training.Augmentation;
-using Microsoft.ML;
-using Microsoft.ML.Data;
 
 namespace Mae.Cli.Commands;
 
 /// <summary>
 /// <c>mae pretrain --images DIR --model vit-b16 --epochs 400 --output-dir run</c>: main_pretrain.py's recipe
-/// (<see cref="MaePretrainer"/>) on a folder of images. The output folder gets atomic checkpoints (resume with
+/// (<see cref="MaePretrainer"/>) on a folder of images, read by <see cref="MaeImageFileSource"/>. The output folder gets atomic checkpoints (resume with
 /// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, and at the end <c>mae.safetensors</c>
 /// (+ <c>.json</c>) and <c>reconstructions.png</c>.
 /// </summary>
@@ -44,10 +43,15 @@ public static class PretrainCommand
         var logDir = new Option<DirectoryInfo?>("--log-dir", "--log_dir") { Description = "TensorBoard folder (optional)." };
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in the output folder." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Epochs between checkpoints (the last epoch always writes one).", DefaultValueFactory = _ => 20 };
+        var workers = new Option<int>("--num-workers", "--num_workers") { Description = "Image decode workers.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var skipBad = new Option<bool>("--skip-bad-files") { Description = "Replace unreadable images (listed at the end) instead of stopping at the first." };
+        var objective = new Option<string>("--objective") { Description = "mae (the paper), or contrastive (MAE + InfoNCE between two views, CAN).", DefaultValueFactory = _ => "mae" };
+        objective.AcceptOnlyFromAmong("mae", "contrastive");
+        var contrastiveWeight = new Option<double>("--contrastive-weight") { Description = "Weight of the InfoNCE term (--objective contrastive).", DefaultValueFactory = _ => 0.1 };
         var command = new Command("pretrain", "Pre-train a masked autoencoder on a folder of images (main_pretrain.py's recipe).")
         {
             images, model, inputSize, epochs, warmup, batch, accum, blr, lr, minLr, weightDecay, maskRatio, normPix, precision, device, seed,
-            outDir, logDir, resume, checkpointEvery,
+            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight,
         };
         command.SetAction(r =>
         {
@@ -63,17 +67,26 @@ public static class PretrainCommand
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
                 CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = r.GetValue(resume),
                 MetricsFile = Path.Combine(output, "metrics.jsonl"), TensorBoardDir = r.GetValue(logDir)?.FullName,
-                Transform = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels }),
+                Objective = r.GetValue(objective) == "contrastive" ? MaeObjective.Contrastive : MaeObjective.Mae,
+                ContrastiveWeight = r.GetValue(contrastiveWeight),
             };
             options.Validate(config);
             string folder = r.GetValue(images)!.FullName;
-            var source = Source(folder, config, r.GetValue(seed));
+            if (!Directory.Exists(folder)) throw new CliException($"--images: the folder '{folder}' does not exist.");
+            // The paper's input pipeline on the files themselves: RandomResizedCrop(0.2–1) on the original, flip,
+            // normalise, in parallel decode workers, deterministic from (seed, epoch, image).
+            var source = MaeImageFileSource.FromFolder(folder, new MaeImageInputOptions
+            {
+                Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels },
+                Workers = r.GetValue(workers), SkipBadFiles = r.GetValue(skipBad),
+            });
             using var mae = MaePretrainer.CreateModel(config, options);
             var progress = new EpochLines(context.Output);
             var result = new MaePretrainer(options).Train(mae, source, progress, context.Cancellation);
 
             string weights = Path.Combine(output, "mae.safetensors");
             MaeCheckpoint.Save(mae, weights);
+            foreach (var skipped in source.SkippedFiles) context.Output.WriteLine($"skipped {skipped.FileName}: {skipped.Reason}");
             context.Output.WriteLine($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
                                      (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
                                      $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights}");
@@ -101,17 +114,6 @@ public static class PretrainCommand
         if (inputSize is int s) config = config with { ImageSize = s };
         try { return config.Validate(); }
         catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
-    }
-
-    /// <summary>The folder's images decoded and resized to the model's size by ML.NET, streamed each epoch.</summary>
-    static IMaeImageSource Source(string folder, MaeConfig config, int seed)
-    {
-        var rows = ImageFolder.List(folder, requireClasses: false);
-        var ml = new MLContext(seed);
-        var data = ml.Data.LoadFromEnumerable(rows);
-        var view = ImageFolder.Pixels(ml, folder, config.ImageSize, config.InChannels).Fit(data).Transform(data);
-        var shape = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
-        return new MaeStreamingImageSource(() => view.GetColumn<float[]>(ImageFolder.PixelsColumn), shape, rows.Count);
     }
 
     /// <summary>One line per finished epoch: loss, images/s, elapsed and ETA.</summary>

@@ -3,8 +3,9 @@ using Mae.MLNet;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Visualization;
-using Microsoft.ML;
-using Microsoft.ML.Data;
+using Mae.MLNet.Input;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
 using static TorchSharp.torch;
 
 namespace Mae.Cli.Commands;
@@ -39,15 +40,15 @@ public static class ReconstructCommand
             var cfg = model.Config;
             string folder = r.GetValue(images)!.FullName;
             var rows = ImageFolder.List(folder, requireClasses: false).Take(n).ToList();
-            var ml = new MLContext(r.GetValue(seed));
-            var view = ImageFolder.Pixels(ml, folder, cfg.ImageSize, cfg.InChannels).Fit(ml.Data.LoadFromEnumerable(rows))
-                .Transform(ml.Data.LoadFromEnumerable(rows));
-            var pixels = view.GetColumn<float[]>(ImageFolder.PixelsColumn).SelectMany(p => p).ToArray();
             var norm = PixelNormalization.Default(cfg.InChannels);
+            // The reference's evaluation transform (shorter side to size/0.875, centre crop, normalise) on the files.
+            var files = MaeImageFileSource.FromPaths(rows.Select(x => Path.Combine(folder, x.Path)), new MaeImageInputOptions
+            {
+                Augmentation = new MaeAugmentationOptions { OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Mean = norm.Mean, Std = norm.Std },
+            });
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var x = tensor(pixels, new long[] { rows.Count, cfg.InChannels, cfg.ImageSize, cfg.ImageSize });
-            x = (x - tensor(norm.Mean).reshape(1, -1, 1, 1)) / tensor(norm.Std).reshape(1, -1, 1, 1);
+            var x = files.Batches(new MaeEpochPlan { BatchSize = rows.Count, Training = false }).Single();
             TorchRuntime.Seed(r.GetValue(seed));
             using var result = MaeReconstruction.Compute(model, x, ratio, rand(rows.Count, cfg.NumPatches));
             ReconstructionGrid.SavePng(target, result, norm.Mean, norm.Std);

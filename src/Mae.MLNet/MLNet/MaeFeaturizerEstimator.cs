@@ -37,9 +37,12 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{Options.InputColumnName}' was not found.");
         bool vector = column.Kind == SchemaShape.Column.VectorKind.Vector && column.ItemType == NumberDataViewType.Single;
         bool image = column.Kind == SchemaShape.Column.VectorKind.Scalar && column.ItemType is Microsoft.ML.Transforms.Image.ImageDataViewType;
-        if (!vector && !image)
+        bool paths = column.Kind == SchemaShape.Column.VectorKind.Scalar && column.ItemType is TextDataViewType;
+        bool bytes = column.Kind != SchemaShape.Column.VectorKind.Scalar && column.ItemType == NumberDataViewType.Byte;
+        if (!vector && !image && !paths && !bytes)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Column '{Options.InputColumnName}' is {column.Kind} of {column.ItemType}; expected a known-size vector of Single (CHW pixels) or an image.");
+                $"Column '{Options.InputColumnName}' is {column.Kind} of {column.ItemType}; expected a known-size vector of Single (CHW pixels), an image, " +
+                "a text column of image file paths, or a vector of Byte of encoded images (LoadRawImageBytes).");
         var added = SchemaShapes.SingleVector(Options.OutputColumnName, featureDim);
         return new SchemaShape(inputSchema.Where(c => c.Name != Options.OutputColumnName).Append(added));
     }
