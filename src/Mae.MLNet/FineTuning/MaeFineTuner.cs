@@ -344,27 +344,41 @@ public sealed class MaeFineTuner
         double lossSum = 0;
         try
         {
-            using var noGrad = no_grad();
-            var batches = source is IMaePlannedLabeledSource planned
-                ? planned.Batches(new MaeEpochPlan { BatchSize = batchSize, Training = false, TargetDevice = device }.Validate())
-                : source.Batches(batchSize, shuffle: false, dropLast: false);
-            foreach (var (images, labels) in batches)
+            ForEachEvaluationBatch(source, transform, batchSize, device, (x, y) =>
             {
-                using var ownedImages = images;
-                using var ownedLabels = labels;
-                using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
-                using var scope = NewDisposeScope();
-                var x = images.to(device);
-                if (transform is not null && source is not IMaePlannedLabeledSource) x = transform.Apply(x);
-                var y = labels.to(device);
                 var logits = model.forward(x);
                 lossSum += nn.functional.cross_entropy(logits.to(float32), y, reduction: nn.Reduction.Sum).item<float>();
                 correct += logits.argmax(-1).eq(y).sum().item<long>();
-                seen += labels.shape[0];
-            }
+                seen += y.shape[0];
+            });
         }
         finally { if (wasTraining) model.train(); }
         return (seen == 0 ? 0 : (double)correct / seen, seen == 0 ? 0 : lossSum / seen);
+    }
+
+    /// <summary>
+    /// Every image of <paramref name="source"/> once, in order, as model input on <paramref name="device"/>: a planned
+    /// source's evaluation batches (its own eval transform), otherwise the [0, 1] pixels through
+    /// <paramref name="transform"/> (null: as they are). <paramref name="use"/> gets images and labels inside a dispose
+    /// scope per batch, under no_grad.
+    /// </summary>
+    internal static void ForEachEvaluationBatch(IMaeLabeledImageSource source, IBatchTransform? transform, int batchSize, Device device,
+        Action<Tensor, Tensor> use)
+    {
+        using var noGrad = no_grad();
+        var batches = source is IMaePlannedLabeledSource planned
+            ? planned.Batches(new MaeEpochPlan { BatchSize = batchSize, Training = false, TargetDevice = device }.Validate())
+            : source.Batches(batchSize, shuffle: false, dropLast: false);
+        foreach (var (images, labels) in batches)
+        {
+            using var ownedImages = images;
+            using var ownedLabels = labels;
+            using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
+            using var scope = NewDisposeScope();
+            var x = images.to(device);
+            if (transform is not null && source is not IMaePlannedLabeledSource) x = transform.Apply(x);
+            use(x, labels.to(device));
+        }
     }
 
     static long CheckData(VitClassifier model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation,

@@ -118,6 +118,10 @@ public sealed class MaePretrainOptions
     /// <summary>Output width of the projection head (Contrastive only).</summary>
     public int ProjectionDim { get; set; } = 128;
 
+    /// <summary>A kNN probe on held-out labelled images every few epochs (null: none).</summary>
+    [JsonIgnore]
+    public Evaluation.MaeKnnMonitor? KnnMonitor { get; set; }
+
     /// <summary>Batched augmentation / normalisation applied to every batch on the device; <c>null</c>: none. With
     /// <see cref="MaeObjective.Contrastive"/> it is applied twice, drawing two views.</summary>
     [JsonIgnore]

@@ -21,6 +21,11 @@ public sealed record MaePretrainProgress
     public TimeSpan Eta { get; init; }
     /// <summary>Wall time since this call to Train started.</summary>
     public TimeSpan Elapsed { get; init; }
+    /// <summary>The end-of-epoch report (after the epoch's last step report) — with <see cref="Knn"/> when the kNN
+    /// monitor ran.</summary>
+    public bool EndOfEpoch { get; init; }
+    /// <summary>The kNN monitor's accuracies after this epoch, or null.</summary>
+    public Evaluation.MaeKnnResult? Knn { get; init; }
 }
 
 /// <summary>What a training run produced.</summary>
@@ -43,6 +48,8 @@ public sealed record MaePretrainResult
     public TimeSpan Elapsed { get; init; }
     /// <summary>Data-parallel runs: time this rank spent in the gradient all-reduces.</summary>
     public TimeSpan AllReduceTime { get; init; }
+    /// <summary>The kNN monitor's results by epoch (0-based), empty without one.</summary>
+    public IReadOnlyList<(int Epoch, Evaluation.MaeKnnResult Result)> KnnResults { get; init; } = Array.Empty<(int, Evaluation.MaeKnnResult)>();
 }
 
 /// <summary>Thrown when a batch's loss is NaN or infinite; training stops as the reference's

@@ -80,6 +80,7 @@ public sealed class MaePretrainer
             StepLosses = state.StepLosses, EpochLosses = state.EpochLosses, EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep,
             OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch, PeakLearningRate = o.PeakLearningRate,
             ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed, AllReduceTime = state.AllReduceTime,
+            KnnResults = task.KnnResults,
         };
     }
 
@@ -255,11 +256,26 @@ public sealed class MaePretrainer
 
         public override void Release(Tensor batch) { } // created inside the step's dispose scope
 
-        public override void Report(MaeStepReport r) => progress?.Report(new MaePretrainProgress
+        public override void Report(MaeStepReport r) => progress?.Report(Progress(r));
+
+        static MaePretrainProgress Progress(MaeStepReport r) => new()
         {
             Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
             Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
-        });
+        };
+
+        public List<(int Epoch, Evaluation.MaeKnnResult Result)> KnnResults { get; } = new();
+
+        public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
+        {
+            if (o.KnnMonitor is not { } knn || !knn.RunsAfter(epoch, o.Epochs) || !state.IsLead) return;
+            // The monitor's images are [0, 1] pixels: normalised like the training batches, without the random crop.
+            var evalTransform = o.Transform is Augmentation.MaePretrainAugmentation a ? FineTuning.MaeFineTuner.EvaluationTransform(a.Options) : null;
+            var result = knn.Evaluate(model.Encoder, evalTransform, model.parameters().First().device);
+            KnnResults.Add((epoch, result));
+            foreach (var (k, accuracy) in result.AccuracyByK) tensorBoard?.Invoke($"knn/top1_k{k}", accuracy * 100, epoch);
+            progress?.Report(Progress(report) with { EndOfEpoch = true, Knn = result });
+        }
 
         public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
         {
