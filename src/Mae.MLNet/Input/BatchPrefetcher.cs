@@ -54,11 +54,9 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         // Sharded: full batches only (positions past n wrap around the order); else the last evaluation batch may be short.
         endPosition = plan.WorldSize > 1 ? batches * plan.BatchSize : Math.Min(batches * plan.BatchSize, reader.Images.Count);
         ring = new Slot[reader.Options.PrefetchBatches + 1];
-        for (int q = 0; q < ring.Length; q++)
-        {
-            ring[q] = new Slot();
-            Prepare(ring[q], plan.SkipBatches + q);
-        }
+        for (int q = 0; q < ring.Length; q++) ring[q] = new Slot();
+        // Batch b lives in slot b mod ring (where workers and Take look for it), also when resuming at any batch.
+        for (long b = plan.SkipBatches; b < plan.SkipBatches + ring.Length; b++) Prepare(ring[b % ring.Length], b);
         long work = endPosition - nextPosition;
         threads = new Thread[(int)Math.Max(1, Math.Min(reader.Options.Workers, work))];
         for (int t = 0; t < threads.Length; t++)
