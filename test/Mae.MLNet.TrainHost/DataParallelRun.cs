@@ -1,6 +1,7 @@
 using System.Globalization;
 using Mae.MLNet.Distributed;
 using Mae.MLNet.FineTuning;
+using Mae.MLNet.Input;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
 using Mae.MLNet.Training.Augmentation;
@@ -14,13 +15,14 @@ namespace Mae.MLNet.TrainHost;
 /// <code>
 /// [mpirun -np N] Mae.MLNet.TrainHost dp out=PATH [dir=CHECKPOINTS] [epochs=2] [images=40] [batch=4] [accum=1]
 ///     [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K] [model=tiny|small] [threads=1] [task=pretrain|finetune]
-///     [metrics=FILE.jsonl] [tensorboard=DIR]   (pre-training)
+///     [metrics=FILE.jsonl] [tensorboard=DIR] [folder=DIR]   (pre-training)
 /// </code>
 /// Pre-trains an MAE (or fine-tunes a classifier from scratch on labels i mod 4, with no random augmentation) with <see cref="MaePretrainOptions.Collective"/> from the environment (world size 1 without
 /// mpirun), <c>batch</c> being the global batch. Rank 0 writes PATH (every step's loss as float bits) and PATH.names
 /// (parameter names and sizes); every rank writes PATH.weights.RANK (the trained parameters as float32) and prints
 /// "RANK r/N … steps=… allreduce_ms=… elapsed_ms=…". <c>fault</c> makes rank R die abruptly (SIGKILL: no
-/// MPI_Finalize) or stop forever when it reads its K-th batch.
+/// MPI_Finalize) or stop forever when it reads its K-th batch. <c>folder</c> pre-trains on the image files under DIR
+/// (<see cref="MaeImageFileSource"/>, random crops and flips at the model's size) instead of the synthetic images.
 /// </summary>
 public static class DataParallelRun
 {
@@ -75,6 +77,14 @@ public static class DataParallelRun
             var classifier = MaeFineTuner.FromScratch(config, 4, seed: 7);
             var r = new MaeFineTuner(ft).Train(classifier, labeled);
             (model, losses, steps, allReduce, elapsed, resumedFrom) = (classifier, r.StepLosses, r.GlobalSteps, r.AllReduceTime, r.Elapsed, r.ResumedFrom);
+        }
+        else if (a.TryGetValue("folder", out var folder))
+        {
+            var input = new MaeImageInputOptions { Augmentation = { OutputSize = config.ImageSize }, Workers = 2 };
+            var source = MaeImageFileSource.FromFolder(folder, input);
+            var mae = MaePretrainer.CreateModel(config, options);
+            var r = new MaePretrainer(options).Train(mae, source);
+            (model, losses, steps, allReduce, elapsed, resumedFrom) = (mae, r.StepLosses, r.GlobalSteps, r.AllReduceTime, r.Elapsed, r.ResumedFrom);
         }
         else
         {

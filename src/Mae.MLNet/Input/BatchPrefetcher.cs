@@ -11,6 +11,8 @@ namespace Mae.MLNet.Input;
 /// queue). Workers claim positions of the epoch in order and write each image into its row of its batch's tensor;
 /// a worker whose batch is more than the ring ahead of the consumer waits, so memory is bounded by the ring. What an
 /// image becomes depends only on its position and the plan, never on which worker made it or when.
+/// A sharded plan (<see cref="MaeEpochPlan.WorldSize"/> &gt; 1) numbers this rank's images 0, 1, … and maps each to
+/// its global epoch position with <see cref="MaeDataShard.Position"/>.
 /// The consumer (the trainer's thread) allocates the tensors — outside any dispose scope — and hands each finished
 /// batch over as an alias created in the caller's scope. Workers never call libtorch.
 /// </summary>
@@ -34,7 +36,7 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
     readonly Thread[] threads;
     readonly object gate = new();
     readonly bool pinned;
-    long nextPosition;
+    long nextPosition;      // this rank's image number (the epoch position when not sharded)
     readonly long endPosition;
     bool stopping;
     Exception? fatal;
@@ -49,13 +51,12 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         imageFloats = shape.Length;
         pinned = plan.TargetDevice is { type: DeviceType.CUDA };
         nextPosition = plan.SkipBatches * plan.BatchSize;
-        endPosition = Math.Min(batches * plan.BatchSize, reader.Images.Count);
+        // Sharded: full batches only (positions past n wrap around the order); else the last evaluation batch may be short.
+        endPosition = plan.WorldSize > 1 ? batches * plan.BatchSize : Math.Min(batches * plan.BatchSize, reader.Images.Count);
         ring = new Slot[reader.Options.PrefetchBatches + 1];
-        for (int q = 0; q < ring.Length; q++)
-        {
-            ring[q] = new Slot();
-            Prepare(ring[q], plan.SkipBatches + q);
-        }
+        for (int q = 0; q < ring.Length; q++) ring[q] = new Slot();
+        // Batch b lives in slot b mod ring (where workers and Take look for it), also when resuming at any batch.
+        for (long b = plan.SkipBatches; b < plan.SkipBatches + ring.Length; b++) Prepare(ring[b % ring.Length], b);
         long work = endPosition - nextPosition;
         threads = new Thread[(int)Math.Max(1, Math.Min(reader.Options.Workers, work))];
         for (int t = 0; t < threads.Length; t++)
@@ -125,7 +126,8 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
                 int row = (int)(p - b * plan.BatchSize);
                 MaeImageFileException? error = null;
                 long label = 0;
-                try { label = reader.Produce(sampler, plan, order, p, data + row * imageFloats); }
+                long position = MaeDataShard.Position(b, row, plan.BatchSize, plan.Rank, plan.WorldSize);
+                try { label = reader.Produce(sampler, plan, order, position, data + row * imageFloats); }
                 catch (MaeImageFileException e) { error = e; }
                 lock (gate)
                 {

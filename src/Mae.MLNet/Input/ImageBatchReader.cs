@@ -7,7 +7,10 @@ namespace Mae.MLNet.Input;
 /// <summary>
 /// The engine shared by the file sources: the epoch's order from the plan, the prefetcher, the bad-file policy.
 /// Training plans: a permutation from (seed, epoch), random crops keyed by (seed, epoch, image index), an incomplete
-/// last batch dropped. Evaluation plans: file order, the centre crop, the last batch kept.
+/// last batch dropped. Evaluation plans: file order, the centre crop, the last batch kept. Training plans with
+/// <see cref="MaeEpochPlan.WorldSize"/> &gt; 1: this rank's batches at the positions <see cref="MaeDataShard"/> gives
+/// (the order padded by repeating its head), each image still cropped by its own index — so the ranks together read
+/// what one process with <c>AccumIter</c> W reads.
 /// </summary>
 internal sealed unsafe class ImageBatchReader
 {
@@ -38,26 +41,31 @@ internal sealed unsafe class ImageBatchReader
     {
         ArgumentNullException.ThrowIfNull(plan);
         plan.Validate();
+        if (plan.WorldSize > 1 && !plan.Training)
+            throw new ArgumentException(
+                $"An evaluation plan reads the whole source in file order (the last batch kept); it cannot be sharded over {plan.WorldSize} ranks. Use WorldSize = 1 for evaluation.", nameof(plan));
         return Iterate(plan);
     }
 
     IEnumerable<(Tensor, long[])> Iterate(MaeEpochPlan plan)
     {
         long n = Images.Count;
-        long batches = plan.Training ? n / plan.BatchSize : (n + plan.BatchSize - 1) / plan.BatchSize;
+        long batches = plan.WorldSize > 1 ? MaeDataShard.StepsPerEpoch(n, plan.BatchSize * plan.WorldSize, plan.WorldSize)
+            : plan.Training ? n / plan.BatchSize : (n + plan.BatchSize - 1) / plan.BatchSize;
         if (plan.SkipBatches >= batches) yield break;
-        var order = plan.Training ? SampleRandom.Permutation(n, plan.Seed, plan.Epoch) : null;
+        var order = plan.Training ? MaePlanRandom.FilePermutation(n, plan.Seed, plan.Epoch) : null;
         using var prefetcher = new BatchPrefetcher(this, plan, order, batches);
         for (long b = plan.SkipBatches; b < batches; b++)
             yield return prefetcher.Take(b);
     }
 
-    /// <summary>Writes the image at epoch position <paramref name="position"/> to <paramref name="dst"/>; returns its
-    /// label. A bad image either throws or (skipping) is replaced by the next readable one in the epoch's order; the
+    /// <summary>Writes the image at epoch position <paramref name="position"/> (in the padded order of a sharded plan:
+    /// order[position mod n]) to <paramref name="dst"/>; returns its label. A bad image either throws or (skipping) is replaced by the next readable one in the epoch's order; the
     /// crop randomness stays keyed by the position's own image, so the result is the same whatever the timing.</summary>
     public long Produce(ImageSampler sampler, MaeEpochPlan plan, long[]? order, long position, float* dst)
     {
         long n = Images.Count;
+        position %= n;
         long key = order is null ? position : order[position];
         for (long k = 0; k < n; k++)
         {

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Mae.MLNet.Training;
 using Mae.MLNet.Training.Augmentation;
 using SkiaSharp;
 
@@ -103,7 +104,7 @@ internal sealed unsafe class ImageSampler
         }
         else if (training)
         {
-            SampleRandom.Uniforms(seed, epoch, key, u);
+            MaePlanRandom.Uniforms(seed, epoch, key, u);
             box = aug.RandomResizedCrop
                 ? RandomResizedCropSampler.FromUniforms(uh, uw, aug.ScaleMin, aug.ScaleMax, aug.RatioMin, aug.RatioMax, u)
                 : CropBox.Full(uh, uw);

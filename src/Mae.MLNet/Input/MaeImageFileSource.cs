@@ -53,6 +53,10 @@ public sealed class MaeImageFileSource : IMaePlannedImageSource
     /// <summary>Bad files replaced so far (only with <see cref="MaeImageInputOptions.SkipBadFiles"/>), in index order.</summary>
     public IReadOnlyList<MaeSkippedImage> SkippedFiles => reader.Skipped;
 
+    /// <summary>Data-parallel training reads this source: a plan with <see cref="MaeEpochPlan.WorldSize"/> &gt; 1
+    /// yields this rank's <see cref="MaeDataShard.Positions"/> of the epoch's order.</summary>
+    public bool ReadsShards => true;
+
     /// <summary>The batches of one epoch (see <see cref="IMaePlannedImageSource.Batches"/>).</summary>
     public IEnumerable<Tensor> Batches(MaeEpochPlan plan) => reader.Batches(plan).Select(b => b.Images);
 

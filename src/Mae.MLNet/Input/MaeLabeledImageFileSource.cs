@@ -58,6 +58,9 @@ public sealed class MaeLabeledImageFileSource : IMaePlannedLabeledSource
     /// <summary>Bad files replaced so far (only with <see cref="MaeImageInputOptions.SkipBadFiles"/>), in index order.</summary>
     public IReadOnlyList<MaeSkippedImage> SkippedFiles => reader.Skipped;
 
+    /// <summary>As <see cref="MaeImageFileSource.ReadsShards"/>.</summary>
+    public bool ReadsShards => true;
+
     public IEnumerable<(Tensor Images, Tensor Labels)> Batches(MaeEpochPlan plan)
         => reader.Batches(plan).Select(b => (b.Images, tensor(b.Labels, ScalarType.Int64)));
 

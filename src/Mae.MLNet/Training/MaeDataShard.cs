@@ -46,9 +46,12 @@ public static class MaeDataShard
         for (long k = skipBatches; k < steps; k++)
         {
             var positions = new long[batch];
-            long first = (k * worldSize + rank) * batch;
-            for (int j = 0; j < batch; j++) positions[j] = first + j;
+            for (int j = 0; j < batch; j++) positions[j] = Position(k, j, batch, rank, worldSize);
             yield return positions;
         }
     }
+
+    /// <summary>The global position (into the padded epoch order) of row <paramref name="row"/> of rank
+    /// <paramref name="rank"/>'s batch at step <paramref name="step"/>: <c>(step·W + rank)·b + row</c>.</summary>
+    internal static long Position(long step, int row, int batch, int rank, int worldSize) => (step * worldSize + rank) * batch + row;
 }

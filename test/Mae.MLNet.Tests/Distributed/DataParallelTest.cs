@@ -81,6 +81,32 @@ public class DataParallelTest
         AssertWeightsClose(acc, two, Tolerance, skipKeyBias: false);
     }
 
+    /// <summary>Pre-training on a folder of JPEGs (<see cref="Mae.MLNet.Input.MaeImageFileSource"/>: random crops and
+    /// flips keyed by image index): 2 ranks reading their shards of the file order equal one process with batch B/2
+    /// and AccumIter 2 — losses and weights, as with the in-memory source.</summary>
+    [TestMethod]
+    public void TwoRanksReadingAnImageFolderEqualOneProcessAccumulatingTheirBatches()
+    {
+        using var dir = new TempDir();
+        string folder = dir.File("images"), acc = dir.File("acc"), two = dir.File("two");
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(folder, 24);
+        MpiJob.RunOk(0, $"out={acc}", "epochs=2", $"folder={folder}", "batch=2", "accum=2");
+        var job = MpiJob.RunOk(2, $"out={two}", "epochs=2", $"folder={folder}", "batch=4");
+        StringAssert.Contains(job.Stdout, "RANK 1/2 MPI steps=12");   // 24 images / 2 ranks / 2 per rank = 6 steps per epoch
+        var micro = MpiJob.Losses(acc);
+        var ranks = MpiJob.Losses(two);
+        Assert.AreEqual(24, micro.Length);
+        Assert.AreEqual(12, ranks.Length);
+        for (int k = 0; k < 12; k++)
+        {
+            double mean = (micro[2 * k] + (double)micro[2 * k + 1]) / 2;
+            Assert.AreEqual(mean, ranks[k], Tolerance * Math.Abs(mean), $"loss of step {k}");
+        }
+        CollectionAssert.AreEqual(MpiJob.Weights(two, 0), MpiJob.Weights(two, 1), "rank 1's weights differ from rank 0's");
+        // Same images, crops and masks in the same micro-batches: the same fp32 gradient sum, the same weights bit for bit.
+        CollectionAssert.AreEqual(MpiJob.Weights(acc), MpiJob.Weights(two, 0), "2 ranks vs one process with AccumIter 2: weights");
+    }
+
     /// <summary>Fine-tuning (no random augmentation, mixup or drop path, which draw per rank): 2 ranks equal one
     /// process accumulating their batches, as in pre-training; layer-decay groups and label smoothing included.</summary>
     [TestMethod]
