@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Mae.MLNet.Distributed;
 using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
@@ -70,6 +71,11 @@ public static class PretrainCommand
                 Objective = r.GetValue(objective) == "contrastive" ? MaeObjective.Contrastive : MaeObjective.Mae,
                 ContrastiveWeight = r.GetValue(contrastiveWeight),
             };
+            // Under `mpirun -np N mae pretrain …` every rank trains on its shard of each epoch (data parallel; rank 0
+            // writes the checkpoints, metrics and the final weights).
+            var collective = MaeCollective.FromEnvironment(useNcclOnCuda: options.Device == Mae.MLNet.Runtime.MaeDevice.Cuda);
+            if (collective.WorldSize > 1) options.Collective = collective;
+            bool lead = collective.Rank == 0;
             options.Validate(config);
             string folder = r.GetValue(images)!.FullName;
             if (!Directory.Exists(folder)) throw new CliException($"--images: the folder '{folder}' does not exist.");
@@ -84,6 +90,7 @@ public static class PretrainCommand
             var progress = new EpochLines(context.Output);
             var result = new MaePretrainer(options).Train(mae, source, progress, context.Cancellation);
 
+            if (!lead) return 0;
             string weights = Path.Combine(output, "mae.safetensors");
             MaeCheckpoint.Save(mae, weights);
             foreach (var skipped in source.SkippedFiles) context.Output.WriteLine($"skipped {skipped.FileName}: {skipped.Reason}");
