@@ -56,14 +56,6 @@ public sealed class MaeLabeledImageSource : IMaeLabeledImageSource, IDisposable
     public MaeImageShape Shape => images.Shape;
     public int LabelBound { get; }
 
-    /// <summary>How many images carry each label (index = label).</summary>
-    public long[] ClassCounts()
-    {
-        var counts = new long[LabelBound];
-        foreach (var l in labels) counts[l]++;
-        return counts;
-    }
-
     /// <summary>The images [indices.Length, C, H, W] and labels [indices.Length] at <paramref name="indices"/>.</summary>
     public (Tensor Images, Tensor Labels) GetBatch(long[] indices)
     {

@@ -30,12 +30,6 @@ public sealed record PixelNormalization
             $"There is no default pixel normalisation for {channels} channels; set Normalization (Mean and Std per channel)."),
     };
 
-    /// <summary>No change at all: values are fed to the model as they are.</summary>
-    public static PixelNormalization Identity(int channels) => new()
-    {
-        Mean = new float[channels], Std = Enumerable.Repeat(1f, channels).ToArray(),
-    };
-
     public PixelNormalization Validate(int channels)
     {
         if (Mean is null || Std is null) throw new ArgumentException("PixelNormalization needs Mean and Std arrays.");

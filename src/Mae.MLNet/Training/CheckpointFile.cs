@@ -36,8 +36,6 @@ internal sealed class CheckpointFile
         this.extension = extension;
     }
 
-    public int MagicLength => magic.Length;
-
     public string PathFor(string directory, int epochsCompleted)
         => Path.Combine(directory, $"{prefix}{epochsCompleted:D4}{extension}");
 
@@ -317,12 +315,6 @@ internal sealed class CheckpointFile
     /// <summary>The failure of a checkpoint that is damaged, truncated or forged, naming the file.</summary>
     public static MaeTrainingCheckpointException Invalid(string path, string why, Exception? inner = null)
         => new($"Checkpoint '{path}' is corrupt: {why}. Delete it to resume from an earlier checkpoint, or start a fresh run.", path, inner);
-
-    /// <summary>The same message as <see cref="Invalid"/> as the <see cref="InvalidDataException"/> the checkpoint
-    /// readers declared before <see cref="MaeTrainingCheckpointException"/> existed; readers should move to
-    /// <see cref="Invalid"/> so that every checkpoint failure has one type.</summary>
-    public static InvalidDataException Corrupt(string path, string why, Exception? inner = null)
-        => new($"Checkpoint '{path}' is corrupt: {why}. Delete it to resume from an earlier checkpoint, or start a fresh run.", inner);
 
     /// <summary>Model weights, AdamW state (TorchSharp's own format, exact) and libtorch's CPU generator state.</summary>
     public static void WriteTrainingState(BinaryWriter w, nn.Module model, optim.Optimizer optimizer)

@@ -69,7 +69,4 @@ public static class MaePretrainCheckpoint
         r.LoadModel(model);
         return model;
     }
-
-    /// <summary>Checks magic, length and SHA-256; throws <see cref="MaeTrainingCheckpointException"/> naming the file otherwise.</summary>
-    internal static long Verify(string path) => Container.Verify(path);
 }
