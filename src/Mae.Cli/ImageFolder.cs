@@ -1,17 +1,18 @@
+using Mae.MLNet.Input;
 using Microsoft.ML;
 using Microsoft.ML.Transforms.Image;
 
 namespace Mae.Cli;
 
 /// <summary>
-/// Image files of a folder as an ML.NET view: <c>Path</c> (relative to the folder), <c>Label</c> (the class
-/// sub-folder's name, as torchvision's ImageFolder; empty for files directly in the folder) and <c>Pixels</c>
+/// Image files of a folder as an ML.NET view: <c>Path</c> (absolute), <c>Label</c> (the class sub-folder's name, as
+/// torchvision's ImageFolder; empty for files directly in the folder) and, through <see cref="Pixels"/>, <c>Pixels</c>
 /// (CHW floats in [0, 1], resized to the model's size through ML.NET's LoadImages → ResizeImages → ExtractPixels).
+/// The files are found by the library's <see cref="MaeImageFolder"/>.
 /// </summary>
 public static class ImageFolder
 {
     public const string PathColumn = "Path", LabelColumn = "Label", PixelsColumn = "Pixels", ImageColumn = "Image";
-    static readonly string[] Extensions = { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
     public sealed class Row
     {
@@ -19,30 +20,24 @@ public static class ImageFolder
         public string Label { get; set; } = "";
     }
 
-    /// <summary>Image files of <paramref name="folder"/> and its class sub-folders (one level), sorted by class then
-    /// name; at least one, else a <see cref="CliException"/> naming the folder.</summary>
+    /// <summary>The image files under <paramref name="folder"/>, sorted; with <paramref name="requireClasses"/> one
+    /// sub-folder per class (at least two), else every image with its top sub-folder's name as label. A missing or
+    /// empty folder is a <see cref="MaeImageFileException"/> naming it.</summary>
     public static List<Row> List(string folder, bool requireClasses)
     {
-        if (!Directory.Exists(folder)) throw new CliException($"--images: the folder '{folder}' does not exist.");
-        bool IsImage(string f) => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant());
-        var rows = Directory.EnumerateFiles(folder).Where(IsImage).Order(StringComparer.Ordinal)
-            .Select(f => new Row { Path = Path.GetFileName(f) }).ToList();
-        foreach (var dir in Directory.EnumerateDirectories(folder).Order(StringComparer.Ordinal))
-        {
-            string label = Path.GetFileName(dir);
-            rows.AddRange(Directory.EnumerateFiles(dir).Where(IsImage).Order(StringComparer.Ordinal)
-                .Select(f => new Row { Path = Path.GetRelativePath(folder, f), Label = label }));
-        }
-        if (rows.Count == 0)
-            throw new CliException($"--images: '{folder}' holds no image files ({string.Join(", ", Extensions)}), neither directly nor in sub-folders.");
-        if (requireClasses)
-        {
-            int loose = rows.Count(r => r.Label.Length == 0), classes = rows.Select(r => r.Label).Where(l => l.Length > 0).Distinct().Count();
-            if (loose > 0 || classes < 2)
-                throw new CliException(
-                    $"--images: fine-tuning needs one sub-folder per class (at least two) and no loose files, as torchvision's ImageFolder; '{folder}' has {classes} class folder(s) and {loose} loose file(s).");
-        }
-        return rows;
+        if (!requireClasses)
+            return MaeImageFolder.ListImages(folder).Select(p => new Row { Path = p, Label = TopFolder(folder, p) }).ToList();
+        var (paths, labels, classes) = MaeImageFolder.ListClasses(folder);
+        if (classes.Count < 2)
+            throw new CliException($"--images: fine-tuning needs one sub-folder per class, at least two; '{folder}' has one ('{classes[0]}').");
+        return paths.Select((p, i) => new Row { Path = p, Label = classes[(int)labels[i]] }).ToList();
+    }
+
+    static string TopFolder(string folder, string path)
+    {
+        var relative = System.IO.Path.GetRelativePath(folder, path);
+        int slash = relative.IndexOf(System.IO.Path.DirectorySeparatorChar);
+        return slash < 0 ? "" : relative[..slash];
     }
 
     /// <summary>The decode → resize → CHW-floats pipeline for <paramref name="channels"/> (1 = grey, 3 = RGB).</summary>

@@ -39,7 +39,7 @@ public static class FeaturizeCommand
             var ml = new MLContext(0);
             // Absolute paths into MaeFeaturize's path-column door: each file decoded and put through the reference's
             // evaluation transform (shorter side to size/0.875, centre crop, normalise).
-            var data = ml.Data.LoadFromEnumerable(rows.Select(x => new ImageFolder.Row { Path = Path.Combine(folder, x.Path), Label = x.Label }));
+            var data = ml.Data.LoadFromEnumerable(rows);
             var pipeline = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
                 {
                     InputColumnName = ImageFolder.PathColumn, OutputColumnName = "Features",

@@ -50,12 +50,10 @@ public static class FinetuneCommand
             int imageSize, channels;
             using (var file = Mae.MLNet.Interop.MaeCheckpoint.Read(path))
                 (imageSize, channels) = (r.GetValue(size) ?? file.Config.ImageSize, file.Config.InChannels);
-            IDataView Load(string dir, List<ImageFolder.Row> list)
-                => ml.Data.LoadFromEnumerable(list.Select(x => new ImageFolder.Row { Path = Path.Combine(dir, x.Path), Label = x.Label }));
-            var train = Load(folder, rows);
-            var val = r.GetValue(validation) is { } v ? Load(v.FullName, ImageFolder.List(v.FullName, requireClasses: true)) : null;
+            var train = ml.Data.LoadFromEnumerable(rows);
+            var val = r.GetValue(validation) is { } v ? ml.Data.LoadFromEnumerable(ImageFolder.List(v.FullName, requireClasses: true)) : null;
 
-            // Paths are made absolute above, so the zip's LoadImages needs no folder of its own.
+            // The paths are absolute, so the zip's LoadImages needs no folder of its own.
             var prep = ImageFolder.Pixels(ml, "", imageSize, channels);
             var keys = ml.Transforms.Conversion.MapValueToKey(ImageFolder.LabelColumn);
             var trainer = ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options

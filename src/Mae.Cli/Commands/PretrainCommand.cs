@@ -78,7 +78,6 @@ public static class PretrainCommand
             bool lead = collective.Rank == 0;
             options.Validate(config);
             string folder = r.GetValue(images)!.FullName;
-            if (!Directory.Exists(folder)) throw new CliException($"--images: the folder '{folder}' does not exist.");
             // The paper's input pipeline on the files themselves: RandomResizedCrop(0.2–1) on the original, flip,
             // normalise, in parallel decode workers, deterministic from (seed, epoch, image).
             var source = MaeImageFileSource.FromFolder(folder, new MaeImageInputOptions

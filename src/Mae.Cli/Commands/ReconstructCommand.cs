@@ -42,7 +42,7 @@ public static class ReconstructCommand
             var rows = ImageFolder.List(folder, requireClasses: false).Take(n).ToList();
             var norm = PixelNormalization.Default(cfg.InChannels);
             // The reference's evaluation transform (shorter side to size/0.875, centre crop, normalise) on the files.
-            var files = MaeImageFileSource.FromPaths(rows.Select(x => Path.Combine(folder, x.Path)), new MaeImageInputOptions
+            var files = MaeImageFileSource.FromPaths(rows.Select(x => x.Path), new MaeImageInputOptions
             {
                 Augmentation = new MaeAugmentationOptions { OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Mean = norm.Mean, Std = norm.Std },
             });

@@ -168,7 +168,7 @@ public class MaeCliTest
 
         (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images", "red"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"));
         Assert.AreEqual(MaeCli.ExitBadInput, code);
-        StringAssert.Contains(error, "one sub-folder per class");
+        StringAssert.Contains(error, "one sub-folder of images per class");
         Assert.IsFalse(File.Exists(target) || File.Exists(Path.Combine(root, "m.zip")));
         Assert.AreEqual(0, Directory.GetFiles(root, ".*tmp-*", SearchOption.AllDirectories).Length, "no temporary file left behind");
     }
