@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
@@ -6,14 +5,15 @@ using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;
-using TorchSharp.PyBridge;
+using Mae.MLNet.Tests.Model;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;
 
 /// <summary>
 /// Correctness on a CUDA device (`--bench gpucheck --device cuda --fixtures DIR`), against independent references:
-/// the official models_mae.py outputs in the test fixtures (made by test/Mae.MLNet.Tests/Fixtures/make_reference_fixtures.py),
+/// the official models_mae.py outputs in the test fixtures (made by test/Mae.MLNet.Tests/Fixtures/make_reference_fixtures.py,
+/// read by the tests' own ReferenceFixture),
 /// the CPU path, and the saved model zip scored by ONNX Runtime on the CPU. Prints a table; returns false if any
 /// check fails. The same checks run on the CPU in the test suite; this is what a GPU adds (kernels, devices, TF32).
 /// </summary>
@@ -26,7 +26,7 @@ public static class GpuCheck
         var rows = new List<Row>();
         var target = device.type == DeviceType.CUDA ? MaeDevice.Cuda : MaeDevice.Cpu;
         TorchRuntime.AllowTf32(false); // parity in full fp32 first
-        foreach (var name in new[] { "a", "b", "c" }) Parity(device, Path.Combine(fixtures, $"mae_ref_{name}.safetensors"), name, rows, log);
+        foreach (var name in new[] { "a", "b", "c" }) Parity(device, fixtures, name, rows, log);
         Featurize(target, rows, log);
         Pretrain(target, rows, log);
         FineTune(target, rows, log);
@@ -58,30 +58,17 @@ public static class GpuCheck
         => rows.Add(new Row(check, value.ToString("E2"), "≤ " + limit.ToString("E0"), value <= limit));
 
     /// <summary>Our model on the device with the official weights and noise vs the official outputs (fp32, no TF32), and bf16.</summary>
-    static void Parity(Device device, string path, string name, List<Row> rows, TextWriter log)
+    static void Parity(Device device, string fixtures, string name, List<Row> rows, TextWriter log)
     {
-        log.WriteLine($"parity {name}: {path}");
-        var tensors = Safetensors.LoadStateDict(path);
-        var meta = ReadMetadata(path);
-        int I(string key) => int.Parse(meta[key]);
-        double D(string key) => double.Parse(meta[key], System.Globalization.CultureInfo.InvariantCulture);
-        var config = new MaeConfig
-        {
-            ImageSize = I("img_size"), PatchSize = I("patch_size"), InChannels = I("in_chans"), EmbedDim = I("embed_dim"),
-            Depth = I("depth"), NumHeads = I("num_heads"), DecoderEmbedDim = I("decoder_embed_dim"), DecoderDepth = I("decoder_depth"),
-            DecoderNumHeads = I("decoder_num_heads"), MlpRatio = D("mlp_ratio"), NormPixLoss = meta["norm_pix_loss"] == "true",
-            LayerNormEps = D("layer_norm_eps"),
-        };
-        using var model = new MaskedAutoencoder(config);
-        var ours = model.state_dict();
-        using (no_grad())
-            foreach (var (key, value) in tensors.Where(kv => kv.Key.StartsWith("param.")))
-                if (!key.EndsWith("pos_embed")) ours[key["param.".Length..]].copy_(value);
+        log.WriteLine($"parity {name}: {fixtures}");
+        using var fx = new ReferenceFixture(name, fixtures);
+        var tensors = fx.Tensors;
+        using var model = fx.BuildModel();
         model.to(device);
         using var scope = NewDisposeScope();
         var imgs = tensors["input.imgs"].to(device);
         var noise = tensors["input.noise"].to(device);
-        double ratio = D("mask_ratio");
+        double ratio = fx.MaskRatio;
 
         var (loss, pred, mask) = model.Forward(imgs, ratio, noise);
         Add(rows, $"{name}: loss vs official (fp32)", RelErr(loss, tensors["out.loss"]), 1e-4);
@@ -90,7 +77,7 @@ public static class GpuCheck
         Add(rows, $"{name}: latent vs official (fp32)", RelErr(latent, tensors["out.latent"]), 1e-4);
         bool exact = Same(mask, tensors["out.mask"]) && Same(idsRestore, tensors["out.ids_restore"]);
         rows.Add(new Row($"{name}: mask and ids_restore equal the official", exact ? "equal" : "differ", "equal", exact));
-        if (meta["has_grads"] == "true")
+        if (fx.HasGrads)
         {
             loss.backward();
             double worst = model.named_parameters().Where(p => p.parameter.requires_grad)
@@ -103,18 +90,6 @@ public static class GpuCheck
             var (_, pred16, _) = model.Forward(imgs, ratio, noise);
             Add(rows, $"{name}: pred vs official (bf16 mixed precision)", RelErr(pred16, tensors["out.pred"]), 2e-2);
         }
-        foreach (var t in tensors.Values) t.Dispose();
-    }
-
-    static Dictionary<string, string> ReadMetadata(string path)
-    {
-        using var stream = File.OpenRead(path);
-        var lengthBytes = new byte[8];
-        stream.ReadExactly(lengthBytes);
-        var header = new byte[BitConverter.ToUInt64(lengthBytes)];
-        stream.ReadExactly(header);
-        using var doc = JsonDocument.Parse(header);
-        return doc.RootElement.GetProperty("__metadata__").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
     }
 
     public sealed class PixelRow

@@ -35,6 +35,7 @@ using static TorchSharp.torch;
 //   --bench dataparallel     MPI ranks (mpirun) vs 1 process, alternating: img/s and all-reduce ms per step
 //                            --dp-runs 1x2,2x1,1x1 (ranks x threads per rank) --dp-preset tiny32 --dp-batch 64 (global) --dp-steps 20
 //                            --dp-rounds 3 --dp-precision fp32
+//   --bench augmentation     the batched pre-training augmentation per resampler (CPU): --aug-batch 64 --aug-in 32 --aug-out 32
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
 //   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
@@ -239,6 +240,9 @@ if (benches.Contains("featurize"))
     foreach (var r in rows) Console.WriteLine($"| {r.Engine} | {r.Images} | {r.Seconds:F1} | {r.ImagesPerSecond:F2} |");
     Console.WriteLine();
 }
+
+if (benches.Contains("augmentation"))
+    AugmentationBenchmark.Run(GetInt("aug-batch", 64), GetInt("aug-in", 32), GetInt("aug-out", 32), Console.Out);
 
 if (benches.Contains("rss"))
 {

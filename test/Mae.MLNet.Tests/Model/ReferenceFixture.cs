@@ -8,6 +8,7 @@ namespace Mae.MLNet.Tests.Model;
 /// <summary>
 /// One fixture written by Fixtures/make_reference_fixtures.py from the official facebookresearch/mae code
 /// (timm 0.3.2 Block, Debian python3-torch 1.13): weights, inputs, the reference's outputs and gradients.
+/// Also compiled into samples/Benchmarks (the GPU check reads the same fixtures), so it uses no test framework.
 /// </summary>
 internal sealed class ReferenceFixture : IDisposable
 {
@@ -16,9 +17,10 @@ internal sealed class ReferenceFixture : IDisposable
     public MaeConfig Config { get; }
     public double MaskRatio => double.Parse(Metadata["mask_ratio"], System.Globalization.CultureInfo.InvariantCulture);
 
-    public ReferenceFixture(string name)
+    /// <summary>Fixture <c>mae_ref_{name}.safetensors</c> from <paramref name="folder"/> (default: the test output's Fixtures/).</summary>
+    public ReferenceFixture(string name, string? folder = null)
     {
-        string path = Path.Combine(AppContext.BaseDirectory, "Fixtures", $"mae_ref_{name}.safetensors");
+        string path = Path.Combine(folder ?? Path.Combine(AppContext.BaseDirectory, "Fixtures"), $"mae_ref_{name}.safetensors");
         Tensors = Safetensors.LoadStateDict(path);
         Metadata = ReadMetadata(path);
         int I(string key) => int.Parse(Metadata[key]);
@@ -43,12 +45,15 @@ internal sealed class ReferenceFixture : IDisposable
         var model = new MaskedAutoencoder(Config);
         var ours = model.state_dict();
         var theirs = Tensors.Where(kv => kv.Key.StartsWith("param.")).ToDictionary(kv => kv.Key["param.".Length..], kv => kv.Value);
-        CollectionAssert.AreEquivalent(theirs.Keys.ToList(), ours.Keys.ToList(), "parameter names differ from the official model");
+        if (!theirs.Keys.ToHashSet().SetEquals(ours.Keys))
+            throw new InvalidOperationException("parameter names differ from the official model: " +
+                string.Join(", ", theirs.Keys.Except(ours.Keys).Concat(ours.Keys.Except(theirs.Keys))));
         using (no_grad())
             foreach (var (key, value) in theirs)
             {
                 if (key.EndsWith("pos_embed")) continue; // ours are computed; a test compares them separately
-                CollectionAssert.AreEqual(value.shape, ours[key].shape, key);
+                if (!value.shape.SequenceEqual(ours[key].shape))
+                    throw new InvalidOperationException($"{key}: official shape [{string.Join(", ", value.shape)}], ours [{string.Join(", ", ours[key].shape)}]");
                 ours[key].copy_(value);
             }
         return model;

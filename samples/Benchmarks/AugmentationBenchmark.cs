@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using Mae.MLNet.Training.Augmentation;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Benchmarks;
+
+/// <summary>
+/// The batched pre-training augmentation (crop + resize + flip + normalise) on the CPU, per resampler
+/// (`--bench augmentation --aug-batch 64 --aug-in 32 --aug-out 32`): the separable PIL-bicubic resampler (two batched
+/// matmuls), torchvision's tensor path (per-sample interpolate(bicubic, antialias)), and, as a lower bound for a one-call
+/// batched resampler, affine_grid + grid_sample in bilinear mode (TorchSharp 0.107 exposes no bicubic grid_sample).
+/// </summary>
+public static class AugmentationBenchmark
+{
+    public static void Run(int batch, int inSize, int outSize, TextWriter output)
+    {
+        using var images = rand(batch, 3, inSize, inSize);
+        output.WriteLine($"## Pre-training augmentation, batch {batch}, 3×{inSize}×{inSize} → {outSize}×{outSize}");
+        output.WriteLine();
+        output.WriteLine("| method | ms/batch | img/s |");
+        output.WriteLine("|---|---:|---:|");
+        foreach (var resampler in new[] { CropResampler.SeparablePilBicubic, CropResampler.PerSampleInterpolate })
+        {
+            var aug = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = outSize, Resampler = resampler });
+            Report(resampler.ToString(), batch, () => aug.Apply(images), output);
+        }
+        var options = new MaeAugmentationOptions { OutputSize = outSize }.Validate();
+        Report("GridSample (bilinear, lower bound)", batch, () => GridSample(images, options, outSize), output);
+        output.WriteLine();
+    }
+
+    static Tensor GridSample(Tensor images, MaeAugmentationOptions options, int outSize)
+    {
+        int batch = (int)images.shape[0], inSize = (int)images.shape[2];
+        var (boxes, flips) = RandomResizedCropSampler.Sample(batch, inSize, inSize, options);
+        var theta = new float[batch * 6];
+        for (int n = 0; n < batch; n++)
+        {
+            var b = boxes[n];
+            theta[6 * n + 0] = (flips[n] ? -1f : 1f) * b.Width / inSize;
+            theta[6 * n + 2] = (2f * b.Left + b.Width) / inSize - 1;
+            theta[6 * n + 4] = (float)b.Height / inSize;
+            theta[6 * n + 5] = (2f * b.Top + b.Height) / inSize - 1;
+        }
+        var t = tensor(theta, new long[] { batch, 2, 3 });
+        var grid = nn.functional.affine_grid(t, new long[] { batch, 3, outSize, outSize }, align_corners: false);
+        var x = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
+        var mean = tensor(options.ResolvedMean(), new long[] { 1, 3, 1, 1 });
+        var std = tensor(options.ResolvedStd(), new long[] { 1, 3, 1, 1 });
+        return (x.clamp(0.0, 1.0) - mean) / std;
+    }
+
+    /// <summary>5 warm-up calls, then at least 2 s and 10 calls; each call in its own dispose scope.</summary>
+    static void Report(string name, int batch, Func<Tensor> run, TextWriter output)
+    {
+        for (int i = 0; i < 5; i++) using (NewDisposeScope()) run();
+        int iters = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < 2 || iters < 10)
+        {
+            using var scope = NewDisposeScope();
+            run();
+            iters++;
+        }
+        double ms = sw.Elapsed.TotalMilliseconds / iters;
+        output.WriteLine($"| {name} | {ms:F3} | {batch * 1000.0 / ms:F0} |");
+    }
+}
