@@ -91,9 +91,9 @@ public class FineTuneEngineTest
     public void DropPathIsIdentityAtEvalAndDropsWholeSamplesWithTheRightExpectation()
     {
         using var x = ones(20000, 3, 2);
-        using (var y = VitClassifier.DropPath(x, 0.25, training: false)) Assert.IsTrue(y.eq(x).all().item<bool>());
+        using (var y = DropPath.Apply(x, 0.25, training: false)) Assert.IsTrue(y.eq(x).all().item<bool>());
         torch.manual_seed(5);
-        using var d = VitClassifier.DropPath(x, 0.25, training: true);
+        using var d = DropPath.Apply(x, 0.25, training: true);
         using var perSample = d.flatten(1);
         using var rowMin = perSample.amin(new long[] { 1 });
         using var rowMax = perSample.amax(new long[] { 1 });
