@@ -193,7 +193,7 @@ public sealed class MaeFineTuner
         }
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups() =>
-            MaeLayerDecay.ParamGroups(model, model.Config.Depth, o.WeightDecay, o.NoWeightDecayNames, o.LayerDecay)
+            MaeLayerDecay.ParamGroups(model, o.WeightDecay, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
         public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device)

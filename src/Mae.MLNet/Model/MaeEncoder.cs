@@ -77,6 +77,32 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// Parameters that get no weight decay besides every 1-D one (the rule <see cref="Training.MaeWeightDecay"/>
+    /// applies): the tokens and position table, as timm's <c>VisionTransformer.no_weight_decay()</c>.
+    /// </summary>
+    public IReadOnlySet<string> NoWeightDecay() => new HashSet<string>(StringComparer.Ordinal) { "cls_token", "pos_embed" };
+
+    /// <summary>The number of layers of layer-wise lr decay: the blocks, plus one for the embeddings (the reference's
+    /// <c>num_layers = len(model.blocks) + 1</c>); parameters after the blocks get this id.</summary>
+    public int NumLayers => Config.Depth + 1;
+
+    /// <summary>
+    /// The layer id of a parameter name for layer-wise lr decay (the reference's <c>util/lr_decay.py</c>
+    /// <c>get_layer_id_for_vit</c>, after BEiT): <c>cls_token</c>, <c>pos_embed</c> and <c>patch_embed.*</c> → 0,
+    /// <c>blocks.i.*</c> → i + 1, everything else (norms, heads, a decoder) → <see cref="NumLayers"/>. Names are the
+    /// official flat ones this encoder and the models that own it share.
+    /// </summary>
+    public int LayerId(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name is "cls_token" or "pos_embed" || name.StartsWith("patch_embed", StringComparison.Ordinal)) return 0;
+        if (name.StartsWith("blocks.", StringComparison.Ordinal)
+            && int.TryParse(name.Split('.')[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
+            return i + 1;
+        return NumLayers;
+    }
+
     /// <summary>Patch tokens plus their position embeddings (no cls): [N, L, D], in the position embeddings' dtype
     /// (the add promotes reduced-precision patch tokens back).</summary>
     public Tensor Embed(Tensor images)

@@ -73,6 +73,17 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
     public double DropPathProbability(int block)
         => Config.Depth <= 1 ? 0.0 : DropPathRate * block / (Config.Depth - 1);
 
+    /// <summary>Parameters without weight decay besides the 1-D ones: the encoder's (timm's ViT <c>no_weight_decay()</c>:
+    /// <c>cls_token</c>, <c>pos_embed</c>), which main_finetune.py passes to <c>param_groups_lrd</c>.</summary>
+    public IReadOnlySet<string> NoWeightDecay() => Encoder.NoWeightDecay();
+
+    /// <summary>Layer id for layer-wise lr decay (<see cref="MaeEncoder.LayerId"/>): fc_norm / norm and head get
+    /// <see cref="NumLayers"/>.</summary>
+    public int LayerId(string name) => Encoder.LayerId(name);
+
+    /// <summary>Blocks + 1 (<see cref="MaeEncoder.NumLayers"/>).</summary>
+    public int NumLayers => Encoder.NumLayers;
+
     /// <summary>
     /// PyTorch's <c>trunc_normal_(t, mean, std, a, b)</c> (bounds a, b in absolute units, as timm's): draw u uniformly
     /// in [2Φ((a − mean)/std) − 1, 2Φ((b − mean)/std) − 1], then <c>mean + std·√2·erfinv(u)</c>, clamped to [a, b].

@@ -135,7 +135,7 @@ public sealed class MaePretrainer
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups()
         {
-            var groups = MaeWeightDecay.Split(model, o.NoWeightDecayNames);
+            var groups = MaeWeightDecay.Split(model, o.DecayTokens ? Array.Empty<string>() : model.NoWeightDecay());
             var decay = groups.Decay.ToList();
             var noDecay = groups.NoDecay.ToList();
             if (contrastive is not null)
@@ -143,7 +143,7 @@ public sealed class MaePretrainer
                 // The projector trains with the model (same decay rule: matrices decayed, biases not).
                 var device = model.parameters().First().device;
                 contrastive.Projector.to(device);
-                var head = MaeWeightDecay.Split(contrastive.Projector, Array.Empty<string>());
+                var head = MaeWeightDecay.Split(contrastive.Projector, contrastive.Projector.NoWeightDecay());
                 decay.AddRange(head.Decay.Select(p => ("projector." + p.Name, p.Parameter)));
                 noDecay.AddRange(head.NoDecay.Select(p => ("projector." + p.Name, p.Parameter)));
             }

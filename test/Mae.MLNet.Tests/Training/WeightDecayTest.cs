@@ -19,7 +19,9 @@ public class WeightDecayTest
     public void GroupsFollowTimmRulesWithTokensExcluded()
     {
         using var model = new MaskedAutoencoder(OneBlock);
-        var g = MaeWeightDecay.Split(model, new MaePretrainOptions().NoWeightDecayNames);
+        // The model says its no-decay names (timm's no_weight_decay()): the tokens and the (frozen) position tables.
+        CollectionAssert.AreEquivalent(new[] { "cls_token", "pos_embed", "mask_token", "decoder_pos_embed" }, model.NoWeightDecay().ToArray());
+        var g = MaeWeightDecay.Split(model, model.NoWeightDecay());
 
         var expectedDecay = new[] { "patch_embed.proj.weight", "decoder_embed.weight", "decoder_pred.weight" }
             .Concat(BlockWeights("blocks.0.")).Concat(BlockWeights("decoder_blocks.0.")).OrderBy(s => s, StringComparer.Ordinal).ToArray();
@@ -30,6 +32,17 @@ public class WeightDecayTest
         CollectionAssert.AreEqual(expectedDecay, g.Decay.Select(p => p.Name).OrderBy(s => s, StringComparer.Ordinal).ToArray());
         CollectionAssert.AreEqual(expectedNoDecay, g.NoDecay.Select(p => p.Name).OrderBy(s => s, StringComparer.Ordinal).ToArray());
         CollectionAssert.AreEquivalent(new[] { "pos_embed", "decoder_pos_embed" }, g.Frozen.ToArray());
+    }
+
+    [TestMethod]
+    public void ClassifierAndProjectorSayTheirNoDecayNamesAsTimm()
+    {
+        using var classifier = new VitClassifier(OneBlock, 3);
+        CollectionAssert.AreEquivalent(new[] { "cls_token", "pos_embed" }, classifier.NoWeightDecay().ToArray()); // timm ViT
+        using var projector = new ProjectionHead(8, 16, 4);
+        var g = MaeWeightDecay.Split(projector, projector.NoWeightDecay());
+        CollectionAssert.AreEquivalent(new[] { "fc1.weight", "fc2.weight" }, g.Decay.Select(p => p.Name).ToArray());
+        CollectionAssert.AreEquivalent(new[] { "fc1.bias", "fc2.bias" }, g.NoDecay.Select(p => p.Name).ToArray());
     }
 
     [TestMethod]
