@@ -51,6 +51,15 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>bf16/fp16 attention on CUDA through libtorch's fused kernel (flash attention; default true) rather than
+    /// the explicit softmax(q·kᵀ/√d)·v used on the CPU and for fp32 (<see cref="Attention.FusedOnCuda"/>). A setting of
+    /// this model, not of the process.</summary>
+    public bool FusedAttentionOnCuda
+    {
+        get => blocks.Count == 0 || blocks[0].attn.FusedOnCuda;
+        set { foreach (var block in blocks) block.attn.FusedOnCuda = value; }
+    }
+
     public MaeEncoder(MaeConfig config) : this(config, owner: null) { }
 
     /// <summary>With an owner, the caller registers this encoder's parts under its own (flat, official) names.</summary>

@@ -46,6 +46,18 @@ public sealed class MaskedAutoencoder : nn.Module
     }
     ScalarType? computeDType;
 
+    /// <summary>bf16/fp16 attention on CUDA through libtorch's fused kernel, in encoder and decoder (default true; see
+    /// <see cref="MaeEncoder.FusedAttentionOnCuda"/>).</summary>
+    public bool FusedAttentionOnCuda
+    {
+        get => Encoder.FusedAttentionOnCuda;
+        set
+        {
+            Encoder.FusedAttentionOnCuda = value;
+            foreach (var block in decoder_blocks) block.attn.FusedOnCuda = value;
+        }
+    }
+
     public MaskedAutoencoder(MaeConfig config) : base(TorchBackend.Checked(nameof(MaskedAutoencoder)))
     {
         Config = config.Validate();

@@ -56,18 +56,9 @@ public sealed class MaePretrainer
 
         var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
-        // reference's Ampere runs); the CPU is unaffected.
-        if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
-        int threadsBefore = TorchRuntime.Threads;
-        if (o.Threads is int threads) TorchRuntime.Threads = threads;
-        try
-        {
-            return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
-        }
-        finally
-        {
-            if (o.Threads is not null) TorchRuntime.Threads = threadsBefore;
-        }
+        // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
+        using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
+        return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
     }
 
     MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
