@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Runtime;
 
-/// <summary>Process-wide libtorch settings: thread count, seeding, CUDA discovery.</summary>
+/// <summary>Process-wide libtorch settings: thread count, seeding, TF32, CUDA discovery. Library code changes them
+/// only for the length of a run (<see cref="TorchSettingsScope"/>).</summary>
 public static class TorchRuntime
 {
     /// <summary>True when libtorch was built with CUDA and sees at least one device.</summary>
