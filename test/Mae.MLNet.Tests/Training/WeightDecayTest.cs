@@ -54,4 +54,39 @@ public class WeightDecayTest
         Assert.IsTrue(decay.Contains("cls_token") && decay.Contains("mask_token"));
         Assert.IsFalse(g.NoDecay.Any(p => p.Name.EndsWith(".weight") && p.Parameter.dim() > 1));
     }
+
+    [TestMethod]
+    public void DecayTokensDecaysClsAndMaskTokenInPretrainingLikeMainPretrain()
+    {
+        // One AdamW step from the same start, with and without decaying the tokens: the Adam part is identical, and
+        // decoupled decay multiplies by (1 − lr·wd) first, so the decayed token differs by exactly −lr·wd·p₀.
+        const double lr = 1e-3, wd = 0.5;
+        Dictionary<string, float[]> Step(bool decayTokens)
+        {
+            var o = TinyRun.Options(1);
+            o.WarmupEpochs = 0; o.LearningRate = lr; o.MinLearningRate = 0; o.WeightDecay = wd; o.DecayTokens = decayTokens;
+            o.CheckpointDir = null; o.BatchSize = 4;
+            Runtime.TorchRuntime.Seed(3);
+            using var model = new MaskedAutoencoder(TinyRun.Config);
+            using var source = MaeImageSource.FromArrays(TinyRun.Images(4), 3, 16, 16);
+            var start = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().data<float>().ToArray());
+            var result = new MaePretrainer(o).Train(model, source);
+            Assert.AreEqual(1, result.OptimizerSteps);
+            var end = model.named_parameters().ToDictionary(p => "end." + p.name, p => p.parameter.detach().data<float>().ToArray());
+            return start.Concat(end).ToDictionary(kv => kv.Key, kv => kv.Value);
+        }
+        var plain = Step(false);
+        var decayed = Step(true);
+        foreach (var name in new[] { "cls_token", "mask_token" })
+        {
+            var p0 = plain[name];
+            CollectionAssert.AreEqual(p0, decayed[name], "same start");
+            for (int i = 0; i < p0.Length; i++)
+                Assert.AreEqual(-lr * wd * p0[i], decayed["end." + name][i] - plain["end." + name][i], 1e-8, $"{name}[{i}]");
+            Assert.IsTrue(p0.Any(v => Math.Abs(v) > 0.01), "a token with values to decay");
+        }
+        // Everything else is grouped as before: the same step in both runs.
+        CollectionAssert.AreEqual(plain["end.norm.bias"], decayed["end.norm.bias"]);
+        CollectionAssert.AreEqual(plain["end.blocks.0.attn.qkv.weight"], decayed["end.blocks.0.attn.qkv.weight"]);
+    }
 }
