@@ -14,7 +14,7 @@ namespace Mae.MLNet.Benchmarks;
 /// </summary>
 public static class ProfileBenchmark
 {
-    public static void Run(MaeConfig config, IReadOnlyList<ScalarType?> dtypes, int batch, int steps, TextWriter output)
+    public static void Run(MaeConfig config, IReadOnlyList<ScalarType?> dtypes, int batch, int steps, TextWriter output, bool fusedAttention = true)
     {
         output.WriteLine($"## Profile: where a training step goes (batch {batch}, median of {steps} steps, host ms; new = the engine's step, old = per-parameter AdamW + casts per layer call + loss read per step; variants alternate step by step)");
         output.WriteLine();
@@ -27,7 +27,7 @@ public static class ProfileBenchmark
             foreach (var v in variants)
             {
                 TorchRuntime.Seed(1);
-                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType };
+                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType, FusedAttentionOnCuda = fusedAttention };
                 model.train();
                 var split = MaeWeightDecay.Split(model, new[] { "pos_embed", "cls_token", "mask_token" });
                 var groups = new[] { new MaeParamGroup("decay", 1, 0.05, split.Decay), new MaeParamGroup("no_decay", 1, 0, split.NoDecay) };

@@ -57,14 +57,14 @@ int gemmN = GetInt("gemm-n", onGpu ? 8192 : 1024);
 // fp32 matrix math on CUDA: TF32 tensor cores by default, as MaePretrainer uses (--tf32 false: full fp32).
 if (onGpu) TorchRuntime.AllowTf32(Get("tf32", "true") == "true");
 // --fused-attention false: the explicit attention on CUDA too (to measure what the fused kernel gives).
-TorchRuntime.FusedAttentionOnCuda = Get("fused-attention", "true") == "true";
+bool fusedAttention = Get("fused-attention", "true") == "true"; // a setting of each model the benchmarks make
 var log = Console.Error;
 
 Console.WriteLine("# Mae.MLNet benchmarks");
 Console.WriteLine();
 Console.WriteLine($"- date: {DateTime.Now:yyyy-MM-dd HH:mm} (local), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Console.WriteLine($"- machine: {Machine.Describe()}");
-Console.WriteLine($"- device: {device}{(onGpu ? $" ({Machine.GpuName()}), fp32 matmuls {(Get("tf32", "true") == "true" ? "in TF32" : "in full fp32")}, attention {(TorchRuntime.FusedAttentionOnCuda ? "fused (SDPA) for bf16/fp16, explicit for fp32" : "explicit")}" : "")}");
+Console.WriteLine($"- device: {device}{(onGpu ? $" ({Machine.GpuName()}), fp32 matmuls {(Get("tf32", "true") == "true" ? "in TF32" : "in full fp32")}, attention {(fusedAttention ? "fused (SDPA) for bf16/fp16, explicit for fp32" : "explicit")}" : "")}");
 Console.WriteLine($"- libtorch threads: {TorchRuntime.Threads} intra-op, {get_num_interop_threads()} inter-op");
 Console.WriteLine($"- load average before: {Machine.LoadAverage()}");
 Console.WriteLine($"- command: `dotnet run -c Release --project samples/Benchmarks -- {string.Join(' ', args)}`".Replace("--  `", "`"));
@@ -88,7 +88,7 @@ if (benches.Contains("train") || benches.Contains("gemm"))
         var o = new TrainOptions
         {
             Batch = GetInt("batch", 64), Steps = GetInt("steps", 300), Warmup = GetInt("warmup", 20),
-            Window = GetInt("window", 20), Lr = GetDouble("lr", 1e-3), Seed = GetInt("seed", 1),
+            Window = GetInt("window", 20), Lr = GetDouble("lr", 1e-3), Seed = GetInt("seed", 1), FusedAttention = fusedAttention,
         };
         double gflopPerImage = MaeFlops.TrainingStep(config, o.MaskRatio) / 1e9;
         var dtypes = Get("dtypes", "fp32,bf16").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(name => name.ToLowerInvariant() switch
@@ -197,7 +197,7 @@ if (benches.Contains("gpucheck"))
 if (benches.Contains("profile"))
 {
     var dtypes = Get("dtypes", "fp32,bf16").Split(',').Select(n => n.StartsWith("bf") ? (ScalarType?)ScalarType.BFloat16 : null).ToList();
-    ProfileBenchmark.Run(MaeConfig.Preset(Get("preset", "tiny32")), dtypes, GetInt("batch", 64), GetInt("profile-steps", 20), Console.Out);
+    ProfileBenchmark.Run(MaeConfig.Preset(Get("preset", "tiny32")), dtypes, GetInt("batch", 64), GetInt("profile-steps", 20), Console.Out, fusedAttention);
 }
 
 if (benches.Contains("table5"))
@@ -205,6 +205,7 @@ if (benches.Contains("table5"))
     var o = new Table5Options
     {
         Batch = GetInt("t5-batch", 4), Steps = GetInt("t5-steps", 4), Warmup = GetInt("t5-warmup", 1), Seed = GetInt("seed", 1),
+        FusedAttention = fusedAttention,
     };
     ScalarType? dtype = Get("t5-dtype", "fp32") == "bf16" ? ScalarType.BFloat16 : null;
     var config = Table5Benchmark.Config;

@@ -13,6 +13,8 @@ public sealed record Table5Options
     public int Warmup { get; init; } = 1;
     public double MaskRatio { get; init; } = 0.75;
     public long Seed { get; init; } = 1;
+    /// <summary>bf16/fp16 attention on CUDA through the fused kernel (the model's FusedAttentionOnCuda).</summary>
+    public bool FusedAttention { get; init; } = true;
 }
 
 /// <param name="OursSeconds">seconds of each timed training step, encoder on the visible tokens only.</param>
@@ -34,7 +36,7 @@ public static class Table5Benchmark
         device ??= CPU;
         TorchRuntime.Seed(o.Seed);
         var config = Config;
-        using var mae = new MaskedAutoencoder(config) { ComputeDType = computeDType };
+        using var mae = new MaskedAutoencoder(config) { ComputeDType = computeDType, FusedAttentionOnCuda = o.FusedAttention };
         mae.to(device);
         using var allTokens = new MaskTokensInEncoder(mae);
         mae.train();

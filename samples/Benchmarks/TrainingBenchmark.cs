@@ -19,6 +19,8 @@ public sealed record TrainOptions
     public double Lr { get; init; } = 1e-3;
     public long Seed { get; init; } = 1;
     public int DataBatches { get; init; } = 16;
+    /// <summary>bf16/fp16 attention on CUDA through the fused kernel (the model's FusedAttentionOnCuda).</summary>
+    public bool FusedAttention { get; init; } = true;
 }
 
 /// <summary>A compute precision and which step implementation: the engine's (flat buffer, one weight cast per step,
@@ -65,10 +67,10 @@ public static class TrainingBenchmark
             foreach (var v in variants)
             {
                 TorchRuntime.Seed(o.Seed);
-                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType };
+                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType, FusedAttentionOnCuda = o.FusedAttention };
                 model.to(device);
                 model.train();
-                var split = MaeWeightDecay.Split(model, new[] { "pos_embed", "cls_token", "mask_token" });
+                var split = MaeWeightDecay.Split(model, model.NoWeightDecay());
                 var groups = new[] { new MaeParamGroup("decay", 1, 0.05, split.Decay), new MaeParamGroup("no_decay", 1, 0, split.NoDecay) };
                 var settings = new MaeEngineSettings
                 {

@@ -50,8 +50,6 @@ public sealed class MaeFineTuneOptions
     public double MixupProbability { get; set; } = 1.0;
     /// <summary>Probability of cutmix instead of mixup when both are on (<c>--mixup_switch_prob</c>, default 0.5).</summary>
     public double MixupSwitchProbability { get; set; } = 0.5;
-    /// <summary>Parameters without weight decay besides every 1-D one: timm's <c>no_weight_decay()</c> of the ViT.</summary>
-    public List<string> NoWeightDecayNames { get; set; } = new() { "pos_embed", "cls_token" };
     /// <summary>Train the position embeddings, as the reference's timm ViT does (its pos_embed is an ordinary
     /// parameter, loaded from the sin-cos table of pre-training). Default true; the flag is restored after training.</summary>
     public bool TrainPositionEmbedding { get; set; } = true;
@@ -93,13 +91,8 @@ public sealed class MaeFineTuneOptions
     [JsonIgnore] public double PeakLearningRate => LearningRate ?? BaseLearningRate * EffectiveBatchSize / 256.0;
     [JsonIgnore] public bool MixupActive => Mixup > 0 || Cutmix > 0;
 
-    /// <summary>A copy (lists and the augmentation options are shared by reference except NoWeightDecayNames).</summary>
-    public MaeFineTuneOptions Clone()
-    {
-        var c = (MaeFineTuneOptions)MemberwiseClone();
-        c.NoWeightDecayNames = new List<string>(NoWeightDecayNames ?? new List<string>());
-        return c;
-    }
+    /// <summary>A copy (lists and the augmentation options are shared by reference).</summary>
+    public MaeFineTuneOptions Clone() => (MaeFineTuneOptions)MemberwiseClone();
 
     /// <summary>The augmentation that applies to a model: <see cref="Augmentation"/> or the recipe's default.</summary>
     public MaeAugmentationOptions ResolveAugmentation(MaeConfig config) => Augmentation ?? new MaeAugmentationOptions
@@ -135,7 +128,6 @@ public sealed class MaeFineTuneOptions
         if (!(MixupSwitchProbability >= 0 && MixupSwitchProbability <= 1)) throw Bad(nameof(MixupSwitchProbability), MixupSwitchProbability, "in [0, 1]");
         if (MixupActive && BatchSize % 2 != 0)
             throw Bad(nameof(BatchSize), BatchSize, "even when mixup or cutmix is on (images are mixed with the batch reversed, as timm's Mixup)");
-        if (NoWeightDecayNames is null) throw new ArgumentNullException(nameof(NoWeightDecayNames), "NoWeightDecayNames must be a list (it may be empty).");
         if (EvaluationBatchSize < 1) throw Bad(nameof(EvaluationBatchSize), EvaluationBatchSize, "at least 1");
         if (Threads is int t && t < 1) throw Bad(nameof(Threads), t, "at least 1 (or null)");
         if (!Enum.IsDefined(Device)) throw Bad(nameof(Device), Device, "Auto, Cpu or Cuda");

@@ -96,19 +96,16 @@ public sealed class MaeFineTuner
 
         var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
-        // reference's Ampere runs); the CPU is unaffected.
-        if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
-        int threadsBefore = TorchRuntime.Threads;
+        // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
+        using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
         bool posGradBefore = model.Encoder.pos_embed.requires_grad;
         double dropPathBefore = model.DropPathRate;
-        if (o.Threads is int threads) TorchRuntime.Threads = threads;
         try
         {
             return Run(model, train, validation, progress, cancellationToken, o, augmentation, stepsPerEpoch, device);
         }
         finally
         {
-            if (o.Threads is not null) TorchRuntime.Threads = threadsBefore;
             model.Encoder.pos_embed.requires_grad = posGradBefore;
             model.DropPathRate = dropPathBefore;
             model.eval();
@@ -193,7 +190,7 @@ public sealed class MaeFineTuner
         }
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups() =>
-            MaeLayerDecay.ParamGroups(model, model.Config.Depth, o.WeightDecay, o.NoWeightDecayNames, o.LayerDecay)
+            MaeLayerDecay.ParamGroups(model, o.WeightDecay, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
         public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device)

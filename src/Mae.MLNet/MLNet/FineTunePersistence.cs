@@ -19,16 +19,19 @@ internal static class FineTunePersistence
     {
         var inputSchema = transformer.InputSchema
             ?? throw new InvalidOperationException("This classifier was not made by Fit, so its training schema is unknown and it cannot be saved.");
-        ((ICanSaveModel)Build(transformer, inputSchema)).Save(ctx);
+        var host = transformer.Host
+            ?? throw new InvalidOperationException("This classifier was not made through an ML.NET catalog (mlContext.MulticlassClassification.Trainers), so it has no MLContext to save in.");
+        ((ICanSaveModel)Build(host, transformer, inputSchema)).Save(ctx);
     }
 
-    /// <summary>The ML.NET transformers equivalent to <paramref name="transformer"/>, bound to its training schema.</summary>
-    public static TransformerChain<ITransformer> Build(MaeClassifierTransformer transformer, DataViewSchema inputSchema)
+    /// <summary>The ML.NET transformers equivalent to <paramref name="transformer"/>, bound to its training schema, in the
+    /// caller's environment (<paramref name="host"/>).</summary>
+    public static TransformerChain<ITransformer> Build(MaeHost host, MaeClassifierTransformer transformer, DataViewSchema inputSchema)
     {
         var model = transformer.Model;
         var norm = transformer.Normalization;
         string features = $"{transformer.ScoreColumnName}__mae_features";
-        var onnx = OnnxPersistence.BuildOnnxTransformer(inputSchema, transformer.InputColumnName, features, model.Config,
+        var onnx = OnnxPersistence.BuildOnnxTransformer(host.Transforms, inputSchema, transformer.InputColumnName, features, model.Config,
             (pixelColumn, pixelScale, stream) => MaeOnnxExport.Export(model, stream, new VitClassifierOnnxOptions
             {
                 InputName = pixelColumn, FeaturesName = features, LogitsName = features + "_logits", ProbabilitiesName = null,
@@ -38,10 +41,9 @@ internal static class FineTunePersistence
         var featureSchema = onnx.GetOutputSchema(inputSchema);
 
         var (weights, bias) = HeadWeights(model);
-        var ml = new MLContext();
-        var head = MaximumEntropyHead.Create(ml, weights, bias, transformer.ClassNames(), featureSchema, features,
+        var head = MaximumEntropyHead.Create(host.Environment, weights, bias, transformer.ClassNames(), featureSchema, features,
             transformer.LabelColumnName, transformer.ScoreColumnName, transformer.PredictedLabelColumnName);
-        var drop = ml.Transforms.DropColumns(features).Fit(new EmptyDataView(head.GetOutputSchema(featureSchema)));
+        var drop = host.Transforms.DropColumns(features).Fit(new EmptyDataView(head.GetOutputSchema(featureSchema)));
         return new TransformerChain<ITransformer>(onnx, head, drop);
     }
 

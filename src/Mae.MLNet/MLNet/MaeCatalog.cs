@@ -51,7 +51,7 @@ public static class MaeCatalog
     public static MaePretrainEstimator MaePretrain(this TransformsCatalog catalog, MaePretrainEstimatorOptions options)
     {
         if (catalog is null) throw new ArgumentNullException(nameof(catalog));
-        return new MaePretrainEstimator(options);
+        return new MaePretrainEstimator(options) { Host = MaeHost.Of(catalog) };
     }
 
     /// <summary>Featurizes with full control over the options.</summary>
@@ -59,7 +59,7 @@ public static class MaeCatalog
     {
         if (catalog is null) throw new ArgumentNullException(nameof(catalog));
         if (options is null) throw new ArgumentNullException(nameof(options));
-        return new MaeFeaturizerEstimator(encoder, options);
+        return new MaeFeaturizerEstimator(encoder, options) { Host = MaeHost.Of(catalog) };
     }
 
     /// <summary>Fine-tunes a pre-trained MAE encoder + linear head end to end (the paper's fine-tuning recipe) on an
@@ -95,7 +95,7 @@ public static class MaeCatalog
         MaeFineTuneTrainer.Options options)
     {
         if (catalog is null) throw new ArgumentNullException(nameof(catalog));
-        return new MaeFineTuneTrainer(options);
+        return new MaeFineTuneTrainer(options) { Host = MaeHost.Of(catalog) };
     }
 
     static Mae.MLNet.FineTuning.MaeFineTuneOptions SimpleTraining(int epochs, int batchSize, double? learningRate, MaeDevice device, long seed) => new()

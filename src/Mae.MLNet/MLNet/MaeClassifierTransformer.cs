@@ -52,6 +52,8 @@ public sealed class MaeClassifierTransformer : ITransformer
     public MaeFineTuneResult? FineTuning { get; internal init; }
     /// <summary>The schema it was fitted on (needed to save it as ML.NET's ONNX and multiclass transformers).</summary>
     public DataViewSchema? InputSchema { get; internal init; }
+    /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
+    internal MaeHost? Host { get; init; }
     internal ClassifierRunner Runner { get; }
     internal IReadOnlyList<OutputColumn> Outputs { get; }
 

@@ -19,6 +19,8 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
     }
 
     public MaeFeaturizerOptions Options { get; }
+    /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
+    internal MaeHost? Host { get; init; }
 
     public MaeFeaturizerTransformer Fit(IDataView input)
     {
@@ -26,7 +28,7 @@ public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer
         ImageColumn.Bind(input.Schema, Options.InputColumnName, encoder.Config);
         if (input.GetRowCount() == 0)
             throw new ArgumentException("The data view has no rows; MaeFeaturize needs at least one image.", nameof(input));
-        return new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema };
+        return new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema, Host = Host };
     }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim * Options.Layers);

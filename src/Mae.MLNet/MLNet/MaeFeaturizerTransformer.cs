@@ -33,6 +33,8 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     public DataViewSchema? InputSchema { get; internal init; }
     /// <summary>Losses and timings of the pre-training run when this featurizer came from <c>MaePretrain</c>.</summary>
     public Training.MaePretrainResult? Pretraining { get; internal init; }
+    /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
+    internal MaeHost? Host { get; init; }
 
     public bool IsRowToRowMapper => true;
 

@@ -81,6 +81,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     }
 
     public Options TrainerOptions { get; }
+    /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
+    internal MaeHost? Host { get; init; }
 
     MaeConfig? ModelConfig => TrainerOptions.Model?.Config ?? TrainerOptions.Encoder?.Config ?? (TrainerOptions.FromScratch ? TrainerOptions.Config!.Validate() : null);
 
@@ -141,7 +143,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         return new MaeClassifierTransformer(model, normalization with { Scale = scale }, o.InputColumnName, o.LabelColumnName,
             o.ScoreColumnName, o.PredictedLabelColumnName, labelType, input.Schema[o.LabelColumnName].Annotations, o.InferenceBatchSize,
             training.Device)
-        { FineTuning = result, InputSchema = input.Schema };
+        { FineTuning = result, InputSchema = input.Schema, Host = Host };
     }
 
     static VitClassifier LoadWeights(Options o, int numClasses)
@@ -233,9 +235,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         if (SchemaShapes.Find(inputSchema, o.InputColumnName) is not SchemaShape.Column)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{o.InputColumnName}' was not found.");
         var score = SchemaShapes.SingleVector(o.ScoreColumnName, o.Model?.NumClasses ?? 2); // the size is not part of a SchemaShape
-        // PredictedLabel has the label's key type: take the column ML.NET's CopyColumns announces for it.
-        var predicted = new MLContext().Transforms.CopyColumns(o.PredictedLabelColumnName, o.LabelColumnName)
-            .GetOutputSchema(inputSchema).Single(c => c.Name == o.PredictedLabelColumnName);
+        var predicted = SchemaShapes.Copy(inputSchema, o.LabelColumnName, o.PredictedLabelColumnName); // the label's key type
         return new SchemaShape(inputSchema.Where(c => c.Name != o.ScoreColumnName && c.Name != o.PredictedLabelColumnName).Append(score).Append(predicted));
     }
 }

@@ -65,6 +65,8 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
     }
 
     public MaePretrainEstimatorOptions Options { get; }
+    /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
+    internal MaeHost? Host { get; init; }
     MaeAugmentationOptions Augmentation { get; }
 
     public MaeFeaturizerTransformer Fit(IDataView input)
@@ -109,7 +111,7 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
             OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName, Pooling = Options.Pooling,
             Layers = Options.Layers, BatchSize = Options.FeaturizeBatchSize, Device = training.Device, Normalization = normalization,
         })
-        { Autoencoder = model, Pretraining = result, InputSchema = input.Schema };
+        { Autoencoder = model, Pretraining = result, InputSchema = input.Schema, Host = Host };
         return featurizer;
     }
 

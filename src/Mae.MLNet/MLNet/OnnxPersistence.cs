@@ -17,15 +17,17 @@ internal static class OnnxPersistence
     {
         var inputSchema = transformer.InputSchema
             ?? throw new InvalidOperationException("This featurizer was not made by Fit, so its input schema is unknown and it cannot be saved.");
-        ((ICanSaveModel)BuildOnnxTransformer(transformer, inputSchema)).Save(ctx);
+        var host = transformer.Host
+            ?? throw new InvalidOperationException("This featurizer was not made through an ML.NET catalog (mlContext.Transforms), so it has no MLContext to save in.");
+        ((ICanSaveModel)BuildOnnxTransformer(host.Transforms, transformer, inputSchema)).Save(ctx);
     }
 
     /// <summary>The fitted ML.NET transformer(s) equivalent to <paramref name="transformer"/> on <paramref name="inputSchema"/>.</summary>
-    public static ITransformer BuildOnnxTransformer(MaeFeaturizerTransformer transformer, DataViewSchema inputSchema)
+    public static ITransformer BuildOnnxTransformer(TransformsCatalog transforms, MaeFeaturizerTransformer transformer, DataViewSchema inputSchema)
     {
         var options = transformer.Options;
         var norm = transformer.Normalization;
-        return BuildOnnxTransformer(inputSchema, options.InputColumnName, options.OutputColumnName, transformer.Encoder.Config,
+        return BuildOnnxTransformer(transforms, inputSchema, options.InputColumnName, options.OutputColumnName, transformer.Encoder.Config,
             (pixelColumn, pixelScale, onnx) => MaeOnnxExport.Export(transformer.Encoder, onnx, new MaeOnnxOptions
             {
                 InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling, Layers = options.Layers,
@@ -35,12 +37,12 @@ internal static class OnnxPersistence
     }
 
     /// <summary>
-    /// ML.NET transformers that read <paramref name="inputColumnName"/> (a CHW Single vector, or a 3-channel MLImage
+    /// ML.NET transformers, made with the caller's <paramref name="transforms"/> catalog, that read <paramref name="inputColumnName"/> (a CHW Single vector, or a 3-channel MLImage
     /// through ExtractPixels into a temporary column) and add <paramref name="outputColumnName"/> from a per-row ONNX
     /// graph. <paramref name="export"/> writes that graph given its input name and the pixel scale it must apply
     /// (<paramref name="vectorScale"/> for vectors; 1 for images, which ExtractPixels already scales to [0, 1]).
     /// </summary>
-    public static ITransformer BuildOnnxTransformer(DataViewSchema inputSchema, string inputColumnName, string outputColumnName,
+    public static ITransformer BuildOnnxTransformer(TransformsCatalog transforms, DataViewSchema inputSchema, string inputColumnName, string outputColumnName,
         Model.MaeConfig config, Action<string, float, Stream> export, float vectorScale)
     {
         var image = ImageColumn.Bind(inputSchema, inputColumnName, config);
@@ -48,7 +50,6 @@ internal static class OnnxPersistence
             throw new NotSupportedException(
                 $"Saving a model that reads image {(image.Kind == ImageColumnKind.Path ? "paths" : "bytes")} from column '{inputColumnName}' is not supported: the saved form is ML.NET's " +
                 "OnnxTransformer over pixels. Save a pipeline that reads a pixel column (LoadImages → ResizeImages → ExtractPixels) instead, or keep the trained model with its own Save.");
-        var ml = new MLContext();
         string pixelColumn = image.IsImage ? $"{inputColumnName}__mae_pixels" : inputColumnName;
         if (pixelColumn == outputColumnName)
             throw new NotSupportedException(
@@ -60,17 +61,17 @@ internal static class OnnxPersistence
         var onnx = new MemoryStream();
         export(pixelColumn, image.IsImage ? 1f : vectorScale, onnx);
         onnx.Position = 0;
-        IEstimator<ITransformer> scorer = ml.Transforms.ApplyOnnxModel(new[] { outputColumnName }, new[] { pixelColumn }, onnx,
+        IEstimator<ITransformer> scorer = transforms.ApplyOnnxModel(new[] { outputColumnName }, new[] { pixelColumn }, onnx,
             // PerRow graph: [C·H·W] in, [D] out, so the column is a Vector<Single, D> of known size.
             shapeDictionary: null, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
         if (image.IsImage)
         {
-            scorer = ml.Transforms.ExtractPixels(pixelColumn, inputColumnName,
+            scorer = transforms.ExtractPixels(pixelColumn, inputColumnName,
                     colorsToExtract: Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb,
                     orderOfExtraction: Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorsOrder.ARGB,
                     interleavePixelColors: false, scaleImage: 1f / 255)
                 .Append(scorer)
-                .Append(ml.Transforms.DropColumns(pixelColumn));
+                .Append(transforms.DropColumns(pixelColumn));
         }
         return scorer.Fit(new EmptyDataView(inputSchema));
     }

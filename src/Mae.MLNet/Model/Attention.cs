@@ -6,11 +6,9 @@ namespace Mae.MLNet.Model;
 
 /// <summary>
 /// Multi-head self-attention as timm's <c>Attention</c>: one fused <c>qkv</c> Linear with bias, softmax(q·kᵀ/√d)·v,
-/// output projection <c>proj</c>. On the CPU written as explicit matmul-softmax-matmul (for the short sequences of MAE,
-/// visible tokens only, it measured faster there than the fused scaled_dot_product_attention) and on CUDA in fp32
-/// (5 % faster than the fused kernel for ViT-B/16 on an H100); on CUDA with a bf16/fp16 <see cref="ComputeDType"/>,
-/// the fused kernel (flash attention: +44 % training throughput there), unless
-/// <see cref="Runtime.TorchRuntime.FusedAttentionOnCuda"/> is off. See docs/benchmarks.md.
+/// output projection <c>proj</c>. Written as explicit matmul-softmax-matmul, which measured faster on the CPU and for
+/// fp32 on CUDA; with a bf16/fp16 <see cref="ComputeDType"/> on CUDA, libtorch's fused scaled_dot_product_attention
+/// (flash attention) instead, unless <see cref="FusedOnCuda"/> is off (measurements: docs/benchmarks.md).
 /// With a <see cref="ComputeDType"/> the Linear layers and both matmuls run in that dtype, the softmax in fp32
 /// (see <see cref="MixedPrecision"/>); the output is in the compute dtype.
 /// </summary>
@@ -24,6 +22,11 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
     /// <summary>Dtype of the matrix work; <c>null</c> = plain fp32. Set it through the model.</summary>
     public ScalarType? ComputeDType { get => computeDType; set => computeDType = MixedPrecision.Validate(value); }
     ScalarType? computeDType;
+
+    /// <summary>Mixed-precision attention on CUDA through the fused kernel (default true); false gives the explicit
+    /// form everywhere. The same function up to rounding. Set it through the model
+    /// (<see cref="MaeEncoder.FusedAttentionOnCuda"/>, <see cref="MaskedAutoencoder.FusedAttentionOnCuda"/>).</summary>
+    public bool FusedOnCuda { get; set; } = true;
 
     public Attention(int dim, int numHeads) : base(nameof(Attention))
     {
@@ -40,7 +43,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
         var qkvOut = MixedPrecision.Linear(qkv, x, computeDType).reshape(b, n, 3, numHeads, c / numHeads).permute(2, 0, 3, 1, 4);
         Tensor y;
-        if (computeDType is not null && x.device_type == DeviceType.CUDA && Runtime.TorchRuntime.FusedAttentionOnCuda)
+        if (computeDType is not null && x.device_type == DeviceType.CUDA && FusedOnCuda)
             y = nn.functional.scaled_dot_product_attention(qkvOut[0], qkvOut[1], qkvOut[2]); // scale 1/√(head dim), as ours
         else
         {

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Model;
 
-/// <summary>Pre-norm transformer block, timm's <c>Block</c>: x + attn(norm1(x)), then x + mlp(norm2(x)).
+/// <summary>Pre-norm transformer block, timm's <c>Block</c>: x + drop_path(attn(norm1(x))), then
+/// x + drop_path(mlp(norm2(x))); drop path (<see cref="DropPathRate"/>) acts only in training mode and is off by default.
 /// With a <see cref="ComputeDType"/>, attn and mlp compute in it while the norms and the residual stream stay fp32
 /// (the residual add promotes the reduced-precision branch back to the stream's dtype).</summary>
 public sealed class Block : nn.Module<Tensor, Tensor>
@@ -21,8 +22,18 @@ public sealed class Block : nn.Module<Tensor, Tensor>
         set { attn.ComputeDType = value; mlp.ComputeDType = value; }
     }
 
-    public Block(int dim, int numHeads, int mlpHidden, double eps) : base(nameof(Block))
+    /// <summary>Stochastic depth of this block's two residual branches (timm's <c>drop_path</c>; see
+    /// <see cref="DropPath"/>): the probability of dropping a sample's branch in training mode, in [0, 1). Default 0.</summary>
+    public double DropPathRate
     {
+        get => dropPathRate;
+        set { Model.DropPath.CheckRate(value, nameof(DropPathRate)); dropPathRate = value; }
+    }
+    double dropPathRate;
+
+    public Block(int dim, int numHeads, int mlpHidden, double eps, double dropPathRate = 0) : base(nameof(Block))
+    {
+        DropPathRate = dropPathRate;
         norm1 = nn.LayerNorm(dim, eps);
         attn = new Attention(dim, numHeads);
         norm2 = nn.LayerNorm(dim, eps);
@@ -33,7 +44,10 @@ public sealed class Block : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x.Plus(attn.forward(norm1.forward(x)));
-        return h.Plus(mlp.forward(norm2.forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(Branch(attn.forward(norm1.forward(x))));
+        return h.Plus(Branch(mlp.forward(norm2.forward(h)))).MoveToOuterDisposeScope();
     }
+
+    /// <summary>A residual branch through drop path; the attn branch's mask is drawn before the mlp branch's, as timm.</summary>
+    Tensor Branch(Tensor y) => training && dropPathRate > 0 ? Model.DropPath.Apply(y, dropPathRate, training: true) : y;
 }

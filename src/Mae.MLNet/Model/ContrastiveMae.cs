@@ -107,6 +107,9 @@ public sealed class ProjectionHead : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>No names: only the 1-D rule applies (biases undecayed, matrices decayed), as timm's default.</summary>
+    public IReadOnlySet<string> NoWeightDecay() => new HashSet<string>(StringComparer.Ordinal);
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

@@ -51,6 +51,15 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>bf16/fp16 attention on CUDA through libtorch's fused kernel (flash attention; default true) rather than
+    /// the explicit softmax(q·kᵀ/√d)·v used on the CPU and for fp32 (<see cref="Attention.FusedOnCuda"/>). A setting of
+    /// this model, not of the process.</summary>
+    public bool FusedAttentionOnCuda
+    {
+        get => blocks.Count == 0 || blocks[0].attn.FusedOnCuda;
+        set { foreach (var block in blocks) block.attn.FusedOnCuda = value; }
+    }
+
     public MaeEncoder(MaeConfig config) : this(config, owner: null) { }
 
     /// <summary>With an owner, the caller registers this encoder's parts under its own (flat, official) names.</summary>
@@ -75,6 +84,32 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
             register_module("norm", norm);
             MaeInit.InitializeLikeReference(this, patch_embed);
         }
+    }
+
+    /// <summary>
+    /// Parameters that get no weight decay besides every 1-D one (the rule <see cref="Training.MaeWeightDecay"/>
+    /// applies): the tokens and position table, as timm's <c>VisionTransformer.no_weight_decay()</c>.
+    /// </summary>
+    public IReadOnlySet<string> NoWeightDecay() => new HashSet<string>(StringComparer.Ordinal) { "cls_token", "pos_embed" };
+
+    /// <summary>The number of layers of layer-wise lr decay: the blocks, plus one for the embeddings (the reference's
+    /// <c>num_layers = len(model.blocks) + 1</c>); parameters after the blocks get this id.</summary>
+    public int NumLayers => Config.Depth + 1;
+
+    /// <summary>
+    /// The layer id of a parameter name for layer-wise lr decay (the reference's <c>util/lr_decay.py</c>
+    /// <c>get_layer_id_for_vit</c>, after BEiT): <c>cls_token</c>, <c>pos_embed</c> and <c>patch_embed.*</c> → 0,
+    /// <c>blocks.i.*</c> → i + 1, everything else (norms, heads, a decoder) → <see cref="NumLayers"/>. Names are the
+    /// official flat ones this encoder and the models that own it share.
+    /// </summary>
+    public int LayerId(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name is "cls_token" or "pos_embed" || name.StartsWith("patch_embed", StringComparison.Ordinal)) return 0;
+        if (name.StartsWith("blocks.", StringComparison.Ordinal)
+            && int.TryParse(name.Split('.')[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
+            return i + 1;
+        return NumLayers;
     }
 
     /// <summary>Patch tokens plus their position embeddings (no cls): [N, L, D], in the position embeddings' dtype

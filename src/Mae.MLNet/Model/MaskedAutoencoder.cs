@@ -46,6 +46,18 @@ public sealed class MaskedAutoencoder : nn.Module
     }
     ScalarType? computeDType;
 
+    /// <summary>bf16/fp16 attention on CUDA through libtorch's fused kernel, in encoder and decoder (default true; see
+    /// <see cref="MaeEncoder.FusedAttentionOnCuda"/>).</summary>
+    public bool FusedAttentionOnCuda
+    {
+        get => Encoder.FusedAttentionOnCuda;
+        set
+        {
+            Encoder.FusedAttentionOnCuda = value;
+            foreach (var block in decoder_blocks) block.attn.FusedOnCuda = value;
+        }
+    }
+
     public MaskedAutoencoder(MaeConfig config) : base(TorchBackend.Checked(nameof(MaskedAutoencoder)))
     {
         Config = config.Validate();
@@ -75,6 +87,21 @@ public sealed class MaskedAutoencoder : nn.Module
         register_module("decoder_pred", decoder_pred);
         MaeInit.InitializeLikeReference(this, Encoder.patch_embed);
     }
+
+    /// <summary>
+    /// Parameters that get no weight decay besides every 1-D one: the encoder's tokens and position table
+    /// (<see cref="MaeEncoder.NoWeightDecay"/>) and the decoder's (<c>mask_token</c>, <c>decoder_pos_embed</c>). The
+    /// position tables are frozen, so only the two tokens matter. The official <c>main_pretrain.py</c> passes no such
+    /// list and so decays both tokens; <see cref="Training.MaePretrainOptions.DecayTokens"/> reproduces that.
+    /// </summary>
+    public IReadOnlySet<string> NoWeightDecay()
+        => new HashSet<string>(Encoder.NoWeightDecay().Append("mask_token").Append("decoder_pos_embed"), StringComparer.Ordinal);
+
+    /// <summary>Layer id for layer-wise lr decay (<see cref="MaeEncoder.LayerId"/>): the decoder gets <see cref="NumLayers"/>.</summary>
+    public int LayerId(string name) => Encoder.LayerId(name);
+
+    /// <summary>Encoder blocks + 1 (<see cref="MaeEncoder.NumLayers"/>).</summary>
+    public int NumLayers => Encoder.NumLayers;
 
     /// <summary>[N, C, H, W] → [N, L, p²·C], each patch flattened as (row, column, channel) like the reference.</summary>
     public Tensor Patchify(Tensor images)

@@ -20,8 +20,10 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
     public readonly LayerNorm? fc_norm;
     public readonly Linear head;
 
-    public VitClassifier(MaeConfig config, int numClasses, bool globalPool = true) : base(TorchBackend.Checked(nameof(VitClassifier)))
+    /// <summary>A classifier of <paramref name="numClasses"/> classes; <paramref name="dropPathRate"/> is the last block's stochastic depth (<see cref="DropPathRate"/>).</summary>
+    public VitClassifier(MaeConfig config, int numClasses, bool globalPool = true, double dropPathRate = 0) : base(TorchBackend.Checked(nameof(VitClassifier)))
     {
+        Model.DropPath.CheckRate(dropPathRate, nameof(dropPathRate));
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "At least one class is needed.");
         Config = config.Validate();
         GlobalPool = globalPool;
@@ -39,6 +41,7 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         else register_module("norm", Encoder.norm);
         head = nn.Linear(config.EmbedDim, numClasses, hasBias: true);
         register_module("head", head);
+        DropPathRate = dropPathRate;
         MaeInit.InitializeLikeReference(this, Encoder.patch_embed);
         using (no_grad())
         {
@@ -51,18 +54,17 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Stochastic depth (timm's <c>drop_path_rate</c>; main_finetune.py's <c>--drop_path</c>, default 0.1 there, 0
-    /// here): in training mode block i drops each residual branch of a sample with probability
-    /// <c>rate·i/(depth − 1)</c> (timm's <c>linspace(0, rate, depth)</c>) and scales kept branches by 1/(1 − p).
-    /// No effect in eval mode.
+    /// here): block i gets the drop-path rate <c>rate·i/(depth − 1)</c> (timm's <c>linspace(0, rate, depth)</c>),
+    /// which acts in training mode only (<see cref="Block.DropPathRate"/>). Setting it sets every block's rate.
     /// </summary>
     public double DropPathRate
     {
         get => dropPathRate;
         set
         {
-            if (!(value >= 0 && value < 1))
-                throw new ArgumentOutOfRangeException(nameof(DropPathRate), value, $"DropPathRate must be in [0, 1); got {value}.");
+            Model.DropPath.CheckRate(value, nameof(DropPathRate));
             dropPathRate = value;
+            for (int i = 0; i < Encoder.blocks.Count; i++) Encoder.blocks[i].DropPathRate = DropPathProbability(i);
         }
     }
     double dropPathRate;
@@ -71,24 +73,16 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
     public double DropPathProbability(int block)
         => Config.Depth <= 1 ? 0.0 : DropPathRate * block / (Config.Depth - 1);
 
-    /// <summary>
-    /// timm's <c>drop_path</c>: with probability <paramref name="p"/> a sample's whole branch is zeroed, otherwise it
-    /// is divided by 1 − p, so its expectation is unchanged. The per-sample keep mask is drawn from libtorch's global
-    /// CPU generator (so checkpoints of its state cover it on any device) as <c>floor(1 − p + U[0, 1))</c>.
-    /// Identity when <paramref name="p"/> is 0 or <paramref name="training"/> is false.
-    /// </summary>
-    public static Tensor DropPath(Tensor x, double p, bool training)
-    {
-        if (p == 0 || !training) return x.alias();
-        if (!(p > 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), p, $"The drop probability must be in [0, 1); got {p}.");
-        using var scope = NewDisposeScope();
-        double keep = 1 - p;
-        var shape = new long[x.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = x.shape[0];
-        var mask = rand(shape).Plus(keep).floor_().to(x.dtype, x.device);
-        return (x.DividedBy(keep) * mask).MoveToOuterDisposeScope();
-    }
+    /// <summary>Parameters without weight decay besides the 1-D ones: the encoder's (timm's ViT <c>no_weight_decay()</c>:
+    /// <c>cls_token</c>, <c>pos_embed</c>), which main_finetune.py passes to <c>param_groups_lrd</c>.</summary>
+    public IReadOnlySet<string> NoWeightDecay() => Encoder.NoWeightDecay();
+
+    /// <summary>Layer id for layer-wise lr decay (<see cref="MaeEncoder.LayerId"/>): fc_norm / norm and head get
+    /// <see cref="NumLayers"/>.</summary>
+    public int LayerId(string name) => Encoder.LayerId(name);
+
+    /// <summary>Blocks + 1 (<see cref="MaeEncoder.NumLayers"/>).</summary>
+    public int NumLayers => Encoder.NumLayers;
 
     /// <summary>
     /// PyTorch's <c>trunc_normal_(t, mean, std, a, b)</c> (bounds a, b in absolute units, as timm's): draw u uniformly
@@ -112,23 +106,13 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         return sign * y;
     }
 
-    /// <summary>The features the head sees, [N, D]: fc_norm(mean of patch tokens), or norm(x)[:, 0]. In training mode
-    /// with a <see cref="DropPathRate"/> the blocks' residual branches go through <see cref="DropPath"/>.</summary>
+    /// <summary>The features the head sees, [N, D]: fc_norm(mean of patch tokens), or norm(x)[:, 0].</summary>
     public Tensor ForwardFeatures(Tensor images)
     {
         MaeInputs.CheckImages(images, Config, nameof(images));
         using var scope = NewDisposeScope();
         var x = Encoder.PrependCls(Encoder.Embed(images));
-        bool stochastic = training && DropPathRate > 0;
-        for (int i = 0; i < Encoder.blocks.Count; i++)
-        {
-            var block = Encoder.blocks[i];
-            if (!stochastic) { x = block.forward(x); continue; }
-            // Block.forward with a drop path on each residual branch (timm: x + drop_path(attn(norm1(x))), …).
-            double p = DropPathProbability(i);
-            x = x.Plus(DropPath(block.attn.forward(block.norm1.forward(x)), p, training: true));
-            x = x.Plus(DropPath(block.mlp.forward(block.norm2.forward(x)), p, training: true));
-        }
+        foreach (var block in Encoder.blocks) x = block.forward(x);
         var features = GlobalPool
             ? fc_norm!.forward(x[.., 1.., ..].mean(new long[] { 1 }))
             : Encoder.norm.forward(x)[.., 0, ..];

@@ -4,12 +4,11 @@ using System.Runtime.InteropServices;
 namespace Mae.MLNet.Runtime;
 
 /// <summary>
-/// libtorch's CPU kernels run on OpenMP (on Linux its bundled libgomp), whose idle worker threads spin for a while
-/// (GOMP_SPINCOUNT, 300 000 by default) before sleeping; on a shared machine the spinning threads steal the cores the
-/// next parallel region needs. A short spin keeps the idle speed and avoids most stalls (measurements: README,
-/// "Shared CPUs"), so this sets GOMP_SPINCOUNT=1000 when the Mae.MLNet assembly loads, unless the user set
-/// OMP_WAIT_POLICY or GOMP_SPINCOUNT (then theirs wins). libgomp reads the variables once, when libtorch loads, and
-/// .NET's Environment.SetEnvironmentVariable does not reach native code, hence libc's setenv.
+/// libtorch's CPU kernels run on OpenMP (on Linux its bundled libgomp), whose idle threads spin before sleeping; on a
+/// shared machine they steal the cores the next parallel region needs, and a short spin avoids that (measurements in
+/// README.md, "Shared CPUs"). So this sets GOMP_SPINCOUNT=1000 when the Mae.MLNet assembly loads,
+/// unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT (then theirs wins). libgomp reads the variables once, when
+/// libtorch loads, and .NET's Environment.SetEnvironmentVariable does not reach native code, hence libc's setenv.
 /// </summary>
 internal static class OpenMpWaitPolicy
 {

@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Runtime;
 
-/// <summary>Process-wide libtorch settings: thread count, seeding, CUDA discovery.</summary>
+/// <summary>Process-wide libtorch settings: thread count, seeding, TF32, CUDA discovery. Library code changes them
+/// only for the length of a run (<see cref="TorchSettingsScope"/>).</summary>
 public static class TorchRuntime
 {
     /// <summary>True when libtorch was built with CUDA and sees at least one device.</summary>
@@ -38,18 +39,24 @@ public static class TorchRuntime
         if (CudaAvailable) cuda.manual_seed_all(seed);
     }
 
-    /// <summary>
-    /// Mixed-precision (bf16/fp16) attention on CUDA through libtorch's fused scaled_dot_product_attention (flash
-    /// attention; default) rather than the explicit softmax(q·kᵀ/√d)·v used on the CPU and for fp32. The same
-    /// function up to rounding (same losses to 4 digits over 60 ViT-B/16 steps on an H100, 1.44× the throughput);
-    /// false gives the explicit form everywhere.
-    /// </summary>
-    public static bool FusedAttentionOnCuda { get; set; } = true;
+    /// <summary>Enables TF32 matrix math on CUDA (no effect on the CPU), as the reference gets by default on Ampere+.
+    /// The trainers allow it for a CUDA run only and restore the setting afterwards (<see cref="TorchSettingsScope"/>).</summary>
+    public static void AllowTf32(bool allow = true) => SetTf32(allow, allow);
 
-    /// <summary>Enables TF32 matrix math on CUDA (no effect on the CPU), as the reference gets by default on Ampere+.</summary>
-    public static void AllowTf32(bool allow = true)
+    /// <summary>libtorch's TF32 flags: <c>torch.backends.cuda.matmul.allow_tf32</c> and <c>torch.backends.cudnn.allow_tf32</c>.</summary>
+    public static (bool Matmul, bool Cudnn) Tf32
     {
-        backends.cuda.matmul.allow_tf32 = allow;
-        backends.cudnn.allow_tf32 = allow;
+        get
+        {
+            TorchBackend.EnsureAvailable();
+            return (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32);
+        }
+    }
+
+    internal static void SetTf32(bool matmul, bool cudnn)
+    {
+        TorchBackend.EnsureAvailable();
+        backends.cuda.matmul.allow_tf32 = matmul;
+        backends.cudnn.allow_tf32 = cudnn;
     }
 }

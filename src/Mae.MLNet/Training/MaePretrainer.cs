@@ -56,18 +56,9 @@ public sealed class MaePretrainer
 
         var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
-        // reference's Ampere runs); the CPU is unaffected.
-        if (device.type == DeviceType.CUDA) TorchRuntime.AllowTf32();
-        int threadsBefore = TorchRuntime.Threads;
-        if (o.Threads is int threads) TorchRuntime.Threads = threads;
-        try
-        {
-            return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
-        }
-        finally
-        {
-            if (o.Threads is not null) TorchRuntime.Threads = threadsBefore;
-        }
+        // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
+        using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
+        return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
     }
 
     MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
@@ -135,7 +126,7 @@ public sealed class MaePretrainer
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups()
         {
-            var groups = MaeWeightDecay.Split(model, o.NoWeightDecayNames);
+            var groups = MaeWeightDecay.Split(model, o.DecayTokens ? Array.Empty<string>() : model.NoWeightDecay());
             var decay = groups.Decay.ToList();
             var noDecay = groups.NoDecay.ToList();
             if (contrastive is not null)
@@ -143,7 +134,7 @@ public sealed class MaePretrainer
                 // The projector trains with the model (same decay rule: matrices decayed, biases not).
                 var device = model.parameters().First().device;
                 contrastive.Projector.to(device);
-                var head = MaeWeightDecay.Split(contrastive.Projector, Array.Empty<string>());
+                var head = MaeWeightDecay.Split(contrastive.Projector, contrastive.Projector.NoWeightDecay());
                 decay.AddRange(head.Decay.Select(p => ("projector." + p.Name, p.Parameter)));
                 noDecay.AddRange(head.NoDecay.Select(p => ("projector." + p.Name, p.Parameter)));
             }

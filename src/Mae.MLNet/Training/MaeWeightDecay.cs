@@ -7,7 +7,9 @@ namespace Mae.MLNet.Training;
 /// Splits trainable parameters into a decayed and a non-decayed group like timm's
 /// <c>param_groups_weight_decay</c> / <c>optim_factory.add_weight_decay</c>: frozen parameters (requires_grad
 /// false, e.g. the fixed sin-cos position embeddings) are left out; 1-D parameters (biases, norm weights), names
-/// ending in ".bias" and names in the no-decay list get no decay; everything else is decayed.
+/// ending in ".bias" and the given names get no decay; everything else is decayed. The names come from the model
+/// (<c>NoWeightDecay()</c> of <see cref="Model.MaskedAutoencoder"/>, <see cref="Model.VitClassifier"/>,
+/// <see cref="Model.ProjectionHead"/>), as timm's optimizer factory asks <c>model.no_weight_decay()</c>.
 /// </summary>
 public static class MaeWeightDecay
 {

@@ -16,7 +16,18 @@ public class FineTuneEngineTest
         // scale = 0.75^(3 − id); no decay for 1-D parameters and the no-decay names.
         using var model = new VitClassifier(TinyFt.Config, 3);
         model.Encoder.pos_embed.requires_grad = true;
-        var groups = MaeLayerDecay.ParamGroups(model, 2, 0.05, new[] { "pos_embed", "cls_token" }, 0.75);
+        var groups = MaeLayerDecay.ParamGroups(model, 0.05, 0.75);
+        // get_layer_id_for_vit, name by name.
+        Assert.AreEqual(3, model.NumLayers);
+        foreach (var (name, id) in new[] { ("cls_token", 0), ("pos_embed", 0), ("patch_embed.proj.bias", 0), ("blocks.0.norm1.weight", 1),
+                     ("blocks.1.attn.qkv.weight", 2), ("fc_norm.bias", 3), ("head.weight", 3) })
+            Assert.AreEqual(id, model.LayerId(name), name);
+        using (var mae = new MaskedAutoencoder(TinyFt.Config))
+        {
+            Assert.AreEqual(2, mae.LayerId("blocks.1.mlp.fc2.bias"));
+            Assert.AreEqual(3, mae.LayerId("decoder_blocks.0.attn.qkv.weight"), "the decoder is after the last layer, as the reference's else branch");
+            Assert.AreEqual(3, mae.LayerId("mask_token"));
+        }
         CollectionAssert.AreEqual(new[]
         {
             "layer_0_no_decay", "layer_0_decay", "layer_1_no_decay", "layer_1_decay", "layer_2_no_decay", "layer_2_decay",
@@ -41,7 +52,7 @@ public class FineTuneEngineTest
         Assert.AreEqual(model.parameters().Count(), groups.Sum(g => g.Parameters.Count));
         // The frozen pos_embed of a model that does not train it is left out.
         model.Encoder.pos_embed.requires_grad = false;
-        Assert.IsFalse(MaeLayerDecay.ParamGroups(model, 2, 0.05, Array.Empty<string>(), 0.75).Any(g => g.Parameters.Any(p => p.Name == "pos_embed")));
+        Assert.IsFalse(MaeLayerDecay.ParamGroups(model, 0.05, 0.75).Any(g => g.Parameters.Any(p => p.Name == "pos_embed")));
     }
 
     [TestMethod]
@@ -91,9 +102,9 @@ public class FineTuneEngineTest
     public void DropPathIsIdentityAtEvalAndDropsWholeSamplesWithTheRightExpectation()
     {
         using var x = ones(20000, 3, 2);
-        using (var y = VitClassifier.DropPath(x, 0.25, training: false)) Assert.IsTrue(y.eq(x).all().item<bool>());
+        using (var y = DropPath.Apply(x, 0.25, training: false)) Assert.IsTrue(y.eq(x).all().item<bool>());
         torch.manual_seed(5);
-        using var d = VitClassifier.DropPath(x, 0.25, training: true);
+        using var d = DropPath.Apply(x, 0.25, training: true);
         using var perSample = d.flatten(1);
         using var rowMin = perSample.amin(new long[] { 1 });
         using var rowMax = perSample.amax(new long[] { 1 });

@@ -41,7 +41,7 @@ public class CheckpointFormatTest
         using (var r = MaePretrainCheckpoint.Training.Open(v2))
         {
             r.LoadModel(model);
-            var split = MaeWeightDecay.Split(model, o.NoWeightDecayNames);
+            var split = MaeWeightDecay.Split(model, model.NoWeightDecay());
             var groups = new[] { new MaeParamGroup("decay", 1, o.WeightDecay, split.Decay), new MaeParamGroup("no_decay", 1, 0, split.NoDecay) };
             using var flat = new MaeFlatParameters(groups);
             using var adamW = new MaeFlatAdamW(flat, o.Beta1, o.Beta2, o.Epsilon);

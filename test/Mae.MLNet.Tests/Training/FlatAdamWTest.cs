@@ -91,7 +91,7 @@ public class FlatAdamWTest
             var m = new VitClassifier(TinyFt.Config, 3);
             m.Encoder.pos_embed.requires_grad = true;
             return m;
-        }, m => MaeLayerDecay.ParamGroups(m, TinyFt.Config.Depth, 0.05, new[] { "pos_embed", "cls_token" }, 0.75)
+        }, m => MaeLayerDecay.ParamGroups((VitClassifier)m, 0.05, 0.75)
             .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList());
     }
 
@@ -99,7 +99,7 @@ public class FlatAdamWTest
     public void GradientClippingMatchesClipGradNorm()
     {
         AssertSameAsTorchAdamW(() => { TorchRuntime.Seed(5); return new VitClassifier(TinyFt.Config, 3); },
-            m => MaeLayerDecay.ParamGroups(m, TinyFt.Config.Depth, 0.05, new[] { "cls_token" }, 0.75)
+            m => MaeLayerDecay.ParamGroups((VitClassifier)m, 0.05, 0.75)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList(), clip: 1.0);
     }
 
