@@ -114,7 +114,7 @@ public static class MaeCheckpoint
         };
         return new MaeCheckpointInfo
         {
-            Path = file, Format = format, Kind = MaeWeights.KindOf(description.Shapes.Keys), Shapes = description.Shapes,
+            Path = file, Format = format, Kind = CheckpointNames.KindOf(description.Shapes.Keys), Shapes = description.Shapes,
             Epoch = epoch, Args = MaeTrainingArgs.From(extras.GetValueOrDefault("args"), path), Config = config,
             OtherEntries = extras.Keys.Where(k => k is not ("args" or "epoch")).ToList(),
         };
@@ -130,7 +130,7 @@ public static class MaeCheckpoint
             throw new MaeCheckpointException(
                 $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeCheckpointKind.FineTuned ? " or LoadClassifier" : "")}.");
         var model = new MaskedAutoencoder(Resize(weights.Config, imageSize));
-        LoadInto(model, weights, ignore: _ => false);
+        LoadInto(model, weights);
         return model;
     }
 
@@ -144,7 +144,7 @@ public static class MaeCheckpoint
                 $"'{path}' is a fine-tuned classifier with global pooling (fc_norm, no final norm); load it with LoadClassifier, " +
                 "whose ForwardFeatures gives the pooled features.");
         var encoder = new MaeEncoder(Resize(weights.Config, imageSize));
-        LoadInto(encoder, weights, ignore: IsDecoderOrHead);
+        LoadInto(encoder, weights);
         return encoder;
     }
 
@@ -160,13 +160,7 @@ public static class MaeCheckpoint
             ?? throw new ArgumentException($"'{path}' has no classification head; pass numClasses.", nameof(numClasses));
         bool pool = globalPool ?? (fineTuned ? weights.GlobalPool : true);
         var model = new VitClassifier(Resize(weights.Config, imageSize), classes, pool);
-        bool keepHead = fineTuned && weights.NumClasses == classes;
-        LoadInto(model, weights,
-                 ignore: k => k.StartsWith("decoder_", StringComparison.Ordinal) || k == "mask_token"
-                              || (pool && (k == "norm.weight" || k == "norm.bias"))
-                              || (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)),
-                 mayBeMissing: k => !fineTuned && (k.StartsWith("head.", StringComparison.Ordinal) || k.StartsWith("fc_norm.", StringComparison.Ordinal))
-                                    || (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)));
+        LoadInto(model, weights);
         return model;
     }
 
@@ -195,10 +189,6 @@ public static class MaeCheckpoint
     }
 
     // ----------------------------------------------------------------------------------------------------------
-
-    static bool IsDecoderOrHead(string key)
-        => key.StartsWith("decoder_", StringComparison.Ordinal) || key == "mask_token"
-        || key.StartsWith("head.", StringComparison.Ordinal) || key.StartsWith("fc_norm.", StringComparison.Ordinal);
 
     static string Describe(MaeCheckpointKind kind) => kind switch
     {
@@ -262,41 +252,23 @@ public static class MaeCheckpoint
         return result;
     }
 
-    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name. Every missing key, unexpected
-    /// key and shape difference is collected and reported together. Position tables with another grid are
-    /// interpolated as the reference's interpolate_pos_embed.</summary>
-    static void LoadInto(nn.Module module, MaeWeights weights, Func<string, bool> ignore, Func<string, bool>? mayBeMissing = null)
+    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name, as <see cref="CheckpointNames.ForModel"/>
+    /// selects them. Every missing key, unexpected key and shape difference is collected and reported together.</summary>
+    static void LoadInto(nn.Module module, MaeWeights weights)
     {
-        var target = module.state_dict();
-        var missing = target.Keys.Where(k => !weights.StateDict.ContainsKey(k) && !(mayBeMissing?.Invoke(k) ?? false)).ToList();
-        var unexpected = weights.StateDict.Keys.Where(k => !target.ContainsKey(k) && !ignore(k)).ToList();
-        var shapes = new List<string>();
-        var values = new Dictionary<string, Tensor>();
         using var scope = NewDisposeScope();
-        foreach (var (key, dest) in target)
-        {
-            if (!weights.StateDict.TryGetValue(key, out var src)) continue;
-            var value = src;
-            if ((key == "pos_embed" || key == "decoder_pos_embed") && src.dim() == 3 && dest.dim() == 3
-                && src.shape[2] == dest.shape[2] && src.shape[1] != dest.shape[1])
-            {
-                int newGrid = (int)Math.Round(Math.Sqrt(dest.shape[1] - 1));
-                value = PosEmbedInterpolation.Interpolate(src, newGrid);
-            }
-            if (!value.shape.SequenceEqual(dest.shape))
-                shapes.Add($"{key}: file [{string.Join(", ", src.shape)}], model [{string.Join(", ", dest.shape)}]");
-            else values[key] = value;
-        }
-        if (missing.Count + unexpected.Count + shapes.Count > 0)
+        var selection = CheckpointNames.ForModel(module, weights.StateDict);
+        if (!selection.Fits)
         {
             var lines = new List<string> { $"'{weights.Source}' does not fit the model ({module.GetType().Name}, {Summary(ConfigOf(module))}):" };
-            if (missing.Count > 0) lines.Add($"  missing keys ({missing.Count}): {string.Join(", ", missing)}");
-            if (unexpected.Count > 0) lines.Add($"  unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
-            if (shapes.Count > 0) lines.Add($"  shape differences ({shapes.Count}): {string.Join("; ", shapes)}");
+            if (selection.Missing.Count > 0) lines.Add($"  missing keys ({selection.Missing.Count}): {string.Join(", ", selection.Missing)}");
+            if (selection.Unexpected.Count > 0) lines.Add($"  unexpected keys ({selection.Unexpected.Count}): {string.Join(", ", selection.Unexpected)}");
+            if (selection.ShapeDifferences.Count > 0) lines.Add($"  shape differences ({selection.ShapeDifferences.Count}): {string.Join("; ", selection.ShapeDifferences)}");
             throw new MaeCheckpointException(string.Join(Environment.NewLine, lines));
         }
+        var target = module.state_dict();
         using (no_grad())
-            foreach (var (key, value) in values) target[key].copy_(value);
+            foreach (var (key, value) in selection.Values) target[key].copy_(value);
     }
 
     static MaeConfig ConfigOf(nn.Module m) => m switch

@@ -26,20 +26,7 @@ public sealed class MaeWeights : IDisposable
         Config = config;
         Extras = extras;
         Args = args;
-        Kind = KindOf(stateDict.Keys);
-    }
-
-    /// <summary>The kind named by parameter names, official or Hugging Face (<c>decoder.</c>), DDP's <c>module.</c> aside.</summary>
-    internal static MaeCheckpointKind KindOf(IEnumerable<string> names)
-    {
-        var kind = MaeCheckpointKind.EncoderOnly;
-        foreach (var key in names)
-        {
-            string k = key.StartsWith("module.", StringComparison.Ordinal) ? key["module.".Length..] : key;
-            if (k is "head.weight" or "fc_norm.weight") return MaeCheckpointKind.FineTuned;
-            if (k.StartsWith("decoder_", StringComparison.Ordinal) || k.StartsWith("decoder.", StringComparison.Ordinal)) kind = MaeCheckpointKind.Full;
-        }
-        return kind;
+        Kind = CheckpointNames.KindOf(stateDict.Keys);
     }
 
     public string Source { get; }
