@@ -318,7 +318,7 @@ public sealed class MaeFineTuner
     /// <summary>Normalisation only (no crop, no flip): what validation and inference feed the model.</summary>
     internal static MaePretrainAugmentation EvaluationTransform(MaeAugmentationOptions a) => new(new MaeAugmentationOptions
     {
-        OutputSize = a.OutputSize, Channels = a.Channels, Mean = a.ResolvedMean(), Std = a.ResolvedStd(), Normalize = a.Normalize,
+        OutputSize = a.OutputSize, Channels = a.Channels, Normalization = a.ResolvedNormalization(),
         RandomResizedCrop = false, HorizontalFlipProbability = 0, ClampToUnitRange = false,
     });
 
