@@ -12,14 +12,8 @@ namespace Mae.MLNet.Tests.Interop;
 [TestClass]
 public class CheckpointArgsTest
 {
-    static readonly string Dir = Path.Combine(AppContext.BaseDirectory, "Fixtures", "Interop");
-    static string F(string name) => Path.Combine(Dir, name);
-
-    static readonly MaeConfig ConfigI = new()
-    {
-        ImageSize = 16, PatchSize = 4, InChannels = 3, EmbedDim = 24, Depth = 2, NumHeads = 2,
-        DecoderEmbedDim = 24, DecoderDepth = 1, DecoderNumHeads = 2, NormPixLoss = true,
-    };
+    static string F(string name) => PublicWeightsTest.F(name);
+    static MaeConfig ConfigI => PublicWeightsTest.ConfigI;
 
     /// <summary>A budget of one tensor byte: loading any weights would be refused, so a ReadInfo that succeeds under it
     /// loaded none.</summary>
