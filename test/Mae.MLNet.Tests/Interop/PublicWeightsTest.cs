@@ -154,6 +154,9 @@ public class PublicWeightsTest
         var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F(file), ConfigI));
         StringAssert.Contains(e.Message, $"'{global}'");
         StringAssert.Contains(e.Message, "Refusing");
+        // ReadInfo walks the same allow-listed unpickler.
+        e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.ReadInfo(F(file)));
+        StringAssert.Contains(e.Message, $"'{global}'");
     }
 
     [TestMethod]
@@ -165,6 +168,8 @@ public class PublicWeightsTest
     {
         var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F(file), ConfigI));
         StringAssert.Contains(e.Message, fragment);
+        if (file is "truncated.pth" or "not_a_zip.pth" or "oversized_claim.pth")   // int64 weights are refused only when loaded
+            StringAssert.Contains(Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.ReadInfo(F(file))).Message, fragment);
     }
 
     // The one weight-name filter (CheckpointNames.ForModel, timm's checkpoint_filter_fn) behind the loaders and
