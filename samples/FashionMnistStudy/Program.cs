@@ -46,7 +46,7 @@ void Log(string s) { Console.Error.WriteLine($"[{total.Elapsed:mm\\:ss}] {s}"); 
     var o = new MaePretrainOptions
     {
         Epochs = epochs, WarmupEpochs = Math.Max(1, epochs / 10.0), BatchSize = 256, LearningRate = 3e-3, MaskRatio = maskRatio,
-        Seed = 1, Device = MaeDevice.Auto, NormPixLoss = true, LogEvery = 1000, Objective = objective, ContrastiveWeight = contrastiveWeight,
+        Seed = 1, Device = MaeDevice.Auto, LogEvery = 1000, Objective = objective, ContrastiveWeight = contrastiveWeight,
         Transform = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5 }),
     };
     using var source = MaeImageSource.FromArrays(train.ImagesAsFloats(), shape);

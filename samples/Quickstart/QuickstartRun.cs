@@ -220,7 +220,7 @@ public static class QuickstartRun
             Training = new MaePretrainOptions
             {
                 Epochs = epochs, WarmupEpochs = epochs == 1 ? 0.2 : Math.Max(1, epochs / 10), BatchSize = BatchSize,
-                LearningRate = PeakLearningRate, Seed = s.Seed, Device = s.Device, NormPixLoss = config.NormPixLoss,
+                LearningRate = PeakLearningRate, Seed = s.Seed, Device = s.Device,
                 MetricsFile = metricsFile, LogEvery = 1,
             },
             // RandomResizedCrop with a milder scale range than ImageNet's 0.2 (the images are tiny), flips, normalisation.

@@ -31,7 +31,7 @@ public static class ExportCommand
             {
                 InputName = "pixels", FeaturesName = "features", InputLayout = MaeOnnxInputLayout.Nchw,
                 Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = r.GetValue(layers),
-                Mean = r.GetValue(raw) ? null : norm.Mean, Std = r.GetValue(raw) ? null : norm.Std,
+                Normalization = r.GetValue(raw) ? null : norm,
             };
             MaeOnnxExport.Export(encoder, target, options);   // written to a temporary file, then renamed
             var c = encoder.Config;

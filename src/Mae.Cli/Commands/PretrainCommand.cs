@@ -63,7 +63,7 @@ public static class PretrainCommand
             {
                 Epochs = r.GetValue(epochs), WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum),
                 BaseLearningRate = r.GetValue(blr), LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr),
-                WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio), NormPixLoss = config.NormPixLoss,
+                WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio),
                 Precision = r.GetValue(precision) == "bf16" ? MaePrecision.Bf16 : MaePrecision.Fp32,
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
                 CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = r.GetValue(resume),

@@ -44,7 +44,7 @@ public static class ReconstructCommand
             // The reference's evaluation transform (shorter side to size/0.875, centre crop, normalise) on the files.
             var files = MaeImageFileSource.FromPaths(rows.Select(x => x.Path), new MaeImageInputOptions
             {
-                Augmentation = new MaeAugmentationOptions { OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Mean = norm.Mean, Std = norm.Std },
+                Augmentation = new MaeAugmentationOptions { OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm },
             });
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();

@@ -44,14 +44,18 @@ public sealed class MaeFineTuner
         var model = new VitClassifier(config, numClasses, globalPool);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var target = model.Encoder;
-        target.cls_token.copy_(encoder.cls_token.detach().cpu());
-        var pos = encoder.pos_embed.detach().cpu();
-        if (pos.shape[1] != target.pos_embed.shape[1]) pos = PosEmbedInterpolation.Interpolate(pos, config.GridSize);
-        target.pos_embed.copy_(pos);
-        Copy(encoder.patch_embed, target.patch_embed);
-        Copy(encoder.blocks, target.blocks);
-        if (!globalPool) Copy(encoder.norm, target.norm);
+        // The encoder's tensors under the official names (an encoder inside a MaskedAutoencoder registers none itself).
+        var source = new Dictionary<string, Tensor>(StringComparer.Ordinal)
+        {
+            ["cls_token"] = encoder.cls_token.detach().cpu(), ["pos_embed"] = encoder.pos_embed.detach().cpu(),
+        };
+        foreach (var (prefix, part) in new (string, nn.Module)[] { ("patch_embed", encoder.patch_embed), ("blocks", encoder.blocks), ("norm", encoder.norm) })
+            foreach (var (name, t) in part.state_dict()) source[$"{prefix}.{name}"] = t.detach().cpu();
+        var selection = CheckpointNames.ForModel(model, source);
+        if (!selection.Fits)
+            throw new ArgumentException($"The encoder does not fit the classifier: {string.Join("; ", selection.Missing.Select(k => $"'{k}' missing").Concat(selection.ShapeDifferences))}.");
+        var target = model.state_dict();
+        foreach (var (key, value) in selection.Values) target[key].copy_(value);
         return model;
     }
 
@@ -62,17 +66,6 @@ public sealed class MaeFineTuner
         CheckClasses(numClasses);
         TorchRuntime.Seed(seed);
         return new VitClassifier(config.Validate(), numClasses, globalPool);
-    }
-
-    static void Copy(nn.Module from, nn.Module to)
-    {
-        var src = from.state_dict();
-        foreach (var (name, dest) in to.state_dict())
-        {
-            if (!src.TryGetValue(name, out var value) || !value.shape.SequenceEqual(dest.shape))
-                throw new ArgumentException($"The encoder's '{name}' does not fit the classifier ({(value is null ? "missing" : $"[{string.Join(", ", value.shape)}] vs [{string.Join(", ", dest.shape)}]")}).");
-            dest.copy_(value.detach().cpu());
-        }
     }
 
     static void CheckClasses(int numClasses)
@@ -322,7 +315,7 @@ public sealed class MaeFineTuner
     /// <summary>Normalisation only (no crop, no flip): what validation and inference feed the model.</summary>
     internal static MaePretrainAugmentation EvaluationTransform(MaeAugmentationOptions a) => new(new MaeAugmentationOptions
     {
-        OutputSize = a.OutputSize, Channels = a.Channels, Mean = a.ResolvedMean(), Std = a.ResolvedStd(), Normalize = a.Normalize,
+        OutputSize = a.OutputSize, Channels = a.Channels, Normalization = a.ResolvedNormalization(),
         RandomResizedCrop = false, HorizontalFlipProbability = 0, ClampToUnitRange = false,
     });
 

@@ -35,14 +35,13 @@ internal sealed unsafe class ImageSampler
     /// <summary>The float value of each byte per channel: ToTensor (v / 255 in float32), then Normalize if set.</summary>
     internal static float[] Lut(MaeAugmentationOptions aug)
     {
-        var mean = aug.ResolvedMean();
-        var std = aug.ResolvedStd();
+        var normalization = aug.ResolvedNormalization();
         var t = new float[aug.Channels * 256];
         for (int c = 0; c < aug.Channels; c++)
             for (int v = 0; v < 256; v++)
             {
                 float x = v / 255f;
-                t[c * 256 + v] = aug.Normalize ? (x - mean[c]) / std[c] : x;
+                t[c * 256 + v] = normalization.Apply(x, c);
             }
         return t;
     }

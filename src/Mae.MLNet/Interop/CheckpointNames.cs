@@ -1,4 +1,6 @@
 using System.Text.RegularExpressions;
+using Mae.MLNet.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;
@@ -12,9 +14,64 @@ public enum WeightsFormat
     HuggingFace,
 }
 
-/// <summary>Renames Hugging Face ViTMAE (and DDP-prefixed) state dicts to the official names, fusing q/k/v.</summary>
+/// <summary>Every rule about weight names in one place, as timm's <c>checkpoint_filter_fn</c>: Hugging Face ViTMAE
+/// (and DDP-prefixed) state dicts to the official names, fusing q/k/v (<see cref="ToOfficial"/>), then which official
+/// tensors go into which model, with position tables resized (<see cref="ForModel"/>).</summary>
 internal static partial class CheckpointNames
 {
+    /// <summary>What of an official-named state dict goes into a model: the tensors to copy by the model's own
+    /// state-dict names, and what does not fit.</summary>
+    public sealed record Selection(Dictionary<string, Tensor> Values, List<string> Missing, List<string> Unexpected, List<string> ShapeDifferences)
+    {
+        public bool Fits => Missing.Count + Unexpected.Count + ShapeDifferences.Count == 0;
+    }
+
+    /// <summary>
+    /// Selects from <paramref name="source"/> (official names) the tensors of <paramref name="target"/>, as the
+    /// official main_finetune.py and timm load them: a <see cref="MaskedAutoencoder"/> takes everything; a
+    /// <see cref="MaeEncoder"/> drops the decoder, <c>mask_token</c> and a classifier's <c>fc_norm</c>/<c>head</c>; a
+    /// <see cref="VitClassifier"/> drops the decoder and <c>mask_token</c>, the pre-training <c>norm</c> under global
+    /// pooling, and a <c>head</c> of another class count, and starts <c>head</c> (and <c>fc_norm</c>, from a file that
+    /// was not fine-tuned) fresh. Position tables of another grid are interpolated as the reference's
+    /// <c>interpolate_pos_embed</c>. Interpolated tensors belong to the caller's dispose scope.
+    /// </summary>
+    public static Selection ForModel(nn.Module target, IReadOnlyDictionary<string, Tensor> source)
+    {
+        var classifier = target as VitClassifier;
+        bool encoder = target is MaeEncoder;
+        bool fineTuned = source.ContainsKey("head.weight") || source.ContainsKey("fc_norm.weight");
+        bool keepHead = classifier is not null && source.TryGetValue("head.weight", out var head) && head.shape[0] == classifier.NumClasses;
+        bool Dropped(string k)
+            => (classifier is not null || encoder) && (k.StartsWith("decoder_", StringComparison.Ordinal) || k == "mask_token")
+            || encoder && (k.StartsWith("head.", StringComparison.Ordinal) || k.StartsWith("fc_norm.", StringComparison.Ordinal))
+            || classifier is { GlobalPool: true } && k.StartsWith("norm.", StringComparison.Ordinal)
+            || classifier is not null && !keepHead && k.StartsWith("head.", StringComparison.Ordinal);
+        bool MayBeMissing(string k)
+            => classifier is not null && (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)
+                                          || !fineTuned && k.StartsWith("fc_norm.", StringComparison.Ordinal));
+
+        var dest = target.state_dict();
+        var missing = dest.Keys.Where(k => !source.ContainsKey(k) && !MayBeMissing(k)).ToList();
+        var unexpected = source.Keys.Where(k => !dest.ContainsKey(k) && !Dropped(k)).ToList();
+        var shapes = new List<string>();
+        var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, into) in dest)
+        {
+            if (!source.TryGetValue(key, out var src) || Dropped(key)) continue;
+            var value = src;
+            if ((key == "pos_embed" || key == "decoder_pos_embed") && src.dim() == 3 && into.dim() == 3
+                && src.shape[2] == into.shape[2] && src.shape[1] != into.shape[1])
+            {
+                int newGrid = (int)Math.Round(Math.Sqrt(into.shape[1] - 1));
+                value = PosEmbedInterpolation.Interpolate(src, newGrid);
+            }
+            if (!value.shape.SequenceEqual(into.shape))
+                shapes.Add($"{key}: file [{string.Join(", ", src.shape)}], model [{string.Join(", ", into.shape)}]");
+            else values[key] = value;
+        }
+        return new Selection(values, missing, unexpected, shapes);
+    }
+
     static readonly (string Hf, string Official)[] BlockParts =
     {
         ("layernorm_before", "norm1"), ("attention.output.dense", "attn.proj"), ("layernorm_after", "norm2"),
@@ -32,6 +89,19 @@ internal static partial class CheckpointNames
 
     [GeneratedRegex(@"^(?:vit\.)?encoder\.layer\.(\d+)\.(.+)$")] private static partial Regex HfEncoderLayer();
     [GeneratedRegex(@"^decoder\.decoder_layers\.(\d+)\.(.+)$")] private static partial Regex HfDecoderLayer();
+
+    /// <summary>The kind named by parameter names, official or Hugging Face (<c>decoder.</c>), DDP's <c>module.</c> aside.</summary>
+    public static MaeCheckpointKind KindOf(IEnumerable<string> names)
+    {
+        var kind = MaeCheckpointKind.EncoderOnly;
+        foreach (var key in names)
+        {
+            string k = key.StartsWith("module.", StringComparison.Ordinal) ? key["module.".Length..] : key;
+            if (k is "head.weight" or "fc_norm.weight") return MaeCheckpointKind.FineTuned;
+            if (k.StartsWith("decoder_", StringComparison.Ordinal) || k.StartsWith("decoder.", StringComparison.Ordinal)) kind = MaeCheckpointKind.Full;
+        }
+        return kind;
+    }
 
     public static bool LooksLikeHuggingFace(IEnumerable<string> keys)
         => keys.Any(k => k.StartsWith("vit.embeddings.", StringComparison.Ordinal) || k.StartsWith("embeddings.patch_embeddings.", StringComparison.Ordinal));

@@ -16,7 +16,10 @@ internal static partial class ConfigInference
     /// the MAE decoder 512/16.</summary>
     static readonly Dictionary<long, int> KnownHeads = new() { [192] = 3, [384] = 6, [768] = 12, [1024] = 16, [1280] = 16, [512] = 16 };
 
-    public static MaeConfig Infer(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? hint, string source, MaeLoadLimits limits)
+    /// <summary>Sizes from the shapes; head counts from <paramref name="heads"/>, else from <paramref name="hint"/> where
+    /// its widths match, else the public ViTs' convention. Nothing else is taken from the hint: the loss target and
+    /// LayerNorm epsilon are what the file says (the caller's business), not a preset's.</summary>
+    public static MaeConfig Infer(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? hint, MaeHeadCounts? heads, string source, MaeLoadLimits limits)
     {
         long[] Need(string key) => shapes.TryGetValue(key, out var s) ? s
             : throw new MaeCheckpointException($"'{source}' has no '{key}', so its architecture cannot be inferred; pass a config.", source, key);
@@ -38,10 +41,10 @@ internal static partial class ConfigInference
         if (fc1.Length != 2 || fc1[0] < 1) throw new MaeCheckpointException($"'{source}': blocks.0.mlp.fc1.weight should be [hidden, D]; got {Shape(fc1)}.", source, "blocks.0.mlp.fc1.weight");
         double mlpRatio = fc1[0] / (double)d;
 
-        var config = (hint ?? new MaeConfig()) with
+        var config = new MaeConfig
         {
             ImageSize = (int)(grid * p), PatchSize = p, InChannels = c, EmbedDim = d, Depth = depth, MlpRatio = mlpRatio,
-            NumHeads = hint?.EmbedDim == d ? hint.NumHeads : Heads(d, "encoder", source),
+            NumHeads = heads?.NumHeads ?? (hint?.EmbedDim == d ? hint.NumHeads : Heads(d, "encoder", source)),
         };
         if (shapes.TryGetValue("decoder_embed.weight", out var decEmbed))
         {
@@ -52,7 +55,7 @@ internal static partial class ConfigInference
             {
                 DecoderEmbedDim = dd,
                 DecoderDepth = CountBlocks(shapes.Keys, "decoder_blocks", source, limits),
-                DecoderNumHeads = hint?.DecoderEmbedDim == dd ? hint.DecoderNumHeads : Heads(dd, "decoder", source),
+                DecoderNumHeads = heads?.DecoderNumHeads ?? (hint?.DecoderEmbedDim == dd ? hint.DecoderNumHeads : Heads(dd, "decoder", source)),
             };
         }
         return config;
@@ -134,7 +137,7 @@ internal static partial class ConfigInference
         => KnownHeads.TryGetValue(width, out int h) ? h
          : throw new MaeCheckpointException(
                $"'{source}': the {what} is {width} wide, not a public ViT width, and head counts cannot be read from weights. " +
-               "Pass a MaeConfig (or a preset name) that gives the head counts.", source, null);
+               "Pass the head counts (heads: new MaeHeadCounts(numHeads, decoderNumHeads)), a preset name or a whole MaeConfig.", source, null);
 
     [GeneratedRegex(@"^(blocks|decoder_blocks)\.([0-9]+)\.")] private static partial Regex BlockKey();
 

@@ -1,4 +1,3 @@
-using System.Collections;
 using Mae.MLNet.Model;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -16,26 +15,26 @@ public static class MaeCheckpoint
 {
     /// <summary>Reads a weights file (or a Hugging Face folder) and works out its architecture.</summary>
     /// <param name="path">.pth / .bin / .safetensors file, or a folder with config.json.</param>
-    /// <param name="config">The architecture, when known; otherwise read from a config file or inferred.</param>
+    /// <param name="config">The architecture, when known; otherwise read from a config file or inferred from the
+    /// shapes and an official checkpoint's <c>args</c> (<c>norm_pix_loss</c>, <c>input_size</c>, <c>model</c>). When given, it
+    /// must agree with <c>args.norm_pix_loss</c>. (Its image size may differ from the file's: the position tables are
+    /// then interpolated, as <c>imageSize</c> asks elsewhere.)</param>
     /// <param name="preset">A preset name (vit-b16, ...) to take head counts from when they must be inferred.</param>
     /// <param name="limits">What the file may make the loader read and build; <see cref="MaeLoadLimits.Default"/> if null.</param>
+    /// <param name="heads">Head counts when they must be inferred (widths other than the public ViTs'); not with <paramref name="config"/>.</param>
     /// <exception cref="MaeCheckpointException">The file (or a config file beside it) is corrupt, hostile, over a limit
-    /// or inconsistent; the message names the file and the entry.</exception>
-    public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null, MaeLoadLimits? limits = null)
+    /// or inconsistent, or its <c>args</c> contradict <paramref name="config"/>; the message names the file and the entry.</exception>
+    public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null, MaeLoadLimits? limits = null,
+                                  MaeHeadCounts? heads = null)
     {
         if (path is null) throw new ArgumentNullException(nameof(path));
         Runtime.TorchBackend.EnsureAvailable();   // tensors are made below: say first when libtorch is missing
         limits = (limits ?? MaeLoadLimits.Default).Validate();
         config?.Validate();
+        CheckHeads(heads, config);
         var presetConfig = preset is null ? null : MaeConfig.Preset(preset);
-        string file = path, source = path;
-        if (Directory.Exists(path))
-        {
-            file = new[] { "model.safetensors", "pytorch_model.bin" }.Select(f => Path.Combine(path, f)).FirstOrDefault(File.Exists)
-                ?? throw new FileNotFoundException($"Folder '{path}' has neither model.safetensors nor pytorch_model.bin.");
-        }
-        string dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
-        string hfConfig = Path.Combine(dir, "config.json"), ourConfig = Path.ChangeExtension(file, ".json");
+        var (file, hfConfig, ourConfig) = Locate(path);
+        string source = path;
         MaeConfig? fromFile = null;
         string? configFile = null;
         if (config is null && File.Exists(ourConfig) && ConfigInference.FromOurJson(ourConfig, limits) is { } ours)
@@ -45,25 +44,31 @@ public static class MaeCheckpoint
         Dictionary<string, Tensor>? sd = null;
         try
         {
+            var args = MaeTrainingArgs.From(contents.Extras.GetValueOrDefault("args"), source);
             WeightsFormat format;
             (sd, format) = CheckpointNames.ToOfficial(contents.Tensors, source);
             if (config is null && format == WeightsFormat.HuggingFace && fromFile is null && File.Exists(hfConfig))
                 (fromFile, configFile) = (ConfigInference.FromHuggingFace(hfConfig, limits), hfConfig);
             MaeConfig resolved;
-            if (config is not null) resolved = config;
+            if (config is not null)
+            {
+                if (args?.NormPixLoss is bool npl && npl != config.NormPixLoss)
+                    throw new MaeCheckpointException(
+                        $"'{source}' was trained with args.norm_pix_loss = {npl}, but the config given has NormPixLoss = {config.NormPixLoss}. " +
+                        $"Pass `config with {{ NormPixLoss = {npl.ToString().ToLowerInvariant()} }}`, or no config to take it from the file.", source, "args");
+                resolved = config;
+            }
             else
             {
-                // Untrusted numbers (a config file, or parameter names): held against the tensors present before
+                // Untrusted numbers (a config file, args, or parameter names): held against the tensors present before
                 // any module is built.
                 var shapes = sd.ToDictionary(kv => kv.Key, kv => kv.Value.shape, StringComparer.Ordinal);
-                var hint = fromFile ?? presetConfig;
-                if (hint is null && contents.Extras.TryGetValue("args", out var args)) hint = FromOfficialArgs(args);
-                resolved = fromFile ?? ConfigInference.Infer(shapes, hint, source, limits);
+                resolved = fromFile ?? FromShapesAndArgs(shapes, presetConfig, heads, args, source, limits);
                 ConfigInference.CheckAgainstTensors(resolved, shapes, configFile is null ? source : $"{source}' with config '{configFile}", limits,
                     decoder: shapes.Keys.Any(k => k.StartsWith("decoder_", StringComparison.Ordinal)));
             }
             var floats = ToFloat32(sd, source);
-            var weights = new MaeWeights(source, format, floats, resolved, contents.Extras);
+            var weights = new MaeWeights(source, format, floats, resolved, contents.Extras, args);
             var kept = new HashSet<Tensor>(floats.Values, ReferenceEqualityComparer.Instance);
             foreach (var t in contents.Tensors.Values)
                 if (!kept.Contains(t)) t.Dispose();                   // Hugging Face q/k/v, fused into qkv
@@ -78,31 +83,68 @@ public static class MaeCheckpoint
         }
     }
 
+    /// <summary>What a weights file (or Hugging Face folder) says about itself — format, kind, parameter shapes, an
+    /// official checkpoint's <c>epoch</c> and typed <c>args</c>, a config file beside it — without loading a tensor.
+    /// The file is read under <paramref name="limits"/> as <see cref="Read"/> reads it (same pickle allow-list and bounds).</summary>
+    /// <exception cref="MaeCheckpointException">The file is corrupt, hostile or over a limit; the message names it.</exception>
+    public static MaeCheckpointInfo ReadInfo(string path, MaeLoadLimits? limits = null)
+    {
+        if (path is null) throw new ArgumentNullException(nameof(path));
+        limits = (limits ?? MaeLoadLimits.Default).Validate();
+        var (file, hfConfig, ourConfig) = Locate(path);
+        var description = WeightFiles.Describe(file, limits);
+        var extras = description.Extras;
+        bool huggingFace = CheckpointNames.LooksLikeHuggingFace(
+            description.Shapes.Keys.Select(k => k.StartsWith("module.", StringComparison.Ordinal) ? k["module.".Length..] : k));
+        MaeConfig? config = null;
+        MaeWeightsFileFormat format;
+        if (huggingFace)
+        {
+            format = MaeWeightsFileFormat.HuggingFace;
+            if (File.Exists(hfConfig)) config = ConfigInference.FromHuggingFace(hfConfig, limits);
+        }
+        else if (File.Exists(ourConfig) && ConfigInference.FromOurJson(ourConfig, limits) is { } ours)
+            (format, config) = (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? MaeWeightsFileFormat.Ours : MaeWeightsFileFormat.OfficialPth, ours);
+        else format = file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? MaeWeightsFileFormat.TimmSafetensors : MaeWeightsFileFormat.OfficialPth;
+        int? epoch = extras.GetValueOrDefault("epoch") switch
+        {
+            null => null,
+            long e when e is >= int.MinValue and <= int.MaxValue => (int)e,
+            var e => throw new MaeCheckpointException($"'{path}': 'epoch' is {e} ({e.GetType().Name}), not a 32-bit integer.", path, "epoch"),
+        };
+        return new MaeCheckpointInfo
+        {
+            Path = file, Format = format, Kind = CheckpointNames.KindOf(description.Shapes.Keys), Shapes = description.Shapes,
+            Epoch = epoch, Args = MaeTrainingArgs.From(extras.GetValueOrDefault("args"), path), Config = config,
+            OtherEntries = extras.Keys.Where(k => k is not ("args" or "epoch")).ToList(),
+        };
+    }
+
     /// <summary>Loads a full MAE (encoder + decoder). Position tables are interpolated when
     /// <paramref name="imageSize"/> gives another grid than the file's.</summary>
     public static MaskedAutoencoder LoadMaskedAutoencoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null,
-                                                          MaeLoadLimits? limits = null)
+                                                          MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
     {
-        using var weights = Read(path, config, preset, limits);
+        using var weights = Read(path, config, preset, limits, heads);
         if (weights.Kind != MaeCheckpointKind.Full)
             throw new MaeCheckpointException(
                 $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeCheckpointKind.FineTuned ? " or LoadClassifier" : "")}.");
         var model = new MaskedAutoencoder(Resize(weights.Config, imageSize));
-        LoadInto(model, weights, ignore: _ => false);
+        LoadInto(model, weights);
         return model;
     }
 
     /// <summary>Loads the encoder (feature extractor) from a full or encoder-only file; a decoder is ignored.</summary>
     public static MaeEncoder LoadEncoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null,
-                                         MaeLoadLimits? limits = null)
+                                         MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
     {
-        using var weights = Read(path, config, preset, limits);
+        using var weights = Read(path, config, preset, limits, heads);
         if (weights.Kind == MaeCheckpointKind.FineTuned && weights.GlobalPool)
             throw new MaeCheckpointException(
                 $"'{path}' is a fine-tuned classifier with global pooling (fc_norm, no final norm); load it with LoadClassifier, " +
                 "whose ForwardFeatures gives the pooled features.");
         var encoder = new MaeEncoder(Resize(weights.Config, imageSize));
-        LoadInto(encoder, weights, ignore: IsDecoderOrHead);
+        LoadInto(encoder, weights);
         return encoder;
     }
 
@@ -110,21 +152,15 @@ public static class MaeCheckpoint
     /// pre-training <c>norm</c> dropped under global pooling, exactly as main_finetune.py does).</summary>
     public static VitClassifier LoadClassifier(string path, int? numClasses = null, bool? globalPool = null,
                                                MaeConfig? config = null, string? preset = null, int? imageSize = null,
-                                               MaeLoadLimits? limits = null)
+                                               MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
     {
-        using var weights = Read(path, config, preset, limits);
+        using var weights = Read(path, config, preset, limits, heads);
         bool fineTuned = weights.Kind == MaeCheckpointKind.FineTuned;
         int classes = numClasses ?? weights.NumClasses
             ?? throw new ArgumentException($"'{path}' has no classification head; pass numClasses.", nameof(numClasses));
         bool pool = globalPool ?? (fineTuned ? weights.GlobalPool : true);
         var model = new VitClassifier(Resize(weights.Config, imageSize), classes, pool);
-        bool keepHead = fineTuned && weights.NumClasses == classes;
-        LoadInto(model, weights,
-                 ignore: k => k.StartsWith("decoder_", StringComparison.Ordinal) || k == "mask_token"
-                              || (pool && (k == "norm.weight" || k == "norm.bias"))
-                              || (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)),
-                 mayBeMissing: k => !fineTuned && (k.StartsWith("head.", StringComparison.Ordinal) || k.StartsWith("fc_norm.", StringComparison.Ordinal))
-                                    || (!keepHead && k.StartsWith("head.", StringComparison.Ordinal)));
+        LoadInto(model, weights);
         return model;
     }
 
@@ -154,10 +190,6 @@ public static class MaeCheckpoint
 
     // ----------------------------------------------------------------------------------------------------------
 
-    static bool IsDecoderOrHead(string key)
-        => key.StartsWith("decoder_", StringComparison.Ordinal) || key == "mask_token"
-        || key.StartsWith("head.", StringComparison.Ordinal) || key.StartsWith("fc_norm.", StringComparison.Ordinal);
-
     static string Describe(MaeCheckpointKind kind) => kind switch
     {
         MaeCheckpointKind.EncoderOnly => "an encoder only",
@@ -168,19 +200,42 @@ public static class MaeCheckpoint
     static MaeConfig Resize(MaeConfig config, int? imageSize)
         => imageSize is int size ? (config with { ImageSize = size }).Validate() : config;
 
-    static MaeConfig? FromOfficialArgs(object? args)
+    /// <summary>The weights file of <paramref name="path"/> (a Hugging Face folder's model.safetensors or
+    /// pytorch_model.bin), the Hugging Face config.json beside it and our name.json.</summary>
+    static (string File, string HfConfig, string OurConfig) Locate(string path)
     {
-        // argparse.Namespace → Razorvine ClassDict (a Hashtable of the attributes).
-        if (args is not IDictionary d || d["model"] is not string model) return null;
-        MaeConfig? preset = model switch
+        string file = path;
+        if (Directory.Exists(path))
         {
-            var m when m.Contains("vit_base_patch16") => MaeConfig.VitBase16,
-            var m when m.Contains("vit_large_patch16") => MaeConfig.VitLarge16,
-            var m when m.Contains("vit_huge_patch14") => MaeConfig.VitHuge14,
-            _ => null,
-        };
-        if (preset is not null && d["norm_pix_loss"] is bool npl) preset = preset with { NormPixLoss = npl };
-        return preset;
+            file = new[] { "model.safetensors", "pytorch_model.bin" }.Select(f => Path.Combine(path, f)).FirstOrDefault(File.Exists)
+                ?? throw new FileNotFoundException($"Folder '{path}' has neither model.safetensors nor pytorch_model.bin.");
+        }
+        string dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        return (file, Path.Combine(dir, "config.json"), Path.ChangeExtension(file, ".json"));
+    }
+
+    static void CheckHeads(MaeHeadCounts? heads, MaeConfig? config)
+    {
+        if (heads is not { } h) return;
+        if (config is not null)
+            throw new ArgumentException("Give head counts either in the config or as heads, not both.", nameof(heads));
+        if (h.NumHeads < 1 || h.DecoderNumHeads is < 1)
+            throw new ArgumentOutOfRangeException(nameof(heads), h, $"Head counts must be positive; got {h}.");
+    }
+
+    /// <summary>The architecture of a file without a config file: sizes from the shapes, head counts from
+    /// <paramref name="heads"/>, the preset or <c>args.model</c>, the loss target from <c>args.norm_pix_loss</c>
+    /// (models_mae.py's default, off, when the file does not say); <c>args.input_size</c> must be the size the
+    /// position table was made for.</summary>
+    static MaeConfig FromShapesAndArgs(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? preset, MaeHeadCounts? heads,
+                                       MaeTrainingArgs? args, string source, MaeLoadLimits limits)
+    {
+        var config = ConfigInference.Infer(shapes, preset ?? args?.ModelPreset, heads, source, limits);
+        if (args?.InputSize is int size && size != config.ImageSize)
+            throw new MaeCheckpointException(
+                $"'{source}' contradicts itself: args.input_size is {size} but its pos_embed holds a {config.GridSize}×{config.GridSize} grid of " +
+                $"{config.PatchSize}-px patches ({config.ImageSize} px).", source, "args");
+        return config with { NormPixLoss = args?.NormPixLoss ?? false };
     }
 
     static Dictionary<string, Tensor> ToFloat32(Dictionary<string, Tensor> sd, string source)
@@ -197,41 +252,23 @@ public static class MaeCheckpoint
         return result;
     }
 
-    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name. Every missing key, unexpected
-    /// key and shape difference is collected and reported together. Position tables with another grid are
-    /// interpolated as the reference's interpolate_pos_embed.</summary>
-    static void LoadInto(nn.Module module, MaeWeights weights, Func<string, bool> ignore, Func<string, bool>? mayBeMissing = null)
+    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name, as <see cref="CheckpointNames.ForModel"/>
+    /// selects them. Every missing key, unexpected key and shape difference is collected and reported together.</summary>
+    static void LoadInto(nn.Module module, MaeWeights weights)
     {
-        var target = module.state_dict();
-        var missing = target.Keys.Where(k => !weights.StateDict.ContainsKey(k) && !(mayBeMissing?.Invoke(k) ?? false)).ToList();
-        var unexpected = weights.StateDict.Keys.Where(k => !target.ContainsKey(k) && !ignore(k)).ToList();
-        var shapes = new List<string>();
-        var values = new Dictionary<string, Tensor>();
         using var scope = NewDisposeScope();
-        foreach (var (key, dest) in target)
-        {
-            if (!weights.StateDict.TryGetValue(key, out var src)) continue;
-            var value = src;
-            if ((key == "pos_embed" || key == "decoder_pos_embed") && src.dim() == 3 && dest.dim() == 3
-                && src.shape[2] == dest.shape[2] && src.shape[1] != dest.shape[1])
-            {
-                int newGrid = (int)Math.Round(Math.Sqrt(dest.shape[1] - 1));
-                value = PosEmbedInterpolation.Interpolate(src, newGrid);
-            }
-            if (!value.shape.SequenceEqual(dest.shape))
-                shapes.Add($"{key}: file [{string.Join(", ", src.shape)}], model [{string.Join(", ", dest.shape)}]");
-            else values[key] = value;
-        }
-        if (missing.Count + unexpected.Count + shapes.Count > 0)
+        var selection = CheckpointNames.ForModel(module, weights.StateDict);
+        if (!selection.Fits)
         {
             var lines = new List<string> { $"'{weights.Source}' does not fit the model ({module.GetType().Name}, {Summary(ConfigOf(module))}):" };
-            if (missing.Count > 0) lines.Add($"  missing keys ({missing.Count}): {string.Join(", ", missing)}");
-            if (unexpected.Count > 0) lines.Add($"  unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
-            if (shapes.Count > 0) lines.Add($"  shape differences ({shapes.Count}): {string.Join("; ", shapes)}");
+            if (selection.Missing.Count > 0) lines.Add($"  missing keys ({selection.Missing.Count}): {string.Join(", ", selection.Missing)}");
+            if (selection.Unexpected.Count > 0) lines.Add($"  unexpected keys ({selection.Unexpected.Count}): {string.Join(", ", selection.Unexpected)}");
+            if (selection.ShapeDifferences.Count > 0) lines.Add($"  shape differences ({selection.ShapeDifferences.Count}): {string.Join("; ", selection.ShapeDifferences)}");
             throw new MaeCheckpointException(string.Join(Environment.NewLine, lines));
         }
+        var target = module.state_dict();
         using (no_grad())
-            foreach (var (key, value) in values) target[key].copy_(value);
+            foreach (var (key, value) in selection.Values) target[key].copy_(value);
     }
 
     static MaeConfig ConfigOf(nn.Module m) => m switch

@@ -18,16 +18,15 @@ public enum MaeCheckpointKind
 public sealed class MaeWeights : IDisposable
 {
     internal MaeWeights(string source, WeightsFormat format, Dictionary<string, Tensor> stateDict, MaeConfig config,
-                        IReadOnlyDictionary<string, object?> extras)
+                        IReadOnlyDictionary<string, object?> extras, MaeTrainingArgs? args)
     {
         Source = source;
         Format = format;
         StateDict = stateDict;
         Config = config;
         Extras = extras;
-        Kind = stateDict.ContainsKey("head.weight") || stateDict.ContainsKey("fc_norm.weight") ? MaeCheckpointKind.FineTuned
-             : stateDict.Keys.Any(k => k.StartsWith("decoder_", StringComparison.Ordinal)) ? MaeCheckpointKind.Full
-             : MaeCheckpointKind.EncoderOnly;
+        Args = args;
+        Kind = CheckpointNames.KindOf(stateDict.Keys);
     }
 
     public string Source { get; }
@@ -43,6 +42,8 @@ public sealed class MaeWeights : IDisposable
     /// <c>object?[]</c>. Their tensors (optimizer moments, ...) are <see cref="MaeUnloadedTensor"/> descriptions: only the
     /// state dict is loaded.</summary>
     public IReadOnlyDictionary<string, object?> Extras { get; }
+    /// <summary>The official checkpoint's <c>args</c>, typed (also in <see cref="Extras"/>); null when the file has none.</summary>
+    public MaeTrainingArgs? Args { get; }
     /// <summary>Classes of a fine-tuned head, else null.</summary>
     public int? NumClasses => StateDict.TryGetValue("head.weight", out var h) ? (int)h.shape[0] : null;
     /// <summary>True for fine-tuned files with global pooling (fc_norm present, no final norm).</summary>

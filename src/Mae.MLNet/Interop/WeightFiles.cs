@@ -20,21 +20,44 @@ internal static class WeightFiles
             : ReadTorchPickle(path, limits);
     }
 
+    /// <summary>What a file holds without loading a tensor: parameter names → shapes (the file's own names), and a
+    /// pickle's other top-level entries (<c>args</c>, <c>epoch</c>, ...). Bounded by the same checks as
+    /// <see cref="Read"/> except the tensor-byte budget, which only loading spends.</summary>
+    public static Description Describe(string path, MaeLoadLimits limits)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            var (entries, _) = ReadSafetensorsHeader(stream, path, limits);
+            return new Description(entries.ToDictionary(e => e.Name, e => e.Shape, StringComparer.Ordinal), new());
+        }
+        CheckZipSignature(path);
+        using var archive = TorchArchive.Open(path, limits);
+        var (stateDict, extras) = Split(WeightsUnpickler.Load(archive.ReadPickle(limits), archive, limits), path);
+        return new Description(stateDict.ToDictionary(kv => kv.Key, kv => kv.Value.Shape.ToArray(), StringComparer.Ordinal), extras);
+    }
+
+    public sealed record Description(Dictionary<string, long[]> Shapes, Dictionary<string, object?> Extras);
+
+    static void CheckZipSignature(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var signature = new byte[4];
+        int got = stream.ReadAtLeast(signature, 4, throwOnEndOfStream: false);
+        if (got < 4 || signature[0] != 0x50 || signature[1] != 0x4b || signature[2] != 0x03 || signature[3] != 0x04)
+        {
+            bool legacyPickle = got >= 2 && signature[0] == 0x80;
+            throw new MaeCheckpointException(legacyPickle
+                ? $"'{path}' was written by the legacy (pre-1.6, non-zip) torch.save format, which is not supported. " +
+                  "Re-save it in PyTorch ≥ 1.6: torch.save(torch.load(path), path)."
+                : $"'{path}' is not a PyTorch weights file: expected a zip archive (torch.save) or a .safetensors file.", path, null);
+        }
+    }
+
     public static Contents ReadTorchPickle(string path, MaeLoadLimits limits)
     {
-        using (var stream = File.OpenRead(path))
-        {
-            var signature = new byte[4];
-            int got = stream.ReadAtLeast(signature, 4, throwOnEndOfStream: false);
-            if (got < 4 || signature[0] != 0x50 || signature[1] != 0x4b || signature[2] != 0x03 || signature[3] != 0x04)
-            {
-                bool legacyPickle = got >= 2 && signature[0] == 0x80;
-                throw new MaeCheckpointException(legacyPickle
-                    ? $"'{path}' was written by the legacy (pre-1.6, non-zip) torch.save format, which is not supported. " +
-                      "Re-save it in PyTorch ≥ 1.6: torch.save(torch.load(path), path)."
-                    : $"'{path}' is not a PyTorch weights file: expected a zip archive (torch.save) or a .safetensors file.", path, null);
-            }
-        }
+        CheckZipSignature(path);
         using var archive = TorchArchive.Open(path, limits);
         var root = WeightsUnpickler.Load(archive.ReadPickle(limits), archive, limits);
         var (stateDict, extras) = Split(root, path);
@@ -120,20 +143,7 @@ internal static class WeightFiles
     public static Dictionary<string, Tensor> ReadSafetensors(string path, MaeLoadLimits limits)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        long fileLength = stream.Length;
-        var lengthBytes = new byte[8];
-        if (stream.ReadAtLeast(lengthBytes, 8, throwOnEndOfStream: false) < 8)
-            throw new MaeCheckpointException($"'{path}' is truncated: no safetensors header.", path, null);
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
-        if (headerLength > (ulong)(fileLength - 8))
-            throw new MaeCheckpointException($"'{path}' is corrupt or truncated: its header claims {headerLength} bytes but the file has {fileLength}.", path, null);
-        if (headerLength > (ulong)limits.MaxSafetensorsHeaderBytes)
-            throw new MaeCheckpointException(
-                $"'{path}': its safetensors header claims {headerLength} bytes, more than MaeLoadLimits.MaxSafetensorsHeaderBytes ({limits.MaxSafetensorsHeaderBytes}).", path, null);
-        var header = new byte[headerLength];
-        stream.ReadExactly(header);
-        long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
-        var entries = ParseSafetensorsHeader(header, path, dataLength);
+        var (entries, dataStart) = ReadSafetensorsHeader(stream, path, limits);
 
         long total = entries.Sum(e => e.End - e.Begin);
         if (total > limits.MaxTensorBytes)
@@ -163,6 +173,26 @@ internal static class WeightFiles
             throw;
         }
         return tensors;
+    }
+
+    /// <summary>The safetensors header of <paramref name="stream"/>, checked (see <see cref="ReadSafetensors"/>), and where
+    /// the data section starts.</summary>
+    static (List<SafetensorsEntry> Entries, long DataStart) ReadSafetensorsHeader(FileStream stream, string path, MaeLoadLimits limits)
+    {
+        long fileLength = stream.Length;
+        var lengthBytes = new byte[8];
+        if (stream.ReadAtLeast(lengthBytes, 8, throwOnEndOfStream: false) < 8)
+            throw new MaeCheckpointException($"'{path}' is truncated: no safetensors header.", path, null);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        if (headerLength > (ulong)(fileLength - 8))
+            throw new MaeCheckpointException($"'{path}' is corrupt or truncated: its header claims {headerLength} bytes but the file has {fileLength}.", path, null);
+        if (headerLength > (ulong)limits.MaxSafetensorsHeaderBytes)
+            throw new MaeCheckpointException(
+                $"'{path}': its safetensors header claims {headerLength} bytes, more than MaeLoadLimits.MaxSafetensorsHeaderBytes ({limits.MaxSafetensorsHeaderBytes}).", path, null);
+        var header = new byte[headerLength];
+        stream.ReadExactly(header);
+        long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
+        return (ParseSafetensorsHeader(header, path, dataLength), dataStart);
     }
 
     static List<SafetensorsEntry> ParseSafetensorsHeader(byte[] header, string path, long dataLength)

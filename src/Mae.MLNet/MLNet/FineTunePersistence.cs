@@ -35,7 +35,7 @@ internal static class FineTunePersistence
             (pixelColumn, pixelScale, stream) => MaeOnnxExport.Export(model, stream, new VitClassifierOnnxOptions
             {
                 InputName = pixelColumn, FeaturesName = features, LogitsName = features + "_logits", ProbabilitiesName = null,
-                PixelScale = pixelScale, Mean = norm.Mean, Std = norm.Std, PerRow = true,
+                Normalization = norm with { Scale = pixelScale }, PerRow = true,
             }),
             norm.Scale);
         var featureSchema = onnx.GetOutputSchema(inputSchema);

@@ -85,7 +85,7 @@ internal sealed class ImageColumn
     internal MaeImageInputOptions DecodeOptions(MaeImageInputOptions? input = null)
         => (input ?? new MaeImageInputOptions()).With(new MaeAugmentationOptions
         {
-            OutputSize = config.ImageSize, Channels = config.InChannels, Normalize = false,
+            OutputSize = config.ImageSize, Channels = config.InChannels, Normalization = PixelNormalization.Identity(config.InChannels),
         }).Validate();
 
     /// <summary>A reader for the cursor's current row: copies its image into dest[offset .. offset + Length).</summary>

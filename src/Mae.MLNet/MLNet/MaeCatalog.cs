@@ -39,7 +39,6 @@ public static class MaeCatalog
             WarmupEpochs = Math.Min(40, Math.Max(0, epochs / 10.0)),
         };
         var config = model ?? MaeConfig.Tiny32;
-        training.NormPixLoss = config.NormPixLoss;
         return catalog.MaePretrain(new MaePretrainEstimatorOptions
         {
             OutputColumnName = outputColumnName, InputColumnName = inputColumnName, Model = config, Training = training,

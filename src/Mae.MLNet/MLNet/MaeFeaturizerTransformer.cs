@@ -68,11 +68,10 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     /// (opset 17, dynamic batch): input = the pixel vector, output = the features. Scores with ONNX Runtime alone.</summary>
     public void ExportOnnx(string path)
     {
-        var norm = Normalization;
         Interop.Onnx.MaeOnnxExport.Export(Encoder, path, new Interop.Onnx.MaeOnnxOptions
         {
             InputName = Options.InputColumnName, FeaturesName = Options.OutputColumnName, Pooling = Options.Pooling,
-            Layers = Options.Layers, PixelScale = norm.Scale, Mean = norm.Mean, Std = norm.Std,
+            Layers = Options.Layers, Normalization = Normalization,
         });
     }
 }

@@ -119,14 +119,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         float scale = image.ReadsUnitPixels ? 1f : normalization.Scale;
 
         var training = o.Training.Clone();
-        var aug = training.ResolveAugmentation(config);
-        training.Augmentation = new MaeAugmentationOptions
-        {
-            OutputSize = aug.OutputSize, ScaleMin = aug.ScaleMin, ScaleMax = aug.ScaleMax, RatioMin = aug.RatioMin, RatioMax = aug.RatioMax,
-            HorizontalFlipProbability = aug.HorizontalFlipProbability, RandomResizedCrop = aug.RandomResizedCrop, Channels = aug.Channels,
-            Mean = normalization.Mean.ToArray(), Std = normalization.Std.ToArray(), Normalize = true,
-            ClampToUnitRange = aug.ClampToUnitRange, Resampler = aug.Resampler,
-        };
+        // The pixels are read in [0, 1] (scaled above); the augmentation normalises them with this normalisation.
+        training.Augmentation = training.ResolveAugmentation(config).With(normalization with { Scale = 1f });
         var inputOptions = (o.ImageInput ?? new MaeImageInputOptions()).With(training.Augmentation);
         var train = Read(input, image, labelColumn, scale, config, "training data", inputOptions);
         var validation = o.ValidationData is null ? null

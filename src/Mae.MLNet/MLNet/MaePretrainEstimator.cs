@@ -100,12 +100,7 @@ public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
         var model = MaePretrainer.CreateModel(config, training);
         var result = new MaePretrainer(training).Train(model, source, Options.Progress);
 
-        var normalization = new PixelNormalization
-        {
-            Scale = scale,
-            Mean = Augmentation.Normalize ? Augmentation.ResolvedMean() : new float[config.InChannels],
-            Std = Augmentation.Normalize ? Augmentation.ResolvedStd() : Enumerable.Repeat(1f, config.InChannels).ToArray(),
-        };
+        var normalization = Augmentation.ResolvedNormalization() with { Scale = scale };
         var featurizer = new MaeFeaturizerTransformer(model.Encoder, new MaeFeaturizerOptions
         {
             OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName, Pooling = Options.Pooling,

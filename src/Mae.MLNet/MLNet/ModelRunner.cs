@@ -27,8 +27,7 @@ internal abstract class ModelRunner : ITensorFunction
 
     readonly nn.Module module;
     readonly Device device;
-    readonly float scale;
-    readonly float[] mean, std;
+    readonly PixelNormalization normalization;
     readonly object gate = new();
 
     protected ModelRunner(nn.Module module, MaeConfig config, MaeDevice device, PixelNormalization normalization)
@@ -36,10 +35,10 @@ internal abstract class ModelRunner : ITensorFunction
         this.module = module;
         Config = config;
         this.device = device.Resolve();
-        normalization.Validate(config.InChannels);
-        scale = normalization.Scale;
-        mean = normalization.Mean.ToArray();
-        std = normalization.Std.ToArray();
+        this.normalization = normalization.Validate(config.InChannels) with
+        {
+            Mean = normalization.Mean.ToArray(), Std = normalization.Std.ToArray(),   // a copy the caller cannot change
+        };
         lock (gate)
         {
             module.to(this.device);
@@ -64,9 +63,7 @@ internal abstract class ModelRunner : ITensorFunction
             using var scope = NewDisposeScope();
             if (module.training) module.eval();
             var x = tensor(pixels.AsSpan(0, rows * InputLength).ToArray(), new long[] { rows, c, s, s }).to(device);
-            var m = tensor(mean).reshape(1, c, 1, 1).to(device);
-            var sd = tensor(std).reshape(1, c, 1, 1).to(device);
-            var y = Compute((x.Times(scale) - m) / sd).to(float32).cpu();
+            var y = Compute(normalization.Apply(x)).to(float32).cpu();
             y.data<float>().CopyTo(outputs.AsSpan(0, rows * OutputLength));
         }
     }

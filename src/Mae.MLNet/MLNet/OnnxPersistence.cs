@@ -31,7 +31,7 @@ internal static class OnnxPersistence
             (pixelColumn, pixelScale, onnx) => MaeOnnxExport.Export(transformer.Encoder, onnx, new MaeOnnxOptions
             {
                 InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling, Layers = options.Layers,
-                PixelScale = pixelScale, Mean = norm.Mean, Std = norm.Std, PerRow = true,
+                Normalization = norm with { Scale = pixelScale }, PerRow = true,
             }),
             norm.Scale);
     }

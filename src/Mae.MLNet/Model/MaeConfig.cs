@@ -17,7 +17,10 @@ public sealed record MaeConfig
     public int DecoderDepth { get; init; } = 8;
     public int DecoderNumHeads { get; init; } = 16;
     public double MlpRatio { get; init; } = 4.0;
-    /// <summary>Standardise every target patch by its own mean and (unbiased) variance before the MSE.</summary>
+    /// <summary>Standardise every target patch by its own mean and (unbiased) variance before the MSE (the official
+    /// <c>--norm_pix_loss</c>). The one place this setting lives: training follows the model. Off in a bare config, as
+    /// <c>models_mae.py</c>'s constructor; on in every preset, as the paper's default target (Table 1d) and every
+    /// command of the official PRETRAIN.md. Weight files that record it (official <c>args</c>, config JSON) set it on load.</summary>
     public bool NormPixLoss { get; init; }
     /// <summary>LayerNorm epsilon; the official presets use <c>partial(nn.LayerNorm, eps=1e-6)</c>.</summary>
     public double LayerNormEps { get; init; } = 1e-6;
@@ -32,11 +35,11 @@ public sealed record MaeConfig
     public int DecoderMlpHiddenDim => (int)(DecoderEmbedDim * MlpRatio);
 
     /// <summary>MAE ViT-B/16 (official <c>mae_vit_base_patch16_dec512d8b</c>).</summary>
-    public static MaeConfig VitBase16 => new() { PatchSize = 16, EmbedDim = 768, Depth = 12, NumHeads = 12 };
+    public static MaeConfig VitBase16 => new() { PatchSize = 16, EmbedDim = 768, Depth = 12, NumHeads = 12, NormPixLoss = true };
     /// <summary>MAE ViT-L/16 (official <c>mae_vit_large_patch16_dec512d8b</c>).</summary>
-    public static MaeConfig VitLarge16 => new() { PatchSize = 16, EmbedDim = 1024, Depth = 24, NumHeads = 16 };
+    public static MaeConfig VitLarge16 => new() { PatchSize = 16, EmbedDim = 1024, Depth = 24, NumHeads = 16, NormPixLoss = true };
     /// <summary>MAE ViT-H/14 (official <c>mae_vit_huge_patch14_dec512d8b</c>).</summary>
-    public static MaeConfig VitHuge14 => new() { PatchSize = 14, EmbedDim = 1280, Depth = 32, NumHeads = 16 };
+    public static MaeConfig VitHuge14 => new() { PatchSize = 14, EmbedDim = 1280, Depth = 32, NumHeads = 16, NormPixLoss = true };
 
     /// <summary>CPU preset: 32 px RGB, patch 4 (8×8 grid), encoder 192×12 blocks×3 heads, decoder 128×2×4.</summary>
     public static MaeConfig Tiny32 => new()

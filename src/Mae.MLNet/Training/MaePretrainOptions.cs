@@ -27,7 +27,8 @@ public enum MaeObjective
 /// Pre-training options with the defaults of the reference recipe (facebookresearch/mae <c>main_pretrain.py</c>,
 /// <c>engine_pretrain.py</c>, <c>util/lr_sched.py</c> and the paper's Table 8): mask ratio 0.75, AdamW with
 /// betas (0.9, 0.95) and weight decay 0.05, <c>lr = base_lr × effective batch / 256</c> with base 1.5e-4,
-/// per-iteration linear warmup then half-cycle cosine to <see cref="MinLearningRate"/>, <c>norm_pix_loss</c> on.
+/// per-iteration linear warmup then half-cycle cosine to <see cref="MinLearningRate"/>. The loss target
+/// (<c>--norm_pix_loss</c>) belongs to the model: <see cref="MaeConfig.NormPixLoss"/>.
 /// </summary>
 public sealed class MaePretrainOptions
 {
@@ -73,10 +74,6 @@ public sealed class MaePretrainOptions
     /// <c>mask_token</c>: set this to true to reproduce that exactly. Default false.
     /// </summary>
     public bool DecayTokens { get; set; }
-
-    /// <summary>Standardise each target patch before the MSE (<c>--norm_pix_loss</c>, on by default for the
-    /// paper's recipe). Must agree with the model's <see cref="MaeConfig.NormPixLoss"/>.</summary>
-    public bool NormPixLoss { get; set; } = true;
 
     /// <summary>Seed for libtorch's generators at the start of a fresh run (reference default 0).</summary>
     public long Seed { get; set; }
@@ -196,7 +193,7 @@ public sealed class MaePretrainOptions
     }
 
     /// <summary>Checks the options against a model: the mask ratio must keep at least one patch and remove at least
-    /// one (<c>1 ≤ floor(L·(1 − ratio)) &lt; L</c>), and <see cref="NormPixLoss"/> must match the model.</summary>
+    /// one (<c>1 ≤ floor(L·(1 − ratio)) &lt; L</c>).</summary>
     public MaePretrainOptions Validate(MaeConfig config)
     {
         Validate();
@@ -208,11 +205,6 @@ public sealed class MaePretrainOptions
         if (keep >= l)
             throw new ArgumentOutOfRangeException(nameof(MaskRatio), MaskRatio,
                 $"MaskRatio {MaskRatio} removes no patch of the model's {l} (floor({l}·(1 − {MaskRatio})) = {keep}); use a ratio ≥ {1.0 / l:0.####}.");
-        if (config.NormPixLoss != NormPixLoss)
-            throw new ArgumentException(
-                $"NormPixLoss is {NormPixLoss} in the options but the model was built with NormPixLoss = {config.NormPixLoss}. " +
-                $"Build the model with `config with {{ NormPixLoss = {NormPixLoss.ToString().ToLowerInvariant()} }}` (or MaePretrainer.CreateModel), or set the option to {config.NormPixLoss.ToString().ToLowerInvariant()}.",
-                nameof(NormPixLoss));
         return this;
     }
 }

@@ -25,14 +25,14 @@ public sealed class MaePretrainer
         Options = options.Clone().Validate();
     }
 
-    /// <summary>Seeds libtorch with <see cref="MaePretrainOptions.Seed"/> and builds a model whose
-    /// <c>NormPixLoss</c> follows the options, so the initial weights repeat with the seed.</summary>
+    /// <summary>Seeds libtorch with <see cref="MaePretrainOptions.Seed"/> and builds a model of
+    /// <paramref name="config"/> (its <c>NormPixLoss</c> chooses the loss target), so the initial weights repeat with the seed.</summary>
     public static MaskedAutoencoder CreateModel(MaeConfig config, MaePretrainOptions options)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        config = (config with { NormPixLoss = options.NormPixLoss }).Validate();
+        config.Validate();
         TorchRuntime.Seed(options.Seed);
         return new MaskedAutoencoder(config);
     }

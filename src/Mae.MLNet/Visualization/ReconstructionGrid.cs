@@ -39,7 +39,7 @@ public static class ReconstructionGrid
     public const int Columns = 4;
 
     /// <summary>Writes the grid to <paramref name="path"/> (PNG). <paramref name="mean"/>/<paramref name="std"/>: the
-    /// per-channel normalisation the images carry (e.g. <see cref="MaeAugmentationOptions.ImageNetMean"/>).</summary>
+    /// per-channel normalisation the images carry (e.g. <see cref="PixelNormalization.ImageNetMean"/>).</summary>
     public static void SavePng(string path, MaeReconstructionResult result, IReadOnlyList<float> mean, IReadOnlyList<float> std,
         ReconstructionGridOptions? options = null)
     {
@@ -58,16 +58,11 @@ public static class ReconstructionGrid
     }
 
     /// <summary>Same as <see cref="SavePng(string, MaeReconstructionResult, IReadOnlyList{float}, IReadOnlyList{float}, ReconstructionGridOptions?)"/>
-    /// with the normalisation of an augmentation configuration.</summary>
-    public static void SavePng(string path, MaeReconstructionResult result, MaeAugmentationOptions normalisation, ReconstructionGridOptions? options = null)
+    /// with the mean and std of <paramref name="normalisation"/> (e.g. an augmentation's <see cref="MaeAugmentationOptions.ResolvedNormalization"/>).</summary>
+    public static void SavePng(string path, MaeReconstructionResult result, PixelNormalization normalisation, ReconstructionGridOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(normalisation);
-        if (normalisation.Normalize) SavePng(path, result, normalisation.ResolvedMean(), normalisation.ResolvedStd(), options);
-        else
-        {
-            int c = normalisation.Channels;
-            SavePng(path, result, new float[c], Enumerable.Repeat(1f, c).ToArray(), options);
-        }
+        SavePng(path, result, normalisation.Mean, normalisation.Std, options);
     }
 
     /// <summary>The grid as 8-bit RGBA rows (width × height × 4 bytes), before encoding.</summary>

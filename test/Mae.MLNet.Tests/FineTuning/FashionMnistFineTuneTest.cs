@@ -63,7 +63,7 @@ public class FashionMnistFineTuneTest
         var pt = new MaePretrainOptions
         {
             Epochs = ptEpochs, WarmupEpochs = 1, BatchSize = 64, LearningRate = 1.5e-3, Seed = 1, Device = MaeDevice.Cpu,
-            NormPixLoss = true, LogEvery = 1000, Threads = Threads,
+            LogEvery = 1000, Threads = Threads,
             Transform = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5 }),
         };
         using var images = MaeImageSource.FromArrays(train.ImagesAsFloats(), shape);

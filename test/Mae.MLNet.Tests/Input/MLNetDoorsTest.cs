@@ -58,7 +58,7 @@ public class MLNetDoorsTest
         for (int i = 0; i < 12; i++) CollectionAssert.AreEqual(fromPaths[i], fromBytes[i], $"row {i}: bytes vs paths");
 
         // And as pixel vectors made by the file source's evaluation transform ([0, 1], CHW).
-        var source = MaeImageFileSource.FromPaths(paths, new MaeImageInputOptions { Augmentation = { OutputSize = 16, Normalize = false } });
+        var source = MaeImageFileSource.FromPaths(paths, new MaeImageInputOptions { Augmentation = { OutputSize = 16, Normalization = PixelNormalization.Identity(3) } });
         var pixels = new List<float[]>();
         foreach (var t in source.Batches(new MaeEpochPlan { BatchSize = 12, Training = false }))
             using (t) for (int i = 0; i < 12; i++) pixels.Add(t[i].data<float>().ToArray());

@@ -52,7 +52,7 @@ public unsafe class PilParityTest
 
     static MaeImageInputOptions Plain(int size, int channels = 3) => new()
     {
-        Augmentation = new MaeAugmentationOptions { OutputSize = size, Channels = channels, Normalize = false },
+        Augmentation = new MaeAugmentationOptions { OutputSize = size, Channels = channels, Normalization = PixelNormalization.Identity(channels) },
     };
 
     static void AssertBitEqual(float[] expected, float[] actual, string what)

@@ -32,9 +32,10 @@ public class OnnxExportTest
 
     static MaeOnnxOptions Normalising(MaeConfig cfg, MaeOnnxOptions options)
     {
-        options.PixelScale = 1f / 255;
-        options.Mean = cfg.InChannels == 3 ? ImageNetMean : new[] { 0.286f };
-        options.Std = cfg.InChannels == 3 ? ImageNetStd : new[] { 0.353f };
+        options.Normalization = new PixelNormalization
+        {
+            Scale = 1f / 255, Mean = cfg.InChannels == 3 ? ImageNetMean : new[] { 0.286f }, Std = cfg.InChannels == 3 ? ImageNetStd : new[] { 0.353f },
+        };
         return options;
     }
 
@@ -66,11 +67,9 @@ public class OnnxExportTest
     /// <summary>The normalisation, written independently in TorchSharp.</summary>
     static Tensor Normalise(Tensor images, MaeOnnxOptions o)
     {
-        var x = images * o.PixelScale;
+        if (o.Normalization is not { } n) return images;
         long c = images.shape[1];
-        if (o.Mean is not null) x = x - tensor(o.Mean).reshape(1, c, 1, 1);
-        if (o.Std is not null) x = x / tensor(o.Std).reshape(1, c, 1, 1);
-        return x;
+        return (images * n.Scale - tensor(n.Mean).reshape(1, c, 1, 1)) / tensor(n.Std).reshape(1, c, 1, 1);
     }
 
     static byte[] Bytes(ModelProto model)
@@ -285,7 +284,7 @@ public class OnnxExportTest
 
             // A bad option fails before anything is written: the file keeps its content.
             var before = File.ReadAllBytes(path);
-            Assert.ThrowsExactly<ArgumentException>(() => mae.ExportOnnx(path, new MaeOnnxOptions { Std = new[] { 1f, 0f, 1f } }));
+            Assert.ThrowsExactly<ArgumentException>(() => mae.ExportOnnx(path, new MaeOnnxOptions { Normalization = new() { Std = new[] { 1f, 0f, 1f } } }));
             CollectionAssert.AreEqual(before, File.ReadAllBytes(path));
 
             using var session = new InferenceSession(path);
@@ -313,21 +312,21 @@ public class OnnxExportTest
             var e = Assert.ThrowsExactly<ArgumentException>(() => MaeOnnxExport.BuildModel(encoder, o));
             foreach (var f in fragments) StringAssert.Contains(e.Message, f);
         }
-        Bad(new() { Mean = new[] { 0.5f, 0.5f } }, "Mean", "3 channel(s)", "got 2");
-        Bad(new() { Std = new[] { 0.5f } }, "Std", "3 channel(s)", "got 1");
-        Bad(new() { Std = new[] { 0.5f, 0f, 0.5f } }, "Std[1]", "positive", "got 0");
-        Bad(new() { Std = new[] { 0.5f, 0.5f, -1f } }, "Std[2]", "got -1");
-        Bad(new() { Std = new[] { float.NaN, 0.5f, 0.5f } }, "Std[0]", "NaN");
-        Bad(new() { Mean = new[] { 0f, float.PositiveInfinity, 0f } }, "Mean[1]", "finite");
-        Bad(new() { PixelScale = 0 }, "PixelScale", "got 0");
+        Bad(new() { Normalization = new() { Mean = new[] { 0.5f, 0.5f } } }, "Normalization", "2 means", "3 channels");
+        Bad(new() { Normalization = new() { Std = new[] { 0.5f } } }, "Normalization", "1 standard deviations", "3 channels");
+        Bad(new() { Normalization = new() { Std = new[] { 0.5f, 0f, 0.5f } } }, "Std[1]", "positive", "got 0");
+        Bad(new() { Normalization = new() { Std = new[] { 0.5f, 0.5f, -1f } } }, "Std[2]", "got -1");
+        Bad(new() { Normalization = new() { Std = new[] { float.NaN, 0.5f, 0.5f } } }, "Std[0]", "NaN");
+        Bad(new() { Normalization = new() { Mean = new[] { 0f, float.PositiveInfinity, 0f } } }, "Mean[1]", "finite");
+        Bad(new() { Normalization = new() { Scale = 0 } }, "Scale", "got 0");
         Bad(new() { InputName = " " }, "InputName");
         Bad(new() { FeaturesName = "pixels" }, "distinct", "'pixels'");
         Bad(new() { Pooling = (MaePooling)7 }, "Pooling", "7");
 
         using var classifier = new VitClassifier(Configs[1], 2);   // 1 channel
         var e = Assert.ThrowsExactly<ArgumentException>(() =>
-            MaeOnnxExport.BuildModel(classifier, new VitClassifierOnnxOptions { Mean = ImageNetMean }));
-        StringAssert.Contains(e.Message, "1 channel(s), got 3");
+            MaeOnnxExport.BuildModel(classifier, new VitClassifierOnnxOptions { Normalization = new() }));
+        StringAssert.Contains(e.Message, "3 means and 3 standard deviations; the images have 1 channels");
         e = Assert.ThrowsExactly<ArgumentException>(() =>
             MaeOnnxExport.BuildModel(classifier, new VitClassifierOnnxOptions { ProbabilitiesName = "logits" }));
         StringAssert.Contains(e.Message, "'logits'");

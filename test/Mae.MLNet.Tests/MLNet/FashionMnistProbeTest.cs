@@ -39,7 +39,6 @@ public class FashionMnistProbeTest
             Training = new Mae.MLNet.Training.MaePretrainOptions
             {
                 Epochs = 12, WarmupEpochs = 1, BatchSize = 64, LearningRate = 1.5e-3, Seed = 1, Device = MaeDevice.Cpu,
-                NormPixLoss = true,
             },
             Augmentation = new Mae.MLNet.Training.Augmentation.MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5, HorizontalFlipProbability = 0.5 },
         });

@@ -38,7 +38,6 @@ public class BadInputTest
         Throws<ArgumentOutOfRangeException>(o => o.CheckpointEvery = 0, "CheckpointEvery");
         Throws<ArgumentOutOfRangeException>(o => o.Threads = 0, "Threads");
         Throws<ArgumentException>(o => { o.CheckpointDir = null; o.Resume = true; }, "Resume", "CheckpointDir");
-        Throws<ArgumentException>(o => o.NormPixLoss = false, "NormPixLoss", "False", "True");
         // The tiny model has L = 16 patches: 0.97 keeps floor(16·0.03) = 0, 1e-17 removes none.
         Throws<ArgumentOutOfRangeException>(o => o.MaskRatio = 0.97, "keeps no patch", "16", "0.9375");
         Throws<ArgumentOutOfRangeException>(o => o.MaskRatio = 1e-17, "removes no patch");

@@ -1,3 +1,4 @@
+using Mae.MLNet.Model;
 using Mae.MLNet.Training;
 
 namespace Mae.MLNet.Tests.Training;
@@ -63,7 +64,8 @@ public class LrScheduleTest
         Assert.AreEqual(0.05, o.WeightDecay);
         Assert.AreEqual(0.0, o.MinLearningRate);
         Assert.AreEqual(1, o.AccumIter);
-        Assert.IsTrue(o.NormPixLoss);
+        // norm_pix_loss is the model's setting; every preset has the paper's normalised-pixel target.
+        Assert.IsTrue(MaeConfig.VitBase16.NormPixLoss && MaeConfig.VitLarge16.NormPixLoss && MaeConfig.VitHuge14.NormPixLoss);
         Assert.IsNull(o.LearningRate);
     }
 }

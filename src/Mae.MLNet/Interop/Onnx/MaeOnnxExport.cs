@@ -196,13 +196,12 @@ public static class MaeOnnxExport
                 x = input;
             }
         }
-        if (options.PixelScale != 1f)
-            x = g.Node("Mul", new[] { x, g.Scalar("pixel_scale", options.PixelScale) }, g.UniqueName("scaled"));
-        if (options.Mean is not null)
-            x = g.Node("Sub", new[] { x, g.AddInitializer("pixel_mean", options.Mean, 1, c, 1, 1) }, g.UniqueName("centered"));
-        if (options.Std is not null)
-            x = g.Node("Div", new[] { x, g.AddInitializer("pixel_std", options.Std, 1, c, 1, 1) }, g.UniqueName("normalized"));
-        return x;
+        // PixelNormalization.Apply as graph nodes: the same (x · Scale − Mean[c]) / Std[c], in the same order.
+        if (options.Normalization is not { } n || n.IsIdentity) return x;
+        if (n.Scale != 1f)
+            x = g.Node("Mul", new[] { x, g.Scalar("pixel_scale", n.Scale) }, g.UniqueName("scaled"));
+        x = g.Node("Sub", new[] { x, g.AddInitializer("pixel_mean", n.Mean, 1, c, 1, 1) }, g.UniqueName("centered"));
+        return g.Node("Div", new[] { x, g.AddInitializer("pixel_std", n.Std, 1, c, 1, 1) }, g.UniqueName("normalized"));
     }
 
     /// <summary>Patch embedding + pos_embed[1:], cls_token + pos_embed[0] prepended: [N, 1 + L, D].</summary>

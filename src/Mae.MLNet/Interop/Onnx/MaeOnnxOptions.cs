@@ -14,7 +14,7 @@ public enum MaeOnnxInputLayout
 
 /// <summary>
 /// Settings of an ONNX export of the MAE encoder (<see cref="MaeOnnxExport"/>). The graph computes
-/// <c>x' = (x · PixelScale − Mean[c]) / Std[c]</c> per channel (each step only when set), then the encoder and
+/// <see cref="Normalization"/>, <c>x' = (x · Scale − Mean[c]) / Std[c]</c> per channel (when set), then the encoder and
 /// the pooling, with a symbolic batch dimension named <c>batch</c>.
 /// </summary>
 public class MaeOnnxOptions
@@ -34,14 +34,9 @@ public class MaeOnnxOptions
     /// <summary>Pooled vectors of the last n blocks, each through the final norm, concatenated (encoder export only;
     /// see <see cref="MaeEncoder.ExtractFeatures"/>). Default 1.</summary>
     public int Layers { get; set; } = 1;
-    /// <summary>Factor applied to every pixel first (e.g. 1/255 for byte pixels); 1 leaves pixels unchanged.</summary>
-    public float PixelScale { get; set; } = 1f;
-    /// <summary>Per-channel mean subtracted after scaling (length C), or null for none.
-    /// ImageNet: 0.485, 0.456, 0.406.</summary>
-    public float[]? Mean { get; set; }
-    /// <summary>Per-channel standard deviation divided by after the mean (length C, all positive), or null for
-    /// none. ImageNet: 0.229, 0.224, 0.225.</summary>
-    public float[]? Std { get; set; }
+    /// <summary>The pixel normalisation the graph applies first (e.g. <see cref="PixelNormalization.Default"/>, with
+    /// <c>Scale = 1/255</c> for byte pixels); null: the input is already normalised.</summary>
+    public PixelNormalization? Normalization { get; set; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that does not fit
     /// <paramref name="config"/>.</summary>
@@ -55,21 +50,10 @@ public class MaeOnnxOptions
         if (!Enum.IsDefined(Pooling))
             throw new ArgumentException($"{nameof(Pooling)} must be Cls or Mean; got {Pooling}.", nameof(Pooling));
         MaeEncoder.CheckLayers(Layers, config, nameof(Layers));
-        if (!float.IsFinite(PixelScale) || PixelScale == 0)
-            throw new ArgumentException($"{nameof(PixelScale)} must be a finite, non-zero number; got {PixelScale}.", nameof(PixelScale));
-        if (Mean is not null)
+        if (Normalization is not null)
         {
-            CheckLength(Mean, nameof(Mean), config.InChannels);
-            for (int c = 0; c < Mean.Length; c++)
-                if (!float.IsFinite(Mean[c]))
-                    throw new ArgumentException($"{nameof(Mean)}[{c}] must be finite; got {Mean[c]}.", nameof(Mean));
-        }
-        if (Std is not null)
-        {
-            CheckLength(Std, nameof(Std), config.InChannels);
-            for (int c = 0; c < Std.Length; c++)
-                if (!(Std[c] > 0) || !float.IsFinite(Std[c]))
-                    throw new ArgumentException($"{nameof(Std)}[{c}] must be a finite positive number; got {Std[c]}.", nameof(Std));
+            try { Normalization.Validate(config.InChannels); }
+            catch (ArgumentException e) { throw new ArgumentException($"{nameof(Normalization)}: {e.Message}", nameof(Normalization), e); }
         }
         CheckDistinct(OutputNames().Prepend(InputName).ToArray());
     }
@@ -77,19 +61,10 @@ public class MaeOnnxOptions
     /// <summary>The graph's output names, in order.</summary>
     public virtual IEnumerable<string> OutputNames() { yield return FeaturesName; }
 
-    internal bool HasNormalisation => PixelScale != 1f || Mean is not null || Std is not null;
-
     protected static void CheckName(string? name, string setting)
     {
         if (string.IsNullOrWhiteSpace(name))
             throw new ArgumentException($"{setting} must be a non-empty name; got {(name is null ? "null" : $"'{name}'")}.", setting);
-    }
-
-    static void CheckLength(float[] values, string setting, int channels)
-    {
-        if (values.Length != channels)
-            throw new ArgumentException(
-                $"{setting} must have one value per channel: the model has {channels} channel(s), got {values.Length} value(s).", setting);
     }
 
     static void CheckDistinct(string[] names)

@@ -21,19 +21,11 @@ public enum CropResampler
 /// <summary>
 /// The reference's pre-training augmentation (facebookresearch/mae <c>main_pretrain.py</c>):
 /// <c>RandomResizedCrop(size, scale=(0.2, 1.0), interpolation=bicubic)</c>, <c>RandomHorizontalFlip()</c>,
-/// <c>ToTensor()</c>, <c>Normalize(mean, std)</c>. Input pixels are expected in [0, 1] (ToTensor units).
+/// <c>ToTensor()</c>, <c>Normalize(mean, std)</c>. Input pixels are expected in [0, 1] (ToTensor units). The crop and
+/// flip are this type's; the normalisation is a <see cref="PixelNormalization"/>.
 /// </summary>
 public sealed class MaeAugmentationOptions
 {
-    /// <summary>ImageNet RGB mean, the reference's default.</summary>
-    public static readonly IReadOnlyList<float> ImageNetMean = new[] { 0.485f, 0.456f, 0.406f };
-    /// <summary>ImageNet RGB standard deviation, the reference's default.</summary>
-    public static readonly IReadOnlyList<float> ImageNetStd = new[] { 0.229f, 0.224f, 0.225f };
-    /// <summary>Single-channel default mean: the average of the three ImageNet means (0.449), so a grey image is
-    /// shifted like the mean of its RGB counterpart.</summary>
-    public const float GreyMean = 0.449f;
-    /// <summary>Single-channel default standard deviation: the average of the three ImageNet stds (0.226).</summary>
-    public const float GreyStd = 0.226f;
 
     /// <summary>Side of the square output crop (the model's image size). Default 224.</summary>
     public int OutputSize { get; set; } = 224;
@@ -51,29 +43,25 @@ public sealed class MaeAugmentationOptions
     public bool RandomResizedCrop { get; set; } = true;
     /// <summary>Number of channels of the images (1 or 3 usually). Default 3.</summary>
     public int Channels { get; set; } = 3;
-    /// <summary>Per-channel mean; null = ImageNet for 3 channels, <see cref="GreyMean"/> for 1 channel.</summary>
-    public float[]? Mean { get; set; }
-    /// <summary>Per-channel std; null = ImageNet for 3 channels, <see cref="GreyStd"/> for 1 channel.</summary>
-    public float[]? Std { get; set; }
-    /// <summary>When false, <c>Normalize(mean, std)</c> is skipped and the output stays in [0, 1].</summary>
-    public bool Normalize { get; set; } = true;
+    /// <summary>The <c>Normalize(mean, std)</c> after the crop; null = <see cref="PixelNormalization.Default"/> for
+    /// <see cref="Channels"/> (ImageNet for 3, grey for 1). <see cref="PixelNormalization.Identity"/> keeps the output in
+    /// [0, 1]. Its <see cref="PixelNormalization.Scale"/> must be 1: the crop works on [0, 1] pixels.</summary>
+    public PixelNormalization? Normalization { get; set; }
     /// <summary>Clamp the resampled pixels to [0, 1] before normalising, as PIL's 8-bit output is clamped. Default true.</summary>
     public bool ClampToUnitRange { get; set; } = true;
     /// <summary>How the crop is resampled; see <see cref="CropResampler"/>.</summary>
     public CropResampler Resampler { get; set; } = CropResampler.SeparablePilBicubic;
 
-    /// <summary>The mean that applies: <see cref="Mean"/> or the default for <see cref="Channels"/>.</summary>
-    public float[] ResolvedMean() => Mean?.ToArray() ?? DefaultFor(Channels, ImageNetMean, GreyMean, nameof(Mean));
-    /// <summary>The std that applies: <see cref="Std"/> or the default for <see cref="Channels"/>.</summary>
-    public float[] ResolvedStd() => Std?.ToArray() ?? DefaultFor(Channels, ImageNetStd, GreyStd, nameof(Std));
+    /// <summary>The normalisation that applies: <see cref="Normalization"/> or the default for <see cref="Channels"/>.</summary>
+    public PixelNormalization ResolvedNormalization() => Normalization ?? PixelNormalization.Default(Channels);
 
-    private static float[] DefaultFor(int channels, IReadOnlyList<float> rgb, float grey, string name) => channels switch
+    /// <summary>A copy with another normalisation (the crop and flip settings kept).</summary>
+    public MaeAugmentationOptions With(PixelNormalization normalization)
     {
-        3 => rgb.ToArray(),
-        1 => new[] { grey },
-        _ => throw new ArgumentException(
-            $"{name} has no default for {channels} channels (defaults exist for 1 and 3); set {name} to {channels} values.", name),
-    };
+        var copy = (MaeAugmentationOptions)MemberwiseClone();
+        copy.Normalization = normalization;
+        return copy;
+    }
 
     /// <summary>Checks every option and returns this instance; throws an <see cref="ArgumentException"/> naming the
     /// option, the expected range and the actual value.</summary>
@@ -100,19 +88,13 @@ public sealed class MaeAugmentationOptions
             throw new ArgumentOutOfRangeException(nameof(Channels), Channels, $"Channels must be ≥ 1; got {Channels}.");
         if (!Enum.IsDefined(Resampler))
             throw new ArgumentOutOfRangeException(nameof(Resampler), Resampler, "Expected SeparablePilBicubic or PerSampleInterpolate.");
-        var mean = ResolvedMean();
-        var std = ResolvedStd();
-        if (mean.Length != Channels)
-            throw new ArgumentException($"Mean has {mean.Length} values; expected one per channel ({Channels}).", nameof(Mean));
-        if (std.Length != Channels)
-            throw new ArgumentException($"Std has {std.Length} values; expected one per channel ({Channels}).", nameof(Std));
-        for (int c = 0; c < Channels; c++)
-        {
-            if (!float.IsFinite(mean[c]))
-                throw new ArgumentException($"Mean[{c}] must be finite; got {mean[c]}.", nameof(Mean));
-            if (!(std[c] > 0 && float.IsFinite(std[c])))
-                throw new ArgumentException($"Std[{c}] must be a finite number > 0; got {std[c]}.", nameof(Std));
-        }
+        PixelNormalization normalization;
+        try { normalization = ResolvedNormalization().Validate(Channels); }
+        catch (ArgumentException e) { throw new ArgumentException($"{nameof(Normalization)}: {e.Message}", nameof(Normalization), e); }
+        if (normalization.Scale != 1f)
+            throw new ArgumentException(
+                $"{nameof(Normalization)}.Scale must be 1 for the augmentation, which crops [0, 1] pixels; got {normalization.Scale}. Scale the pixels when reading them instead.",
+                nameof(Normalization));
         return this;
     }
 }

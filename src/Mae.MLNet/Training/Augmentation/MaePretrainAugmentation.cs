@@ -17,8 +17,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
     /// <summary>PIL's bicubic parameter (libtorch and OpenCV use −0.75).</summary>
     public const double PilBicubicA = -0.5;
 
-    private readonly float[] _mean;
-    private readonly float[] _std;
+    private readonly PixelNormalization _normalization;
 
     public MaeAugmentationOptions Options { get; }
 
@@ -26,8 +25,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Validate();
-        _mean = options.ResolvedMean();
-        _std = options.ResolvedStd();
+        _normalization = options.ResolvedNormalization();
     }
 
     /// <summary>[C, OutputSize, OutputSize]; lets the trainer reject images of the wrong channel count or smaller than
@@ -84,12 +82,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
         else if (Options.Resampler == CropResampler.PerSampleInterpolate) x = PerSampleInterpolate(input, boxes, flips, size);
         else x = SeparableResample(input, boxes, flips, size);
         if (Options.ClampToUnitRange) x = x.ClampTo(0.0, 1.0);
-        if (Options.Normalize)
-        {
-            var mean = tensor(_mean, new long[] { 1, _mean.Length, 1, 1 }).to(computeType, batch.device);
-            var std = tensor(_std, new long[] { 1, _std.Length, 1, 1 }).to(computeType, batch.device);
-            x = (x - mean) / std;
-        }
+        if (!_normalization.IsIdentity) x = _normalization.Apply(x);
         if (x.dtype != batch.dtype) x = x.to(batch.dtype);
         return x.MoveToOuterDisposeScope();
     }

@@ -8,7 +8,7 @@ namespace Mae.MLNet.Tests.Training.Augmentation;
 [TestClass]
 public class MaePretrainAugmentationTest
 {
-    private static MaeAugmentationOptions NoNorm(int size) => new() { OutputSize = size, Normalize = false };
+    private static MaeAugmentationOptions NoNorm(int size) => new() { OutputSize = size, Normalization = PixelNormalization.Identity(3) };
 
     [TestMethod]
     public void UnitScaleAndRatioGiveTheIdentityCrop()
@@ -91,7 +91,7 @@ public class MaePretrainAugmentationTest
     {
         TorchRuntime.Seed(2);
         using var x = rand(5, 1, 8, 8);
-        var o = new MaeAugmentationOptions { OutputSize = 8, Channels = 1, RandomResizedCrop = false, Normalize = false, HorizontalFlipProbability = 1 };
+        var o = new MaeAugmentationOptions { OutputSize = 8, Channels = 1, RandomResizedCrop = false, Normalization = PixelNormalization.Identity(1), HorizontalFlipProbability = 1 };
         using var flipped = new MaePretrainAugmentation(o).Apply(x);
         using var expected = x.flip(3);
         Assert.IsTrue(TensorAssert.Same(flipped, expected), "p = 1 flips every image");
@@ -101,7 +101,7 @@ public class MaePretrainAugmentationTest
         // Mixed flags: the separable resampler with full-size crops flips exactly too.
         var full = Enumerable.Repeat(CropBox.Full(8, 8), 5).ToArray();
         var flags = new[] { true, false, true, true, false };
-        var o2 = new MaeAugmentationOptions { OutputSize = 6, Channels = 1, Normalize = false };
+        var o2 = new MaeAugmentationOptions { OutputSize = 6, Channels = 1, Normalization = PixelNormalization.Identity(1) };
         using var big = rand(5, 1, 6, 6);
         using var mixed = new MaePretrainAugmentation(o2).Apply(big, Enumerable.Repeat(CropBox.Full(6, 6), 5).ToArray(), flags);
         for (int n = 0; n < 5; n++)
@@ -168,18 +168,19 @@ public class MaePretrainAugmentationTest
     {
         var values = new float[] { 0f, 0.25f, 0.5f, 1f };
         using var x = tensor(values.Concat(values).Concat(values).ToArray(), new long[] { 1, 3, 2, 2 });
-        var o = new MaeAugmentationOptions { OutputSize = 2, RandomResizedCrop = false, HorizontalFlipProbability = 0, Mean = new[] { 0.1f, 0.2f, 0.3f }, Std = new[] { 0.5f, 0.25f, 2f } };
+        var o = new MaeAugmentationOptions { OutputSize = 2, RandomResizedCrop = false, HorizontalFlipProbability = 0,
+            Normalization = new PixelNormalization { Mean = new[] { 0.1f, 0.2f, 0.3f }, Std = new[] { 0.5f, 0.25f, 2f } } };
         using var y = new MaePretrainAugmentation(o).Apply(x);
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 4; i++)
-                Assert.AreEqual((values[i] - o.Mean[c]) / o.Std[c], y[0, c, i / 2, i % 2].item<float>(), 1e-6f, $"c {c} i {i}");
+                Assert.AreEqual((values[i] - o.Normalization.Mean[c]) / o.Normalization.Std[c], y[0, c, i / 2, i % 2].item<float>(), 1e-6f, $"c {c} i {i}");
         // Defaults: ImageNet for 3 channels, 0.449 / 0.226 for one.
         using var grey = full(1, 1, 2, 2, 0.449f + 0.226f);
         var og = new MaeAugmentationOptions { OutputSize = 2, Channels = 1, RandomResizedCrop = false };
         using var gy = new MaePretrainAugmentation(og).Apply(grey);
         Assert.AreEqual(1f, gy.max().item<float>(), 1e-5f);
-        CollectionAssert.AreEqual(new[] { 0.485f, 0.456f, 0.406f }, new MaeAugmentationOptions().ResolvedMean());
-        CollectionAssert.AreEqual(new[] { 0.229f, 0.224f, 0.225f }, new MaeAugmentationOptions().ResolvedStd());
+        CollectionAssert.AreEqual(new[] { 0.485f, 0.456f, 0.406f }, new MaeAugmentationOptions().ResolvedNormalization().Mean);
+        CollectionAssert.AreEqual(new[] { 0.229f, 0.224f, 0.225f }, new MaeAugmentationOptions().ResolvedNormalization().Std);
     }
 
     [TestMethod]
@@ -245,12 +246,14 @@ public class MaePretrainAugmentationTest
         Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { RatioMin = 2, RatioMax = 1 }.Validate());
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new MaeAugmentationOptions { HorizontalFlipProbability = 1.1 }.Validate());
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new MaeAugmentationOptions { Channels = 0 }.Validate());
-        var stdLen = Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Std = new[] { 0.2f } }.Validate());
-        StringAssert.Contains(stdLen.Message, "expected one per channel (3)");
-        Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Std = new[] { 0.2f, 0f, 0.2f } }.Validate());
-        Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Mean = new[] { 0.2f, float.NaN, 0.2f } }.Validate());
+        var stdLen = Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Normalization = new() { Std = new[] { 0.2f } } }.Validate());
+        StringAssert.Contains(stdLen.Message, "1 standard deviations; the images have 3 channels");
+        Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Normalization = new() { Std = new[] { 0.2f, 0f, 0.2f } } }.Validate());
+        Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Normalization = new() { Mean = new[] { 0.2f, float.NaN, 0.2f } } }.Validate());
         Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Channels = 2 }.Validate());
-        new MaeAugmentationOptions { Channels = 2, Mean = new[] { 0.5f, 0.5f }, Std = new[] { 0.5f, 0.5f } }.Validate();
+        var scaled = Assert.ThrowsExactly<ArgumentException>(() => new MaeAugmentationOptions { Normalization = new() { Scale = 1f / 255 } }.Validate());
+        StringAssert.Contains(scaled.Message, "Scale must be 1");
+        new MaeAugmentationOptions { Channels = 2, Normalization = new() { Mean = new[] { 0.5f, 0.5f }, Std = new[] { 0.5f, 0.5f } } }.Validate();
     }
 
     [TestMethod]
