@@ -45,9 +45,7 @@ public static class AugmentationBenchmark
         var t = tensor(theta, new long[] { batch, 2, 3 });
         var grid = nn.functional.affine_grid(t, new long[] { batch, 3, outSize, outSize }, align_corners: false);
         var x = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
-        var mean = tensor(options.ResolvedMean(), new long[] { 1, 3, 1, 1 });
-        var std = tensor(options.ResolvedStd(), new long[] { 1, 3, 1, 1 });
-        return (x.clamp(0.0, 1.0) - mean) / std;
+        return options.ResolvedNormalization().Apply(x.clamp(0.0, 1.0));
     }
 
     /// <summary>5 warm-up calls, then at least 2 s and 10 calls; each call in its own dispose scope.</summary>
