@@ -36,10 +36,12 @@ public sealed class MaeAttentiveProber
     /// <summary>
     /// Trains a new probe on <paramref name="encoder"/>'s tokens of <paramref name="train"/> ([0, 1] pixels, normalised
     /// with <paramref name="normalization"/>'s Mean/Std; a planned file source normalises itself). The encoder is not
-    /// changed (it is moved to the training device and left in eval mode). Data and options are checked first.
+    /// changed (it is moved to the training device and left in eval mode). <paramref name="numClasses"/> defaults to
+    /// the largest label + 1. Data and options are checked first.
     /// </summary>
     public MaeAttentiveProbeResult Train(MaeEncoder encoder, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation = null,
-        PixelNormalization? normalization = null, IProgress<MaeFineTuneProgress>? progress = null, CancellationToken cancellationToken = default)
+        PixelNormalization? normalization = null, IProgress<MaeFineTuneProgress>? progress = null, int? numClasses = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(train);
@@ -49,7 +51,7 @@ public sealed class MaeAttentiveProber
         if (cfg.EmbedDim % heads != 0)
             throw new ArgumentOutOfRangeException(nameof(o.NumHeads), heads, $"NumHeads must divide the encoder's width {cfg.EmbedDim}; got {heads}.");
         var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
-        int numClasses = CheckData(cfg, train, validation, o);
+        int classes = CheckData(cfg, train, validation, o, numClasses);
 
         var device = o.Device.Resolve();
         var evalTransform = MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
@@ -62,7 +64,7 @@ public sealed class MaeAttentiveProber
         var caching = clock.Elapsed;
 
         TorchRuntime.Seed(o.Seed);
-        var model = new AttentiveClassifier(cfg.EmbedDim, heads, numClasses, cfg.LayerNormEps);
+        var model = new AttentiveClassifier(cfg.EmbedDim, heads, classes, cfg.LayerNormEps);
         var task = new ProbeTask(model, trainTokens, validationTokens, o, progress);
         long stepsPerEpoch = train.Count / o.BatchSize;
         var settings = new MaeEngineSettings
@@ -123,7 +125,7 @@ public sealed class MaeAttentiveProber
         return encoder.forward(images)[.., 1.., ..].to(float32).MoveToOuterDisposeScope();
     }
 
-    static int CheckData(MaeConfig cfg, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeAttentiveProbeOptions o)
+    static int CheckData(MaeConfig cfg, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeAttentiveProbeOptions o, int? numClasses)
     {
         var expected = new MaeImageShape(cfg.InChannels, cfg.ImageSize, cfg.ImageSize);
         void CheckSource(IMaeLabeledImageSource s, string name)
@@ -137,8 +139,11 @@ public sealed class MaeAttentiveProber
         if (train.Count < o.BatchSize)
             throw new ArgumentException(
                 $"The training source has {train.Count} images, fewer than BatchSize = {o.BatchSize}; incomplete batches are dropped, so an epoch would have no step. Lower BatchSize or add images.", nameof(train));
-        int classes = Math.Max(train.LabelBound, validation?.LabelBound ?? 0);
-        if (classes < 2) throw new ArgumentException($"The training labels span {classes} class(es); a classifier needs at least 2.", nameof(train));
+        int bound = Math.Max(train.LabelBound, validation?.LabelBound ?? 0);
+        int classes = numClasses ?? bound;
+        if (classes < 2) throw new ArgumentException($"The labels span {classes} class(es); a classifier needs at least 2.", nameof(numClasses));
+        if (bound > classes)
+            throw new ArgumentException($"The sources have labels up to {bound - 1}; the probe has {classes} classes (labels 0 … {classes - 1}).", nameof(numClasses));
         long bytes = checked((train.Count + (validation?.Count ?? 0)) * cfg.NumPatches * cfg.EmbedDim * sizeof(float));
         if (bytes > o.MaxTokenCacheBytes)
             throw new ArgumentException(
