@@ -214,7 +214,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         return MaeLabeledImageSource.FromArrays(pixels, labels, new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize));
     }
 
-    static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
+    internal static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
     {
         var raw = column.Type.RawType;
         if (raw == typeof(uint)) { var g = row.GetGetter<uint>(column); uint v = 0; return () => { g(ref v); return v; }; }
