@@ -204,25 +204,11 @@ public sealed class MaeAttentiveProber
 
     /// <summary>The probe's hooks for the engine: batches of cached tokens in a (seed, epoch) order, cross entropy,
     /// weight decay on the matrices only, validation accuracy after each epoch.</summary>
-    sealed class ProbeTask : MaeTrainingTask<(Tensor Tokens, Tensor Labels)>
+    sealed class ProbeTask(AttentiveClassifier model, TokenCache train, TokenCache? validation, MaeAttentiveProbeOptions o,
+        IProgress<MaeFineTuneProgress>? progress) : MaeTrainingTask<(Tensor Tokens, Tensor Labels)>
     {
-        readonly AttentiveClassifier model;
-        readonly TokenCache train;
-        readonly TokenCache? validation;
-        readonly MaeAttentiveProbeOptions o;
-        readonly IProgress<MaeFineTuneProgress>? progress;
-
         public List<double> ValidationAccuracies { get; } = new();
         public List<double> ValidationLosses { get; } = new();
-
-        public ProbeTask(AttentiveClassifier model, TokenCache train, TokenCache? validation, MaeAttentiveProbeOptions o, IProgress<MaeFineTuneProgress>? progress)
-        {
-            this.model = model;
-            this.train = train;
-            this.validation = validation;
-            this.o = o;
-            this.progress = progress;
-        }
 
         public override nn.Module Model => model;
         public override string DataDescription => $"token cache ({train.Count} images)";
@@ -260,15 +246,9 @@ public sealed class MaeAttentiveProber
             batch.Labels.Dispose();
         }
 
-        MaeFineTuneProgress Progress(MaeStepReport r) => new()
-        {
-            Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
-            Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
-        };
-
         public override void Report(MaeStepReport r)
         {
-            if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(Progress(r));
+            if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(MaeFineTuneProgress.From(r));
         }
 
         public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
@@ -280,7 +260,7 @@ public sealed class MaeAttentiveProber
                 ValidationAccuracies.Add(accuracy.Value);
                 ValidationLosses.Add(loss.Value);
             }
-            progress?.Report(Progress(report) with { EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = loss });
+            progress?.Report(MaeFineTuneProgress.From(report) with { EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = loss });
         }
 
         static (double Accuracy, double Loss) Evaluate(AttentiveClassifier model, TokenCache data, int batchSize)

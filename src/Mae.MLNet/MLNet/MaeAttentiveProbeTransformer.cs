@@ -60,25 +60,11 @@ public sealed class MaeAttentiveProbeTransformer : ITransformer
 
     public bool IsRowToRowMapper => true;
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        ImageColumn.Bind(inputSchema, InputColumnName, Encoder.Config);
-        return OutputColumn.AppendTo(inputSchema, Outputs);
-    }
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => ImageColumnMapping.OutputSchema(inputSchema, InputColumnName, Runner, Outputs);
 
-    public IDataView Transform(IDataView input)
-    {
-        if (input is null) throw new ArgumentNullException(nameof(input));
-        var image = ImageColumn.Bind(input.Schema, InputColumnName, Encoder.Config);
-        return new TensorFunctionDataView(input, image, Runner, Outputs, BatchSize);
-    }
+    public IDataView Transform(IDataView input) => ImageColumnMapping.Transform(input, InputColumnName, Runner, Outputs, BatchSize);
 
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, InputColumnName, Encoder.Config), Runner, Outputs);
-    }
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ImageColumnMapping.RowMapper(inputSchema, InputColumnName, Runner, Outputs);
 
     /// <summary>Saved as ML.NET's own transformers: an <c>OnnxTransformer</c> for the encoder and the attentive pooler,
     /// and ML.NET's multiclass model holding the head's weights (<see cref="AttentiveProbePersistence"/>).</summary>

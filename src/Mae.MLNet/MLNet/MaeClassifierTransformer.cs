@@ -99,25 +99,11 @@ public sealed class MaeClassifierTransformer : ITransformer
 
     public bool IsRowToRowMapper => true;
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        ImageColumn.Bind(inputSchema, InputColumnName, Model.Config);
-        return OutputColumn.AppendTo(inputSchema, Outputs);
-    }
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => ImageColumnMapping.OutputSchema(inputSchema, InputColumnName, Runner, Outputs);
 
-    public IDataView Transform(IDataView input)
-    {
-        if (input is null) throw new ArgumentNullException(nameof(input));
-        var image = ImageColumn.Bind(input.Schema, InputColumnName, Model.Config);
-        return new TensorFunctionDataView(input, image, Runner, Outputs, BatchSize);
-    }
+    public IDataView Transform(IDataView input) => ImageColumnMapping.Transform(input, InputColumnName, Runner, Outputs, BatchSize);
 
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, InputColumnName, Model.Config), Runner, Outputs);
-    }
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ImageColumnMapping.RowMapper(inputSchema, InputColumnName, Runner, Outputs);
 
     /// <summary>Saved as ML.NET's own transformers: an <c>OnnxTransformer</c> for the encoder and pooling, and ML.NET's
     /// multiclass model (the one <c>LbfgsMaximumEntropy</c> trains) holding the head's weights. Loading the zip gives
