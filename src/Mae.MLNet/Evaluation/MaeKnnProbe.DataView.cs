@@ -54,8 +54,9 @@ public static partial class MaeKnnProbe
                 $"Label column '{labelColumnName}' has type {labelColumn.Type}; the kNN probe expects a key type (MapValueToKey) or integer class indices.");
 
         int width = vector.Size;
-        var values = new List<float>();
-        var labels = new List<long>();
+        long? rows = data.GetRowCount();
+        var values = new List<float>(rows is long n && n * width <= int.MaxValue ? (int)(n * width) : 0);
+        var labels = new List<long>(rows is long m && m <= int.MaxValue ? (int)m : 0);
         var buffer = default(VBuffer<float>);
         using (var cursor = data.GetRowCursor(new[] { featureColumn, labelColumn }))
         {
