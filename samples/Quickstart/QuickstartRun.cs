@@ -297,17 +297,7 @@ public static class QuickstartRun
     static double Knn(MLContext ml, IDataView train, IDataView test, string column)
     {
         var keys = ml.Transforms.Conversion.MapValueToKey(Datasets.LabelColumn).Fit(train);
-        (Tensor Features, long[] Labels) Read(IDataView view)
-        {
-            var mapped = keys.Transform(view);
-            var rows = mapped.GetColumn<float[]>(column).ToArray();
-            var labels = mapped.GetColumn<uint>(Datasets.LabelColumn).Select(k => (long)k - 1).ToArray();   // keys are 1-based
-            return (tensor(rows.SelectMany(r => r).ToArray(), rows.Length, rows[0].Length), labels);
-        }
-        using var scope = NewDisposeScope();
-        var (trainX, trainY) = Read(train);
-        var (testX, testY) = Read(test);
-        return MaeKnnProbe.Evaluate(trainX, trainY, testX, testY, new[] { 20 }).AccuracyByK[20];
+        return MaeKnnProbe.Evaluate(keys.Transform(train), keys.Transform(test), column, Datasets.LabelColumn, new[] { 20 }).AccuracyByK[20];
     }
 
     static void SaveReconstructions(string path, MaskedAutoencoder model, PixelNormalization normalization, float[][] images, int seed)

@@ -16,7 +16,7 @@ public sealed record MaeKnnResult(IReadOnlyDictionary<int, double> AccuracyByK, 
 /// neighbour votes for its label with weight <c>exp(s / T)</c>, and the class with the largest total wins.
 /// No training, no hyper-parameters but <c>k</c> and <c>T</c>: a cheap signal of feature quality during pre-training.
 /// </summary>
-public static class MaeKnnProbe
+public static partial class MaeKnnProbe
 {
     /// <summary>DINO's defaults: k = 20 and 200, T = 0.07.</summary>
     public static readonly IReadOnlyList<int> DefaultK = new[] { 20, 200 };

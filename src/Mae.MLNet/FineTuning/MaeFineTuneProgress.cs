@@ -27,6 +27,13 @@ public sealed record MaeFineTuneProgress
     public double? ValidationLoss { get; init; }
     /// <summary>0-based epoch with the best validation accuracy so far.</summary>
     public int? BestEpoch { get; init; }
+
+    /// <summary>A step report of the training engine (fine-tuning and the attentive probe report alike).</summary>
+    internal static MaeFineTuneProgress From(Training.MaeStepReport r) => new()
+    {
+        Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
+        Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
+    };
 }
 
 /// <summary>What a fine-tuning run produced.</summary>

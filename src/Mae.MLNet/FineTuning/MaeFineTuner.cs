@@ -223,11 +223,7 @@ public sealed class MaeFineTuner
             batch.Labels.Dispose();
         }
 
-        MaeFineTuneProgress Progress(MaeStepReport r) => new()
-        {
-            Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
-            Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
-        };
+        static MaeFineTuneProgress Progress(MaeStepReport r) => MaeFineTuneProgress.From(r);
 
         // Step reports every LogEvery steps; the epoch's end has its own report (EndOfEpoch).
         public override void Report(MaeStepReport r) // the engine calls it on rank 0 only

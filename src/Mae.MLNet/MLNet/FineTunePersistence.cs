@@ -38,21 +38,30 @@ internal static class FineTunePersistence
                 Normalization = norm with { Scale = pixelScale }, PerRow = true,
             }),
             norm.Scale);
-        var featureSchema = onnx.GetOutputSchema(inputSchema);
-
-        var (weights, bias) = HeadWeights(model);
-        var head = MaximumEntropyHead.Create(host.Environment, weights, bias, transformer.ClassNames(), featureSchema, features,
+        return WithHead(host, onnx, inputSchema, features, model.head, transformer.ClassNames(),
             transformer.LabelColumnName, transformer.ScoreColumnName, transformer.PredictedLabelColumnName);
-        var drop = host.Transforms.DropColumns(features).Fit(new EmptyDataView(head.GetOutputSchema(featureSchema)));
-        return new TransformerChain<ITransformer>(onnx, head, drop);
     }
 
-    static (float[][] Weights, float[] Bias) HeadWeights(Model.VitClassifier model)
+    /// <summary><paramref name="features"/> (the temporary column <paramref name="onnx"/> adds) through
+    /// <paramref name="head"/> as <see cref="MaximumEntropyHead"/>, then the feature column dropped (the attentive
+    /// probe's zip is made the same way).</summary>
+    internal static TransformerChain<ITransformer> WithHead(MaeHost host, ITransformer onnx, DataViewSchema inputSchema, string features,
+        TorchSharp.Modules.Linear head, string[]? classNames, string labelColumnName, string scoreColumnName, string predictedLabelColumnName)
+    {
+        var featureSchema = onnx.GetOutputSchema(inputSchema);
+        var (weights, bias) = HeadWeights(head);
+        var headTransformer = MaximumEntropyHead.Create(host.Environment, weights, bias, classNames, featureSchema, features,
+            labelColumnName, scoreColumnName, predictedLabelColumnName);
+        var drop = host.Transforms.DropColumns(features).Fit(new EmptyDataView(headTransformer.GetOutputSchema(featureSchema)));
+        return new TransformerChain<ITransformer>(onnx, headTransformer, drop);
+    }
+
+    static (float[][] Weights, float[] Bias) HeadWeights(TorchSharp.Modules.Linear head)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var w = model.head.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
-        var b = model.head.bias!.detach().to(ScalarType.Float32).cpu().contiguous();
+        var w = head.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
+        var b = head.bias!.detach().to(ScalarType.Float32).cpu().contiguous();
         var flat = w.data<float>().ToArray();
         int classes = (int)w.shape[0], width = (int)w.shape[1];
         var rows = Enumerable.Range(0, classes).Select(k => flat.AsSpan(k * width, width).ToArray()).ToArray();

@@ -97,6 +97,32 @@ public static class MaeCatalog
         return new MaeFineTuneTrainer(options) { Host = MaeHost.Of(catalog) };
     }
 
+    /// <summary>Trains an attentive probe on a frozen MAE encoder: one learned query cross-attends the encoder's patch
+    /// tokens (the encoder's head count), a linear head classifies; the encoder is not changed. Its tokens are computed
+    /// once (no augmentation) and the probe trains on them. The model adds <c>Score</c> and <c>PredictedLabel</c>.</summary>
+    public static MaeAttentiveProbeTrainer MaeAttentiveProbe(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        MaeEncoder encoder, string labelColumnName = "Label", string inputColumnName = "Pixels", int epochs = 20, int batchSize = 256,
+        double learningRate = 1e-3, MaeDevice device = MaeDevice.Auto, long seed = 0,
+        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null)
+        => catalog.MaeAttentiveProbe(new MaeAttentiveProbeTrainer.Options
+        {
+            Encoder = encoder ?? throw new ArgumentNullException(nameof(encoder)),
+            LabelColumnName = labelColumnName, InputColumnName = inputColumnName, Progress = progress,
+            Training = new Mae.MLNet.Evaluation.MaeAttentiveProbeOptions
+            {
+                Epochs = epochs, BatchSize = batchSize, LearningRate = learningRate, Device = device, Seed = seed,
+                WarmupEpochs = Math.Min(1, epochs / 10.0),
+            },
+        });
+
+    /// <summary>Trains an attentive probe with full control over the options.</summary>
+    public static MaeAttentiveProbeTrainer MaeAttentiveProbe(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        MaeAttentiveProbeTrainer.Options options)
+    {
+        if (catalog is null) throw new ArgumentNullException(nameof(catalog));
+        return new MaeAttentiveProbeTrainer(options) { Host = MaeHost.Of(catalog) };
+    }
+
     static Mae.MLNet.FineTuning.MaeFineTuneOptions SimpleTraining(int epochs, int batchSize, double? learningRate, MaeDevice device, long seed) => new()
     {
         Epochs = epochs, BatchSize = batchSize, LearningRate = learningRate, Device = device, Seed = seed,

@@ -59,58 +59,53 @@ public sealed class MaeClassifierTransformer : ITransformer
 
     /// <summary>The class names from the label's key values (text), or null when it has none.</summary>
     public string[]? ClassNames()
+        => KeyValueNames(LabelAnnotations);
+
+    /// <summary>The text KeyValues of a label column's annotations, or null.</summary>
+    internal static string[]? KeyValueNames(DataViewSchema.Annotations labelAnnotations)
     {
-        var kv = LabelAnnotations.Schema.GetColumnOrNull("KeyValues");
+        var kv = labelAnnotations.Schema.GetColumnOrNull("KeyValues");
         if (kv is not DataViewSchema.Column column || column.Type is not VectorDataViewType { ItemType: TextDataViewType }) return null;
         VBuffer<ReadOnlyMemory<char>> names = default;
-        LabelAnnotations.GetValue("KeyValues", ref names);
+        labelAnnotations.GetValue("KeyValues", ref names);
         return names.DenseValues().Select(n => n.ToString()).ToArray();
     }
 
-    IReadOnlyList<OutputColumn> MakeOutputs()
+    IReadOnlyList<OutputColumn> MakeOutputs() => MakeOutputs(ScoreColumnName, PredictedLabelColumnName, LabelType, LabelAnnotations, NumClasses);
+
+    /// <summary>A multiclass trainer's output columns: Score (class probabilities, slot names from the label's key
+    /// values) and PredictedLabel (their argmax, in the label's key type).</summary>
+    internal static IReadOnlyList<OutputColumn> MakeOutputs(string scoreColumnName, string predictedLabelColumnName, KeyDataViewType labelType,
+        DataViewSchema.Annotations labelAnnotations, int numClasses)
     {
         var scoreAnnotations = new DataViewSchema.Annotations.Builder();
-        var names = ClassNames();
-        if (names is not null && names.Length == NumClasses)
+        var names = KeyValueNames(labelAnnotations);
+        if (names is not null && names.Length == numClasses)
         {
             ValueGetter<VBuffer<ReadOnlyMemory<char>>> getter = (ref VBuffer<ReadOnlyMemory<char>> value)
                 => value = new VBuffer<ReadOnlyMemory<char>>(names.Length, names.Select(n => n.AsMemory()).ToArray());
-            scoreAnnotations.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, NumClasses), getter);
+            scoreAnnotations.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, numClasses), getter);
         }
         ValueGetter<ReadOnlyMemory<char>> kind = (ref ReadOnlyMemory<char> v) => v = "MulticlassClassification".AsMemory();
         ValueGetter<ReadOnlyMemory<char>> valueKind = (ref ReadOnlyMemory<char> v) => v = "Score".AsMemory();
         scoreAnnotations.Add("ScoreColumnKind", TextDataViewType.Instance, kind);
         scoreAnnotations.Add("ScoreValueKind", TextDataViewType.Instance, valueKind);
         var predictedAnnotations = new DataViewSchema.Annotations.Builder();
-        predictedAnnotations.Add(LabelAnnotations, name => name == "KeyValues");
+        predictedAnnotations.Add(labelAnnotations, name => name == "KeyValues");
         return new[]
         {
-            OutputColumn.Vector(ScoreColumnName, 0, NumClasses, scoreAnnotations.ToAnnotations()),
-            OutputColumn.ArgMaxKey(PredictedLabelColumnName, LabelType, 0, NumClasses, predictedAnnotations.ToAnnotations()),
+            OutputColumn.Vector(scoreColumnName, 0, numClasses, scoreAnnotations.ToAnnotations()),
+            OutputColumn.ArgMaxKey(predictedLabelColumnName, labelType, 0, numClasses, predictedAnnotations.ToAnnotations()),
         };
     }
 
     public bool IsRowToRowMapper => true;
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        ImageColumn.Bind(inputSchema, InputColumnName, Model.Config);
-        return OutputColumn.AppendTo(inputSchema, Outputs);
-    }
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => ImageColumnMapping.OutputSchema(inputSchema, InputColumnName, Runner, Outputs);
 
-    public IDataView Transform(IDataView input)
-    {
-        if (input is null) throw new ArgumentNullException(nameof(input));
-        var image = ImageColumn.Bind(input.Schema, InputColumnName, Model.Config);
-        return new TensorFunctionDataView(input, image, Runner, Outputs, BatchSize);
-    }
+    public IDataView Transform(IDataView input) => ImageColumnMapping.Transform(input, InputColumnName, Runner, Outputs, BatchSize);
 
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, InputColumnName, Model.Config), Runner, Outputs);
-    }
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ImageColumnMapping.RowMapper(inputSchema, InputColumnName, Runner, Outputs);
 
     /// <summary>Saved as ML.NET's own transformers: an <c>OnnxTransformer</c> for the encoder and pooling, and ML.NET's
     /// multiclass model (the one <c>LbfgsMaximumEntropy</c> trains) holding the head's weights. Loading the zip gives

@@ -39,26 +39,14 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     public bool IsRowToRowMapper => true;
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        ImageColumn.Bind(inputSchema, Options.InputColumnName, Encoder.Config);
-        return OutputColumn.AppendTo(inputSchema, Outputs);
-    }
+        => ImageColumnMapping.OutputSchema(inputSchema, Options.InputColumnName, Runner, Outputs);
 
     IReadOnlyList<OutputColumn> Outputs => new[] { OutputColumn.Vector(Options.OutputColumnName, 0, FeatureDim) };
 
-    public IDataView Transform(IDataView input)
-    {
-        if (input is null) throw new ArgumentNullException(nameof(input));
-        var image = ImageColumn.Bind(input.Schema, Options.InputColumnName, Encoder.Config);
-        return new TensorFunctionDataView(input, image, Runner, Outputs, Options.BatchSize);
-    }
+    public IDataView Transform(IDataView input) => ImageColumnMapping.Transform(input, Options.InputColumnName, Runner, Outputs, Options.BatchSize);
 
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) 
-    {
-        if (inputSchema is null) throw new ArgumentNullException(nameof(inputSchema));
-        return new TensorFunctionRowMapper(inputSchema, ImageColumn.Bind(inputSchema, Options.InputColumnName, Encoder.Config), Runner, Outputs);
-    }
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
+        => ImageColumnMapping.RowMapper(inputSchema, Options.InputColumnName, Runner, Outputs);
 
     /// <summary>Saved as ML.NET's own <c>OnnxTransformer</c> over an exported ONNX graph (ML.NET keeps the members an
     /// outside transformer would need to store its own state internal). Loading the zip gives that OnnxTransformer.</summary>

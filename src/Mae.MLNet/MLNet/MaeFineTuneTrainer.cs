@@ -146,14 +146,16 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         return model;
     }
 
-    static (DataViewSchema.Column Column, KeyDataViewType Type) BindLabel(DataViewSchema schema, string name, string what)
+    /// <summary>The key-typed label column (≥ 2 key values) of <paramref name="schema"/>; <paramref name="trainer"/> names
+    /// the caller in the messages (the attentive probe binds its label here too).</summary>
+    internal static (DataViewSchema.Column Column, KeyDataViewType Type) BindLabel(DataViewSchema schema, string name, string what, string trainer = "MaeFineTune")
     {
         if (schema.GetColumnOrNull(name) is not DataViewSchema.Column column)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Label column '{name}' was not found in the {what}. Available columns: {string.Join(", ", schema.Select(c => $"'{c.Name}'"))}.");
         if (column.Type is not KeyDataViewType key)
             throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Label column '{name}' has type {column.Type}; MaeFineTune expects a key type (map the labels with MapValueToKey first).");
+                $"Label column '{name}' has type {column.Type}; {trainer} expects a key type (map the labels with MapValueToKey first).");
         if (key.Count < 2)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Label column '{name}' has {key.Count} key value(s); a classifier needs at least 2 classes.");
@@ -163,8 +165,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
 
     /// <summary>Reads the labelled images into memory (rows with a missing label are skipped); paths and encoded
     /// bytes become a file source that decodes them in parallel, epoch by epoch.</summary>
-    static IMaeLabeledImageSource Read(IDataView data, ImageColumn image, DataViewSchema.Column label, float scale, MaeConfig config, string what,
-        MaeImageInputOptions inputOptions)
+    internal static IMaeLabeledImageSource Read(IDataView data, ImageColumn image, DataViewSchema.Column label, float scale, MaeConfig config, string what,
+        MaeImageInputOptions inputOptions, string trainer = "MaeFineTune")
     {
         if (image.IsEncoded)
         {
@@ -180,7 +182,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
                     return true;
                 };
             });
-            if (keys.Count == 0) throw new ArgumentException($"The {what} has no rows with a label; MaeFineTune needs labelled images.");
+            if (keys.Count == 0) throw new ArgumentException($"The {what} has no rows with a label; {trainer} needs labelled images.");
             var options = inputOptions.Validate();
             return paths is not null ? MaeLabeledImageFileSource.FromPaths(paths, keys, options)
                 : MaeLabeledImageFileSource.FromEncoded(bytes!, keys, names, options);
@@ -204,11 +206,11 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
             }
         }
         if (pixels.Count == 0)
-            throw new ArgumentException($"The {what} has no rows with a label; MaeFineTune needs labelled images.");
+            throw new ArgumentException($"The {what} has no rows with a label; {trainer} needs labelled images.");
         return MaeLabeledImageSource.FromArrays(pixels, labels, new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize));
     }
 
-    static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
+    internal static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
     {
         var raw = column.Type.RawType;
         if (raw == typeof(uint)) { var g = row.GetGetter<uint>(column); uint v = 0; return () => { g(ref v); return v; }; }
@@ -221,15 +223,24 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        if (SchemaShapes.Find(inputSchema, o.LabelColumnName) is not SchemaShape.Column label)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{o.LabelColumnName}' was not found.");
+        return ClassifierOutputSchema(inputSchema, o.LabelColumnName, o.InputColumnName, o.ScoreColumnName, o.PredictedLabelColumnName,
+            o.Model?.NumClasses ?? 2, "MaeFineTune");
+    }
+
+    /// <summary>The input columns plus a multiclass trainer's Score and PredictedLabel (the label's key type), after
+    /// checking the label (key) and input columns; <paramref name="trainer"/> names the caller in the messages.</summary>
+    internal static SchemaShape ClassifierOutputSchema(SchemaShape inputSchema, string labelColumnName, string inputColumnName,
+        string scoreColumnName, string predictedLabelColumnName, int numClasses, string trainer)
+    {
+        if (SchemaShapes.Find(inputSchema, labelColumnName) is not SchemaShape.Column label)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{labelColumnName}' was not found.");
         if (!label.IsKey)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Label column '{o.LabelColumnName}' is {label.Kind} of {label.ItemType}; MaeFineTune expects a key type (map the labels with MapValueToKey first).");
-        if (SchemaShapes.Find(inputSchema, o.InputColumnName) is not SchemaShape.Column)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{o.InputColumnName}' was not found.");
-        var score = SchemaShapes.SingleVector(o.ScoreColumnName, o.Model?.NumClasses ?? 2); // the size is not part of a SchemaShape
-        var predicted = SchemaShapes.Copy(inputSchema, o.LabelColumnName, o.PredictedLabelColumnName); // the label's key type
-        return new SchemaShape(inputSchema.Where(c => c.Name != o.ScoreColumnName && c.Name != o.PredictedLabelColumnName).Append(score).Append(predicted));
+                $"Label column '{labelColumnName}' is {label.Kind} of {label.ItemType}; {trainer} expects a key type (map the labels with MapValueToKey first).");
+        if (SchemaShapes.Find(inputSchema, inputColumnName) is not SchemaShape.Column)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' was not found.");
+        var score = SchemaShapes.SingleVector(scoreColumnName, numClasses); // the size is not part of a SchemaShape
+        var predicted = SchemaShapes.Copy(inputSchema, labelColumnName, predictedLabelColumnName); // the label's key type
+        return new SchemaShape(inputSchema.Where(c => c.Name != scoreColumnName && c.Name != predictedLabelColumnName).Append(score).Append(predicted));
     }
 }

@@ -17,7 +17,7 @@ namespace Mae.MLNet.Interop.Onnx;
 /// MLP with the exact erf GELU), the final norm and the pooling. The batch dimension is symbolic ("batch").
 /// Weights are copied from the module as float32 initializers.
 /// </summary>
-public static class MaeOnnxExport
+public static partial class MaeOnnxExport
 {
     /// <summary>The default-domain opset of the exported graphs (LayerNormalization needs 17).</summary>
     public const int Opset = 17;

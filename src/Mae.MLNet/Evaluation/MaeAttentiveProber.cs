@@ -1,0 +1,295 @@
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
+using Mae.MLNet.Training.Augmentation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Evaluation;
+
+/// <summary>What an attentive-probe run produced: the trained pooler + head, the run's losses and validation
+/// accuracies (fine-tuning's result record: the same engine made them), and the time spent computing the tokens.</summary>
+public sealed record MaeAttentiveProbeResult(AttentiveClassifier Model, MaeFineTuneResult Training, TimeSpan TokenCaching);
+
+/// <summary>
+/// Trains an attentive probe (<see cref="AttentiveClassifier"/>: <see cref="AttentivePooler"/> + linear head) on the
+/// patch tokens of a frozen encoder. The encoder runs once per image, in eval mode under no_grad with every patch
+/// visible, and its patch tokens (after the final norm, cls left out) are kept on the CPU: the probe then trains for
+/// many epochs at the cost of the pooler alone. This is the standard protocol of frozen-feature probes (the
+/// evaluation transform, no augmentation); it means the probe never sees augmented images, and memory grows as
+/// images × patches × width (bounded by <see cref="MaeAttentiveProbeOptions.MaxTokenCacheBytes"/>, checked first).
+/// Training runs on the shared engine (<see cref="MaeTrainingEngine"/>: AdamW over one flat buffer, warm-up + cosine,
+/// non-finite check, progress) with fine-tuning's progress and result records; no checkpoints (a probe on cached
+/// tokens retrains in minutes).
+/// </summary>
+public sealed class MaeAttentiveProber
+{
+    public MaeAttentiveProbeOptions Options { get; }
+
+    public MaeAttentiveProber(MaeAttentiveProbeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options.Clone().Validate();
+    }
+
+    /// <summary>
+    /// Trains a new probe on <paramref name="encoder"/>'s tokens of <paramref name="train"/> ([0, 1] pixels, normalised
+    /// with <paramref name="normalization"/>'s Mean/Std; a planned file source normalises itself). The encoder is not
+    /// changed (it is moved to the training device; it runs in eval mode and its mode is restored afterwards). <paramref name="numClasses"/> defaults to
+    /// the largest label + 1. Data and options are checked first.
+    /// </summary>
+    public MaeAttentiveProbeResult Train(MaeEncoder encoder, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation = null,
+        PixelNormalization? normalization = null, IProgress<MaeFineTuneProgress>? progress = null, int? numClasses = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(train);
+        var o = Options;
+        var cfg = encoder.Config;
+        int heads = o.NumHeads ?? cfg.NumHeads;
+        if (cfg.EmbedDim % heads != 0)
+            throw new ArgumentOutOfRangeException(nameof(o.NumHeads), heads, $"NumHeads must divide the encoder's width {cfg.EmbedDim}; got {heads}.");
+        var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
+        int classes = CheckData(cfg, train, validation, o, numClasses);
+
+        var device = o.Device.Resolve();
+        var evalTransform = MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
+        {
+            OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm with { Scale = 1f },
+        });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var trainTokens = TokenCache.Compute(encoder, train, evalTransform, o.EvaluationBatchSize, device);
+        using var validationTokens = validation is null ? null : TokenCache.Compute(encoder, validation, evalTransform, o.EvaluationBatchSize, device);
+        var caching = clock.Elapsed;
+
+        TorchRuntime.Seed(o.Seed);
+        var model = new AttentiveClassifier(cfg.EmbedDim, heads, classes, cfg.LayerNormEps);
+        var task = new ProbeTask(model, trainTokens, validationTokens, o, progress);
+        long stepsPerEpoch = train.Count / o.BatchSize;
+        var settings = new MaeEngineSettings
+        {
+            BatchSize = o.BatchSize, AccumIter = 1, Epochs = o.Epochs, PeakLearningRate = o.LearningRate, MinLearningRate = o.MinLearningRate,
+            WarmupEpochs = o.WarmupEpochs, Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8, Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = 1,
+        };
+        var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, cancellationToken);
+        model.eval();
+        var result = new MaeFineTuneResult
+        {
+            StepLosses = state.StepLosses, EpochLosses = state.EpochLosses,
+            ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
+            EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch,
+            PeakLearningRate = o.LearningRate, Elapsed = state.Elapsed,
+        };
+        return new MaeAttentiveProbeResult(model, result, caching);
+    }
+
+    /// <summary>Top-1 accuracy and mean cross entropy of <paramref name="model"/> on <paramref name="encoder"/>'s tokens of
+    /// <paramref name="source"/> (eval mode, no_grad).</summary>
+    public static (double Accuracy, double Loss) Evaluate(MaeEncoder encoder, AttentiveClassifier model, IMaeLabeledImageSource source,
+        PixelNormalization? normalization = null, int batchSize = 256)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(source);
+        var cfg = encoder.Config;
+        var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
+        var transform = MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
+        {
+            OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm with { Scale = 1f },
+        });
+        var device = model.head.weight!.device;
+        bool wasTraining = encoder.training;
+        encoder.eval();
+        model.eval();
+        long correct = 0, seen = 0;
+        double lossSum = 0;
+        try
+        {
+            MaeFineTuner.ForEachEvaluationBatch(source, transform, batchSize, device, (x, y) =>
+            {
+                var logits = model.forward(PatchTokens(encoder, x));
+                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                correct += logits.argmax(-1).eq(y).sum().item<long>();
+                seen += y.shape[0];
+            });
+        }
+        finally { if (wasTraining) encoder.train(); }
+        return (seen == 0 ? 0 : (double)correct / seen, seen == 0 ? 0 : lossSum / seen);
+    }
+
+    /// <summary>The encoder's patch tokens after its final norm, every patch visible, cls left out: [N, L, D] fp32.</summary>
+    internal static Tensor PatchTokens(MaeEncoder encoder, Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return encoder.forward(images)[.., 1.., ..].to(float32).MoveToOuterDisposeScope();
+    }
+
+    static int CheckData(MaeConfig cfg, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeAttentiveProbeOptions o, int? numClasses)
+    {
+        var expected = new MaeImageShape(cfg.InChannels, cfg.ImageSize, cfg.ImageSize);
+        void CheckSource(IMaeLabeledImageSource s, string name)
+        {
+            if (s.Count < 1) throw new ArgumentException($"The {name} source is empty (Count = {s.Count}): the attentive probe needs labelled images.", name);
+            if (s.Shape != expected)
+                throw new ArgumentException($"The encoder expects images of {expected} but the {name} source holds {s.Shape}.", name);
+        }
+        CheckSource(train, "train");
+        if (validation is not null) CheckSource(validation, "validation");
+        if (train.Count < o.BatchSize)
+            throw new ArgumentException(
+                $"The training source has {train.Count} images, fewer than BatchSize = {o.BatchSize}; incomplete batches are dropped, so an epoch would have no step. Lower BatchSize or add images.", nameof(train));
+        int bound = Math.Max(train.LabelBound, validation?.LabelBound ?? 0);
+        int classes = numClasses ?? bound;
+        if (classes < 2) throw new ArgumentException($"The labels span {classes} class(es); a classifier needs at least 2.", nameof(numClasses));
+        if (bound > classes)
+            throw new ArgumentException($"The sources have labels up to {bound - 1}; the probe has {classes} classes (labels 0 … {classes - 1}).", nameof(numClasses));
+        long bytes = checked((train.Count + (validation?.Count ?? 0)) * cfg.NumPatches * cfg.EmbedDim * sizeof(float));
+        if (bytes > o.MaxTokenCacheBytes)
+            throw new ArgumentException(
+                $"Caching the frozen tokens needs {bytes / (1 << 20)} MiB ({train.Count + (validation?.Count ?? 0)} images × {cfg.NumPatches} patches × {cfg.EmbedDim} floats), " +
+                $"more than MaxTokenCacheBytes = {o.MaxTokenCacheBytes / (1 << 20)} MiB. Raise the bound if the memory is there, or probe a subset.", nameof(train));
+        return classes;
+    }
+
+    /// <summary>A frozen encoder's patch tokens [N, L, D] and labels [N] of a whole source, on the CPU.</summary>
+    internal sealed class TokenCache : IDisposable
+    {
+        public Tensor Tokens { get; }
+        public Tensor Labels { get; }
+        public long Count => Labels.shape[0];
+
+        TokenCache(Tensor tokens, Tensor labels) { Tokens = tokens; Labels = labels; }
+
+        public static TokenCache Compute(MaeEncoder encoder, IMaeLabeledImageSource source, IBatchTransform transform, int batchSize, Device device)
+        {
+            var cfg = encoder.Config;
+            bool wasTraining = encoder.training;
+            encoder.to(device);
+            encoder.eval();
+            var tokens = empty(source.Count, cfg.NumPatches, cfg.EmbedDim, dtype: float32);
+            var labels = empty(source.Count, dtype: int64);
+            tokens.DetachFromDisposeScope();
+            labels.DetachFromDisposeScope();
+            long row = 0;
+            try
+            {
+                MaeFineTuner.ForEachEvaluationBatch(source, transform, batchSize, device, (x, y) =>
+                {
+                    long n = y.shape[0];
+                    if (row + n > source.Count)
+                        throw new InvalidDataException($"The source yielded more than the {source.Count} images it promises.");
+                    tokens[TensorIndex.Slice(row, row + n)].copy_(PatchTokens(encoder, x).cpu());
+                    labels[TensorIndex.Slice(row, row + n)].copy_(y.cpu());
+                    row += n;
+                });
+                if (row != source.Count) throw new InvalidDataException($"The source yielded {row} images; it promises {source.Count}.");
+            }
+            catch
+            {
+                tokens.Dispose();
+                labels.Dispose();
+                throw;
+            }
+            finally { if (wasTraining) encoder.train(); }
+            return new TokenCache(tokens, labels);
+        }
+
+        public void Dispose()
+        {
+            Tokens.Dispose();
+            Labels.Dispose();
+        }
+    }
+
+    /// <summary>The probe's hooks for the engine: batches of cached tokens in a (seed, epoch) order, cross entropy,
+    /// weight decay on the matrices only, validation accuracy after each epoch.</summary>
+    sealed class ProbeTask(AttentiveClassifier model, TokenCache train, TokenCache? validation, MaeAttentiveProbeOptions o,
+        IProgress<MaeFineTuneProgress>? progress) : MaeTrainingTask<(Tensor Tokens, Tensor Labels)>
+    {
+        public List<double> ValidationAccuracies { get; } = new();
+        public List<double> ValidationLosses { get; } = new();
+
+        public override nn.Module Model => model;
+        public override string DataDescription => $"token cache ({train.Count} images)";
+        public override string LossTag => "loss";
+        // Never written: the probe runs without CheckpointDir (see the class summary); the engine only reads it then.
+        public override MaeTrainingCheckpoint Checkpoint => MaeFineTuneCheckpoint.Training;
+
+        public override void PrepareModel(ScalarType? computeDType) { }
+
+        public override IReadOnlyList<MaeParamGroup> ParamGroups()
+        {
+            var (decay, noDecay, _) = MaeWeightDecay.Split(model, new[] { "pooler.query_token" });
+            return new[] { new MaeParamGroup("decay", 1.0, o.WeightDecay, decay), new MaeParamGroup("no_decay", 1.0, 0.0, noDecay) };
+        }
+
+        public override IEnumerable<(Tensor Tokens, Tensor Labels)> Batches(int epoch, Device device)
+        {
+            var order = MaePlanRandom.Permutation(train.Count, o.Seed, epoch);
+            long batches = train.Count / o.BatchSize;
+            for (long b = 0; b < batches; b++)
+            {
+                using var idx = tensor(order.AsSpan((int)(b * o.BatchSize), o.BatchSize).ToArray(), dtype: int64);
+                var x = train.Tokens.index_select(0, idx);
+                var y = train.Labels.index_select(0, idx);
+                yield return (x, y);
+            }
+        }
+
+        public override Tensor Loss((Tensor Tokens, Tensor Labels) batch, Device device)
+            => MaeClassificationLoss.LabelSmoothingCrossEntropy(model.forward(batch.Tokens.to(device)), batch.Labels.to(device), o.LabelSmoothing);
+
+        public override void Release((Tensor Tokens, Tensor Labels) batch)
+        {
+            batch.Tokens.Dispose();
+            batch.Labels.Dispose();
+        }
+
+        public override void Report(MaeStepReport r)
+        {
+            if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(MaeFineTuneProgress.From(r));
+        }
+
+        public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
+        {
+            double? accuracy = null, loss = null;
+            if (validation is not null)
+            {
+                (accuracy, loss) = Evaluate(model, validation, o.EvaluationBatchSize);
+                ValidationAccuracies.Add(accuracy.Value);
+                ValidationLosses.Add(loss.Value);
+            }
+            progress?.Report(MaeFineTuneProgress.From(report) with { EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = loss });
+        }
+
+        static (double Accuracy, double Loss) Evaluate(AttentiveClassifier model, TokenCache data, int batchSize)
+        {
+            var device = model.head.weight!.device;
+            model.eval();
+            long correct = 0;
+            double lossSum = 0;
+            try
+            {
+                using var noGrad = no_grad();
+                for (long start = 0; start < data.Count; start += batchSize)
+                {
+                    using var scope = NewDisposeScope();
+                    long end = Math.Min(start + batchSize, data.Count);
+                    var logits = model.forward(data.Tokens[TensorIndex.Slice(start, end)].to(device));
+                    var y = data.Labels[TensorIndex.Slice(start, end)].to(device);
+                    lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                    correct += logits.argmax(-1).eq(y).sum().item<long>();
+                }
+            }
+            finally { model.train(); }
+            return ((double)correct / data.Count, lossSum / data.Count);
+        }
+
+        public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
+            => throw new NotSupportedException("The attentive probe does not resume from checkpoints.");
+
+        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted)
+            => throw new NotSupportedException("The attentive probe does not write checkpoints.");
+    }
+}
