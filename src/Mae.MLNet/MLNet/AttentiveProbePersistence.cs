@@ -12,15 +12,6 @@ namespace Mae.MLNet;
 /// </summary>
 internal static class AttentiveProbePersistence
 {
-    public static void Save(MaeAttentiveProbeTransformer transformer, ModelSaveContext ctx)
-    {
-        var inputSchema = transformer.InputSchema
-            ?? throw new InvalidOperationException("This attentive probe was not made by Fit, so its training schema is unknown and it cannot be saved.");
-        var host = transformer.Host
-            ?? throw new InvalidOperationException("This attentive probe was not made through an ML.NET catalog (mlContext.MulticlassClassification.Trainers), so it has no MLContext to save in.");
-        ((ICanSaveModel)Build(host, transformer, inputSchema)).Save(ctx);
-    }
-
     /// <summary>The ML.NET transformers equivalent to <paramref name="transformer"/>, bound to its training schema, in the
     /// caller's environment (<paramref name="host"/>).</summary>
     public static TransformerChain<ITransformer> Build(MaeHost host, MaeAttentiveProbeTransformer transformer, DataViewSchema inputSchema)
