@@ -1,4 +1,6 @@
+using Mae.MLNet.FineTuning;
 using Mae.MLNet.Input;
+using Mae.MLNet.Tests.FineTuning;
 using Mae.MLNet.Tests.Model;
 using Mae.MLNet.Tests.Training;
 using Mae.MLNet.TrainHost;
@@ -54,6 +56,42 @@ public class StopMidEpochTest
         var pa = modelA.state_dict();
         var pc = modelC.state_dict();
         foreach (var (name, t) in pa) Assert.IsTrue(TensorAssert.Same(t, pc[name]), $"{name} differs after resume");
+        modelA.Dispose();
+        modelC.Dispose();
+    }
+
+    /// <summary>Fine-tuning shares the engine: the same stop and exact resume on class folders (drop path and the
+    /// augmentation draw randomness, so a wrong position or generator state would show).</summary>
+    [TestMethod]
+    public void FineTuningCancelledInsideAnEpochResumesExactly()
+    {
+        using var dir = new TempDir();
+        string images = dir.File("images");
+        InputTestUtil.WriteJpegs(Path.Combine(images, "a"), 12, seed0: 0, minSide: 20, maxSide: 40);
+        InputTestUtil.WriteJpegs(Path.Combine(images, "b"), 12, seed0: 50, minSide: 20, maxSide: 40);
+        MaeFineTuneResult Run(string checkpoints, bool resume, out Mae.MLNet.Model.VitClassifier model, Action<MaeFineTuneProgress>? onStep = null, CancellationToken ct = default)
+        {
+            var o = TinyFt.Options(2);
+            o.CheckpointDir = checkpoints;
+            o.Resume = resume;
+            o.Augmentation = new Mae.MLNet.Training.Augmentation.MaeAugmentationOptions { OutputSize = 16, Channels = 3 };
+            var source = MaeLabeledImageFileSource.FromClassFolders(images, new MaeImageInputOptions { Augmentation = { OutputSize = 16, Channels = 3 }, Workers = 2 });
+            model = MaeFineTuner.FromScratch(TinyFt.Config with { InChannels = 3 }, 2, seed: 3);
+            return new MaeFineTuner(o).Train(model, source, null, onStep is null ? null : new SyncFtProgress(onStep), ct);
+        }
+
+        var straight = Run(dir.File("straight"), false, out var modelA);
+        Assert.AreEqual(6, straight.StepLosses.Count);   // 2 epochs × 24 images / batch 8
+        using var cts = new CancellationTokenSource();
+        var stopped = Assert.ThrowsExactly<OperationCanceledException>(() =>
+            Run(dir.File("cut"), false, out var m, p => { if (!p.EndOfEpoch && p.Epoch == 1 && p.Step == 0) cts.Cancel(); }, cts.Token));
+        StringAssert.Contains(stopped.Message, "finetune-0001-000001.maeft");
+
+        var resumed = Run(dir.File("cut"), true, out var modelC);
+        StringAssert.EndsWith(resumed.ResumedFrom, "finetune-0001-000001.maeft");
+        CollectionAssert.AreEqual(straight.StepLosses.ToArray(), resumed.StepLosses.ToArray());
+        foreach (var ((name, p), (_, q)) in modelA.named_parameters().Zip(modelC.named_parameters()))
+            Assert.IsTrue(TensorAssert.Same(p, q), $"{name} differs after resume");
         modelA.Dispose();
         modelC.Dispose();
     }
