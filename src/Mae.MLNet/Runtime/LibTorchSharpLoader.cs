@@ -24,13 +24,11 @@ internal static class LibTorchSharpLoader
     static readonly object Gate = new();
     static bool done;
 
-    /// <summary>What was done, for messages: null when nothing was needed.</summary>
-    internal static string? Outcome { get; private set; }
-
     /// <summary>The error met while fixing, if any: reported by <see cref="TorchBackend.EnsureAvailable"/>.</summary>
     internal static Exception? Failure { get; private set; }
 
-    /// <summary>Runs once per process; never throws (a failure is kept in <see cref="Failure"/>).</summary>
+    /// <summary>Runs once per process (again while no backend package is in the NuGet cache: a notebook may add it in a
+    /// later cell); never throws (a failure is kept in <see cref="Failure"/>).</summary>
     internal static void Prepare()
     {
         lock (Gate)
@@ -39,7 +37,7 @@ internal static class LibTorchSharpLoader
             done = true;
             try
             {
-                Outcome = PrepareCore();
+                done = PrepareCore();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or DllNotFoundException
                                        or BadImageFormatException or ArgumentException or NotSupportedException)
@@ -49,21 +47,22 @@ internal static class LibTorchSharpLoader
         }
     }
 
-    static string? PrepareCore()
+    /// <summary>False only when the fix is needed but no backend package is there yet.</summary>
+    static bool PrepareCore()
     {
-        if (!OperatingSystem.IsLinux()) return null;
+        if (!OperatingSystem.IsLinux()) return true;
         // Only where TorchSharp.dll runs from the NuGet cache (<packages>/torchsharp/<version>/lib/<tfm>/): a build or
         // publish output has its own fixed copy (build/Mae.MLNet.targets), and guessing there could load a second one.
         string? torchSharpDirectory = Path.GetDirectoryName(typeof(torch).Assembly.Location);
-        if (string.IsNullOrEmpty(torchSharpDirectory)) return null;
+        if (string.IsNullOrEmpty(torchSharpDirectory)) return true;
         string packages = Path.GetFullPath(Path.Combine(torchSharpDirectory, "..", "..", "..", ".."));
         string shipped = Path.GetFullPath(Path.Combine(torchSharpDirectory, "..", "..", "runtimes", "linux-x64", "native", GlibcxxRequirement.LibraryName));
-        if (!File.Exists(shipped) || GlibcxxRequirement.HostHasVersion()) return null;
+        if (!File.Exists(shipped) || GlibcxxRequirement.HostHasVersion()) return true;
 
         byte[] elf = File.ReadAllBytes(shipped);
-        if (GlibcxxRequirement.Weaken(elf) != GlibcxxRequirement.Outcome.Changed) return null;   // not asked for, or weak already
+        if (GlibcxxRequirement.Weaken(elf) != GlibcxxRequirement.Outcome.Changed) return true;   // not asked for, or weak already
         string[] backend = BackendNativeDirectories(packages);
-        if (backend.Length == 0) return null;   // no libtorch package restored: TorchBackend says which to add
+        if (backend.Length == 0) return false;   // no libtorch package restored (yet): TorchBackend says which to add
 
         string folder = ConsolidatedFolder(elf, backend);
         if (!File.Exists(Path.Combine(folder, GlibcxxRequirement.LibraryName)))
@@ -71,7 +70,7 @@ internal static class LibTorchSharpLoader
         // Loaded by full path, its RUNPATH ($ORIGIN) finds libtorch.so, libtorch_cpu.so and libc10.so beside it (links to
         // the backend package's files), never a system libtorch that a bare name could reach (Debian's python3-torch has one).
         NativeLibrary.Load(Path.Combine(folder, GlibcxxRequirement.LibraryName));
-        return $"loaded the TorchSharp native library from {folder} (a copy of {shipped} with {GlibcxxRequirement.NeededVersion} marked weak: the host's libstdc++ is older)";
+        return true;
     }
 
     /// <summary>The native folders of the libtorch package(s) that go with this TorchSharp: libtorch-cpu-linux-x64, else
