@@ -13,10 +13,23 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 per_notebook_timeout="${NOTEBOOK_TIMEOUT_S:-300}"
 
 dotnet tool restore >/dev/null
-# Mae.MLNet with all its dependencies and native libraries in one folder, which the notebooks #r.
-build_log=$(mktemp)
-dotnet build samples/notebooks/runtime -c Release -nologo >"$build_log" 2>&1 || { cat "$build_log"; exit 1; }
-rm -f "$build_log"
+# The notebooks load Mae.MLNet with #r "nuget: Mae.MLNet, 0.0.0-local": pack that version into a folder and make it a
+# package source of the kernel's restores. The kernel takes no relative #i paths, and its restore project lives in a
+# temporary folder that no nuget.config of ours reaches; MSBuild reads environment variables as properties, so
+# RestoreAdditionalProjectSources adds the folder to every restore the kernel starts. The extracted copy of this
+# version in the global packages folder is removed first, so the kernel cannot pick up an earlier pack.
+version="0.0.0-local"
+feed="$PWD/artifacts/notebook-feed"
+packages_root="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
+rm -rf "$feed" "$packages_root/mae.mlnet/$version"
+pack_log=$(mktemp)
+dotnet pack src/Mae.MLNet -c Release -o "$feed" -p:Version="$version" -nologo >"$pack_log" 2>&1 || { cat "$pack_log"; exit 1; }
+rm -f "$pack_log"
+export RestoreAdditionalProjectSources="$feed"
+# TorchSharp's fallback for script hosts copies libtorch into the NuGet cache (torchsharp/<v>/lib/<tfm>/cpu/); with the
+# package's run-time fix it must never get that far. Listed before and compared after the run.
+cache_copies() { find "$packages_root/torchsharp" -mindepth 4 -maxdepth 4 -type d 2>/dev/null | sort; }
+cache_copies_before=$(cache_copies)
 
 out="$PWD/artifacts/notebooks"
 rm -rf "$out" samples/notebooks/output
@@ -45,4 +58,9 @@ for nb in "${notebooks[@]}"; do
   fi
 done
 echo "notebooks: ${#notebooks[@]} run, ${#failed[@]} with errors, $(( $(date +%s) - total_start )) s"
+if [ "$(cache_copies)" != "$cache_copies_before" ]; then
+  echo "TorchSharp wrote into the NuGet cache during the run (its fallback loader ran):"
+  diff <(echo "$cache_copies_before") <(cache_copies) || true
+  failed+=("nuget-cache")
+fi
 [ ${#failed[@]} -eq 0 ]

@@ -1,17 +1,21 @@
-// Compiled by MSBuild's RoslynCodeTaskFactory (see Mae.MLNet.targets). Keep it dependency-free.
+// Two builds of one file, so that the ELF edit has one owner:
+//  * MSBuild's RoslynCodeTaskFactory compiles it as the build-time task (see Mae.MLNet.targets): the copy of
+//    libLibTorchSharp.so in a build or publish output is fixed. Keep it dependency-free.
+//  * src/Mae.MLNet compiles it with MAE_MLNET_RUNTIME (no task): Runtime/LibTorchSharpLoader fixes a per-user copy at
+//    run time where there is no build output, e.g. a notebook kernel loading the packages from the NuGet cache.
 using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text;
+#if MAE_MLNET_RUNTIME
+namespace Mae.MLNet.Runtime;
+#else
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
 public class MaeWeakenGlibcxxRequirement : Task
 {
-    const string LibraryName = "libLibTorchSharp.so";
-    const string NeededVersion = "GLIBCXX_3.4.32";
-    const uint ShtGnuVerneed = 0x6ffffffe;
-    const ushort VerFlgWeak = 0x2;
+    const string LibraryName = GlibcxxRequirement.LibraryName;
 
     [Required] public string Directory { get; set; } = "";
     [Output] public string[] Patched { get; set; } = Array.Empty<string>();
@@ -21,9 +25,9 @@ public class MaeWeakenGlibcxxRequirement : Task
         if (!System.IO.Directory.Exists(Directory)) return true;
         var libraries = System.IO.Directory.GetFiles(Directory, LibraryName, SearchOption.AllDirectories);
         if (libraries.Length == 0) return true;
-        if (HostHasVersion())
+        if (GlibcxxRequirement.HostHasVersion())
         {
-            Log.LogMessage(MessageImportance.Low, $"Mae.MLNet: host libstdc++ provides {NeededVersion}; {LibraryName} left as shipped.");
+            Log.LogMessage(MessageImportance.Low, $"Mae.MLNet: host libstdc++ provides {GlibcxxRequirement.NeededVersion}; {LibraryName} left as shipped.");
             return true;
         }
         var patched = new List<string>();
@@ -32,18 +36,18 @@ public class MaeWeakenGlibcxxRequirement : Task
             try
             {
                 byte[] bytes = File.ReadAllBytes(path);
-                switch (Weaken(bytes))
+                switch (GlibcxxRequirement.Weaken(bytes))
                 {
-                    case Outcome.Changed:
+                    case GlibcxxRequirement.Outcome.Changed:
                         string temp = path + ".mae-tmp";
                         File.WriteAllBytes(temp, bytes);
                         File.Delete(path); // unlinks only: a hard link into the package cache keeps its content
                         File.Move(temp, path);
                         patched.Add(path);
-                        Log.LogMessage(MessageImportance.Normal, $"Mae.MLNet: marked {NeededVersion} weak in {path} (host libstdc++ is older than GCC 13).");
+                        Log.LogMessage(MessageImportance.Normal, $"Mae.MLNet: marked {GlibcxxRequirement.NeededVersion} weak in {path} (host libstdc++ is older than GCC 13).");
                         break;
-                    case Outcome.AlreadyWeak:
-                    case Outcome.NotRequired:
+                    case GlibcxxRequirement.Outcome.AlreadyWeak:
+                    case GlibcxxRequirement.Outcome.NotRequired:
                         break;
                 }
             }
@@ -55,8 +59,19 @@ public class MaeWeakenGlibcxxRequirement : Task
         Patched = patched.ToArray();
         return true;
     }
+}
+#endif
 
-    static bool HostHasVersion()
+/// <summary>TorchSharp 0.107's libLibTorchSharp.so asks libstdc++ for GLIBCXX_3.4.32 (GCC 13) for one symbol that no
+/// relocation uses; this finds whether the host has that version and marks the requirement weak in an ELF image.</summary>
+static class GlibcxxRequirement
+{
+    internal const string LibraryName = "libLibTorchSharp.so";
+    internal const string NeededVersion = "GLIBCXX_3.4.32";
+    const uint ShtGnuVerneed = 0x6ffffffe;
+    const ushort VerFlgWeak = 0x2;
+
+    internal static bool HostHasVersion()
     {
         string[] candidates =
         {
@@ -71,10 +86,10 @@ public class MaeWeakenGlibcxxRequirement : Task
         return false;
     }
 
-    enum Outcome { Changed, AlreadyWeak, NotRequired }
+    internal enum Outcome { Changed, AlreadyWeak, NotRequired }
 
     // Walks .gnu.version_r (Elf64 little-endian) and sets VER_FLG_WEAK on the Vernaux entry named GLIBCXX_3.4.32.
-    static Outcome Weaken(byte[] elf)
+    internal static Outcome Weaken(byte[] elf)
     {
         if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[2] != (byte)'L' || elf[3] != (byte)'F')
             throw new InvalidDataException("not an ELF file");

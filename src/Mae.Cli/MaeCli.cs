@@ -44,9 +44,12 @@ public static class MaeCli
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }) is int code
                 ? code : 0;
         }
-        catch (Exception ex) when (Unwrap(ex) is OperationCanceledException)
+        catch (Exception ex) when (Unwrap(ex) is OperationCanceledException stopped)
         {
-            error.WriteLine("mae: stopped (Ctrl+C) at a step boundary; checkpoints already written are complete — run again with --resume to continue.");
+            // Training names the checkpoint it wrote at the stop ("Training stopped at epoch …; checkpoint written: …").
+            error.WriteLine(stopped.Message.StartsWith("Training stopped", StringComparison.Ordinal)
+                ? $"mae: {stopped.Message} Run the same command with --resume to continue from there."
+                : "mae: stopped (Ctrl+C); checkpoints already written are complete — run again with --resume to continue.");
             return ExitCancelled;
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException

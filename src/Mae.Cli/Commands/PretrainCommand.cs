@@ -12,8 +12,10 @@ namespace Mae.Cli.Commands;
 /// <summary>
 /// <c>mae pretrain --images DIR --model vit-b16 --epochs 400 --output-dir run</c>: main_pretrain.py's recipe
 /// (<see cref="MaePretrainer"/>) on a folder of images, read by <see cref="MaeImageFileSource"/>. The output folder gets atomic checkpoints (resume with
-/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, and at the end <c>mae.safetensors</c>
-/// (+ <c>.json</c>) and <c>reconstructions.png</c>.
+/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, reconstructions of the folder's first
+/// images every <c>--recon-every</c> epochs (<c>reconstructions/epoch-NNNN.png</c>, the same images and masks each time),
+/// and at the end <c>mae.safetensors</c>. Ctrl+C stops after the step in progress with a checkpoint of that position;
+/// <c>--resume</c> continues exactly from there.
 /// </summary>
 public static class PretrainCommand
 {
@@ -49,10 +51,15 @@ public static class PretrainCommand
         var objective = new Option<string>("--objective") { Description = "mae (the paper), or contrastive (MAE + InfoNCE between two views, CAN).", DefaultValueFactory = _ => "mae" };
         objective.AcceptOnlyFromAmong("mae", "contrastive");
         var contrastiveWeight = new Option<double>("--contrastive-weight") { Description = "Weight of the InfoNCE term (--objective contrastive).", DefaultValueFactory = _ => 0.1 };
+        var reconEvery = new Option<int>("--recon-every")
+        {
+            Description = "Epochs between reconstruction pictures of the folder's first 8 images (fixed masks) in <output-dir>/reconstructions/; the last epoch always draws one; 0: none.",
+            DefaultValueFactory = _ => 20,
+        };
         var command = new Command("pretrain", "Pre-train a masked autoencoder on a folder of images (main_pretrain.py's recipe).")
         {
             images, model, inputSize, epochs, warmup, batch, accum, blr, lr, minLr, weightDecay, maskRatio, normPix, precision, device, seed,
-            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight,
+            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight, reconEvery,
         };
         command.SetAction(r =>
         {
@@ -85,8 +92,11 @@ public static class PretrainCommand
                 Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels },
                 Workers = r.GetValue(workers), SkipBadFiles = r.GetValue(skipBad),
             });
+            int every = r.GetValue(reconEvery);
+            if (every < 0) throw new CliException($"--recon-every must be 0 (none) or a number of epochs; got {every}.");
             using var mae = MaePretrainer.CreateModel(config, options);
-            var progress = new EpochLines(context.Output);
+            using var pictures = lead && every > 0 ? new ReconstructionPictures(mae, folder, Path.Combine(output, "reconstructions"), every, options.MaskRatio, options.Seed) : null;
+            var progress = new PretrainProgress(context.Output, pictures, liveLine: lead && !Console.IsErrorRedirected ? Console.Error : null);
             var result = new MaePretrainer(options).Train(mae, source, progress, context.Cancellation);
 
             if (!lead) return 0;
@@ -122,14 +132,94 @@ public static class PretrainCommand
         catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
     }
 
-    /// <summary>One line per finished epoch: loss, images/s, elapsed and ETA.</summary>
-    sealed class EpochLines(TextWriter output) : IProgress<MaePretrainProgress>
+    /// <summary>One line per finished epoch (loss, images/s, elapsed, ETA) on the output; on a terminal also a live line
+    /// on standard error (a bar through the epoch, step, loss, images/s, ETA), rewritten at most 4 times a second; the
+    /// reconstruction pictures at the end of their epochs.</summary>
+    sealed class PretrainProgress(TextWriter output, ReconstructionPictures? pictures, TextWriter? liveLine) : IProgress<MaePretrainProgress>
     {
+        readonly System.Diagnostics.Stopwatch sinceDrawn = System.Diagnostics.Stopwatch.StartNew();
+        int lineLength;
+
         public void Report(MaePretrainProgress p)
         {
-            if (p.Step + 1 != p.StepsPerEpoch) return;
+            if (p.EndOfEpoch) return;   // the kNN monitor's extra report
+            bool epochEnd = p.Step + 1 == p.StepsPerEpoch;
+            if (liveLine is not null && (epochEnd || sinceDrawn.ElapsedMilliseconds >= 250))
+            {
+                if (epochEnd) Clear();
+                else Draw(p);
+                sinceDrawn.Restart();
+            }
+            if (!epochEnd) return;
             output.WriteLine($"epoch {p.Epoch + 1}/{p.Epochs}  last-step loss {p.Loss:F4}  lr {p.LearningRate:E2}  {p.ImagesPerSecond:F0} img/s  " +
                              $"elapsed {p.Elapsed:hh\\:mm\\:ss}  eta {p.Eta:hh\\:mm\\:ss}");
+            if (pictures?.Draw(p.Epoch, p.Epochs) is { } written) output.WriteLine($"  reconstructions: {written}");
+        }
+
+        void Draw(MaePretrainProgress p)
+        {
+            const int width = 24;
+            double done = (p.Step + 1) / (double)p.StepsPerEpoch;
+            int filled = (int)(done * width);
+            string text = $"epoch {p.Epoch + 1}/{p.Epochs} [{new string('#', filled)}{new string('-', width - filled)}] {done * 100,3:F0}%  " +
+                          $"step {p.Step + 1}/{p.StepsPerEpoch}  loss {p.Loss:F4}  {p.ImagesPerSecond:F0} img/s  eta {p.Eta:hh\\:mm\\:ss}";
+            liveLine!.Write("\r" + text.PadRight(lineLength));
+            liveLine.Flush();
+            lineLength = text.Length;
+        }
+
+        void Clear()
+        {
+            if (lineLength == 0) return;
+            liveLine!.Write("\r" + new string(' ', lineLength) + "\r");
+            liveLine.Flush();
+            lineLength = 0;
+        }
+    }
+
+    /// <summary>Reconstructions of the same images under the same masks after every <c>every</c>-th epoch and the last:
+    /// the model's progress at a glance. The masks come from a managed generator, so drawing never moves libtorch's
+    /// generator that training draws its masks from (a run with pictures trains exactly as one without).</summary>
+    internal sealed class ReconstructionPictures : IDisposable
+    {
+        readonly MaskedAutoencoder model;
+        readonly string folder;
+        readonly int every;
+        readonly double maskRatio;
+        readonly TorchSharp.torch.Tensor images, noise;
+        readonly Mae.MLNet.PixelNormalization norm;
+
+        public ReconstructionPictures(MaskedAutoencoder model, string imageFolder, string folder, int every, double maskRatio, long seed)
+        {
+            this.model = model;
+            this.folder = folder;
+            this.every = every;
+            this.maskRatio = maskRatio;
+            using (var scope = TorchSharp.torch.NewDisposeScope())
+            {
+                (images, norm) = ReconstructCommand.FirstImages(imageFolder, 8, model.Config);
+                images = images.MoveToOuterDisposeScope();
+            }
+            var random = new Random(unchecked((int)seed));
+            int n = (int)images.shape[0], patches = model.Config.NumPatches;
+            noise = TorchSharp.torch.tensor(Enumerable.Range(0, n * patches).Select(_ => random.NextSingle()).ToArray(), new long[] { n, patches });
+        }
+
+        /// <summary>Draws after epoch <paramref name="epoch"/> (0-based) when it is due; returns the file or null.</summary>
+        public string? Draw(int epoch, int epochs)
+        {
+            if ((epoch + 1) % every != 0 && epoch + 1 != epochs) return null;
+            Directory.CreateDirectory(folder);
+            string path = Path.Combine(folder, $"epoch-{epoch + 1:D4}.png");
+            using var masks = noise.to(model.parameters().First().device);
+            ReconstructCommand.Draw(model, images, maskRatio, masks, norm, path);
+            return path;
+        }
+
+        public void Dispose()
+        {
+            images.Dispose();
+            noise.Dispose();
         }
     }
 }

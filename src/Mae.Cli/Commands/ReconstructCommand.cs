@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Mae.MLNet;
 using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Visualization;
 using Mae.MLNet.Input;
@@ -37,24 +38,37 @@ public static class ReconstructCommand
             if (!(ratio >= 0 && ratio < 1)) throw new CliException($"--mask-ratio must be in [0, 1); got {ratio}.");
             using var model = MaeCheckpoint.LoadMaskedAutoencoder(path, imageSize: r.GetValue(size));
             model.eval();
-            var cfg = model.Config;
             string folder = r.GetValue(images)!.FullName;
-            var rows = ImageFolder.List(folder, requireClasses: false).Take(n).ToList();
-            var norm = PixelNormalization.Default(cfg.InChannels);
-            // The reference's evaluation transform (shorter side to size/0.875, centre crop, normalise) on the files.
-            var files = MaeImageFileSource.FromPaths(rows.Select(x => x.Path), new MaeImageInputOptions
-            {
-                Augmentation = new MaeAugmentationOptions { OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm },
-            });
             using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var x = files.Batches(new MaeEpochPlan { BatchSize = rows.Count, Training = false }).Single();
+            var (x, norm) = FirstImages(folder, n, model.Config);
             TorchRuntime.Seed(r.GetValue(seed));
-            using var result = MaeReconstruction.Compute(model, x, ratio, rand(rows.Count, cfg.NumPatches));
-            ReconstructionGrid.SavePng(target, result, norm.Mean, norm.Std);
-            context.Output.WriteLine($"wrote {target}: {rows.Count} image(s), mask ratio {ratio}");
+            Draw(model, x, ratio, rand(x.shape[0], model.Config.NumPatches), norm, target);
+            int drawn = (int)x.shape[0];
+            context.Output.WriteLine($"wrote {target}: {drawn} image(s), mask ratio {ratio}");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The first <paramref name="count"/> images of a folder (name order) through the reference's evaluation
+    /// transform (shorter side to size/0.875, centre crop, normalise): [n, C, H, W] on the CPU, in the caller's scope.</summary>
+    internal static (Tensor Images, PixelNormalization Norm) FirstImages(string folder, int count, MaeConfig config)
+    {
+        var rows = ImageFolder.List(folder, requireClasses: false).Take(count).ToList();
+        var norm = PixelNormalization.Default(config.InChannels);
+        var files = MaeImageFileSource.FromPaths(rows.Select(x => x.Path), new MaeImageInputOptions
+        {
+            Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels, Normalization = norm },
+        });
+        return (files.Batches(new MaeEpochPlan { BatchSize = rows.Count, Training = false }).Single(), norm);
+    }
+
+    /// <summary>Masks with <paramref name="noise"/> [n, L] (small = kept), reconstructs without gradients and writes the
+    /// grid: masked, reconstruction, reconstruction pasted into the visible patches, original.</summary>
+    internal static void Draw(MaskedAutoencoder model, Tensor images, double maskRatio, Tensor noise, PixelNormalization norm, string target)
+    {
+        using var noGrad = no_grad();
+        using var result = MaeReconstruction.Compute(model, images, maskRatio, noise);
+        ReconstructionGrid.SavePng(target, result, norm);
     }
 }

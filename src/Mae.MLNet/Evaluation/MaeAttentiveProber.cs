@@ -220,15 +220,15 @@ public sealed class MaeAttentiveProber
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups()
         {
-            var (decay, noDecay, _) = MaeWeightDecay.Split(model, new[] { "pooler.query_token" });
+            var (decay, noDecay, _) = MaeWeightDecay.Split(model, model.NoWeightDecay());
             return new[] { new MaeParamGroup("decay", 1.0, o.WeightDecay, decay), new MaeParamGroup("no_decay", 1.0, 0.0, noDecay) };
         }
 
-        public override IEnumerable<(Tensor Tokens, Tensor Labels)> Batches(int epoch, Device device)
+        public override IEnumerable<(Tensor Tokens, Tensor Labels)> Batches(int epoch, Device device, long skipBatches)
         {
             var order = MaePlanRandom.Permutation(train.Count, o.Seed, epoch);
             long batches = train.Count / o.BatchSize;
-            for (long b = 0; b < batches; b++)
+            for (long b = skipBatches; b < batches; b++)
             {
                 using var idx = tensor(order.AsSpan((int)(b * o.BatchSize), o.BatchSize).ToArray(), dtype: int64);
                 var x = train.Tokens.index_select(0, idx);

@@ -186,7 +186,9 @@ public sealed class MaeFineTuner
             MaeLayerDecay.ParamGroups(model, o.WeightDecay, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
-        public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device)
+        public override bool CanSkipBatches => train is IMaePlannedLabeledSource && o.Collective is null;
+
+        public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device, long skipBatches)
         {
             if (o.Collective is { } c)
             {
@@ -199,7 +201,7 @@ public sealed class MaeFineTuner
                     .Select(positions => ((MaeLabeledImageSource)train).GetBatch(positions.Select(i => order[i % order.Length]).ToArray()));
             }
             return train is IMaePlannedLabeledSource planned
-                ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate())
+                ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device }.Validate())
                 : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
         }
 

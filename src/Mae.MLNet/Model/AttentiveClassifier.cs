@@ -29,6 +29,9 @@ public sealed class AttentiveClassifier : nn.Module<Tensor, Tensor>
 
     public int EmbedDim => pooler.EmbedDim;
 
+    /// <summary>Parameters kept out of weight decay besides biases and norms: the learned query, as a model's tokens.</summary>
+    public IReadOnlySet<string> NoWeightDecay() => new HashSet<string>(StringComparer.Ordinal) { "pooler.query_token" };
+
     /// <summary>[N, L, D] tokens → [N, classes] logits.</summary>
     public override Tensor forward(Tensor tokens)
     {

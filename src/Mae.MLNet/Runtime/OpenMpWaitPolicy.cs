@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Mae.MLNet.Runtime;
@@ -18,9 +17,7 @@ internal static class OpenMpWaitPolicy
     /// <summary>What was decided, for logs: "GOMP_SPINCOUNT=1000", or the user's own setting.</summary>
     public static string Description { get; private set; } = "OpenMP defaults";
 
-#pragma warning disable CA2255 // A library module initializer is wanted: it must run before libtorch is first loaded.
-    [ModuleInitializer]
-#pragma warning restore CA2255
+    /// <summary>Called by <see cref="TorchBackend"/>'s module initializer, before anything can load libtorch.</summary>
     internal static void Apply()
     {
         string? policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 
 namespace Mae.MLNet.Runtime;
@@ -15,6 +16,19 @@ public static class TorchBackend
 {
     static readonly Lazy<Exception?> Failure = new(Probe, LazyThreadSafetyMode.ExecutionAndPublication);
 
+    /// <summary>Runs when the Mae.MLNet assembly is first used, before anything can load libtorch: the OpenMP wait
+    /// setting (libgomp reads it once, when it loads), then the run-time libLibTorchSharp.so fix, so that user code that
+    /// calls TorchSharp directly after its first use of Mae.MLNet (a notebook cell) finds libtorch loadable too.
+    /// In this order, in one place: the order of several module initializers is not defined.</summary>
+#pragma warning disable CA2255 // A library module initializer is wanted: it must run before libtorch is first loaded.
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void BeforeLibTorchLoads()
+    {
+        OpenMpWaitPolicy.Apply();
+        LibTorchSharpLoader.Prepare();
+    }
+
     /// <summary>Throws a <see cref="MaeTorchBackendException"/> naming the packages to add when libtorch cannot be loaded
     /// (probed once per process).</summary>
     public static void EnsureAvailable()
@@ -24,9 +38,10 @@ public static class TorchBackend
         while (innermost.InnerException is { } inner) innermost = inner;
         string cause = innermost.Message.Split('\n')[0].Trim();
         string advice = e.ToString().Contains("GLIBCXX", StringComparison.Ordinal)
-            ? "The host's libstdc++ is older than the one TorchSharp's native library asks for, and the Mae.MLNet build fix " +
-              "(build/Mae.MLNet.targets, on by default) did not apply to this output: build the application with the Mae.MLNet " +
-              "package referenced and without -p:MaeFixLibTorchSharp=false."
+            ? "The host's libstdc++ is older than the one TorchSharp's native library asks for, and neither the Mae.MLNet build fix " +
+              "(build/Mae.MLNet.targets, on by default) nor its run-time fix (a per-user copy, see README 'Notebooks') applied" +
+              (LibTorchSharpLoader.Failure is { } fixFailure ? $" (run-time fix: {fixFailure.Message})" : "") +
+              ": build the application with the Mae.MLNet package referenced and without -p:MaeFixLibTorchSharp=false."
             : $"Mae.MLNet depends on TorchSharp only; the application must reference a libtorch backend package: libtorch-cpu (CPU), " +
               $"or TorchSharp-cuda-linux / TorchSharp-cuda-windows (NVIDIA GPU), of the version that goes with TorchSharp " +
               $"{typeof(torch).Assembly.GetName().Version?.ToString(3)}.";
@@ -43,6 +58,7 @@ public static class TorchBackend
 
     static Exception? Probe()
     {
+        LibTorchSharpLoader.Prepare();   // done already by the module initializer; kept here so the order is visible
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);

@@ -13,7 +13,8 @@ namespace Mae.MLNet.Training;
 /// The container shared by the pre-training and fine-tuning checkpoints: ASCII magic (8 bytes), payload, payload
 /// length (int64) and SHA-256 of the payload, so a truncated or altered file is detected before anything is loaded.
 /// Files are written to a temporary file in the same folder, flushed to disk and renamed over the target, so a crash
-/// leaves the previous checkpoint intact. Names are <c>{prefix}NNNN{extension}</c> by completed epochs.
+/// leaves the previous checkpoint intact. Names are <c>{prefix}NNNN{extension}</c> by completed epochs
+/// (<c>{prefix}NNNN-SSSSSS{extension}</c> for a run stopped SSSSSS steps into the next epoch).
 /// <para>A checksum proves only that the file is what some writer wrote, so nothing read from the payload is trusted
 /// either: <see cref="OpenPayload"/> also holds the model config in the payload's JSON header against the weights
 /// that follow it (TorchSharp's <c>Module.save</c> section: names, dtypes, shapes) before a caller builds a model from
@@ -39,17 +40,29 @@ internal sealed class CheckpointFile
     public string PathFor(string directory, int epochsCompleted)
         => Path.Combine(directory, $"{prefix}{epochsCompleted:D4}{extension}");
 
+    /// <summary>A run stopped inside an epoch (Ctrl+C, a cancelled token): <c>{prefix}NNNN-SSSSSS{extension}</c>, epochs
+    /// completed and steps done in the next one; it sorts after NNNN's end-of-epoch file and before NNNN+1's.</summary>
+    public string PathFor(string directory, int epochsCompleted, long stepsIntoEpoch)
+        => stepsIntoEpoch == 0 ? PathFor(directory, epochsCompleted)
+            : Path.Combine(directory, $"{prefix}{epochsCompleted:D4}-{stepsIntoEpoch:D6}{extension}");
+
     public string? FindLatest(string directory)
     {
         if (!Directory.Exists(directory)) return null;
         string? best = null;
-        int bestEpoch = -1;
+        (int Epoch, long Step) bestAt = (-1, -1);
+        var number = System.Globalization.NumberStyles.None;
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
         foreach (var f in Directory.EnumerateFiles(directory, prefix + "*" + extension))
         {
             var stem = Path.GetFileNameWithoutExtension(f)[prefix.Length..];
-            if (int.TryParse(stem, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int e) && e > bestEpoch)
+            int dash = stem.IndexOf('-');
+            long step = 0;
+            if (int.TryParse(dash < 0 ? stem : stem[..dash], number, invariant, out int e)
+                && (dash < 0 || long.TryParse(stem[(dash + 1)..], number, invariant, out step))
+                && (e, step).CompareTo(bestAt) > 0)
             {
-                bestEpoch = e;
+                bestAt = (e, step);
                 best = f;
             }
         }

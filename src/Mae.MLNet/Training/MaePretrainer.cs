@@ -42,7 +42,10 @@ public sealed class MaePretrainer
     /// Options, data and model are checked first, so bad input throws before any step. A fresh run seeds libtorch
     /// with <see cref="MaePretrainOptions.Seed"/>; with <see cref="MaePretrainOptions.Resume"/> the latest checkpoint
     /// in <see cref="MaePretrainOptions.CheckpointDir"/> restores the weights, AdamW state, generator state and
-    /// counters, and training continues with the next epoch.
+    /// counters, and training continues with the next epoch — or, from a checkpoint a cancelled run wrote inside an
+    /// epoch (a planned source such as <see cref="Input.MaeImageFileSource"/>, one process), at the batch it stopped
+    /// before. Cancelling such a run with checkpoints on finishes the step (and accumulation) in progress, writes that
+    /// checkpoint and throws <see cref="OperationCanceledException"/> naming it.
     /// </summary>
     public MaePretrainResult Train(MaskedAutoencoder model, IMaeImageSource source,
         IProgress<MaePretrainProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -145,12 +148,14 @@ public sealed class MaePretrainer
             };
         }
 
-        public override IEnumerable<Tensor> Batches(int epoch, Device device)
+        public override bool CanSkipBatches => planned is not null && o.Collective is null;
+
+        public override IEnumerable<Tensor> Batches(int epoch, Device device, long skipBatches)
         {
             if (o.Collective is not null) return ShardBatches(epoch, device, o.Collective);
             return planned is null
                 ? source.EpochBatches(o.BatchSize, shuffle: true)
-                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, TargetDevice = device }.Validate());
+                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device }.Validate());
         }
 
         /// <summary>This rank's part of the epoch (<see cref="MaeDataShard"/>): from a planned source through the plan's

@@ -19,6 +19,11 @@ namespace Mae.MLNet.Training;
 /// The loss is not read back per step: each step's loss is copied into a small device buffer that is read when
 /// reporting (every <c>LogEvery</c> steps and at the end of each epoch, before any checkpoint), where a NaN or
 /// infinite loss stops the run with <see cref="MaeNonFiniteLossException"/> naming the step it happened at.
+/// <para>Cancellation is checked before each step. When the task's data can start inside an epoch
+/// (<see cref="MaeTrainingTask{TBatch}.CanSkipBatches"/>: a planned source, one process) and checkpoints are on, the
+/// run goes on to the next accumulation boundary, writes a checkpoint of that position (<c>…NNNN-SSSSSS</c>: epochs
+/// completed, steps into the next) and then throws <see cref="OperationCanceledException"/>; a resume starts that epoch
+/// at that batch and continues exactly as the uninterrupted run. Otherwise cancellation throws at once, as before.</para>
 /// </summary>
 internal static class MaeTrainingEngine
 {
@@ -40,6 +45,8 @@ internal static class MaeTrainingEngine
         using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
         if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);
         else TorchRuntime.Seed(s.Seed);
+
+        long skip = reader is null ? 0 : StepsIntoEpoch(task, reader, stepsPerEpoch);
 
         task.PrepareModel(s.ComputeDType);
         model.to(device);
@@ -68,6 +75,8 @@ internal static class MaeTrainingEngine
         long totalSteps = stepsPerEpoch * s.Epochs;
         using var losses = new PendingLosses(Math.Max(1, (int)Math.Min(s.LogEvery, stepsPerEpoch)), device, s.LegacyStep, collective);
         var allReduceClock = new Stopwatch();
+        long checkpointedStep = state.GlobalStep;   // nothing to write when stopped exactly where the last file was
+        bool canStopWithCheckpoint = s.CheckpointDir is not null && collective is null && task.CanSkipBatches;
 
         for (int epoch = state.StartEpoch; epoch < s.Epochs; epoch++)
         {
@@ -76,13 +85,30 @@ internal static class MaeTrainingEngine
             step.ZeroGrad();
             var clock = Stopwatch.StartNew();
             double lr = 0;
-            long stepInEpoch = 0;
+            long firstStep = epoch == state.StartEpoch ? skip : 0, stepInEpoch = firstStep;
             MaeStepReport last = default;
-            using (var batches = task.Batches(epoch, device).GetEnumerator())
+            using (var batches = task.Batches(epoch, device, firstStep).GetEnumerator())
             {
                 while (true)
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        if (!canStopWithCheckpoint) cancellationToken.ThrowIfCancellationRequested();
+                        if (stepInEpoch % accum == 0) // else one more step: a partial accumulation is not stored
+                        {
+                            losses.Flush(state.StepLosses);
+                            string? written = null;
+                            if (state.GlobalStep != checkpointedStep)
+                            {
+                                written = state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir!, epoch, stepInEpoch);
+                                checkpoint.Save(written, task.CreateHeader(state, epoch), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                            }
+                            throw new OperationCanceledException(
+                                $"Training stopped at epoch {epoch}, step {stepInEpoch} of {stepsPerEpoch}" +
+                                (written is null ? $"; the latest checkpoint in '{s.CheckpointDir}' holds this position." : $"; checkpoint written: '{written}'."),
+                                cancellationToken);
+                        }
+                    }
                     using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
                     using var scope = NewDisposeScope();
                     if (!batches.MoveNext()) break;
@@ -119,9 +145,10 @@ internal static class MaeTrainingEngine
                     double lossValue = losses.Flush(state.StepLosses); // throws MaeNonFiniteLossException
                     if (!report) continue;
                     double secs = clock.Elapsed.TotalSeconds;
+                    long stepsTimed = stepInEpoch - firstStep;
                     last = new MaeStepReport(epoch, s.Epochs, stepInEpoch - 1, stepsPerEpoch, state.GlobalStep, lossValue, lr,
-                        secs > 0 ? stepInEpoch * (double)s.BatchSize / secs : 0,
-                        TimeSpan.FromSeconds(secs / stepInEpoch * (totalSteps - (epoch * stepsPerEpoch + stepInEpoch))), total.Elapsed);
+                        secs > 0 ? stepsTimed * (double)s.BatchSize / secs : 0,
+                        TimeSpan.FromSeconds(secs / stepsTimed * (totalSteps - (epoch * stepsPerEpoch + stepInEpoch))), total.Elapsed);
                     metrics?.Write(last);
                     if (state.IsLead) task.Report(last);
                     if (scalar is not null && stepInEpoch % accum == 0 && state.GlobalStep % s.LogEvery == 0)
@@ -145,12 +172,32 @@ internal static class MaeTrainingEngine
             {
                 state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir, epoch + 1);
                 if (state.IsLead) checkpoint.Save(state.LastCheckpoint, task.CreateHeader(state, epoch + 1), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                checkpointedStep = state.GlobalStep;
                 collective?.Barrier(); // the checkpoint is complete before any rank goes on (or ends and is resumed)
             }
         }
         state.Elapsed = total.Elapsed;
         state.AllReduceTime = allReduceClock.Elapsed;
         return state;
+    }
+
+    /// <summary>Where a resumed checkpoint stands inside its next epoch: 0 after a whole epoch, else the steps a stopped run
+    /// had done (its global step beyond the completed epochs), which only a task that can skip batches resumes.</summary>
+    static long StepsIntoEpoch<TBatch>(MaeTrainingTask<TBatch> task, MaeTrainingCheckpointReader reader, long stepsPerEpoch)
+    {
+        var h = reader.Header;
+        long into = h.GlobalStep - h.EpochsCompleted * h.StepsPerEpoch;
+        if (into == 0) return 0;
+        if (into < 0 || into >= h.StepsPerEpoch)
+            throw new MaeTrainingCheckpointException(
+                $"Checkpoint '{reader.Path}' is inconsistent: global step {h.GlobalStep} after {h.EpochsCompleted} epochs of {h.StepsPerEpoch} steps.", reader.Path, null);
+        if (h.StepsPerEpoch != stepsPerEpoch)
+            throw new InvalidOperationException(
+                $"Checkpoint '{reader.Path}' was written {into} steps into an epoch of {h.StepsPerEpoch} steps; this run has {stepsPerEpoch} steps per epoch (other data or batch size), so it cannot continue inside that epoch.");
+        if (!task.CanSkipBatches)
+            throw new InvalidOperationException(
+                $"Checkpoint '{reader.Path}' was written {into} steps into an epoch; this run's {task.DataDescription} cannot start inside an epoch (only planned sources such as MaeImageFileSource can, in one process).");
+        return into;
     }
 
     /// <summary>Losses of the steps since the last report, kept on the device until read.</summary>

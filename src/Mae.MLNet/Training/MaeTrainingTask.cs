@@ -65,8 +65,12 @@ internal abstract class MaeTrainingTask<TBatch>
     public abstract IReadOnlyList<MaeParamGroup> ParamGroups();
     /// <summary>Sets the compute precision and anything else the model needs before it moves to the device.</summary>
     public abstract void PrepareModel(ScalarType? computeDType);
-    /// <summary>One epoch's batches (drawn lazily: the generator state at the first MoveNext counts).</summary>
-    public abstract IEnumerable<TBatch> Batches(int epoch, Device device);
+    /// <summary>One epoch's batches (drawn lazily: the generator state at the first MoveNext counts), from batch
+    /// <paramref name="skipBatches"/> on (non-zero only when <see cref="CanSkipBatches"/>).</summary>
+    public abstract IEnumerable<TBatch> Batches(int epoch, Device device, long skipBatches);
+    /// <summary>Whether <see cref="Batches"/> can start inside an epoch and yield exactly what an uninterrupted epoch
+    /// yields from there (a planned source, one process): a stopped run then checkpoints its position.</summary>
+    public virtual bool CanSkipBatches => false;
     /// <summary>The scalar loss of one batch (the engine backpropagates it); called inside the step's dispose scope.</summary>
     public abstract Tensor Loss(TBatch batch, Device device);
     /// <summary>Disposes what <see cref="Batches"/> handed over.</summary>

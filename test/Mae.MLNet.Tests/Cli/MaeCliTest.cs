@@ -42,6 +42,7 @@ public class MaeCliTest
             "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", Path.Combine(root, "run"), "--checkpoint-every", "1");
         Assert.AreEqual(0, code, error);
         StringAssert.Contains(output, "pre-trained 2 epochs (8 steps)");
+        StringAssert.Contains(output, "reconstructions: ");   // the last epoch always draws (--recon-every 20 by default)
     }
 
     [ClassCleanup]
@@ -126,6 +127,75 @@ public class MaeCliTest
         Assert.AreEqual(0, code, error);
         using var bitmap = SKBitmap.Decode(png);
         Assert.IsTrue(bitmap.Width > 4 * 32 && bitmap.Height > 3 * 32, $"{bitmap.Width}×{bitmap.Height}");
+    }
+
+    [TestMethod]
+    public void PretrainDrawsReconstructionsEveryNEpochs()
+    {
+        string run = Path.Combine(root, "pictures");
+        var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", Path.Combine(root, "model.json"),
+            "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", run, "--recon-every", "2", "--checkpoint-every", "3");
+        Assert.AreEqual(0, code, error);
+        CollectionAssert.AreEqual(new[] { "epoch-0002.png", "epoch-0003.png" },
+            Directory.GetFiles(Path.Combine(run, "reconstructions")).Select(Path.GetFileName).Order().ToArray(), output);
+        using var first = SKBitmap.Decode(Path.Combine(run, "reconstructions", "epoch-0002.png"));
+        using var last = SKBitmap.Decode(Path.Combine(run, "reconstructions", "epoch-0003.png"));
+        Assert.IsTrue(first.Width > 4 * 32 && first.Height > 8 * 32, $"{first.Width}×{first.Height}");   // 8 rows, 4 columns
+        Assert.AreEqual(first.Width, last.Width);
+        Assert.AreNotEqual(first.GetPixel(first.Width * 3 / 8, 16), default);   // a picture, not an empty canvas
+    }
+
+    /// <summary>Ctrl+C during <c>mae pretrain</c> (the token <see cref="MaeCli.Run"/> links its Ctrl+C handler to, cancelled
+    /// while the run is into its second epoch): it stops after the step in progress with exit code 130, one line naming
+    /// the checkpoint of that position and no final weights, and <c>--resume</c> ends with the same weights, byte for
+    /// byte, as an uninterrupted run.</summary>
+    [TestMethod]
+    public void CtrlCStopsWithACheckpointAndResumeEndsWhereAnUninterruptedRunEnds()
+    {
+        string[] Args(string outDir, params string[] more) =>
+        [
+            "pretrain", "--images", Path.Combine(root, "images"), "--model", Path.Combine(root, "model.json"), "--epochs", "4",
+            "--warmup-epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", outDir, "--checkpoint-every", "100",
+            "--recon-every", "0", "--num-workers", "1", .. more,
+        ];
+        string straight = Path.Combine(root, "stop-straight"), cut = Path.Combine(root, "stop-cut");
+        Assert.AreEqual(0, Mae(Args(straight)).Code);
+
+        // metrics.jsonl gets a line per step, flushed: Ctrl+C once the run has done 11 of its 4 × 8 steps.
+        using var ctrlC = new CancellationTokenSource();
+        string metrics = Path.Combine(cut, "metrics.jsonl");
+        var watcher = Task.Run(() =>
+        {
+            while (!ctrlC.IsCancellationRequested && (!File.Exists(metrics) || CountLines(metrics) < 11)) Thread.Sleep(2);
+            ctrlC.Cancel();
+        });
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int stoppedCode = MaeCli.Run(Args(cut), output, error, ctrlC.Token);
+        ctrlC.Cancel();
+        watcher.Wait();
+        Assert.AreEqual(MaeCli.ExitCancelled, stoppedCode, error.ToString());
+        StringAssert.Matches(error.ToString().Trim(), new System.Text.RegularExpressions.Regex(
+            @"^mae: Training stopped at epoch [1-3], step \d of 8; checkpoint written: '.*checkpoint-000[1-3](-00000\d)?\.maeckpt'\. Run the same command with --resume to continue from there\.$"));
+        string? latest = global::Mae.MLNet.Training.MaePretrainCheckpoint.FindLatest(cut);
+        Assert.IsNotNull(latest);
+        StringAssert.Contains(error.ToString(), Path.GetFileName(latest));
+        Assert.IsFalse(File.Exists(Path.Combine(cut, "mae.safetensors")), "a stopped run writes no final weights");
+
+        var (code, resumedOutput, resumedError) = Mae(Args(cut, "--resume"));
+        Assert.AreEqual(0, code, resumedError);
+        StringAssert.Contains(resumedOutput, $"pre-trained 4 epochs (32 steps, resumed from {Path.GetFileName(latest)})");
+        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(straight, "mae.safetensors")), File.ReadAllBytes(Path.Combine(cut, "mae.safetensors")),
+            "the resumed run's final weights differ from the uninterrupted run's");
+    }
+
+    static int CountLines(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream);
+        int n = 0;
+        while (reader.ReadLine() is not null) n++;
+        return n;
     }
 
     [TestMethod]
