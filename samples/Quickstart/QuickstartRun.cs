@@ -56,7 +56,7 @@ public static class QuickstartRun
         {
             return RunCore(s);
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or MaeCheckpointException or InvalidOperationException)
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or MaeModelFileException or InvalidOperationException)
         {
             AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
             return 1;
@@ -77,10 +77,10 @@ public static class QuickstartRun
 
         // ---- data ----------------------------------------------------------------------------------------------
         MaeConfig? weightsConfig = null;
-        MaeCheckpointKind weightsKind = MaeCheckpointKind.Full;
+        MaeWeightsKind weightsKind = MaeWeightsKind.Full;
         if (s.WeightsPath is not null)
         {
-            using var w = MaeCheckpoint.Read(s.WeightsPath);
+            using var w = MaeWeightFile.Read(s.WeightsPath);
             weightsConfig = w.Config;
             weightsKind = w.Kind;
             AnsiConsole.MarkupLine($"weights [bold]{Markup.Escape(s.WeightsPath)}[/]: {w.Format}, {w.Kind}, " +
@@ -102,10 +102,10 @@ public static class QuickstartRun
         double pretrainSeconds = 0, calibratedImagesPerSecond = 0;
         if (s.WeightsPath is not null)
         {
-            var encoder = MaeCheckpoint.LoadEncoder(s.WeightsPath, imageSize: size);
+            var encoder = MaeWeightFile.LoadEncoder(s.WeightsPath, imageSize: size);
             config = encoder.Config;
             featurizer = ml.Transforms.MaeFeaturize("Features", Datasets.PixelsColumn, encoder, MaePooling.Mean, device: s.Device).Fit(data.Train);
-            if (weightsKind == MaeCheckpointKind.Full) autoencoder = MaeCheckpoint.LoadMaskedAutoencoder(s.WeightsPath, imageSize: size);
+            if (weightsKind == MaeWeightsKind.Full) autoencoder = MaeWeightFile.LoadMaskedAutoencoder(s.WeightsPath, imageSize: size);
         }
         else
         {
@@ -190,7 +190,7 @@ public static class QuickstartRun
             LossChart.SavePng(lossPng, pre.StepLosses, pre.EpochLosses,
                 $"MAE pre-training on {data.TrainCount} images: {pre.EpochsCompleted} epoch{(pre.EpochsCompleted == 1 ? "" : "s")}, batch {BatchSize}, mask ratio 0.75");
             written.Add(lossPng);
-            MaeCheckpoint.Save(autoencoder!, weightsOut);
+            MaeWeightFile.Save(autoencoder!, weightsOut);
             written.Add(weightsOut);
         }
 

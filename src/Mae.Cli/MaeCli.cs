@@ -53,7 +53,7 @@ public static class MaeCli
             return ExitCancelled;
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
-                                   or DirectoryNotFoundException or MaeCheckpointException or Mae.MLNet.Training.MaeTrainingCheckpointException
+                                   or DirectoryNotFoundException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException
                                    or Mae.MLNet.Input.MaeImageFileException or InvalidOperationException or NotSupportedException)
         {
             error.WriteLine($"mae: {Unwrap(ex).Message}");

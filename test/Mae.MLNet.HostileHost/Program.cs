@@ -51,7 +51,7 @@ if (options.TryGetValue("attack", out var name))
         var r = PeakMemory.Measure(() => HostileFiles.Load(attack.Load, path));
         stop.Cancel();
         string type = r.Error?.GetType().Name ?? "-";
-        string outcome = r.Error is null ? "loaded" : type is "MaeCheckpointException" or "MaeTrainingCheckpointException" ? "refused" : "foreign exception";
+        string outcome = r.Error is null ? "loaded" : type is "MaeModelFileException" or "MaeTrainingCheckpointException" ? "refused" : "foreign exception";
         string message = (r.Error?.Message ?? "no error").ReplaceLineEndings(" ");
         Console.WriteLine(string.Join('\t', attack.Name, outcome, type, r.PeakMiB.ToString("F1", CultureInfo.InvariantCulture),
             r.ManagedMiB.ToString("F1", CultureInfo.InvariantCulture), r.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture),

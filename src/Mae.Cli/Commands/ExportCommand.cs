@@ -25,7 +25,7 @@ public static class ExportCommand
         {
             string path = CommonOptions.InputFile(r.GetValue(weights)!, "--weights");
             string target = CommonOptions.OutputFile(r.GetValue(onnx)!, "--onnx", ".onnx");
-            using var encoder = MaeCheckpoint.LoadEncoder(path, imageSize: r.GetValue(size));
+            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size));
             var norm = PixelNormalization.Default(encoder.Config.InChannels);
             var options = new MaeOnnxOptions
             {

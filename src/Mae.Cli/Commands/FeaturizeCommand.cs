@@ -34,7 +34,7 @@ public static class FeaturizeCommand
             string target = CommonOptions.OutputFile(r.GetValue(output)!, "--out", ".csv", ".tsv", ".idv");
             string folder = r.GetValue(images)!.FullName;
             var rows = ImageFolder.List(folder, requireClasses: false);
-            using var encoder = MaeCheckpoint.LoadEncoder(path, imageSize: r.GetValue(size));
+            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size));
             var cfg = encoder.Config;
             var ml = new MLContext(0);
             // Absolute paths into MaeFeaturize's path-column door: each file decoded and put through the reference's

@@ -48,7 +48,7 @@ public static class FinetuneCommand
             var rows = ImageFolder.List(folder, requireClasses: true);
             var ml = new MLContext(r.GetValue(seed));
             int imageSize, channels;
-            using (var file = Mae.MLNet.Interop.MaeCheckpoint.Read(path))
+            using (var file = Mae.MLNet.Interop.MaeWeightFile.Read(path))
                 (imageSize, channels) = (r.GetValue(size) ?? file.Config.ImageSize, file.Config.InChannels);
             var train = ml.Data.LoadFromEnumerable(rows);
             var val = r.GetValue(validation) is { } v ? ml.Data.LoadFromEnumerable(ImageFolder.List(v.FullName, requireClasses: true)) : null;

@@ -101,7 +101,7 @@ public static class PretrainCommand
 
             if (!lead) return 0;
             string weights = Path.Combine(output, "mae.safetensors");
-            MaeCheckpoint.Save(mae, weights);
+            MaeWeightFile.Save(mae, weights);
             foreach (var skipped in source.SkippedFiles) context.Output.WriteLine($"skipped {skipped.FileName}: {skipped.Reason}");
             context.Output.WriteLine($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
                                      (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +

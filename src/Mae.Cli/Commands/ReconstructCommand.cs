@@ -36,7 +36,7 @@ public static class ReconstructCommand
             if (n < 1) throw new CliException($"--count must be at least 1; got {n}.");
             double ratio = r.GetValue(maskRatio);
             if (!(ratio >= 0 && ratio < 1)) throw new CliException($"--mask-ratio must be in [0, 1); got {ratio}.");
-            using var model = MaeCheckpoint.LoadMaskedAutoencoder(path, imageSize: r.GetValue(size));
+            using var model = MaeWeightFile.LoadMaskedAutoencoder(path, imageSize: r.GetValue(size));
             model.eval();
             string folder = r.GetValue(images)!.FullName;
             using var scope = NewDisposeScope();

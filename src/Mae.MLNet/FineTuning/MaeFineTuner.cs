@@ -31,7 +31,7 @@ public sealed class MaeFineTuner
     }
 
     /// <summary>A classifier started from a pre-trained encoder (e.g. <c>MaePretrain</c>'s or
-    /// <see cref="MaeCheckpoint.LoadEncoder"/>'s): patch embedding, cls token, blocks (and <c>norm</c> when
+    /// <see cref="MaeWeightFile.LoadEncoder"/>'s): patch embedding, cls token, blocks (and <c>norm</c> when
     /// <paramref name="globalPool"/> is false) are copied, position embeddings interpolated when
     /// <paramref name="imageSize"/> gives another grid; fc_norm and head are new (head trunc-normal std 2e-5). libtorch
     /// is seeded with <paramref name="seed"/> first so the new layers repeat.</summary>
@@ -51,7 +51,7 @@ public sealed class MaeFineTuner
         };
         foreach (var (prefix, part) in new (string, nn.Module)[] { ("patch_embed", encoder.patch_embed), ("blocks", encoder.blocks), ("norm", encoder.norm) })
             foreach (var (name, t) in part.state_dict()) source[$"{prefix}.{name}"] = t.detach().cpu();
-        var selection = CheckpointNames.ForModel(model, source);
+        var selection = WeightNames.ForModel(model, source);
         if (!selection.Fits)
             throw new ArgumentException($"The encoder does not fit the classifier: {string.Join("; ", selection.Missing.Select(k => $"'{k}' missing").Concat(selection.ShapeDifferences))}.");
         var target = model.state_dict();

@@ -22,23 +22,23 @@ internal static partial class ConfigInference
     public static MaeConfig Infer(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? hint, MaeHeadCounts? heads, string source, MaeLoadLimits limits)
     {
         long[] Need(string key) => shapes.TryGetValue(key, out var s) ? s
-            : throw new MaeCheckpointException($"'{source}' has no '{key}', so its architecture cannot be inferred; pass a config.", source, key);
+            : throw new MaeModelFileException($"'{source}' has no '{key}', so its architecture cannot be inferred; pass a config.", source, key);
         var proj = Need("patch_embed.proj.weight");
         if (proj.Length != 4 || proj[2] != proj[3] || proj.Any(v => v < 1 || v > limits.MaxWidth))
-            throw new MaeCheckpointException($"'{source}': patch_embed.proj.weight should be [D, C, p, p] (each at most {limits.MaxWidth}); got {Shape(proj)}.", source, "patch_embed.proj.weight");
+            throw new MaeModelFileException($"'{source}': patch_embed.proj.weight should be [D, C, p, p] (each at most {limits.MaxWidth}); got {Shape(proj)}.", source, "patch_embed.proj.weight");
         int d = (int)proj[0], c = (int)proj[1], p = (int)proj[2];
         var pos = Need("pos_embed");
         if (pos.Length != 3 || pos[1] < 2)
-            throw new MaeCheckpointException($"'{source}': pos_embed should be [1, 1 + L, D]; got {Shape(pos)}.", source, "pos_embed");
+            throw new MaeModelFileException($"'{source}': pos_embed should be [1, 1 + L, D]; got {Shape(pos)}.", source, "pos_embed");
         long patches = pos[1] - 1;
         long grid = (long)Math.Round(Math.Sqrt(patches));
-        if (grid * grid != patches) throw new MaeCheckpointException($"'{source}': pos_embed has {patches} patch rows, not a square grid.", source, "pos_embed");
+        if (grid * grid != patches) throw new MaeModelFileException($"'{source}': pos_embed has {patches} patch rows, not a square grid.", source, "pos_embed");
         if (grid * p > limits.MaxWidth)
-            throw new MaeCheckpointException($"'{source}': pos_embed implies {grid * p}-px images, more than MaeLoadLimits.MaxWidth ({limits.MaxWidth}).", source, "pos_embed");
+            throw new MaeModelFileException($"'{source}': pos_embed implies {grid * p}-px images, more than MaeLoadLimits.MaxWidth ({limits.MaxWidth}).", source, "pos_embed");
         int depth = CountBlocks(shapes.Keys, "blocks", source, limits);
-        if (depth == 0) throw new MaeCheckpointException($"'{source}' has no encoder blocks (blocks.N.*).", source, null);
+        if (depth == 0) throw new MaeModelFileException($"'{source}' has no encoder blocks (blocks.N.*).", source, null);
         var fc1 = Need("blocks.0.mlp.fc1.weight");
-        if (fc1.Length != 2 || fc1[0] < 1) throw new MaeCheckpointException($"'{source}': blocks.0.mlp.fc1.weight should be [hidden, D]; got {Shape(fc1)}.", source, "blocks.0.mlp.fc1.weight");
+        if (fc1.Length != 2 || fc1[0] < 1) throw new MaeModelFileException($"'{source}': blocks.0.mlp.fc1.weight should be [hidden, D]; got {Shape(fc1)}.", source, "blocks.0.mlp.fc1.weight");
         double mlpRatio = fc1[0] / (double)d;
 
         var config = new MaeConfig
@@ -49,7 +49,7 @@ internal static partial class ConfigInference
         if (shapes.TryGetValue("decoder_embed.weight", out var decEmbed))
         {
             if (decEmbed.Length != 2 || decEmbed[0] < 1 || decEmbed[0] > limits.MaxWidth)
-                throw new MaeCheckpointException($"'{source}': decoder_embed.weight should be [decoder D, D]; got {Shape(decEmbed)}.", source, "decoder_embed.weight");
+                throw new MaeModelFileException($"'{source}': decoder_embed.weight should be [decoder D, D]; got {Shape(decEmbed)}.", source, "decoder_embed.weight");
             int dd = (int)decEmbed[0];
             config = config with
             {
@@ -126,7 +126,7 @@ internal static partial class ConfigInference
             if (numClasses is int classes) Expect("head.weight", classes, d);
         }
         if (problems.Count > 0)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{source}': the architecture its names or config describe does not match the tensors it holds, so no model is built: " +
                 string.Join("; ", problems.Take(20)) + (problems.Count > 20 ? $"; … ({problems.Count - 20} more)" : "") + ".", source, null);
     }
@@ -135,7 +135,7 @@ internal static partial class ConfigInference
 
     static int Heads(long width, string what, string source)
         => KnownHeads.TryGetValue(width, out int h) ? h
-         : throw new MaeCheckpointException(
+         : throw new MaeModelFileException(
                $"'{source}': the {what} is {width} wide, not a public ViT width, and head counts cannot be read from weights. " +
                "Pass the head counts (heads: new MaeHeadCounts(numHeads, decoderNumHeads)), a preset name or a whole MaeConfig.", source, null);
 
@@ -152,13 +152,13 @@ internal static partial class ConfigInference
             if (!m.Success || m.Groups[1].Value != prefix) continue;
             string digits = m.Groups[2].Value;
             if (digits.Length > 9 || !int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int index) || index >= limits.MaxLayers)
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{source}': parameter '{Shorten(key)}' names block {Shorten(digits)}, beyond MaeLoadLimits.MaxLayers ({limits.MaxLayers}).", source, key);
             seen.Add(index);
         }
         for (int i = 0; i < seen.Count; i++)
             if (!seen.Contains(i))
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{source}': {prefix} indices must run 0 … N−1 without gaps; {prefix}.{i} is missing but {prefix}.{seen.Max()} is present.", source, $"{prefix}.{seen.Max()}");
         return seen.Count;
     }
@@ -170,12 +170,12 @@ internal static partial class ConfigInference
     {
         long length = new FileInfo(path).Length;
         if (length > limits.MaxConfigFileBytes)
-            throw new MaeCheckpointException($"Config file '{path}' is {length} bytes, more than MaeLoadLimits.MaxConfigFileBytes ({limits.MaxConfigFileBytes}).", path, null);
+            throw new MaeModelFileException($"Config file '{path}' is {length} bytes, more than MaeLoadLimits.MaxConfigFileBytes ({limits.MaxConfigFileBytes}).", path, null);
         try { return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16 }); }
-        catch (JsonException e) { throw new MaeCheckpointException($"Config file '{path}' is not valid JSON: {e.Message}", path, null, e); }
+        catch (JsonException e) { throw new MaeModelFileException($"Config file '{path}' is not valid JSON: {e.Message}", path, null, e); }
     }
 
-    static MaeCheckpointException ConfigError(string path, string key, string why)
+    static MaeModelFileException ConfigError(string path, string key, string why)
         => new($"Config file '{path}': '{key}' {why}.", path, key);
 
     static int Int(JsonElement r, string key, string path, int? fallback = null)
@@ -209,7 +209,7 @@ internal static partial class ConfigInference
 
     static JsonElement Root(JsonDocument doc, string path)
         => doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement
-         : throw new MaeCheckpointException($"Config file '{path}' is not a JSON object.", path, null);
+         : throw new MaeModelFileException($"Config file '{path}' is not a JSON object.", path, null);
 
     /// <summary>Hugging Face ViTMAE <c>config.json</c>.</summary>
     public static MaeConfig FromHuggingFace(string path, MaeLoadLimits limits)

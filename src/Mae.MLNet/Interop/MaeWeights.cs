@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Interop;
 
 /// <summary>What a weights file holds, judged by its parameter names.</summary>
-public enum MaeCheckpointKind
+public enum MaeWeightsKind
 {
     /// <summary>Encoder and decoder (mae_visualize_vit_*.pth, training checkpoints, HF ViTMAEForPreTraining).</summary>
     Full,
@@ -26,12 +26,12 @@ public sealed class MaeWeights : IDisposable
         Config = config;
         Extras = extras;
         Args = args;
-        Kind = CheckpointNames.KindOf(stateDict.Keys);
+        Kind = WeightNames.KindOf(stateDict.Keys);
     }
 
     public string Source { get; }
     public WeightsFormat Format { get; }
-    public MaeCheckpointKind Kind { get; }
+    public MaeWeightsKind Kind { get; }
     /// <summary>Official names → float32 CPU tensors.</summary>
     public IReadOnlyDictionary<string, Tensor> StateDict { get; }
     /// <summary>The architecture: given by the caller, read from a config file, or inferred from tensor shapes.</summary>

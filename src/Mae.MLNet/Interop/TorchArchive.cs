@@ -95,7 +95,7 @@ internal sealed class TorchArchive : IDisposable
             try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true); }
             catch (InvalidDataException e)
             {
-                throw new MaeCheckpointException($"'{path}' is truncated or corrupt: its zip directory cannot be read ({e.Message}).", path, null, e);
+                throw new MaeModelFileException($"'{path}' is truncated or corrupt: its zip directory cannot be read ({e.Message}).", path, null, e);
             }
             try { return new TorchArchive(path, stream, zip, limits); }
             catch { zip.Dispose(); throw; }
@@ -169,7 +169,7 @@ internal sealed class TorchArchive : IDisposable
         catch (InvalidDataException e) { throw Bad($"entry '{entry.FullName}' cannot be opened ({e.Message})", entry.FullName, e); }
     }
 
-    MaeCheckpointException Bad(string why, string? entry, Exception? inner = null)
+    MaeModelFileException Bad(string why, string? entry, Exception? inner = null)
         => new($"'{File}' is not a valid PyTorch weights file: {why}.", File, entry, inner);
 
     /// <summary>Refuses a central directory with more entries than <see cref="MaeLoadLimits.MaxArchiveEntries"/> before
@@ -201,7 +201,7 @@ internal sealed class TorchArchive : IDisposable
                 }
             }
             if (entries > (ulong)limits.MaxArchiveEntries)
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{path}' is not a valid PyTorch weights file: its zip directory lists {entries} entries, more than " +
                     $"MaeLoadLimits.MaxArchiveEntries ({limits.MaxArchiveEntries}).", path, null);
             return;

@@ -48,7 +48,7 @@ internal static class WeightFiles
         if (got < 4 || signature[0] != 0x50 || signature[1] != 0x4b || signature[2] != 0x03 || signature[3] != 0x04)
         {
             bool legacyPickle = got >= 2 && signature[0] == 0x80;
-            throw new MaeCheckpointException(legacyPickle
+            throw new MaeModelFileException(legacyPickle
                 ? $"'{path}' was written by the legacy (pre-1.6, non-zip) torch.save format, which is not supported. " +
                   "Re-save it in PyTorch ≥ 1.6: torch.save(torch.load(path), path)."
                 : $"'{path}' is not a PyTorch weights file: expected a zip archive (torch.save) or a .safetensors file.", path, null);
@@ -66,10 +66,10 @@ internal static class WeightFiles
         foreach (var (key, t) in stateDict)
             total += t.NumberOfElements * ElementSize(t.DType);
         if (total > limits.MaxTensorBytes)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{path}': its state dict holds {total} bytes of tensors, more than MaeLoadLimits.MaxTensorBytes ({limits.MaxTensorBytes}).", path, null);
         if (total > archive.BudgetLeft)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{path}': its state dict needs {total} bytes of tensors, more than its {archive.FileLength} bytes on disk allow " +
                 $"(× MaeLoadLimits.MaxCompressionRatio {limits.MaxCompressionRatio}); refusing a possible zip bomb.", path, null);
 
@@ -97,13 +97,13 @@ internal static class WeightFiles
     static (Dictionary<string, MaeUnloadedTensor> StateDict, Dictionary<string, object?> Extras) Split(object? rootObject, string path)
     {
         if (rootObject is not Dictionary<object, object?> root)
-            throw new MaeCheckpointException($"'{path}' holds no state dict: its pickle is a {rootObject?.GetType().Name ?? "None"}, not a dict.", path, null);
+            throw new MaeModelFileException($"'{path}' holds no state dict: its pickle is a {rootObject?.GetType().Name ?? "None"}, not a dict.", path, null);
         Dictionary<object, object?>? sd = null;
         foreach (var key in new[] { "model", "state_dict", "model_state_dict" })
             if (root.TryGetValue(key, out var v) && v is Dictionary<object, object?> h) { sd = h; break; }
         if (sd is null && root.Values.Any(v => v is MaeUnloadedTensor)) sd = root;
         if (sd is null)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{path}' holds no state dict: expected {{'model': state_dict, ...}} or a dict of tensors; top-level keys: " +
                 string.Join(", ", root.Keys.Select(k => $"'{k}'")) + ".", path, null);
         var extras = new Dictionary<string, object?>();
@@ -114,7 +114,7 @@ internal static class WeightFiles
             if (value is MaeUnloadedTensor t)
             {
                 if (key is not string name)
-                    throw new MaeCheckpointException($"'{path}': a state dict key is {key} ({key.GetType().Name}), not a string.", path, null);
+                    throw new MaeModelFileException($"'{path}': a state dict key is {key} ({key.GetType().Name}), not a string.", path, null);
                 tensors[name] = t;
             }
         return (tensors, extras);
@@ -147,7 +147,7 @@ internal static class WeightFiles
 
         long total = entries.Sum(e => e.End - e.Begin);
         if (total > limits.MaxTensorBytes)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{path}' holds {total} bytes of tensors, more than MaeLoadLimits.MaxTensorBytes ({limits.MaxTensorBytes}).", path, null);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         string? current = null;
@@ -162,10 +162,10 @@ internal static class WeightFiles
                 t.ReadBytesFromStream(stream, 1 << 16);
             }
         }
-        catch (Exception ex) when (ex is EndOfStreamException or IOException and not MaeCheckpointException)
+        catch (Exception ex) when (ex is EndOfStreamException or IOException and not MaeModelFileException)
         {
             foreach (var t in tensors.Values) t.Dispose();
-            throw new MaeCheckpointException($"'{path}': tensor '{current}' could not be read ({ex.Message}); the file changed or is truncated.", path, current, ex);
+            throw new MaeModelFileException($"'{path}': tensor '{current}' could not be read ({ex.Message}); the file changed or is truncated.", path, current, ex);
         }
         catch
         {
@@ -182,12 +182,12 @@ internal static class WeightFiles
         long fileLength = stream.Length;
         var lengthBytes = new byte[8];
         if (stream.ReadAtLeast(lengthBytes, 8, throwOnEndOfStream: false) < 8)
-            throw new MaeCheckpointException($"'{path}' is truncated: no safetensors header.", path, null);
+            throw new MaeModelFileException($"'{path}' is truncated: no safetensors header.", path, null);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
         if (headerLength > (ulong)(fileLength - 8))
-            throw new MaeCheckpointException($"'{path}' is corrupt or truncated: its header claims {headerLength} bytes but the file has {fileLength}.", path, null);
+            throw new MaeModelFileException($"'{path}' is corrupt or truncated: its header claims {headerLength} bytes but the file has {fileLength}.", path, null);
         if (headerLength > (ulong)limits.MaxSafetensorsHeaderBytes)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{path}': its safetensors header claims {headerLength} bytes, more than MaeLoadLimits.MaxSafetensorsHeaderBytes ({limits.MaxSafetensorsHeaderBytes}).", path, null);
         var header = new byte[headerLength];
         stream.ReadExactly(header);
@@ -197,7 +197,7 @@ internal static class WeightFiles
 
     static List<SafetensorsEntry> ParseSafetensorsHeader(byte[] header, string path, long dataLength)
     {
-        MaeCheckpointException Bad(string why, string? entry = null)
+        MaeModelFileException Bad(string why, string? entry = null)
             => new($"'{path}' has a malformed safetensors header: {why}.", path, entry);
         if (header.Length == 0 || header[0] != (byte)'{') throw Bad("it does not start with '{'");
         var entries = new List<SafetensorsEntry>();
@@ -225,7 +225,7 @@ internal static class WeightFiles
                     throw Bad($"tensor '{name}' has no dtype", name);
                 string dtype = dtypeElement.GetString()!;
                 if (!SafetensorsDtypes.TryGetValue(dtype, out var scalarType))
-                    throw new MaeCheckpointException($"'{path}': tensor '{name}' has unsupported dtype '{dtype}'.", path, name);
+                    throw new MaeModelFileException($"'{path}': tensor '{name}' has unsupported dtype '{dtype}'.", path, name);
                 if (!v.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array || shapeElement.GetArrayLength() > 32)
                     throw Bad($"tensor '{name}' has no shape list", name);
                 var shape = new long[shapeElement.GetArrayLength()];
@@ -236,7 +236,7 @@ internal static class WeightFiles
                     if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long s) || s < 0)
                         throw Bad($"tensor '{name}' has a shape entry {d.GetRawText()} that is not a non-negative integer", name);
                     if (s > 0 && numel > dataLength / s)
-                        throw new MaeCheckpointException($"'{path}': tensor '{name}' has an impossible shape (more elements than the file holds).", path, name);
+                        throw new MaeModelFileException($"'{path}': tensor '{name}' has an impossible shape (more elements than the file holds).", path, name);
                     numel *= s;
                     shape[i++] = s;
                 }
@@ -245,11 +245,11 @@ internal static class WeightFiles
                     throw Bad($"tensor '{name}' has no [begin, end] data_offsets", name);
                 long begin = offsetsElement[0].GetInt64(), end = offsetsElement[1].GetInt64();
                 if (begin < 0 || end < begin || end > dataLength)
-                    throw new MaeCheckpointException(
+                    throw new MaeModelFileException(
                         $"'{path}' is corrupt or truncated: tensor '{name}' lies at bytes [{begin}, {end}] but the data section holds {dataLength}.", path, name);
                 int size = ElementSize(scalarType);
                 if (end - begin != numel * size)
-                    throw new MaeCheckpointException(
+                    throw new MaeModelFileException(
                         $"'{path}': tensor '{name}' ({dtype}, {numel} elements) should take {numel * size} bytes but takes {end - begin}.", path, name);
                 entries.Add(new SafetensorsEntry(name, scalarType, shape, begin, end));
             }
@@ -263,16 +263,16 @@ internal static class WeightFiles
         foreach (var e in sorted)
         {
             if (e.Begin < at)
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{path}': tensors '{previous}' and '{e.Name}' overlap (bytes [{e.Begin}, {e.End}] start before {at}); safetensors ranges must not overlap.", path, e.Name);
             if (e.Begin > at)
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{path}': bytes [{at}, {e.Begin}) of the data section belong to no tensor; safetensors ranges must cover the data without gaps.", path, e.Name);
             at = e.End;
             previous = e.Name;
         }
         if (at != dataLength)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{path}': the tensors end at byte {at} of a {dataLength}-byte data section; the rest belongs to no tensor.", path, null);
         return entries;
     }

@@ -67,10 +67,10 @@ internal sealed class WeightsUnpickler
     public static object? Load(byte[] pickle, TorchArchive archive, MaeLoadLimits limits)
         => new WeightsUnpickler(pickle, archive, limits).Run();
 
-    MaeCheckpointException Bad(string why)
+    MaeModelFileException Bad(string why)
         => new($"'{file}' is not a valid PyTorch weights file: {why} (entry '{entry}', pickle offset {pos}).", file, entry);
 
-    MaeCheckpointException Refuse(string why)
+    MaeModelFileException Refuse(string why)
         => new($"Refusing to load '{file}': {why} (entry '{entry}', pickle offset {pos}).", file, entry);
 
     void Count(int n = 1)
@@ -310,7 +310,7 @@ internal sealed class WeightsUnpickler
     {
         var g = new Global(module, name);
         if (!AllowedGlobals.Contains(g.ToString()))
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"Refusing to load '{file}': its pickle asks for the global '{g}', which is not a tensor, a storage or a " +
                 "plain container. Mae.MLNet loads weights only (like torch.load(weights_only=True)); files that would " +
                 $"construct or call arbitrary Python objects are refused (entry '{entry}', pickle offset {pos}).", file, entry);
@@ -385,7 +385,7 @@ internal sealed class WeightsUnpickler
         long claimed = numel * dtype.Size;
         long length = archive.StorageLength(key, Bad);
         if (length != claimed)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{file}' is corrupt: storage '{key}' ({type.Name}) claims {numel} elements = {claimed} bytes " +
                 $"but the archive entry holds {length} bytes.", file, archive.StorageEntryName(key));
         return new Storage(key, dtype.Type, dtype.Size, numel);
@@ -406,7 +406,7 @@ internal sealed class WeightsUnpickler
         if (numel > storage.Numel)
             throw Bad($"a tensor of {numel} elements claims storage '{storage.Key}' of only {storage.Numel} elements");
         if (offset != 0 || !IsContiguous(shape, stride.Cast<long>().ToArray()))
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{file}' stores a tensor as a strided view into shared storage '{storage.Key}' (offset {offset}); " +
                 "only contiguous tensors are supported. Re-save the state dict with tensors cloned: " +
                 "torch.save({k: v.contiguous().clone() for k, v in sd.items()}, path).", file, archive.StorageEntryName(storage.Key));

@@ -30,7 +30,7 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
         public MaeImageInputOptions? ImageInput { get; set; }
         public string ScoreColumnName { get; set; } = "Score";
         public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
-        /// <summary>The frozen encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c> or <c>MaeCheckpoint.LoadEncoder</c>).</summary>
+        /// <summary>The frozen encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c> or <c>MaeWeightFile.LoadEncoder</c>).</summary>
         public MaeEncoder? Encoder { get; set; }
         /// <summary>How column values become [0, 1] pixels (Scale) and then model inputs (Mean/Std). Null: the
         /// pre-training default for the encoder's channels.</summary>

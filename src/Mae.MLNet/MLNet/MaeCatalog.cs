@@ -24,7 +24,7 @@ public static class MaeCatalog
     public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         string weightsPath, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto,
         string? preset = null, int? imageSize = null)
-        => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeCheckpoint.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize),
+        => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeWeightFile.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize),
                                 pooling, batchSize, device);
 
     /// <summary>Pre-trains a masked autoencoder on the image column (no labels needed) with the paper's recipe and
@@ -64,7 +64,7 @@ public static class MaeCatalog
     /// <summary>Fine-tunes a pre-trained MAE encoder + linear head end to end (the paper's fine-tuning recipe) on an
     /// image column and a key-typed label column; the model adds <c>Score</c> (class probabilities) and
     /// <c>PredictedLabel</c> (key). <paramref name="encoder"/> is e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>
-    /// or <c>MaeCheckpoint.LoadEncoder(path)</c>; it is copied, not changed.</summary>
+    /// or <c>MaeWeightFile.LoadEncoder(path)</c>; it is copied, not changed.</summary>
     public static MaeFineTuneTrainer MaeFineTune(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         MaeEncoder encoder, string labelColumnName = "Label", string inputColumnName = "Pixels", int epochs = 50, int batchSize = 64,
         double? learningRate = null, MaeDevice device = MaeDevice.Auto, long seed = 0,

@@ -25,7 +25,7 @@ public sealed class MaeClassifierTransformer : MaeImageClassifierTransformer
 
     readonly ClassifierRunner runner;
 
-    /// <summary>The fine-tuned classifier (official parameter names; <see cref="Interop.MaeCheckpoint.Save"/> writes it).</summary>
+    /// <summary>The fine-tuned classifier (official parameter names; <see cref="Interop.MaeWeightFile.Save"/> writes it).</summary>
     public VitClassifier Model { get; }
     public override int NumClasses => Model.NumClasses;
     /// <summary>Losses, validation accuracies and timings of the fine-tuning run.</summary>

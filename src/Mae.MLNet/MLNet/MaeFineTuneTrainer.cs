@@ -39,7 +39,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         /// <summary>A pre-trained encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>): a new classifier is built on it.</summary>
         public MaeEncoder? Encoder { get; set; }
         /// <summary>Pre-trained or fine-tuned weights (official .pth, timm/our .safetensors, HF folder), loaded with
-        /// <see cref="MaeCheckpoint.LoadClassifier"/> (position embeddings interpolated to <see cref="ImageSize"/>).</summary>
+        /// <see cref="MaeWeightFile.LoadClassifier"/> (position embeddings interpolated to <see cref="ImageSize"/>).</summary>
         public string? WeightsPath { get; set; }
         /// <summary>Architecture preset name for <see cref="WeightsPath"/> when the file cannot tell it.</summary>
         public string? Preset { get; set; }
@@ -142,7 +142,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
 
     static VitClassifier LoadWeights(Options o, int numClasses)
     {
-        var model = MaeCheckpoint.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize);
+        var model = MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize);
         return model;
     }
 

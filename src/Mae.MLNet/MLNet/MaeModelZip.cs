@@ -19,13 +19,13 @@ public static class MaeModelZip
 {
     /// <summary>Checks the CRC-32 of every entry of the zip at <paramref name="path"/> and the SHA-256 digest of every
     /// ONNX graph in it that Mae.MLNet wrote. Returns the names of the graph entries verified.</summary>
-    /// <exception cref="MaeCheckpointException">An entry fails its CRC, a graph fails its digest, or the zip holds no
+    /// <exception cref="MaeModelFileException">An entry fails its CRC, a graph fails its digest, or the zip holds no
     /// graph with a digest (saved by another library or an older version); the message names the zip and the entry.</exception>
     public static IReadOnlyList<string> Verify(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"Model zip '{path}' does not exist.", path);
-        MaeCheckpointException Bad(string why, string? entry) => new($"Model zip '{path}' fails its integrity check: {why}.", path, entry);
+        MaeModelFileException Bad(string why, string? entry) => new($"Model zip '{path}' fails its integrity check: {why}.", path, entry);
         var verified = new List<string>();
         var unsigned = new List<string>();
         try
@@ -71,7 +71,7 @@ public static class MaeModelZip
                 }
             }
         }
-        catch (InvalidDataException e) { throw new MaeCheckpointException($"Model zip '{path}' is truncated or corrupt: {e.Message}", path, null, e); }
+        catch (InvalidDataException e) { throw new MaeModelFileException($"Model zip '{path}' is truncated or corrupt: {e.Message}", path, null, e); }
         if (verified.Count == 0)
             throw Bad(unsigned.Count == 0 ? "it holds no ONNX graph"
                 : $"none of its ONNX graphs ({string.Join(", ", unsigned)}) carries a Mae.MLNet digest (saved by another library or an older version)", null);

@@ -173,7 +173,7 @@ internal sealed class CheckpointFile
         {
             ConfigInference.CheckAgainstTensors(config, shapes, path, MaeLoadLimits.Default, decoder: numClasses is null, numClasses);
         }
-        catch (MaeCheckpointException e)
+        catch (MaeModelFileException e)
         {
             throw Invalid(path, $"the model its header describes is not the one whose weights it holds, so no model is built ({e.Message})", e);
         }

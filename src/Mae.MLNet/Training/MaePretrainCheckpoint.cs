@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Training;
 
 /// <summary>What a checkpoint says about the run that wrote it (stored as JSON at its start).</summary>
-public sealed record MaeCheckpointHeader : IMaeCheckpointHeader
+public sealed record MaePretrainCheckpointHeader : IMaeCheckpointHeader
 {
     public int FormatVersion { get; init; } = MaePretrainCheckpoint.FormatVersion;
     /// <summary>Epochs finished when the checkpoint was written; training resumes at this (0-based) epoch.</summary>
@@ -52,13 +52,13 @@ public static class MaePretrainCheckpoint
     internal static readonly CheckpointFile Container = new("MAECKPT1", FilePrefix, FileExtension);
 
     internal static readonly MaeTrainingCheckpoint Training =
-        new(Container, json => JsonSerializer.Deserialize<MaeCheckpointHeader>(json, Json));
+        new(Container, json => JsonSerializer.Deserialize<MaePretrainCheckpointHeader>(json, Json));
 
     /// <summary>Reads and verifies a checkpoint's header (the whole file's checksum is checked first).</summary>
-    public static MaeCheckpointHeader ReadHeader(string path)
+    public static MaePretrainCheckpointHeader ReadHeader(string path)
     {
         using var r = Training.Open(path);
-        return (MaeCheckpointHeader)r.Header;
+        return (MaePretrainCheckpointHeader)r.Header;
     }
 
     /// <summary>Builds the model the checkpoint holds (on the CPU) with its trained weights.</summary>

@@ -275,7 +275,7 @@ public sealed class MaePretrainer
 
         public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
         {
-            if (header is MaeCheckpointHeader h && (h.Options.Objective != o.Objective || (o.Objective == MaeObjective.Contrastive && h.Options.ProjectionDim != o.ProjectionDim)))
+            if (header is MaePretrainCheckpointHeader h && (h.Options.Objective != o.Objective || (o.Objective == MaeObjective.Contrastive && h.Options.ProjectionDim != o.ProjectionDim)))
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' was written with the {h.Options.Objective} objective (projection {h.Options.ProjectionDim}); this run uses {o.Objective} (projection {o.ProjectionDim}).");
             if (header.Config != model.Config)
@@ -286,7 +286,7 @@ public sealed class MaePretrainer
                     $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
         }
 
-        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaeCheckpointHeader
+        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaePretrainCheckpointHeader
         {
             EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps,
             StepsPerEpoch = state.StepsPerEpoch, Config = model.Config, Options = o, SavedUtc = DateTime.UtcNow,

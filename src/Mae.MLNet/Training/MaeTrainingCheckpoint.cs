@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Training;
 
-/// <summary>What every checkpoint header holds (pre-training's <see cref="MaeCheckpointHeader"/>, fine-tuning's
+/// <summary>What every checkpoint header holds (pre-training's <see cref="MaePretrainCheckpointHeader"/>, fine-tuning's
 /// <c>MaeFineTuneCheckpointHeader</c>).</summary>
 internal interface IMaeCheckpointHeader
 {

@@ -64,7 +64,7 @@ public class MaeCliTest
         string run = Path.Combine(root, "run");
         Assert.IsTrue(File.Exists(Path.Combine(run, "checkpoint-0002.maeckpt")));
         Assert.AreEqual(8, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length, "one metrics line per step");
-        using (var mae = MaeCheckpoint.LoadMaskedAutoencoder(Weights)) Assert.AreEqual(32, mae.Config.EmbedDim);
+        using (var mae = MaeWeightFile.LoadMaskedAutoencoder(Weights)) Assert.AreEqual(32, mae.Config.EmbedDim);
 
         string copy = Path.Combine(root, "resumed");
         Directory.CreateDirectory(copy);
@@ -91,7 +91,7 @@ public class MaeCliTest
         using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor("pixels", new DenseTensor<float>(pixels, new[] { 2, 3, 32, 32 })) });
         var actual = results.First().AsEnumerable<float>().ToArray();
 
-        using var encoder = MaeCheckpoint.LoadEncoder(Weights);
+        using var encoder = MaeWeightFile.LoadEncoder(Weights);
         using var noGrad = no_grad();
         var norm = PixelNormalization.Default(3);
         var x = (tensor(pixels, 2, 3, 32, 32) - tensor(norm.Mean).reshape(1, 3, 1, 1)) / tensor(norm.Std).reshape(1, 3, 1, 1);

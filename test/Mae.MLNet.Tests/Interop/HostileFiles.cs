@@ -18,9 +18,9 @@ namespace Mae.MLNet.Tests.Interop;
 /// <summary>How a hostile file is handed to the library.</summary>
 public enum HostileLoad
 {
-    /// <summary><c>MaeCheckpoint.LoadEncoder(path, config: the fixtures' tiny config)</c> — the architecture is trusted.</summary>
+    /// <summary><c>MaeWeightFile.LoadEncoder(path, config: the fixtures' tiny config)</c> — the architecture is trusted.</summary>
     EncoderWithConfig,
-    /// <summary><c>MaeCheckpoint.LoadEncoder(path)</c> — the architecture comes from the file (names, sidecar, config.json).</summary>
+    /// <summary><c>MaeWeightFile.LoadEncoder(path)</c> — the architecture comes from the file (names, sidecar, config.json).</summary>
     Encoder,
     /// <summary><c>MaePretrainCheckpoint.LoadModel(path)</c>.</summary>
     PretrainCheckpoint,
@@ -97,7 +97,7 @@ public static class HostileFiles
                 // storages are other entries holding zeros; written first, where a name search finds it first.
                 var (top, entries) = ReadZip(pth);
                 List<(string Name, string Key, long[] Shape)> tensors;
-                using (var w = MaeCheckpoint.Read(pth, ConfigI))
+                using (var w = MaeWeightFile.Read(pth, ConfigI))
                     tensors = w.StateDict.Select((kv, i) => (kv.Key, $"x{i}", kv.Value.shape)).ToList();
                 var list = new List<(string, byte[])> { ($"{top}/xdata.pkl", StateDictPickle(tensors)) };
                 foreach (var (_, key, shape) in tensors)
@@ -203,7 +203,7 @@ public static class HostileFiles
             case "forged-pretrain-checkpoint":
             {
                 using var model = new MaskedAutoencoder(ConfigI);
-                var header = new MaeCheckpointHeader { Config = ConfigI with { Depth = 100_000 }, EpochsCompleted = 1 };
+                var header = new MaePretrainCheckpointHeader { Config = ConfigI with { Depth = 100_000 }, EpochsCompleted = 1 };
                 return WriteCheckpoint(Out("checkpoint-0001.maeckpt"), "MAECKPT1", JsonSerializer.Serialize(header), model);
             }
             case "forged-finetune-checkpoint":
@@ -301,8 +301,8 @@ public static class HostileFiles
     {
         switch (load)
         {
-            case HostileLoad.EncoderWithConfig: MaeCheckpoint.LoadEncoder(path, ConfigI).Dispose(); break;
-            case HostileLoad.Encoder: MaeCheckpoint.LoadEncoder(path).Dispose(); break;
+            case HostileLoad.EncoderWithConfig: MaeWeightFile.LoadEncoder(path, ConfigI).Dispose(); break;
+            case HostileLoad.Encoder: MaeWeightFile.LoadEncoder(path).Dispose(); break;
             case HostileLoad.PretrainCheckpoint: MaePretrainCheckpoint.LoadModel(path).Dispose(); break;
             case HostileLoad.FineTuneCheckpoint: MaeFineTuneCheckpoint.LoadModel(path).Dispose(); break;
             case HostileLoad.ModelZip:
@@ -394,7 +394,7 @@ public static class HostileFiles
     static string SaveTinyEncoder(MaeConfig config, string path, bool keepSidecar)
     {
         using var encoder = new MaeEncoder(config);
-        MaeCheckpoint.Save(encoder, path);
+        MaeWeightFile.Save(encoder, path);
         if (!keepSidecar) File.Delete(Path.ChangeExtension(path, ".json"));
         return path;
     }

@@ -8,7 +8,7 @@ namespace Mae.MLNet.Tests.Interop;
 
 /// <summary>
 /// Issue 14: every hostile file of <see cref="HostileFiles"/> is refused with the library's own exception type
-/// (<see cref="MaeCheckpointException"/>, or <see cref="MaeTrainingCheckpointException"/> for training checkpoints), a
+/// (<see cref="MaeModelFileException"/>, or <see cref="MaeTrainingCheckpointException"/> for training checkpoints), a
 /// message naming the file (and the entry or key at fault), and less than 200 MB of peak memory — resident-set growth
 /// and managed allocation both — where the code before the hardening took gigabytes for several of them
 /// (docs/security.md has the before/after table from test/Mae.MLNet.HostileHost).
@@ -56,7 +56,7 @@ public class HostileFilesTest
     [DataRow("two-top-folders", "two-top-folders.pth", "two top folders", "evil")]
     public void ParserDifferentialsAreRefused(string attack, string file, string fragment, string entry)
     {
-        var e = Refused<MaeCheckpointException>(attack, file, fragment, entry);
+        var e = Refused<MaeModelFileException>(attack, file, fragment, entry);
         Assert.IsNotNull(e.Entry, "the entry at fault is named");
     }
 
@@ -67,14 +67,14 @@ public class HostileFilesTest
     [DataRow("hf-config-100000-layers", "config.json", "depth 100000", "MaxLayers")]
     [DataRow("hf-config-mlp-ratio-400000", "config.json", "MLP width 9600000", "MaxWidth")]
     public void UntrustedMetadataCannotSizeTheModel(string attack, string file, string fragment, string limit)
-        => Refused<MaeCheckpointException>(attack, file, fragment, limit);
+        => Refused<MaeModelFileException>(attack, file, fragment, limit);
 
     [TestMethod]
     [DataRow("pickle-120M-empty-tuples", "pickle-120M-empty-tuples.pth", "MaxPickleBytes")]
     [DataRow("pickle-2M-empty-tuples", "pickle-2M-empty-tuples.pth", "MaxPickleValues")]
     [DataRow("storages-3000x1MiB", "storages.pth", "zip bomb")]
     public void MemoryAmplificationIsRefusedBeforeAllocation(string attack, string file, string fragment)
-        => Refused<MaeCheckpointException>(attack, file, fragment);
+        => Refused<MaeModelFileException>(attack, file, fragment);
 
     [TestMethod]
     [DataRow("forged-pretrain-checkpoint", "checkpoint-0001.maeckpt", "depth 100000")]
@@ -92,7 +92,7 @@ public class HostileFilesTest
     [DataRow("hf-config-broken", "config.json", "not valid JSON")]
     [DataRow("hf-config-string-layers", "config.json", "'num_hidden_layers' is \"two\"")]
     public void MalformedInputsGiveTheLibrarysException(string attack, string file, string fragment)
-        => Refused<MaeCheckpointException>(attack, file, fragment);
+        => Refused<MaeModelFileException>(attack, file, fragment);
 
     [TestMethod]
     [DataRow("zip-crc-flipped-weight", "crc.pth", "CRC-32")]
@@ -101,7 +101,7 @@ public class HostileFilesTest
     [DataRow("model-zip-edited-onnx", "model.zip", "SHA-256")]
     [DataRow("model-zip-flipped-byte", "model.zip", "TransformerChain/OnnxModel")]
     public void IntegrityFailuresAreDetected(string attack, string file, string fragment)
-        => Refused<MaeCheckpointException>(attack, file, fragment);
+        => Refused<MaeModelFileException>(attack, file, fragment);
 
     /// <summary>What ML.NET's plain Model.Load does with the edited graph: it loads it (ONNX Runtime only checks that
     /// the bytes are a valid graph), and the features change — only our LoadVerified notices.</summary>
@@ -121,7 +121,7 @@ public class HostileFilesTest
             var before = Features(ml.Model.LoadVerified(good, out _));
             var after = Features(ml.Model.Load(edited, out _));
             Assert.IsFalse(before.SequenceEqual(after), "the edited weight changes the features");
-            Assert.ThrowsExactly<MaeCheckpointException>(() => ml.Model.LoadVerified(edited, out _));
+            Assert.ThrowsExactly<MaeModelFileException>(() => ml.Model.LoadVerified(edited, out _));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -145,7 +145,7 @@ public class HostileFilesTest
     public void LimitsCanBeTightenedAndRaised()
     {
         string pth = Path.Combine(Fixtures, "official_encoder_only.pth");
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.LoadEncoder(pth, HostileFiles.ConfigI, limits: new MaeLoadLimits { MaxTensorBytes = 1000 }));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadEncoder(pth, HostileFiles.ConfigI, limits: new MaeLoadLimits { MaxTensorBytes = 1000 }));
         StringAssert.Contains(e.Message, "MaxTensorBytes");
         StringAssert.Contains(e.Message, pth);
         // The 3 000-storage archive is refused by the compression budget; with a larger ratio it gets to the tensors.
@@ -154,7 +154,7 @@ public class HostileFilesTest
         {
             string path = HostileFiles.Make(HostileFiles.Get("storages-3000x1MiB"), Fixtures, dir);
             var raised = new MaeLoadLimits { MaxCompressionRatio = 2000 };
-            e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(path, HostileFiles.ConfigI, limits: raised with { MaxTensorBytes = 100L << 20 }));
+            e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(path, HostileFiles.ConfigI, limits: raised with { MaxTensorBytes = 100L << 20 }));
             StringAssert.Contains(e.Message, "MaxTensorBytes");
         }
         finally { Directory.Delete(dir, true); }

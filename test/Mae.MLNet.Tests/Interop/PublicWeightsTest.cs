@@ -44,46 +44,46 @@ public class PublicWeightsTest
     [TestMethod]
     public void OfficialTrainingCheckpointWithOptimizerScalerAndArgs()
     {
-        using (var w = MaeCheckpoint.Read(F("official_checkpoint.pth"), ConfigI))
+        using (var w = MaeWeightFile.Read(F("official_checkpoint.pth"), ConfigI))
         {
-            Assert.AreEqual(MaeCheckpointKind.Full, w.Kind);
+            Assert.AreEqual(MaeWeightsKind.Full, w.Kind);
             Assert.AreEqual(WeightsFormat.Official, w.Format);
             Assert.AreEqual(3, Convert.ToInt32(w.Extras["epoch"]));
             Assert.IsTrue(w.Extras.ContainsKey("optimizer") && w.Extras.ContainsKey("scaler") && w.Extras.ContainsKey("args"));
         }
-        using var model = MaeCheckpoint.LoadMaskedAutoencoder(F("official_checkpoint.pth"), ConfigI);
+        using var model = MaeWeightFile.LoadMaskedAutoencoder(F("official_checkpoint.pth"), ConfigI);
         CheckFull(model, "i");
     }
 
     [TestMethod]
     public void OfficialVisualizeFile()
     {
-        using var model = MaeCheckpoint.LoadMaskedAutoencoder(F("official_visualize.pth"), ConfigI);
+        using var model = MaeWeightFile.LoadMaskedAutoencoder(F("official_visualize.pth"), ConfigI);
         CheckFull(model, "i");
     }
 
     [TestMethod]
     public void HeadCountsCannotBeGuessedForNonPublicWidths()
     {
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F("official_visualize.pth")));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("official_visualize.pth")));
         StringAssert.Contains(e.Message, "head counts");
     }
 
     [TestMethod]
     public void EncoderOnlyFileGivesTheOfficialFeatures()
     {
-        using var encoder = MaeCheckpoint.LoadEncoder(F("official_encoder_only.pth"), ConfigI);
+        using var encoder = MaeWeightFile.LoadEncoder(F("official_encoder_only.pth"), ConfigI);
         using var scope = NewDisposeScope();
         TensorAssert.Close(encoder.ExtractFeatures(expected["input.imgs"], MaePooling.Cls), expected["enc.features_cls"], Rtol, "cls");
         TensorAssert.Close(encoder.ExtractFeatures(expected["input.imgs"], MaePooling.Mean), expected["enc.features_mean"], Rtol, "mean");
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.LoadMaskedAutoencoder(F("official_encoder_only.pth"), ConfigI));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadMaskedAutoencoder(F("official_encoder_only.pth"), ConfigI));
         StringAssert.Contains(e.Message, "encoder only");
     }
 
     [TestMethod]
     public void TimmSafetensorsEncoder()
     {
-        using var encoder = MaeCheckpoint.LoadEncoder(F("timm_encoder.safetensors"), ConfigI);
+        using var encoder = MaeWeightFile.LoadEncoder(F("timm_encoder.safetensors"), ConfigI);
         using var scope = NewDisposeScope();
         TensorAssert.Close(encoder.ExtractFeatures(expected["input.imgs"], MaePooling.Cls), expected["i.features_cls"], Rtol, "cls");
         TensorAssert.Close(encoder.ExtractFeatures(expected["input.imgs"], MaePooling.Mean), expected["i.features_mean"], Rtol, "mean");
@@ -92,17 +92,17 @@ public class PublicWeightsTest
     [TestMethod]
     public void FineTunedClassifierWithGlobalPool()
     {
-        using (var w = MaeCheckpoint.Read(F("official_finetuned.pth"), ConfigI))
+        using (var w = MaeWeightFile.Read(F("official_finetuned.pth"), ConfigI))
         {
-            Assert.AreEqual(MaeCheckpointKind.FineTuned, w.Kind);
+            Assert.AreEqual(MaeWeightsKind.FineTuned, w.Kind);
             Assert.AreEqual(5, w.NumClasses);
             Assert.IsTrue(w.GlobalPool);
         }
-        using var classifier = MaeCheckpoint.LoadClassifier(F("official_finetuned.pth"), config: ConfigI);
+        using var classifier = MaeWeightFile.LoadClassifier(F("official_finetuned.pth"), config: ConfigI);
         using var scope = NewDisposeScope();
         TensorAssert.Close(classifier.ForwardFeatures(expected["input.imgs"]), expected["ft.features"], Rtol, "features");
         TensorAssert.Close(classifier.forward(expected["input.imgs"]), expected["ft.logits"], Rtol, "logits");
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.LoadEncoder(F("official_finetuned.pth"), ConfigI));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadEncoder(F("official_finetuned.pth"), ConfigI));
         StringAssert.Contains(e.Message, "LoadClassifier");
     }
 
@@ -112,13 +112,13 @@ public class PublicWeightsTest
     [DataRow("hf/pytorch_model.bin")]
     public void HuggingFaceViTMaeWithEpsFromConfig(string path)
     {
-        using (var w = MaeCheckpoint.Read(F(path)))
+        using (var w = MaeWeightFile.Read(F(path)))
         {
             Assert.AreEqual(WeightsFormat.HuggingFace, w.Format);
             Assert.AreEqual(1e-12, w.Config.LayerNormEps, "eps comes from config.json");
             Assert.AreEqual(ConfigI with { LayerNormEps = 1e-12 }, w.Config);
         }
-        using var model = MaeCheckpoint.LoadMaskedAutoencoder(F(path));
+        using var model = MaeWeightFile.LoadMaskedAutoencoder(F(path));
         CheckFull(model, "h");
     }
 
@@ -130,7 +130,7 @@ public class PublicWeightsTest
         TensorAssert.Close(PosEmbedInterpolation.Interpolate(source, 6), expected["interp.pos_embed_24"], Rtol, "16→24 px");
         TensorAssert.Close(PosEmbedInterpolation.Interpolate(source, 2), expected["interp.pos_embed_8"], Rtol, "16→8 px");
         // End to end: the encoder-only file loaded for 24-px images gives the official ViT's features at 24 px.
-        using var encoder = MaeCheckpoint.LoadEncoder(F("official_encoder_only.pth"), ConfigI, imageSize: 24);
+        using var encoder = MaeWeightFile.LoadEncoder(F("official_encoder_only.pth"), ConfigI, imageSize: 24);
         Assert.AreEqual(24, encoder.Config.ImageSize);
         TensorAssert.Close(encoder.pos_embed, expected["interp.pos_embed_24"], Rtol, "loaded pos_embed");
         TensorAssert.Close(encoder.ExtractFeatures(expected["input.imgs_24"]), expected["interp.features_cls_24"], Rtol, "features at 24 px");
@@ -139,7 +139,7 @@ public class PublicWeightsTest
     [TestMethod]
     public void HalfPrecisionWeightsAreUpcast()
     {
-        using var model = MaeCheckpoint.LoadMaskedAutoencoder(F("fp16_weights.pth"), ConfigI);
+        using var model = MaeWeightFile.LoadMaskedAutoencoder(F("fp16_weights.pth"), ConfigI);
         Assert.AreEqual(ScalarType.Float32, model.decoder_pred.weight!.dtype);
         using var scope = NewDisposeScope();
         var (loss, _, _) = model.Forward(expected["input.imgs"], 0.75, expected["input.noise"]);
@@ -151,11 +151,11 @@ public class PublicWeightsTest
     [DataRow("hostile_builtins_eval.pth", "builtins.eval")]
     public void HostilePicklesAreRefused(string file, string global)
     {
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F(file), ConfigI));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F(file), ConfigI));
         StringAssert.Contains(e.Message, $"'{global}'");
         StringAssert.Contains(e.Message, "Refusing");
         // ReadInfo walks the same allow-listed unpickler.
-        e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.ReadInfo(F(file)));
+        e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.ReadInfo(F(file)));
         StringAssert.Contains(e.Message, $"'{global}'");
     }
 
@@ -166,20 +166,20 @@ public class PublicWeightsTest
     [DataRow("not_a_zip.pth", "legacy")]
     public void BrokenFilesGiveClearErrors(string file, string fragment)
     {
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F(file), ConfigI));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F(file), ConfigI));
         StringAssert.Contains(e.Message, fragment);
         if (file is "truncated.pth" or "not_a_zip.pth" or "oversized_claim.pth")   // int64 weights are refused only when loaded
-            StringAssert.Contains(Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.ReadInfo(F(file))).Message, fragment);
+            StringAssert.Contains(Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.ReadInfo(F(file))).Message, fragment);
     }
 
-    // The one weight-name filter (CheckpointNames.ForModel, timm's checkpoint_filter_fn) behind the loaders and
+    // The one weight-name filter (WeightNames.ForModel, timm's checkpoint_filter_fn) behind the loaders and
     // MaeFineTuner.FromEncoder, against the same official outputs.
 
     [TestMethod]
     public void FromEncoderOfAFullMaeKeepsTheEncoder()
     {
         // The encoder of a MaskedAutoencoder registers no tensors itself (its owner holds them flat).
-        using var mae = MaeCheckpoint.LoadMaskedAutoencoder(F("official_checkpoint.pth"), ConfigI);
+        using var mae = MaeWeightFile.LoadMaskedAutoencoder(F("official_checkpoint.pth"), ConfigI);
         using var classifier = MaeFineTuner.FromEncoder(mae.Encoder, numClasses: 3, globalPool: false);
         classifier.eval();
         using var scope = NewDisposeScope();
@@ -190,7 +190,7 @@ public class PublicWeightsTest
     [TestMethod]
     public void FromEncoderInterpolatesThePositionTable()
     {
-        using var encoder = MaeCheckpoint.LoadEncoder(F("official_encoder_only.pth"), ConfigI);
+        using var encoder = MaeWeightFile.LoadEncoder(F("official_encoder_only.pth"), ConfigI);
         using var classifier = MaeFineTuner.FromEncoder(encoder, numClasses: 3, globalPool: false, imageSize: 24);
         classifier.eval();
         using var scope = NewDisposeScope();
@@ -201,7 +201,7 @@ public class PublicWeightsTest
     [TestMethod]
     public void FineTunedFileWithAnotherClassCountKeepsFcNormAndStartsAFreshHead()
     {
-        using var classifier = MaeCheckpoint.LoadClassifier(F("official_finetuned.pth"), numClasses: 3, config: ConfigI);
+        using var classifier = MaeWeightFile.LoadClassifier(F("official_finetuned.pth"), numClasses: 3, config: ConfigI);
         classifier.eval();
         using var scope = NewDisposeScope();
         Assert.AreEqual(3L, classifier.head.weight.shape[0]);

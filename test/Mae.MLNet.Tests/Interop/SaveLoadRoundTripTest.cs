@@ -31,11 +31,11 @@ public class SaveLoadRoundTripTest
         {
             using var model = new MaskedAutoencoder(Config);
             string path = Path.Combine(dir, "mae.safetensors");
-            MaeCheckpoint.Save(model, path);
+            MaeWeightFile.Save(model, path);
             Assert.IsTrue(File.Exists(Path.Combine(dir, "mae.json")), "config JSON beside the weights");
             Assert.IsFalse(Directory.EnumerateFiles(dir, "*.tmp").Any(), "no temporary files left");
 
-            using var loaded = MaeCheckpoint.LoadMaskedAutoencoder(path);
+            using var loaded = MaeWeightFile.LoadMaskedAutoencoder(path);
             Assert.AreEqual(Config, loaded.Config, "config comes back from the JSON");
             using var scope = NewDisposeScope();
             var imgs = randn(2, 3, 16, 16);
@@ -45,7 +45,7 @@ public class SaveLoadRoundTripTest
             Assert.IsTrue(TensorAssert.Same(p1, p2) && TensorAssert.Same(m1, m2) && TensorAssert.Same(l1, l2));
 
             // The same file feeds the encoder alone; the decoder is ignored.
-            using var encoder = MaeCheckpoint.LoadEncoder(path);
+            using var encoder = MaeWeightFile.LoadEncoder(path);
             Assert.IsTrue(TensorAssert.Same(model.Encoder.ExtractFeatures(imgs), encoder.ExtractFeatures(imgs)));
         }
         finally { Directory.Delete(dir, true); }
@@ -59,9 +59,9 @@ public class SaveLoadRoundTripTest
         {
             using var model = new MaskedAutoencoder(Config);
             string path = Path.Combine(dir, "mae.safetensors");
-            MaeCheckpoint.Save(model, path);
+            MaeWeightFile.Save(model, path);
             var other = Config with { Depth = 3, DecoderEmbedDim = 24, DecoderNumHeads = 2 };
-            var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.LoadMaskedAutoencoder(path, other));
+            var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadMaskedAutoencoder(path, other));
             StringAssert.Contains(e.Message, "missing keys (12)");            // blocks.2.* (12 tensors)
             StringAssert.Contains(e.Message, "blocks.2.attn.qkv.weight");
             StringAssert.Contains(e.Message, "shape differences");
@@ -78,9 +78,9 @@ public class SaveLoadRoundTripTest
         {
             using var encoder = new MaeEncoder(Config);
             string path = Path.Combine(dir, "enc.safetensors");
-            MaeCheckpoint.Save(encoder, path);
-            using (var w = MaeCheckpoint.Read(path)) Assert.AreEqual(MaeCheckpointKind.EncoderOnly, w.Kind);
-            var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.LoadMaskedAutoencoder(path));
+            MaeWeightFile.Save(encoder, path);
+            using (var w = MaeWeightFile.Read(path)) Assert.AreEqual(MaeWeightsKind.EncoderOnly, w.Kind);
+            var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadMaskedAutoencoder(path));
             StringAssert.Contains(e.Message, "encoder only");
         }
         finally { Directory.Delete(dir, true); }
@@ -101,7 +101,7 @@ public class SaveLoadRoundTripTest
             using (var zip = ZipFile.Open(path, ZipArchiveMode.Create))
             using (var s = zip.CreateEntry("archive/data.pkl", CompressionLevel.NoCompression).Open())
                 s.Write(pickle.ToArray());
-            var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(path));
+            var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(path));
             StringAssert.Contains(e.Message, "os.system");
             StringAssert.Contains(e.Message, "weights_only");
         }
@@ -114,14 +114,14 @@ public class SaveLoadRoundTripTest
         var dir = TempDir();
         try
         {
-            Assert.ThrowsExactly<FileNotFoundException>(() => MaeCheckpoint.Read(Path.Combine(dir, "nope.pth")));
+            Assert.ThrowsExactly<FileNotFoundException>(() => MaeWeightFile.Read(Path.Combine(dir, "nope.pth")));
             string text = Path.Combine(dir, "notes.pth");
             File.WriteAllText(text, "hello");
-            var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(text));
+            var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(text));
             StringAssert.Contains(e.Message, "not a PyTorch weights file");
             string st = Path.Combine(dir, "bad.safetensors");
             File.WriteAllBytes(st, BitConverter.GetBytes(1_000_000L));
-            e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(st));
+            e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(st));
             StringAssert.Contains(e.Message, "header claims 1000000 bytes");
         }
         finally { Directory.Delete(dir, true); }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Tiny official-layout checkpoints whose ``args`` (a real argparse.Namespace, pickled by torch.save) say what they
-are, for Mae.MLNet's CheckpointArgsTest. Each holds an encoder-only state dict under the official names
+are, for Mae.MLNet's WeightFileArgsTest. Each holds an encoder-only state dict under the official names
 (img 8, patch 4, 3 channels, width 8, 1 block, mlp ratio 4: about 6 KB) with seeded random values; only the
 names, shapes and ``args`` matter to the tests, never the values.
 

@@ -5,12 +5,12 @@ using Mae.MLNet.Tests.Training;
 namespace Mae.MLNet.Tests.Interop;
 
 /// <summary>Weight files say what they are: an official checkpoint's <c>args</c> (norm_pix_loss, input_size, model)
-/// reach the config, contradictions are refused naming the file and both values, and <see cref="MaeCheckpoint.ReadInfo"/>
+/// reach the config, contradictions are refused naming the file and both values, and <see cref="MaeWeightFile.ReadInfo"/>
 /// reports format, kind, epoch and typed args without loading a tensor. Files: Fixtures/Interop/make_interop_fixtures.py
 /// (official_checkpoint.pth: the official main_pretrain.py argparse.Namespace, --norm_pix_loss, --input_size 16) and
 /// make_args_fixtures.py (args_*.pth: 8-px encoders with hand-set args).</summary>
 [TestClass]
-public class CheckpointArgsTest
+public class WeightFileArgsTest
 {
     static string F(string name) => PublicWeightsTest.F(name);
     static MaeConfig ConfigI => PublicWeightsTest.ConfigI;
@@ -22,10 +22,10 @@ public class CheckpointArgsTest
     [TestMethod]
     public void OfficialTrainingCheckpointInfoWithoutLoadingTensors()
     {
-        Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F("official_checkpoint.pth"), ConfigI, limits: NoTensors));
-        var info = MaeCheckpoint.ReadInfo(F("official_checkpoint.pth"), NoTensors);
+        Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("official_checkpoint.pth"), ConfigI, limits: NoTensors));
+        var info = MaeWeightFile.ReadInfo(F("official_checkpoint.pth"), NoTensors);
         Assert.AreEqual(MaeWeightsFileFormat.OfficialPth, info.Format);
-        Assert.AreEqual(MaeCheckpointKind.Full, info.Kind);
+        Assert.AreEqual(MaeWeightsKind.Full, info.Kind);
         Assert.AreEqual(3, info.Epoch);
         CollectionAssert.AreEquivalent(new[] { "optimizer", "scaler" }, info.OtherEntries.ToArray());
         CollectionAssert.AreEqual(new long[] { 1, 17, 24 }, info.Shapes["pos_embed"]);
@@ -52,21 +52,21 @@ public class CheckpointArgsTest
     public void NormPixLossAndImageSizeComeFromTheArgs()
     {
         // Only the head counts are given: the loss target is the file's (True), not the record's default (False).
-        using (var w = MaeCheckpoint.Read(F("official_checkpoint.pth"), heads: new MaeHeadCounts(2, 2)))
+        using (var w = MaeWeightFile.Read(F("official_checkpoint.pth"), heads: new MaeHeadCounts(2, 2)))
         {
             Assert.AreEqual(ConfigI, w.Config);
             Assert.AreEqual(true, w.Args!.NormPixLoss);
         }
-        using (var w = MaeCheckpoint.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(2)))
+        using (var w = MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(2)))
         {
             Assert.IsFalse(w.Config.NormPixLoss);
             Assert.AreEqual(8, w.Config.ImageSize);
             Assert.AreEqual(2, w.Config.NumHeads);
         }
         // A file without args: models_mae.py's default, and a preset hint gives head counts only, not its loss target.
-        using (var w = MaeCheckpoint.Read(F("official_visualize.pth"), heads: new MaeHeadCounts(2, 2)))
+        using (var w = MaeWeightFile.Read(F("official_visualize.pth"), heads: new MaeHeadCounts(2, 2)))
             Assert.AreEqual(ConfigI with { NormPixLoss = false }, w.Config);
-        using var full = MaeCheckpoint.LoadMaskedAutoencoder(F("official_checkpoint.pth"), heads: new MaeHeadCounts(2, 2));
+        using var full = MaeWeightFile.LoadMaskedAutoencoder(F("official_checkpoint.pth"), heads: new MaeHeadCounts(2, 2));
         Assert.IsTrue(full.Config.NormPixLoss);
     }
 
@@ -74,7 +74,7 @@ public class CheckpointArgsTest
     public void ArgsThatContradictAnExplicitConfigAreRefused()
     {
         var path = F("official_checkpoint.pth");
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.LoadEncoder(path, ConfigI with { NormPixLoss = false }));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadEncoder(path, ConfigI with { NormPixLoss = false }));
         foreach (var s in new[] { path, "args.norm_pix_loss", "True", "NormPixLoss = False" }) StringAssert.Contains(e.Message, s);
         Assert.AreEqual(path, e.FilePath);
     }
@@ -83,47 +83,47 @@ public class CheckpointArgsTest
     public void ArgsThatContradictTheTensorsAreRefused()
     {
         var path = F("args_input_size_mismatch.pth");
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(path, heads: new MaeHeadCounts(2)));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(path, heads: new MaeHeadCounts(2)));
         foreach (var s in new[] { path, "args.input_size is 16", "8 px" }) StringAssert.Contains(e.Message, s);
         var bad = F("args_bad_type.pth");
-        e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.ReadInfo(bad));
+        e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.ReadInfo(bad));
         foreach (var s in new[] { bad, "args.norm_pix_loss", "yes", "True or False" }) StringAssert.Contains(e.Message, s);
     }
 
     [TestMethod]
     public void HeadCountsAloneForANonPublicWidth()
     {
-        var e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F("args_tiny.pth")));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("args_tiny.pth")));
         StringAssert.Contains(e.Message, "MaeHeadCounts");
         // 8 wide with 3 heads does not divide: refused before any module is built.
-        e = Assert.ThrowsExactly<MaeCheckpointException>(() => MaeCheckpoint.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(3)));
+        e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(3)));
         StringAssert.Contains(e.Message, "NumHeads (3)");
-        Assert.ThrowsExactly<ArgumentException>(() => MaeCheckpoint.Read(F("args_tiny.pth"), ConfigI, heads: new MaeHeadCounts(2)));
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeCheckpoint.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(0)));
+        Assert.ThrowsExactly<ArgumentException>(() => MaeWeightFile.Read(F("args_tiny.pth"), ConfigI, heads: new MaeHeadCounts(2)));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(0)));
     }
 
     [TestMethod]
     public void FormatsOfTheOtherLayouts()
     {
-        var timm = MaeCheckpoint.ReadInfo(F("timm_encoder.safetensors"), NoTensors);
+        var timm = MaeWeightFile.ReadInfo(F("timm_encoder.safetensors"), NoTensors);
         Assert.AreEqual(MaeWeightsFileFormat.TimmSafetensors, timm.Format);
-        Assert.AreEqual(MaeCheckpointKind.EncoderOnly, timm.Kind);
+        Assert.AreEqual(MaeWeightsKind.EncoderOnly, timm.Kind);
         Assert.IsNull(timm.Args);
         Assert.IsNull(timm.Epoch);
 
-        var hf = MaeCheckpoint.ReadInfo(F("hf"), NoTensors);
+        var hf = MaeWeightFile.ReadInfo(F("hf"), NoTensors);
         Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, hf.Format);
-        Assert.AreEqual(MaeCheckpointKind.Full, hf.Kind);
+        Assert.AreEqual(MaeWeightsKind.Full, hf.Kind);
         Assert.AreEqual(ConfigI with { LayerNormEps = 1e-12 }, hf.Config);
-        Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, MaeCheckpoint.ReadInfo(F("hf/pytorch_model.bin"), NoTensors).Format);
+        Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, MaeWeightFile.ReadInfo(F("hf/pytorch_model.bin"), NoTensors).Format);
 
-        Assert.AreEqual(MaeCheckpointKind.FineTuned, MaeCheckpoint.ReadInfo(F("official_finetuned.pth"), NoTensors).Kind);
-        Assert.AreEqual(MaeCheckpointKind.EncoderOnly, MaeCheckpoint.ReadInfo(F("args_tiny.pth")).Kind);
+        Assert.AreEqual(MaeWeightsKind.FineTuned, MaeWeightFile.ReadInfo(F("official_finetuned.pth"), NoTensors).Kind);
+        Assert.AreEqual(MaeWeightsKind.EncoderOnly, MaeWeightFile.ReadInfo(F("args_tiny.pth")).Kind);
 
         using var dir = new TempDir();
         string ours = Path.Combine(dir.Path, "tiny.safetensors");
-        using (var model = new MaskedAutoencoder(ConfigI with { NormPixLoss = false })) MaeCheckpoint.Save(model, ours);
-        var info = MaeCheckpoint.ReadInfo(ours, NoTensors);
+        using (var model = new MaskedAutoencoder(ConfigI with { NormPixLoss = false })) MaeWeightFile.Save(model, ours);
+        var info = MaeWeightFile.ReadInfo(ours, NoTensors);
         Assert.AreEqual(MaeWeightsFileFormat.Ours, info.Format);
         Assert.AreEqual(ConfigI with { NormPixLoss = false }, info.Config);
     }

@@ -13,18 +13,18 @@ public enum MaeWeightsFileFormat
     /// <summary>Hugging Face ViTMAE names: a folder with <c>config.json</c> and <c>model.safetensors</c> or
     /// <c>pytorch_model.bin</c>, or one of those files.</summary>
     HuggingFace,
-    /// <summary>Written by <see cref="MaeCheckpoint.Save"/>: safetensors with the official names and <c>name.json</c> beside it.</summary>
+    /// <summary>Written by <see cref="MaeWeightFile.Save"/>: safetensors with the official names and <c>name.json</c> beside it.</summary>
     Ours,
 }
 
-/// <summary>What a weights file says about itself, read without loading a tensor (<see cref="MaeCheckpoint.ReadInfo"/>).</summary>
-public sealed record MaeCheckpointInfo
+/// <summary>What a weights file says about itself, read without loading a tensor (<see cref="MaeWeightFile.ReadInfo"/>).</summary>
+public sealed record MaeWeightFileInfo
 {
     /// <summary>The weights file read (inside a Hugging Face folder: its model.safetensors or pytorch_model.bin).</summary>
     public required string Path { get; init; }
     public required MaeWeightsFileFormat Format { get; init; }
     /// <summary>Full MAE, encoder only or fine-tuned classifier, judged by the parameter names.</summary>
-    public required MaeCheckpointKind Kind { get; init; }
+    public required MaeWeightsKind Kind { get; init; }
     /// <summary>Parameter names as the file spells them → shapes.</summary>
     public required IReadOnlyDictionary<string, long[]> Shapes { get; init; }
     /// <summary>The official checkpoint's <c>epoch</c> (the last epoch completed, counted from 0), when it has one.</summary>
@@ -96,15 +96,15 @@ public sealed record MaeTrainingArgs
     {
         if (args is null) return null;
         if (args is not Dictionary<object, object?> attributes)
-            throw new MaeCheckpointException($"'{path}': 'args' is a {args.GetType().Name}, not an argparse.Namespace or a dict.", path, "args");
+            throw new MaeModelFileException($"'{path}': 'args' is a {args.GetType().Name}, not an argparse.Namespace or a dict.", path, "args");
         var raw = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (key, value) in attributes)
         {
             if (key is not string name)
-                throw new MaeCheckpointException($"'{path}': an attribute of 'args' is named {key} ({key.GetType().Name}), not a string.", path, "args");
+                throw new MaeModelFileException($"'{path}': an attribute of 'args' is named {key} ({key.GetType().Name}), not a string.", path, "args");
             raw[name] = value;
         }
-        MaeCheckpointException Wrong(string name, object value, string expected)
+        MaeModelFileException Wrong(string name, object value, string expected)
             => new($"'{path}': args.{name} is {value} ({value.GetType().Name}); expected {expected}.", path, "args");
         string? Text(string name) => raw.GetValueOrDefault(name) switch
         {

@@ -17,7 +17,7 @@ public enum WeightsFormat
 /// <summary>Every rule about weight names in one place, as timm's <c>checkpoint_filter_fn</c>: Hugging Face ViTMAE
 /// (and DDP-prefixed) state dicts to the official names, fusing q/k/v (<see cref="ToOfficial"/>), then which official
 /// tensors go into which model, with position tables resized (<see cref="ForModel"/>).</summary>
-internal static partial class CheckpointNames
+internal static partial class WeightNames
 {
     /// <summary>What of an official-named state dict goes into a model: the tensors to copy by the model's own
     /// state-dict names, and what does not fit.</summary>
@@ -91,14 +91,14 @@ internal static partial class CheckpointNames
     [GeneratedRegex(@"^decoder\.decoder_layers\.(\d+)\.(.+)$")] private static partial Regex HfDecoderLayer();
 
     /// <summary>The kind named by parameter names, official or Hugging Face (<c>decoder.</c>), DDP's <c>module.</c> aside.</summary>
-    public static MaeCheckpointKind KindOf(IEnumerable<string> names)
+    public static MaeWeightsKind KindOf(IEnumerable<string> names)
     {
-        var kind = MaeCheckpointKind.EncoderOnly;
+        var kind = MaeWeightsKind.EncoderOnly;
         foreach (var key in names)
         {
             string k = key.StartsWith("module.", StringComparison.Ordinal) ? key["module.".Length..] : key;
-            if (k is "head.weight" or "fc_norm.weight") return MaeCheckpointKind.FineTuned;
-            if (k.StartsWith("decoder_", StringComparison.Ordinal) || k.StartsWith("decoder.", StringComparison.Ordinal)) kind = MaeCheckpointKind.Full;
+            if (k is "head.weight" or "fc_norm.weight") return MaeWeightsKind.FineTuned;
+            if (k.StartsWith("decoder_", StringComparison.Ordinal) || k.StartsWith("decoder.", StringComparison.Ordinal)) kind = MaeWeightsKind.Full;
         }
         return kind;
     }
@@ -115,7 +115,7 @@ internal static partial class CheckpointNames
         void Add(Dictionary<string, Tensor> target, string name, string original, Tensor value)
         {
             if (!from.TryAdd(name, original))
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{file}' holds both '{from[name]}' and '{original}', which name the same parameter '{name}'; refusing to pick one.", file, original);
             target[name] = value;
         }
@@ -142,7 +142,7 @@ internal static partial class CheckpointNames
                     var parts = qkv.TryGetValue(fused, out var p) ? p : qkv[fused] = new Tensor?[3];
                     int slot = qkvMatch.Groups[1].Value switch { "query" => 0, "key" => 1, _ => 2 };
                     if (parts[slot] is not null)
-                        throw new MaeCheckpointException($"'{file}' holds two {qkvMatch.Groups[1].Value} tensors for '{fused}'; refusing to pick one.", file, key);
+                        throw new MaeModelFileException($"'{file}' holds two {qkvMatch.Groups[1].Value} tensors for '{fused}'; refusing to pick one.", file, key);
                     parts[slot] = value;
                     continue;
                 }
@@ -156,10 +156,10 @@ internal static partial class CheckpointNames
         foreach (var (fused, parts) in qkv)
         {
             if (parts.Any(p => p is null))
-                throw new MaeCheckpointException($"'{file}': Hugging Face weights lack one of query/key/value for '{fused}'.", file, fused);
+                throw new MaeModelFileException($"'{file}': Hugging Face weights lack one of query/key/value for '{fused}'.", file, fused);
             var shapes = parts.Select(p => p!.shape).ToArray();
             if (shapes.Any(s => !s.SequenceEqual(shapes[0])) || shapes[0].Length is not (1 or 2) || parts.Any(p => p!.dtype != parts[0]!.dtype))
-                throw new MaeCheckpointException(
+                throw new MaeModelFileException(
                     $"'{file}': query/key/value of '{fused}' differ in shape or dtype ({string.Join(", ", parts.Select(p => $"{p!.dtype} [{string.Join(", ", p.shape)}]"))}).", file, fused);
             Add(result, fused, fused, cat(parts.Select(p => p!).ToArray(), 0));
         }

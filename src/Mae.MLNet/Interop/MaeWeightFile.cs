@@ -11,7 +11,7 @@ namespace Mae.MLNet.Interop;
 /// <c>model.safetensors</c> or <c>pytorch_model.bin</c>) — and saves ours as safetensors with the official names plus
 /// a small JSON config that PyTorch code can read.
 /// </summary>
-public static class MaeCheckpoint
+public static class MaeWeightFile
 {
     /// <summary>Reads a weights file (or a Hugging Face folder) and works out its architecture.</summary>
     /// <param name="path">.pth / .bin / .safetensors file, or a folder with config.json.</param>
@@ -22,7 +22,7 @@ public static class MaeCheckpoint
     /// <param name="preset">A preset name (vit-b16, ...) to take head counts from when they must be inferred.</param>
     /// <param name="limits">What the file may make the loader read and build; <see cref="MaeLoadLimits.Default"/> if null.</param>
     /// <param name="heads">Head counts when they must be inferred (widths other than the public ViTs'); not with <paramref name="config"/>.</param>
-    /// <exception cref="MaeCheckpointException">The file (or a config file beside it) is corrupt, hostile, over a limit
+    /// <exception cref="MaeModelFileException">The file (or a config file beside it) is corrupt, hostile, over a limit
     /// or inconsistent, or its <c>args</c> contradict <paramref name="config"/>; the message names the file and the entry.</exception>
     public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null, MaeLoadLimits? limits = null,
                                   MaeHeadCounts? heads = null)
@@ -46,14 +46,14 @@ public static class MaeCheckpoint
         {
             var args = MaeTrainingArgs.From(contents.Extras.GetValueOrDefault("args"), source);
             WeightsFormat format;
-            (sd, format) = CheckpointNames.ToOfficial(contents.Tensors, source);
+            (sd, format) = WeightNames.ToOfficial(contents.Tensors, source);
             if (config is null && format == WeightsFormat.HuggingFace && fromFile is null && File.Exists(hfConfig))
                 (fromFile, configFile) = (ConfigInference.FromHuggingFace(hfConfig, limits), hfConfig);
             MaeConfig resolved;
             if (config is not null)
             {
                 if (args?.NormPixLoss is bool npl && npl != config.NormPixLoss)
-                    throw new MaeCheckpointException(
+                    throw new MaeModelFileException(
                         $"'{source}' was trained with args.norm_pix_loss = {npl}, but the config given has NormPixLoss = {config.NormPixLoss}. " +
                         $"Pass `config with {{ NormPixLoss = {npl.ToString().ToLowerInvariant()} }}`, or no config to take it from the file.", source, "args");
                 resolved = config;
@@ -86,15 +86,15 @@ public static class MaeCheckpoint
     /// <summary>What a weights file (or Hugging Face folder) says about itself — format, kind, parameter shapes, an
     /// official checkpoint's <c>epoch</c> and typed <c>args</c>, a config file beside it — without loading a tensor.
     /// The file is read under <paramref name="limits"/> as <see cref="Read"/> reads it (same pickle allow-list and bounds).</summary>
-    /// <exception cref="MaeCheckpointException">The file is corrupt, hostile or over a limit; the message names it.</exception>
-    public static MaeCheckpointInfo ReadInfo(string path, MaeLoadLimits? limits = null)
+    /// <exception cref="MaeModelFileException">The file is corrupt, hostile or over a limit; the message names it.</exception>
+    public static MaeWeightFileInfo ReadInfo(string path, MaeLoadLimits? limits = null)
     {
         if (path is null) throw new ArgumentNullException(nameof(path));
         limits = (limits ?? MaeLoadLimits.Default).Validate();
         var (file, hfConfig, ourConfig) = Locate(path);
         var description = WeightFiles.Describe(file, limits);
         var extras = description.Extras;
-        bool huggingFace = CheckpointNames.LooksLikeHuggingFace(
+        bool huggingFace = WeightNames.LooksLikeHuggingFace(
             description.Shapes.Keys.Select(k => k.StartsWith("module.", StringComparison.Ordinal) ? k["module.".Length..] : k));
         MaeConfig? config = null;
         MaeWeightsFileFormat format;
@@ -110,11 +110,11 @@ public static class MaeCheckpoint
         {
             null => null,
             long e when e is >= int.MinValue and <= int.MaxValue => (int)e,
-            var e => throw new MaeCheckpointException($"'{path}': 'epoch' is {e} ({e.GetType().Name}), not a 32-bit integer.", path, "epoch"),
+            var e => throw new MaeModelFileException($"'{path}': 'epoch' is {e} ({e.GetType().Name}), not a 32-bit integer.", path, "epoch"),
         };
-        return new MaeCheckpointInfo
+        return new MaeWeightFileInfo
         {
-            Path = file, Format = format, Kind = CheckpointNames.KindOf(description.Shapes.Keys), Shapes = description.Shapes,
+            Path = file, Format = format, Kind = WeightNames.KindOf(description.Shapes.Keys), Shapes = description.Shapes,
             Epoch = epoch, Args = MaeTrainingArgs.From(extras.GetValueOrDefault("args"), path), Config = config,
             OtherEntries = extras.Keys.Where(k => k is not ("args" or "epoch")).ToList(),
         };
@@ -126,9 +126,9 @@ public static class MaeCheckpoint
                                                           MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
     {
         using var weights = Read(path, config, preset, limits, heads);
-        if (weights.Kind != MaeCheckpointKind.Full)
-            throw new MaeCheckpointException(
-                $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeCheckpointKind.FineTuned ? " or LoadClassifier" : "")}.");
+        if (weights.Kind != MaeWeightsKind.Full)
+            throw new MaeModelFileException(
+                $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeWeightsKind.FineTuned ? " or LoadClassifier" : "")}.");
         var model = new MaskedAutoencoder(Resize(weights.Config, imageSize));
         LoadInto(model, weights);
         return model;
@@ -139,8 +139,8 @@ public static class MaeCheckpoint
                                          MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
     {
         using var weights = Read(path, config, preset, limits, heads);
-        if (weights.Kind == MaeCheckpointKind.FineTuned && weights.GlobalPool)
-            throw new MaeCheckpointException(
+        if (weights.Kind == MaeWeightsKind.FineTuned && weights.GlobalPool)
+            throw new MaeModelFileException(
                 $"'{path}' is a fine-tuned classifier with global pooling (fc_norm, no final norm); load it with LoadClassifier, " +
                 "whose ForwardFeatures gives the pooled features.");
         var encoder = new MaeEncoder(Resize(weights.Config, imageSize));
@@ -155,7 +155,7 @@ public static class MaeCheckpoint
                                                MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
     {
         using var weights = Read(path, config, preset, limits, heads);
-        bool fineTuned = weights.Kind == MaeCheckpointKind.FineTuned;
+        bool fineTuned = weights.Kind == MaeWeightsKind.FineTuned;
         int classes = numClasses ?? weights.NumClasses
             ?? throw new ArgumentException($"'{path}' has no classification head; pass numClasses.", nameof(numClasses));
         bool pool = globalPool ?? (fineTuned ? weights.GlobalPool : true);
@@ -190,10 +190,10 @@ public static class MaeCheckpoint
 
     // ----------------------------------------------------------------------------------------------------------
 
-    static string Describe(MaeCheckpointKind kind) => kind switch
+    static string Describe(MaeWeightsKind kind) => kind switch
     {
-        MaeCheckpointKind.EncoderOnly => "an encoder only",
-        MaeCheckpointKind.FineTuned => "a fine-tuned classifier",
+        MaeWeightsKind.EncoderOnly => "an encoder only",
+        MaeWeightsKind.FineTuned => "a fine-tuned classifier",
         _ => "a full MAE",
     };
 
@@ -232,7 +232,7 @@ public static class MaeCheckpoint
     {
         var config = ConfigInference.Infer(shapes, preset ?? args?.ModelPreset, heads, source, limits);
         if (args?.InputSize is int size && size != config.ImageSize)
-            throw new MaeCheckpointException(
+            throw new MaeModelFileException(
                 $"'{source}' contradicts itself: args.input_size is {size} but its pos_embed holds a {config.GridSize}×{config.GridSize} grid of " +
                 $"{config.PatchSize}-px patches ({config.ImageSize} px).", source, "args");
         return config with { NormPixLoss = args?.NormPixLoss ?? false };
@@ -242,7 +242,7 @@ public static class MaeCheckpoint
     {
         foreach (var (key, t) in sd)
             if (!t.is_floating_point())
-                throw new MaeCheckpointException($"'{source}': tensor '{key}' has dtype {t.dtype}; expected a floating-point tensor (float32, float16, bfloat16 or float64).", source, key);
+                throw new MaeModelFileException($"'{source}': tensor '{key}' has dtype {t.dtype}; expected a floating-point tensor (float32, float16, bfloat16 or float64).", source, key);
         var result = new Dictionary<string, Tensor>(sd.Count, StringComparer.Ordinal);
         foreach (var (key, t) in sd)
         {
@@ -252,19 +252,19 @@ public static class MaeCheckpoint
         return result;
     }
 
-    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name, as <see cref="CheckpointNames.ForModel"/>
+    /// <summary>Copies <paramref name="weights"/> into <paramref name="module"/> by name, as <see cref="WeightNames.ForModel"/>
     /// selects them. Every missing key, unexpected key and shape difference is collected and reported together.</summary>
     static void LoadInto(nn.Module module, MaeWeights weights)
     {
         using var scope = NewDisposeScope();
-        var selection = CheckpointNames.ForModel(module, weights.StateDict);
+        var selection = WeightNames.ForModel(module, weights.StateDict);
         if (!selection.Fits)
         {
             var lines = new List<string> { $"'{weights.Source}' does not fit the model ({module.GetType().Name}, {Summary(ConfigOf(module))}):" };
             if (selection.Missing.Count > 0) lines.Add($"  missing keys ({selection.Missing.Count}): {string.Join(", ", selection.Missing)}");
             if (selection.Unexpected.Count > 0) lines.Add($"  unexpected keys ({selection.Unexpected.Count}): {string.Join(", ", selection.Unexpected)}");
             if (selection.ShapeDifferences.Count > 0) lines.Add($"  shape differences ({selection.ShapeDifferences.Count}): {string.Join("; ", selection.ShapeDifferences)}");
-            throw new MaeCheckpointException(string.Join(Environment.NewLine, lines));
+            throw new MaeModelFileException(string.Join(Environment.NewLine, lines));
         }
         var target = module.state_dict();
         using (no_grad())
