@@ -24,7 +24,7 @@ for (int i = 0; i + 1 < args.Length; i += 2) opts[args[i].TrimStart('-')] = args
 string Get(string k, string d) => opts.TryGetValue(k, out var v) ? v : d;
 int nTrain = int.Parse(Get("train", "60000")), nTest = int.Parse(Get("test", "10000"));
 int ptEpochs = int.Parse(Get("pt-epochs", "10")), ftEpochs = int.Parse(Get("ft-epochs", "3")), sweepEpochs = int.Parse(Get("sweep-epochs", "3"));
-string? dataDir = opts.GetValueOrDefault("data");
+string dataDir = opts.GetValueOrDefault("data") ?? "/usr/share/datasets/fashion-mnist";   // Debian's dataset-fashion-mnist
 string outPath = Get("out", "docs/results.md");
 
 var total = Stopwatch.StartNew();

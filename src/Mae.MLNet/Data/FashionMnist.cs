@@ -1,12 +1,11 @@
 namespace Mae.MLNet.Data;
 
 /// <summary>Fashion-MNIST (Xiao et al. 2017): 28×28 grey images of 10 clothing classes, 60 000 train / 10 000 test,
-/// read from the four IDX files (Debian: <c>apt-get install dataset-fashion-mnist</c>).</summary>
+/// read from the four IDX files in a folder the caller names, as torchvision's <c>datasets.FashionMNIST(root)</c> (no
+/// download). Debian's <c>dataset-fashion-mnist</c> package installs them in <c>/usr/share/datasets/fashion-mnist</c>;
+/// the repository embeds a subset in <c>samples/data/fashion-mnist-subset</c>.</summary>
 public static class FashionMnist
 {
-    /// <summary>Where Debian's dataset-fashion-mnist package installs the files.</summary>
-    public const string DebianDirectory = "/usr/share/datasets/fashion-mnist";
-
     public static readonly string[] ClassNames =
         { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" };
 
@@ -21,14 +20,15 @@ public static class FashionMnist
         public Split Take(int n) => new(Images.Take(n).ToArray(), Labels.Take(n).ToArray());
     }
 
-    public static bool IsInstalled(string? directory = null)
-        => File.Exists(Path.Combine(directory ?? DebianDirectory, "train-images-idx3-ubyte.gz"));
+    /// <summary>Whether <paramref name="directory"/> holds the training images (.gz or plain).</summary>
+    public static bool IsInstalled(string directory)
+        => File.Exists(Path.Combine(directory, "train-images-idx3-ubyte.gz")) || File.Exists(Path.Combine(directory, "train-images-idx3-ubyte"));
 
     /// <summary>Loads the "train" or "t10k" split from <paramref name="directory"/> (files may be .gz or plain).</summary>
-    public static Split Load(string split, string? directory = null, int? maxItems = null)
+    public static Split Load(string split, string directory, int? maxItems = null)
     {
         if (split is not ("train" or "t10k")) throw new ArgumentException($"split must be 'train' or 't10k'; got '{split}'.", nameof(split));
-        directory ??= DebianDirectory;
+        ArgumentException.ThrowIfNullOrEmpty(directory);
         string images = Find(directory, $"{split}-images-idx3-ubyte"), labels = Find(directory, $"{split}-labels-idx1-ubyte");
         var x = IdxFile.Read(images, maxItems);
         var y = IdxFile.Read(labels, maxItems);

@@ -39,13 +39,13 @@ public class FashionMnistFineTuneTest
     [TestMethod]
     public void FineTuningBeatsLinearProbeOnFrozenFeatures()
     {
-        Assert.IsTrue(FashionMnist.IsInstalled(), "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist (.ci/run installs it).");
+        Assert.IsTrue(FashionMnist.IsInstalled(DebianFashionMnist.Directory), "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist (.ci/run installs it).");
         const int nTrain = 2000, ptEpochs = 4, ftEpochs = 10;
         // One libtorch thread: on a machine shared with other jobs, two spinning threads on two busy cores ran ~10×
         // slower here (pre-training 50 s instead of 4 s).
         const int Threads = 1;
-        var train = FashionMnist.Load("train", maxItems: nTrain);
-        var test = FashionMnist.Load("t10k", maxItems: 1000);
+        var train = FashionMnist.Load("train", DebianFashionMnist.Directory, maxItems: nTrain);
+        var test = FashionMnist.Load("t10k", DebianFashionMnist.Directory, maxItems: 1000);
         int threadsBefore = TorchRuntime.Threads;
         TorchRuntime.Threads = Threads;
         try { Run(train, test, ptEpochs, ftEpochs); }

@@ -24,9 +24,9 @@ public class FashionMnistProbeTest
     [TestMethod]
     public void PretrainThenLinearProbeBeatsChanceAndLearns()
     {
-        Assert.IsTrue(FashionMnist.IsInstalled(), "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist (.ci/run installs it).");
-        var train = FashionMnist.Load("train", maxItems: 3000);
-        var test = FashionMnist.Load("t10k", maxItems: 1000);
+        Assert.IsTrue(FashionMnist.IsInstalled(DebianFashionMnist.Directory), "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist (.ci/run installs it).");
+        var train = FashionMnist.Load("train", DebianFashionMnist.Directory, maxItems: 3000);
+        var test = FashionMnist.Load("t10k", DebianFashionMnist.Directory, maxItems: 1000);
         var ml = new MLContext(seed: 0);
         var trainData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(train)));
         var testData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(test)));
