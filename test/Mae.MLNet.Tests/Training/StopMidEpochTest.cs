@@ -2,11 +2,11 @@ using Mae.MLNet.FineTuning;
 using Mae.MLNet.Input;
 using Mae.MLNet.Tests.FineTuning;
 using Mae.MLNet.Tests.Model;
-using Mae.MLNet.Tests.Training;
+using Mae.MLNet.Tests.Input;
 using Mae.MLNet.TrainHost;
 using Mae.MLNet.Training;
 
-namespace Mae.MLNet.Tests.Input;
+namespace Mae.MLNet.Tests.Training;
 
 /// <summary>
 /// A cancelled pre-training run on a folder source (a planned source: what <c>mae pretrain</c> trains on) stops at the
