@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Mae.MLNet;
+using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 
@@ -29,7 +30,26 @@ internal static class CommonOptions
         Description = "Concatenate the pooled tokens of the last N blocks (each through the final norm).", DefaultValueFactory = _ => 1,
     };
     public static Option<int?> ImageSize() => new("--input-size") { Description = "Model input size in pixels (default: the weights' own size; position embeddings are interpolated)." };
+    public static Option<string?> Heads() => new("--num-heads")
+    {
+        Description = "Head counts, encoder[,decoder] (e.g. 6 or 6,8), for weights whose width no preset has (the file stores no head count).",
+    };
     public static Option<int> Seed() => new("--seed") { Description = "Seed for libtorch and ML.NET.", DefaultValueFactory = _ => 0 };
+
+    /// <summary><c>--num-heads</c>: "E" or "E,D" → head counts, or null when not given.</summary>
+    public static MaeHeadCounts? ParseHeads(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value)) return null;
+        var parts = value.Split(',');
+        int Part(string text) => int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0
+            ? n : throw new CliException($"--num-heads takes one or two positive integers (encoder[,decoder]); got '{value}'.");
+        return parts.Length switch
+        {
+            1 => new MaeHeadCounts(Part(parts[0])),
+            2 => new MaeHeadCounts(Part(parts[0]), Part(parts[1])),
+            _ => throw new CliException($"--num-heads takes one or two positive integers (encoder[,decoder]); got '{value}'."),
+        };
+    }
 
     public static MaeDevice ParseDevice(string value) => value switch { "cpu" => MaeDevice.Cpu, "cuda" => MaeDevice.Cuda, _ => MaeDevice.Auto };
     public static MaePooling ParsePooling(string value) => value == "cls" ? MaePooling.Cls : MaePooling.Mean;

@@ -16,16 +16,17 @@ public static class ExportCommand
         var pooling = CommonOptions.Pooling();
         var layers = CommonOptions.Layers();
         var size = CommonOptions.ImageSize();
+        var heads = CommonOptions.Heads();
         var raw = new Option<bool>("--no-normalize")
         {
             Description = "Input is already normalised; by default the graph takes [N, C, H, W] pixels in [0, 1] and applies the ImageNet mean/std (grey: 0.449/0.226).",
         };
-        var command = new Command("export", "Export the encoder (+ pooling) of a weights file to ONNX.") { weights, onnx, pooling, layers, size, raw };
+        var command = new Command("export", "Export the encoder (+ pooling) of a weights file to ONNX.") { weights, onnx, pooling, layers, size, heads, raw };
         command.SetAction(r =>
         {
             string path = CommonOptions.InputFile(r.GetValue(weights)!, "--weights");
             string target = CommonOptions.OutputFile(r.GetValue(onnx)!, "--onnx", ".onnx");
-            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size));
+            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             var norm = PixelNormalization.Default(encoder.Config.InChannels);
             var options = new MaeOnnxOptions
             {

@@ -23,10 +23,11 @@ public static class FeaturizeCommand
         var layers = CommonOptions.Layers();
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 64 };
         var size = CommonOptions.ImageSize();
+        var heads = CommonOptions.Heads();
         var device = CommonOptions.Device();
         var command = new Command("featurize", "Write the encoder's features of every image in a folder.")
         {
-            images, weights, output, pooling, layers, batch, size, device,
+            images, weights, output, pooling, layers, batch, size, heads, device,
         };
         command.SetAction(r =>
         {
@@ -34,7 +35,7 @@ public static class FeaturizeCommand
             string target = CommonOptions.OutputFile(r.GetValue(output)!, "--out", ".csv", ".tsv", ".idv");
             string folder = r.GetValue(images)!.FullName;
             var rows = ImageFolder.List(folder, requireClasses: false);
-            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size));
+            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             var cfg = encoder.Config;
             var ml = new MLContext(0);
             // Absolute paths into MaeFeaturize's path-column door: each file decoded and put through the reference's

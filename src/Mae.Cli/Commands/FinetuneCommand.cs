@@ -30,6 +30,7 @@ public static class FinetuneCommand
         var mixup = new Option<double>("--mixup") { Description = "Mixup alpha (0 = off).", DefaultValueFactory = _ => 0 };
         var cutmix = new Option<double>("--cutmix") { Description = "CutMix alpha (0 = off).", DefaultValueFactory = _ => 0 };
         var size = CommonOptions.ImageSize();
+        var heads = CommonOptions.Heads();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
         var checkpoints = new Option<DirectoryInfo?>("--checkpoint-dir") { Description = "Folder for checkpoints (resume with --resume)." };
@@ -48,7 +49,8 @@ public static class FinetuneCommand
             var rows = ImageFolder.List(folder, requireClasses: true);
             var ml = new MLContext(r.GetValue(seed));
             int imageSize, channels;
-            using (var file = Mae.MLNet.Interop.MaeWeightFile.Read(path))
+            var headCounts = CommonOptions.ParseHeads(r.GetValue(heads));
+            using (var file = Mae.MLNet.Interop.MaeWeightFile.Read(path, heads: headCounts))
                 (imageSize, channels) = (r.GetValue(size) ?? file.Config.ImageSize, file.Config.InChannels);
             var train = ml.Data.LoadFromEnumerable(rows);
             var val = r.GetValue(validation) is { } v ? ml.Data.LoadFromEnumerable(ImageFolder.List(v.FullName, requireClasses: true)) : null;
@@ -58,7 +60,7 @@ public static class FinetuneCommand
             var keys = ml.Transforms.Conversion.MapValueToKey(ImageFolder.LabelColumn);
             var trainer = ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
             {
-                InputColumnName = ImageFolder.PixelsColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = path, ImageSize = imageSize,
+                InputColumnName = ImageFolder.PixelsColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = path, ImageSize = imageSize, Heads = headCounts,
                 ValidationData = val is null ? null : keys.Append(prep).Fit(train).Transform(val),
                 Training = new MaeFineTuneOptions
                 {

@@ -23,10 +23,11 @@ public static class ReconstructCommand
         var count = new Option<int>("--count") { Description = "How many images (rows of the grid).", DefaultValueFactory = _ => 8 };
         var maskRatio = new Option<double>("--mask-ratio") { Description = "Fraction of patches removed.", DefaultValueFactory = _ => 0.75 };
         var size = CommonOptions.ImageSize();
+        var heads = CommonOptions.Heads();
         var seed = CommonOptions.Seed();
         var command = new Command("reconstruct", "Draw masked images and their reconstructions (needs weights with the decoder).")
         {
-            weights, images, output, count, maskRatio, size, seed,
+            weights, images, output, count, maskRatio, size, heads, seed,
         };
         command.SetAction(r =>
         {
@@ -36,7 +37,7 @@ public static class ReconstructCommand
             if (n < 1) throw new CliException($"--count must be at least 1; got {n}.");
             double ratio = r.GetValue(maskRatio);
             if (!(ratio >= 0 && ratio < 1)) throw new CliException($"--mask-ratio must be in [0, 1); got {ratio}.");
-            using var model = MaeWeightFile.LoadMaskedAutoencoder(path, imageSize: r.GetValue(size));
+            using var model = MaeWeightFile.LoadMaskedAutoencoder(path, imageSize: r.GetValue(size), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             model.eval();
             string folder = r.GetValue(images)!.FullName;
             using var scope = NewDisposeScope();

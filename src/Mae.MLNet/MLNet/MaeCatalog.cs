@@ -20,11 +20,12 @@ public static class MaeCatalog
         }, encoder);
 
     /// <summary>As above, loading the encoder from a weights file (official .pth, timm/our .safetensors, or a Hugging
-    /// Face folder); <paramref name="preset"/> names the architecture when the file cannot tell head counts.</summary>
+    /// Face folder); <paramref name="heads"/> (or a <paramref name="preset"/> name) gives the head counts when the file
+    /// cannot tell them.</summary>
     public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         string weightsPath, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto,
-        string? preset = null, int? imageSize = null)
-        => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeWeightFile.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize),
+        string? preset = null, int? imageSize = null, MaeHeadCounts? heads = null)
+        => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeWeightFile.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize, heads: heads),
                                 pooling, batchSize, device);
 
     /// <summary>Pre-trains a masked autoencoder on the image column (no labels needed) with the paper's recipe and
@@ -81,10 +82,10 @@ public static class MaeCatalog
     public static MaeFineTuneTrainer MaeFineTune(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string weightsPath, string labelColumnName = "Label", string inputColumnName = "Pixels", int epochs = 50, int batchSize = 64,
         double? learningRate = null, MaeDevice device = MaeDevice.Auto, long seed = 0, string? preset = null, int? imageSize = null,
-        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null)
+        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null, MaeHeadCounts? heads = null)
         => catalog.MaeFineTune(new MaeFineTuneTrainer.Options
         {
-            WeightsPath = weightsPath ?? throw new ArgumentNullException(nameof(weightsPath)), Preset = preset, ImageSize = imageSize,
+            WeightsPath = weightsPath ?? throw new ArgumentNullException(nameof(weightsPath)), Preset = preset, ImageSize = imageSize, Heads = heads,
             LabelColumnName = labelColumnName, InputColumnName = inputColumnName, Progress = progress,
             Training = SimpleTraining(epochs, batchSize, learningRate, device, seed),
         });

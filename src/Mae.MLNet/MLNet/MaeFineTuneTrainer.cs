@@ -45,6 +45,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         public string? Preset { get; set; }
         /// <summary>Image size to build the model for from <see cref="WeightsPath"/> (null: the file's).</summary>
         public int? ImageSize { get; set; }
+        /// <summary>Head counts for <see cref="WeightsPath"/> when the file cannot tell them (a width no preset has).</summary>
+        public MaeHeadCounts? Heads { get; set; }
         /// <summary>Train a randomly initialised model of <see cref="Config"/> (only when asked: MAE's point is pre-training).</summary>
         public bool FromScratch { get; set; }
         public MaeConfig? Config { get; set; }
@@ -142,7 +144,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
 
     static VitClassifier LoadWeights(Options o, int numClasses)
     {
-        var model = MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize);
+        var model = MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
         return model;
     }
 

@@ -242,4 +242,23 @@ public class MaeCliTest
         Assert.IsFalse(File.Exists(target) || File.Exists(Path.Combine(root, "m.zip")));
         Assert.AreEqual(0, Directory.GetFiles(root, ".*tmp-*", SearchOption.AllDirectories).Length, "no temporary file left behind");
     }
+
+    [TestMethod]
+    public void HeadCountsForAWidthNoPresetHas()
+    {
+        // An official-layout encoder 8 wide: no preset and no args say its head count.
+        string weights = Interop.PublicWeightsTest.F("args_tiny.pth"), target = Path.Combine(root, "tiny.onnx");
+        var (code, _, error) = Mae("export", "--weights", weights, "--onnx", target);
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "head counts");
+        Assert.IsFalse(File.Exists(target));
+
+        (code, _, error) = Mae("export", "--weights", weights, "--onnx", target, "--num-heads", "2,x");
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "--num-heads takes one or two positive integers");
+
+        (code, var output, error) = Mae("export", "--weights", weights, "--onnx", target, "--num-heads", "2");
+        Assert.AreEqual(0, code, error);
+        Assert.IsTrue(File.Exists(target), output);
+    }
 }

@@ -1,4 +1,5 @@
 using Mae.MLNet.Interop;
+using Microsoft.ML;
 using Mae.MLNet.Model;
 using Mae.MLNet.Tests.Training;
 
@@ -100,6 +101,10 @@ public class WeightFileArgsTest
         StringAssert.Contains(e.Message, "NumHeads (3)");
         Assert.ThrowsExactly<ArgumentException>(() => MaeWeightFile.Read(F("args_tiny.pth"), ConfigI, heads: new MaeHeadCounts(2)));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(0)));
+        // The ML.NET doors pass them through.
+        var ml = new MLContext(0);
+        Assert.IsNotNull(ml.Transforms.MaeFeaturize("F", "Pixels", F("args_tiny.pth"), heads: new MaeHeadCounts(2)));
+        Assert.ThrowsExactly<MaeModelFileException>(() => ml.Transforms.MaeFeaturize("F", "Pixels", F("args_tiny.pth")));
     }
 
     [TestMethod]
