@@ -286,10 +286,10 @@ public sealed class MaeAttentiveProber
             return ((double)correct / data.Count, lossSum / data.Count);
         }
 
-        public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
+        public override void CheckResume(string path, MaeTrainingCheckpointHeader header, long stepsPerEpoch, int epochs)
             => throw new NotSupportedException("The attentive probe does not resume from checkpoints.");
 
-        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted)
+        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted)
             => throw new NotSupportedException("The attentive probe does not write checkpoints.");
     }
 }

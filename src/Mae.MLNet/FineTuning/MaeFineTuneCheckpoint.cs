@@ -7,21 +7,15 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.FineTuning;
 
-/// <summary>What a fine-tuning checkpoint says about the run that wrote it (JSON at its start).</summary>
-public sealed record MaeFineTuneCheckpointHeader : IMaeCheckpointHeader
+/// <summary>A fine-tuning checkpoint's header: the run's position and model config, the classifier's shape, its
+/// options and the best validation epoch so far.</summary>
+public sealed record MaeFineTuneCheckpointHeader : MaeTrainingCheckpointHeader
 {
-    public int FormatVersion { get; init; } = MaeFineTuneCheckpoint.FormatVersion;
-    public int EpochsCompleted { get; init; }
-    public long GlobalStep { get; init; }
-    public long OptimizerSteps { get; init; }
-    public long StepsPerEpoch { get; init; }
-    public MaeConfig Config { get; init; } = new();
     public int NumClasses { get; init; }
     public bool GlobalPool { get; init; }
     public MaeFineTuneOptions Options { get; init; } = new();
     public int? BestEpoch { get; init; }
     public double? BestValidationAccuracy { get; init; }
-    public DateTime SavedUtc { get; init; }
 }
 
 /// <summary>

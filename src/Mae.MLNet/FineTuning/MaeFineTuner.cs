@@ -256,7 +256,7 @@ public sealed class MaeFineTuner
             });
         }
 
-        public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
+        public override void CheckResume(string path, MaeTrainingCheckpointHeader header, long stepsPerEpoch, int epochs)
         {
             var h = (MaeFineTuneCheckpointHeader)header;
             var config = model.Config;
@@ -272,7 +272,7 @@ public sealed class MaeFineTuner
             BestAccuracy = h.BestValidationAccuracy;
         }
 
-        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaeFineTuneCheckpointHeader
+        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaeFineTuneCheckpointHeader
         {
             EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = state.StepsPerEpoch,
             Config = model.Config, NumClasses = model.NumClasses, GlobalPool = model.GlobalPool, Options = o,

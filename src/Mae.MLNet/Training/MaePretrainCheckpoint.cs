@@ -9,20 +9,10 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Training;
 
-/// <summary>What a checkpoint says about the run that wrote it (stored as JSON at its start).</summary>
-public sealed record MaePretrainCheckpointHeader : IMaeCheckpointHeader
+/// <summary>A pre-training checkpoint's header: the run's position and model config, and its options.</summary>
+public sealed record MaePretrainCheckpointHeader : MaeTrainingCheckpointHeader
 {
-    public int FormatVersion { get; init; } = MaePretrainCheckpoint.FormatVersion;
-    /// <summary>Epochs finished when the checkpoint was written; training resumes at this (0-based) epoch.</summary>
-    public int EpochsCompleted { get; init; }
-    /// <summary>Batches processed so far (all epochs).</summary>
-    public long GlobalStep { get; init; }
-    /// <summary>AdamW steps taken so far.</summary>
-    public long OptimizerSteps { get; init; }
-    public long StepsPerEpoch { get; init; }
-    public MaeConfig Config { get; init; } = new();
     public MaePretrainOptions Options { get; init; } = new();
-    public DateTime SavedUtc { get; init; }
 }
 
 /// <summary>

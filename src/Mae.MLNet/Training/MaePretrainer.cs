@@ -273,7 +273,7 @@ public sealed class MaePretrainer
             progress?.Report(Progress(report) with { EndOfEpoch = true, Knn = result });
         }
 
-        public override void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs)
+        public override void CheckResume(string path, MaeTrainingCheckpointHeader header, long stepsPerEpoch, int epochs)
         {
             if (header is MaePretrainCheckpointHeader h && (h.Options.Objective != o.Objective || (o.Objective == MaeObjective.Contrastive && h.Options.ProjectionDim != o.ProjectionDim)))
                 throw new InvalidOperationException(
@@ -286,7 +286,7 @@ public sealed class MaePretrainer
                     $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
         }
 
-        public override IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaePretrainCheckpointHeader
+        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaePretrainCheckpointHeader
         {
             EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps,
             StepsPerEpoch = state.StepsPerEpoch, Config = model.Config, Options = o, SavedUtc = DateTime.UtcNow,

@@ -7,16 +7,22 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Training;
 
-/// <summary>What every checkpoint header holds (pre-training's <see cref="MaePretrainCheckpointHeader"/>, fine-tuning's
-/// <c>MaeFineTuneCheckpointHeader</c>).</summary>
-internal interface IMaeCheckpointHeader
+/// <summary>What every training checkpoint says about the run that wrote it (stored as JSON at its start); pre-training's
+/// <see cref="MaePretrainCheckpointHeader"/> and fine-tuning's <c>MaeFineTuneCheckpointHeader</c> add their options.</summary>
+public abstract record MaeTrainingCheckpointHeader
 {
-    int FormatVersion { get; }
-    int EpochsCompleted { get; }
-    long GlobalStep { get; }
-    long OptimizerSteps { get; }
-    long StepsPerEpoch { get; }
-    MaeConfig Config { get; }
+    /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
+    public int FormatVersion { get; init; } = MaeTrainingCheckpoint.FormatVersion;
+    /// <summary>Epochs finished when the checkpoint was written; training resumes at this (0-based) epoch (inside it
+    /// when <see cref="GlobalStep"/> is not a whole number of epochs: a stop at a step boundary).</summary>
+    public int EpochsCompleted { get; init; }
+    /// <summary>Batches processed so far (all epochs).</summary>
+    public long GlobalStep { get; init; }
+    /// <summary>AdamW steps taken so far.</summary>
+    public long OptimizerSteps { get; init; }
+    public long StepsPerEpoch { get; init; }
+    public MaeConfig Config { get; init; } = new();
+    public DateTime SavedUtc { get; init; }
 }
 
 /// <summary>
@@ -32,15 +38,15 @@ internal sealed class MaeTrainingCheckpoint
     public const int OldestReadableVersion = 1;
 
     public CheckpointFile Container { get; }
-    readonly Func<string, IMaeCheckpointHeader?> parseHeader;
+    readonly Func<string, MaeTrainingCheckpointHeader?> parseHeader;
 
-    public MaeTrainingCheckpoint(CheckpointFile container, Func<string, IMaeCheckpointHeader?> parseHeader)
+    public MaeTrainingCheckpoint(CheckpointFile container, Func<string, MaeTrainingCheckpointHeader?> parseHeader)
     {
         Container = container;
         this.parseHeader = parseHeader;
     }
 
-    public void Save(string path, IMaeCheckpointHeader header, nn.Module model, MaeFlatAdamW optimizer,
+    public void Save(string path, MaeTrainingCheckpointHeader header, nn.Module model, MaeFlatAdamW optimizer,
         IReadOnlyList<float> stepLosses, IReadOnlyList<double> epochLosses, Action<BinaryWriter> writeExtras)
         => Container.Save(path, w =>
         {
@@ -71,10 +77,10 @@ internal sealed class MaeTrainingCheckpointReader : IDisposable
     int stage;
 
     public string Path { get; }
-    public IMaeCheckpointHeader Header { get; }
+    public MaeTrainingCheckpointHeader Header { get; }
     public int FormatVersion => Header.FormatVersion;
 
-    internal MaeTrainingCheckpointReader(string path, FileStream fs, Func<string, IMaeCheckpointHeader?> parseHeader)
+    internal MaeTrainingCheckpointReader(string path, FileStream fs, Func<string, MaeTrainingCheckpointHeader?> parseHeader)
     {
         Path = path;
         this.fs = fs;

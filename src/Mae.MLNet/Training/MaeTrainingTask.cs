@@ -87,8 +87,8 @@ internal abstract class MaeTrainingTask<TBatch>
     // Checkpoints: the task's file kind, header and extras; the engine writes model, optimizer, generator, history.
     public abstract MaeTrainingCheckpoint Checkpoint { get; }
     /// <summary>Checks a resumed checkpoint's header against this run (config, counts); throws if it does not fit.</summary>
-    public abstract void CheckResume(string path, IMaeCheckpointHeader header, long stepsPerEpoch, int epochs);
-    public abstract IMaeCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted);
+    public abstract void CheckResume(string path, MaeTrainingCheckpointHeader header, long stepsPerEpoch, int epochs);
+    public abstract MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted);
     public virtual void WriteExtras(BinaryWriter w) { }
     public virtual void ReadExtras(BinaryReader r, int formatVersion) { }
 }
