@@ -74,12 +74,9 @@ public sealed class MaeAttentiveProber
         };
         var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, cancellationToken);
         model.eval();
-        var result = new MaeFineTuneResult
+        var result = MaeTrainingResult.From<MaeFineTuneResult>(state, o.Epochs, stepsPerEpoch, o.LearningRate) with
         {
-            StepLosses = state.StepLosses, EpochLosses = state.EpochLosses,
             ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
-            EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch,
-            PeakLearningRate = o.LearningRate, Elapsed = state.Elapsed,
         };
         return new MaeAttentiveProbeResult(model, result, caching);
     }
@@ -248,7 +245,7 @@ public sealed class MaeAttentiveProber
 
         public override void Report(MaeStepReport r)
         {
-            if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(MaeFineTuneProgress.From(r));
+            if (progress is not null && r.GlobalStep % o.LogEvery == 0) progress.Report(MaeTrainingProgress.From<MaeFineTuneProgress>(r));
         }
 
         public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
@@ -260,7 +257,7 @@ public sealed class MaeAttentiveProber
                 ValidationAccuracies.Add(accuracy.Value);
                 ValidationLosses.Add(loss.Value);
             }
-            progress?.Report(MaeFineTuneProgress.From(report) with { EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = loss });
+            progress?.Report(MaeTrainingProgress.From<MaeFineTuneProgress>(report) with { EndOfEpoch = true, EpochLoss = state.EpochLosses[^1], ValidationAccuracy = accuracy, ValidationLoss = loss });
         }
 
         static (double Accuracy, double Loss) Evaluate(AttentiveClassifier model, TokenCache data, int batchSize)

@@ -128,14 +128,10 @@ public sealed class MaeFineTuner
             foreach (var (name, t) in task.Best) sd[name].copy_(t);
             restored = true;
         }
-        return new MaeFineTuneResult
+        return MaeTrainingResult.From<MaeFineTuneResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with
         {
-            StepLosses = state.StepLosses, EpochLosses = state.EpochLosses,
             ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
             BestEpoch = task.BestEpoch, BestValidationAccuracy = task.BestAccuracy, RestoredBestWeights = restored,
-            EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch,
-            PeakLearningRate = o.PeakLearningRate, ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed,
-            AllReduceTime = state.AllReduceTime,
         };
     }
 
@@ -225,7 +221,7 @@ public sealed class MaeFineTuner
             batch.Labels.Dispose();
         }
 
-        static MaeFineTuneProgress Progress(MaeStepReport r) => MaeFineTuneProgress.From(r);
+        static MaeFineTuneProgress Progress(MaeStepReport r) => MaeTrainingProgress.From<MaeFineTuneProgress>(r);
 
         // Step reports every LogEvery steps; the epoch's end has its own report (EndOfEpoch).
         public override void Report(MaeStepReport r) // the engine calls it on rank 0 only

@@ -69,13 +69,7 @@ public sealed class MaePretrainer
     {
         var task = new PretrainTask(model, source, o, progress);
         var state = MaeTrainingEngine.Run(task, Settings(o), stepsPerEpoch, device, cancellationToken);
-        return new MaePretrainResult
-        {
-            StepLosses = state.StepLosses, EpochLosses = state.EpochLosses, EpochsCompleted = o.Epochs, GlobalSteps = state.GlobalStep,
-            OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch, PeakLearningRate = o.PeakLearningRate,
-            ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed, AllReduceTime = state.AllReduceTime,
-            KnnResults = task.KnnResults,
-        };
+        return MaeTrainingResult.From<MaePretrainResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
     }
 
     internal static MaeEngineSettings Settings(MaePretrainOptions o) => new()
@@ -254,11 +248,7 @@ public sealed class MaePretrainer
 
         public override void Report(MaeStepReport r) => progress?.Report(Progress(r));
 
-        static MaePretrainProgress Progress(MaeStepReport r) => new()
-        {
-            Epoch = r.Epoch, Epochs = r.Epochs, Step = r.Step, StepsPerEpoch = r.StepsPerEpoch, GlobalStep = r.GlobalStep,
-            Loss = r.Loss, LearningRate = r.LearningRate, ImagesPerSecond = r.ImagesPerSecond, Eta = r.Eta, Elapsed = r.Elapsed,
-        };
+        static MaePretrainProgress Progress(MaeStepReport r) => MaeTrainingProgress.From<MaePretrainProgress>(r);
 
         public List<(int Epoch, Evaluation.MaeKnnResult Result)> KnnResults { get; } = new();
 
