@@ -64,19 +64,9 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
         var o = TrainerOptions;
         var encoder = o.Encoder!;
         var config = encoder.Config;
-        var (labelColumn, labelType) = MaeFineTuneTrainer.BindLabel(input.Schema, o.LabelColumnName, "training data", Name);
+        var (labelColumn, labelType) = MaeFineTuneTrainer.BindData(input, o.ValidationData, o.LabelColumnName, o.InputColumnName, config, Name);
         int numClasses = checked((int)labelType.Count);
         var image = ImageColumn.Bind(input.Schema, o.InputColumnName, config);
-        if (o.ValidationData is not null)
-        {
-            var (_, valType) = MaeFineTuneTrainer.BindLabel(o.ValidationData.Schema, o.LabelColumnName, "validation data", Name);
-            if (valType.Count != labelType.Count)
-                throw new ArgumentException(
-                    $"Label column '{o.LabelColumnName}' has {labelType.Count} key values in the training data but {valType.Count} in the validation data; map both with the same MapValueToKey transformer.", nameof(input));
-            ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, config);
-        }
-        if (input.GetRowCount() == 0)
-            throw new ArgumentException($"The training data has no rows; {Name} needs labelled images.", nameof(input));
 
         var normalization = (o.Normalization ?? PixelNormalization.Default(config.InChannels)).Validate(config.InChannels);
         float scale = image.ReadsUnitPixels ? 1f : normalization.Scale;

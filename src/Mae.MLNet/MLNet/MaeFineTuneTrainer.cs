@@ -92,24 +92,12 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
         var o = TrainerOptions;
-        var (labelColumn, labelType) = BindLabel(input.Schema, o.LabelColumnName, "training data");
+        // The image columns are checked against the model before loading weights or reading rows, when it is known.
+        var (labelColumn, labelType) = BindData(input, o.ValidationData, o.LabelColumnName, o.InputColumnName, ModelConfig, "MaeFineTune");
         int numClasses = checked((int)labelType.Count);
         if (o.Model is not null && o.Model.NumClasses != numClasses)
             throw new ArgumentException(
                 $"The classifier has {o.Model.NumClasses} classes but label column '{o.LabelColumnName}' has {numClasses} key values.", nameof(input));
-
-        // Check the image column against the model before loading weights or reading rows, when the model is known.
-        if (ModelConfig is MaeConfig known) ImageColumn.Bind(input.Schema, o.InputColumnName, known);
-        if (o.ValidationData is not null)
-        {
-            var (_, valType) = BindLabel(o.ValidationData.Schema, o.LabelColumnName, "validation data");
-            if (valType.Count != labelType.Count)
-                throw new ArgumentException(
-                    $"Label column '{o.LabelColumnName}' has {labelType.Count} key values in the training data but {valType.Count} in the validation data; map both with the same MapValueToKey transformer.", nameof(input));
-            if (ModelConfig is MaeConfig k) ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, k);
-        }
-        if (input.GetRowCount() == 0)
-            throw new ArgumentException("The training data has no rows; MaeFineTune needs labelled images.", nameof(input));
 
         var model = o.Model
             ?? (o.Encoder is not null ? MaeFineTuner.FromEncoder(o.Encoder, numClasses, o.GlobalPool, o.Training.Seed)
@@ -146,6 +134,27 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     {
         var model = MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
         return model;
+    }
+
+    /// <summary>The checks a classifier trainer makes before reading a row (the attentive probe makes them here too): the
+    /// training label (<see cref="BindLabel"/>), the validation label with the same key count, both image columns
+    /// against <paramref name="config"/> when the model is known, and rows to train on.</summary>
+    internal static (DataViewSchema.Column Column, KeyDataViewType Type) BindData(IDataView input, IDataView? validation, string labelColumnName,
+        string inputColumnName, MaeConfig? config, string trainer)
+    {
+        var (labelColumn, labelType) = BindLabel(input.Schema, labelColumnName, "training data", trainer);
+        if (config is not null) ImageColumn.Bind(input.Schema, inputColumnName, config);
+        if (validation is not null)
+        {
+            var (_, valType) = BindLabel(validation.Schema, labelColumnName, "validation data", trainer);
+            if (valType.Count != labelType.Count)
+                throw new ArgumentException(
+                    $"Label column '{labelColumnName}' has {labelType.Count} key values in the training data but {valType.Count} in the validation data; map both with the same MapValueToKey transformer.", nameof(input));
+            if (config is not null) ImageColumn.Bind(validation.Schema, inputColumnName, config);
+        }
+        if (input.GetRowCount() == 0)
+            throw new ArgumentException($"The training data has no rows; {trainer} needs labelled images.", nameof(input));
+        return (labelColumn, labelType);
     }
 
     /// <summary>The key-typed label column (≥ 2 key values) of <paramref name="schema"/>; <paramref name="trainer"/> names
