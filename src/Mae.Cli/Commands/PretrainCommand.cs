@@ -37,7 +37,11 @@ public static class PretrainCommand
         var minLr = new Option<double>("--min-lr", "--min_lr") { Description = "Floor of the cosine schedule.", DefaultValueFactory = _ => 0 };
         var weightDecay = new Option<double>("--weight-decay", "--weight_decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.05 };
         var maskRatio = new Option<double>("--mask-ratio", "--mask_ratio") { Description = "Fraction of patches removed.", DefaultValueFactory = _ => 0.75 };
-        var normPix = new Option<bool>("--norm-pix-loss", "--norm_pix_loss") { Description = "Per-patch normalised pixels as the target (the paper's default).", DefaultValueFactory = _ => true };
+        var normPix = new Option<bool?>("--norm-pix-loss", "--norm_pix_loss")
+        {
+            Description = "Per-patch normalised pixels as the target, true or false (default: the model's; every preset says true, the paper's choice).",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
         var precision = new Option<string>("--precision") { Description = "fp32, or bf16 mixed precision.", DefaultValueFactory = _ => "fp32" };
         precision.AcceptOnlyFromAmong("fp32", "bf16");
         var device = CommonOptions.Device();
@@ -63,7 +67,8 @@ public static class PretrainCommand
         };
         command.SetAction(r =>
         {
-            var config = ResolveModel(r.GetValue(model)!, r.GetValue(inputSize)) with { NormPixLoss = r.GetValue(normPix) };
+            var resolved = ResolveModel(r.GetValue(model)!, r.GetValue(inputSize));
+            var config = r.GetValue(normPix) is bool target ? resolved with { NormPixLoss = target } : resolved;
             string output = r.GetValue(outDir)!.FullName;
             Directory.CreateDirectory(output);
             var options = new MaePretrainOptions
