@@ -25,11 +25,11 @@ echo "tool installed; $(find "$work/images" -name '*.png' | wc -l) PNG files"
 args=(pretrain --images "$work/images/train" --model mnist28 --epochs 3 --warmup-epochs 1 --batch-size 64 --device cpu
       --num-workers 2 --recon-every 0 --checkpoint-every 10)
 "$mae" "${args[@]}" --out "$work/straight" >"$work/straight.log" || fail "pretrain failed: $(tail -3 "$work/straight.log")"
-# A non-interactive shell starts background jobs with SIGINT ignored; job control (set -m) starts them as a terminal would.
-set -m
-"$mae" "${args[@]}" --out "$work/cut" >"$work/cut.log" 2>"$work/cut.err" &
+# A non-interactive shell starts background jobs with SIGINT ignored, and a shell that was itself started with it ignored
+# (nohup, a CI runner) passes that on to every child; .NET then honours the ignore. `env --default-signal` gives the tool
+# SIGINT's default disposition, as a terminal's foreground command has.
+env --default-signal=INT "$mae" "${args[@]}" --out "$work/cut" >"$work/cut.log" 2>"$work/cut.err" &
 pid=$!
-set +m
 lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 until [ "$(lines "$work/cut/metrics.jsonl")" -ge 20 ] || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
 kill -INT $pid 2>/dev/null || true
