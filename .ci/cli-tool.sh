@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The `mae` tool as a user gets it: packs src/Mae.Cli, installs it into a temporary tool path, and runs every command
 # on the embedded Fashion-MNIST subset written out as PNG class folders (.ci/cli-tool): pretrain (a real Ctrl+C —
-# SIGINT — in the middle of an epoch, then --resume, must end with the weights of an uninterrupted run, byte for
-# byte), featurize, finetune (the zip is scored by ML.NET alone), export (ONNX Runtime runs the graph), reconstruct.
+# SIGINT — or a SIGTERM in the middle of an epoch, then --resume, must end with the weights of an uninterrupted run,
+# byte for byte), featurize, finetune (the zip is scored by ML.NET alone), export (ONNX Runtime runs the graph), reconstruct.
 #   bash .ci/cli-tool.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,18 +28,23 @@ args=(pretrain --images "$work/images/train" --model mnist28 --epochs 3 --warmup
 # A non-interactive shell starts background jobs with SIGINT ignored, and a shell that was itself started with it ignored
 # (nohup, a CI runner) passes that on to every child; .NET then honours the ignore. `env --default-signal` gives the tool
 # SIGINT's default disposition, as a terminal's foreground command has.
-env --default-signal=INT "$mae" "${args[@]}" --out "$work/cut" >"$work/cut.log" 2>"$work/cut.err" &
-pid=$!
 lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-until [ "$(lines "$work/cut/metrics.jsonl")" -ge 20 ] || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
-kill -INT $pid 2>/dev/null || true
-set +e; wait $pid; code=$?; set -e
-[ $code -eq 130 ] || fail "SIGINT: expected exit code 130, got $code ($(cat "$work/cut.err"))"
-grep -q "checkpoint written" "$work/cut.err" || fail "SIGINT: no checkpoint named: $(cat "$work/cut.err")"
-[ ! -e "$work/cut/mae.safetensors" ] || fail "SIGINT: a stopped run wrote final weights"
-"$mae" "${args[@]}" --out "$work/cut" --resume >"$work/resumed.log" || fail "resume failed: $(tail -3 "$work/resumed.log")"
-cmp -s "$work/straight/mae.safetensors" "$work/cut/mae.safetensors" || fail "the resumed run's weights differ from the uninterrupted run's"
-echo "pretrain: stopped by SIGINT ($(grep -o 'epoch [0-9], step [0-9]* of [0-9]*' "$work/cut.err")), resumed: weights equal the uninterrupted run's"
+stop_and_resume() {   # signal, expected exit code, steps before the signal
+  local out="$work/cut-$1"
+  env --default-signal=INT "$mae" "${args[@]}" --out "$out" >"$out.log" 2>"$out.err" &
+  local pid=$! code
+  until [ "$(lines "$out/metrics.jsonl")" -ge "$3" ] || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
+  kill -"$1" $pid 2>/dev/null || true
+  set +e; wait $pid; code=$?; set -e
+  [ $code -eq "$2" ] || fail "SIG$1: expected exit code $2, got $code ($(cat "$out.err"))"
+  grep -q "checkpoint written" "$out.err" || fail "SIG$1: no checkpoint named: $(cat "$out.err")"
+  [ ! -e "$out/mae.safetensors" ] || fail "SIG$1: a stopped run wrote final weights"
+  "$mae" "${args[@]}" --out "$out" --resume >"$out.resumed.log" || fail "resume after SIG$1 failed: $(tail -3 "$out.resumed.log")"
+  cmp -s "$work/straight/mae.safetensors" "$out/mae.safetensors" || fail "SIG$1: the resumed run's weights differ from the uninterrupted run's"
+  echo "pretrain: stopped by SIG$1 ($(grep -o 'epoch [0-9], step [0-9]* of [0-9]*' "$out.err"), exit $code), resumed: weights equal the uninterrupted run's"
+}
+stop_and_resume INT 130 20
+stop_and_resume TERM 143 30
 weights="$work/straight/mae.safetensors"
 
 "$mae" featurize --images "$work/images/test" --weights "$weights" --out "$work/features.csv" --layers 4 >/dev/null

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.CommandLine;
 using Mae.Cli.Commands;
 using Mae.MLNet.Interop;
@@ -12,7 +13,7 @@ namespace Mae.Cli;
 /// </summary>
 public static class MaeCli
 {
-    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitCancelled = 130;
+    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitCancelled = 130, ExitTerminated = 143;
 
     public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
@@ -31,6 +32,8 @@ public static class MaeCli
             return ExitUsage;
         }
         // The first Ctrl+C asks the running command to stop at its next step boundary; a second one ends the process.
+        // SIGTERM (what schedulers and `kill` send before SIGKILL) stops the same way, exit code 143.
+        bool terminated = false;
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             if (cancel.IsCancellationRequested) return;
@@ -39,6 +42,14 @@ public static class MaeCli
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
+        {
+            if (cancel.IsCancellationRequested) return;   // a second SIGTERM ends the process
+            signal.Cancel = true;
+            terminated = true;
+            error.WriteLine("mae: SIGTERM: stopping at the next step boundary");
+            cancel.Cancel();
+        });
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }) is int code
@@ -49,8 +60,8 @@ public static class MaeCli
             // Training names the checkpoint it wrote at the stop ("Training stopped at epoch …; checkpoint written: …").
             error.WriteLine(stopped.Message.StartsWith("Training stopped", StringComparison.Ordinal)
                 ? $"mae: {stopped.Message} Run the same command with --resume to continue from there."
-                : "mae: stopped (Ctrl+C); checkpoints already written are complete — run again with --resume to continue.");
-            return ExitCancelled;
+                : "mae: stopped; checkpoints already written are complete — run again with --resume to continue.");
+            return terminated ? ExitTerminated : ExitCancelled;
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
                                    or DirectoryNotFoundException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException
