@@ -1,6 +1,6 @@
 // Fashion-MNIST study: dotnet run -c Release --project samples/FashionMnistStudy -- [--train 60000] [--test 10000]
 //   [--pt-epochs 10] [--ft-epochs 3] [--sweep-epochs 3] [--patch 7] [--data DIR] [--out docs/results.md]
-//   [--contrastive-epochs 0] [--contrastive-weight 0.1] [--attentive-epochs 20] [--attentive-lr 1e-2]
+//   [--contrastive-epochs 0] [--contrastive-weight 0.1] [--save-weights FILE | --load-weights FILE] [--attentive-epochs 20] [--attentive-lr 1e-2]
 // (--ft-epochs 0, --sweep-epochs 0 or --attentive-epochs 0 leave that part out.)
 // Pre-trains an MAE on the training images (labels unused), probes the frozen encoder with SDCA (cls and mean
 // pooling) beside raw pixels, trains an attentive probe on its frozen patch tokens, fine-tunes it end to end, and repeats a shorter pre-training at mask ratios 0.5 / 0.75 /
@@ -11,6 +11,7 @@ using Mae.MLNet;
 using Mae.MLNet.Data;
 using Mae.MLNet.Evaluation;
 using Mae.MLNet.FineTuning;
+using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
@@ -26,6 +27,9 @@ int nTrain = int.Parse(Get("train", "60000")), nTest = int.Parse(Get("test", "10
 int ptEpochs = int.Parse(Get("pt-epochs", "10")), ftEpochs = int.Parse(Get("ft-epochs", "3")), sweepEpochs = int.Parse(Get("sweep-epochs", "3"));
 string dataDir = opts.GetValueOrDefault("data") ?? "/usr/share/datasets/fashion-mnist";   // Debian's dataset-fashion-mnist
 string outPath = Get("out", "docs/results.md");
+// --save-weights FILE keeps the main pre-trained MAE; --load-weights FILE starts from it instead of pre-training, so the
+// probes and fine-tuning can be rerun on one encoder without its 30–45 minutes of pre-training.
+string? saveWeights = opts.GetValueOrDefault("save-weights"), loadWeights = opts.GetValueOrDefault("load-weights");
 
 var total = Stopwatch.StartNew();
 var train = FashionMnist.Load("train", dataDir, nTrain);
@@ -86,11 +90,31 @@ void Log(string s) { Console.Error.WriteLine($"[{total.Elapsed:mm\\:ss}] {s}"); 
 Log($"train {train.Count}, test {test.Count}; raw-pixel baseline");
 var raw = Probe(null, MaePooling.Cls, "Pixels");
 Log($"raw pixels: {raw.accuracy:P2}");
-var main = Pretrain(0.75, ptEpochs);
-Log($"pre-trained: loss {main.result.EpochLosses[0]:F4} → {main.result.EpochLosses[^1]:F4} in {main.seconds:F0} s");
-var cls = Probe(main.mae.Encoder, MaePooling.Cls);
-var mean = Probe(main.mae.Encoder, MaePooling.Mean);
-var multi = Probe(main.mae.Encoder, MaePooling.Mean, layers: config.Depth);
+MaskedAutoencoder mainMae;
+string pretrainRow;
+if (loadWeights is null)
+{
+    var main = Pretrain(0.75, ptEpochs);
+    mainMae = main.mae;
+    Log($"pre-trained: loss {main.result.EpochLosses[0]:F4} → {main.result.EpochLosses[^1]:F4} in {main.seconds:F0} s");
+    pretrainRow = $"| MAE pre-training, mask 0.75, {ptEpochs} epochs (loss {main.result.EpochLosses[0]:F3} → {main.result.EpochLosses[^1]:F3}) | – | – | – | {main.seconds:F0} s |";
+    if (saveWeights is not null)
+    {
+        MaeWeightFile.Save(mainMae, saveWeights);
+        Log($"saved the pre-trained MAE to {saveWeights}");
+    }
+}
+else
+{
+    mainMae = MaeWeightFile.LoadMaskedAutoencoder(loadWeights);
+    if (mainMae.Config != config)
+        throw new ArgumentException($"--load-weights: '{loadWeights}' holds {mainMae.Config}, not this study's model {config} (same --patch?).");
+    Log($"loaded the pre-trained MAE from {loadWeights}");
+    pretrainRow = $"| MAE weights loaded from `{Path.GetFileName(loadWeights)}` (written by `--save-weights` of an earlier run) | – | – | – | – |";
+}
+var cls = Probe(mainMae.Encoder, MaePooling.Cls);
+var mean = Probe(mainMae.Encoder, MaePooling.Mean);
+var multi = Probe(mainMae.Encoder, MaePooling.Mean, layers: config.Depth);
 Log($"probe cls {cls.accuracy:P2}, mean {mean.accuracy:P2}, mean of all {config.Depth} blocks {multi.accuracy:P2}; 20-NN {mean.knn20:P2}");
 
 (MaskedAutoencoder mae, MaePretrainResult result, double seconds)? contrastive = null;
@@ -111,7 +135,7 @@ if (attentiveEpochs > 0)
     var probeModel = ml.Transforms.Conversion.MapValueToKey("Label")
         .Append(ml.MulticlassClassification.Trainers.MaeAttentiveProbe(new MaeAttentiveProbeTrainer.Options
         {
-            Encoder = main.mae.Encoder, InferenceBatchSize = 512,
+            Encoder = mainMae.Encoder, InferenceBatchSize = 512,
             Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = attentiveLr, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
             Progress = new Progress<MaeFineTuneProgress>(p => { if (p.EndOfEpoch) Log($"attentive probe: epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}"); }),
         }))
@@ -132,7 +156,7 @@ double ftAccuracy = 0;
 if (ftEpochs > 0)
 {
     var ftModel = ml.Transforms.Conversion.MapValueToKey("Label")
-        .Append(ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options { Encoder = main.mae.Encoder, Training = ft }))
+        .Append(ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options { Encoder = mainMae.Encoder, Training = ft }))
         .Fit(trainData);
     ftAccuracy = ml.MulticlassClassification.Evaluate(ftModel.Transform(testData)).MicroAccuracy;
 }
@@ -167,7 +191,7 @@ var lines = new List<string>
     "| what | test accuracy (SDCA linear) | 20-NN | 200-NN | time |",
     "|---|---:|---:|---:|---:|",
     $"| raw pixels (784) | {raw.accuracy:P2} | {raw.knn20:P2} | {raw.knn200:P2} | {raw.seconds:F0} s |",
-    $"| MAE pre-training, mask 0.75, {ptEpochs} epochs (loss {main.result.EpochLosses[0]:F3} → {main.result.EpochLosses[^1]:F3}) | – | – | – | {main.seconds:F0} s |",
+    pretrainRow,
     $"| MAE features, cls token ({config.EmbedDim}) | {cls.accuracy:P2} | {cls.knn20:P2} | {cls.knn200:P2} | {cls.seconds:F0} s |",
     $"| MAE features, mean of patch tokens ({config.EmbedDim}) | {mean.accuracy:P2} | {mean.knn20:P2} | {mean.knn200:P2} | {mean.seconds:F0} s |",
     $"| MAE features, mean of patch tokens of all {config.Depth} blocks ({config.EmbedDim * config.Depth}) | {multi.accuracy:P2} | {multi.knn20:P2} | {multi.knn200:P2} | {multi.seconds:F0} s |",
