@@ -50,14 +50,10 @@ public sealed class MaeAttentiveProber
         int heads = o.NumHeads ?? cfg.NumHeads;
         if (cfg.EmbedDim % heads != 0)
             throw new ArgumentOutOfRangeException(nameof(o.NumHeads), heads, $"NumHeads must divide the encoder's width {cfg.EmbedDim}; got {heads}.");
-        var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
+        var evalTransform = TokenTransform(cfg, normalization);
         int classes = CheckData(cfg, train, validation, o, numClasses);
 
         var device = o.Device.Resolve();
-        var evalTransform = MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
-        {
-            OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm with { Scale = 1f },
-        });
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var trainTokens = TokenCache.Compute(encoder, train, evalTransform, o.EvaluationBatchSize, device);
         using var validationTokens = validation is null ? null : TokenCache.Compute(encoder, validation, evalTransform, o.EvaluationBatchSize, device);
@@ -81,6 +77,17 @@ public sealed class MaeAttentiveProber
         return new MaeAttentiveProbeResult(model, result, caching);
     }
 
+    /// <summary>What the encoder's tokens are computed from, in training and evaluation alike: the evaluation transform
+    /// (no crop, no flip) normalising [0, 1] pixels with <paramref name="normalization"/>'s Mean/Std.</summary>
+    static MaePretrainAugmentation TokenTransform(MaeConfig cfg, PixelNormalization? normalization)
+    {
+        var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
+        return MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
+        {
+            OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm with { Scale = 1f },
+        });
+    }
+
     /// <summary>Top-1 accuracy and mean cross entropy of <paramref name="model"/> on <paramref name="encoder"/>'s tokens of
     /// <paramref name="source"/> (eval mode, no_grad).</summary>
     public static (double Accuracy, double Loss) Evaluate(MaeEncoder encoder, AttentiveClassifier model, IMaeLabeledImageSource source,
@@ -89,12 +96,7 @@ public sealed class MaeAttentiveProber
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(source);
-        var cfg = encoder.Config;
-        var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
-        var transform = MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
-        {
-            OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = norm with { Scale = 1f },
-        });
+        var transform = TokenTransform(encoder.Config, normalization);
         var device = model.head.weight!.device;
         bool wasTraining = encoder.training;
         encoder.eval();

@@ -47,11 +47,8 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
     {
         TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
         if (options.Encoder is null) throw new ArgumentException($"{Name} needs Encoder (the frozen MAE encoder to probe).", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.LabelColumnName)) throw new ArgumentException("LabelColumnName must be set.", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.InputColumnName)) throw new ArgumentException("InputColumnName must be set.", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.ScoreColumnName)) throw new ArgumentException("ScoreColumnName must be set.", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must be set.", nameof(options));
-        ModelRunner.ValidateBatchSize(options.InferenceBatchSize, nameof(options.InferenceBatchSize));
+        MaeFineTuneTrainer.CheckColumns(options.LabelColumnName, options.InputColumnName, options.ScoreColumnName,
+            options.PredictedLabelColumnName, options.InferenceBatchSize);
         (options.Training ?? throw new ArgumentException("Training options must be set.", nameof(options))).Validate();
         (options.Normalization ?? PixelNormalization.Default(options.Encoder.Config.InChannels)).Validate(options.Encoder.Config.InChannels);
     }

@@ -67,11 +67,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     internal MaeFineTuneTrainer(Options options)
     {
         TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
-        if (string.IsNullOrWhiteSpace(options.LabelColumnName)) throw new ArgumentException("LabelColumnName must be set.", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.InputColumnName)) throw new ArgumentException("InputColumnName must be set.", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.ScoreColumnName)) throw new ArgumentException("ScoreColumnName must be set.", nameof(options));
-        if (string.IsNullOrWhiteSpace(options.PredictedLabelColumnName)) throw new ArgumentException("PredictedLabelColumnName must be set.", nameof(options));
-        ModelRunner.ValidateBatchSize(options.InferenceBatchSize, nameof(options.InferenceBatchSize));
+        CheckColumns(options.LabelColumnName, options.InputColumnName, options.ScoreColumnName, options.PredictedLabelColumnName,
+            options.InferenceBatchSize);
         int starts = (options.Model is null ? 0 : 1) + (options.Encoder is null ? 0 : 1) + (options.WeightsPath is null ? 0 : 1) + (options.FromScratch ? 1 : 0);
         if (starts != 1)
             throw new ArgumentException(
@@ -134,6 +131,17 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     {
         var model = MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
         return model;
+    }
+
+    /// <summary>The option checks every classifier trainer makes on construction (the attentive probe's too): the four
+    /// column names set, the inference batch size in range.</summary>
+    internal static void CheckColumns(string label, string input, string score, string predictedLabel, int inferenceBatchSize)
+    {
+        if (string.IsNullOrWhiteSpace(label)) throw new ArgumentException("LabelColumnName must be set.", "options");
+        if (string.IsNullOrWhiteSpace(input)) throw new ArgumentException("InputColumnName must be set.", "options");
+        if (string.IsNullOrWhiteSpace(score)) throw new ArgumentException("ScoreColumnName must be set.", "options");
+        if (string.IsNullOrWhiteSpace(predictedLabel)) throw new ArgumentException("PredictedLabelColumnName must be set.", "options");
+        ModelRunner.ValidateBatchSize(inferenceBatchSize, "InferenceBatchSize");
     }
 
     /// <summary>The checks a classifier trainer makes before reading a row (the attentive probe makes them here too): the
