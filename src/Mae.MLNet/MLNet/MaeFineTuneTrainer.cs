@@ -127,10 +127,12 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         { FineTuning = result, InputSchema = input.Schema, Host = Host };
     }
 
+    /// <summary>The WeightsPath start. libtorch is seeded with the recipe's seed first, as <see cref="MaeFineTuner.FromEncoder"/>
+    /// and <see cref="MaeFineTuner.FromScratch"/> do, so that the new fc_norm and head repeat from run to run.</summary>
     static VitClassifier LoadWeights(Options o, int numClasses)
     {
-        var model = MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
-        return model;
+        TorchRuntime.Seed(o.Training.Seed);
+        return MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
     }
 
     /// <summary>The option checks every classifier trainer makes on construction (the attentive probe's too): the four
