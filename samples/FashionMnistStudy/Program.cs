@@ -1,6 +1,7 @@
 // Fashion-MNIST study: dotnet run -c Release --project samples/FashionMnistStudy -- [--train 60000] [--test 10000]
 //   [--pt-epochs 10] [--ft-epochs 3] [--sweep-epochs 3] [--patch 7] [--data DIR] [--out docs/results.md]
 //   [--contrastive-epochs 0] [--contrastive-weight 0.1] [--save-weights FILE | --load-weights FILE] [--attentive-epochs 20] [--attentive-lr 1e-2]
+//   [--attentive-layers 1,4] [--ft-warmup 1]
 // (--ft-epochs 0, --sweep-epochs 0 or --attentive-epochs 0 leave that part out.)
 // Pre-trains an MAE on the training images (labels unused), probes the frozen encoder with SDCA (cls and mean
 // pooling) beside raw pixels, trains an attentive probe on its frozen patch tokens, fine-tunes it end to end, and repeats a shorter pre-training at mask ratios 0.5 / 0.75 /
@@ -41,6 +42,8 @@ double contrastiveWeight = double.Parse(Get("contrastive-weight", "0.1"));
 int attentiveEpochs = int.Parse(Get("attentive-epochs", "20"));   // 0: no attentive probe
 double attentiveLr = double.Parse(Get("attentive-lr", "1e-2"));   // 1e-3 learned too slowly here (docs/results.md)
 var config = MaeConfig.Mnist28 with { PatchSize = patch, EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4 };
+// One attentive probe per entry: the tokens of the last k blocks, concatenated per patch (1 = the last block only).
+int[] attentiveLayers = Get("attentive-layers", $"1,{config.Depth}").Split(',').Select(int.Parse).ToArray();
 var ml = new MLContext(seed: 0);
 var trainData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(train)));
 var testData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(test)));
@@ -128,28 +131,28 @@ if (contrastiveEpochs > 0)
 }
 
 // Attentive probe: one learned query over the frozen encoder's patch tokens (computed once), linear head; ML.NET trainer.
-(double accuracy, double seconds, double cacheSeconds) attentive = default;
-if (attentiveEpochs > 0)
+var attentive = new List<(int layers, double accuracy, double seconds, double cacheSeconds)>();
+foreach (int layers in attentiveEpochs > 0 ? attentiveLayers : Array.Empty<int>())
 {
     var sw = Stopwatch.StartNew();
     var probeModel = ml.Transforms.Conversion.MapValueToKey("Label")
         .Append(ml.MulticlassClassification.Trainers.MaeAttentiveProbe(new MaeAttentiveProbeTrainer.Options
         {
             Encoder = mainMae.Encoder, InferenceBatchSize = 512,
-            Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = attentiveLr, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
-            Progress = new Progress<MaeFineTuneProgress>(p => { if (p.EndOfEpoch) Log($"attentive probe: epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}"); }),
+            Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = attentiveLr, Layers = layers, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
+            Progress = new Progress<MaeFineTuneProgress>(p => { if (p.EndOfEpoch) Log($"attentive probe ({layers} block(s)): epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}"); }),
         }))
         .Fit(trainData);
     var fitted = ((IEnumerable<ITransformer>)probeModel).OfType<MaeAttentiveProbeTransformer>().Single();
-    attentive = (ml.MulticlassClassification.Evaluate(probeModel.Transform(testData)).MicroAccuracy, sw.Elapsed.TotalSeconds,
-                 fitted.Training!.TokenCaching.TotalSeconds);
-    Log($"attentive probe: {attentive.accuracy:P2} in {attentive.seconds:F0} s (tokens {attentive.cacheSeconds:F0} s)");
+    attentive.Add((layers, ml.MulticlassClassification.Evaluate(probeModel.Transform(testData)).MicroAccuracy, sw.Elapsed.TotalSeconds,
+                   fitted.Training!.TokenCaching.TotalSeconds));
+    Log($"attentive probe ({layers} block(s)): {attentive[^1].accuracy:P2} in {attentive[^1].seconds:F0} s (tokens {attentive[^1].cacheSeconds:F0} s)");
 }
 
 var ftWatch = Stopwatch.StartNew();
 var ft = new MaeFineTuneOptions
 {
-    Epochs = ftEpochs, WarmupEpochs = 1, BatchSize = 128, LearningRate = 2e-3, Seed = 2, Device = MaeDevice.Auto, DropPath = 0.1,
+    Epochs = ftEpochs, WarmupEpochs = double.Parse(Get("ft-warmup", "1")), BatchSize = 128, LearningRate = 2e-3, Seed = 2, Device = MaeDevice.Auto, DropPath = 0.1,
     LayerDecay = 0.75, LogEvery = 1000, Augmentation = new MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.8 },
 };
 double ftAccuracy = 0;
@@ -184,7 +187,7 @@ var lines = new List<string>
     $"Data: Fashion-MNIST, {train.Count} training / {test.Count} test images (28×28 grey). Model: MAE 28 px, patch {config.PatchSize} ({config.NumPatches} patches), encoder " +
     $"{config.EmbedDim}×{config.Depth} blocks×{config.NumHeads} heads, decoder {config.DecoderEmbedDim}×{config.DecoderDepth}, norm_pix_loss, " +
     "AdamW (0.9, 0.95), wd 0.05, batch 256, peak lr 3e-3, warm-up + cosine, RandomResizedCrop(0.5–1) + flip. Probes: SDCA maximum entropy " +
-    "(30 iterations) on standardised features; attentive probe: MaeAttentiveProbe on the last block's patch tokens, computed once without " +
+    "(30 iterations) on standardised features; attentive probe: MaeAttentiveProbe on the patch tokens of the last block(s), computed once without " +
     "augmentation (AdamW 0.9/0.999, wd 0.05, batch 256, 1 warm-up epoch + cosine; its accuracy is in the SDCA column); " +
     "fine-tuning: MaeFineTune (layer decay 0.75, drop path 0.1, label smoothing 0.1, batch 128, lr 2e-3).",
     "",
@@ -196,9 +199,10 @@ var lines = new List<string>
     $"| MAE features, mean of patch tokens ({config.EmbedDim}) | {mean.accuracy:P2} | {mean.knn20:P2} | {mean.knn200:P2} | {mean.seconds:F0} s |",
     $"| MAE features, mean of patch tokens of all {config.Depth} blocks ({config.EmbedDim * config.Depth}) | {multi.accuracy:P2} | {multi.knn20:P2} | {multi.knn200:P2} | {multi.seconds:F0} s |",
 };
-if (attentiveEpochs > 0)
-    lines.Add($"| MAE attentive probe on the patch tokens (1 query, {config.NumHeads} heads, {attentiveEpochs} epochs, lr {attentiveLr}; tokens computed in {attentive.cacheSeconds:F0} s) | {attentive.accuracy:P2} | – | – | {attentive.seconds:F0} s |");
-if (ftEpochs > 0) lines.Add($"| fine-tuned end to end, {ftEpochs} epochs | {ftAccuracy:P2} | – | – | {ftSeconds:F0} s |");
+foreach (var a in attentive)
+    lines.Add($"| MAE attentive probe on the patch tokens of {(a.layers == 1 ? "the last block" : $"the last {a.layers} blocks")} ({a.layers * config.EmbedDim} per patch; 1 query, {config.NumHeads} heads, " +
+              $"{attentiveEpochs} epochs, lr {attentiveLr}; tokens computed in {a.cacheSeconds:F0} s) | {a.accuracy:P2} | – | – | {a.seconds:F0} s |");
+if (ftEpochs > 0) lines.Add($"| fine-tuned end to end, {ftEpochs} epochs ({ft.WarmupEpochs} of warm-up) | {ftAccuracy:P2} | – | – | {ftSeconds:F0} s |");
 if (contrastive is { } c)
 {
     lines.Insert(lines.Count, $"| contrastive MAE (weight {contrastiveWeight}, T 0.1), {contrastiveEpochs} epochs (loss {c.result.EpochLosses[0]:F3} → {c.result.EpochLosses[^1]:F3}) | – | – | – | {c.seconds:F0} s |");

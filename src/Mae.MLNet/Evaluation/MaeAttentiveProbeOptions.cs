@@ -20,8 +20,14 @@ public sealed class MaeAttentiveProbeOptions
     public double WarmupEpochs { get; set; } = 1;
     public double WeightDecay { get; set; } = 0.05;
     public double LabelSmoothing { get; set; }
-    /// <summary>Attention heads of the pooler (null: the encoder's head count); must divide the encoder's width.</summary>
+    /// <summary>Attention heads of the pooler (null: the encoder's head count); must divide the token width
+    /// (<see cref="Layers"/> × the encoder's width).</summary>
     public int? NumHeads { get; set; }
+    /// <summary>How many of the encoder's last blocks the probe reads (1 … depth): each block's patch tokens after the
+    /// final norm, concatenated per patch (<see cref="Model.MaeEncoder.PatchTokens"/>), so the pooler attends over
+    /// tokens of width <c>Layers × D</c>, as the multi-layer linear probe (<c>MaeFeaturizerOptions.Layers</c>) does with
+    /// pooled vectors. 1 (default): the last block only.</summary>
+    public int Layers { get; set; } = 1;
     /// <summary>Seed of the pooler's initialisation and of the per-epoch order.</summary>
     public long Seed { get; set; }
     public MaeDevice Device { get; set; } = MaeDevice.Auto;
@@ -50,6 +56,7 @@ public sealed class MaeAttentiveProbeOptions
         Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "a finite number ≥ 0");
         Check(LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), LabelSmoothing, "in [0, 1)");
         Check(NumHeads is null || NumHeads >= 1, nameof(NumHeads), NumHeads!, "≥ 1 (or null for the encoder's)");
+        Check(Layers >= 1, nameof(Layers), Layers, "≥ 1 (the last block), at most the encoder's depth");
         Check(LogEvery >= 1, nameof(LogEvery), LogEvery, "≥ 1");
         ModelRunner.ValidateBatchSize(EvaluationBatchSize, nameof(EvaluationBatchSize));
         Check(MaxTokenCacheBytes >= 1, nameof(MaxTokenCacheBytes), MaxTokenCacheBytes, "≥ 1");

@@ -47,20 +47,21 @@ public sealed class MaeAttentiveProber
         ArgumentNullException.ThrowIfNull(train);
         var o = Options;
         var cfg = encoder.Config;
-        int heads = o.NumHeads ?? cfg.NumHeads;
-        if (cfg.EmbedDim % heads != 0)
-            throw new ArgumentOutOfRangeException(nameof(o.NumHeads), heads, $"NumHeads must divide the encoder's width {cfg.EmbedDim}; got {heads}.");
+        MaeEncoder.CheckLayers(o.Layers, cfg, nameof(o.Layers));
+        int width = o.Layers * cfg.EmbedDim, heads = o.NumHeads ?? cfg.NumHeads;
+        if (width % heads != 0)
+            throw new ArgumentOutOfRangeException(nameof(o.NumHeads), heads, $"NumHeads must divide the token width {width} ({o.Layers} layer(s) × {cfg.EmbedDim}); got {heads}.");
         var evalTransform = TokenTransform(cfg, normalization);
         int classes = CheckData(cfg, train, validation, o, numClasses);
 
         var device = o.Device.Resolve();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var trainTokens = TokenCache.Compute(encoder, train, evalTransform, o.EvaluationBatchSize, device);
-        using var validationTokens = validation is null ? null : TokenCache.Compute(encoder, validation, evalTransform, o.EvaluationBatchSize, device);
+        using var trainTokens = TokenCache.Compute(encoder, o.Layers, train, evalTransform, o.EvaluationBatchSize, device);
+        using var validationTokens = validation is null ? null : TokenCache.Compute(encoder, o.Layers, validation, evalTransform, o.EvaluationBatchSize, device);
         var caching = clock.Elapsed;
 
         TorchRuntime.Seed(o.Seed);
-        var model = new AttentiveClassifier(cfg.EmbedDim, heads, classes, cfg.LayerNormEps);
+        var model = new AttentiveClassifier(width, heads, classes, cfg.LayerNormEps);
         var task = new ProbeTask(model, trainTokens, validationTokens, o, progress);
         long stepsPerEpoch = train.Count / o.BatchSize;
         var settings = new MaeEngineSettings
@@ -97,6 +98,7 @@ public sealed class MaeAttentiveProber
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(source);
         var transform = TokenTransform(encoder.Config, normalization);
+        int layers = LayersOf(encoder, model);
         var device = model.head.weight!.device;
         bool wasTraining = encoder.training;
         encoder.eval();
@@ -107,7 +109,7 @@ public sealed class MaeAttentiveProber
         {
             MaeFineTuner.ForEachEvaluationBatch(source, transform, batchSize, device, (x, y) =>
             {
-                var logits = model.forward(PatchTokens(encoder, x));
+                var logits = model.forward(PatchTokens(encoder, x, layers));
                 lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
                 correct += logits.argmax(-1).eq(y).sum().item<long>();
                 seen += y.shape[0];
@@ -117,11 +119,26 @@ public sealed class MaeAttentiveProber
         return (seen == 0 ? 0 : (double)correct / seen, seen == 0 ? 0 : lossSum / seen);
     }
 
-    /// <summary>The encoder's patch tokens after its final norm, every patch visible, cls left out: [N, L, D] fp32.</summary>
-    internal static Tensor PatchTokens(MaeEncoder encoder, Tensor images)
+    /// <summary>The probe's input: the encoder's patch tokens of its last <paramref name="layers"/> blocks after the final
+    /// norm, every patch visible, cls left out (<see cref="MaeEncoder.PatchTokens"/>): [N, L, layers · D] fp32.</summary>
+    internal static Tensor PatchTokens(MaeEncoder encoder, Tensor images, int layers)
     {
         using var scope = NewDisposeScope();
-        return encoder.forward(images)[.., 1.., ..].to(float32).MoveToOuterDisposeScope();
+        return encoder.PatchTokens(images, layers).to(float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>How many of <paramref name="encoder"/>'s last blocks <paramref name="probe"/> reads: its token width is
+    /// that many times the encoder's. Throws when the two do not fit together.</summary>
+    public static int LayersOf(MaeEncoder encoder, AttentiveClassifier probe)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(probe);
+        int d = encoder.Config.EmbedDim, layers = probe.EmbedDim / d;
+        if (probe.EmbedDim % d != 0 || layers < 1 || layers > encoder.Config.Depth)
+            throw new ArgumentException(
+                $"The attentive probe reads tokens of width {probe.EmbedDim}; an encoder of width {d} and depth {encoder.Config.Depth} gives 1 … {encoder.Config.Depth} × {d}.",
+                nameof(probe));
+        return layers;
     }
 
     static int CheckData(MaeConfig cfg, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeAttentiveProbeOptions o, int? numClasses)
@@ -143,15 +160,15 @@ public sealed class MaeAttentiveProber
         if (classes < 2) throw new ArgumentException($"The labels span {classes} class(es); a classifier needs at least 2.", nameof(numClasses));
         if (bound > classes)
             throw new ArgumentException($"The sources have labels up to {bound - 1}; the probe has {classes} classes (labels 0 … {classes - 1}).", nameof(numClasses));
-        long bytes = checked((train.Count + (validation?.Count ?? 0)) * cfg.NumPatches * cfg.EmbedDim * sizeof(float));
+        long bytes = checked((train.Count + (validation?.Count ?? 0)) * cfg.NumPatches * o.Layers * cfg.EmbedDim * sizeof(float));
         if (bytes > o.MaxTokenCacheBytes)
             throw new ArgumentException(
-                $"Caching the frozen tokens needs {bytes / (1 << 20)} MiB ({train.Count + (validation?.Count ?? 0)} images × {cfg.NumPatches} patches × {cfg.EmbedDim} floats), " +
+                $"Caching the frozen tokens needs {bytes / (1 << 20)} MiB ({train.Count + (validation?.Count ?? 0)} images × {cfg.NumPatches} patches × {o.Layers * cfg.EmbedDim} floats), " +
                 $"more than MaxTokenCacheBytes = {o.MaxTokenCacheBytes / (1 << 20)} MiB. Raise the bound if the memory is there, or probe a subset.", nameof(train));
         return classes;
     }
 
-    /// <summary>A frozen encoder's patch tokens [N, L, D] and labels [N] of a whole source, on the CPU.</summary>
+    /// <summary>A frozen encoder's patch tokens [N, L, layers · D] and labels [N] of a whole source, on the CPU.</summary>
     internal sealed class TokenCache : IDisposable
     {
         public Tensor Tokens { get; }
@@ -160,13 +177,13 @@ public sealed class MaeAttentiveProber
 
         TokenCache(Tensor tokens, Tensor labels) { Tokens = tokens; Labels = labels; }
 
-        public static TokenCache Compute(MaeEncoder encoder, IMaeLabeledImageSource source, IBatchTransform transform, int batchSize, Device device)
+        public static TokenCache Compute(MaeEncoder encoder, int layers, IMaeLabeledImageSource source, IBatchTransform transform, int batchSize, Device device)
         {
             var cfg = encoder.Config;
             bool wasTraining = encoder.training;
             encoder.to(device);
             encoder.eval();
-            var tokens = empty(source.Count, cfg.NumPatches, cfg.EmbedDim, dtype: float32);
+            var tokens = empty(source.Count, cfg.NumPatches, layers * cfg.EmbedDim, dtype: float32);
             var labels = empty(source.Count, dtype: int64);
             tokens.DetachFromDisposeScope();
             labels.DetachFromDisposeScope();
@@ -178,7 +195,7 @@ public sealed class MaeAttentiveProber
                     long n = y.shape[0];
                     if (row + n > source.Count)
                         throw new InvalidDataException($"The source yielded more than the {source.Count} images it promises.");
-                    tokens[TensorIndex.Slice(row, row + n)].copy_(PatchTokens(encoder, x).cpu());
+                    tokens[TensorIndex.Slice(row, row + n)].copy_(PatchTokens(encoder, x, layers).cpu());
                     labels[TensorIndex.Slice(row, row + n)].copy_(y.cpu());
                     row += n;
                 });

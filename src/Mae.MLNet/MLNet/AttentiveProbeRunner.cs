@@ -12,12 +12,14 @@ internal sealed class AttentiveProbeRunner : ModelRunner
 {
     readonly MaeEncoder encoder;
     readonly AttentiveClassifier probe;
+    readonly int layers;
 
     public AttentiveProbeRunner(MaeEncoder encoder, AttentiveClassifier probe, MaeDevice device, PixelNormalization normalization)
         : base(encoder, encoder.Config, device, normalization)
     {
         this.encoder = encoder;
         this.probe = probe;
+        layers = MaeAttentiveProber.LayersOf(encoder, probe);
         probe.to(device.Resolve());
         probe.eval();
     }
@@ -27,6 +29,6 @@ internal sealed class AttentiveProbeRunner : ModelRunner
     protected override Tensor Compute(Tensor images)
     {
         if (probe.training) probe.eval();
-        return nn.functional.softmax(probe.forward(MaeAttentiveProber.PatchTokens(encoder, images)), -1);
+        return nn.functional.softmax(probe.forward(MaeAttentiveProber.PatchTokens(encoder, images, layers)), -1);
     }
 }

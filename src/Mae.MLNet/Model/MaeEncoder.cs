@@ -153,18 +153,38 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     /// </summary>
     public Tensor ExtractFeatures(Tensor images, MaePooling pooling = MaePooling.Cls, int layers = 1)
     {
-        MaeInputs.CheckImages(images, Config, nameof(images));
-        CheckLayers(layers, Config, nameof(layers));
         if (!Enum.IsDefined(pooling)) throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Expected Cls or Mean.");
         using var scope = NewDisposeScope();
+        var pooled = LastLayers(images, layers).Select(t => Pool(t, pooling)).ToArray();   // each [N, D]
+        return (layers == 1 ? pooled[0] : cat(pooled, 1)).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The patch tokens (cls left out) of the last <paramref name="layers"/> blocks, each after the final norm,
+    /// concatenated along the channels earliest first: [N, L, layers · D], every patch visible. What an attentive
+    /// probe reads; <paramref name="layers"/> = 1 is <c>forward(images)[:, 1:]</c>.
+    /// </summary>
+    public Tensor PatchTokens(Tensor images, int layers = 1)
+    {
+        using var scope = NewDisposeScope();
+        var tokens = LastLayers(images, layers).Select(t => t[.., 1.., ..]).ToArray();   // each [N, L, D]
+        return (layers == 1 ? tokens[0] : cat(tokens, 2)).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>All tokens [N, 1 + L, D] of each of the last <paramref name="layers"/> blocks after the final norm,
+    /// earliest first (in the caller's dispose scope).</summary>
+    List<Tensor> LastLayers(Tensor images, int layers)
+    {
+        MaeInputs.CheckImages(images, Config, nameof(images));
+        CheckLayers(layers, Config, nameof(layers));
         var x = PrependCls(Embed(images));
-        var pooled = new List<Tensor>(layers);
+        var outputs = new List<Tensor>(layers);
         for (int i = 0; i < blocks.Count; i++)
         {
             x = blocks[i].forward(x);
-            if (i >= blocks.Count - layers) pooled.Add(Pool(norm.forward(x), pooling));   // [N, D]
+            if (i >= blocks.Count - layers) outputs.Add(norm.forward(x));
         }
-        return (layers == 1 ? pooled[0] : cat(pooled, 1)).contiguous().MoveToOuterDisposeScope();
+        return outputs;
     }
 
     /// <summary>[N, 1 + L, D] tokens → [N, D]: token 0, or the mean of tokens 1 ….</summary>
@@ -177,6 +197,6 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     {
         if (layers < 1 || layers > config.Depth)
             throw new ArgumentOutOfRangeException(name, layers,
-                $"Layers is the number of last blocks whose pooled tokens are concatenated: expected 1 … {config.Depth} (the encoder's depth); got {layers}.");
+                $"Layers is the number of last blocks whose tokens are concatenated: expected 1 … {config.Depth} (the encoder's depth); got {layers}.");
     }
 }

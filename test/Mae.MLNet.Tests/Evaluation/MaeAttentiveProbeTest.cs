@@ -69,18 +69,26 @@ public class MaeAttentiveProbeTest
         Assert.IsTrue(encoder.training, "the encoder's mode (a new module trains) is restored");
     }
 
+    /// <summary>Layers = 2: the probe reads the last two blocks' tokens concatenated per patch, and the zip's ONNX graph
+    /// must build the same concatenation.</summary>
     [TestMethod]
-    public void SavedZipScoresAsTheInMemoryProbe()
+    [DataRow(1)]
+    [DataRow(2)]
+    public void SavedZipScoresAsTheInMemoryProbe(int layers)
     {
         var ml = new MLContext(seed: 0);
         var train = Data(ml, 48, seed: 7);
         TorchRuntime.Seed(12);
-        var options = new MaeAttentiveProbeTrainer.Options { Encoder = new MaeEncoder(TinyFt.Config), Training = Recipe(3), InferenceBatchSize = 5 };
+        var recipe = Recipe(3);
+        recipe.Layers = layers;
+        var options = new MaeAttentiveProbeTrainer.Options { Encoder = new MaeEncoder(TinyFt.Config), Training = recipe, InferenceBatchSize = 5 };
         var model = ml.Transforms.Conversion.MapValueToKey("Label", "Name")
             .Append(ml.MulticlassClassification.Trainers.MaeAttentiveProbe(options))
             .Fit(train);
         var probe = ((IEnumerable<ITransformer>)model).OfType<MaeAttentiveProbeTransformer>().Single();
         Assert.AreEqual(3, probe.NumClasses);
+        Assert.AreEqual(layers * TinyFt.Config.EmbedDim, probe.Probe.EmbedDim);
+        Assert.AreEqual(layers, MaeAttentiveProber.LayersOf(probe.Encoder, probe.Probe));
         CollectionAssert.AreEqual(Names, probe.ClassNames());
         var test = Data(ml, 21, seed: 5);
         var scored = model.Transform(test);
@@ -148,6 +156,8 @@ public class MaeAttentiveProbeTest
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => Trainer(bound).Fit(data)).Message, "MaxTokenCacheBytes");
         var batch = Tiny(); batch.Training.BatchSize = 64;
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => Trainer(batch).Fit(data)).Message, "fewer than BatchSize");
+        var deep = Tiny(); deep.Training.Layers = TinyFt.Config.Depth + 1;
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(deep).Fit(data)).Message, $"expected 1 … {TinyFt.Config.Depth}");
         var epochs = Tiny(); epochs.Training.Epochs = 0;
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(epochs));
     }

@@ -63,11 +63,35 @@ public class MultiLayerFeaturesTest
         }
     }
 
+    /// <summary>The attentive probe's input: the last k blocks' patch tokens after the final norm, concatenated per
+    /// patch; their mean over the patches is the multi-layer mean feature.</summary>
+    [TestMethod]
+    [DataRow(1)]
+    [DataRow(3)]
+    public void PatchTokensConcatenateTheLastBlocksPerPatch(int k)
+    {
+        TorchRuntime.Seed(3);
+        using var encoder = new MaeEncoder(Config);
+        using var noGrad = no_grad();
+        var images = randn(4, 3, Size, Size);
+        var tokens = encoder.PatchTokens(images, k);
+        CollectionAssert.AreEqual(new long[] { 4, Config.NumPatches, 32 * k }, tokens.shape);
+        var x = encoder.PrependCls(encoder.Embed(images));
+        var outputs = new List<Tensor>();
+        foreach (var block in encoder.blocks) outputs.Add(x = block.forward(x));
+        var expected = cat(outputs.Skip(outputs.Count - k).Select(o => encoder.norm.forward(o)[.., 1.., ..]).ToArray(), 2);
+        Assert.IsTrue(tokens.allclose(expected, rtol: 0, atol: 1e-6));
+        Assert.IsTrue(tokens.mean(new long[] { 1 }).allclose(Reference(encoder, images, MaePooling.Mean, k), rtol: 0, atol: 1e-6));
+        if (k == 1) Assert.IsTrue(tokens.allclose(encoder.forward(images)[.., 1.., ..], rtol: 0, atol: 1e-6));
+    }
+
     [TestMethod]
     public void LayersOutsideTheDepthAreRefused()
     {
         using var encoder = new MaeEncoder(Config);
         var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => encoder.ExtractFeatures(zeros(1, 3, Size, Size), MaePooling.Cls, 4));
+        StringAssert.Contains(ex.Message, "expected 1 … 3");
+        ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => encoder.PatchTokens(zeros(1, 3, Size, Size), 0));
         StringAssert.Contains(ex.Message, "expected 1 … 3");
         var ml = new MLContext(0);
         ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.MaeFeaturize(

@@ -9,8 +9,10 @@ namespace Mae.MLNet.Interop.Onnx;
 public static partial class MaeOnnxExport
 {
     /// <summary>Builds the attentive-probe feature graph: pixels → the encoder's patch tokens after its final norm
-    /// (cls left out) → <see cref="AttentivePooler"/> → <see cref="MaeOnnxOptions.FeaturesName"/> [batch, D]
-    /// (the input of the probe's linear head). <see cref="MaeOnnxOptions.Pooling"/> and Layers do not apply.</summary>
+    /// (cls left out) of as many last blocks as the pooler reads, concatenated per patch
+    /// (<see cref="MaeEncoder.PatchTokens"/>) → <see cref="AttentivePooler"/> → <see cref="MaeOnnxOptions.FeaturesName"/>
+    /// [batch, pooler width] (the input of the probe's linear head). <see cref="MaeOnnxOptions.Pooling"/> and
+    /// <see cref="MaeOnnxOptions.Layers"/> do not apply: the pooler's width says how many blocks it reads.</summary>
     public static ModelProto BuildModel(MaeEncoder encoder, AttentivePooler pooler, MaeOnnxOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(encoder);
@@ -18,22 +20,30 @@ public static partial class MaeOnnxExport
         options ??= new MaeOnnxOptions();
         var cfg = encoder.Config;
         options.Validate(cfg);
-        if (pooler.EmbedDim != cfg.EmbedDim)
-            throw new ArgumentException($"The pooler takes tokens of width {pooler.EmbedDim}; the encoder's are {cfg.EmbedDim}.", nameof(pooler));
+        int layers = pooler.EmbedDim / cfg.EmbedDim;
+        if (pooler.EmbedDim % cfg.EmbedDim != 0 || layers < 1 || layers > cfg.Depth)
+            throw new ArgumentException(
+                $"The pooler takes tokens of width {pooler.EmbedDim}; the encoder's blocks give 1 … {cfg.Depth} × {cfg.EmbedDim}.", nameof(pooler));
         CheckSize(encoder.parameters().Concat(pooler.parameters()), "encoder and pooler");
 
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var g = new OnnxGraphBuilder("mae_attentive_probe");
-        string tokens = LayerNorm(g, encoder.norm, Blocks(g, encoder, Tokens(g, encoder, Input(g, cfg, options))), cfg.LayerNormEps, "norm");
-        string patches = g.Node("Slice",
-            new[] { tokens, g.Int64s("patch_start", 1), g.Int64s("patch_end", long.MaxValue), g.Int64s("patch_axis", 1) },
-            g.UniqueName("patch_tokens_out"));
+        var blockOutputs = BlockOutputs(g, encoder, Tokens(g, encoder, Input(g, cfg, options)));
+        var patchTokens = blockOutputs.Skip(blockOutputs.Count - layers).Select(block =>
+        {
+            string tokens = LayerNorm(g, encoder.norm, block, cfg.LayerNormEps, "norm");
+            return g.Node("Slice",
+                new[] { tokens, g.Int64s("patch_start", 1), g.Int64s("patch_end", long.MaxValue), g.Int64s("patch_axis", 1) },
+                g.UniqueName("patch_tokens_out"));
+        }).ToArray();
+        string patches = layers == 1 ? patchTokens[0] : g.Node("Concat", patchTokens, g.UniqueName("patch_tokens_concat"), Attr("axis", 2L));
         string pooled = AttentivePool(g, pooler, patches, options.PerRow ? options.FeaturesName + "_batch" : options.FeaturesName);
-        Output(g, options, pooled, options.FeaturesName, cfg.EmbedDim);
-        return Model(g, cfg, options, $"MAE encoder + attentive pooler ({pooler.NumHeads} heads)",
+        Output(g, options, pooled, options.FeaturesName, pooler.EmbedDim);
+        return Model(g, cfg, options, $"MAE encoder + attentive pooler ({pooler.NumHeads} heads" + (layers > 1 ? $", last {layers} blocks" : "") + ")",
             ("mae.pooling", "attentive"),
-            ("mae.pooler_heads", pooler.NumHeads.ToString(CultureInfo.InvariantCulture)));
+            ("mae.pooler_heads", pooler.NumHeads.ToString(CultureInfo.InvariantCulture)),
+            ("mae.layers", layers.ToString(CultureInfo.InvariantCulture)));
     }
 
     /// <summary>Writes the attentive-probe feature graph to <paramref name="stream"/> (left open).</summary>
