@@ -25,7 +25,7 @@ device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
 var epochs = new Option<int>("--epochs")
 {
     Description = "Most pre-training epochs; fewer when --minutes would be exceeded (a short calibration run measures the speed first).",
-    DefaultValueFactory = _ => 50,
+    DefaultValueFactory = _ => 200,
 };
 var minutes = new Option<double>("--minutes") { Description = "Time box for pre-training, in minutes (0 = no box: exactly --epochs).", DefaultValueFactory = _ => 3.0 };
 var output = new Option<DirectoryInfo>("--out") { Description = "Where to write the pictures, the weights and summary.json.", DefaultValueFactory = _ => new DirectoryInfo("quickstart-output") };
