@@ -1,7 +1,7 @@
 // Fashion-MNIST study: dotnet run -c Release --project samples/FashionMnistStudy -- [--train 60000] [--test 10000]
 //   [--pt-epochs 10] [--ft-epochs 3] [--sweep-epochs 3] [--patch 7] [--data DIR] [--out docs/results.md]
 //   [--contrastive-epochs 0] [--contrastive-weight 0.1] [--save-weights FILE | --load-weights FILE] [--attentive-epochs 20] [--attentive-lr 1e-2]
-//   [--attentive-layers 1,4] [--ft-warmup 1]
+//   [--attentive-layers 1,4] [--attentive-select 1e-2,3e-2] [--ft-warmup 1]
 // (--ft-epochs 0, --sweep-epochs 0 or --attentive-epochs 0 leave that part out.)
 // Pre-trains an MAE on the training images (labels unused), probes the frozen encoder with SDCA (cls and mean
 // pooling) beside raw pixels, trains an attentive probe on its frozen patch tokens, fine-tunes it end to end, and repeats a shorter pre-training at mask ratios 0.5 / 0.75 /
@@ -44,6 +44,11 @@ double attentiveLr = double.Parse(Get("attentive-lr", "1e-2"));   // 1e-3 learne
 var config = MaeConfig.Mnist28 with { PatchSize = patch, EmbedDim = 96, Depth = 4, NumHeads = 3, DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 4 };
 // One attentive probe per entry: the tokens of the last k blocks, concatenated per patch (1 = the last block only).
 int[] attentiveLayers = Get("attentive-layers", $"1,{config.Depth}").Split(',').Select(int.Parse).ToArray();
+// --attentive-select lr,lr,…: each attentive probe's lr is chosen on the last sixth of the training images (10 000 of
+// 60 000), held out from probes
+// trained on the other ones; the chosen probe is then retrained on every training image. The test set plays no part.
+double[] attentiveSelect = opts.TryGetValue("attentive-select", out var select) ? select.Split(',').Select(double.Parse).ToArray() : Array.Empty<double>();
+int heldOut = train.Count / 6;
 var ml = new MLContext(seed: 0);
 var trainData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(train)));
 var testData = ml.Data.Cache(ml.Data.LoadFromEnumerable(Items(test)));
@@ -131,20 +136,39 @@ if (contrastiveEpochs > 0)
 }
 
 // Attentive probe: one learned query over the frozen encoder's patch tokens (computed once), linear head; ML.NET trainer.
-var attentive = new List<(int layers, double accuracy, double seconds, double cacheSeconds)>();
+(ITransformer model, MaeAttentiveProbeTransformer fitted) FitAttentive(IDataView data, IDataView? validation, int layers, double lr)
+{
+    var toKey = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data);
+    var probe = ml.MulticlassClassification.Trainers.MaeAttentiveProbe(new MaeAttentiveProbeTrainer.Options
+        {
+            Encoder = mainMae.Encoder, InferenceBatchSize = 512, ValidationData = validation is null ? null : toKey.Transform(validation),
+            Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = lr, Layers = layers, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
+            Progress = new Progress<MaeFineTuneProgress>(p =>
+            {
+                if (p.EndOfEpoch) Log($"attentive probe ({layers} block(s), lr {lr}): epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}" +
+                                      (p.ValidationAccuracy is double a ? $", held-out {a:P2}" : ""));
+            }),
+        }).Fit(toKey.Transform(data));
+    return (toKey.Append(probe), probe);
+}
+var attentive = new List<(int layers, double lr, string choice, double accuracy, double seconds, double cacheSeconds)>();
 foreach (int layers in attentiveEpochs > 0 ? attentiveLayers : Array.Empty<int>())
 {
     var sw = Stopwatch.StartNew();
-    var probeModel = ml.Transforms.Conversion.MapValueToKey("Label")
-        .Append(ml.MulticlassClassification.Trainers.MaeAttentiveProbe(new MaeAttentiveProbeTrainer.Options
-        {
-            Encoder = mainMae.Encoder, InferenceBatchSize = 512,
-            Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = attentiveLr, Layers = layers, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
-            Progress = new Progress<MaeFineTuneProgress>(p => { if (p.EndOfEpoch) Log($"attentive probe ({layers} block(s)): epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}"); }),
-        }))
-        .Fit(trainData);
-    var fitted = ((IEnumerable<ITransformer>)probeModel).OfType<MaeAttentiveProbeTransformer>().Single();
-    attentive.Add((layers, ml.MulticlassClassification.Evaluate(probeModel.Transform(testData)).MicroAccuracy, sw.Elapsed.TotalSeconds,
+    double lr = attentiveLr;
+    string choice = "";
+    if (attentiveSelect.Length > 0)
+    {
+        var fitPart = ml.Data.TakeRows(trainData, train.Count - heldOut);
+        var heldOutPart = ml.Data.SkipRows(trainData, train.Count - heldOut);
+        var scores = attentiveSelect.Select(candidate =>
+            (lr: candidate, accuracy: FitAttentive(fitPart, heldOutPart, layers, candidate).fitted.Training!.Training.ValidationAccuracies[^1])).ToList();
+        lr = scores.MaxBy(c => c.accuracy).lr;
+        choice = $", chosen on {heldOut} held-out training images: " + string.Join(", ", scores.Select(c => $"{c.lr} → {c.accuracy:P2}"));
+        Log($"attentive probe ({layers} block(s)): lr {lr}{choice}");
+    }
+    var (probeModel, fitted) = FitAttentive(trainData, null, layers, lr);
+    attentive.Add((layers, lr, choice, ml.MulticlassClassification.Evaluate(probeModel.Transform(testData)).MicroAccuracy, sw.Elapsed.TotalSeconds,
                    fitted.Training!.TokenCaching.TotalSeconds));
     Log($"attentive probe ({layers} block(s)): {attentive[^1].accuracy:P2} in {attentive[^1].seconds:F0} s (tokens {attentive[^1].cacheSeconds:F0} s)");
 }
@@ -201,7 +225,7 @@ var lines = new List<string>
 };
 foreach (var a in attentive)
     lines.Add($"| MAE attentive probe on the patch tokens of {(a.layers == 1 ? "the last block" : $"the last {a.layers} blocks")} ({a.layers * config.EmbedDim} per patch; 1 query, {config.NumHeads} heads, " +
-              $"{attentiveEpochs} epochs, lr {attentiveLr}; tokens computed in {a.cacheSeconds:F0} s) | {a.accuracy:P2} | – | – | {a.seconds:F0} s |");
+              $"{attentiveEpochs} epochs, lr {a.lr}{a.choice}; tokens computed in {a.cacheSeconds:F0} s) | {a.accuracy:P2} | – | – | {a.seconds:F0} s |");
 if (ftEpochs > 0) lines.Add($"| fine-tuned end to end, {ftEpochs} epochs ({ft.WarmupEpochs} of warm-up) | {ftAccuracy:P2} | – | – | {ftSeconds:F0} s |");
 if (contrastive is { } c)
 {
