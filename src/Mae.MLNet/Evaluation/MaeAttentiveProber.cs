@@ -133,11 +133,17 @@ public sealed class MaeAttentiveProber
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(probe);
-        int d = encoder.Config.EmbedDim, layers = probe.EmbedDim / d;
-        if (probe.EmbedDim % d != 0 || layers < 1 || layers > encoder.Config.Depth)
+        return LayersOf(encoder.Config, probe.EmbedDim, nameof(probe));
+    }
+
+    /// <summary>Blocks behind tokens of width <paramref name="tokenWidth"/> of an encoder with <paramref name="config"/>.</summary>
+    internal static int LayersOf(MaeConfig config, int tokenWidth, string paramName)
+    {
+        int d = config.EmbedDim, layers = tokenWidth / d;
+        if (tokenWidth % d != 0 || layers < 1 || layers > config.Depth)
             throw new ArgumentException(
-                $"The attentive probe reads tokens of width {probe.EmbedDim}; an encoder of width {d} and depth {encoder.Config.Depth} gives 1 … {encoder.Config.Depth} × {d}.",
-                nameof(probe));
+                $"The attentive probe reads tokens of width {tokenWidth}; an encoder of width {d} and depth {config.Depth} gives 1 … {config.Depth} × {d}.",
+                paramName);
         return layers;
     }
 

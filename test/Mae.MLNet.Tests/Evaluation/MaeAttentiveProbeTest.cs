@@ -124,6 +124,24 @@ public class MaeAttentiveProbeTest
         finally { File.Delete(path); }
     }
 
+    /// <summary>A probe's token width must be k × the encoder's width for 1 ≤ k ≤ depth; otherwise using it with that
+    /// encoder, in evaluation or in the ONNX export, is refused naming both widths.</summary>
+    [TestMethod]
+    public void AProbeThatDoesNotFitTheEncoderIsRefused()
+    {
+        using var encoder = new MaeEncoder(TinyFt.Config);   // width 32, depth 2
+        Assert.AreEqual(2, MaeAttentiveProber.LayersOf(encoder, new AttentiveClassifier(64, 2, 3)));
+        foreach (int width in new[] { 48, 96 })   // not a multiple; more blocks than the encoder has
+        {
+            using var probe = new AttentiveClassifier(width, 2, 3);
+            var e = Assert.ThrowsExactly<ArgumentException>(() => MaeAttentiveProber.LayersOf(encoder, probe));
+            StringAssert.Contains(e.Message, $"width {width}");
+            StringAssert.Contains(e.Message, "1 … 2 × 32");
+            e = Assert.ThrowsExactly<ArgumentException>(() => Mae.MLNet.Interop.Onnx.MaeOnnxExport.BuildModel(encoder, probe.pooler));
+            StringAssert.Contains(e.Message, $"width {width}");
+        }
+    }
+
     [TestMethod]
     public void BadInputIsRejectedBeforeTraining()
     {

@@ -20,10 +20,7 @@ public static partial class MaeOnnxExport
         options ??= new MaeOnnxOptions();
         var cfg = encoder.Config;
         options.Validate(cfg);
-        int layers = pooler.EmbedDim / cfg.EmbedDim;
-        if (pooler.EmbedDim % cfg.EmbedDim != 0 || layers < 1 || layers > cfg.Depth)
-            throw new ArgumentException(
-                $"The pooler takes tokens of width {pooler.EmbedDim}; the encoder's blocks give 1 … {cfg.Depth} × {cfg.EmbedDim}.", nameof(pooler));
+        int layers = Evaluation.MaeAttentiveProber.LayersOf(cfg, pooler.EmbedDim, nameof(pooler));
         CheckSize(encoder.parameters().Concat(pooler.parameters()), "encoder and pooler");
 
         using var noGrad = no_grad();
