@@ -45,8 +45,8 @@ var config = MaeConfig.Mnist28 with { PatchSize = patch, EmbedDim = 96, Depth = 
 // One attentive probe per entry: the tokens of the last k blocks, concatenated per patch (1 = the last block only).
 int[] attentiveLayers = Get("attentive-layers", $"1,{config.Depth}").Split(',').Select(int.Parse).ToArray();
 // --attentive-select lr,lr,…: each attentive probe's lr is chosen on the last sixth of the training images (10 000 of
-// 60 000), held out from probes
-// trained on the other ones; the chosen probe is then retrained on every training image. The test set plays no part.
+// 60 000), held out from probes trained on the other ones; the chosen probe is then retrained on every training image.
+// The test set plays no part.
 double[] attentiveSelect = opts.TryGetValue("attentive-select", out var select) ? select.Split(',').Select(double.Parse).ToArray() : Array.Empty<double>();
 int heldOut = train.Count / 6;
 var ml = new MLContext(seed: 0);
@@ -140,15 +140,15 @@ if (contrastiveEpochs > 0)
 {
     var toKey = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data);
     var probe = ml.MulticlassClassification.Trainers.MaeAttentiveProbe(new MaeAttentiveProbeTrainer.Options
+    {
+        Encoder = mainMae.Encoder, InferenceBatchSize = 512, ValidationData = validation is null ? null : toKey.Transform(validation),
+        Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = lr, Layers = layers, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
+        Progress = new Progress<MaeFineTuneProgress>(p =>
         {
-            Encoder = mainMae.Encoder, InferenceBatchSize = 512, ValidationData = validation is null ? null : toKey.Transform(validation),
-            Training = new MaeAttentiveProbeOptions { Epochs = attentiveEpochs, LearningRate = lr, Layers = layers, Seed = 3, EvaluationBatchSize = 512, LogEvery = 1000 },
-            Progress = new Progress<MaeFineTuneProgress>(p =>
-            {
-                if (p.EndOfEpoch) Log($"attentive probe ({layers} block(s), lr {lr}): epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}" +
-                                      (p.ValidationAccuracy is double a ? $", held-out {a:P2}" : ""));
-            }),
-        }).Fit(toKey.Transform(data));
+            if (p.EndOfEpoch) Log($"attentive probe ({layers} block(s), lr {lr}): epoch {p.Epoch + 1}/{p.Epochs}, loss {p.EpochLoss:F4}" +
+                                  (p.ValidationAccuracy is double a ? $", held-out {a:P2}" : ""));
+        }),
+    }).Fit(toKey.Transform(data));
     return (toKey.Append(probe), probe);
 }
 var attentive = new List<(int layers, double lr, string choice, double accuracy, double seconds, double cacheSeconds)>();
