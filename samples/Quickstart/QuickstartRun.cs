@@ -110,7 +110,7 @@ public static class QuickstartRun
             config = encoder.Config;
             featurizer = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
             {
-                OutputColumnName = "Features", InputColumnName = Datasets.PixelsColumn, Pooling = MaePooling.Mean, Layers = config.Depth, Device = s.Device,
+                OutputColumnName = "Features", InputColumnName = Datasets.PixelsColumn, Pooling = MaePooling.Mean, Layers = FeatureLayers(config), Device = s.Device,
             }, encoder).Fit(data.Train);
             if (weightsKind == MaeWeightsKind.Full) autoencoder = MaeWeightFile.LoadMaskedAutoencoder(s.WeightsPath, imageSize: size);
         }
@@ -140,8 +140,8 @@ public static class QuickstartRun
         }
 
         // ---- probes ---------------------------------------------------------------------------------------------
-        // The headline row is the featurizer's output: mean-pooled tokens of every block, each through the final norm,
-        // concatenated (Layers = depth). Earlier blocks keep more of the local detail that the last one, shaped by pixel
+        // The headline row is the featurizer's output: mean-pooled tokens of the last 4 blocks (all of the quickstart's
+        // MAE), each through the final norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
         // reconstruction, spends on the decoder's needs; on this data the last block alone is about as good as the raw
         // pixels, all blocks clearly better (README, docs/results.md).
         var rows = new List<ProbeRow>();
@@ -157,8 +157,10 @@ public static class QuickstartRun
             }, encoder).Fit(data.Train);
             return Probe(s.Seed, f.Transform(data.Train), f.Transform(data.Test), "Features", name, config.EmbedDim * layers);
         }
+        int layers = FeatureLayers(config);
+        string lastBlocks = layers == config.Depth ? $"all {layers} blocks" : $"the last {layers} blocks";
         rows.Add(Probe(s.Seed, featurizer.Transform(data.Train), featurizer.Transform(data.Test), "Features",
-            $"{source}, mean pooling of all {config.Depth} blocks", config.EmbedDim * config.Depth));
+            $"{source}, mean pooling of {lastBlocks}", config.EmbedDim * layers));
         rows.Add(Features(featurizer.Encoder, MaePooling.Mean, 1, $"{source}, mean pooling of the last block"));
         rows.Add(Features(featurizer.Encoder, MaePooling.Cls, 1, $"{source}, cls token of the last block"));
         rows.Add(AttentiveProbe(ml, data, featurizer, s.Device, $"{source}, attentive probe on its patch tokens"));
@@ -167,7 +169,7 @@ public static class QuickstartRun
             // Control: the same architecture with its random initial weights, to show what pre-training added.
             TorchRuntime.Seed(s.Seed);
             using var untrained = new MaeEncoder(config);
-            rows.Add(Features(untrained, MaePooling.Mean, config.Depth, $"same encoder, untrained (control), mean pooling of all {config.Depth} blocks"));
+            rows.Add(Features(untrained, MaePooling.Mean, layers, $"same encoder, untrained (control), mean pooling of {lastBlocks}"));
         }
         double probeSeconds = clock.Elapsed.TotalSeconds;
 
@@ -220,10 +222,14 @@ public static class QuickstartRun
 
     static int BatchSize(Dataset data) => (int)Math.Min(MaxBatchSize, data.TrainCount);
 
+    /// <summary>Blocks whose pooled tokens the featurizer concatenates: the last 4 (DINO's linear evaluation), all of the
+    /// quickstart's own MAE; a 12- or 24-block public model stays at 4 × D values.</summary>
+    static int FeatureLayers(MaeConfig config) => Math.Min(4, config.Depth);
+
     static MaePretrainEstimatorOptions PretrainOptions(MaeConfig config, int batchSize, QuickstartSettings s, int epochs, string? metricsFile, IProgress<MaePretrainProgress>? progress)
         => new()
         {
-            InputColumnName = Datasets.PixelsColumn, OutputColumnName = "Features", Model = config, Pooling = MaePooling.Mean, Layers = config.Depth,
+            InputColumnName = Datasets.PixelsColumn, OutputColumnName = "Features", Model = config, Pooling = MaePooling.Mean, Layers = FeatureLayers(config),
             Training = new MaePretrainOptions
             {
                 Epochs = epochs, WarmupEpochs = epochs == 1 ? 0.2 : Math.Max(1, epochs / 10), BatchSize = batchSize,
