@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;

@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;

@@ -1,11 +1,13 @@
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;
 using Mae.MLNet.Tests.Model;
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
+using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;

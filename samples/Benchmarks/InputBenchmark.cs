@@ -4,8 +4,8 @@ using Microsoft.ML;
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
 using TorchSharp;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Mae.MLNet.Model;
 using TorchSharp;
+using Mae.MLNet.Runtime;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;

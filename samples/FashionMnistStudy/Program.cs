@@ -9,16 +9,15 @@
 using System.Diagnostics;
 using System.Globalization;
 using Mae.MLNet;
-using Mae.MLNet.Data;
 using Mae.MLNet.Evaluation;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var opts = new Dictionary<string, string>();

@@ -1,6 +1,6 @@
-using Mae.MLNet.Data;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Quickstart;

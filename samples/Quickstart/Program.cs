@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Mae.MLNet;
 using Mae.MLNet.Quickstart;
 using Mae.MLNet.Runtime;
 

@@ -4,12 +4,12 @@ using Mae.MLNet.Evaluation;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using Mae.MLNet.Visualization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Spectre.Console;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Quickstart;

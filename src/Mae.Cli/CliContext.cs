@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Mae.MLNet;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;

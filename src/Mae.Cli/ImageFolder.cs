@@ -1,6 +1,7 @@
 using Mae.MLNet.Input;
 using Microsoft.ML;
 using Microsoft.ML.Transforms.Image;
+using Mae.MLNet;
 
 namespace Mae.Cli;
 

@@ -2,6 +2,8 @@ using System.Runtime.InteropServices;
 using System.CommandLine;
 using Mae.Cli.Commands;
 using Mae.MLNet.Interop;
+using Mae.MLNet.Input;
+using Mae.MLNet.Training;
 
 namespace Mae.Cli;
 

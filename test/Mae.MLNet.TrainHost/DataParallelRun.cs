@@ -1,11 +1,11 @@
 using System.Globalization;
-using Mae.MLNet.Distributed;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Input;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using TorchSharp;
+using Mae.MLNet.Model;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.TrainHost;

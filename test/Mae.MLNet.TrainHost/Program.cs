@@ -3,8 +3,9 @@
 // With an image folder the images come from its files (MaeImageFileSource, 16-px crops) instead of memory.
 // Trains the tiny MAE with a checkpoint after every epoch, prints "STEP <epoch> <step>" after each batch
 // (flushed, so the parent can kill it at a known point), and writes every step's loss as exact float bits.
-using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 
 if (args.Length > 0 && args[0] == "dp") return DataParallelRun.Run(args[1..]);
 if (args.Length > 0 && args[0] == "featurize") return ShardedFeaturizeRun.Run(args[1..]);

@@ -1,8 +1,8 @@
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Training;
 
 namespace Mae.MLNet.TrainHost;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.TrainHost;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using Mae.MLNet;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Interop.Onnx;
+using Mae.MLNet.Model;
 
 namespace Mae.Cli.Commands;
 

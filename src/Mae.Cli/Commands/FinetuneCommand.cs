@@ -1,8 +1,9 @@
 using System.CommandLine;
 using Mae.MLNet;
 using Mae.MLNet.FineTuning;
-using Mae.MLNet.Training;
 using Microsoft.ML;
+using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
 
 namespace Mae.Cli.Commands;
 

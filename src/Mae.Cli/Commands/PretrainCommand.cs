@@ -1,11 +1,11 @@
 using System.CommandLine;
 using System.Text.Json;
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Pretraining;
+using Mae.MLNet.Runtime;
 
 namespace Mae.Cli.Commands;
 
@@ -192,7 +192,7 @@ public static class PretrainCommand
         readonly int every;
         readonly double maskRatio;
         readonly TorchSharp.torch.Tensor images, noise;
-        readonly Mae.MLNet.PixelNormalization norm;
+        readonly Mae.MLNet.Model.PixelNormalization norm;
 
         public ReconstructionPictures(MaskedAutoencoder model, string imageFolder, string folder, int every, double maskRatio, long seed)
         {

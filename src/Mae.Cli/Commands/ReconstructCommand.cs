@@ -1,12 +1,9 @@
 using System.CommandLine;
-using Mae.MLNet;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Visualization;
 using Mae.MLNet.Input;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using static TorchSharp.torch;
 
 namespace Mae.Cli.Commands;

@@ -1,4 +1,5 @@
 using Mae.MLNet.Runtime;
+using Mae.MLNet.Model;
 
 namespace Mae.MLNet.Evaluation;
 
@@ -58,7 +59,7 @@ public sealed class MaeAttentiveProbeOptions
         Check(NumHeads is null || NumHeads >= 1, nameof(NumHeads), NumHeads!, "≥ 1 (or null for the encoder's)");
         Check(Layers >= 1, nameof(Layers), Layers, "≥ 1 (the last block), at most the encoder's depth");
         Check(LogEvery >= 1, nameof(LogEvery), LogEvery, "≥ 1");
-        ModelRunner.ValidateBatchSize(EvaluationBatchSize, nameof(EvaluationBatchSize));
+        MaeInputs.CheckInferenceBatchSize(EvaluationBatchSize, nameof(EvaluationBatchSize));
         Check(MaxTokenCacheBytes >= 1, nameof(MaxTokenCacheBytes), MaxTokenCacheBytes, "≥ 1");
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Expected Auto, Cpu or Cuda.");
         return this;

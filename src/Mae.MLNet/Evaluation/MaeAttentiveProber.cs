@@ -2,8 +2,8 @@ using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using TorchSharp;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Evaluation;
@@ -133,18 +133,7 @@ public sealed class MaeAttentiveProber
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(probe);
-        return LayersOf(encoder.Config, probe.EmbedDim, nameof(probe));
-    }
-
-    /// <summary>Blocks behind tokens of width <paramref name="tokenWidth"/> of an encoder with <paramref name="config"/>.</summary>
-    internal static int LayersOf(MaeConfig config, int tokenWidth, string paramName)
-    {
-        int d = config.EmbedDim, layers = tokenWidth / d;
-        if (tokenWidth % d != 0 || layers < 1 || layers > config.Depth)
-            throw new ArgumentException(
-                $"The attentive probe reads tokens of width {tokenWidth}; an encoder of width {d} and depth {config.Depth} gives 1 … {config.Depth} × {d}.",
-                paramName);
-        return layers;
+        return AttentivePooler.LayersOf(encoder.Config, probe.EmbedDim, nameof(probe));
     }
 
     static int CheckData(MaeConfig cfg, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeAttentiveProbeOptions o, int? numClasses)

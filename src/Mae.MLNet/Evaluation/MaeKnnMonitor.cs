@@ -1,6 +1,6 @@
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
-using Mae.MLNet.Training;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Evaluation;
@@ -8,8 +8,8 @@ namespace Mae.MLNet.Evaluation;
 /// <summary>
 /// The usual progress signal of self-supervised pre-training: every <see cref="Every"/> epochs the encoder (eval
 /// mode, all patches visible) featurizes held-out labelled images and <see cref="MaeKnnProbe"/> classifies the test
-/// images against the train images. Set it as <see cref="MaePretrainOptions.KnnMonitor"/>; results arrive in the
-/// end-of-epoch progress report, TensorBoard (<c>knn/top1_k{k}</c>) and <see cref="MaePretrainResult.KnnResults"/>.
+/// images against the train images. Set it as <see cref="Pretraining.MaePretrainOptions.KnnMonitor"/>; results arrive in the
+/// end-of-epoch progress report, TensorBoard (<c>knn/top1_k{k}</c>) and <see cref="Pretraining.MaePretrainResult.KnnResults"/>.
 /// </summary>
 public sealed class MaeKnnMonitor
 {

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Evaluation;
@@ -61,7 +62,7 @@ public static partial class MaeKnnProbe
         using (var cursor = data.GetRowCursor(new[] { featureColumn, labelColumn }))
         {
             var getFeatures = cursor.GetGetter<VBuffer<float>>(featureColumn);
-            Func<long> getLabel = keyType is not null ? KeyIndex(MaeFineTuneTrainer.KeyReader(cursor, labelColumn)) : IntegerReader(cursor, labelColumn, raw);
+            Func<long> getLabel = keyType is not null ? KeyIndex(KeyColumn.Reader(cursor, labelColumn)) : IntegerReader(cursor, labelColumn, raw);
             long row = 0;
             while (cursor.MoveNext())
             {

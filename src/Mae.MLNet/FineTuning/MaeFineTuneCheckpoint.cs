@@ -31,7 +31,7 @@ public static class MaeFineTuneCheckpoint
     public const string FileExtension = ".maeft";
     internal static readonly CheckpointFile Container = new("MAEFTCK1", FilePrefix, FileExtension);
     internal static readonly MaeTrainingCheckpoint Training =
-        new(Container, json => JsonSerializer.Deserialize<MaeFineTuneCheckpointHeader>(json, MaePretrainCheckpoint.Json));
+        new(Container, json => JsonSerializer.Deserialize<MaeFineTuneCheckpointHeader>(json, MaeTrainingCheckpoint.Json));
 
     public static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
     public static string? FindLatest(string directory) => Container.FindLatest(directory);

@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Input;
 
 namespace Mae.MLNet.FineTuning;
 
@@ -82,10 +82,10 @@ public sealed class MaeFineTuneOptions
     public string? TensorBoardDir { get; set; }
 
     /// <summary>Data-parallel fine-tuning over the ranks of this collective (null: one process), as
-    /// <see cref="Training.MaePretrainOptions.Collective"/>: <see cref="BatchSize"/> is the global batch, each rank reads
+    /// <see cref="Pretraining.MaePretrainOptions.Collective"/>: <see cref="BatchSize"/> is the global batch, each rank reads
     /// its shard of the (seed, epoch) order, gradients are averaged before every step, rank 0 alone reports and writes.
     /// Augmentation, mixup and drop path draw from each rank's own generator (the same seed on every rank).</summary>
-    [JsonIgnore] public Mae.MLNet.Distributed.IMaeCollective? Collective { get; set; }
+    [JsonIgnore] public Mae.MLNet.Training.IMaeCollective? Collective { get; set; }
 
     [JsonIgnore] public long EffectiveBatchSize => (long)BatchSize * AccumIter;
     [JsonIgnore] public double PeakLearningRate => LearningRate ?? BaseLearningRate * EffectiveBatchSize / 256.0;

@@ -3,9 +3,9 @@ using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using TorchSharp;
 using TorchSharp.Modules;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.FineTuning;
@@ -116,7 +116,7 @@ public sealed class MaeFineTuner
             MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
             ClipGradNorm = o.ClipGradNorm, Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery,
             CheckpointDir = o.CheckpointDir, Resume = o.Resume, MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir,
-            ComputeDType = MaePretrainer.ComputeDType(o.Precision), Collective = o.Collective,
+            ComputeDType = o.Precision.ComputeDType(), Collective = o.Collective,
         };
         var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, ct);
 
@@ -204,9 +204,9 @@ public sealed class MaeFineTuner
         public override Tensor Loss((Tensor Images, Tensor Labels) batch, Device device)
         {
             // A planned source hands over the model's input (cropped, flipped, normalised) itself.
-            var images = MaePretrainer.ToDevice(batch.Images, device);
+            var images = MaeTrainingEngine.ToDevice(batch.Images, device);
             if (train is not IMaePlannedLabeledSource) images = trainTransform.Apply(images);
-            var labels = MaePretrainer.ToDevice(batch.Labels, device);
+            var labels = MaeTrainingEngine.ToDevice(batch.Labels, device);
             if (mixup is not null)
             {
                 var (mixed, targets, _) = mixup.Apply(images, labels);

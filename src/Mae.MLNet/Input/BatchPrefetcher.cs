@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Mae.MLNet.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

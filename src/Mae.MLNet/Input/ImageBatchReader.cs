@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Input;

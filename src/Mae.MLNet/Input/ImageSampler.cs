@@ -1,7 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using SkiaSharp;
 
 namespace Mae.MLNet.Input;

@@ -1,4 +1,3 @@
-using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Input;

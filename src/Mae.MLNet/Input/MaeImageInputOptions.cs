@@ -1,4 +1,3 @@
-using Mae.MLNet.Training.Augmentation;
 
 namespace Mae.MLNet.Input;
 

@@ -1,5 +1,3 @@
-using Mae.MLNet.FineTuning;
-using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Input;

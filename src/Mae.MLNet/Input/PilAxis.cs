@@ -40,7 +40,7 @@ internal sealed class PilAxis
     /// <summary>Pillow's bicubic kernel, a = −0.5.</summary>
     public static double Bicubic(double x)
     {
-        const double a = Training.Augmentation.MaePretrainAugmentation.PilBicubicA;
+        const double a = MaePretrainAugmentation.PilBicubicA;
         if (x < 0) x = -x;
         if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
         if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;

@@ -1,6 +1,7 @@
 using Mae.MLNet.Model;
 using TorchSharp;
 using TorchSharp.PyBridge;
+using Mae.MLNet.Runtime;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Numerics;
 using System.Text;
+using Mae.MLNet.Runtime;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;

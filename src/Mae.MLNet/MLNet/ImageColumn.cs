@@ -1,6 +1,5 @@
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;

@@ -2,7 +2,6 @@ using Mae.MLNet.Evaluation;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 

@@ -2,6 +2,9 @@ using Mae.MLNet;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
+using Mae.MLNet.Evaluation;
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Pretraining;
 
 namespace Microsoft.ML;
 
@@ -32,9 +35,9 @@ public static class MaeCatalog
     /// returns a featurizer over the trained encoder. <paramref name="model"/> defaults to <see cref="MaeConfig.Tiny32"/>.</summary>
     public static MaePretrainEstimator MaePretrain(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         MaeConfig? model = null, int epochs = 100, int batchSize = 64, double maskRatio = 0.75, MaeDevice device = MaeDevice.Auto,
-        long seed = 0, IProgress<Mae.MLNet.Training.MaePretrainProgress>? progress = null)
+        long seed = 0, IProgress<Mae.MLNet.Pretraining.MaePretrainProgress>? progress = null)
     {
-        var training = new Mae.MLNet.Training.MaePretrainOptions
+        var training = new Mae.MLNet.Pretraining.MaePretrainOptions
         {
             Epochs = epochs, BatchSize = batchSize, MaskRatio = maskRatio, Device = device, Seed = seed,
             WarmupEpochs = Math.Min(40, Math.Max(0, epochs / 10.0)),

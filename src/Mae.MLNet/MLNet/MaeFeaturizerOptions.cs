@@ -27,7 +27,7 @@ public sealed class MaeFeaturizerOptions
     {
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must be set.");
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must be set.");
-        ModelRunner.ValidateBatchSize(BatchSize, nameof(BatchSize));
+        MaeInputs.CheckInferenceBatchSize(BatchSize, nameof(BatchSize));
         if (!Enum.IsDefined(Pooling)) throw new ArgumentOutOfRangeException(nameof(Pooling), Pooling, "Expected Cls or Mean.");
         if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be at least 1 (the last block).");
     }

@@ -1,6 +1,8 @@
 using Mae.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Interop.Onnx;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet;
 
@@ -32,7 +34,7 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     /// <summary>The schema it was fitted on (needed to save it as ML.NET's ONNX transformer).</summary>
     public DataViewSchema? InputSchema { get; internal init; }
     /// <summary>Losses and timings of the pre-training run when this featurizer came from <c>MaePretrain</c>.</summary>
-    public Training.MaePretrainResult? Pretraining { get; internal init; }
+    public Pretraining.MaePretrainResult? Pretraining { get; internal init; }
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
     internal MaeHost? Host { get; init; }
 

@@ -3,8 +3,6 @@ using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -143,7 +141,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         if (string.IsNullOrWhiteSpace(input)) throw new ArgumentException("InputColumnName must be set.", "options");
         if (string.IsNullOrWhiteSpace(score)) throw new ArgumentException("ScoreColumnName must be set.", "options");
         if (string.IsNullOrWhiteSpace(predictedLabel)) throw new ArgumentException("PredictedLabelColumnName must be set.", "options");
-        ModelRunner.ValidateBatchSize(inferenceBatchSize, "InferenceBatchSize");
+        MaeInputs.CheckInferenceBatchSize(inferenceBatchSize, "InferenceBatchSize");
     }
 
     /// <summary>The checks a classifier trainer makes before reading a row (the attentive probe makes them here too): the
@@ -194,7 +192,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
             var keys = new List<long>();
             var (paths, bytes, names) = image.ReadEncoded(data, new[] { label }, cursor =>
             {
-                var getLabel = KeyReader(cursor, label);
+                var getLabel = KeyColumn.Reader(cursor, label);
                 return () =>
                 {
                     ulong key = getLabel();
@@ -214,7 +212,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         using (var cursor = data.GetRowCursor(new[] { image.Column, label }))
         {
             var read = image.MakeReader(cursor);
-            var getLabel = KeyReader(cursor, label);
+            var getLabel = KeyColumn.Reader(cursor, label);
             while (cursor.MoveNext())
             {
                 ulong key = getLabel();
@@ -229,16 +227,6 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         if (pixels.Count == 0)
             throw new ArgumentException($"The {what} has no rows with a label; {trainer} needs labelled images.");
         return MaeLabeledImageSource.FromArrays(pixels, labels, new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize));
-    }
-
-    internal static Func<ulong> KeyReader(DataViewRow row, DataViewSchema.Column column)
-    {
-        var raw = column.Type.RawType;
-        if (raw == typeof(uint)) { var g = row.GetGetter<uint>(column); uint v = 0; return () => { g(ref v); return v; }; }
-        if (raw == typeof(ulong)) { var g = row.GetGetter<ulong>(column); ulong v = 0; return () => { g(ref v); return v; }; }
-        if (raw == typeof(ushort)) { var g = row.GetGetter<ushort>(column); ushort v = 0; return () => { g(ref v); return v; }; }
-        if (raw == typeof(byte)) { var g = row.GetGetter<byte>(column); byte v = 0; return () => { g(ref v); return v; }; }
-        throw new ArgumentOutOfRangeException(nameof(column), $"Label column '{column.Name}' has key raw type {raw.Name}; expected Byte, UInt16, UInt32 or UInt64.");
     }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)

@@ -1,9 +1,8 @@
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet;
 

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Interop;
 using Microsoft.ML;
+using Mae.MLNet.Training;
 
 namespace Mae.MLNet;
 

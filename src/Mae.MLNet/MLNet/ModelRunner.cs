@@ -13,18 +13,6 @@ namespace Mae.MLNet;
 /// gen-2 collection per batch and per PredictionEngine row for that; see docs/security.md).</summary>
 internal abstract class ModelRunner : ITensorFunction
 {
-    /// <summary>Largest rows-per-forward-pass accepted by the featurizer and classifier options: buffers of
-    /// BatchSize images are allocated up front, so the bound keeps a typo from allocating gigabytes.</summary>
-    public const int MaxBatchSize = 4096;
-
-    /// <summary>Throws naming <paramref name="option"/> unless 1 ≤ <paramref name="batchSize"/> ≤ <see cref="MaxBatchSize"/>.</summary>
-    public static void ValidateBatchSize(int batchSize, string option)
-    {
-        if (batchSize < 1 || batchSize > MaxBatchSize)
-            throw new ArgumentOutOfRangeException(option, batchSize,
-                $"{option} must be between 1 and {MaxBatchSize} rows per forward pass; got {batchSize}.");
-    }
-
     readonly nn.Module module;
     readonly Device device;
     readonly PixelNormalization normalization;

@@ -1,6 +1,7 @@
 using Mae.MLNet.Interop.Onnx;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Model;
 
 namespace Mae.MLNet;
 

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Model;
 
 namespace Mae.MLNet;
 
@@ -16,7 +17,7 @@ internal sealed class TensorFunctionDataView : IDataView
     public TensorFunctionDataView(IDataView input, ImageColumn image, ITensorFunction function, IReadOnlyList<OutputColumn> outputs, int batchSize)
     {
         this.input = input; this.image = image; this.function = function; this.outputs = outputs; this.batchSize = batchSize;
-        ModelRunner.ValidateBatchSize(batchSize, "BatchSize");
+        MaeInputs.CheckInferenceBatchSize(batchSize, "BatchSize");
         if ((long)batchSize * Math.Max(image.Length, function.OutputLength) > Array.MaxLength)
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize,
                 $"BatchSize {batchSize} × {image.Length} pixel values per image is more than one buffer can hold; use a smaller BatchSize.");

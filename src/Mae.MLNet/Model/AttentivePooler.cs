@@ -69,4 +69,15 @@ public sealed class AttentivePooler : nn.Module<Tensor, Tensor>
         var y = attn.matmul(kvh[1]).transpose(1, 2).reshape(n, EmbedDim);                           // [N, D]
         return (query.reshape(n, EmbedDim) + proj.forward(y)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Blocks behind tokens of width <paramref name="tokenWidth"/> of an encoder with <paramref name="config"/>.</summary>
+    internal static int LayersOf(MaeConfig config, int tokenWidth, string paramName)
+    {
+        int d = config.EmbedDim, layers = tokenWidth / d;
+        if (tokenWidth % d != 0 || layers < 1 || layers > config.Depth)
+            throw new ArgumentException(
+                $"The attentive probe reads tokens of width {tokenWidth}; an encoder of width {d} and depth {config.Depth} gives 1 … {config.Depth} × {d}.",
+                paramName);
+        return layers;
+    }
 }

@@ -5,6 +5,18 @@ namespace Mae.MLNet.Model;
 /// <summary>Argument checks run before any model computation, so a user sees a .NET message, not libtorch's.</summary>
 internal static class MaeInputs
 {
+    /// <summary>Largest rows-per-forward-pass accepted by the featurizer and classifier options: buffers of
+    /// BatchSize images are allocated up front, so the bound keeps a typo from allocating gigabytes.</summary>
+    public const int MaxInferenceBatchSize = 4096;
+
+    /// <summary>Throws naming <paramref name="option"/> unless 1 ≤ <paramref name="batchSize"/> ≤ <see cref="MaxInferenceBatchSize"/>.</summary>
+    public static void CheckInferenceBatchSize(int batchSize, string option)
+    {
+        if (batchSize < 1 || batchSize > MaxInferenceBatchSize)
+            throw new ArgumentOutOfRangeException(option, batchSize,
+                $"{option} must be between 1 and {MaxInferenceBatchSize} rows per forward pass; got {batchSize}.");
+    }
+
     public static void CheckImages(Tensor? images, MaeConfig config, string name)
     {
         if (images is null) throw new ArgumentNullException(name);

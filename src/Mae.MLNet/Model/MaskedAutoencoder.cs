@@ -92,7 +92,7 @@ public sealed class MaskedAutoencoder : nn.Module
     /// Parameters that get no weight decay besides every 1-D one: the encoder's tokens and position table
     /// (<see cref="MaeEncoder.NoWeightDecay"/>) and the decoder's (<c>mask_token</c>, <c>decoder_pos_embed</c>). The
     /// position tables are frozen, so only the two tokens matter. The official <c>main_pretrain.py</c> passes no such
-    /// list and so decays both tokens; <see cref="Training.MaePretrainOptions.DecayTokens"/> reproduces that.
+    /// list and so decays both tokens; <see cref="Pretraining.MaePretrainOptions.DecayTokens"/> reproduces that.
     /// </summary>
     public IReadOnlySet<string> NoWeightDecay()
         => new HashSet<string>(Encoder.NoWeightDecay().Append("mask_token").Append("decoder_pos_embed"), StringComparer.Ordinal);

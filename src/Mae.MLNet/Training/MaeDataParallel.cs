@@ -1,4 +1,3 @@
-using Mae.MLNet.Distributed;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Training;

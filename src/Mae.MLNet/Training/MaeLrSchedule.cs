@@ -12,8 +12,4 @@ public static class MaeLrSchedule
         if (epoch < warmupEpochs) return peakLr * epoch / warmupEpochs;
         return minLr + (peakLr - minLr) * 0.5 * (1.0 + Math.Cos(Math.PI * (epoch - warmupEpochs) / (epochs - warmupEpochs)));
     }
-
-    /// <summary>The learning rate the trainer sets before batch <paramref name="step"/> of epoch <paramref name="epoch"/>.</summary>
-    public static double At(MaePretrainOptions options, int epoch, long step, long stepsPerEpoch)
-        => At(step / (double)stepsPerEpoch + epoch, options.PeakLearningRate, options.MinLearningRate, options.WarmupEpochs, options.Epochs);
 }

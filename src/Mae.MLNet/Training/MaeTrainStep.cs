@@ -1,5 +1,3 @@
-using Mae.MLNet.Distributed;
-using Mae.MLNet.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

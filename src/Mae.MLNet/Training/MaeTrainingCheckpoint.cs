@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Training;
 
 /// <summary>What every training checkpoint says about the run that wrote it (stored as JSON at its start); pre-training's
-/// <see cref="MaePretrainCheckpointHeader"/> and fine-tuning's <c>MaeFineTuneCheckpointHeader</c> add their options.</summary>
+/// <see cref="Pretraining.MaePretrainCheckpointHeader"/> and fine-tuning's <c>MaeFineTuneCheckpointHeader</c> add their options.</summary>
 public abstract record MaeTrainingCheckpointHeader
 {
     /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
@@ -37,6 +37,13 @@ internal sealed class MaeTrainingCheckpoint
     public const int FormatVersion = 2;
     public const int OldestReadableVersion = 1;
 
+    /// <summary>How every training checkpoint's header is written as JSON (enums by name).</summary>
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = false,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
     public CheckpointFile Container { get; }
     readonly Func<string, MaeTrainingCheckpointHeader?> parseHeader;
 
@@ -50,7 +57,7 @@ internal sealed class MaeTrainingCheckpoint
         IReadOnlyList<float> stepLosses, IReadOnlyList<double> epochLosses, Action<BinaryWriter> writeExtras)
         => Container.Save(path, w =>
         {
-            w.Write(JsonSerializer.Serialize(header, header.GetType(), MaePretrainCheckpoint.Json));
+            w.Write(JsonSerializer.Serialize(header, header.GetType(), Json));
             model.save(w);
             optimizer.Save(w);
             using (var rng = torch.random.get_rng_state()) rng.Save(w);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using TorchSharp;
@@ -259,5 +258,16 @@ internal static class MaeTrainingEngine
         }
 
         public void Dispose() => buffer.Dispose();
+    }
+
+    /// <summary>A batch on the training device. To CUDA the copy is asynchronous from page-locked memory (a planned
+    /// source's batches for CUDA already are; others are pinned here, one host copy), so the host never waits for the
+    /// previous step's kernels to finish before queueing the next step.</summary>
+    internal static Tensor ToDevice(Tensor batch, Device device)
+    {
+        if (batch.device_type == device.type && batch.device_index == device.index) return batch;
+        if (device.type != DeviceType.CUDA || batch.device_type != DeviceType.CPU) return batch.to(device);
+        var pinned = batch.is_pinned() ? batch : batch.pin_memory();
+        return pinned.to(device, non_blocking: true);
     }
 }

@@ -1,6 +1,6 @@
 namespace Mae.MLNet.Training;
 
-/// <summary>What every training run reports per step (pre-training's <see cref="MaePretrainProgress"/>, fine-tuning's
+/// <summary>What every training run reports per step (pre-training's <see cref="Pretraining.MaePretrainProgress"/>, fine-tuning's
 /// and the attentive probe's <c>MaeFineTuneProgress</c>): where it is, the loss and learning rate, throughput, ETA.</summary>
 public abstract record MaeTrainingProgress
 {
@@ -33,7 +33,7 @@ public abstract record MaeTrainingProgress
     };
 }
 
-/// <summary>What every training run produced (pre-training's <see cref="MaePretrainResult"/>, fine-tuning's
+/// <summary>What every training run produced (pre-training's <see cref="Pretraining.MaePretrainResult"/>, fine-tuning's
 /// <c>MaeFineTuneResult</c>).</summary>
 public abstract record MaeTrainingResult
 {

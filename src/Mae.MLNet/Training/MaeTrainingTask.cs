@@ -1,4 +1,3 @@
-using Mae.MLNet.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 

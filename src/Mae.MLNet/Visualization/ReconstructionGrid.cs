@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using Mae.MLNet.Training.Augmentation;
 using SkiaSharp;
+using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Visualization;
@@ -58,7 +58,7 @@ public static class ReconstructionGrid
     }
 
     /// <summary>Same as <see cref="SavePng(string, MaeReconstructionResult, IReadOnlyList{float}, IReadOnlyList{float}, ReconstructionGridOptions?)"/>
-    /// with the mean and std of <paramref name="normalisation"/> (e.g. an augmentation's <see cref="MaeAugmentationOptions.ResolvedNormalization"/>).</summary>
+    /// with the mean and std of <paramref name="normalisation"/> (e.g. an augmentation's <see cref="Input.MaeAugmentationOptions.ResolvedNormalization"/>).</summary>
     public static void SavePng(string path, MaeReconstructionResult result, PixelNormalization normalisation, ReconstructionGridOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(normalisation);

@@ -1,11 +1,11 @@
 using Mae.Cli;
-using Mae.MLNet;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using SkiaSharp;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Cli;
@@ -177,7 +177,7 @@ public class MaeCliTest
         Assert.AreEqual(MaeCli.ExitCancelled, stoppedCode, error.ToString());
         StringAssert.Matches(error.ToString().Trim(), new System.Text.RegularExpressions.Regex(
             @"^mae: Training stopped at epoch [1-3], step \d of 8; checkpoint written: '.*checkpoint-000[1-3](-00000\d)?\.maeckpt'\. Run the same command with --resume to continue from there\.$"));
-        string? latest = global::Mae.MLNet.Training.MaePretrainCheckpoint.FindLatest(cut);
+        string? latest = global::Mae.MLNet.Pretraining.MaePretrainCheckpoint.FindLatest(cut);
         Assert.IsNotNull(latest);
         StringAssert.Contains(error.ToString(), Path.GetFileName(latest));
         Assert.IsFalse(File.Exists(Path.Combine(cut, "mae.safetensors")), "a stopped run writes no final weights");

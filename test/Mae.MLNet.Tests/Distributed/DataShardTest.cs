@@ -1,7 +1,8 @@
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Tests.Training;
 using Mae.MLNet.TrainHost;
 using Mae.MLNet.Training;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Distributed;

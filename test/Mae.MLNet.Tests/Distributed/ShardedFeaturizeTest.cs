@@ -1,9 +1,9 @@
-using Mae.MLNet.Distributed;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Tests.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Distributed;

@@ -7,6 +7,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;
 using Microsoft.ML.Transforms.Onnx;
+using Mae.MLNet.Interop.Onnx;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Evaluation;

@@ -1,9 +1,8 @@
 using Mae.MLNet.Evaluation;
 using Mae.MLNet.FineTuning;
-using Mae.MLNet.Model;
 using Mae.MLNet.TrainHost;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Evaluation;

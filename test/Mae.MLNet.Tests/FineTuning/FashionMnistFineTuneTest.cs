@@ -1,13 +1,11 @@
 using System.Diagnostics;
-using Mae.MLNet.Data;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
-using Mae.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.FineTuning;
 

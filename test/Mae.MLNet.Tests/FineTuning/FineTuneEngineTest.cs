@@ -2,6 +2,7 @@ using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
 using Mae.MLNet.Tests.Training;
 using TorchSharp;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.FineTuning;
@@ -260,13 +261,13 @@ public class FineTuneEngineTest
         var tuner = new MaeFineTuner(o);
         var e1 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeFineTuner.FromScratch(TinyFt.Config, 1));
         StringAssert.Contains(e1.Message, "at least 2 classes");
-        using (var wrongSize = MaeLabeledImageSource.FromArrays(new[] { new float[1 * 20 * 20] }, new long[] { 0 }, new Mae.MLNet.Training.MaeImageShape(1, 20, 20)))
+        using (var wrongSize = MaeLabeledImageSource.FromArrays(new[] { new float[1 * 20 * 20] }, new long[] { 0 }, new Mae.MLNet.Input.MaeImageShape(1, 20, 20)))
         {
             var e = Assert.ThrowsExactly<ArgumentException>(() => tuner.Train(model, wrongSize));
             StringAssert.Contains(e.Message, "1×16×16");
             StringAssert.Contains(e.Message, "1×20×20");
         }
-        using (var wrongChannels = MaeLabeledImageSource.FromArrays(new[] { new float[3 * 16 * 16] }, new long[] { 0 }, new Mae.MLNet.Training.MaeImageShape(3, 16, 16)))
+        using (var wrongChannels = MaeLabeledImageSource.FromArrays(new[] { new float[3 * 16 * 16] }, new long[] { 0 }, new Mae.MLNet.Input.MaeImageShape(3, 16, 16)))
             StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => tuner.Train(model, wrongChannels)).Message, "3×16×16");
         var (images, _) = TinyFt.Data(8);
         using (var badLabels = MaeLabeledImageSource.FromArrays(images, Enumerable.Repeat(5L, 8), TinyFt.Shape))

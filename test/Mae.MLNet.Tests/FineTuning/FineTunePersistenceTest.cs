@@ -1,12 +1,11 @@
 using Mae.MLNet.Model;
-using Mae.MLNet.Runtime;
 using Mae.MLNet.Tests.MLNet;
-using Mae.MLNet.Training.Augmentation;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;
 using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Transforms.Onnx;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.FineTuning;

@@ -1,8 +1,7 @@
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Input;
 
 namespace Mae.MLNet.Tests.FineTuning;
 

@@ -1,6 +1,4 @@
-using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
-using Mae.MLNet.Runtime;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 

@@ -1,6 +1,5 @@
 using Mae.MLNet.Input;
 using Mae.MLNet.Tests.Training;
-using Mae.MLNet.Training;
 
 namespace Mae.MLNet.Tests.Input;
 

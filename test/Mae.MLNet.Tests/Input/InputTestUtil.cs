@@ -1,5 +1,4 @@
 using Mae.MLNet.Input;
-using Mae.MLNet.Training;
 using SkiaSharp;
 using static TorchSharp.torch;
 

@@ -2,10 +2,11 @@ using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Tests.Training;
-using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Input;
 

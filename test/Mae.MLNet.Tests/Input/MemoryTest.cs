@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Mae.MLNet.Input;
 using Mae.MLNet.Tests.Training;
-using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Input;

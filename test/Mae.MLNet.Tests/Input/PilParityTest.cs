@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Mae.MLNet.Input;
-using Mae.MLNet.Training.Augmentation;
 using SkiaSharp;
+using Mae.MLNet.Model;
 
 namespace Mae.MLNet.Tests.Input;
 

@@ -1,3 +1,4 @@
+using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Input;

@@ -9,9 +9,9 @@ using Mae.MLNet.FineTuning;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Interop;
 

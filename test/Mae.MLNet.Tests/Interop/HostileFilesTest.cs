@@ -3,6 +3,7 @@ using Mae.MLNet.Interop;
 using Mae.MLNet.Interop.Onnx;
 using Mae.MLNet.Training;
 using Microsoft.ML;
+using Mae.MLNet.Model;
 
 namespace Mae.MLNet.Tests.Interop;
 

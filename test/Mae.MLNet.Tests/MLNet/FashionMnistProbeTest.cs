@@ -1,9 +1,10 @@
 using System.Diagnostics;
-using Mae.MLNet.Data;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.MLNet;
 
@@ -36,11 +37,11 @@ public class FashionMnistProbeTest
         var pretrain = ml.Transforms.MaePretrain(new MaePretrainEstimatorOptions
         {
             InputColumnName = "Pixels", OutputColumnName = "Features", Model = config, Pooling = MaePooling.Mean,
-            Training = new Mae.MLNet.Training.MaePretrainOptions
+            Training = new Mae.MLNet.Pretraining.MaePretrainOptions
             {
                 Epochs = 12, WarmupEpochs = 1, BatchSize = 64, LearningRate = 1.5e-3, Seed = 1, Device = MaeDevice.Cpu,
             },
-            Augmentation = new Mae.MLNet.Training.Augmentation.MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5, HorizontalFlipProbability = 0.5 },
+            Augmentation = new Mae.MLNet.Input.MaeAugmentationOptions { OutputSize = 28, Channels = 1, ScaleMin = 0.5, HorizontalFlipProbability = 0.5 },
         });
         var featurizer = pretrain.Fit(trainData);
         double pretrainSeconds = sw.Elapsed.TotalSeconds;

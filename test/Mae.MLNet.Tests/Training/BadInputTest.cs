@@ -1,9 +1,10 @@
 using Mae.MLNet.Model;
-using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
 using static TorchSharp.torch;
 
 using Mae.MLNet.Tests.Model;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Training;
 

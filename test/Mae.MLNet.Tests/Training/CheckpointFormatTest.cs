@@ -5,6 +5,8 @@ using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
 using TorchSharp;
 using TorchSharp.Modules;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Training;
@@ -67,7 +69,7 @@ public class CheckpointFormatTest
             var header = MaePretrainCheckpoint.ReadHeader(v2) with { FormatVersion = 1 };
             MaePretrainCheckpoint.Container.Save(v1, w =>
             {
-                w.Write(JsonSerializer.Serialize(header, MaePretrainCheckpoint.Json));
+                w.Write(JsonSerializer.Serialize(header, MaeTrainingCheckpoint.Json));
                 model.save(w);
                 legacy.save_state_dict(w);
                 rng.Save(w);
@@ -94,7 +96,7 @@ public class CheckpointFormatTest
         // A version this build does not know is refused before anything loads, naming the versions.
         var future = MaePretrainCheckpoint.PathFor(old.Path, 3);
         var h = MaePretrainCheckpoint.ReadHeader(v2) with { FormatVersion = 99 };
-        MaePretrainCheckpoint.Container.Save(future, w => w.Write(JsonSerializer.Serialize(h, MaePretrainCheckpoint.Json)));
+        MaePretrainCheckpoint.Container.Save(future, w => w.Write(JsonSerializer.Serialize(h, MaeTrainingCheckpoint.Json)));
         var e = Assert.ThrowsExactly<MaeTrainingCheckpointException>(() => MaePretrainCheckpoint.ReadHeader(future));
         StringAssert.Contains(e.Message, "format version 99");
         StringAssert.Contains(e.Message, "versions 1 to 2");

@@ -4,6 +4,8 @@ using Mae.MLNet.TrainHost;
 using static TorchSharp.torch;
 
 using Mae.MLNet.Tests.Model;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Training;
 

@@ -1,8 +1,7 @@
-using Mae.MLNet.Interop;
-using Mae.MLNet.Model;
 using Mae.MLNet.TrainHost;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using Mae.MLNet.Training;
-using Mae.MLNet.Training.Augmentation;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Training;

@@ -1,6 +1,7 @@
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
-using Mae.MLNet.Training;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Training;

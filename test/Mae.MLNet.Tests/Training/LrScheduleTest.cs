@@ -1,5 +1,6 @@
 using Mae.MLNet.Model;
 using Mae.MLNet.Training;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Training;
 
@@ -36,9 +37,9 @@ public class LrScheduleTest
     {
         var o = new MaePretrainOptions { LearningRate = 1e-3, MinLearningRate = 0, WarmupEpochs = 2, Epochs = 10 };
         // Epoch 1, step 25 of 100 → e = 1.25 → warmup lr·1.25/2.
-        Assert.AreEqual(1e-3 * 1.25 / 2, MaeLrSchedule.At(o, 1, 25, 100), 1e-18);
+        Assert.AreEqual(1e-3 * 1.25 / 2, MaeLrSchedule.At(1 + 25 / 100.0, o.PeakLearningRate, o.MinLearningRate, o.WarmupEpochs, o.Epochs), 1e-18);
         // Epoch 6, step 0 → e = 6 → cos(π·4/8) = 0 → lr/2.
-        Assert.AreEqual(0.5e-3, MaeLrSchedule.At(o, 6, 0, 100), 1e-15);
+        Assert.AreEqual(0.5e-3, MaeLrSchedule.At(6 + 0 / 100.0, o.PeakLearningRate, o.MinLearningRate, o.WarmupEpochs, o.Epochs), 1e-15);
     }
 
     [TestMethod]

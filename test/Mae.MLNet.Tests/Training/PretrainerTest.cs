@@ -1,11 +1,14 @@
 using System.Text;
 using System.Text.Json;
-using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
 using TorchSharp;
 using static TorchSharp.torch;
 
 using Mae.MLNet.Tests.Model;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
 
 namespace Mae.MLNet.Tests.Training;
 

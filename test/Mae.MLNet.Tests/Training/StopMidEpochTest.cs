@@ -4,7 +4,8 @@ using Mae.MLNet.Tests.FineTuning;
 using Mae.MLNet.Tests.Model;
 using Mae.MLNet.Tests.Input;
 using Mae.MLNet.TrainHost;
-using Mae.MLNet.Training;
+using Mae.MLNet.Model;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Training;
 
@@ -74,7 +75,7 @@ public class StopMidEpochTest
             var o = TinyFt.Options(2);
             o.CheckpointDir = checkpoints;
             o.Resume = resume;
-            o.Augmentation = new Mae.MLNet.Training.Augmentation.MaeAugmentationOptions { OutputSize = 16, Channels = 3 };
+            o.Augmentation = new Mae.MLNet.Input.MaeAugmentationOptions { OutputSize = 16, Channels = 3 };
             var source = MaeLabeledImageFileSource.FromClassFolders(images, new MaeImageInputOptions { Augmentation = { OutputSize = 16, Channels = 3 }, Workers = 2 });
             model = MaeFineTuner.FromScratch(TinyFt.Config with { InChannels = 3 }, 2, seed: 3);
             return new MaeFineTuner(o).Train(model, source, null, onStep is null ? null : new SyncFtProgress(onStep), ct);

@@ -1,4 +1,4 @@
-using Mae.MLNet.Training;
+using Mae.MLNet.Pretraining;
 
 namespace Mae.MLNet.Tests.Training;
 

@@ -1,6 +1,9 @@
 using Mae.MLNet.Model;
 using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
+using Mae.MLNet.Runtime;
 
 namespace Mae.MLNet.Tests.Training;
 

@@ -20,7 +20,7 @@ public static partial class MaeOnnxExport
         options ??= new MaeOnnxOptions();
         var cfg = encoder.Config;
         options.Validate(cfg);
-        int layers = Evaluation.MaeAttentiveProber.LayersOf(cfg, pooler.EmbedDim, nameof(pooler));
+        int layers = AttentivePooler.LayersOf(cfg, pooler.EmbedDim, nameof(pooler));
         CheckSize(encoder.parameters().Concat(pooler.parameters()), "encoder and pooler");
 
         using var noGrad = no_grad();

@@ -1,6 +1,7 @@
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Tests.Model;
-using Mae.MLNet.Training.Augmentation;
+using Mae.MLNet.Input;
+using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Training.Augmentation;

@@ -1,0 +1,57 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Mae.MLNet.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using Mae.MLNet.Training;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Pretraining;
+
+/// <summary>A pre-training checkpoint's header: the run's position and model config, and its options.</summary>
+public sealed record MaePretrainCheckpointHeader : MaeTrainingCheckpointHeader
+{
+    public MaePretrainOptions Options { get; init; } = new();
+}
+
+/// <summary>
+/// Pre-training checkpoints (<see cref="MaeTrainingCheckpoint"/>'s layout in a <c>MAECKPT1</c> container): header,
+/// model state, AdamW state, libtorch's CPU generator state, the loss history. A truncated or altered file is
+/// detected before anything is loaded; a crash while writing leaves the previous checkpoint intact.
+/// </summary>
+public static class MaePretrainCheckpoint
+{
+    /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
+    public const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
+    public const string FilePrefix = "checkpoint-";
+    public const string FileExtension = ".maeckpt";
+
+    /// <summary>The file name for the checkpoint written after <paramref name="epochsCompleted"/> epochs.</summary>
+    public static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
+
+    /// <summary>The checkpoint with the most completed epochs in <paramref name="directory"/>, or null if none.</summary>
+    public static string? FindLatest(string directory) => Container.FindLatest(directory);
+
+    internal static readonly CheckpointFile Container = new("MAECKPT1", FilePrefix, FileExtension);
+
+    internal static readonly MaeTrainingCheckpoint Training =
+        new(Container, json => JsonSerializer.Deserialize<MaePretrainCheckpointHeader>(json, MaeTrainingCheckpoint.Json));
+
+    /// <summary>Reads and verifies a checkpoint's header (the whole file's checksum is checked first).</summary>
+    public static MaePretrainCheckpointHeader ReadHeader(string path)
+    {
+        using var r = Training.Open(path);
+        return (MaePretrainCheckpointHeader)r.Header;
+    }
+
+    /// <summary>Builds the model the checkpoint holds (on the CPU) with its trained weights.</summary>
+    public static MaskedAutoencoder LoadModel(string path)
+    {
+        using var r = Training.Open(path);
+        var model = new MaskedAutoencoder(r.Header.Config);
+        r.LoadModel(model);
+        return model;
+    }
+}

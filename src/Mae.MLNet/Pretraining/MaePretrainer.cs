@@ -1,0 +1,338 @@
+using System.Diagnostics;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using Mae.MLNet.Evaluation;
+using Mae.MLNet.FineTuning;
+using Mae.MLNet.Input;
+using Mae.MLNet.Training;
+using static TorchSharp.torch;
+
+namespace Mae.MLNet.Pretraining;
+
+/// <summary>
+/// Pre-trains a <see cref="MaskedAutoencoder"/> with the reference recipe (facebookresearch/mae
+/// <c>engine_pretrain.py</c> <c>train_one_epoch</c>): per batch, the learning rate is set at each accumulation
+/// boundary from the per-iteration schedule, the MAE loss is computed on a random 75 % mask, divided by the
+/// accumulation count and back-propagated, and AdamW steps every <see cref="MaePretrainOptions.AccumIter"/>
+/// batches. Checkpoints allow an exact resume; progress goes to an <see cref="IProgress{T}"/>, a JSONL file and
+/// optionally TensorBoard.
+/// </summary>
+public sealed class MaePretrainer
+{
+    public MaePretrainOptions Options { get; }
+
+    public MaePretrainer(MaePretrainOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options.Clone().Validate();
+    }
+
+    /// <summary>Seeds libtorch with <see cref="MaePretrainOptions.Seed"/> and builds a model of
+    /// <paramref name="config"/> (its <c>NormPixLoss</c> chooses the loss target), so the initial weights repeat with the seed.</summary>
+    public static MaskedAutoencoder CreateModel(MaeConfig config, MaePretrainOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        config.Validate();
+        TorchRuntime.Seed(options.Seed);
+        return new MaskedAutoencoder(config);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="model"/> on <paramref name="source"/> (in place; it ends on the training device).
+    /// Options, data and model are checked first, so bad input throws before any step. A fresh run seeds libtorch
+    /// with <see cref="MaePretrainOptions.Seed"/>; with <see cref="MaePretrainOptions.Resume"/> the latest checkpoint
+    /// in <see cref="MaePretrainOptions.CheckpointDir"/> restores the weights, AdamW state, generator state and
+    /// counters, and training continues with the next epoch — or, from a checkpoint a cancelled run wrote inside an
+    /// epoch (a planned source such as <see cref="Input.MaeImageFileSource"/>, one process), at the batch it stopped
+    /// before. Cancelling such a run with checkpoints on finishes the step (and accumulation) in progress, writes that
+    /// checkpoint and throws <see cref="OperationCanceledException"/> naming it.
+    /// </summary>
+    public MaePretrainResult Train(MaskedAutoencoder model, IMaeImageSource source,
+        IProgress<MaePretrainProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(source);
+        var o = Options;
+        var config = model.Config;
+        o.Validate(config);
+        long stepsPerEpoch = CheckSource(source, config, o);
+
+        var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
+        // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
+        // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
+        using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
+        return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
+    }
+
+    MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
+        CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
+    {
+        var task = new PretrainTask(model, source, o, progress);
+        var state = MaeTrainingEngine.Run(task, Settings(o), stepsPerEpoch, device, cancellationToken);
+        return MaeTrainingResult.From<MaePretrainResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
+    }
+
+    internal static MaeEngineSettings Settings(MaePretrainOptions o) => new()
+    {
+        BatchSize = o.BatchSize, AccumIter = o.AccumIter, Epochs = o.Epochs, PeakLearningRate = o.PeakLearningRate,
+        MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
+        Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery, CheckpointDir = o.CheckpointDir, Resume = o.Resume,
+        MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir, ComputeDType = o.Precision.ComputeDType(), Collective = o.Collective,
+    };
+
+    /// <summary>Pre-training's hooks: the MAE loss of a batch (random 75 % mask), the decay / no-decay groups.</summary>
+    sealed class PretrainTask : MaeTrainingTask<Tensor>
+    {
+        readonly MaskedAutoencoder model;
+        readonly IMaeImageSource source;
+        readonly IMaePlannedImageSource? planned; // produces the model's input itself: no batch transform
+        readonly IBatchTransform? transform;
+        readonly MaePretrainOptions o;
+        readonly IProgress<MaePretrainProgress>? progress;
+        bool transformChecked;
+        ContrastiveMae? contrastive;   // Objective = Contrastive: the MAE with a projection head (made in PrepareModel)
+        // Data-parallel: where the current batch sits in the epoch (its masking noise is keyed by global position).
+        int batchEpoch;
+        long[]? batchPositions;
+
+        public PretrainTask(MaskedAutoencoder model, IMaeImageSource source, MaePretrainOptions o, IProgress<MaePretrainProgress>? progress)
+        {
+            this.model = model;
+            this.source = source;
+            planned = source as IMaePlannedImageSource;
+            transform = planned is null ? o.Transform : null;
+            this.o = o;
+            this.progress = progress;
+        }
+
+        public override nn.Module Model => model;
+        public override string DataDescription => $"image source (Count {source.Count})";
+        public override string LossTag => "train_loss";
+        public override MaeTrainingCheckpoint Checkpoint => MaePretrainCheckpoint.Training;
+
+        public override void PrepareModel(ScalarType? computeDType)
+        {
+            model.ComputeDType = computeDType;
+            // After the engine seeded a fresh run, so the projector's initial weights repeat with the seed.
+            if (o.Objective == MaeObjective.Contrastive)
+                contrastive = new ContrastiveMae(model, o.ContrastiveWeight, o.ContrastiveTemperature, o.ProjectionDim);
+        }
+
+        public override IReadOnlyList<MaeParamGroup> ParamGroups()
+        {
+            var groups = MaeWeightDecay.Split(model, o.DecayTokens ? Array.Empty<string>() : model.NoWeightDecay());
+            var decay = groups.Decay.ToList();
+            var noDecay = groups.NoDecay.ToList();
+            if (contrastive is not null)
+            {
+                // The projector trains with the model (same decay rule: matrices decayed, biases not).
+                var device = model.parameters().First().device;
+                contrastive.Projector.to(device);
+                var head = MaeWeightDecay.Split(contrastive.Projector, contrastive.Projector.NoWeightDecay());
+                decay.AddRange(head.Decay.Select(p => ("projector." + p.Name, p.Parameter)));
+                noDecay.AddRange(head.NoDecay.Select(p => ("projector." + p.Name, p.Parameter)));
+            }
+            return new[]
+            {
+                new MaeParamGroup("decay", 1.0, o.WeightDecay, decay),
+                new MaeParamGroup("no_decay", 1.0, 0.0, noDecay),
+            };
+        }
+
+        public override bool CanSkipBatches => planned is not null && o.Collective is null;
+
+        public override IEnumerable<Tensor> Batches(int epoch, Device device, long skipBatches)
+        {
+            if (o.Collective is not null) return ShardBatches(epoch, device, o.Collective);
+            return planned is null
+                ? source.EpochBatches(o.BatchSize, shuffle: true)
+                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device }.Validate());
+        }
+
+        /// <summary>This rank's part of the epoch (<see cref="MaeDataShard"/>): from a planned source through the plan's
+        /// rank, from an indexed one by index in the (seed, epoch) order.</summary>
+        IEnumerable<Tensor> ShardBatches(int epoch, Device device, Training.IMaeCollective c)
+        {
+            int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
+            var positions = MaeDataShard.Positions(source.Count, b, c.Rank, c.WorldSize);
+            batchEpoch = epoch;
+            if (planned is not null)
+            {
+                var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, TargetDevice = device }.Validate();
+                using var at = positions.GetEnumerator();
+                foreach (var batch in planned.Batches(plan))
+                {
+                    batchPositions = at.MoveNext() ? at.Current : null;
+                    yield return batch;
+                }
+                yield break;
+            }
+            var indexed = (MaeIndexedImageSource)source;
+            var order = MaePlanRandom.Permutation(source.Count, o.Seed, epoch);
+            foreach (var p in positions)
+            {
+                batchPositions = p;
+                yield return indexed.GetBatch(p.Select(i => order[i % order.Length]).ToArray());
+            }
+        }
+
+        public override Tensor Loss(Tensor batch, Device device)
+        {
+            var images = MaeTrainingEngine.ToDevice(batch, device);
+            if (contrastive is not null)
+            {
+                // Two views: the transform's random crops and flips drawn twice (a planned source hands over one
+                // augmented view, which the two masks then split), each masked independently.
+                var view1 = View(images);
+                var view2 = transform is null ? images : View(images);
+                return contrastive.Forward(view1, view2, o.MaskRatio, Noise(view1, device), Noise(view2, device, view: 1)).Loss;
+            }
+            images = View(images);
+            var (loss, _, _) = model.Forward(images, o.MaskRatio, Noise(images, device));
+            return loss;
+        }
+
+        /// <summary>The batch through the transform (when there is one), checked once.</summary>
+        Tensor View(Tensor images)
+        {
+            if (transform is null) return images;
+            images = transform.Apply(images);
+            if (!transformChecked)
+            {
+                CheckTransformed(images, model.Config, o.BatchSize);
+                transformChecked = true;
+            }
+            return images;
+        }
+
+        /// <summary>The masking noise is drawn from the CPU generator, so that the checkpointed generator state covers it
+        /// on every device; on the CPU the model's own draw is the same, so nothing is passed. Data-parallel: keyed by
+        /// the images' global positions (and the view), so W ranks draw what one process would.</summary>
+        Tensor? Noise(Tensor images, Device device, int view = 0)
+            => o.Collective is not null ? MaeTrainingEngine.ToDevice(PlanNoise(images.shape[0], view), device)
+             : device.type == DeviceType.CPU ? null : MaeTrainingEngine.ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
+
+        Tensor PlanNoise(long batch, int view)
+        {
+            if (batchPositions is null || batchPositions.Length != batch)
+                throw new InvalidDataException($"The {DataDescription} yielded a batch of {batch} images where this rank's shard has {batchPositions?.Length ?? 0} left.");
+            int l = (int)model.Config.NumPatches;
+            long seed = unchecked(o.Seed + view * (long)0x9E3779B97F4A7C15UL);   // the second view's masks from their own stream
+            return tensor(MaePlanRandom.MaskNoise(seed, batchEpoch, batchPositions, l), new long[] { batch, l });
+        }
+
+        // The projector's weights travel as checkpoint extras (the model section holds the MAE's official names only).
+        public override void WriteExtras(BinaryWriter w)
+        {
+            if (contrastive is null) return;
+            foreach (var (_, t) in contrastive.Projector.state_dict()) t.detach().cpu().Save(w);
+        }
+
+        public override void ReadExtras(BinaryReader r, int formatVersion)
+        {
+            if (contrastive is null) return;
+            using var noGrad = no_grad();
+            foreach (var (name, t) in contrastive.Projector.state_dict())
+            {
+                using var saved = CheckpointFile.ReadTensor(r, $"the projector's '{name}'", t.numel() * t.element_size());
+                if (!saved.shape.SequenceEqual(t.shape))
+                    throw CheckpointFile.Invalid(((FileStream)r.BaseStream).Name, $"the projector's '{name}' is [{string.Join(", ", saved.shape)}], expected [{string.Join(", ", t.shape)}]");
+                t.copy_(saved);   // in place: the parameters are views of the engine's flat buffer
+            }
+        }
+
+        public override void Release(Tensor batch) { } // created inside the step's dispose scope
+
+        public override void Report(MaeStepReport r) => progress?.Report(Progress(r));
+
+        static MaePretrainProgress Progress(MaeStepReport r) => MaeTrainingProgress.From<MaePretrainProgress>(r);
+
+        public List<(int Epoch, Evaluation.MaeKnnResult Result)> KnnResults { get; } = new();
+
+        public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
+        {
+            if (o.KnnMonitor is not { } knn || !knn.RunsAfter(epoch, o.Epochs) || !state.IsLead) return;
+            // The monitor's images are [0, 1] pixels: normalised like the training batches, without the random crop.
+            var evalTransform = o.Transform is MaePretrainAugmentation a ? FineTuning.MaeFineTuner.EvaluationTransform(a.Options) : null;
+            var result = knn.Evaluate(model.Encoder, evalTransform, model.parameters().First().device);
+            KnnResults.Add((epoch, result));
+            foreach (var (k, accuracy) in result.AccuracyByK) tensorBoard?.Invoke($"knn/top1_k{k}", accuracy * 100, epoch);
+            progress?.Report(Progress(report) with { EndOfEpoch = true, Knn = result });
+        }
+
+        public override void CheckResume(string path, MaeTrainingCheckpointHeader header, long stepsPerEpoch, int epochs)
+        {
+            if (header is MaePretrainCheckpointHeader h && (h.Options.Objective != o.Objective || (o.Objective == MaeObjective.Contrastive && h.Options.ProjectionDim != o.ProjectionDim)))
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' was written with the {h.Options.Objective} objective (projection {h.Options.ProjectionDim}); this run uses {o.Objective} (projection {o.ProjectionDim}).");
+            if (header.Config != model.Config)
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' was written for a different model configuration ({header.Config}); this model is {model.Config}.");
+            if (header.EpochsCompleted > epochs)
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
+        }
+
+        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaePretrainCheckpointHeader
+        {
+            EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps,
+            StepsPerEpoch = state.StepsPerEpoch, Config = model.Config, Options = o, SavedUtc = DateTime.UtcNow,
+        };
+    }
+
+    /// <summary>Checks the data against the options and the model before any step; returns batches per epoch.</summary>
+    static long CheckSource(IMaeImageSource source, MaeConfig config, MaePretrainOptions o)
+    {
+        long count = source.Count;
+        if (count < 1) throw new ArgumentException($"The image source is empty (Count = {count}): pre-training needs images.", nameof(source));
+        var shape = source.Shape;
+        shape.Validate(nameof(source));
+        if (source is IMaePlannedImageSource && o.Transform is not null)
+            throw new ArgumentException(
+                "The image source crops, flips and normalises the images itself (an IMaePlannedImageSource), and the options also set a batch Transform; set Transform = null (the source's own augmentation options apply).", nameof(source));
+        var expected = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
+        MaeImageShape? produced = o.Transform is null ? shape : o.Transform.OutputShape(shape);
+        if (produced is MaeImageShape s && s != expected)
+            throw new ArgumentException(
+                $"The model expects images of {expected} but the " + (o.Transform is null ? $"image source holds {s}" : $"transform turns the source's {shape} into {s}") +
+                ". Resize the images (or set a transform that crops/resizes to the model size), or build the model for this size.", nameof(source));
+        if (o.Collective is { } c) return CheckShards(source, o, c);
+        if (count < o.BatchSize)
+            throw new ArgumentException(
+                $"The image source has {count} images, fewer than BatchSize = {o.BatchSize}; incomplete batches are dropped, so an epoch would have no step. Lower BatchSize or add images.", nameof(source));
+        long steps = count / o.BatchSize;
+        if (steps < o.AccumIter)
+            throw new ArgumentException(
+                $"An epoch has {steps} batches ({count} images / BatchSize {o.BatchSize}) but AccumIter = {o.AccumIter}: the optimizer would never step. Lower AccumIter or BatchSize.", nameof(source));
+        return steps;
+    }
+
+    /// <summary>Data-parallel: the source must shard (<see cref="MaeDataShard"/>) and each rank needs whole steps.</summary>
+    static long CheckShards(IMaeImageSource source, MaePretrainOptions o, Training.IMaeCollective c)
+    {
+        bool shards = source is IMaePlannedImageSource p ? p.ReadsShards || c.WorldSize == 1 : source is MaeIndexedImageSource;
+        if (!shards)
+            throw new ArgumentException(
+                $"Data-parallel pre-training needs a source each rank can read its shard of: a MaeIndexedImageSource (e.g. MaeImageSource.FromArrays, MaeTensorImageSource) " +
+                $"or a planned source whose ReadsShards is true; got {source.GetType().Name}.", nameof(source));
+        int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
+        long steps = MaeDataShard.StepsPerEpoch(source.Count, o.BatchSize, c.WorldSize);
+        if (steps < Math.Max(1, o.AccumIter))
+            throw new ArgumentException(
+                $"Each of the {c.WorldSize} ranks reads {(source.Count + c.WorldSize - 1) / c.WorldSize} of the {source.Count} images in batches of {b} (BatchSize {o.BatchSize} / {c.WorldSize}): " +
+                $"{steps} steps per epoch, fewer than AccumIter = {o.AccumIter} (or none). Lower BatchSize or AccumIter, or add images.", nameof(source));
+        return steps;
+    }
+
+    static void CheckTransformed(Tensor images, MaeConfig config, int batch)
+    {
+        var expected = new long[] { batch, config.InChannels, config.ImageSize, config.ImageSize };
+        if (!images.shape.SequenceEqual(expected) || !images.is_floating_point())
+            throw new InvalidOperationException(
+                $"The batch transform returned [{string.Join(", ", images.shape)}] ({images.dtype}); the model needs float images [{string.Join(", ", expected)}].");
+    }
+}
