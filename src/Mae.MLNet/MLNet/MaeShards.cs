@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Mae.MLNet.Interop;
 using Microsoft.ML;
 using Mae.MLNet.Training;
+using Mae.MLNet.Runtime;
 
 namespace Mae.MLNet;
 

@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -72,48 +73,31 @@ internal sealed class CheckpointFile
     public void DeleteStaleTemporaries(string directory)
     {
         if (!Directory.Exists(directory)) return;
-        foreach (var f in Directory.EnumerateFiles(directory, "." + prefix + "*.tmp-*"))
+        foreach (var f in Directory.EnumerateFiles(directory, AtomicFile.TemporaryPattern(prefix)))
             try { File.Delete(f); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>Writes magic, the payload <paramref name="write"/> produces, its length and hash, atomically.</summary>
-    public void Save(string path, Action<BinaryWriter> write)
+    public void Save(string path, Action<BinaryWriter> write) => AtomicFile.Write(path, fs =>
     {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        try
+        fs.Write(magic);
+        long payloadLength;
+        byte[] hash;
+        using (var hs = new HashingWriteStream(fs))
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var w = new BinaryWriter(hs, Encoding.UTF8, leaveOpen: true))
             {
-                fs.Write(magic);
-                long payloadLength;
-                byte[] hash;
-                using (var hs = new HashingWriteStream(fs))
-                {
-                    using (var w = new BinaryWriter(hs, Encoding.UTF8, leaveOpen: true))
-                    {
-                        write(w);
-                        w.Flush();
-                    }
-                    payloadLength = hs.Length;
-                    hash = hs.GetHash();
-                }
-                Span<byte> len = stackalloc byte[8];
-                BitConverter.TryWriteBytes(len, payloadLength);
-                fs.Write(len);
-                fs.Write(hash);
-                fs.Flush(flushToDisk: true);
+                write(w);
+                w.Flush();
             }
-            File.Move(tmp, full, overwrite: true);
+            payloadLength = hs.Length;
+            hash = hs.GetHash();
         }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
-    }
+        Span<byte> len = stackalloc byte[8];
+        BitConverter.TryWriteBytes(len, payloadLength);
+        fs.Write(len);
+        fs.Write(hash);
+    }, bufferSize: 1 << 20);
 
     /// <summary>Verifies the file (signature, length, SHA-256), checks that the model config in its header fits the
     /// weights it holds (<see cref="InspectPayload"/>), and returns a stream positioned at the start of its payload.</summary>

@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using System.Text;
 using System.Text.Json;
 
@@ -33,9 +34,11 @@ internal sealed class MaeMetricsLog : IDisposable
                 }
                 catch (JsonException) { /* a torn last line of a killed run */ }
             }
-        var tmp = path + ".tmp";
-        File.WriteAllLines(tmp, kept, new UTF8Encoding(false));
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
+            foreach (var line in kept) writer.WriteLine(line);
+        });
     }
 
     public void Write(MaeStepReport p)

@@ -4,6 +4,7 @@ using Mae.MLNet.Model;
 using Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
+using Mae.MLNet.Runtime;
 using static Mae.MLNet.Interop.Onnx.OnnxGraphBuilder;
 using static TorchSharp.torch;
 
