@@ -6,7 +6,7 @@ namespace Mae.MLNet.FineTuning;
 
 /// <summary>The reference's criteria (timm): label-smoothing cross entropy, soft-target cross entropy (with mixup),
 /// and the one-hot targets timm's <c>mixup_target</c> builds.</summary>
-public static class MaeClassificationLoss
+internal static class MaeClassificationLoss
 {
     /// <summary>
     /// timm's <c>LabelSmoothingCrossEntropy</c>: mean over the batch of

@@ -9,7 +9,7 @@ namespace Mae.MLNet.FineTuning;
 
 /// <summary>A fine-tuning checkpoint's header: the run's position and model config, the classifier's shape, its
 /// options and the best validation epoch so far.</summary>
-public sealed record MaeFineTuneCheckpointHeader : MaeTrainingCheckpointHeader
+internal sealed record MaeFineTuneCheckpointHeader : MaeTrainingCheckpointHeader
 {
     public int NumClasses { get; init; }
     public bool GlobalPool { get; init; }
@@ -23,7 +23,7 @@ public sealed record MaeFineTuneCheckpointHeader : MaeTrainingCheckpointHeader
 /// trailer, atomic rename) — header, model, AdamW state, generator state, loss history — followed by the validation
 /// history and the best epoch's weights, so a resumed run keeps them.
 /// </summary>
-public static class MaeFineTuneCheckpoint
+internal static class MaeFineTuneCheckpoint
 {
     /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
     public const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;

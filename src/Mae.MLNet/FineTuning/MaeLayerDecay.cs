@@ -13,7 +13,7 @@ namespace Mae.MLNet.FineTuning;
 /// decay for 1-D parameters and the no-decay names; frozen ones left out). Groups are named
 /// <c>layer_{id}_{decay|no_decay}</c> and ordered by first appearance, as the reference's dict.
 /// </summary>
-public static class MaeLayerDecay
+internal static class MaeLayerDecay
 {
     public sealed record Group(string Name, int LayerId, double LrScale, double WeightDecay,
         IReadOnlyList<(string Name, Parameter Parameter)> Parameters);

@@ -10,7 +10,7 @@ namespace Mae.MLNet.FineTuning;
 /// from it at a uniform centre (clipped) and corrects lam to the pasted area. Targets are the smoothed one-hot mix.
 /// All draws come from libtorch's global CPU generator, so checkpoints cover them.
 /// </summary>
-public sealed class MaeMixup
+internal sealed class MaeMixup
 {
     readonly double mixupAlpha, cutmixAlpha, prob, switchProb, smoothing;
     readonly int numClasses;

@@ -5,7 +5,7 @@ namespace Mae.MLNet.Input;
 
 /// <summary>Reads the IDX format of MNIST / Fashion-MNIST (optionally gzip-compressed): a big-endian header
 /// (0x0000, type 0x08 = unsigned byte, rank) and rank big-endian dimension sizes, then the raw bytes.</summary>
-public static class IdxFile
+internal static class IdxFile
 {
     public sealed record Contents(int[] Dimensions, byte[] Data);
 

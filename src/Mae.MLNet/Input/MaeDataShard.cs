@@ -10,7 +10,7 @@ namespace Mae.MLNet.Input;
 /// process with batch b and <c>AccumIter</c> W — so W ranks take the same steps as one process (the loss is a
 /// per-image mean), and in bf16 even the same rounding as that accumulating process.
 /// </summary>
-public static class MaeDataShard
+internal static class MaeDataShard
 {
     /// <summary>Per-rank batch of a global batch <paramref name="globalBatch"/>; throws unless W divides it.</summary>
     public static int RankBatch(int globalBatch, int worldSize, string parameter = "BatchSize")

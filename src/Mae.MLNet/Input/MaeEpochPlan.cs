@@ -49,7 +49,7 @@ public sealed record MaeEpochPlan
 /// <see cref="MaeEpochPlan.Training"/>), normalised, of the model's <see cref="IMaeImageSource.Shape"/> — from a
 /// <see cref="MaeEpochPlan"/>. The trainer applies no batch transform of its own to it.
 /// </summary>
-public interface IMaePlannedImageSource : IMaeImageSource
+internal interface IMaePlannedImageSource : IMaeImageSource
 {
     /// <summary>Whether <see cref="Batches"/> honours <see cref="MaeEpochPlan.Rank"/> / <see cref="MaeEpochPlan.WorldSize"/>
     /// (reads only <see cref="MaeDataShard.Positions"/> of the epoch's order); data-parallel training with more than
@@ -62,7 +62,7 @@ public interface IMaePlannedImageSource : IMaeImageSource
 }
 
 /// <summary>The labelled counterpart of <see cref="IMaePlannedImageSource"/> for fine-tuning and validation.</summary>
-public interface IMaePlannedLabeledSource : IMaeLabeledImageSource
+internal interface IMaePlannedLabeledSource : IMaeLabeledImageSource
 {
     /// <summary>As <see cref="IMaePlannedImageSource.ReadsShards"/>.</summary>
     bool ReadsShards => false;

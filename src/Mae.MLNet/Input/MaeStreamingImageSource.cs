@@ -8,7 +8,7 @@ namespace Mae.MLNet.Input;
 /// at least as large as <see cref="Count"/> gives a full shuffle). The buffer's random choices come from a seed
 /// drawn from libtorch's global generator at the start of the epoch, so checkpoints cover them.
 /// </summary>
-public sealed class MaeStreamingImageSource : IMaeImageSource
+internal sealed class MaeStreamingImageSource : IMaeImageSource
 {
     readonly Func<IEnumerable<float[]>> _open;
 

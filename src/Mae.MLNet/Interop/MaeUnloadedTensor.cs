@@ -5,7 +5,7 @@ namespace Mae.MLNet.Interop;
 /// <summary>A tensor of a <c>torch.save</c> file that is described but not loaded: everything outside the state dict
 /// the model is built from (a training checkpoint's optimizer moments, for instance). Mae.MLNet reads only the
 /// weights it uses, so a checkpoint with optimizer state costs the memory of its weights alone.</summary>
-public sealed class MaeUnloadedTensor
+internal sealed class MaeUnloadedTensor
 {
     internal MaeUnloadedTensor(string storageKey, ScalarType dtype, long[] shape, long numel, long storageElements)
     {

@@ -4,7 +4,7 @@ namespace Mae.MLNet.Interop;
 
 /// <summary>The reference's <c>interpolate_pos_embed</c> (util/pos_embed.py): the patch-grid part of a position
 /// table is resized bicubically (align_corners = false) to a new grid; the extra (cls) tokens are kept as they are.</summary>
-public static class PosEmbedInterpolation
+internal static class PosEmbedInterpolation
 {
     public static Tensor Interpolate(Tensor posEmbed, int newGrid, int extraTokens = 1)
     {

@@ -12,7 +12,7 @@ namespace Mae.MLNet.Model;
 /// With a <see cref="ComputeDType"/> the Linear layers and both matmuls run in that dtype, the softmax in fp32
 /// (see <see cref="MixedPrecision"/>); the output is in the compute dtype.
 /// </summary>
-public sealed class Attention : nn.Module<Tensor, Tensor>
+internal sealed class Attention : nn.Module<Tensor, Tensor>
 {
     readonly int numHeads;
     readonly double scale;

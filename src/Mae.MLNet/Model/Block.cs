@@ -8,7 +8,7 @@ namespace Mae.MLNet.Model;
 /// x + drop_path(mlp(norm2(x))); drop path (<see cref="DropPathRate"/>) acts only in training mode and is off by default.
 /// With a <see cref="ComputeDType"/>, attn and mlp compute in it while the norms and the residual stream stay fp32
 /// (the residual add promotes the reduced-precision branch back to the stream's dtype).</summary>
-public sealed class Block : nn.Module<Tensor, Tensor>
+internal sealed class Block : nn.Module<Tensor, Tensor>
 {
     public readonly LayerNorm norm1;
     public readonly Attention attn;

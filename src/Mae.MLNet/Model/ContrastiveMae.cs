@@ -17,7 +17,7 @@ namespace Mae.MLNet.Model;
 /// parameters a second time, and <c>Module.to</c> would then convert only one copy); a trainer optimises
 /// <see cref="Parameters"/> and stores <see cref="Projector"/> beside the MAE.
 /// </summary>
-public sealed class ContrastiveMae
+internal sealed class ContrastiveMae
 {
     readonly MaskedAutoencoder mae;
 
@@ -94,7 +94,7 @@ public sealed class ContrastiveMae
 }
 
 /// <summary>SimCLR-style projection MLP: Linear → GELU → Linear, from the encoder width to the contrastive space.</summary>
-public sealed class ProjectionHead : nn.Module<Tensor, Tensor>
+internal sealed class ProjectionHead : nn.Module<Tensor, Tensor>
 {
     public readonly Linear fc1, fc2;
 

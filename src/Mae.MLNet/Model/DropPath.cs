@@ -6,7 +6,7 @@ namespace Mae.MLNet.Model;
 /// Stochastic depth, timm's <c>drop_path</c>: with probability p a sample's whole residual branch is zeroed,
 /// otherwise it is divided by 1 − p, so its expectation is unchanged. Used by <see cref="Block"/>.
 /// </summary>
-public static class DropPath
+internal static class DropPath
 {
     /// <summary>
     /// The per-sample keep mask is drawn from libtorch's global CPU generator (so checkpoints of its state cover it on

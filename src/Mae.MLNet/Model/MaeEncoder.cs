@@ -13,8 +13,8 @@ namespace Mae.MLNet.Model;
 public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
 {
     public MaeConfig Config { get; }
-    public readonly PatchEmbed patch_embed;
-    public readonly ModuleList<Block> blocks;
+    internal readonly PatchEmbed patch_embed;
+    internal readonly ModuleList<Block> blocks;
     public readonly LayerNorm norm;
 
     // Module.to(...) replaces Parameter objects in whichever module registered them, so the two token tables are

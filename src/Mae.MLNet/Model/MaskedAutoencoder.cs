@@ -24,7 +24,7 @@ public sealed class MaskedAutoencoder : nn.Module
     // after .to(cuda), found on a GPU).
     public Parameter mask_token { get => get_parameter("mask_token")!; private set => ConditionallyRegisterParameter("mask_token", value); }
     public Parameter decoder_pos_embed { get => get_parameter("decoder_pos_embed")!; private set => ConditionallyRegisterParameter("decoder_pos_embed", value); }
-    public readonly ModuleList<Block> decoder_blocks;
+    internal readonly ModuleList<Block> decoder_blocks;
     public readonly LayerNorm decoder_norm;
     public readonly Linear decoder_pred;
 

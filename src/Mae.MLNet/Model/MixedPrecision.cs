@@ -12,7 +12,7 @@ namespace Mae.MLNet.Model;
 /// adds, the loss) stays fp32: a bf16 result added to an fp32 residual is promoted to fp32 by the add itself.
 /// With a <c>null</c> compute dtype every method is exactly the plain fp32 operation.
 /// </summary>
-public static class MixedPrecision
+internal static class MixedPrecision
 {
     /// <summary>Checks a requested compute dtype. <c>null</c> and <see cref="ScalarType.Float32"/> both mean "plain
     /// fp32" (returned as <c>null</c>); <see cref="ScalarType.BFloat16"/> and <see cref="ScalarType.Float16"/> are

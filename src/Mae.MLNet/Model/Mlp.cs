@@ -6,7 +6,7 @@ namespace Mae.MLNet.Model;
 
 /// <summary>timm's <c>Mlp</c>: fc1 → GELU (exact erf form, as nn.GELU) → fc2. With a <see cref="ComputeDType"/>
 /// all three run in that dtype and so does the output.</summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     public readonly Linear fc1;
     public readonly Linear fc2;

@@ -6,7 +6,7 @@ namespace Mae.MLNet.Model;
 
 /// <summary>timm's <c>PatchEmbed</c>: a p×p convolution with stride p, flattened to [N, L, D] tokens. With a
 /// <see cref="ComputeDType"/> the convolution runs in it and the tokens come out in it.</summary>
-public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
+internal sealed class PatchEmbed : nn.Module<Tensor, Tensor>
 {
     public readonly Conv2d proj;
     readonly int patchSize;

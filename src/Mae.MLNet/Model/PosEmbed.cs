@@ -6,7 +6,7 @@ namespace Mae.MLNet.Model;
 /// <c>np.meshgrid(grid_w, grid_h)</c> puts w first), the second half the row index; each half is
 /// [sin(pos·ω), cos(pos·ω)] with ω_k = 1 / 10000^(k / (D/4)). Computed in double, returned as float.
 /// </summary>
-public static class PosEmbed
+internal static class PosEmbed
 {
     /// <summary>Returns a row-major [(cls ? 1 : 0) + grid², embedDim] table; the cls row is zeros.</summary>
     public static float[] SinCos2D(int embedDim, int gridSize, bool clsToken)

@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Pretraining;
 
 /// <summary>A pre-training checkpoint's header: the run's position and model config, and its options.</summary>
-public sealed record MaePretrainCheckpointHeader : MaeTrainingCheckpointHeader
+internal sealed record MaePretrainCheckpointHeader : MaeTrainingCheckpointHeader
 {
     public MaePretrainOptions Options { get; init; } = new();
 }
@@ -21,7 +21,7 @@ public sealed record MaePretrainCheckpointHeader : MaeTrainingCheckpointHeader
 /// model state, AdamW state, libtorch's CPU generator state, the loss history. A truncated or altered file is
 /// detected before anything is loaded; a crash while writing leaves the previous checkpoint intact.
 /// </summary>
-public static class MaePretrainCheckpoint
+internal static class MaePretrainCheckpoint
 {
     /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
     public const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;

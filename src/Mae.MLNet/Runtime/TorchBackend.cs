@@ -12,7 +12,7 @@ public sealed class MaeTorchBackendException(string message, Exception inner) : 
 /// first native call fails with a DllNotFoundException listing a dozen probed paths. Everything in the library that
 /// makes the first tensor calls <see cref="EnsureAvailable"/> first, which says instead what to add.
 /// </summary>
-public static class TorchBackend
+internal static class TorchBackend
 {
     static readonly Lazy<Exception?> Failure = new(Probe, LazyThreadSafetyMode.ExecutionAndPublication);
 

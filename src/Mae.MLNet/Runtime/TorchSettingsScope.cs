@@ -4,7 +4,7 @@ namespace Mae.MLNet.Runtime;
 /// The process-wide libtorch settings a training run changes (intra-op threads; TF32 matrix math on CUDA), put back
 /// as they were on <see cref="Dispose"/>, so a run leaves the caller's process as it found it.
 /// </summary>
-public sealed class TorchSettingsScope : IDisposable
+internal sealed class TorchSettingsScope : IDisposable
 {
     readonly int? threadsBefore;
     readonly (bool Matmul, bool Cudnn)? tf32Before;

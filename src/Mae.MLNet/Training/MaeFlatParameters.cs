@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Training;
 
 /// <summary>One optimizer parameter group: its parameters, lr scale (layer decay) and weight decay.</summary>
-public sealed record MaeParamGroup(string Name, double LrScale, double WeightDecay, IReadOnlyList<(string Name, Parameter Parameter)> Parameters);
+internal sealed record MaeParamGroup(string Name, double LrScale, double WeightDecay, IReadOnlyList<(string Name, Parameter Parameter)> Parameters);
 
 /// <summary>
 /// The trainable parameters stored in one flat fp32 buffer, <see cref="Data"/> (groups laid out one after another, so a

@@ -5,7 +5,7 @@ namespace Mae.MLNet.Training;
 /// fractional epoch <c>e = step / steps_per_epoch + epoch</c>: linear warmup <c>lr·e/warmup</c> for
 /// <c>e &lt; warmup</c>, then half-cycle cosine <c>min + (lr − min)·½·(1 + cos(π·(e − warmup)/(epochs − warmup)))</c>.
 /// </summary>
-public static class MaeLrSchedule
+internal static class MaeLrSchedule
 {
     public static double At(double epoch, double peakLr, double minLr, double warmupEpochs, double epochs)
     {

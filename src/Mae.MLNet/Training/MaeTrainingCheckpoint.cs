@@ -9,7 +9,7 @@ namespace Mae.MLNet.Training;
 
 /// <summary>What every training checkpoint says about the run that wrote it (stored as JSON at its start); pre-training's
 /// <see cref="Pretraining.MaePretrainCheckpointHeader"/> and fine-tuning's <c>MaeFineTuneCheckpointHeader</c> add their options.</summary>
-public abstract record MaeTrainingCheckpointHeader
+internal abstract record MaeTrainingCheckpointHeader
 {
     /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
     public int FormatVersion { get; init; } = MaeTrainingCheckpoint.FormatVersion;

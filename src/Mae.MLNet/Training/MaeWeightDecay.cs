@@ -11,7 +11,7 @@ namespace Mae.MLNet.Training;
 /// (<c>NoWeightDecay()</c> of <see cref="Model.MaskedAutoencoder"/>, <see cref="Model.VitClassifier"/>,
 /// <see cref="Model.ProjectionHead"/>), as timm's optimizer factory asks <c>model.no_weight_decay()</c>.
 /// </summary>
-public static class MaeWeightDecay
+internal static class MaeWeightDecay
 {
     public sealed record Groups(
         IReadOnlyList<(string Name, Parameter Parameter)> Decay,

@@ -15,7 +15,15 @@ public class LossSettingTest
     public void PresetsValidateWithDefaultOptions()
     {
         foreach (var config in new[] { MaeConfig.VitBase16, MaeConfig.VitBase16 with { NormPixLoss = false }, MaeConfig.VitLarge16, MaeConfig.Mnist28 })
-            new MaePretrainOptions().Validate(config);
+        {
+            var options = new MaePretrainOptions();
+            Assert.AreSame(options, options.Validate(config), "the default recipe validates for every preset");
+            // A ratio that keeps half a patch of this preset's L keeps floor(L·0.5/L) = 0 patches: refused, by name.
+            var keepsNone = new MaePretrainOptions { MaskRatio = 1 - 0.5 / config.NumPatches };
+            var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => keepsNone.Validate(config));
+            Assert.AreEqual(nameof(MaePretrainOptions.MaskRatio), e.ParamName);
+            StringAssert.Contains(e.Message, $"of the model's {config.NumPatches}");
+        }
     }
 
     /// <summary>A ViT-B/16-shaped model (shrunk to 16 px and 8 wide so it runs here) trained with default options.

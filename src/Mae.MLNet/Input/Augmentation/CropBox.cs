@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Input;
 
 /// <summary>A crop rectangle in pixels: rows [Top, Top + Height), columns [Left, Left + Width).</summary>
-public readonly record struct CropBox(int Top, int Left, int Height, int Width)
+internal readonly record struct CropBox(int Top, int Left, int Height, int Width)
 {
     /// <summary>The whole image.</summary>
     public static CropBox Full(int height, int width) => new(0, 0, height, width);
@@ -19,7 +19,7 @@ public readonly record struct CropBox(int Top, int Left, int Height, int Width)
 /// offsets are i = ⌊u·(H − h + 1)⌋, j = ⌊u·(W − w + 1)⌋ (torchvision's randint(0, H − h + 1)). If no attempt
 /// fits, the central crop with the aspect ratio clamped to the ratio range is used.</para>
 /// </summary>
-public static class RandomResizedCropSampler
+internal static class RandomResizedCropSampler
 {
     public const int Attempts = 10;
     /// <summary>Uniforms consumed per sample: 2 per attempt, top, left, flip.</summary>

@@ -50,7 +50,7 @@ public sealed class MaePretrainAugmentation : IBatchTransform
     }
 
     /// <summary>Applies the given crop boxes and flips (one per sample) — deterministic, draws nothing.</summary>
-    public Tensor Apply(Tensor batch, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips)
+    internal Tensor Apply(Tensor batch, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips)
     {
         CheckBatch(batch, nameof(batch));
         ArgumentNullException.ThrowIfNull(boxes);

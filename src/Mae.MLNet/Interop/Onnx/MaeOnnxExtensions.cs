@@ -4,7 +4,7 @@ namespace Mae.MLNet.Interop.Onnx;
 
 /// <summary><c>ExportOnnx(path)</c> on the models: an ONNX file that ONNX Runtime (and ML.NET's
 /// <c>ApplyOnnxModel</c>) scores without libtorch. The file is written atomically.</summary>
-public static class MaeOnnxExtensions
+internal static class MaeOnnxExtensions
 {
     /// <summary>Exports pixels → pooled encoder features (see <see cref="MaeOnnxExport"/>).</summary>
     public static void ExportOnnx(this MaeEncoder encoder, string path, MaeOnnxOptions? options = null)

@@ -10,7 +10,7 @@ namespace Mae.MLNet.Interop.Onnx;
 /// opset or the other metadata changes it. It is an integrity check (damage, accidental or careless edits), not a
 /// signature: whoever rewrites a weight can also rewrite the digest.
 /// </summary>
-public static class OnnxDigest
+internal static class OnnxDigest
 {
     /// <summary>The metadata key of the digest (lower-case hex SHA-256).</summary>
     public const string Key = "mae.sha256";

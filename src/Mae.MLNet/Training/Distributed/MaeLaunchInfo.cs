@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Mae.MLNet.Training;
 
 /// <summary>Who started this process.</summary>
-public enum MaeLauncher
+internal enum MaeLauncher
 {
     /// <summary>No launcher variables: a plain single process.</summary>
     None,
@@ -15,7 +15,7 @@ public enum MaeLauncher
 
 /// <summary>Rank, world size and local rank as the launcher's environment variables give them, before any
 /// communication library is loaded.</summary>
-public sealed record MaeLaunchInfo(MaeLauncher Launcher, int Rank, int WorldSize, int LocalRank)
+internal sealed record MaeLaunchInfo(MaeLauncher Launcher, int Rank, int WorldSize, int LocalRank)
 {
     /// <summary>Reads Open MPI's <c>OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK</c>, else <c>RANK</c>, <c>WORLD_SIZE</c>,
     /// <c>LOCAL_RANK</c>; a malformed value throws naming the variable.</summary>

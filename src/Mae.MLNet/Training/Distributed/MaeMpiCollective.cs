@@ -12,7 +12,7 @@ namespace Mae.MLNet.Training;
 /// prints which rank waited where and calls <c>MPI_Abort</c>, so a dead or hung rank ends the job instead of
 /// hanging it. Open MPI is not CUDA-aware here: CUDA tensors go through <see cref="MaeNcclCollective"/>.
 /// </summary>
-public sealed unsafe class MaeMpiCollective : IMaeCollective
+internal sealed unsafe class MaeMpiCollective : IMaeCollective
 {
     static readonly object InitLock = new();
     static MaeMpiCollective? world;

@@ -13,7 +13,7 @@ namespace Mae.MLNet.Training;
 /// under the same watchdog as MPI (a timeout calls <c>ncclCommAbort</c>, then <c>MPI_Abort</c>).
 /// Compiled and documented here; it runs only where NCCL and a GPU are (not on the CPU machines this was built on).
 /// </summary>
-public sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
+internal sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
 {
     readonly MaeMpiCollective mpi;
     readonly CollectiveWatchdog watchdog;
