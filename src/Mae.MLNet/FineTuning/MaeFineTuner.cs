@@ -16,7 +16,7 @@ namespace Mae.MLNet.FineTuning;
 /// boundary every parameter group's lr is set to <c>schedule(epoch + step/steps) × group scale</c> (layer-wise
 /// decay); the batch is augmented (RandomResizedCrop + flip + normalise), optionally mixed (mixup / cutmix), passed
 /// through the model in training mode (drop path), and the label-smoothing (or soft-target) cross entropy is
-/// back-propagated; AdamW steps every <see cref="MaeFineTuneOptions.AccumIter"/> batches. After each epoch the
+/// back-propagated; AdamW steps every <see cref="Training.MaeTrainingOptions.AccumIter"/> batches. After each epoch the
 /// validation source (if any) is evaluated (top-1 accuracy, plain cross entropy) and the best epoch's weights are
 /// kept. Checkpoints allow an exact resume.
 /// </summary>
@@ -110,14 +110,7 @@ public sealed class MaeFineTuner
         MaeAugmentationOptions augmentation, long stepsPerEpoch, Device device)
     {
         using var task = new FineTuneTask(model, train, validation, o, augmentation, progress);
-        var settings = new MaeEngineSettings
-        {
-            BatchSize = o.BatchSize, AccumIter = o.AccumIter, Epochs = o.Epochs, PeakLearningRate = o.PeakLearningRate,
-            MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
-            ClipGradNorm = o.ClipGradNorm, Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery,
-            CheckpointDir = o.CheckpointDir, Resume = o.Resume, MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir,
-            ComputeDType = o.Precision.ComputeDType(), Collective = o.Collective,
-        };
+        var settings = o.EngineSettings(o.ClipGradNorm);
         var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, ct);
 
         bool restored = false;

@@ -15,7 +15,7 @@ namespace Mae.MLNet.Pretraining;
 /// Pre-trains a <see cref="MaskedAutoencoder"/> with the reference recipe (facebookresearch/mae
 /// <c>engine_pretrain.py</c> <c>train_one_epoch</c>): per batch, the learning rate is set at each accumulation
 /// boundary from the per-iteration schedule, the MAE loss is computed on a random 75 % mask, divided by the
-/// accumulation count and back-propagated, and AdamW steps every <see cref="MaePretrainOptions.AccumIter"/>
+/// accumulation count and back-propagated, and AdamW steps every <see cref="Training.MaeTrainingOptions.AccumIter"/>
 /// batches. Checkpoints allow an exact resume; progress goes to an <see cref="IProgress{T}"/>, a JSONL file and
 /// optionally TensorBoard.
 /// </summary>
@@ -29,7 +29,7 @@ public sealed class MaePretrainer
         Options = options.Clone().Validate();
     }
 
-    /// <summary>Seeds libtorch with <see cref="MaePretrainOptions.Seed"/> and builds a model of
+    /// <summary>Seeds libtorch with <see cref="Training.MaeTrainingOptions.Seed"/> and builds a model of
     /// <paramref name="config"/> (its <c>NormPixLoss</c> chooses the loss target), so the initial weights repeat with the seed.</summary>
     public static MaskedAutoencoder CreateModel(MaeConfig config, MaePretrainOptions options)
     {
@@ -44,8 +44,8 @@ public sealed class MaePretrainer
     /// <summary>
     /// Trains <paramref name="model"/> on <paramref name="source"/> (in place; it ends on the training device).
     /// Options, data and model are checked first, so bad input throws before any step. A fresh run seeds libtorch
-    /// with <see cref="MaePretrainOptions.Seed"/>; with <see cref="MaePretrainOptions.Resume"/> the latest checkpoint
-    /// in <see cref="MaePretrainOptions.CheckpointDir"/> restores the weights, AdamW state, generator state and
+    /// with <see cref="Training.MaeTrainingOptions.Seed"/>; with <see cref="Training.MaeTrainingOptions.Resume"/> the latest checkpoint
+    /// in <see cref="Training.MaeTrainingOptions.CheckpointDir"/> restores the weights, AdamW state, generator state and
     /// counters, and training continues with the next epoch — or, from a checkpoint a cancelled run wrote inside an
     /// epoch (a planned source such as <see cref="Input.MaeImageFileSource"/>, one process), at the batch it stopped
     /// before. Cancelling such a run with checkpoints on finishes the step (and accumulation) in progress, writes that
@@ -72,17 +72,9 @@ public sealed class MaePretrainer
         CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
     {
         var task = new PretrainTask(model, source, o, progress);
-        var state = MaeTrainingEngine.Run(task, Settings(o), stepsPerEpoch, device, cancellationToken);
+        var state = MaeTrainingEngine.Run(task, o.EngineSettings(), stepsPerEpoch, device, cancellationToken);
         return MaeTrainingResult.From<MaePretrainResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
     }
-
-    internal static MaeEngineSettings Settings(MaePretrainOptions o) => new()
-    {
-        BatchSize = o.BatchSize, AccumIter = o.AccumIter, Epochs = o.Epochs, PeakLearningRate = o.PeakLearningRate,
-        MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs, Beta1 = o.Beta1, Beta2 = o.Beta2, Epsilon = o.Epsilon,
-        Seed = o.Seed, LogEvery = o.LogEvery, CheckpointEvery = o.CheckpointEvery, CheckpointDir = o.CheckpointDir, Resume = o.Resume,
-        MetricsFile = o.MetricsFile, TensorBoardDir = o.TensorBoardDir, ComputeDType = o.Precision.ComputeDType(), Collective = o.Collective,
-    };
 
     /// <summary>Pre-training's hooks: the MAE loss of a batch (random 75 % mask), the decay / no-decay groups.</summary>
     sealed class PretrainTask : MaeTrainingTask<Tensor>
