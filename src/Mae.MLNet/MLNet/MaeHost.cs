@@ -57,5 +57,5 @@ internal sealed class MaeHost
     static NotSupportedException Unsupported(string what) => new(
         $"This Microsoft.ML ({typeof(MLContext).Assembly.GetName().Version}) lacks {what}, which Mae.MLNet uses to build the ML.NET " +
         "transformers of a saved fine-tuned classifier in your MLContext (Microsoft.ML 5.0.1 has it). Use the Microsoft.ML version " +
-        "Mae.MLNet references, or save with MaeWeightFile.Save / ExportOnnx.");
+        "Mae.MLNet references, or save with MaeWeightFile.Save / MaeOnnxExport.Export.");
 }

@@ -49,7 +49,7 @@ internal static class MaximumEntropyHead
             throw new NotSupportedException(
                 $"This Microsoft.ML ({parametersType.Assembly.GetName().Version}) lacks the constructors of MaximumEntropyModelParameters / " +
                 "MulticlassPredictionTransformer that Mae.MLNet uses to write a fine-tuned head into a model zip (Microsoft.ML 5.0.1 has them). " +
-                "Use the Microsoft.ML version Mae.MLNet references, or save with MaeWeightFile.Save / ExportOnnx.");
+                "Use the Microsoft.ML version Mae.MLNet references, or save with MaeWeightFile.Save / MaeOnnxExport.Export.");
 
         var rows = weights.Select(w => new VBuffer<float>(features, (float[])w.Clone())).ToArray();
         try

@@ -279,12 +279,12 @@ public class OnnxExportTest
             Randomise(mae, 3);
             string path = Path.Combine(dir, "encoder.onnx");
             File.WriteAllText(path, "old content");
-            mae.ExportOnnx(path, new MaeOnnxOptions { Pooling = MaePooling.Mean });
+            MaeOnnxExport.Export(mae.Encoder, path, new MaeOnnxOptions { Pooling = MaePooling.Mean });
             Assert.AreEqual(1, Directory.GetFiles(dir).Length, "no temporary file left: " + string.Join(", ", Directory.GetFiles(dir)));
 
             // A bad option fails before anything is written: the file keeps its content.
             var before = File.ReadAllBytes(path);
-            Assert.ThrowsExactly<ArgumentException>(() => mae.ExportOnnx(path, new MaeOnnxOptions { Normalization = new() { Std = new[] { 1f, 0f, 1f } } }));
+            Assert.ThrowsExactly<ArgumentException>(() => MaeOnnxExport.Export(mae.Encoder, path, new MaeOnnxOptions { Normalization = new() { Std = new[] { 1f, 0f, 1f } } }));
             CollectionAssert.AreEqual(before, File.ReadAllBytes(path));
 
             using var session = new InferenceSession(path);
@@ -296,7 +296,7 @@ public class OnnxExportTest
 
             using var classifier = new VitClassifier(cfg, 4);
             string cpath = Path.Combine(dir, "classifier.onnx");
-            classifier.ExportOnnx(cpath);
+            MaeOnnxExport.Export(classifier, cpath);
             Assert.AreEqual(3, ModelProto.Parser.ParseFrom(File.ReadAllBytes(cpath)).Graph.Output.Count);
             Assert.AreEqual(2, Directory.GetFiles(dir).Length);
         }
@@ -331,6 +331,6 @@ public class OnnxExportTest
             MaeOnnxExport.BuildModel(classifier, new VitClassifierOnnxOptions { ProbabilitiesName = "logits" }));
         StringAssert.Contains(e.Message, "'logits'");
         Assert.ThrowsExactly<ArgumentNullException>(() => MaeOnnxExport.BuildModel((MaeEncoder)null!));
-        Assert.ThrowsExactly<ArgumentException>(() => encoder.ExportOnnx(""));
+        Assert.ThrowsExactly<ArgumentException>(() => MaeOnnxExport.Export(encoder, ""));
     }
 }
