@@ -19,16 +19,8 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
     const string Name = "MaeAttentiveProbe";
 
     /// <summary>Options of <c>MaeAttentiveProbe</c>.</summary>
-    public sealed class Options
+    public sealed class Options : MaeImageClassifierTrainerOptions
     {
-        /// <summary>Key-typed label (e.g. from <c>MapValueToKey</c>), at least 2 key values. Rows whose key is missing (0) are skipped.</summary>
-        public string LabelColumnName { get; set; } = "Label";
-        /// <summary>CHW Single vector, MLImage, image paths or encoded bytes (as <see cref="MaeFineTuneTrainer.Options.InputColumnName"/>).</summary>
-        public string InputColumnName { get; set; } = "Pixels";
-        /// <summary>Workers, prefetch, bad-file policy and limits for path/bytes columns. Null: the defaults.</summary>
-        public MaeImageInputOptions? ImageInput { get; set; }
-        public string ScoreColumnName { get; set; } = "Score";
-        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
         /// <summary>The frozen encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c> or <c>MaeWeightFile.LoadEncoder</c>).</summary>
         public MaeEncoder? Encoder { get; set; }
         /// <summary>How column values become [0, 1] pixels (Scale) and then model inputs (Mean/Std). Null: the
@@ -37,8 +29,6 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
         public MaeAttentiveProbeOptions Training { get; set; } = new();
         /// <summary>Optional validation data (same columns): accuracy per epoch.</summary>
         public IDataView? ValidationData { get; set; }
-        /// <summary>Rows per forward pass of the returned transformer.</summary>
-        public int InferenceBatchSize { get; set; } = 64;
         public IProgress<MaeFineTuneProgress>? Progress { get; set; }
     }
 
@@ -46,8 +36,7 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
     {
         TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
         if (options.Encoder is null) throw new ArgumentException($"{Name} needs Encoder (the frozen MAE encoder to probe).", nameof(options));
-        MaeFineTuneTrainer.CheckColumns(options.LabelColumnName, options.InputColumnName, options.ScoreColumnName,
-            options.PredictedLabelColumnName, options.InferenceBatchSize);
+        options.CheckColumns();
         (options.Training ?? throw new ArgumentException("Training options must be set.", nameof(options))).Validate();
         (options.Normalization ?? PixelNormalization.Default(options.Encoder.Config.InChannels)).Validate(options.Encoder.Config.InChannels);
     }
@@ -100,7 +89,6 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        return MaeFineTuneTrainer.ClassifierOutputSchema(inputSchema, o.LabelColumnName, o.InputColumnName, o.ScoreColumnName,
-            o.PredictedLabelColumnName, 2, Name);
+        return o.OutputSchema(inputSchema, 2, Name);
     }
 }

@@ -18,20 +18,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
 {
     /// <summary>Options of <c>MaeFineTune</c>. Exactly one starting point: <see cref="Model"/>, <see cref="Encoder"/>,
     /// <see cref="WeightsPath"/>, or <see cref="FromScratch"/> with <see cref="Config"/>.</summary>
-    public sealed class Options
+    public sealed class Options : MaeImageClassifierTrainerOptions
     {
-        /// <summary>Key-typed label (e.g. from <c>MapValueToKey</c>), at least 2 key values. Rows whose key is missing (0) are skipped.</summary>
-        public string LabelColumnName { get; set; } = "Label";
-        /// <summary>CHW Single vector of C·H·W values (<c>ExtractPixels(…, interleavePixelColors: false)</c>), MLImage,
-        /// image file paths (text) or encoded image bytes (<c>LoadRawImageBytes</c>). Paths and bytes are decoded by
-        /// parallel workers: training crops at random on the original image, validation and scoring resize and
-        /// centre-crop (the reference's evaluation transform).</summary>
-        public string InputColumnName { get; set; } = "Pixels";
-        /// <summary>Workers, prefetch, bad-file policy and limits for path/bytes columns (its Augmentation is replaced
-        /// by the recipe's). Null: the defaults.</summary>
-        public MaeImageInputOptions? ImageInput { get; set; }
-        public string ScoreColumnName { get; set; } = "Score";
-        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
         /// <summary>A classifier to fine-tune in place (its class count must equal the label's key count).</summary>
         public VitClassifier? Model { get; set; }
         /// <summary>A pre-trained encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>): a new classifier is built on it.</summary>
@@ -57,16 +45,13 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         public MaeFineTuneOptions Training { get; set; } = new();
         /// <summary>Optional validation data (same columns): accuracy per epoch, and the best epoch's weights are kept.</summary>
         public IDataView? ValidationData { get; set; }
-        /// <summary>Rows per forward pass of the returned transformer.</summary>
-        public int InferenceBatchSize { get; set; } = 64;
         public IProgress<MaeFineTuneProgress>? Progress { get; set; }
     }
 
     internal MaeFineTuneTrainer(Options options)
     {
         TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
-        CheckColumns(options.LabelColumnName, options.InputColumnName, options.ScoreColumnName, options.PredictedLabelColumnName,
-            options.InferenceBatchSize);
+        options.CheckColumns();
         int starts = (options.Model is null ? 0 : 1) + (options.Encoder is null ? 0 : 1) + (options.WeightsPath is null ? 0 : 1) + (options.FromScratch ? 1 : 0);
         if (starts != 1)
             throw new ArgumentException(
@@ -131,17 +116,6 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     {
         TorchRuntime.Seed(o.Training.Seed);
         return MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
-    }
-
-    /// <summary>The option checks every classifier trainer makes on construction (the attentive probe's too): the four
-    /// column names set, the inference batch size in range.</summary>
-    internal static void CheckColumns(string label, string input, string score, string predictedLabel, int inferenceBatchSize)
-    {
-        if (string.IsNullOrWhiteSpace(label)) throw new ArgumentException("LabelColumnName must be set.", "options");
-        if (string.IsNullOrWhiteSpace(input)) throw new ArgumentException("InputColumnName must be set.", "options");
-        if (string.IsNullOrWhiteSpace(score)) throw new ArgumentException("ScoreColumnName must be set.", "options");
-        if (string.IsNullOrWhiteSpace(predictedLabel)) throw new ArgumentException("PredictedLabelColumnName must be set.", "options");
-        MaeInputs.CheckInferenceBatchSize(inferenceBatchSize, "InferenceBatchSize");
     }
 
     /// <summary>The checks a classifier trainer makes before reading a row (the attentive probe makes them here too): the
@@ -232,24 +206,6 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        return ClassifierOutputSchema(inputSchema, o.LabelColumnName, o.InputColumnName, o.ScoreColumnName, o.PredictedLabelColumnName,
-            o.Model?.NumClasses ?? 2, "MaeFineTune");
-    }
-
-    /// <summary>The input columns plus a multiclass trainer's Score and PredictedLabel (the label's key type), after
-    /// checking the label (key) and input columns; <paramref name="trainer"/> names the caller in the messages.</summary>
-    internal static SchemaShape ClassifierOutputSchema(SchemaShape inputSchema, string labelColumnName, string inputColumnName,
-        string scoreColumnName, string predictedLabelColumnName, int numClasses, string trainer)
-    {
-        if (SchemaShapes.Find(inputSchema, labelColumnName) is not SchemaShape.Column label)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{labelColumnName}' was not found.");
-        if (!label.IsKey)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Label column '{labelColumnName}' is {label.Kind} of {label.ItemType}; {trainer} expects a key type (map the labels with MapValueToKey first).");
-        if (SchemaShapes.Find(inputSchema, inputColumnName) is not SchemaShape.Column)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' was not found.");
-        var score = SchemaShapes.SingleVector(scoreColumnName, numClasses); // the size is not part of a SchemaShape
-        var predicted = SchemaShapes.Copy(inputSchema, labelColumnName, predictedLabelColumnName); // the label's key type
-        return new SchemaShape(inputSchema.Where(c => c.Name != scoreColumnName && c.Name != predictedLabelColumnName).Append(score).Append(predicted));
+        return o.OutputSchema(inputSchema, o.Model?.NumClasses ?? 2, "MaeFineTune");
     }
 }
