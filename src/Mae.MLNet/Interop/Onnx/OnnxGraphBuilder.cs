@@ -43,12 +43,7 @@ internal sealed class OnnxGraphBuilder
     public string AddInitializer(string hint, ReadOnlySpan<float> data, params long[] dims)
     {
         CheckCount(data.Length, dims, hint);
-        var tensor = new TensorProto { Name = UniqueName(hint), DataType = (int)TensorProto.Types.DataType.Float };
-        tensor.Dims.AddRange(dims);
-        tensor.RawData = LittleEndianBytes(MemoryMarshal.AsBytes(data), sizeof(float));
-        InitializerBytes += tensor.RawData.Length;
-        Graph.Initializer.Add(tensor);
-        return tensor.Name;
+        return AddTensor(hint, TensorProto.Types.DataType.Float, LittleEndianBytes(MemoryMarshal.AsBytes(data), sizeof(float)), dims);
     }
 
     /// <summary>Adds a float tensor from its raw native-order bytes; the array is taken over, not copied.</summary>
@@ -57,21 +52,21 @@ internal sealed class OnnxGraphBuilder
         CheckCount(bytes.Length / sizeof(float), dims, hint);
         if (!BitConverter.IsLittleEndian)
             for (int i = 0; i < bytes.Length; i += sizeof(float)) Array.Reverse(bytes, i, sizeof(float));
-        var tensor = new TensorProto { Name = UniqueName(hint), DataType = (int)TensorProto.Types.DataType.Float };
-        tensor.Dims.AddRange(dims);
-        tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes);
-        InitializerBytes += bytes.Length;
-        Graph.Initializer.Add(tensor);
-        return tensor.Name;
+        return AddTensor(hint, TensorProto.Types.DataType.Float, UnsafeByteOperations.UnsafeWrap(bytes), dims);
     }
 
     public string AddInt64Initializer(string hint, ReadOnlySpan<long> data, params long[] dims)
     {
         CheckCount(data.Length, dims, hint);
-        var tensor = new TensorProto { Name = UniqueName(hint), DataType = (int)TensorProto.Types.DataType.Int64 };
+        return AddTensor(hint, TensorProto.Types.DataType.Int64, LittleEndianBytes(MemoryMarshal.AsBytes(data), sizeof(long)), dims);
+    }
+
+    /// <summary>The one place an initializer joins the graph (and the byte count the size limit reads).</summary>
+    string AddTensor(string hint, TensorProto.Types.DataType type, ByteString raw, long[] dims)
+    {
+        var tensor = new TensorProto { Name = UniqueName(hint), DataType = (int)type, RawData = raw };
         tensor.Dims.AddRange(dims);
-        tensor.RawData = LittleEndianBytes(MemoryMarshal.AsBytes(data), sizeof(long));
-        InitializerBytes += tensor.RawData.Length;
+        InitializerBytes += raw.Length;
         Graph.Initializer.Add(tensor);
         return tensor.Name;
     }
