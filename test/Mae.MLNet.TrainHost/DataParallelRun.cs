@@ -14,14 +14,15 @@ namespace Mae.MLNet.TrainHost;
 /// The data-parallel child program of the distributed tests and of the benchmark's ranks-vs-one run:
 /// <code>
 /// [mpirun -np N] Mae.MLNet.TrainHost dp out=PATH [dir=CHECKPOINTS] [epochs=2] [images=40] [batch=4] [accum=1]
-///     [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K] [model=tiny|small] [threads=1] [task=pretrain|finetune]
+///     [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K|throw:R:K] [model=tiny|small] [threads=1] [task=pretrain|finetune]
 ///     [metrics=FILE.jsonl] [tensorboard=DIR] [folder=DIR]   (pre-training)
 /// </code>
 /// Pre-trains an MAE (or fine-tunes a classifier from scratch on labels i mod 4, with no random augmentation) with <see cref="MaePretrainOptions.Collective"/> from the environment (world size 1 without
 /// mpirun), <c>batch</c> being the global batch. Rank 0 writes PATH (every step's loss as float bits) and PATH.names
 /// (parameter names and sizes); every rank writes PATH.weights.RANK (the trained parameters as float32) and prints
 /// "RANK r/N … steps=… allreduce_ms=… elapsed_ms=…". <c>fault</c> makes rank R die abruptly (SIGKILL: no
-/// MPI_Finalize) or stop forever when it reads its K-th batch. <c>folder</c> pre-trains on the image files under DIR
+/// MPI_Finalize), stop forever, or throw (a bad image on that rank alone) when it reads its K-th batch. <c>augment</c>
+/// (fine-tuning) turns on random crops and flips, mixup / cutmix and drop path. <c>folder</c> pre-trains on the image files under DIR
 /// (<see cref="MaeImageFileSource"/>, random crops and flips at the model's size) instead of the synthetic images.
 /// </summary>
 public static class DataParallelRun
@@ -33,7 +34,7 @@ public static class DataParallelRun
         string Get(string key, string fallback) => a.TryGetValue(key, out var v) ? v : fallback;
         if (!a.ContainsKey("out"))
         {
-            Console.Error.WriteLine("usage: Mae.MLNet.TrainHost dp out=PATH [dir=…] [epochs=2] [images=40] [batch=4] [accum=1] [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K] [model=tiny|small] [threads=1]");
+            Console.Error.WriteLine("usage: Mae.MLNet.TrainHost dp out=PATH [dir=…] [epochs=2] [images=40] [batch=4] [accum=1] [precision=fp32|bf16] [resume] [fault=die:R:K|hang:R:K|throw:R:K] [model=tiny|small] [threads=1]");
             return 2;
         }
         string output = a["out"];
@@ -65,13 +66,16 @@ public static class DataParallelRun
         string? resumedFrom;
         if (Get("task", "pretrain") == "finetune")
         {
-            // Fine-tuning without random augmentation, mixup or drop path, so the ranks can be compared with one process.
+            // augment: random crops and flips of the in-memory images, mixup / cutmix and drop path, all drawn from
+            // libtorch's generator (keyed per micro-batch in data-parallel runs); otherwise none of them.
+            bool augment = a.ContainsKey("augment");
             var ft = new MaeFineTuneOptions
             {
                 BatchSize = options.BatchSize, AccumIter = options.AccumIter, Epochs = epochs, WarmupEpochs = 1, LearningRate = 1e-3, Seed = 7,
                 Device = MaeDevice.Cpu, Threads = options.Threads, Precision = options.Precision, CheckpointDir = dir, Resume = options.Resume,
-                Collective = collective, LogEvery = 5, DropPath = 0,
-                Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, RandomResizedCrop = false, HorizontalFlipProbability = 0 },
+                Collective = collective, LogEvery = 5, DropPath = augment ? 0.2 : 0, Mixup = augment ? 0.8 : 0, Cutmix = augment ? 1.0 : 0,
+                Augmentation = augment ? new MaeAugmentationOptions { OutputSize = config.ImageSize }
+                    : new MaeAugmentationOptions { OutputSize = config.ImageSize, RandomResizedCrop = false, HorizontalFlipProbability = 0 },
             };
             using var labeled = MaeLabeledImageSource.FromArrays(pixels, Enumerable.Range(0, images).Select(i => (long)(i % 4)), new MaeImageShape(3, config.ImageSize, config.ImageSize));
             var classifier = MaeFineTuner.FromScratch(config, 4, seed: 7);
@@ -117,7 +121,7 @@ public static class DataParallelRun
     {
         readonly MaeTensorImageSource inner;
         readonly int failAt = -1;
-        readonly bool hang;
+        readonly string kind = "";
         int batches;
 
         public FaultySource(MaeTensorImageSource inner, int rank, string? fault)
@@ -126,7 +130,7 @@ public static class DataParallelRun
             if (fault is null) return;
             var parts = fault.Split(':');
             if (int.Parse(parts[1], CultureInfo.InvariantCulture) != rank) return;
-            hang = parts[0] == "hang";
+            kind = parts[0];
             failAt = int.Parse(parts[2], CultureInfo.InvariantCulture);
         }
 
@@ -137,9 +141,10 @@ public static class DataParallelRun
         {
             if (++batches == failAt)
             {
-                Console.Error.WriteLine(hang ? "FAULT: this rank hangs now" : "FAULT: this rank dies now");
+                if (kind == "throw") throw new InvalidDataException("FAULT: this rank cannot decode its image");
+                Console.Error.WriteLine(kind == "hang" ? "FAULT: this rank hangs now" : "FAULT: this rank dies now");
                 Console.Error.Flush();
-                if (hang) Thread.Sleep(Timeout.Infinite);
+                if (kind == "hang") Thread.Sleep(Timeout.Infinite);
                 System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no MPI_Finalize, no exit handlers
             }
             return inner.GetBatch(indices);

@@ -59,6 +59,11 @@ public static class FinetuneCommand
             // The paths are absolute, so the zip's LoadImages needs no folder of its own.
             var prep = ImageFolder.Pixels(ml, "", imageSize, channels);
             var keys = ml.Transforms.Conversion.MapValueToKey(ImageFolder.LabelColumn);
+            // Data parallel as `mae pretrain`: under mpirun / srun every rank fine-tunes on its shard of each epoch (the
+            // global --batch-size split over the ranks, gradients averaged); rank 0 writes the zip. One process takes the
+            // same path with world size 1.
+            var where = CommonOptions.ParseDevice(r.GetValue(device)!);
+            var collective = Mae.MLNet.Training.MaeCollective.FromEnvironment(where);
             var trainer = ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
             {
                 InputColumnName = ImageFolder.PixelsColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = path, ImageSize = imageSize, Heads = headCounts,
@@ -68,13 +73,14 @@ public static class FinetuneCommand
                     Epochs = r.GetValue(epochs), WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum),
                     BaseLearningRate = r.GetValue(blr), LayerDecay = r.GetValue(layerDecay), DropPath = r.GetValue(dropPath),
                     LabelSmoothing = r.GetValue(smoothing), Mixup = r.GetValue(mixup), Cutmix = r.GetValue(cutmix),
-                    Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
+                    Device = where, Seed = r.GetValue(seed), Collective = collective,
                     CheckpointDir = r.GetValue(checkpoints)?.FullName, Resume = r.GetValue(resume),
                 },
                 Progress = new EpochLines(context.Output),
             });
             var pipeline = keys.Append(prep).Append(trainer).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
             var model = pipeline.Fit(train);
+            if (collective.Rank != 0) return 0;
             string temporary = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp-{Guid.NewGuid():N}");
             try
             {

@@ -83,10 +83,11 @@ public static class PretrainCommand
                 Objective = r.GetValue(objective) == "contrastive" ? MaeObjective.Contrastive : MaeObjective.Mae,
                 ContrastiveWeight = r.GetValue(contrastiveWeight),
             };
-            // Under `mpirun -np N mae pretrain …` every rank trains on its shard of each epoch (data parallel; rank 0
-            // writes the checkpoints, metrics and the final weights).
-            var collective = MaeCollective.FromEnvironment(useNcclOnCuda: options.Device == Mae.MLNet.Runtime.MaeDevice.Cuda);
-            if (collective.WorldSize > 1) options.Collective = collective;
+            // Under `mpirun -np N` / `srun --mpi=pmix` every rank trains on its shard of each epoch (data parallel, NCCL on
+            // CUDA; rank 0 writes the checkpoints, metrics and the final weights). One process takes the same collective
+            // path (world size 1), so it equals N ranks accumulating N batches: the same command resumes at any size.
+            var collective = MaeCollective.FromEnvironment(options.Device);
+            options.Collective = collective;
             bool lead = collective.Rank == 0;
             options.Validate(config);
             string folder = r.GetValue(images)!.FullName;

@@ -87,7 +87,7 @@ public sealed class MaeFineTuner
         var augmentation = o.ResolveAugmentation(model.Config).Validate();
         long stepsPerEpoch = CheckData(model, train, validation, augmentation, o);
 
-        var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
+        var device = MaeCollective.TrainingDevice(o.Device, o.Collective); // data-parallel: one GPU per rank
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
         // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
         using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
@@ -175,7 +175,8 @@ public sealed class MaeFineTuner
             MaeLayerDecay.ParamGroups(model, o.WeightDecay, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
-        public override bool CanSkipBatches => train is IMaePlannedLabeledSource && o.Collective is null;
+        // Data-parallel sources read by (seed, epoch, position) and can start anywhere (CheckData refuses the others).
+        public override bool CanSkipBatches => train is IMaePlannedLabeledSource || o.Collective is not null;
 
         public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device, long skipBatches)
         {
@@ -184,9 +185,9 @@ public sealed class MaeFineTuner
                 // Data-parallel: this rank's shard (MaeDataShard) of the (seed, epoch) order.
                 int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
                 if (train is IMaePlannedLabeledSource p)
-                    return p.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, TargetDevice = device }.Validate());
+                    return p.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, SkipBatches = skipBatches, TargetDevice = device }.Validate());
                 var order = MaePlanRandom.Permutation(train.Count, o.Seed, epoch);
-                return MaeDataShard.Positions(train.Count, b, c.Rank, c.WorldSize)
+                return MaeDataShard.Positions(train.Count, b, c.Rank, c.WorldSize, skipBatches)
                     .Select(positions => ((MaeLabeledImageSource)train).GetBatch(positions.Select(i => order[i % order.Length]).ToArray()));
             }
             return train is IMaePlannedLabeledSource planned

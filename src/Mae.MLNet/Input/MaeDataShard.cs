@@ -51,6 +51,10 @@ internal static class MaeDataShard
         }
     }
 
+    /// <summary>The epoch's micro-batch number of rank <paramref name="rank"/>'s batch at its step <paramref name="step"/>:
+    /// <c>step·W + rank</c> — the step at which one process with the per-rank batch reads the same images.</summary>
+    public static long MicroBatch(long step, int rank, int worldSize) => step * worldSize + rank;
+
     /// <summary>The global position (into the padded epoch order) of row <paramref name="row"/> of rank
     /// <paramref name="rank"/>'s batch at step <paramref name="step"/>: <c>(step·W + rank)·b + row</c>.</summary>
     internal static long Position(long step, int row, int batch, int rank, int worldSize) => (step * worldSize + rank) * batch + row;

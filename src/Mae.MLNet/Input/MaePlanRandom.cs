@@ -14,7 +14,7 @@ internal static class MaePlanRandom
 {
     const ulong Golden = 0x9E3779B97F4A7C15UL;
     const ulong FileOrderIndex = 0x5045524D5554454EUL; // the file sources' order: an "index" no image can have
-    const ulong OrderDomain = 0x4F52444552000001UL, NoiseDomain = 0x4E4F495345000002UL;
+    const ulong OrderDomain = 0x4F52444552000001UL, NoiseDomain = 0x4E4F495345000002UL, StepDomain = 0x5354455000000003UL;
 
     static ulong Mix(ulong z)
     {
@@ -67,6 +67,11 @@ internal static class MaePlanRandom
         }
         return order;
     }
+
+    /// <summary>libtorch's seed for micro-batch <paramref name="microBatch"/> of the epoch (<see cref="MaeDataShard.MicroBatch"/>:
+    /// the same number on W ranks and in one process accumulating their batches), so the draws libtorch makes inside a
+    /// step (augmentation of in-memory sources, mixup, drop path) are keyed by where the batch sits in the epoch.</summary>
+    public static long MicroBatchSeed(long seed, int epoch, long microBatch) => (long)(PlanKey(seed, epoch, StepDomain, (ulong)microBatch) >> 1);
 
     /// <summary>The masking noise [positions.Length, patches] in [0, 1) of the images at global epoch positions
     /// <paramref name="positions"/> (row-major, for <c>random_masking</c>'s <c>noise</c> argument).</summary>

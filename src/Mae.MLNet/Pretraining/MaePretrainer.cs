@@ -61,7 +61,7 @@ public sealed class MaePretrainer
         o.Validate(config);
         long stepsPerEpoch = CheckSource(source, config, o);
 
-        var device = o.Device.Resolve(o.Collective?.LocalRank ?? 0); // data-parallel: one GPU per rank on a machine
+        var device = Training.MaeCollective.TrainingDevice(o.Device, o.Collective); // data-parallel: one GPU per rank
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
         // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
         using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
@@ -135,11 +135,12 @@ public sealed class MaePretrainer
             };
         }
 
-        public override bool CanSkipBatches => planned is not null && o.Collective is null;
+        // Data-parallel sources read by (seed, epoch, position) and can start anywhere (CheckShards refuses the others).
+        public override bool CanSkipBatches => planned is not null || o.Collective is not null;
 
         public override IEnumerable<Tensor> Batches(int epoch, Device device, long skipBatches)
         {
-            if (o.Collective is not null) return ShardBatches(epoch, device, o.Collective);
+            if (o.Collective is not null) return ShardBatches(epoch, device, o.Collective, skipBatches);
             return planned is null
                 ? source.EpochBatches(o.BatchSize, shuffle: true)
                 : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device }.Validate());
@@ -147,14 +148,14 @@ public sealed class MaePretrainer
 
         /// <summary>This rank's part of the epoch (<see cref="MaeDataShard"/>): from a planned source through the plan's
         /// rank, from an indexed one by index in the (seed, epoch) order.</summary>
-        IEnumerable<Tensor> ShardBatches(int epoch, Device device, Training.IMaeCollective c)
+        IEnumerable<Tensor> ShardBatches(int epoch, Device device, Training.IMaeCollective c, long skipBatches)
         {
             int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
-            var positions = MaeDataShard.Positions(source.Count, b, c.Rank, c.WorldSize);
+            var positions = MaeDataShard.Positions(source.Count, b, c.Rank, c.WorldSize, skipBatches);
             batchEpoch = epoch;
             if (planned is not null)
             {
-                var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, TargetDevice = device }.Validate();
+                var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, SkipBatches = skipBatches, TargetDevice = device }.Validate();
                 using var at = positions.GetEnumerator();
                 foreach (var batch in planned.Batches(plan))
                 {

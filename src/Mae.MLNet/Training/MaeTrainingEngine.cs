@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using TorchSharp;
@@ -26,7 +27,45 @@ namespace Mae.MLNet.Training;
 /// </summary>
 internal static class MaeTrainingEngine
 {
+    /// <summary>
+    /// Runs the task. Data-parallel (a collective of more than one rank): a failure on one rank alone — a bad image, a
+    /// full disk, any exception the other ranks do not share — is written to stderr and ends every rank at once
+    /// (<see cref="IMaeCollective.Abort"/>, <c>MPI_Abort</c>), because the others would otherwise wait for it in the next
+    /// collective until the watchdog's timeout. Outcomes every rank reaches together — the agreed stop, a non-finite
+    /// (all-reduced) loss — are thrown normally on every rank.
+    /// </summary>
     public static MaeTrainingState Run<TBatch>(MaeTrainingTask<TBatch> task, MaeEngineSettings s, long stepsPerEpoch, Device device,
+        CancellationToken cancellationToken)
+    {
+        try { return RunRanks(task, s, stepsPerEpoch, device, cancellationToken); }
+        catch (Exception e) when (s.Collective is { WorldSize: > 1 } c && !IsAgreed(e))
+        {
+            c.Abort($"training failed on this rank; ending every rank of the job. {e}");
+            throw;
+        }
+    }
+
+    const string AgreedKey = "Mae.MLNet.AgreedByAllRanks";
+
+    /// <summary>Marks an exception every rank throws at the same point (no rank is left waiting in a collective).</summary>
+    static T Agreed<T>(T e) where T : Exception
+    {
+        e.Data[AgreedKey] = true;
+        return e;
+    }
+
+    static bool IsAgreed(Exception e) => e.Data.Contains(AgreedKey);
+
+    /// <summary>Whether any rank asks to stop (its token cancelled: Ctrl+C, SIGTERM): one all-reduce of a 0/1 flag at each
+    /// accumulation boundary, so all ranks stop at the same step.</summary>
+    static bool AnyRankStops(IMaeCollective collective, bool mine)
+    {
+        using var flag = tensor(new[] { mine ? 1f : 0f });
+        collective.AllReduceMean(flag);
+        return flag.item<float>() > 0;
+    }
+
+    static MaeTrainingState RunRanks<TBatch>(MaeTrainingTask<TBatch> task, MaeEngineSettings s, long stepsPerEpoch, Device device,
         CancellationToken cancellationToken)
     {
         var model = task.Model;
@@ -75,7 +114,8 @@ internal static class MaeTrainingEngine
         using var losses = new PendingLosses(Math.Max(1, (int)Math.Min(s.LogEvery, stepsPerEpoch)), device, s.LegacyStep, collective);
         var allReduceClock = new Stopwatch();
         long checkpointedStep = state.GlobalStep;   // nothing to write when stopped exactly where the last file was
-        bool canStopWithCheckpoint = s.CheckpointDir is not null && collective is null && task.CanSkipBatches;
+        bool canStopWithCheckpoint = s.CheckpointDir is not null && task.CanSkipBatches;
+        bool multiRank = collective is { WorldSize: > 1 };
 
         for (int epoch = state.StartEpoch; epoch < s.Epochs; epoch++)
         {
@@ -90,22 +130,26 @@ internal static class MaeTrainingEngine
             {
                 while (true)
                 {
-                    if (cancellationToken.IsCancellationRequested)
+                    // Several ranks agree on the stop at each accumulation boundary (one tiny all-reduce), so a signal to
+                    // any one rank stops all of them at the same step; one process looks at its token before every step.
+                    bool atBoundary = stepInEpoch % accum == 0;
+                    if (multiRank ? atBoundary && AnyRankStops(collective!, cancellationToken.IsCancellationRequested) : cancellationToken.IsCancellationRequested)
                     {
-                        if (!canStopWithCheckpoint) cancellationToken.ThrowIfCancellationRequested();
-                        if (stepInEpoch % accum == 0) // else one more step: a partial accumulation is not stored
+                        if (!canStopWithCheckpoint) throw Agreed(new OperationCanceledException(cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None));
+                        if (atBoundary) // else one more step: a partial accumulation is not stored
                         {
                             losses.Flush(state.StepLosses);
                             string? written = null;
                             if (state.GlobalStep != checkpointedStep)
                             {
                                 written = state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir!, epoch, stepInEpoch);
-                                checkpoint.Save(written, task.CreateHeader(state, epoch), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                                if (state.IsLead) checkpoint.Save(written, task.CreateHeader(state, epoch), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                                collective?.Barrier(); // the file is complete before any rank ends
                             }
-                            throw new OperationCanceledException(
+                            throw Agreed(new OperationCanceledException(
                                 $"Training stopped at epoch {epoch}, step {stepInEpoch} of {stepsPerEpoch}" +
                                 (written is null ? $"; the latest checkpoint in '{s.CheckpointDir}' holds this position." : $"; checkpoint written: '{written}'."),
-                                cancellationToken);
+                                cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None));
                         }
                     }
                     using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
@@ -118,6 +162,10 @@ internal static class MaeTrainingEngine
                             throw new InvalidDataException($"The {task.DataDescription} yielded more than the {stepsPerEpoch} batches it promises per epoch at batch size {s.BatchSize}.");
                         if (stepInEpoch % accum == 0) lr = MaeLrSchedule.At(stepInEpoch / (double)stepsPerEpoch + epoch, s.PeakLearningRate, s.MinLearningRate, s.WarmupEpochs, s.Epochs);
 
+                        // Data-parallel (any world size, one included): libtorch's generator restarts for each micro-batch from
+                        // its place in the epoch, so augmentation, mixup and drop path draw what one process accumulating
+                        // the ranks' batches draws, and no two ranks (no two micro-batches) repeat a stream.
+                        if (collective is not null) TorchRuntime.Seed(MaePlanRandom.MicroBatchSeed(s.Seed, epoch, MaeDataShard.MicroBatch(stepInEpoch, collective.Rank, collective.WorldSize)));
                         Tensor loss;
                         using (MaeInputs.DeferValueChecksOnDevice())
                         using (step.CastForStep()) loss = task.Loss(batch, device);
@@ -195,7 +243,7 @@ internal static class MaeTrainingEngine
                 $"Checkpoint '{reader.Path}' was written {into} steps into an epoch of {h.StepsPerEpoch} steps; this run has {stepsPerEpoch} steps per epoch (other data or batch size), so it cannot continue inside that epoch.");
         if (!task.CanSkipBatches)
             throw new InvalidOperationException(
-                $"Checkpoint '{reader.Path}' was written {into} steps into an epoch; this run's {task.DataDescription} cannot start inside an epoch (only planned sources such as MaeImageFileSource can, in one process).");
+                $"Checkpoint '{reader.Path}' was written {into} steps into an epoch; this run's {task.DataDescription} cannot start inside an epoch (planned sources such as MaeImageFileSource can, and every source data-parallel training accepts).");
         return into;
     }
 
@@ -249,7 +297,8 @@ internal static class MaeTrainingEngine
                 {
                     var (e, st, g) = where[i];
                     count = 0;
-                    throw new MaeNonFiniteLossException(e, st, g, values[i]);
+                    var nonFinite = new MaeNonFiniteLossException(e, st, g, values[i]);
+                    throw collective is null ? nonFinite : Agreed(nonFinite); // all-reduced: every rank sees the same value
                 }
                 into.Add(values[i]);
             }

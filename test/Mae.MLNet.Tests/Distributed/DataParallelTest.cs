@@ -106,15 +106,16 @@ public class DataParallelTest
         CollectionAssert.AreEqual(MpiJob.Weights(acc), MpiJob.Weights(two, 0), "2 ranks vs one process with AccumIter 2: weights");
     }
 
-    /// <summary>Fine-tuning (no random augmentation, mixup or drop path, which draw per rank): 2 ranks equal one
-    /// process accumulating their batches, as in pre-training; layer-decay groups and label smoothing included.</summary>
+    /// <summary>Fine-tuning with random crops and flips, mixup / cutmix and drop path, all drawn from libtorch's
+    /// generator: keyed per micro-batch (seed, epoch, micro-batch k·W + r), so the ranks draw different streams and
+    /// 2 ranks still equal one process accumulating their batches, as in pre-training; layer-decay groups included.</summary>
     [TestMethod]
     public void FineTuningOnTwoRanksEqualsOneProcessAccumulatingTheirBatches()
     {
         using var dir = new TempDir();
         string acc = dir.File("acc"), two = dir.File("two");
-        MpiJob.RunOk(0, Args(acc, "fp32", "task=finetune", "batch=2", "accum=2"));
-        var job = MpiJob.RunOk(2, Args(two, "fp32", "task=finetune", "batch=4"));
+        MpiJob.RunOk(0, Args(acc, "fp32", "task=finetune", "augment", "batch=2", "accum=2"));
+        var job = MpiJob.RunOk(2, Args(two, "fp32", "task=finetune", "augment", "batch=4"));
         StringAssert.Contains(job.Stdout, "RANK 1/2 MPI steps=20");
         AssertRankLossesAverageMicroBatches(acc, two, steps: 20);
         CollectionAssert.AreEqual(MpiJob.Weights(two, 0), MpiJob.Weights(two, 1), "rank 1's weights differ from rank 0's");
@@ -157,6 +158,73 @@ public class DataParallelTest
         StringAssert.Contains(r.Stderr + r.Stdout, "rank 1");
         Assert.IsFalse(File.Exists(dir.File("die")), "rank 0 must not finish the run");
     }
+
+    /// <summary>A rank that fails alone (an exception on rank 1 only, a bad image) reports and ends every rank at
+    /// once (MPI_Abort), long before the collective timeout, set to 300 s here, could end rank 0's wait.</summary>
+    [TestMethod]
+    public void ARankThatFailsAloneEndsEveryRank()
+    {
+        using var dir = new TempDir();
+        var env = new Dictionary<string, string> { ["MAE_COLLECTIVE_TIMEOUT_S"] = "300" };
+        var r = MpiJob.Run(2, Args(dir.File("throw"), "fp32", "batch=4", "fault=throw:1:5"), timeoutMs: 200_000, env);
+        Assert.AreNotEqual(0, r.ExitCode, r.Stdout + r.Stderr);
+        StringAssert.Contains(r.Stderr, "rank 1 of 2: training failed on this rank; ending every rank of the job.");
+        StringAssert.Contains(r.Stderr, "FAULT: this rank cannot decode its image");
+        Assert.IsFalse(r.Stderr.Contains("longer than the collective timeout", StringComparison.Ordinal), r.Stderr);
+        Assert.IsFalse(File.Exists(dir.File("throw")), "rank 0 must not finish the run");
+        Console.WriteLine($"job ended after {r.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>
+    /// The `mae pretrain` command line, world-size independent end to end: one process with batch 2 × AccumIter 2, and
+    /// <c>mpirun -np 2</c> with batch 4 stopped by a SIGTERM to rank 1 alone — both ranks stop at the same step, rank 0
+    /// writes the checkpoint of that position — then resumed with --resume, write the same mae.safetensors, byte for byte.
+    /// libtorch's CPU reductions split their sums by the intra-op thread count, so both sides run one thread
+    /// (OMP_NUM_THREADS=1): at another count the files differ in the last bits (≈ 1e-8), as any two thread counts do.
+    /// </summary>
+    [TestMethod]
+    public void CliSigtermToOneRankCheckpointsAndTheResumedJobEqualsOneProcess()
+    {
+        using var dir = new TempDir();
+        string images = dir.File("images"), model = dir.File("model.json"), one = dir.File("one"), two = dir.File("two");
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(images, 16);
+        File.WriteAllText(model,
+            """{"ImageSize":32,"PatchSize":8,"InChannels":3,"EmbedDim":32,"Depth":2,"NumHeads":2,"DecoderEmbedDim":16,"DecoderDepth":1,"DecoderNumHeads":2}""");
+        string[] Pretrain(string output, int batch, int accum, params string[] more) => new[]
+        {
+            "pretrain", "--images", images, "--model", model, "--epochs", "30", "--warmup-epochs", "2", "--batch-size", $"{batch}",
+            "--accum-iter", $"{accum}", "--device", "cpu", "--num-workers", "1", "--recon-every", "0", "--checkpoint-every", "100", "--out", output,
+        }.Concat(more).ToArray();
+
+        var oneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
+        var job = MpiJob.StartCli(2, Pretrain(two, 4, 1), oneThread);
+        var pids = new Dictionary<int, int>();
+        for (int i = 0; i < 2400 && !job.Process.HasExited && !job.Stdout.Contains("epoch 2/30", StringComparison.Ordinal); i++) Thread.Sleep(50);
+        Assert.IsFalse(job.Process.HasExited, job.Stdout);
+        pids = job.RankPids();
+        Assert.IsTrue(pids.ContainsKey(1), $"rank 1's process among mpirun's children: {string.Join(", ", pids)}");
+        Assert.AreEqual(0, kill(pids[1], 15 /* SIGTERM */));
+        var stopped = job.Wait(120_000);
+        Assert.AreNotEqual(0, stopped.ExitCode, "a stopped job is not a finished one");
+        StringAssert.Contains(stopped.Stderr, "SIGTERM: stopping at the next step boundary");
+        StringAssert.Contains(stopped.Stderr, "checkpoint written:");
+        Assert.IsFalse(File.Exists(Path.Combine(two, "mae.safetensors")), "the run must stop before its end");
+        var written = Directory.GetFiles(two, "checkpoint-*.maeckpt");
+        Assert.AreEqual(1, written.Length, string.Join(", ", written));
+        // Both ranks stopped at the same step: each names the same checkpoint.
+        Assert.AreEqual(2, System.Text.RegularExpressions.Regex.Matches(stopped.Stderr, System.Text.RegularExpressions.Regex.Escape(Path.GetFileName(written[0]))).Count, stopped.Stderr);
+
+        var resumed = MpiJob.StartCli(2, Pretrain(two, 4, 1, "--resume"), oneThread).Wait(240_000);
+        Assert.AreEqual(0, resumed.ExitCode, resumed.Stdout + resumed.Stderr);
+        StringAssert.Contains(resumed.Stdout, $"resumed from {Path.GetFileName(written[0])}");
+        var single = MpiJob.StartCli(0, Pretrain(one, 2, 2), oneThread).Wait(240_000);
+        Assert.AreEqual(0, single.ExitCode, single.Stdout + single.Stderr);
+        CollectionAssert.AreEqual(File.ReadAllBytes(Path.Combine(one, "mae.safetensors")), File.ReadAllBytes(Path.Combine(two, "mae.safetensors")),
+            "1 process accumulating 2 batches vs 2 ranks stopped by SIGTERM and resumed");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int signal);
 
     [TestMethod]
     public void AHungRankEndsTheJobWithinTheCollectiveTimeout()

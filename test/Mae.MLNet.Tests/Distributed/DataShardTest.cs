@@ -120,5 +120,6 @@ public class DataShardTest
         public void AllReduceMean(Tensor tensor) => Assert.Fail("no collective call expected");
         public void Broadcast(Tensor tensor, int root = 0) => Assert.Fail("no collective call expected");
         public void Barrier() => Assert.Fail("no collective call expected");
+        public void Abort(string message) => Assert.Fail($"no abort expected: {message}");
     }
 }

@@ -40,6 +40,16 @@ internal static class MpiJob
     public static Result Run(int ranks, IEnumerable<string> args, int timeoutMs = 240_000, IDictionary<string, string>? env = null, string mode = "dp")
     {
         Assert.IsTrue(File.Exists(HostDll), $"the training host was not built next to the tests: {HostDll}");
+        return Start(ranks, new[] { HostDll, mode }.Concat(args), env).Wait(timeoutMs);
+    }
+
+    /// <summary>The <c>mae</c> command line (mae.dll, built next to the tests) as one process or under mpirun.</summary>
+    public static Running StartCli(int ranks, IEnumerable<string> args, IDictionary<string, string>? env = null)
+        => Start(ranks, new[] { Path.Combine(AppContext.BaseDirectory, "mae.dll") }.Concat(args), env);
+
+    /// <summary>Starts <c>dotnet DLL args…</c>, under <c>mpirun -np ranks</c> when ranks ≥ 1.</summary>
+    public static Running Start(int ranks, IEnumerable<string> dllAndArgs, IDictionary<string, string>? env = null)
+    {
         var psi = new ProcessStartInfo(ranks == 0 ? Dotnet : MpiRun)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
@@ -55,20 +65,57 @@ internal static class MpiJob
             psi.ArgumentList.Add(Dotnet);
         }
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-        psi.ArgumentList.Add(HostDll);
-        psi.ArgumentList.Add(mode);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        var clock = Stopwatch.StartNew();
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start the job");
-        var err = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(timeoutMs))
+        foreach (var a in dllAndArgs) psi.ArgumentList.Add(a);
+        return new Running(psi);
+    }
+
+    /// <summary>A started job: its output is read as it comes (so a full pipe never blocks it).</summary>
+    public sealed class Running
+    {
+        readonly ProcessStartInfo psi;
+        readonly Stopwatch clock = Stopwatch.StartNew();
+        readonly System.Text.StringBuilder stdout = new(), stderr = new();
+        public Process Process { get; }
+
+        public Running(ProcessStartInfo psi)
         {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"the job did not end within {timeoutMs / 1000} s: {string.Join(' ', psi.ArgumentList)}");
+            this.psi = psi;
+            Process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the job");
+            Process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (stdout) stdout.AppendLine(e.Data); };
+            Process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
+            Process.BeginOutputReadLine();
+            Process.BeginErrorReadLine();
         }
-        p.WaitForExit();
-        return new Result(p.ExitCode, stdout.Result, err.Result, clock.Elapsed);
+
+        public string Stdout { get { lock (stdout) return stdout.ToString(); } }
+
+        public Result Wait(int timeoutMs)
+        {
+            if (!Process.WaitForExit(timeoutMs))
+            {
+                Process.Kill(entireProcessTree: true);
+                Assert.Fail($"the job did not end within {timeoutMs / 1000} s: {string.Join(' ', psi.ArgumentList)}\n{Stdout}\n{stderr}");
+            }
+            Process.WaitForExit();
+            lock (stderr) return new Result(Process.ExitCode, Stdout, stderr.ToString(), clock.Elapsed);
+        }
+
+        /// <summary>The process ids of the job's ranks: mpirun's children whose environment names their MPI rank.</summary>
+        public Dictionary<int, int> RankPids()
+        {
+            var pids = new Dictionary<int, int>();
+            foreach (var task in Directory.GetDirectories($"/proc/{Process.Id}/task"))
+                foreach (var child in File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    string environ;
+                    try { environ = File.ReadAllText($"/proc/{child}/environ"); }
+                    catch (IOException) { continue; }
+                    foreach (var v in environ.Split('\0'))
+                        if (v.StartsWith("OMPI_COMM_WORLD_RANK=", StringComparison.Ordinal))
+                            pids[int.Parse(v["OMPI_COMM_WORLD_RANK=".Length..], System.Globalization.CultureInfo.InvariantCulture)] = int.Parse(child, System.Globalization.CultureInfo.InvariantCulture);
+                }
+            return pids;
+        }
     }
 
     public static Result RunOk(int ranks, params string[] args)

@@ -106,5 +106,6 @@ public class ShardedFeaturizeTest
         public void AllReduceMean(Tensor tensor) => Assert.Fail("featurizing needs no all-reduce");
         public void Broadcast(Tensor tensor, int root = 0) => Assert.Fail("featurizing needs no broadcast");
         public void Barrier() { }
+        public void Abort(string message) => Assert.Fail($"featurizing must not abort: {message}");
     }
 }

@@ -1,3 +1,4 @@
+using Mae.MLNet.Runtime;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Training;
@@ -26,6 +27,10 @@ public interface IMaeCollective
     void Broadcast(Tensor tensor, int root = 0);
     /// <summary>Returns when every rank has called it.</summary>
     void Barrier();
+    /// <summary>Ends every rank of the job at once (<c>MPI_Abort</c>) after writing <paramref name="message"/> to stderr:
+    /// what a rank must do when it fails alone while the others may wait for it in a collective. Does not return,
+    /// except in a single process, which has no other rank to end (the caller's exception then goes on).</summary>
+    void Abort(string message);
 }
 
 /// <summary>Finding and creating the job's collective.</summary>
@@ -35,23 +40,59 @@ public static class MaeCollective
     public static IMaeCollective Single { get; } = new SingleProcessCollective();
 
     /// <summary>
-    /// The collective of the job this process was started in: under <c>mpirun</c> (Open MPI's
-    /// <c>OMPI_COMM_WORLD_SIZE</c> is set) the MPI collective, on CUDA with <paramref name="useNcclOnCuda"/> the NCCL
-    /// one bootstrapped over MPI; without a launcher and without <c>WORLD_SIZE</c> &gt; 1, <see cref="Single"/>.
-    /// The torchrun-style variables (<c>RANK</c>, <c>WORLD_SIZE</c>, <c>LOCAL_RANK</c>) describe a job but carry no
-    /// transport: with <c>WORLD_SIZE</c> &gt; 1 and no MPI launcher this throws, naming mpirun.
+    /// The collective of the job this process was started in (<see cref="MaeLaunchInfo.Detect()"/>): under Open MPI's
+    /// <c>mpirun</c>, a Slurm step (<c>srun --mpi=pmix</c>) or another PMI / PMIx launcher the MPI collective — on CUDA
+    /// with <paramref name="useNcclOnCuda"/> the NCCL one bootstrapped over MPI — whose rank and size MPI gives, checked
+    /// against the launcher's (<see cref="MaeLaunchInfo.CheckFormed"/>); without a launcher, or with a world of one,
+    /// <see cref="Single"/>. The torchrun-style variables (<c>RANK</c>, <c>WORLD_SIZE</c>, <c>LOCAL_RANK</c>,
+    /// <c>MASTER_ADDR</c>/<c>MASTER_PORT</c>) describe a job but carry no transport Open MPI can join: with
+    /// <c>WORLD_SIZE</c> &gt; 1 and no MPI launcher this throws, naming mpirun and srun. Never a silent "rank 0 of 1".
     /// </summary>
-    public static IMaeCollective FromEnvironment(bool useNcclOnCuda = false)
+    public static IMaeCollective FromEnvironment(bool useNcclOnCuda = false) => FromLaunch(MaeLaunchInfo.Detect(), useNcclOnCuda);
+
+    /// <summary>As <see cref="FromEnvironment(bool)"/> for a training device option: NCCL when the job has more than
+    /// one rank and the device resolves to CUDA (<see cref="MaeDevice.Auto"/> on a machine with CUDA, or
+    /// <see cref="MaeDevice.Cuda"/>), MPI otherwise.</summary>
+    public static IMaeCollective FromEnvironment(MaeDevice device)
     {
         var launch = MaeLaunchInfo.Detect();
-        if (launch.Launcher == MaeLauncher.Mpi)
-            return useNcclOnCuda ? MaeNcclCollective.Create(MaeMpiCollective.World) : MaeMpiCollective.World;
-        if (launch.WorldSize > 1)
+        return FromLaunch(launch, UsesNccl(device, launch, TorchRuntime.CudaAvailable));
+    }
+
+    /// <summary>THE rule for the gradient transport: NCCL for a multi-rank job on CUDA.</summary>
+    internal static bool UsesNccl(MaeDevice device, MaeLaunchInfo launch, bool cudaAvailable)
+        => launch.JoinsThroughMpi && (launch.LooksMultiProcess || launch.Launcher == MaeLauncher.Mpi)
+           && (device == MaeDevice.Cuda || (device == MaeDevice.Auto && cudaAvailable));
+
+    /// <summary>The training device of this rank: <paramref name="device"/> resolved, on CUDA the rank's own GPU
+    /// (<see cref="MaeLaunchInfo.CudaDevice"/>; the NCCL communicator's device when there is one).</summary>
+    public static Device TrainingDevice(MaeDevice device, IMaeCollective? collective)
+    {
+        bool onCuda = device == MaeDevice.Cuda || (device == MaeDevice.Auto && TorchRuntime.CudaAvailable);
+        if (collective is null || !onCuda) return device.Resolve();
+        int index = collective is MaeNcclCollective nccl ? nccl.Device : MaeLaunchInfo.CudaDevice(collective.LocalRank, TorchRuntime.CudaDeviceCount);
+        return device.Resolve(index);
+    }
+
+    internal static IMaeCollective FromLaunch(MaeLaunchInfo launch, bool useNcclOnCuda)
+    {
+        if (launch.Launcher == MaeLauncher.Environment && launch.WorldSize > 1)
             throw new MaeCollectiveException(
-                $"WORLD_SIZE is {launch.WorldSize} (RANK {launch.Rank}) but this process was not started by mpirun: Mae.MLNet's ranks " +
-                "communicate through MPI. Start the job with `mpirun -np N dotnet app.dll` (Open MPI; on a cluster through its " +
-                "scheduler, e.g. `srun --mpi=pmix`), which sets each rank itself.");
-        return Single;
+                $"WORLD_SIZE is {launch.WorldSize} (RANK {launch.Rank}) but this process was not started by an MPI launcher: Mae.MLNet's ranks " +
+                "communicate through Open MPI, which joins only the processes its own launcher started — torchrun's rendezvous " +
+                "(MASTER_ADDR/MASTER_PORT) cannot bootstrap it. Start the job with `mpirun -np N dotnet app.dll` (Open MPI), or under " +
+                "Slurm with `srun --mpi=pmix -n N dotnet app.dll`; each sets every rank itself.");
+        // Open MPI's own launcher always forms its world (even -np 1); other launchers with one task need no MPI.
+        if (!launch.JoinsThroughMpi || (launch.Launcher != MaeLauncher.Mpi && !launch.LooksMultiProcess)) return Single;
+        MaeMpiCollective world;
+        try { world = MaeMpiCollective.World; }
+        catch (MaeCollectiveException e) when (launch.LooksMultiProcess)
+        {
+            throw new MaeCollectiveException(
+                $"The launcher ({launch.Launcher}) started this process as rank {launch.Rank} of a multi-process job, but MPI could not be set up: {e.Message}", e);
+        }
+        launch.CheckFormed(world.Rank, world.WorldSize);
+        return useNcclOnCuda ? MaeNcclCollective.Create(world) : world;
     }
 
     sealed class SingleProcessCollective : IMaeCollective
@@ -67,6 +108,7 @@ public static class MaeCollective
             if (root != 0) throw new ArgumentOutOfRangeException(nameof(root), root, "A single process has only rank 0.");
         }
         public void Barrier() { }
+        public void Abort(string message) { }   // no other rank: the caller's exception is the report
     }
 }
 

@@ -27,6 +27,16 @@ internal sealed unsafe class MaeMpiCollective : IMaeCollective
         }
     }
 
+    /// <summary>The world if this process has set MPI up already (through <see cref="World"/>), else null; never
+    /// initialises MPI.</summary>
+    public static MaeMpiCollective? Formed
+    {
+        get
+        {
+            lock (InitLock) return world;
+        }
+    }
+
     public int Rank { get; }
     public int WorldSize { get; }
     public int LocalRank { get; }
@@ -66,8 +76,8 @@ internal sealed unsafe class MaeMpiCollective : IMaeCollective
         int rank, size;
         Check(MpiNative.MPI_Comm_rank(MpiNative.CommWorld, &rank), "MPI_Comm_rank");
         Check(MpiNative.MPI_Comm_size(MpiNative.CommWorld, &size), "MPI_Comm_size");
-        int local = MaeLaunchInfo.Detect() is { Launcher: MaeLauncher.Mpi } info ? info.LocalRank : 0;
-        return new MaeMpiCollective(rank, size, local);
+        // Rank and size are MPI's; the local rank (which GPU) is the launcher's (mpirun, srun, PMI, LOCAL_RANK).
+        return new MaeMpiCollective(rank, size, MaeLaunchInfo.Detect().LocalRank);
     }
 
     static TimeSpan DefaultTimeout()
@@ -98,6 +108,12 @@ internal sealed unsafe class MaeMpiCollective : IMaeCollective
         Console.Error.Flush();
         AbortJob(errorCode);
     }
+
+    void IMaeCollective.Abort(string message) => Abort(message);
+
+    /// <summary>Guards a blocking call made for this job outside the collective operations (NCCL's communicator setup)
+    /// with the same watchdog: past <see cref="Timeout"/> the job is aborted.</summary>
+    internal CollectiveWatchdog.Guard Watch(string operation) => watchdog.Enter(operation);
 
     static void AbortJob(int code)
     {
