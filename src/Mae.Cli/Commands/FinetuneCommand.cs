@@ -39,7 +39,7 @@ public static class FinetuneCommand
         var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip.")
         {
             images, validation, weights, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
-            size, device, seed, checkpoints, resume,
+            size, heads, device, seed, checkpoints, resume,
         };
         command.SetAction(r =>
         {

@@ -223,6 +223,45 @@ public class DataParallelTest
             "1 process accumulating 2 batches vs 2 ranks stopped by SIGTERM and resumed");
     }
 
+    /// <summary><c>mpirun -np 2 mae finetune --batch-size 4</c> shards each epoch (no duplicate trainings): rank 0 alone
+    /// reports and writes the zip, whose contents equal those of one process with batch 2 × <c>--accum-iter 2</c>.</summary>
+    [TestMethod]
+    public void CliFinetuneOnTwoRanksEqualsOneProcessAccumulating()
+    {
+        using var dir = new TempDir();
+        string images = dir.File("images"), weights = dir.File("mae.safetensors");
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(Path.Combine(images, "cat"), 8);
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(Path.Combine(images, "dog"), 8, seed0: 100);
+        var config = Mae.MLNet.TrainHost.TinyRun.Config with { ImageSize = 32 };
+        using (var mae = Mae.MLNet.Training.MaePretrainer.CreateModel(config, Mae.MLNet.TrainHost.TinyRun.Options(1)))
+            Mae.MLNet.Interop.MaeWeightFile.Save(mae, weights);
+        string[] Finetune(string zip, int batch, int accum) => new[]
+        {
+            "finetune", "--images", images, "--weights", weights, "--num-heads", $"{config.NumHeads},{config.DecoderNumHeads}", "--epochs", "2",
+            "--warmup-epochs", "1", "--batch-size", $"{batch}", "--accum-iter", $"{accum}", "--device", "cpu", "--out", zip,
+        };
+        var oneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
+        var two = MpiJob.StartCli(2, Finetune(dir.File("two.zip"), 4, 1), oneThread).Wait(240_000);
+        Assert.AreEqual(0, two.ExitCode, two.Stdout + two.Stderr);
+        Assert.AreEqual(2, System.Text.RegularExpressions.Regex.Matches(two.Stdout, "epoch [12]/2 ").Count, two.Stdout);
+        Assert.AreEqual(1, System.Text.RegularExpressions.Regex.Matches(two.Stdout, "wrote ").Count, two.Stdout);
+        var one = MpiJob.StartCli(0, Finetune(dir.File("one.zip"), 2, 2), oneThread).Wait(240_000);
+        Assert.AreEqual(0, one.ExitCode, one.Stdout + one.Stderr);
+        using var a = System.IO.Compression.ZipFile.OpenRead(dir.File("one.zip"));
+        using var b = System.IO.Compression.ZipFile.OpenRead(dir.File("two.zip"));
+        CollectionAssert.AreEqual(a.Entries.Select(e => e.FullName).ToList(), b.Entries.Select(e => e.FullName).ToList());
+        foreach (var e in a.Entries)
+            CollectionAssert.AreEqual(ReadAll(e), ReadAll(b.GetEntry(e.FullName)!), $"zip entry {e.FullName}");
+    }
+
+    static byte[] ReadAll(System.IO.Compression.ZipArchiveEntry entry)
+    {
+        using var stream = entry.Open();
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     static extern int kill(int pid, int signal);
 
