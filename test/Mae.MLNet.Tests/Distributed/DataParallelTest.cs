@@ -159,6 +159,35 @@ public class DataParallelTest
         Assert.IsFalse(File.Exists(dir.File("die")), "rank 0 must not finish the run");
     }
 
+    /// <summary>
+    /// Other launchers' environments with Open MPI underneath: each rank's Open MPI variables are removed and replaced
+    /// by a Slurm step's (srun: <c>SLURM_STEP_NUM_TASKS</c>, <c>SLURM_PROCID</c>, <c>SLURM_LOCALID</c>) or left to PMIx
+    /// alone (<c>PMIX_RANK</c>); the ranks still find each other through MPI and train as 2 ranks. srun's variables
+    /// in a plain process (srun without PMIx: MPI forms a world of one) are refused, never trained as "rank 0 of 1".
+    /// </summary>
+    [TestMethod]
+    [DataRow("slurm")]
+    [DataRow("pmix")]
+    public void SrunAndPmixLaunchesFormTheJobAndAWorldOfOneIsRefused(string launcher)
+    {
+        using var dir = new TempDir();
+        const string dropOmpi = "exec env -u OMPI_COMM_WORLD_SIZE -u OMPI_COMM_WORLD_RANK -u OMPI_COMM_WORLD_LOCAL_RANK \"$@\"";
+        string script = launcher == "slurm"
+            ? "SLURM_STEP_NUM_TASKS=$OMPI_COMM_WORLD_SIZE SLURM_PROCID=$OMPI_COMM_WORLD_RANK SLURM_LOCALID=$OMPI_COMM_WORLD_LOCAL_RANK " + dropOmpi
+            : dropOmpi;
+        var job = MpiJob.Run(2, new[] { $"out={dir.File("ok")}", "epochs=1", "images=40", "batch=4" }, wrapper: new[] { "sh", "-c", script, "sh" });
+        Assert.AreEqual(0, job.ExitCode, job.Stdout + job.Stderr);
+        StringAssert.Contains(job.Stdout, "RANK 1/2 MPI steps=10");
+        StringAssert.Contains(job.Stdout, "RANK 0/2 MPI steps=10");
+        if (launcher != "slurm") return;
+
+        var env = new Dictionary<string, string> { ["SLURM_STEP_NUM_TASKS"] = "2", ["SLURM_PROCID"] = "1", ["SLURM_LOCALID"] = "1" };
+        var alone = MpiJob.Run(0, new[] { $"out={dir.File("alone")}", "epochs=1", "images=40", "batch=4" }, env: env);
+        Assert.AreNotEqual(0, alone.ExitCode, alone.Stdout + alone.Stderr);
+        StringAssert.Contains(alone.Stderr, "The launcher (Slurm) announced rank 1 of 2, but MPI formed rank 0 of 1");
+        Assert.IsFalse(File.Exists(dir.File("alone")), "no training may run");
+    }
+
     /// <summary>A rank that fails alone (an exception on rank 1 only, a bad image) reports and ends every rank at
     /// once (MPI_Abort), long before the collective timeout, set to 300 s here, could end rank 0's wait.</summary>
     [TestMethod]

@@ -37,18 +37,20 @@ internal static class MpiJob
 
     /// <summary>Runs <c>TrainHost MODE args…</c> (mode dp: data-parallel training); ranks ≥ 1 under mpirun
     /// (--oversubscribe: CI may have fewer cores), 0: one plain process.</summary>
-    public static Result Run(int ranks, IEnumerable<string> args, int timeoutMs = 240_000, IDictionary<string, string>? env = null, string mode = "dp")
+    public static Result Run(int ranks, IEnumerable<string> args, int timeoutMs = 240_000, IDictionary<string, string>? env = null, string mode = "dp",
+        IEnumerable<string>? wrapper = null)
     {
         Assert.IsTrue(File.Exists(HostDll), $"the training host was not built next to the tests: {HostDll}");
-        return Start(ranks, new[] { HostDll, mode }.Concat(args), env).Wait(timeoutMs);
+        return Start(ranks, new[] { HostDll, mode }.Concat(args), env, wrapper).Wait(timeoutMs);
     }
 
     /// <summary>The <c>mae</c> command line (mae.dll, built next to the tests) as one process or under mpirun.</summary>
     public static Running StartCli(int ranks, IEnumerable<string> args, IDictionary<string, string>? env = null)
         => Start(ranks, new[] { Path.Combine(AppContext.BaseDirectory, "mae.dll") }.Concat(args), env);
 
-    /// <summary>Starts <c>dotnet DLL args…</c>, under <c>mpirun -np ranks</c> when ranks ≥ 1.</summary>
-    public static Running Start(int ranks, IEnumerable<string> dllAndArgs, IDictionary<string, string>? env = null)
+    /// <summary>Starts <c>dotnet DLL args…</c>, under <c>mpirun -np ranks</c> when ranks ≥ 1; <paramref name="wrapper"/>
+    /// (a command that ends by running its arguments) goes between mpirun and dotnet.</summary>
+    public static Running Start(int ranks, IEnumerable<string> dllAndArgs, IDictionary<string, string>? env = null, IEnumerable<string>? wrapper = null)
     {
         var psi = new ProcessStartInfo(ranks == 0 ? Dotnet : MpiRun)
         {
@@ -62,6 +64,7 @@ internal static class MpiJob
             psi.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
             psi.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
             if (env is not null) foreach (var k in env.Keys) { psi.ArgumentList.Add("-x"); psi.ArgumentList.Add(k); }
+            foreach (var w in wrapper ?? Array.Empty<string>()) psi.ArgumentList.Add(w);
             psi.ArgumentList.Add(Dotnet);
         }
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
