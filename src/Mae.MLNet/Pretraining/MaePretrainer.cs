@@ -47,7 +47,7 @@ public sealed class MaePretrainer
     /// with <see cref="Training.MaeTrainingOptions.Seed"/>; with <see cref="Training.MaeTrainingOptions.Resume"/> the latest checkpoint
     /// in <see cref="Training.MaeTrainingOptions.CheckpointDir"/> restores the weights, AdamW state, generator state and
     /// counters, and training continues with the next epoch — or, from a checkpoint a cancelled run wrote inside an
-    /// epoch (a planned source such as <see cref="Input.MaeImageFileSource"/>, one process), at the batch it stopped
+    /// epoch (a planned source such as <see cref="Input.MaeImageFileSource"/>, or any data-parallel source), at the batch it stopped
     /// before. Cancelling such a run with checkpoints on finishes the step (and accumulation) in progress, writes that
     /// checkpoint and throws <see cref="OperationCanceledException"/> naming it.
     /// </summary>

@@ -19,11 +19,13 @@ namespace Mae.MLNet.Training;
 /// The loss is not read back per step: each step's loss is copied into a small device buffer that is read when
 /// reporting (every <c>LogEvery</c> steps and at the end of each epoch, before any checkpoint), where a NaN or
 /// infinite loss stops the run with <see cref="MaeNonFiniteLossException"/> naming the step it happened at.
-/// <para>Cancellation is checked before each step. When the task's data can start inside an epoch
-/// (<see cref="MaeTrainingTask{TBatch}.CanSkipBatches"/>: a planned source, one process) and checkpoints are on, the
-/// run goes on to the next accumulation boundary, writes a checkpoint of that position (<c>…NNNN-SSSSSS</c>: epochs
-/// completed, steps into the next) and then throws <see cref="OperationCanceledException"/>; a resume starts that epoch
-/// at that batch and continues exactly as the uninterrupted run. Otherwise cancellation throws at once, as before.</para>
+/// <para>Cancellation is checked before each step (data-parallel: agreed by all ranks at each accumulation boundary,
+/// so a signal to any rank stops them all at the same step). When the task's data can start inside an epoch
+/// (<see cref="MaeTrainingTask{TBatch}.CanSkipBatches"/>: a planned source, or any data-parallel source) and checkpoints
+/// are on, the run goes on to the next accumulation boundary, writes (rank 0) a checkpoint of that position
+/// (<c>…NNNN-SSSSSS</c>: epochs completed, steps into the next) and then throws <see cref="OperationCanceledException"/>;
+/// a resume starts that epoch at that batch and continues exactly as the uninterrupted run. Otherwise cancellation
+/// throws at once, as before.</para>
 /// </summary>
 internal static class MaeTrainingEngine
 {
