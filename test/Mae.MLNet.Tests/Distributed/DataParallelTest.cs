@@ -262,7 +262,7 @@ public class DataParallelTest
         Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(Path.Combine(images, "cat"), 8);
         Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(Path.Combine(images, "dog"), 8, seed0: 100);
         var config = Mae.MLNet.TrainHost.TinyRun.Config with { ImageSize = 32 };
-        using (var mae = Mae.MLNet.Training.MaePretrainer.CreateModel(config, Mae.MLNet.TrainHost.TinyRun.Options(1)))
+        using (var mae = Mae.MLNet.Pretraining.MaePretrainer.CreateModel(config, Mae.MLNet.TrainHost.TinyRun.Options(1)))
             Mae.MLNet.Interop.MaeWeightFile.Save(mae, weights);
         string[] Finetune(string zip, int batch, int accum) => new[]
         {
