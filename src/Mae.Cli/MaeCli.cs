@@ -70,13 +70,13 @@ public static class MaeCli
                                    or Mae.MLNet.Input.MaeImageFileException or InvalidOperationException or NotSupportedException)
         {
             error.WriteLine($"mae: {Unwrap(ex).Message}");
-            EndOtherRanks(Unwrap(ex).Message, ExitBadInput);
+            EndOtherRanks(Unwrap(ex).Message);
             return ExitBadInput;
         }
         catch (Exception ex)
         {
             error.WriteLine($"mae: unexpected error: {Unwrap(ex)}");
-            EndOtherRanks(Unwrap(ex).Message, ExitFailure);
+            EndOtherRanks(Unwrap(ex).Message);
             return ExitFailure;
         }
         finally { Console.CancelKeyPress -= onCancel; }
@@ -85,9 +85,9 @@ public static class MaeCli
     /// <summary>In a data-parallel job (MPI set up with more than one rank) a command that fails on this rank ends every
     /// rank at once (<c>MPI_Abort</c>): the others might otherwise wait for it in a collective until the watchdog's
     /// timeout. The training engine does the same for failures inside training; this covers the rest of the command.</summary>
-    static void EndOtherRanks(string message, int code)
+    static void EndOtherRanks(string message)
     {
-        if (Mae.MLNet.Training.MaeMpiCollective.Formed is { WorldSize: > 1 } world) world.Abort(message, code);
+        if (Mae.MLNet.Training.MaeCollective.Joined is { WorldSize: > 1 } job) job.Abort(message);
     }
 
     static Exception Unwrap(Exception ex) => ex is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : ex;

@@ -63,7 +63,7 @@ public static class FinetuneCommand
             // global --batch-size split over the ranks, gradients averaged); rank 0 writes the zip. One process takes the
             // same path with world size 1.
             var where = CommonOptions.ParseDevice(r.GetValue(device)!);
-            var collective = Mae.MLNet.Training.MaeCollective.FromEnvironment(where);
+            var collective = Mae.MLNet.Training.MaeCollective.ForDevice(where);
             var trainer = ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
             {
                 InputColumnName = ImageFolder.PixelsColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = path, ImageSize = imageSize, Heads = headCounts,

@@ -86,7 +86,7 @@ public static class PretrainCommand
             // Under `mpirun -np N` / `srun --mpi=pmix` every rank trains on its shard of each epoch (data parallel, NCCL on
             // CUDA; rank 0 writes the checkpoints, metrics and the final weights). One process takes the same collective
             // path (world size 1), so it equals N ranks accumulating N batches: the same command resumes at any size.
-            var collective = MaeCollective.FromEnvironment(options.Device);
+            var collective = MaeCollective.ForDevice(options.Device);
             options.Collective = collective;
             bool lead = collective.Rank == 0;
             options.Validate(config);

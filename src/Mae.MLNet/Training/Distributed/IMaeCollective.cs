@@ -53,11 +53,18 @@ public static class MaeCollective
     /// <summary>As <see cref="FromEnvironment(bool)"/> for a training device option: NCCL when the job has more than
     /// one rank and the device resolves to CUDA (<see cref="MaeDevice.Auto"/> on a machine with CUDA, or
     /// <see cref="MaeDevice.Cuda"/>), MPI otherwise.</summary>
-    public static IMaeCollective FromEnvironment(MaeDevice device)
+    public static IMaeCollective ForDevice(MaeDevice device)
     {
         var launch = MaeLaunchInfo.Detect();
         return FromLaunch(launch, UsesNccl(device, launch, TorchRuntime.CudaAvailable));
     }
+
+    /// <summary>The job's collective once <see cref="FromEnvironment(bool)"/> has formed one over MPI (or NCCL), else null.
+    /// What a host program's last catch needs: <c>MaeCollective.Joined?.Abort(message)</c> ends every rank when this one
+    /// fails outside training (the training engine does it by itself for failures inside training).</summary>
+    public static IMaeCollective? Joined => joined;
+
+    static volatile IMaeCollective? joined;
 
     /// <summary>THE rule for the gradient transport: NCCL for a multi-rank job on CUDA.</summary>
     internal static bool UsesNccl(MaeDevice device, MaeLaunchInfo launch, bool cudaAvailable)
@@ -66,7 +73,7 @@ public static class MaeCollective
 
     /// <summary>The training device of this rank: <paramref name="device"/> resolved, on CUDA the rank's own GPU
     /// (<see cref="MaeLaunchInfo.CudaDevice"/>; the NCCL communicator's device when there is one).</summary>
-    public static Device TrainingDevice(MaeDevice device, IMaeCollective? collective)
+    internal static Device TrainingDevice(MaeDevice device, IMaeCollective? collective)
     {
         bool onCuda = device == MaeDevice.Cuda || (device == MaeDevice.Auto && TorchRuntime.CudaAvailable);
         if (collective is null || !onCuda) return device.Resolve();
@@ -92,7 +99,9 @@ public static class MaeCollective
                 $"The launcher ({launch.Launcher}) started this process as rank {launch.Rank} of a multi-process job, but MPI could not be set up: {e.Message}", e);
         }
         launch.CheckFormed(world.Rank, world.WorldSize);
-        return useNcclOnCuda ? MaeNcclCollective.Create(world) : world;
+        IMaeCollective formed = useNcclOnCuda ? MaeNcclCollective.Create(world) : world;
+        joined = formed;
+        return formed;
     }
 
     sealed class SingleProcessCollective : IMaeCollective

@@ -27,16 +27,6 @@ internal sealed unsafe class MaeMpiCollective : IMaeCollective
         }
     }
 
-    /// <summary>The world if this process has set MPI up already (through <see cref="World"/>), else null; never
-    /// initialises MPI.</summary>
-    public static MaeMpiCollective? Formed
-    {
-        get
-        {
-            lock (InitLock) return world;
-        }
-    }
-
     public int Rank { get; }
     public int WorldSize { get; }
     public int LocalRank { get; }
