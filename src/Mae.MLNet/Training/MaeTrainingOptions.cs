@@ -76,11 +76,14 @@ public abstract class MaeTrainingOptions
     public string? TensorBoardDir { get; set; }
 
     /// <summary>
-    /// Data-parallel training over the ranks of this collective (<see cref="MaeCollective.FromEnvironment"/> under
-    /// <c>mpirun</c>); null: one process. <see cref="BatchSize"/> is then the global batch of a step, each rank reads
-    /// <c>BatchSize / WorldSize</c> images of its shard of the epoch, gradients are averaged before every AdamW step,
-    /// and the epoch order and random draws come from (seed, epoch, position), so any world size takes the same steps.
-    /// Rank 0 alone writes checkpoints, metrics, TensorBoard and progress.
+    /// Data-parallel training over the ranks of this collective (<see cref="MaeCollective.ForDevice"/> under
+    /// <c>mpirun</c> or <c>srun</c>); null: one process. <see cref="BatchSize"/> is then the global batch of a step, each
+    /// rank reads <c>BatchSize / WorldSize</c> images of its shard of the epoch, gradients are averaged before every AdamW
+    /// step, the epoch order and masking noise come from (seed, epoch, position), and libtorch's generator restarts for
+    /// every micro-batch from (seed, epoch, micro-batch) (augmentation, mixup, drop path), so W ranks take the steps one
+    /// process accumulating W batches takes and no two ranks repeat a random stream. Set the collective in one process
+    /// too (<see cref="MaeCollective.Single"/>, what ForDevice gives there) for a run that equals the ranks' runs.
+    /// Rank 0 alone writes checkpoints, metrics, TensorBoard and progress; a failure on one rank alone ends every rank.
     /// </summary>
     [JsonIgnore]
     public IMaeCollective? Collective { get; set; }
