@@ -36,6 +36,8 @@ using static TorchSharp.torch;
 //                            --dp-runs 1x2,2x1,1x1 (ranks x threads per rank) --dp-preset tiny32 --dp-batch 64 (global) --dp-steps 20
 //                            --dp-rounds 3 --dp-precision fp32
 //   --bench augmentation     the batched pre-training augmentation per resampler (CPU): --aug-batch 64 --aug-in 32 --aug-out 32
+//   --bench presets          training-step img/s of 32-px candidates alternating in one run: --candidates tiny32,p4-e128x6x4-d64x1x2
+//                            (a preset or p{patch}-e{W}x{D}x{H}-d{W}x{D}x{H}) --dtype bf16 --batch --steps --warmup --window
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
 //   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
@@ -69,6 +71,17 @@ Console.WriteLine($"- libtorch threads: {TorchRuntime.Threads} intra-op, {get_nu
 Console.WriteLine($"- load average before: {Machine.LoadAverage()}");
 Console.WriteLine($"- command: `dotnet run -c Release --project samples/Benchmarks -- {string.Join(' ', args)}`".Replace("--  `", "`"));
 Console.WriteLine();
+
+if (benches.Contains("presets"))
+{
+    var o = new TrainOptions
+    {
+        Batch = GetInt("batch", 128), Steps = GetInt("steps", 23), Warmup = GetInt("warmup", 3), Window = GetInt("window", 5),
+        Lr = GetDouble("lr", 1e-3), Seed = GetInt("seed", 1), FusedAttention = fusedAttention,
+    };
+    ScalarType? dtype = Get("dtype", "bf16") == "fp32" ? null : ScalarType.BFloat16;
+    PresetSpeedBenchmark.Run(Get("candidates", "tiny32").Split(',', StringSplitOptions.RemoveEmptyEntries), dtype, o, log, device);
+}
 
 if (benches.Contains("train") || benches.Contains("gemm"))
 {

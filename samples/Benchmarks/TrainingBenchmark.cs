@@ -25,10 +25,11 @@ public sealed record TrainOptions
 
 /// <summary>A compute precision and which step implementation: the engine's (flat buffer, one weight cast per step,
 /// loss read once per window) or the old one (TorchSharp's per-parameter AdamW, casts per layer call, loss read every
-/// step).</summary>
-public sealed record TrainVariant(ScalarType? DType, bool Old)
+/// step). <paramref name="Config"/> (named <paramref name="Name"/>) replaces the run's model for this variant, so
+/// several architectures can alternate in one run.</summary>
+public sealed record TrainVariant(ScalarType? DType, bool Old, MaeConfig? Config = null, string? Name = null)
 {
-    public string Label => TrainingBenchmark.Label(DType) + (Old ? " old" : "");
+    public string Label => (Name is null ? "" : Name + " ") + TrainingBenchmark.Label(DType) + (Old ? " old" : "");
 }
 
 /// <param name="ImagesPerSecond">img/s over windows of <see cref="TrainOptions.Window"/> timed steps (warm-up excluded).</param>
@@ -67,7 +68,8 @@ public static class TrainingBenchmark
             foreach (var v in variants)
             {
                 TorchRuntime.Seed(o.Seed);
-                var model = new MaskedAutoencoder(config) { ComputeDType = v.DType, FusedAttentionOnCuda = o.FusedAttention };
+                var c = v.Config ?? config;
+                var model = new MaskedAutoencoder(c) { ComputeDType = v.DType, FusedAttentionOnCuda = o.FusedAttention };
                 model.to(device);
                 model.train();
                 var split = MaeWeightDecay.Split(model, model.NoWeightDecay());
@@ -83,7 +85,7 @@ public static class TrainingBenchmark
                 runs.Add(new Run
                 {
                     Variant = v, Model = model, Step = MaeTrainStep.Create(groups, settings), LossBuffer = buffer,
-                    Data = new SyntheticImages(config.ImageSize, config.InChannels, config.NumPatches, o.Batch, o.DataBatches, o.Seed, device),
+                    Data = new SyntheticImages(c.ImageSize, c.InChannels, c.NumPatches, o.Batch, o.DataBatches, o.Seed, device),
                     Losses = new float[o.Steps],
                 });
             }

@@ -33,6 +33,19 @@ internal static class CommonOptions
     {
         Description = "Head counts, encoder[,decoder] (e.g. 6 or 6,8), for weights whose width no preset has (the file stores no head count).",
     };
+    public static Option<string> Precision() => WithChoices(new Option<string>("--precision")
+    {
+        Description = "auto (bf16 on a GPU or a CPU with AVX512_BF16, else fp32), fp32, or bf16 mixed precision.", DefaultValueFactory = _ => "auto",
+    }, "auto", "fp32", "bf16");
+    public static Option<double?> Minutes()
+    {
+        var option = new Option<double?>("--minutes")
+        {
+            Description = "Time box: time a few steps, then train the epochs that fit (at most --epochs or the recipe's), the warm-up scaled with them; prints the plan.",
+        };
+        option.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is double m && !(m > 0 && double.IsFinite(m))) r.AddError($"--minutes must be a number > 0; got {m}."); });
+        return option;
+    }
     public static Option<int> Seed() => new("--seed") { Description = "Seed for libtorch and ML.NET.", DefaultValueFactory = _ => 0 };
 
     /// <summary><c>--num-heads</c>: "E" or "E,D" → head counts, or null when not given.</summary>
@@ -51,6 +64,10 @@ internal static class CommonOptions
     }
 
     public static MaeDevice ParseDevice(string value) => value switch { "cpu" => MaeDevice.Cpu, "cuda" => MaeDevice.Cuda, _ => MaeDevice.Auto };
+    public static Mae.MLNet.Training.MaePrecision ParsePrecision(string value) => value switch
+    {
+        "fp32" => Mae.MLNet.Training.MaePrecision.Fp32, "bf16" => Mae.MLNet.Training.MaePrecision.Bf16, _ => Mae.MLNet.Training.MaePrecision.Auto,
+    };
     public static MaePooling ParsePooling(string value) => value == "cls" ? MaePooling.Cls : MaePooling.Mean;
 
     static Option<string> WithChoices(Option<string> option, params string[] choices)

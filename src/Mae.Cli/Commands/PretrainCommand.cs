@@ -22,17 +22,17 @@ public static class PretrainCommand
     public static Command Create(CliContext context)
     {
         var images = CommonOptions.Images("A folder of images (sub-folders are read too; labels are ignored).");
-        var model = new Option<string>("--model")
+        var model = new Option<string?>("--model")
         {
-            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, mnist28, or the official mae_vit_base_patch16 …) or a JSON file with a MaeConfig.",
-            DefaultValueFactory = _ => "tiny32",
+            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28, or the official mae_vit_base_patch16 …) or a JSON file with a MaeConfig " +
+                          "(default: chosen from the images' size and printed: nano32 for small colour images on a CPU).",
         };
         var inputSize = new Option<int?>("--input-size", "--input_size") { Description = "Image size (default: the model's)." };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => 400 };
-        var warmup = new Option<double>("--warmup-epochs", "--warmup_epochs") { Description = "Linear warm-up epochs.", DefaultValueFactory = _ => 40 };
-        var batch = new Option<int>("--batch-size", "--batch_size") { Description = "Images per step.", DefaultValueFactory = _ => 64 };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: the recipe's, 400; with --minutes: the most that fit, at most this)." };
+        var warmup = new Option<double?>("--warmup-epochs", "--warmup_epochs") { Description = "Linear warm-up epochs (default: the recipe's 10 % of the epochs)." };
+        var batch = new Option<int?>("--batch-size", "--batch_size") { Description = "Images per step (default: the recipe's: 256 for models of ≤ 64 px, else 64)." };
         var accum = new Option<int>("--accum-iter", "--accum_iter") { Description = "Steps per optimizer update (effective batch = batch-size × accum-iter).", DefaultValueFactory = _ => 1 };
-        var blr = new Option<double>("--blr") { Description = "Base learning rate: lr = blr × effective batch / 256.", DefaultValueFactory = _ => 1.5e-4 };
+        var blr = new Option<double?>("--blr") { Description = "Base learning rate: lr = blr × effective batch / 256 (default: the recipe's: 2e-3 for models of ≤ 64 px, else the paper's 1.5e-4)." };
         var lr = new Option<double?>("--lr") { Description = "Absolute learning rate (overrides --blr)." };
         var minLr = new Option<double>("--min-lr", "--min_lr") { Description = "Floor of the cosine schedule.", DefaultValueFactory = _ => 0 };
         var weightDecay = new Option<double>("--weight-decay", "--weight_decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.05 };
@@ -42,8 +42,8 @@ public static class PretrainCommand
             Description = "Per-patch normalised pixels as the target, true or false (default: the model's; every preset says true, the paper's choice).",
             Arity = ArgumentArity.ZeroOrOne,
         };
-        var precision = new Option<string>("--precision") { Description = "fp32, or bf16 mixed precision.", DefaultValueFactory = _ => "fp32" };
-        precision.AcceptOnlyFromAmong("fp32", "bf16");
+        var precision = CommonOptions.Precision();
+        var minutes = CommonOptions.Minutes();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
         var outDir = new Option<DirectoryInfo>("--output-dir", "--output_dir", "--out") { Description = "Folder for checkpoints, metrics and the final weights.", Required = true };
@@ -63,20 +63,25 @@ public static class PretrainCommand
         var command = new Command("pretrain", "Pre-train a masked autoencoder on a folder of images (main_pretrain.py's recipe).")
         {
             images, model, inputSize, epochs, warmup, batch, accum, blr, lr, minLr, weightDecay, maskRatio, normPix, precision, device, seed,
-            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight, reconEvery,
+            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight, reconEvery, minutes,
         };
         command.SetAction(r =>
         {
-            var resolved = ResolveModel(r.GetValue(model)!, r.GetValue(inputSize));
+            string folder = r.GetValue(images)!.FullName;
+            var resolved = r.GetValue(model) is { } named ? ResolveModel(named, r.GetValue(inputSize))
+                : ChooseModel(folder, r.GetValue(inputSize), CommonOptions.ParseDevice(r.GetValue(device)!), context.Output);
             var config = r.GetValue(normPix) is bool target ? resolved with { NormPixLoss = target } : resolved;
+            var recipe = MaePretrainRecipe.For(config);
             string output = r.GetValue(outDir)!.FullName;
             Directory.CreateDirectory(output);
             var options = new MaePretrainOptions
             {
-                Epochs = r.GetValue(epochs), WarmupEpochs = r.GetValue(warmup), BatchSize = r.GetValue(batch), AccumIter = r.GetValue(accum),
-                BaseLearningRate = r.GetValue(blr), LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr),
+                Epochs = r.GetValue(epochs) ?? recipe.Epochs,
+                WarmupEpochs = r.GetValue(warmup) ?? recipe.WarmupEpochs / recipe.Epochs * (r.GetValue(epochs) ?? recipe.Epochs),
+                BatchSize = r.GetValue(batch) ?? recipe.BatchSize, AccumIter = r.GetValue(accum),
+                BaseLearningRate = r.GetValue(blr) ?? recipe.BaseLearningRate, LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr),
                 WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio),
-                Precision = r.GetValue(precision) == "bf16" ? MaePrecision.Bf16 : MaePrecision.Fp32,
+                Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!),
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
                 CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = r.GetValue(resume),
                 MetricsFile = Path.Combine(output, "metrics.jsonl"), TensorBoardDir = r.GetValue(logDir)?.FullName,
@@ -90,14 +95,23 @@ public static class PretrainCommand
             options.Collective = collective;
             bool lead = collective.Rank == 0;
             options.Validate(config);
-            string folder = r.GetValue(images)!.FullName;
-            // The paper's input pipeline on the files themselves: RandomResizedCrop(0.2–1) on the original, flip,
-            // normalise, in parallel decode workers, deterministic from (seed, epoch, image).
+            // The paper's input pipeline on the files themselves: RandomResizedCrop (the recipe's scale: 0.2–1, or 0.35–1 at
+            // ≤ 64 px) on the original, flip, normalise, in parallel decode workers, deterministic from (seed, epoch, image).
             var source = MaeImageFileSource.FromFolder(folder, new MaeImageInputOptions
             {
-                Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels },
+                Augmentation = recipe.Augmentation(config),
                 Workers = r.GetValue(workers), SkipBadFiles = r.GetValue(skipBad),
             });
+            if (r.GetValue(minutes) is double box)
+            {
+                if (options.Resume) throw new CliException("--minutes plans a fresh run, and a resumed run keeps the plan it started with: use one of --minutes and --resume.");
+                // Each rank would time its own steps and could plan a different epoch count: one process only.
+                if (collective.WorldSize > 1) throw new CliException("--minutes plans one process's run; under mpirun give --epochs instead.");
+                double seconds = MaePretrainer.CalibrateStepSeconds(config, options, source, cancellationToken: context.Cancellation);
+                var plan = MaeTimeBudget.Plan(box, seconds, source.Count / options.BatchSize, options.Epochs, options.WarmupEpochs / options.Epochs);
+                (options.Epochs, options.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
+                if (lead) context.Output.WriteLine(plan.Describe(options.BatchSize));
+            }
             int every = r.GetValue(reconEvery);
             if (every < 0) throw new CliException($"--recon-every must be 0 (none) or a number of epochs; got {every}.");
             using var mae = MaePretrainer.CreateModel(config, options);
@@ -115,6 +129,17 @@ public static class PretrainCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>No --model: the preset for the folder's images (a few headers read), said on the output.</summary>
+    static MaeConfig ChooseModel(string folder, int? inputSize, Mae.MLNet.Runtime.MaeDevice device, TextWriter output)
+    {
+        bool cuda = device != Mae.MLNet.Runtime.MaeDevice.Cpu && Mae.MLNet.Runtime.TorchRuntime.CudaAvailable;
+        var (choice, sample) = MaeImageFolder.ChoosePreset(folder, cuda);
+        var config = inputSize is int s ? choice.Config with { ImageSize = s } : choice.Config;
+        output.WriteLine($"model: {choice.Name}, {config.ImageSize} px — {choice.Reason} (median shorter side of {sample.Files} sampled images); --model chooses another");
+        try { return config.Validate(); }
+        catch (ArgumentException e) { throw new CliException($"--input-size: {e.Message}"); }
     }
 
     /// <summary>A preset name or a JSON <see cref="MaeConfig"/> file, at <paramref name="inputSize"/> when given.</summary>

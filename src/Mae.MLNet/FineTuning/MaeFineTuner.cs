@@ -110,7 +110,7 @@ public sealed class MaeFineTuner
         MaeAugmentationOptions augmentation, long stepsPerEpoch, Device device)
     {
         using var task = new FineTuneTask(model, train, validation, o, augmentation, progress);
-        var settings = o.EngineSettings(o.ClipGradNorm);
+        var settings = o.EngineSettings(device.type, o.ClipGradNorm);
         var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, ct);
 
         bool restored = false;

@@ -53,4 +53,43 @@ public static class MaeImageFolder
         }
         return (paths, labels.ToArray(), classes);
     }
+
+    /// <summary>The preset for a folder's images (<see cref="Model.MaeConfig.ForImages"/> on <see cref="SampleSizes"/>),
+    /// with the sample it was chosen from.</summary>
+    public static (Model.MaePresetChoice Choice, MaeImageSizeSample Sample) ChoosePreset(string folder, bool cuda)
+    {
+        var sample = SampleSizes(folder);
+        return (Model.MaeConfig.ForImages(sample.MedianShortSide, sample.Channels, cuda), sample);
+    }
+
+    /// <summary>
+    /// The typical size of a folder's images from the headers of up to <paramref name="count"/> files spread evenly over
+    /// the sorted list (no pixel is decoded): the median shorter side, and 1 channel when every sampled image is grey,
+    /// else 3. Files whose header cannot be read are passed over; when none can be read this throws a
+    /// <see cref="MaeImageFileException"/> naming the first.
+    /// </summary>
+    public static MaeImageSizeSample SampleSizes(string folder, int count = 16)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, $"count must be ≥ 1; got {count}.");
+        var files = ListImages(folder);
+        int n = Math.Min(count, files.Count);
+        var sides = new List<int>();
+        bool allGrey = true;
+        for (int i = 0; i < n; i++)
+        {
+            string path = files[(int)((long)i * files.Count / n)];
+            using var codec = SkiaSharp.SKCodec.Create(path);
+            if (codec is null || codec.Info.Width < 1 || codec.Info.Height < 1) continue;
+            sides.Add(Math.Min(codec.Info.Width, codec.Info.Height));
+            allGrey &= codec.Info.ColorType is SkiaSharp.SKColorType.Gray8;
+        }
+        if (sides.Count == 0)
+            throw new MaeImageFileException(files[0], $"none of the {n} sampled files of '{folder}' has a readable image header (expected JPEG, PNG, BMP, GIF or WebP).");
+        sides.Sort();
+        return new MaeImageSizeSample(sides.Count, sides[(sides.Count - 1) / 2], allGrey ? 1 : 3);
+    }
 }
+
+/// <summary>What <see cref="MaeImageFolder.SampleSizes"/> read: how many headers, their median shorter side in pixels,
+/// and the channels (1 when every sampled image is grey, else 3).</summary>
+public sealed record MaeImageSizeSample(int Files, int MedianShortSide, int Channels);

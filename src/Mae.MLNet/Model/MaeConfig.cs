@@ -55,17 +55,66 @@ public sealed record MaeConfig
         DecoderEmbedDim = 128, DecoderDepth = 2, DecoderNumHeads = 4, NormPixLoss = true,
     };
 
-    /// <summary>Looks a preset up by name: vit-b16, vit-l16, vit-h14, tiny32, mnist28 (case-insensitive).</summary>
+    /// <summary>Small-image preset for CPUs: 32 px RGB, patch 4 (8×8 grid), encoder 128×6 blocks×4 heads, decoder
+    /// 64×1×2. Chosen by a training-step speed comparison of 32-px candidates alternating in one run on 2 CPU cores, bf16
+    /// (docs/benchmarks.md, "Small-image presets"): 4.0× the img/s of <see cref="Tiny32"/> (192×12), 2.0× a 192×6
+    /// encoder, 0.7× a 96×4 one, which has a third of its width×depth. Recipes: <c>MaePretrainRecipe.SmallImages</c>,
+    /// <c>MaeFineTuneRecipe.SmallImages</c>.</summary>
+    public static MaeConfig Nano32 => new()
+    {
+        ImageSize = 32, PatchSize = 4, InChannels = 3, EmbedDim = 128, Depth = 6, NumHeads = 4,
+        DecoderEmbedDim = 64, DecoderDepth = 1, DecoderNumHeads = 2, NormPixLoss = true,
+    };
+
+    /// <summary><see cref="Nano32"/> at patch 2 (16×16 grid, 256 patches) — the patch size of yjh0410/MAE's ViT-Nano
+    /// CIFAR-10 anchor (89.4 % fine-tuned): finer tokens, 4.2× the matrix work per image and, measured on 2 CPU cores,
+    /// about 12× slower than patch 4 (attention over 256 tokens in the decoder); meant for a GPU.</summary>
+    public static MaeConfig Nano32P2 => Nano32 with { PatchSize = 2 };
+
+    /// <summary>Looks a preset up by name: vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28 (case-insensitive).</summary>
     public static MaeConfig Preset(string name) => name.ToLowerInvariant() switch
     {
         "vit-b16" or "vit_base_patch16" or "base" => VitBase16,
         "vit-l16" or "vit_large_patch16" or "large" => VitLarge16,
         "vit-h14" or "vit_huge_patch14" or "huge" => VitHuge14,
         "tiny32" => Tiny32,
+        "nano32" or "nano32-p4" => Nano32,
+        "nano32-p2" => Nano32P2,
         "mnist28" => Mnist28,
         _ => throw new ArgumentException(
-            $"Unknown MAE preset '{name}'. Expected one of: vit-b16, vit-l16, vit-h14, tiny32, mnist28.", nameof(name)),
+            $"Unknown MAE preset '{name}'. Expected one of: {string.Join(", ", PresetNames)}.", nameof(name)),
     };
+
+    /// <summary>The names <see cref="Preset"/> knows (one per preset).</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = new[] { "vit-b16", "vit-l16", "vit-h14", "tiny32", "nano32", "nano32-p2", "mnist28" };
+
+    /// <summary>
+    /// The preset for images whose typical shorter side is <paramref name="shortSide"/> pixels (the median of a
+    /// sample), with <paramref name="channels"/> channels (1 grey, 3 colour), on a CUDA device or not. Small images
+    /// (≤ 48 px: CIFAR, thumbnails) get <see cref="Nano32"/> on a CPU and <see cref="Nano32P2"/> on a GPU; 28-px-or-less
+    /// grey images <see cref="Mnist28"/>; larger ones up to 160 px the nano encoder at 64 px with patch 8 (the same 8×8
+    /// grid, so the same cost per image); photos above that <see cref="VitBase16"/> at 224 px on a GPU and, on a CPU,
+    /// the nano encoder at 128 px with patch 16 (ViT-B on 2 cores runs at a few images per second). Grey images keep
+    /// 1 channel. The reason is part of the answer, for the tool to print.
+    /// </summary>
+    public static MaePresetChoice ForImages(int shortSide, int channels, bool cuda)
+    {
+        if (shortSide < 1) throw new ArgumentOutOfRangeException(nameof(shortSide), shortSide, $"The images' shorter side must be ≥ 1 pixel; got {shortSide}.");
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, $"Images have 1 (grey) or 3 (colour) channels; got {channels}.");
+        string kind = channels == 1 ? "grey" : "colour";
+        if (channels == 1 && shortSide <= 28)
+            return new("mnist28", Mnist28, $"{kind} images of {shortSide} px: the 28-px grey preset (patch 7)");
+        MaePresetChoice Nano(string name, MaeConfig c, string why) => new(name, c with { InChannels = channels }, $"{kind} images of {shortSide} px: {why}");
+        if (shortSide <= 48)
+            return cuda ? Nano("nano32-p2", Nano32P2, "the small-image preset at 32 px, patch 2 (a GPU is there)")
+                        : Nano("nano32", Nano32, "the small-image preset at 32 px, patch 4 (CPU)");
+        if (shortSide <= 160)
+            return Nano("nano32 at 64 px, patch 8", Nano32 with { ImageSize = 64, PatchSize = 8 }, "the small-image encoder at 64 px, patch 8 (8×8 patches)");
+        if (cuda && channels == 3)
+            return new("vit-b16", VitBase16, $"{kind} images of {shortSide} px on a GPU: MAE ViT-B/16 at 224 px");
+        return Nano("nano32 at 128 px, patch 16", Nano32 with { ImageSize = 128, PatchSize = 16 },
+            cuda ? "the small-image encoder at 128 px, patch 16 (8×8 patches)" : "the small-image encoder at 128 px, patch 16 (8×8 patches; ViT-B/16 is too slow for a CPU)");
+    }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first inconsistent setting.</summary>
     public MaeConfig Validate()
@@ -98,3 +147,7 @@ public sealed record MaeConfig
         if (value <= 0) throw new ArgumentException($"{name} must be positive: got {value}.");
     }
 }
+
+/// <summary>What <see cref="MaeConfig.ForImages"/> chose: a name to print (a preset's, or a preset with another size),
+/// the config, and why.</summary>
+public sealed record MaePresetChoice(string Name, MaeConfig Config, string Reason);

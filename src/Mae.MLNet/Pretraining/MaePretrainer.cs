@@ -42,6 +42,32 @@ public sealed class MaePretrainer
     }
 
     /// <summary>
+    /// For a time box (<see cref="MaeTimeBudget.Plan"/>): measures pre-training's time per step: a throw-away model of <paramref name="config"/> trains
+    /// <paramref name="skip"/> + <paramref name="steps"/> steps on <paramref name="source"/> with
+    /// <paramref name="options"/>' batch, precision, device and threads (no checkpoints, metrics or monitor), and is
+    /// stopped there. Same input path and step as the real run, so the plan includes the decoding.
+    /// </summary>
+    public static double CalibrateStepSeconds(MaeConfig config, MaePretrainOptions options, IMaeImageSource source, int steps = 8, int skip = 2,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(source);
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, $"steps must be ≥ 1; got {steps}.");
+        var o = options.Clone();
+        long stepsPerEpoch = Math.Max(1, source.Count / o.BatchSize);
+        o.Epochs = (int)Math.Max(1, (steps + skip + stepsPerEpoch) / stepsPerEpoch);
+        o.WarmupEpochs = 0;
+        o.CheckpointDir = null; o.Resume = false; o.MetricsFile = null; o.TensorBoardDir = null; o.KnnMonitor = null; o.LogEvery = 1;
+        var timer = new MaeTimeBudget.StepTimer(steps + skip);
+        using var model = CreateModel(config, o);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timer.Full += stop.Cancel;
+        try { new MaePretrainer(o).Train(model, source, timer, stop.Token); }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { }
+        return MaeTimeBudget.SecondsPerStep(timer.Times, skip);
+    }
+
+    /// <summary>
     /// Trains <paramref name="model"/> on <paramref name="source"/> (in place; it ends on the training device).
     /// Options, data and model are checked first, so bad input throws before any step. A fresh run seeds libtorch
     /// with <see cref="Training.MaeTrainingOptions.Seed"/>; with <see cref="Training.MaeTrainingOptions.Resume"/> the latest checkpoint
@@ -72,7 +98,7 @@ public sealed class MaePretrainer
         CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
     {
         var task = new PretrainTask(model, source, o, progress);
-        var state = MaeTrainingEngine.Run(task, o.EngineSettings(), stepsPerEpoch, device, cancellationToken);
+        var state = MaeTrainingEngine.Run(task, o.EngineSettings(device.type), stepsPerEpoch, device, cancellationToken);
         return MaeTrainingResult.From<MaePretrainResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
     }
 

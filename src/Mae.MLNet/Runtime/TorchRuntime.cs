@@ -12,6 +12,18 @@ public static class TorchRuntime
 
     public static int CudaDeviceCount => CudaAvailable ? cuda.device_count() : 0;
 
+    /// <summary>True when the CPU has native bfloat16 dot products (x86 AVX512_BF16: CPUID leaf 7, sub-leaf 1, EAX
+    /// bit 5), where libtorch's bf16 matrix products run several times faster than fp32 (≈ 900 against ≈ 220
+    /// GFLOP/s for 1024³ on the development machines' Zen 5). Without it bf16 is emulated and slower than fp32.</summary>
+    public static bool CpuHasNativeBf16 { get; } = DetectAvx512Bf16();
+
+    static bool DetectAvx512Bf16()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
+        var (eax, _, _, _) = System.Runtime.Intrinsics.X86.X86Base.CpuId(7, 1);
+        return (eax & (1 << 5)) != 0;
+    }
+
     /// <summary>The OpenMP wait setting chosen when Mae.MLNet loaded (see the library's OpenMpWaitPolicy): by default
     /// "GOMP_SPINCOUNT=1000", or the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT.</summary>
     public static string OpenMpWaitSetting => OpenMpWaitPolicy.Description;

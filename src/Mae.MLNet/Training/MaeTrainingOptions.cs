@@ -124,7 +124,7 @@ public abstract class MaeTrainingOptions
         if (!(Epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, $"Epsilon must be > 0; got {Epsilon}.");
         if (Threads is int t && t < 1) throw new ArgumentOutOfRangeException(nameof(Threads), t, $"Threads must be at least 1 (or null to keep the process setting); got {t}.");
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "Device must be Auto, Cpu or Cuda.");
-        if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Precision must be Fp32 or Bf16.");
+        if (!Enum.IsDefined(Precision)) throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Precision must be Fp32, Bf16 or Auto.");
         if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, $"CheckpointEvery must be at least 1; got {CheckpointEvery}.");
         if (Resume && string.IsNullOrWhiteSpace(CheckpointDir))
             throw new ArgumentException("Resume is set but CheckpointDir is empty: resuming needs the folder that holds the checkpoints.", nameof(CheckpointDir));
@@ -133,12 +133,12 @@ public abstract class MaeTrainingOptions
 
     /// <summary>THE one copy of the recipe into the engine's settings; a task adds only what is its own
     /// (<paramref name="clipGradNorm"/>: fine-tuning's gradient clipping).</summary>
-    internal MaeEngineSettings EngineSettings(double? clipGradNorm = null) => new()
+    internal MaeEngineSettings EngineSettings(TorchSharp.DeviceType device, double? clipGradNorm = null) => new()
     {
         BatchSize = BatchSize, AccumIter = AccumIter, Epochs = Epochs, PeakLearningRate = PeakLearningRate,
         MinLearningRate = MinLearningRate, WarmupEpochs = WarmupEpochs, Beta1 = Beta1, Beta2 = Beta2, Epsilon = Epsilon,
         ClipGradNorm = clipGradNorm, Seed = Seed, LogEvery = LogEvery, CheckpointEvery = CheckpointEvery,
         CheckpointDir = CheckpointDir, Resume = Resume, MetricsFile = MetricsFile, TensorBoardDir = TensorBoardDir,
-        ComputeDType = Precision.ComputeDType(), Collective = Collective,
+        ComputeDType = Precision.ComputeDType(device), Collective = Collective,
     };
 }
