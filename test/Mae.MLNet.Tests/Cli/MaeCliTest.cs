@@ -215,6 +215,30 @@ public class MaeCliTest
 
     public sealed class Prediction { public string PredictedLabel { get; set; } = ""; }
 
+    /// <summary>No --model: the preset comes from the images' size (40–70 px here: the nano encoder at 64 px, patch 8)
+    /// and is printed; --minutes measures steps and prints the plan it then trains.</summary>
+    [TestMethod]
+    public void PretrainChoosesTheModelFromTheImagesAndPlansTheMinutes()
+    {
+        string run = Path.Combine(root, "planned");
+        var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--batch-size", "8", "--device", "cpu",
+            "--minutes", "0.05", "--epochs", "3", "--recon-every", "0", "--out", run);
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "model: nano32 at 64 px, patch 8, 64 px");
+        StringAssert.Contains(output, "plan: ");
+        var planned = System.Text.RegularExpressions.Regex.Match(output, @"→ (\d+) epoch\(s\)");
+        Assert.IsTrue(planned.Success, output);
+        int epochs = int.Parse(planned.Groups[1].Value);
+        Assert.IsTrue(epochs is >= 1 and <= 3, output);   // at most --epochs
+        StringAssert.Contains(output, $"pre-trained {epochs} epochs ({epochs * 4} steps)");
+        using var mae = MaeWeightFile.LoadMaskedAutoencoder(Path.Combine(run, "mae.safetensors"));
+        Assert.AreEqual(MaeConfig.Nano32 with { ImageSize = 64, PatchSize = 8 }, mae.Config);
+
+        (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--minutes", "0", "--out", Path.Combine(root, "x"));
+        Assert.AreEqual(MaeCli.ExitUsage, code);
+        StringAssert.Contains(error, "--minutes must be a number > 0");
+    }
+
     [TestMethod]
     public void BadFlagsAndFilesEndWithOneLineAndNothingWritten()
     {
