@@ -24,7 +24,13 @@ public sealed record InputBenchOptions
     public Device Device { get; init; } = CPU;
     /// <summary>Nice values of the decode workers; end to end is measured for each, alternating (the first one also
     /// for the loader tables).</summary>
-    public int[] Nice { get; init; } = { 10 };
+    public int[] Nice { get; init; } = { Auto };
+    /// <summary>A <see cref="Nice"/> entry meaning "the library's choice" (WorkerNice unset).</summary>
+    public const int Auto = -1;
+    /// <summary>Busy-loop processes kept running while everything is measured (other users' CPU-bound work).</summary>
+    public int Contend { get; init; }
+    /// <summary>The loader-alone tables beside torchvision (needs torchvision in <see cref="Python"/>).</summary>
+    public bool LoaderTables { get; init; } = true;
     /// <summary>Also time the README's earlier ML.NET route end to end: LoadImages → ResizeImages → ExtractPixels →
     /// MaePretrain (decoded on the training thread, cropped on the resized image).</summary>
     public bool MlNetRoute { get; init; }
@@ -39,12 +45,47 @@ public sealed record InputBenchOptions
 /// </summary>
 public static class InputBenchmark
 {
+    static string NiceName(int nice) => nice == InputBenchOptions.Auto ? $"auto ({MaeImageInputOptions.CpuStepWorkerNice} on a CPU step)" : nice.ToString(CultureInfo.InvariantCulture);
+
     public static void Run(InputBenchOptions o, TextWriter output, TextWriter log)
     {
         EnsureFolder(o, log);
+        using var contention = new Contention(o.Contend);
+        if (o.Contend > 0) output.WriteLine($"While measuring, {o.Contend} busy-loop process(es) at nice 0 compete for the cores (`--contend {o.Contend}`).\n");
+        RunTables(o, output, log);
+    }
+
+    /// <summary>N processes that spin (a shell's empty loop) until disposed: other users' CPU-bound work.</summary>
+    sealed class Contention : IDisposable
+    {
+        readonly List<Process> spinners = new();
+        public Contention(int n)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+                psi.ArgumentList.Add("-c");
+                psi.ArgumentList.Add("while :; do :; done");
+                spinners.Add(Process.Start(psi)!);
+            }
+        }
+        public void Dispose()
+        {
+            foreach (var p in spinners) { try { p.Kill(); p.WaitForExit(); } catch (InvalidOperationException) { } p.Dispose(); }
+        }
+    }
+
+    static void RunTables(InputBenchOptions o, TextWriter output, TextWriter log)
+    {
         int files = MaeImageFolder.ListImages(o.Folder).Count;
         output.WriteLine($"## Input pipeline: {files} JPEGs in {o.Folder}, {o.Workers} workers, batch {o.Batch}, one epoch per measurement, {o.Rounds} rounds alternating");
         output.WriteLine();
+        if (o.LoaderTables) LoaderTables(o, output, log);
+        if (o.EndToEnd) EndToEnd(o, files, output, log);
+    }
+
+    static void LoaderTables(InputBenchOptions o, TextWriter output, TextWriter log)
+    {
         output.WriteLine("Loader alone. img/s = images / wall time of one epoch; img/CPU-s = images / CPU seconds used (this process; for torchvision its process and its worker processes), the fairer figure on a shared machine. torchvision = the official main_pretrain.py transform in a DataLoader. Ratios = ours ÷ torchvision within each round, median over the rounds.");
         output.WriteLine();
         output.WriteLine("| output px | variant | img/s | img/CPU-s | ratio img/s | ratio img/CPU-s |");
@@ -76,8 +117,10 @@ public static class InputBenchmark
             Row("torchvision DataLoader", tv, false);
         }
         output.WriteLine();
-        if (!o.EndToEnd) return;
+    }
 
+    static void EndToEnd(InputBenchOptions o, int files, TextWriter output, TextWriter log)
+    {
         var config = MaeConfig.Preset(o.Preset);
         int px = config.ImageSize;
         var step = new List<double>();
@@ -94,17 +137,18 @@ public static class InputBenchmark
                 log.WriteLine($"end to end round {r}: LoadImages → ResizeImages → ExtractPixels → MaePretrain {mlnet[^1]:F0} img/s");
             }
             loader.Add(Loader(o, px, scaledDecode: true).Wall);
-            log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {string.Join(", ", o.Nice.Select(n => $"{e2e[n][^1]:F0} (nice {n})"))}, loader alone {loader[^1]:F0} img/s");
+            log.WriteLine($"end to end round {r}: step alone {step[^1]:F0}, from the folder {string.Join(", ", o.Nice.Select(n => $"{e2e[n][^1]:F0} (nice {NiceName(n)})"))}, loader alone {loader[^1]:F0} img/s");
         }
         double s = Stats.Of(step).Median, l = Stats.Of(loader).Median;
         output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, fp32, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}; step alone, end to end per worker nice value and loader alone alternate within each round):");
         output.WriteLine();
-        output.WriteLine("| decode workers' nice | step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) |");
-        output.WriteLine("|---:|---:|---:|---:|---:|");
+        output.WriteLine($"| decode workers' nice | step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) | ÷ first row (per round, median) |");
+        output.WriteLine("|---:|---:|---:|---:|---:|---:|");
         foreach (int nice in o.Nice)
         {
             double e = Stats.Of(e2e[nice]).Median;
-            output.WriteLine($"| {nice} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |");
+            double vsFirst = Stats.Of(e2e[nice].Zip(e2e[o.Nice[0]], (a, b) => a / b).ToArray()).Median;
+            output.WriteLine($"| {NiceName(nice)} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} | {vsFirst:F2}× |");
         }
         output.WriteLine();
         if (o.MlNetRoute)
@@ -124,7 +168,8 @@ public static class InputBenchmark
 
     static MaeImageInputOptions InputOptions(InputBenchOptions o, int size, bool scaledDecode, int? nice = null) => new()
     {
-        Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode, WorkerNice = nice ?? o.Nice[0],
+        Augmentation = { OutputSize = size }, Workers = o.Workers, ScaledJpegDecode = scaledDecode,
+        WorkerNice = (nice ?? o.Nice[0]) is int n && n != InputBenchOptions.Auto ? n : null,
     };
 
     /// <summary>Images per wall second and per CPU second.</summary>

@@ -30,8 +30,10 @@ using static TorchSharp.torch;
 //                            and pre-training end to end from the folder beside the step alone; --input-folder DIR
 //                            (default /tmp/mae-input-bench, made by samples/Benchmarks/input/make_jpeg_folder.py if absent)
 //                            --input-sizes 224,32 --input-workers N (default: cores) --input-batch 64 --input-rounds 3
-//                            --input-preset tiny32 --python /usr/bin/python3 --input-e2e true --input-nice 10 (or 10,0: end to end for each)
+//                            --input-preset tiny32 --python /usr/bin/python3 --input-e2e true --input-nice auto (or auto,10,0: end to end for each, alternating)
 //                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
+//                            --contend N (N busy-loop processes compete while everything is measured) --input-loader false
+//                            (skip the loader-alone tables beside torchvision)
 //   --bench dataparallel     MPI ranks (mpirun) vs 1 process, alternating: img/s and all-reduce ms per step
 //                            --dp-runs 1x2,2x1,1x1 (ranks x threads per rank) --dp-preset tiny32 --dp-batch 64 (global) --dp-steps 20
 //                            --dp-rounds 3 --dp-precision fp32
@@ -193,10 +195,10 @@ if (benches.Contains("input"))
     {
         Folder = Get("input-folder", "/tmp/mae-input-bench"), Python = Get("python", "/usr/bin/python3"),
         Sizes = Get("input-sizes", "224,32").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray(),
-        Nice = Get("input-nice", "10").Split(',').Select(int.Parse).ToArray(), MlNetRoute = Get("input-mlnet", "false") == "true",
+        Nice = Get("input-nice", "auto").Split(',').Select(n => n == "auto" ? InputBenchOptions.Auto : int.Parse(n)).ToArray(), MlNetRoute = Get("input-mlnet", "false") == "true",
         Workers = GetInt("input-workers", Environment.ProcessorCount), Batch = GetInt("input-batch", 64),
         Rounds = GetInt("input-rounds", 3), Preset = Get("input-preset", "tiny32"), EndToEnd = Get("input-e2e", "true") == "true",
-        Device = device,
+        Device = device, Contend = GetInt("contend", 0), LoaderTables = Get("input-loader", "true") == "true",
     }, Console.Out, log);
 }
 

@@ -105,7 +105,8 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
 
     void Work()
     {
-        WorkerPriority.Lower(reader.Options.WorkerNice);
+        // Nice only when the step competes for the same cores (a CPU step, or a consumer that does not say where it runs).
+        WorkerPriority.Lower(reader.Options.ResolveWorkerNice(stepOnCpu: !pinned));
         var sampler = new ImageSampler(reader.Options);
         try
         {

@@ -45,10 +45,22 @@ public sealed class MaeImageInputOptions
         WorkerNice = WorkerNice,
     };
 
-    /// <summary>Linux nice value of the decode workers (0 = the process's priority, up to 19). Default 10: the workers
-    /// still use every idle core, but give way at once to libtorch's OpenMP threads, whose parallel regions otherwise
-    /// wait for a worker's whole time slice when cores are scarce (see docs/benchmarks.md, input pipeline).</summary>
-    public int WorkerNice { get; set; } = 10;
+    /// <summary>Linux nice value of the decode workers (0 = the process's priority, up to 19); null (default) chooses:
+    /// <see cref="CpuStepWorkerNice"/> when the training step runs on CPU threads (the batches are for the CPU, or for a
+    /// consumer that does not say), 0 when it runs on a GPU. A niced worker gives way to libtorch's OpenMP threads, whose
+    /// parallel regions otherwise wait for a worker's whole time slice when cores are scarce; but it gives way to every
+    /// other process too, so only as much as needed (see docs/benchmarks.md, input pipeline).</summary>
+    public int? WorkerNice { get; set; }
+
+    /// <summary>The workers' nice value when the step runs on CPU threads and <see cref="WorkerNice"/> is not set.
+    /// Measured with <c>--bench input --contend</c> (docs/benchmarks.md): nice 10 halved end to end while other
+    /// processes ran; a smaller value keeps the step's OpenMP threads ahead of the workers without handing the cores
+    /// to other processes.</summary>
+    public const int CpuStepWorkerNice = 10;
+
+    /// <summary>The nice value that applies: <see cref="WorkerNice"/>, else <see cref="CpuStepWorkerNice"/> for a step on
+    /// CPU threads and 0 for one on a GPU.</summary>
+    public int ResolveWorkerNice(bool stepOnCpu) => WorkerNice ?? (stepOnCpu ? CpuStepWorkerNice : 0);
 
     /// <summary>Checks every option; returns this instance.</summary>
     public MaeImageInputOptions Validate()
