@@ -52,11 +52,14 @@ public sealed class MaeImageInputOptions
     /// other process too, so only as much as needed (see docs/benchmarks.md, input pipeline).</summary>
     public int? WorkerNice { get; set; }
 
-    /// <summary>The workers' nice value when the step runs on CPU threads and <see cref="WorkerNice"/> is not set.
-    /// Measured with <c>--bench input --contend</c> (docs/benchmarks.md): nice 10 halved end to end while other
-    /// processes ran; a smaller value keeps the step's OpenMP threads ahead of the workers without handing the cores
-    /// to other processes.</summary>
-    public const int CpuStepWorkerNice = 10;
+    /// <summary>The workers' nice value when the step runs on CPU threads and <see cref="WorkerNice"/> is not set: 5.
+    /// Measured with <c>--bench input --contend</c> (docs/benchmarks.md, "Decode workers' priority under load"; nano32,
+    /// 600 photo-sized JPEGs, 2 workers, 2 cores, nice values alternating in each round): beside two busy-loop processes,
+    /// end to end ran 1.35× faster at nice 5 than at the earlier fixed 10 (0: 1.70×, 2: 1.49×), as a niced worker loses
+    /// the cores to every other process; without them nice 5 was 1.11× (0: 0.82×, 2: 0.85×), as some nice still keeps the
+    /// step's OpenMP threads ahead of the workers. (CFS weights: nice 5 gets a third of a nice-0 thread's share, nice 10
+    /// a tenth.)</summary>
+    public const int CpuStepWorkerNice = 5;
 
     /// <summary>The nice value that applies: <see cref="WorkerNice"/>, else <see cref="CpuStepWorkerNice"/> for a step on
     /// CPU threads and 0 for one on a GPU.</summary>

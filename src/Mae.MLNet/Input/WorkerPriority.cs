@@ -7,7 +7,9 @@ namespace Mae.MLNet.Input;
 /// threads that meet at a barrier after every parallel region; when decode workers hold cores for whole time slices,
 /// every region waits for them. Measured with the tiny32 preset on 2 cores (`--bench input`): end to end from a JPEG
 /// folder fell to about half the step-alone rate with the workers at the default priority. A niced worker still gets
-/// every idle cycle, and yields the core as soon as an OpenMP thread wants it. Linux only (elsewhere a no-op).
+/// every idle cycle, and yields the core as soon as an OpenMP thread wants it — but also to every other process, so the
+/// workers are niced only for a CPU step, and only by <see cref="MaeImageInputOptions.CpuStepWorkerNice"/>. Linux only
+/// (elsewhere a no-op).
 /// </summary>
 internal static class WorkerPriority
 {
