@@ -22,7 +22,9 @@ check pngs samples/data/fashion-mnist-subset "$work/images" 1200 200
 echo "tool installed; $(find "$work/images" -name '*.png' | wc -l) PNG files"
 
 # pretrain: 3 epochs of 18 steps straight, and the same run stopped by SIGINT after 20 steps, then resumed.
-args=(pretrain --images "$work/images/train" --model mnist28 --epochs 3 --warmup-epochs 1 --batch-size 64 --device cpu
+# --blr pins the paper's base lr: the small-image recipe's (2e-3) makes a 3-epoch encoder that this 3-epoch fine-tune
+# takes below the 30 % floor (23.5 % against 33–38 %); the check is about resume and the zip, not the recipe.
+args=(pretrain --images "$work/images/train" --model mnist28 --epochs 3 --warmup-epochs 1 --batch-size 64 --blr 1.5e-4 --device cpu
       --num-workers 2 --recon-every 0 --checkpoint-every 10)
 "$mae" "${args[@]}" --out "$work/straight" >"$work/straight.log" || fail "pretrain failed: $(tail -3 "$work/straight.log")"
 # A non-interactive shell starts background jobs with SIGINT ignored, and a shell that was itself started with it ignored

@@ -95,7 +95,8 @@ public static class PretrainCommand
             options.Collective = collective;
             bool lead = collective.Rank == 0;
             options.Validate(config);
-            // The paper's input pipeline on the files themselves: RandomResizedCrop (the recipe's scale, 0.2–1) on the original, flip, normalise, in parallel decode workers, deterministic from (seed, epoch, image).
+            // The paper's input pipeline on the files themselves: RandomResizedCrop (the recipe's scale: 0.2–1, or 0.35–1 at
+            // ≤ 64 px) on the original, flip, normalise, in parallel decode workers, deterministic from (seed, epoch, image).
             var source = MaeImageFileSource.FromFolder(folder, new MaeImageInputOptions
             {
                 Augmentation = recipe.Augmentation(config),

@@ -23,8 +23,8 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
     /// layer decay 0.75 (0.65 is ViT-B's for 12 blocks: with 6 blocks 0.75⁷ ≈ 0.13 already leaves the patch embedding a
     /// small lr); drop path 0.1 × depth / 12 (stochastic depth in proportion to the depth: 0.05 for 6 blocks); mixup
     /// 0.4 and cutmix 0.5, half the official 0.8 / 1.0, as a small model on small data underfits sooner than ViT-B on
-    /// ImageNet; smoothing 0.1 as official; crop scale 0.35–1 (0.08 of a 32-px image is a 9-px square; in the same short
-    /// check as the pre-training recipe's, 0.35 fine-tuned to 23.5 % and 0.08 to 20.0 %).
+    /// ImageNet; smoothing 0.1 as official; crop scale 0.35–1 (0.08 of a 32-px image is a 9-px square; in CI's
+    /// 3-epoch toy check, from one encoder, 0.35 fine-tuned to 23.5 % and 0.08 to 20.0 %).
     /// Not yet validated by a quality run on the full CIFAR-10 (issue 22's study).
     /// </summary>
     public static MaeFineTuneRecipe SmallImages(int depth) =>

@@ -27,13 +27,14 @@ public sealed record MaePretrainRecipe(string Name, int BatchSize, double BaseLe
     /// absolute lr of 2.4e-3, and the small models of this project trained well at 3e-3 (Fashion-MNIST study, 96-wide
     /// encoder); a batch of 256 gives 16× the paper's optimizer steps per epoch, so the paper's absolute lr is kept rather
     /// than scaled down linearly (which would give 1.5e-4 and barely move a small model in a CPU-sized budget).
-    /// 400 epochs with 40 of warm-up (the paper's and yjh0410's schedule). Crop scale 0.2–1, the paper's: 0.35–1 (a
-    /// 0.2 crop of a 32-px image is a 14-px square blown up 2.3×, a 0.35 one 19 px or more) was tried and lost in the
-    /// only check that could run here — 3 pre-training epochs then 3 fine-tuning epochs on 1 200 Fashion-MNIST PNGs
-    /// (CI's <c>.ci/cli-tool.sh</c> run): 18–24 % validation accuracy against 33–38 % with 0.2. Not a quality study; the
-    /// full-CIFAR-10 comparison (issue 22's study) is still to be run.
+    /// 400 epochs with 40 of warm-up (the paper's and yjh0410's schedule). Crop scale 0.35–1 instead of 0.2–1: at
+    /// 32 px a 0.2 crop is a 14-px square blown up 2.3× (mostly interpolation blur), at 0.35 it is 19 px or more.
+    /// Not validated by a quality run (issue 22's full-CIFAR-10 study is still to be run). The one short check that ran
+    /// here — CI's <c>.ci/cli-tool.sh</c>: 3 pre-training then 3 fine-tuning epochs on 1 200 Fashion-MNIST PNGs — fine-tuned
+    /// to 23.5 % from an encoder pre-trained at this recipe's lr (crop 0.35 or 0.2 alike) and to 33–38 % from one
+    /// pre-trained at the paper's blr 1.5e-4: far too short to judge the lr, but a warning that it is unproven.
     /// </summary>
-    public static MaePretrainRecipe SmallImages => new("small-images", 256, 2e-3, 400, 40, 0.2);
+    public static MaePretrainRecipe SmallImages => new("small-images", 256, 2e-3, 400, 40, 0.35);
 
     /// <summary><see cref="SmallImages"/> for models of at most 64 px, else <see cref="Paper"/>.</summary>
     public static MaePretrainRecipe For(MaeConfig config)

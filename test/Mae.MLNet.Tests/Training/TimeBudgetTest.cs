@@ -121,7 +121,7 @@ public class TimeBudgetTest
         var options = pt.ApplyTo(new MaePretrainOptions { LearningRate = 1 });
         Assert.AreEqual((256, 400, 40.0), (options.BatchSize, options.Epochs, options.WarmupEpochs));
         Assert.AreEqual(2e-3, options.PeakLearningRate, 1e-15);   // blr 2e-3 × 256 / 256; the absolute lr was cleared
-        Assert.AreEqual((32, 3, 0.2), (pt.Augmentation(MaeConfig.Nano32).OutputSize, pt.Augmentation(MaeConfig.Nano32).Channels, pt.Augmentation(MaeConfig.Nano32).ScaleMin));
+        Assert.AreEqual((32, 3, 0.35), (pt.Augmentation(MaeConfig.Nano32).OutputSize, pt.Augmentation(MaeConfig.Nano32).Channels, pt.Augmentation(MaeConfig.Nano32).ScaleMin));
         Assert.AreEqual(MaePretrainRecipe.Paper, MaePretrainRecipe.For(MaeConfig.VitBase16));
         Assert.AreEqual(0.2, MaePretrainRecipe.Paper.CropScaleMin);   // main_pretrain.py's RandomResizedCrop scale
 
