@@ -44,7 +44,7 @@ public sealed record MaePretrainRecipe(string Name, int BatchSize, double BaseLe
     }
 
     /// <summary>Writes batch, base lr, epochs and warm-up into <paramref name="options"/> (clears an absolute
-    /// <see cref="MaePretrainOptions.LearningRate"/>); returns it.</summary>
+    /// <c>LearningRate</c>); returns it.</summary>
     public MaePretrainOptions ApplyTo(MaePretrainOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
