@@ -22,7 +22,10 @@ public static class MaeCli
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var context = new CliContext(output, cancel.Token);
-        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, featurize, export, reconstruct.")
+        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, featurize, export, reconstruct. " +
+                                   "A failure is one line on standard error; exit codes: 0 done, 1 bad flag, 2 bad input (file, folder or value), " +
+                                   "3 unexpected error, 4 the file system refused (permission, read-only, full), 130 / 143 stopped by Ctrl+C / SIGTERM " +
+                                   "after writing a checkpoint.")
         {
             PretrainCommand.Create(context), FinetuneCommand.Create(context), FeaturizeCommand.Create(context),
             ExportCommand.Create(context), ReconstructCommand.Create(context),

@@ -60,7 +60,7 @@ public static class FinetuneCommand
         var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
             images, validation, weights, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
-            size, device, seed, workers, skipBad, checkpoints, resume, progressSeconds,
+            size, heads, device, seed, workers, skipBad, checkpoints, resume, progressSeconds,
         };
         command.SetAction(r =>
         {

@@ -11,9 +11,9 @@ namespace Mae.Cli.Commands;
 /// <summary>
 /// <c>mae pretrain --images DIR --model vit-b16 --epochs 400 --output-dir run</c>: main_pretrain.py's recipe
 /// (<see cref="MaePretrainer"/>) on a folder of images, read by <see cref="MaeImageFileSource"/>. The output folder gets atomic checkpoints (resume with
-/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, reconstructions of the folder's first
-/// images every <c>--recon-every</c> epochs (<c>reconstructions/epoch-NNNN.png</c>, the same images and masks each time),
-/// and at the end <c>mae.safetensors</c>. Ctrl+C stops after the step in progress with a checkpoint of that position;
+/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, reconstructions of images spread over
+/// the folder every <c>--recon-every</c> epochs (<c>reconstructions/epoch-NNNN.png</c>, the same images and masks each
+/// time), and at the end <c>mae.safetensors</c> + <c>mae.json</c> (which <c>--model</c> reads back). Ctrl+C stops after the step in progress with a checkpoint of that position;
 /// <c>--resume</c> continues exactly from there.
 /// </summary>
 public static class PretrainCommand
