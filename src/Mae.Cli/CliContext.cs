@@ -23,8 +23,8 @@ internal static class CommonOptions
     };
     public static Option<double> ProgressSeconds() => new("--progress-seconds")
     {
-        Description = "When the output is not a terminal (a log file, a pipe): seconds between progress lines (0: at every step). " +
-                      "On a terminal a live line on standard error shows the progress instead.",
+        Description = "When the output is not a terminal (a log file, a pipe): seconds between progress lines on it (0: at every step). " +
+                      "When standard error is a terminal, a live line there shows the progress as well.",
         DefaultValueFactory = _ => 30,
     };
     public static Option<DirectoryInfo> Images(string what) => new("--images") { Description = what, Required = true };

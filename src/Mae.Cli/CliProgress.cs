@@ -3,15 +3,17 @@ using System.Diagnostics;
 namespace Mae.Cli;
 
 /// <summary>
-/// Progress of a long command. On a terminal: a live line on standard error (a bar, the position, the details, the
-/// ETA), rewritten at most 4 times a second and cleared before each permanent line. Otherwise (a log file, a pipe): a
-/// progress line on the output every <c>--progress-seconds</c>, so a log never stays silent through a long epoch. The
-/// ETA is the wall time so far (validation, pictures and all) over the work done in this process, times the work left.
+/// Progress of a long command. When standard error is a terminal: a live line there (a bar, the position, the details,
+/// the ETA), rewritten at most 4 times a second and cleared before each permanent line. When the output is not a
+/// terminal (a log file, a pipe — also beside a live line, as in <c>mae pretrain … &gt; log</c>): a progress line on
+/// the output every <c>--progress-seconds</c>, so a log never stays silent through a long epoch. The ETA is the wall
+/// time so far (validation, pictures and all) over the work done in this process, times the work left.
 /// </summary>
 internal sealed class CliProgress
 {
     readonly TextWriter output;
     readonly TextWriter? live;
+    readonly bool lines;
     readonly TimeSpan every;
     readonly Stopwatch clock = Stopwatch.StartNew(), sinceLine = Stopwatch.StartNew(), sinceDrawn = Stopwatch.StartNew();
     int liveLength;
@@ -21,6 +23,7 @@ internal sealed class CliProgress
         if (!(seconds >= 0) || double.IsInfinity(seconds)) throw new CliException($"--progress-seconds must be 0 or more; got {seconds}.");
         this.output = output;
         this.live = live;
+        lines = live is null || !ReferenceEquals(output, Console.Out) || Console.IsOutputRedirected;
         every = TimeSpan.FromSeconds(seconds);
     }
 
@@ -44,9 +47,8 @@ internal sealed class CliProgress
     public void Report(long done, long total, string where, string details)
     {
         string text = $"{where}  {details}  elapsed {Format(clock.Elapsed)}  eta {Format(Eta(done, total))}";
-        if (live is not null)
+        if (live is not null && (sinceDrawn.ElapsedMilliseconds >= 250 || done >= total))
         {
-            if (sinceDrawn.ElapsedMilliseconds < 250 && done < total) return;
             sinceDrawn.Restart();
             const int width = 20;
             int filled = (int)(width * Math.Clamp(done / (double)Math.Max(1, total), 0, 1));
@@ -54,9 +56,8 @@ internal sealed class CliProgress
             live.Write("\r" + line.PadRight(liveLength));
             live.Flush();
             liveLength = line.Length;
-            return;
         }
-        if (sinceLine.Elapsed < every) return;
+        if (!lines || sinceLine.Elapsed < every) return;
         sinceLine.Restart();
         output.WriteLine(text);
         output.Flush();

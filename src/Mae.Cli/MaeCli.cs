@@ -67,7 +67,7 @@ public static class MaeCli
             // Training names the checkpoint it wrote at the stop ("Training stopped at epoch …; checkpoint written: …").
             error.WriteLine(stopped.Message.StartsWith("Training stopped", StringComparison.Ordinal)
                 ? $"mae: {stopped.Message} Run the same command with --resume to continue from there."
-                : "mae: stopped; checkpoints already written are complete — run again with --resume to continue.");
+                : "mae: stopped before the end; files already written are complete (a run with checkpoints continues from the latest with --resume).");
             return terminated ? ExitTerminated : ExitCancelled;
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException

@@ -87,6 +87,16 @@ public partial class MaeCliTest
         AssertOneLine(error);
         Assert.AreEqual(1, Directory.GetFiles(copy).Length, "nothing written");
 
+        // The library refuses it too (a caller without the tool's check): 32 images at batch 4 are 8 steps, not 4.
+        var config = global::Mae.MLNet.Interop.MaeWeightFile.ReadConfig(ModelJson);
+        var options = new global::Mae.MLNet.Pretraining.MaePretrainOptions { Epochs = 3, WarmupEpochs = 1, BatchSize = 4, Device = global::Mae.MLNet.Runtime.MaeDevice.Cpu, CheckpointDir = copy, Resume = true };
+        using (var model = global::Mae.MLNet.Pretraining.MaePretrainer.CreateModel(config, options))
+        {
+            var files = MaeImageFileSource.FromFolder(Images, new MaeImageInputOptions { Augmentation = new MaeAugmentationOptions { OutputSize = 32 }, Workers = 1 });
+            var e = Assert.ThrowsExactly<InvalidOperationException>(() => new global::Mae.MLNet.Pretraining.MaePretrainer(options).Train(model, files));
+            StringAssert.Contains(e.Message, "was written with 4 steps per epoch (batch size 8); this data and batch size (4) give 8");
+        }
+
         string fresh = Path.Combine(root, "resume-nothing");
         (code, var output, error) = Mae(Pretrain(fresh, "--epochs", "1", "--resume"));
         Assert.AreEqual(0, code, error);
