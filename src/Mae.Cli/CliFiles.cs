@@ -138,15 +138,7 @@ internal static class CliCheckpoints
     }
 
     /// <summary>What <c>--resume</c> will do, said before any work: the checkpoint it continues from, or that there is none
-    /// (the run starts at epoch 1); and a checkpoint written with another batch size is refused here by flag name.</summary>
-    public static string ResumeLine(string folder, string? latest, int? checkpointBatch, int? checkpointAccum, int batch, int accum)
-    {
-        if (latest is null) return $"resume: no checkpoint in '{folder}' yet; starting from the first epoch";
-        if (checkpointBatch is int b && b != batch)
-            throw new CliException($"--resume: '{latest}' was written with --batch-size {b}; this run asks for {batch}. Resume with --batch-size {b} " +
-                                   "(a different batch size changes the steps per epoch, so the position cannot be continued).");
-        if (checkpointAccum is int a && a != accum)
-            throw new CliException($"--resume: '{latest}' was written with --accum-iter {a}; this run asks for {accum}. Resume with --accum-iter {a}.");
-        return $"resume: continuing from '{latest}'";
-    }
+    /// (the run starts at epoch 1).</summary>
+    public static string ResumeLine(string folder, string? latest)
+        => latest is null ? $"resume: no checkpoint in '{folder}' yet; starting from the first epoch" : $"resume: continuing from '{latest}'";
 }

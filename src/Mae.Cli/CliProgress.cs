@@ -32,13 +32,19 @@ internal sealed class CliProgress
 
     public TimeSpan Elapsed => clock.Elapsed;
 
-    /// <summary>Work done before this process started (a resumed run's steps): it does not count towards the pace.</summary>
-    public long DoneBefore { get; set; }
+    /// <summary>Work done before this process started (a resumed run's steps): it does not count towards the pace. Taken
+    /// from the first report, which follows the first unit of work done here.</summary>
+    long? doneBefore;
+
+    /// <summary>Says how much was done before this process (for work reported in batches, where the first report follows
+    /// more than one unit).</summary>
+    public void Begin(long done) => doneBefore = done;
 
     /// <summary>Time left at the pace of this process so far, everything it did included (validation, pictures).</summary>
     public TimeSpan Eta(long done, long total)
     {
-        long doneHere = done - DoneBefore;
+        doneBefore ??= done - 1;
+        long doneHere = done - doneBefore.Value;
         return doneHere > 0 ? TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / doneHere * Math.Max(0, total - done)) : TimeSpan.Zero;
     }
 

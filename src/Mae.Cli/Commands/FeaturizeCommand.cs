@@ -62,6 +62,7 @@ public static class FeaturizeCommand
                 SkipBadFiles = skip,
             });
             var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead: true));
+            progress.Begin(0);
             progress.Line($"featurize: {rows.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; encoder {cfg.EmbedDim}×{cfg.Depth} blocks at {cfg.ImageSize} px; " +
                           $"{r.GetValue(pooling)} pooling of the last {depth} block(s) = {cfg.EmbedDim * depth} features per image");
             int width = cfg.EmbedDim * depth, written = 0;

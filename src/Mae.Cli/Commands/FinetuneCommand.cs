@@ -91,12 +91,11 @@ public static class FinetuneCommand
             if (rows.Count < training.BatchSize)
                 throw new CliException($"--images: '{folder}' has {rows.Count} image(s), fewer than one batch (--batch-size {training.BatchSize}); an epoch would have no step.");
             string? latest = training.Resume ? MaeFineTuneCheckpoint.FindLatest(checkpointDir!) : null;
-            var header = latest is null ? null : MaeFineTuneCheckpoint.ReadHeader(latest);
-            string? resumeLine = training.Resume
-                ? CliCheckpoints.ResumeLine(checkpointDir!, latest, header?.Options.BatchSize, header?.Options.AccumIter, training.BatchSize, training.AccumIter) : null;
+            // Another batch size is refused by the fine-tuner itself (the checkpoint's steps per epoch would not match).
+            string? resumeLine = training.Resume ? CliCheckpoints.ResumeLine(checkpointDir!, latest) : null;
 
             bool skip = r.GetValue(skipBad);
-            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead: true)) { DoneBefore = header?.GlobalStep ?? 0 };
+            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead: true));
             int classes = rows.Select(x => x.Label).Distinct().Count();
             long steps = rows.Count / training.BatchSize;
             progress.Line($"finetune: {rows.Count} images in {classes} classes in '{folder}'" +

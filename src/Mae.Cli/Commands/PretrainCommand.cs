@@ -119,9 +119,9 @@ public static class PretrainCommand
             if (collective.WorldSize > 1) options.Collective = collective;
             bool lead = collective.Rank == 0;
             string? latest = options.Resume ? MaePretrainCheckpoint.FindLatest(output) : null;
-            var header = latest is null ? null : MaePretrainCheckpoint.ReadHeader(latest);
-            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead)) { DoneBefore = header?.GlobalStep ?? 0 };
-            string? resumeLine = options.Resume ? CliCheckpoints.ResumeLine(output, latest, header?.Options.BatchSize, header?.Options.AccumIter, options.BatchSize, options.AccumIter) : null;
+            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead));
+            // Another batch size is refused by the pre-trainer itself (the checkpoint's steps per epoch would not match).
+            string? resumeLine = options.Resume ? CliCheckpoints.ResumeLine(output, latest) : null;
 
             // The paper's input pipeline on the files themselves: RandomResizedCrop(0.2–1) on the original, flip,
             // normalise, in parallel decode workers, deterministic from (seed, epoch, image).

@@ -73,7 +73,8 @@ public partial class MaeCliTest
         StringAssert.Contains(error, "'--epoch' is not a flag of 'mae pretrain'; did you mean '--epochs'?");
     }
 
-    /// <summary>Item 4: <c>--resume</c> with another <c>--batch-size</c> is refused before any step, naming both sizes;
+    /// <summary>Item 4: <c>--resume</c> with another <c>--batch-size</c> is refused before any step, naming both sizes
+    /// (by the pre-trainer: the same check holds for any caller);
     /// <c>--resume</c> where there is no checkpoint says so and starts at the first epoch.</summary>
     [TestMethod]
     public void ResumeSaysWhatItDoesAndRefusesAnotherBatchSize()
@@ -83,11 +84,11 @@ public partial class MaeCliTest
         File.Copy(Path.Combine(root, "run", "checkpoint-0002.maeckpt"), Path.Combine(copy, "checkpoint-0002.maeckpt"));
         var (code, _, error) = Mae(Pretrain(copy, "--epochs", "3", "--resume", "--batch-size", "4"));
         Assert.AreEqual(MaeCli.ExitBadInput, code);
-        StringAssert.Contains(error, "was written with --batch-size 8; this run asks for 4");
+        StringAssert.Contains(error, "was written with 4 steps per epoch (batch size 8); this data and batch size (4) give 8");
         AssertOneLine(error);
         Assert.AreEqual(1, Directory.GetFiles(copy).Length, "nothing written");
 
-        // The library refuses it too (a caller without the tool's check): 32 images at batch 4 are 8 steps, not 4.
+        // The pre-trainer's own check, for a caller without the tool: 32 images at batch 4 are 8 steps, not 4.
         var config = global::Mae.MLNet.Interop.MaeWeightFile.ReadConfig(ModelJson);
         var options = new global::Mae.MLNet.Pretraining.MaePretrainOptions { Epochs = 3, WarmupEpochs = 1, BatchSize = 4, Device = global::Mae.MLNet.Runtime.MaeDevice.Cpu, CheckpointDir = copy, Resume = true };
         using (var model = global::Mae.MLNet.Pretraining.MaePretrainer.CreateModel(config, options))
