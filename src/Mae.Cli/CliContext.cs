@@ -13,7 +13,19 @@ internal static class CommonOptions
 {
     public static Option<FileInfo> Weights(bool required) => new("--weights")
     {
-        Description = "MAE weights: official .pth, timm / Mae.MLNet .safetensors, or a Hugging Face folder.", Required = required,
+        Description = "MAE weights: official .pth, timm / Mae.MLNet .safetensors, a Hugging Face folder, or a checkpoint of `mae pretrain` " +
+                      "(.maeckpt) or `mae finetune` (.maeft), so a stopped run's weights can be used as they are.",
+        Required = required,
+    };
+    public static Option<bool> SkipBadFiles() => new("--skip-bad-files")
+    {
+        Description = "Leave out unreadable images (each listed at the end as 'skipped FILE: why') instead of stopping at the first with exit code 2.",
+    };
+    public static Option<double> ProgressSeconds() => new("--progress-seconds")
+    {
+        Description = "When the output is not a terminal (a log file, a pipe): seconds between progress lines on it (0: at every step). " +
+                      "When standard error is a terminal, a live line there shows the progress as well.",
+        DefaultValueFactory = _ => 30,
     };
     public static Option<DirectoryInfo> Images(string what) => new("--images") { Description = what, Required = true };
     public static Option<string> Device() => WithChoices(new Option<string>("--device")
@@ -24,11 +36,47 @@ internal static class CommonOptions
     {
         Description = "Feature vector: cls (the cls token) or mean (mean of the patch tokens).", DefaultValueFactory = _ => "mean",
     }, "cls", "mean");
-    public static Option<int> Layers() => new("--layers")
+    /// <summary>The features' default depth: the last 4 blocks (DINO's linear evaluation; the README's best probe), or all
+    /// of a shallower encoder's.</summary>
+    public const int DefaultLayers = 4;
+    public static Option<int?> Layers() => new("--layers")
     {
-        Description = "Concatenate the pooled tokens of the last N blocks (each through the final norm).", DefaultValueFactory = _ => 1,
+        Description = $"Concatenate the pooled tokens of the last N blocks (each through the final norm). Default: {DefaultLayers} " +
+                      "(the README's best linear probe), or the encoder's depth when it has fewer blocks.",
     };
-    public static Option<int?> ImageSize() => new("--input-size") { Description = "Model input size in pixels (default: the weights' own size; position embeddings are interpolated)." };
+    public static int ResolveLayers(int? given, int depth)
+    {
+        if (given is int n && (n < 1 || n > depth))
+            throw new CliException($"--layers must be between 1 and the encoder's depth ({depth}); got {n}.");
+        return given ?? Math.Min(DefaultLayers, depth);
+    }
+    public static Option<int?> ImageSize() => new("--input-size")
+    {
+        Description = $"Model input size in pixels, at most {MaxInputSize} (default: the weights' own size; position embeddings are interpolated).",
+    };
+
+    /// <summary>Far above any public MAE (224–448 px) and below sizes whose position table and attention cannot fit in memory.</summary>
+    public const int MaxInputSize = 4096;
+    /// <summary>One batch of input pixels may take at most this much memory (before the model's activations).</summary>
+    const long MaxBatchBytes = 8L << 30;
+
+    public static int? CheckInputSize(int? size) => size is int s ? CheckInputSize(s) : null;
+    public static int CheckInputSize(int size)
+        => size is >= 1 and <= MaxInputSize ? size : throw new CliException($"--input-size must be between 1 and {MaxInputSize} pixels; got {size}.");
+
+    /// <summary>Refuses a batch whose pixels alone would take more than 8 GiB, before any memory is asked for.</summary>
+    public static void CheckBatchMemory(int batchSize, MaeConfig config)
+    {
+        long bytes = (long)batchSize * config.InChannels * config.ImageSize * config.ImageSize * sizeof(float);
+        if (bytes > MaxBatchBytes)
+            throw new CliException($"--batch-size {batchSize} of {config.InChannels}×{config.ImageSize}×{config.ImageSize} images needs {bytes / (double)(1L << 30):F1} GiB " +
+                                   $"for the pixels alone (at most {MaxBatchBytes >> 30} GiB); lower --batch-size (and raise --accum-iter for the same effective batch).");
+    }
+
+    /// <summary>A model in a few words: size, patch, channels, encoder and decoder widths × depths, the loss target.</summary>
+    public static string Describe(MaeConfig c)
+        => $"{c.ImageSize} px, patch {c.PatchSize}, {c.InChannels} channel(s), encoder {c.EmbedDim}×{c.Depth} blocks ({c.NumHeads} heads), " +
+           $"decoder {c.DecoderEmbedDim}×{c.DecoderDepth}, norm-pix-loss {(c.NormPixLoss ? "on" : "off")}";
     public static Option<string?> Heads() => new("--num-heads")
     {
         Description = "Head counts, encoder[,decoder] (e.g. 6 or 6,8), for weights whose width no preset has (the file stores no head count).",
@@ -74,21 +122,5 @@ internal static class CommonOptions
     {
         option.AcceptOnlyFromAmong(choices);
         return option;
-    }
-
-    /// <summary>A file the command will write: its folder must exist (or be creatable) and the name must be given.</summary>
-    public static string OutputFile(FileInfo file, string flag, params string[] extensions)
-    {
-        if (extensions.Length > 0 && !extensions.Contains(file.Extension.ToLowerInvariant()))
-            throw new CliException($"{flag}: expected a file ending in {string.Join(" or ", extensions)}; got '{file.Name}'.");
-        Directory.CreateDirectory(file.DirectoryName ?? ".");
-        return file.FullName;
-    }
-
-    public static string InputFile(FileInfo file, string flag)
-    {
-        if (!file.Exists && !Directory.Exists(file.FullName))
-            throw new CliException($"{flag}: '{file.FullName}' does not exist.");
-        return file.FullName;
     }
 }

@@ -10,18 +10,22 @@ namespace Mae.Cli;
 /// <summary>
 /// The <c>mae</c> command line: <c>pretrain</c>, <c>finetune</c>, <c>featurize</c>, <c>export</c>, <c>reconstruct</c>.
 /// Flags are named like the official scripts' (main_pretrain.py, main_finetune.py) where they mean the same thing.
-/// A bad flag or a bad file ends with one line on standard error and a non-zero exit code: 1 for a parse error,
-/// 2 for a bad input, 3 for anything unexpected, 130 when stopped with Ctrl+C.
+/// A bad flag or a bad file ends with one line on standard error and a non-zero exit code: 1 for a parse error (with
+/// the nearest flag for a typo), 2 for a bad input (a file, a folder, a flag's value), 3 for anything unexpected, 4
+/// when the file system refuses (no permission, read-only, disk full), 130 when stopped with Ctrl+C, 143 with SIGTERM.
 /// </summary>
 public static class MaeCli
 {
-    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitCancelled = 130, ExitTerminated = 143;
+    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitFileSystem = 4, ExitCancelled = 130, ExitTerminated = 143;
 
     public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var context = new CliContext(output, cancel.Token);
-        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, featurize, export, reconstruct.")
+        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, featurize, export, reconstruct. " +
+                                   "A failure is one line on standard error; exit codes: 0 done, 1 bad flag, 2 bad input (file, folder or value), " +
+                                   "3 unexpected error, 4 the file system refused (permission, read-only, full), 130 / 143 stopped by Ctrl+C / SIGTERM " +
+                                   "after writing a checkpoint.")
         {
             PretrainCommand.Create(context), FinetuneCommand.Create(context), FeaturizeCommand.Create(context),
             ExportCommand.Create(context), ReconstructCommand.Create(context),
@@ -30,6 +34,7 @@ public static class MaeCli
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) error.WriteLine($"mae: {e.Message}");
+            foreach (var suggestion in CliFlags.Suggestions(parse)) error.WriteLine($"mae: {suggestion}");
             error.WriteLine("Run 'mae --help' (or 'mae <command> --help') for the options.");
             return ExitUsage;
         }
@@ -62,16 +67,23 @@ public static class MaeCli
             // Training names the checkpoint it wrote at the stop ("Training stopped at epoch …; checkpoint written: …").
             error.WriteLine(stopped.Message.StartsWith("Training stopped", StringComparison.Ordinal)
                 ? $"mae: {stopped.Message} Run the same command with --resume to continue from there."
-                : "mae: stopped; checkpoints already written are complete — run again with --resume to continue.");
+                : "mae: stopped before the end; files already written are complete (a run with checkpoints continues from the latest with --resume).");
             return terminated ? ExitTerminated : ExitCancelled;
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
                                    or DirectoryNotFoundException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException
                                    or Mae.MLNet.Input.MaeImageFileException or InvalidOperationException or NotSupportedException)
         {
-            error.WriteLine($"mae: {Unwrap(ex).Message}");
+            error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
             EndOtherRanks(Unwrap(ex).Message);
             return ExitBadInput;
+        }
+        catch (Exception ex) when (Unwrap(ex) is IOException or UnauthorizedAccessException)
+        {
+            // The file system's own refusal (permission, read-only, full disk, a vanished file): its message names the path.
+            error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
+            EndOtherRanks(Unwrap(ex).Message);
+            return ExitFileSystem;
         }
         catch (Exception ex)
         {
@@ -90,5 +102,15 @@ public static class MaeCli
         if (Mae.MLNet.Training.MaeCollective.Joined is { WorldSize: > 1 } job) job.Abort(message);
     }
 
-    static Exception Unwrap(Exception ex) => ex is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : ex;
+    /// <summary>The exception to report: the single inner one of an aggregate, and the library's own exception (a bad
+    /// file, a stop) where ML.NET wrapped it in its own (e.g. "Splitter/consolidator worker encountered exception").</summary>
+    static Exception Unwrap(Exception ex)
+    {
+        if (ex is AggregateException { InnerExceptions.Count: 1 } a) return Unwrap(a.InnerExceptions[0]);
+        for (var inner = ex.InnerException; inner is not null; inner = inner.InnerException)
+            if (inner is Mae.MLNet.Input.MaeImageFileException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException
+                or CliException or OperationCanceledException)
+                return inner;
+        return ex;
+    }
 }

@@ -6,13 +6,18 @@ using Mae.MLNet.Model;
 namespace Mae.Cli.Commands;
 
 /// <summary><c>mae export --weights W --onnx out.onnx</c>: the encoder with pooling as an ONNX graph (ONNX Runtime
-/// scores it without libtorch).</summary>
+/// scores it without libtorch). <c>mae export --weights run/checkpoint-0007.maeckpt --out mae.safetensors</c>: a
+/// checkpoint's model as a weights file (+ its config JSON), e.g. after a stopped run.</summary>
 public static class ExportCommand
 {
     public static Command Create(CliContext context)
     {
         var weights = CommonOptions.Weights(required: true);
-        var onnx = new Option<FileInfo>("--onnx") { Description = "The ONNX file to write (opset 17, dynamic batch).", Required = true };
+        var onnx = new Option<FileInfo?>("--onnx") { Description = "The ONNX file to write (opset 17, dynamic batch): the encoder + pooling." };
+        var weightsOut = new Option<FileInfo?>("--out")
+        {
+            Description = "A .safetensors weights file to write (+ its config, name.json): the whole model of --weights, e.g. of a .maeckpt / .maeft checkpoint.",
+        };
         var pooling = CommonOptions.Pooling();
         var layers = CommonOptions.Layers();
         var size = CommonOptions.ImageSize();
@@ -21,22 +26,38 @@ public static class ExportCommand
         {
             Description = "Input is already normalised; by default the graph takes [N, C, H, W] pixels in [0, 1] and applies the ImageNet mean/std (grey: 0.449/0.226).",
         };
-        var command = new Command("export", "Export the encoder (+ pooling) of a weights file to ONNX.") { weights, onnx, pooling, layers, size, heads, raw };
+        var command = new Command("export", "Export a model: the encoder (+ pooling) to ONNX (--onnx), and/or a checkpoint's model to a weights file (--out).")
+        {
+            weights, onnx, weightsOut, pooling, layers, size, heads, raw,
+        };
         command.SetAction(r =>
         {
-            string path = CommonOptions.InputFile(r.GetValue(weights)!, "--weights");
-            string target = CommonOptions.OutputFile(r.GetValue(onnx)!, "--onnx", ".onnx");
-            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
+            if (r.GetValue(onnx) is null && r.GetValue(weightsOut) is null)
+                throw new CliException("export: give --onnx FILE.onnx (the encoder as an ONNX graph) and/or --out FILE.safetensors (a weights file).");
+            var input = r.GetValue(weights)!;
+            string source = CliFiles.InputFile(input, "--weights");
+            if (r.GetValue(weightsOut) is { } outFile)
+            {
+                string target = CliFiles.OutputFile(outFile, "--out", [source], ".safetensors");
+                if (CliWeights.IsCheckpoint(source)) CliWeights.Export(source, target);
+                else
+                    using (var model = MaeWeightFile.LoadMaskedAutoencoder(source, heads: CommonOptions.ParseHeads(r.GetValue(heads)))) MaeWeightFile.Save(model, target);
+                context.Output.WriteLine($"wrote {target} (+ {Path.GetFileName(Path.ChangeExtension(target, ".json"))}) from '{source}'");
+            }
+            if (r.GetValue(onnx) is not { } onnxFile) return 0;
+            string onnxTarget = CliFiles.OutputFile(onnxFile, "--onnx", null, ".onnx");
+            using var weightsFile = CliWeights.Resolve(input);
+            using var encoder = MaeWeightFile.LoadEncoder(weightsFile.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             var norm = PixelNormalization.Default(encoder.Config.InChannels);
             var options = new MaeOnnxOptions
             {
                 InputName = "pixels", FeaturesName = "features", InputLayout = MaeOnnxInputLayout.Nchw,
-                Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = r.GetValue(layers),
+                Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = CommonOptions.ResolveLayers(r.GetValue(layers), encoder.Config.Depth),
                 Normalization = r.GetValue(raw) ? null : norm,
             };
-            MaeOnnxExport.Export(encoder, target, options);   // written to a temporary file, then renamed
+            MaeOnnxExport.Export(encoder, onnxTarget, options);   // written to a temporary file, then renamed
             var c = encoder.Config;
-            context.Output.WriteLine($"wrote {target}: input pixels [batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize}], output features [batch, {c.EmbedDim * options.Layers}] ({options.Pooling} pooling, {options.Layers} block(s))");
+            context.Output.WriteLine($"wrote {onnxTarget}: input pixels [batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize}], output features [batch, {c.EmbedDim * options.Layers}] ({options.Pooling} pooling, {options.Layers} block(s))");
             return 0;
         });
         return command;

@@ -1,14 +1,22 @@
 using System.CommandLine;
 using System.Globalization;
 using Mae.MLNet;
+using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
+using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Mae.Cli.Commands;
 
 /// <summary><c>mae featurize --images DIR --weights W --out features.csv|.tsv|.idv</c>: one row per image (path,
-/// class sub-folder, feature vector) through ML.NET's <c>MaeFeaturize</c>.</summary>
+/// class sub-folder, feature vector). The files are read by the library's <see cref="MaeImageFileSource"/> with the
+/// reference's evaluation transform (shorter side to size/0.875, centre crop, normalise) — what <c>MaeFeaturize</c>
+/// does to a path column — and put through the encoder batch by batch (<see cref="MaeEncoder.ExtractFeatures"/>).</summary>
 public static class FeaturizeCommand
 {
     public static Command Create(CliContext context)
@@ -21,75 +29,140 @@ public static class FeaturizeCommand
         };
         var pooling = CommonOptions.Pooling();
         var layers = CommonOptions.Layers();
-        var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch-size") { Description = "Images per forward pass (1 to 4096).", DefaultValueFactory = _ => 64 };
         var size = CommonOptions.ImageSize();
         var heads = CommonOptions.Heads();
         var device = CommonOptions.Device();
-        var command = new Command("featurize", "Write the encoder's features of every image in a folder.")
+        var skipBad = CommonOptions.SkipBadFiles();
+        var progressSeconds = CommonOptions.ProgressSeconds();
+        var command = new Command("featurize", "Write the encoder's features of every image in a folder (with --skip-bad-files, unreadable images get no row).")
         {
-            images, weights, output, pooling, layers, batch, size, heads, device,
+            images, weights, output, pooling, layers, batch, size, heads, device, skipBad, progressSeconds,
         };
         command.SetAction(r =>
         {
-            string path = CommonOptions.InputFile(r.GetValue(weights)!, "--weights");
-            string target = CommonOptions.OutputFile(r.GetValue(output)!, "--out", ".csv", ".tsv", ".idv");
             string folder = r.GetValue(images)!.FullName;
             var rows = ImageFolder.List(folder, requireClasses: false);
-            using var encoder = MaeWeightFile.LoadEncoder(path, imageSize: r.GetValue(size), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
+            string target = CliFiles.OutputFile(r.GetValue(output)!, "--out", rows.Select(x => x.Path).ToList(), ".csv", ".tsv", ".idv");
+            int batchSize = r.GetValue(batch);
+            if (batchSize is < 1 or > 4096) throw new CliException($"--batch-size must be between 1 and 4096; got {batchSize}.");
+            using var weightsFile = CliWeights.Resolve(r.GetValue(weights)!);
+            using var encoder = MaeWeightFile.LoadEncoder(weightsFile.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             var cfg = encoder.Config;
-            var ml = new MLContext(0);
-            // Absolute paths into MaeFeaturize's path-column door: each file decoded and put through the reference's
-            // evaluation transform (shorter side to size/0.875, centre crop, normalise).
-            var data = ml.Data.LoadFromEnumerable(rows);
-            var pipeline = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
-                {
-                    InputColumnName = ImageFolder.PathColumn, OutputColumnName = "Features",
-                    Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = r.GetValue(layers),
-                    BatchSize = r.GetValue(batch), Device = CommonOptions.ParseDevice(r.GetValue(device)!),
-                }, encoder)
-                .Append(ml.Transforms.SelectColumns(ImageFolder.PathColumn, ImageFolder.LabelColumn, "Features"));
-            var features = pipeline.Fit(data).Transform(data);
-            // Written next to the target and renamed when complete: a failure leaves no half-written file.
-            string temporary = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp-{Guid.NewGuid():N}");
-            try
+            int depth = CommonOptions.ResolveLayers(r.GetValue(layers), cfg.Depth);
+            CommonOptions.CheckBatchMemory(batchSize, cfg);
+            var pool = CommonOptions.ParsePooling(r.GetValue(pooling)!);
+            var torchDevice = CommonOptions.ParseDevice(r.GetValue(device)!).Resolve();
+            encoder.to(torchDevice);
+            encoder.eval();
+            bool skip = r.GetValue(skipBad);
+            var source = MaeImageFileSource.FromPaths(rows.Select(x => x.Path), new MaeImageInputOptions
             {
-                using (var stream = File.Create(temporary))
+                Augmentation = new MaeAugmentationOptions { OutputSize = cfg.ImageSize, Channels = cfg.InChannels, Normalization = PixelNormalization.Default(cfg.InChannels) },
+                SkipBadFiles = skip,
+            });
+            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead: true));
+            progress.Begin(0);
+            progress.Line($"featurize: {rows.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; encoder {cfg.EmbedDim}×{cfg.Depth} blocks at {cfg.ImageSize} px; " +
+                          $"{r.GetValue(pooling)} pooling of the last {depth} block(s) = {cfg.EmbedDim * depth} features per image");
+            int width = cfg.EmbedDim * depth, written = 0;
+
+            // The rows in file order, each with its features; a file the source skipped (replaced by the next readable
+            // one inside its batch) gets no row.
+            IEnumerable<FeatureRow> Features()
+            {
+                int done = 0;
+                foreach (var pixels in source.Batches(new MaeEpochPlan { BatchSize = batchSize, Training = false }))
                 {
-                    if (target.EndsWith(".idv", StringComparison.OrdinalIgnoreCase)) ml.Data.SaveAsBinary(features, stream);
-                    else WriteText(features, stream, target.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? '\t' : ',', folder);
+                    context.Cancellation.ThrowIfCancellationRequested();
+                    float[] values;
+                    using (var scope = NewDisposeScope())
+                    using (no_grad())
+                    {
+                        using var x = pixels.to(torchDevice);
+                        values = encoder.ExtractFeatures(x, pool, depth).cpu().data<float>().ToArray();
+                    }
+                    pixels.Dispose();
+                    var bad = source.SkippedFiles.Select(f => f.FileName).ToHashSet(StringComparer.Ordinal);
+                    int n = values.Length / width;
+                    for (int i = 0; i < n; i++, done++)
+                    {
+                        if (bad.Contains(rows[done].Path)) continue;
+                        written++;
+                        yield return new FeatureRow { Path = rows[done].Path, Label = rows[done].Label, Features = values.AsSpan(i * width, width).ToArray() };
+                    }
+                    progress.Report(done, rows.Count, $"{done}/{rows.Count} images", "");
                 }
-                File.Move(temporary, target, overwrite: true);
             }
-            finally { if (File.Exists(temporary)) File.Delete(temporary); }
-            context.Output.WriteLine($"wrote {target}: {rows.Count} images × {cfg.EmbedDim * r.GetValue(layers)} features");
+
+            // Written next to the target and renamed when complete: a failure leaves no half-written file.
+            CliFiles.WriteAtomically(target, temporary =>
+            {
+                using var stream = File.Create(temporary);
+                if (target.EndsWith(".idv", StringComparison.OrdinalIgnoreCase)) SaveBinary(Features(), width, stream, temporary + ".rows");
+                else WriteText(Features(), stream, target.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? '\t' : ',', folder);
+            });
+            foreach (var s in source.SkippedFiles) progress.Line($"skipped {s.FileName}: {s.Reason}");
+            progress.Line($"wrote {target}: {written} images × {width} features");
             return 0;
         });
         return command;
     }
 
+    public sealed class FeatureRow
+    {
+        public string Path { get; set; } = "";
+        public string Label { get; set; } = "";
+        public float[] Features { get; set; } = [];
+    }
+
+    /// <summary>ML.NET's binary IDataView (Path, Label, Features as a vector of known size). ML.NET's saver reads its
+    /// input more than once, so the rows (computed once) go through a scratch file beside the target first: memory stays
+    /// one row, not the whole table.</summary>
+    static void SaveBinary(IEnumerable<FeatureRow> rows, int width, Stream stream, string scratch)
+    {
+        try
+        {
+            using (var writer = new BinaryWriter(File.Create(scratch)))
+                foreach (var row in rows)
+                {
+                    writer.Write(row.Path);
+                    writer.Write(row.Label);
+                    foreach (float x in row.Features) writer.Write(x);
+                }
+            IEnumerable<FeatureRow> Reread()
+            {
+                using var reader = new BinaryReader(File.OpenRead(scratch));
+                while (reader.BaseStream.Position < reader.BaseStream.Length)
+                {
+                    var row = new FeatureRow { Path = reader.ReadString(), Label = reader.ReadString(), Features = new float[width] };
+                    for (int i = 0; i < width; i++) row.Features[i] = reader.ReadSingle();
+                    yield return row;
+                }
+            }
+            var ml = new MLContext(0);
+            var schema = SchemaDefinition.Create(typeof(FeatureRow));
+            schema[nameof(FeatureRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, width);
+            ml.Data.SaveAsBinary(ml.Data.LoadFromEnumerable(Reread(), schema), stream);
+        }
+        finally { if (File.Exists(scratch)) File.Delete(scratch); }
+    }
+
     /// <summary>A header (<c>Path, Label, f0 … f{D−1}</c>) and one line per image (its path relative to
     /// <paramref name="folder"/>), numbers round-trippable.</summary>
-    static void WriteText(IDataView features, Stream stream, char separator, string folder)
+    static void WriteText(IEnumerable<FeatureRow> rows, Stream stream, char separator, string folder)
     {
         using var writer = new StreamWriter(stream, leaveOpen: true);
-        using var cursor = features.GetRowCursor(features.Schema);
-        var path = cursor.GetGetter<ReadOnlyMemory<char>>(features.Schema[ImageFolder.PathColumn]);
-        var label = cursor.GetGetter<ReadOnlyMemory<char>>(features.Schema[ImageFolder.LabelColumn]);
-        var vector = cursor.GetGetter<VBuffer<float>>(features.Schema["Features"]);
-        ReadOnlyMemory<char> p = default, l = default;
-        VBuffer<float> v = default;
         bool header = true;
-        while (cursor.MoveNext())
+        foreach (var row in rows)
         {
-            path(ref p); label(ref l); vector(ref v);
-            var values = v.DenseValues().ToArray();
             if (header)
             {
-                writer.WriteLine(string.Join(separator, new[] { "Path", "Label" }.Concat(values.Select((_, i) => $"f{i}"))));
+                writer.WriteLine(string.Join(separator, new[] { "Path", "Label" }.Concat(row.Features.Select((_, i) => $"f{i}"))));
                 header = false;
             }
-            writer.WriteLine(string.Join(separator, new[] { Quote(Path.GetRelativePath(folder, p.ToString()), separator), Quote(l.ToString(), separator) }
-                .Concat(values.Select(x => x.ToString("R", CultureInfo.InvariantCulture)))));
+            writer.WriteLine(string.Join(separator, new[] { Quote(Path.GetRelativePath(folder, row.Path), separator), Quote(row.Label, separator) }
+                .Concat(row.Features.Select(x => x.ToString("R", CultureInfo.InvariantCulture)))));
         }
     }
 

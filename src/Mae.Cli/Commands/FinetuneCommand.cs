@@ -1,17 +1,21 @@
 using System.CommandLine;
 using Mae.MLNet;
 using Mae.MLNet.FineTuning;
-using Mae.MLNet.Training;
-using Microsoft.ML;
+using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
+using Mae.MLNet.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 
 namespace Mae.Cli.Commands;
 
 /// <summary>
 /// <c>mae finetune --images DIR --weights W --out model.zip</c>: main_finetune.py's recipe (<c>MaeFineTune</c>) on a
-/// class-per-sub-folder image folder; writes an ML.NET model zip that reads image paths (relative to the training
-/// folder, or absolute) and gives <c>Score</c> and <c>PredictedLabel</c> (the class name).
+/// class-per-sub-folder image folder. Training and validation images are read by the library's file source (bad files
+/// named, or skipped with <c>--skip-bad-files</c>); the zip written reads a <c>Path</c> column (absolute paths) through
+/// ML.NET's LoadImages → ResizeImages → ExtractPixels and gives <c>Score</c> and <c>PredictedLabel</c> (the class name),
+/// with no <c>Label</c> column needed.
 /// </summary>
 public static class FinetuneCommand
 {
@@ -39,27 +43,37 @@ public static class FinetuneCommand
         var heads = CommonOptions.Heads();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
-        var checkpoints = new Option<DirectoryInfo?>("--checkpoint-dir") { Description = "Folder for checkpoints (resume with --resume)." };
-        var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --checkpoint-dir." };
-        var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip.")
+        var workers = new Option<int>("--num-workers", "--num_workers") { Description = "Image decode workers.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var skipBad = CommonOptions.SkipBadFiles();
+        var checkpoints = new Option<DirectoryInfo?>("--checkpoint-dir")
+        {
+            Description = "Folder for checkpoints, one per epoch; only the latest and the best validation epoch's are kept (resume with --resume; " +
+                          "Ctrl+C or SIGTERM writes one of the position reached). A .maeft file is accepted by --weights.",
+        };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = "Continue from the latest checkpoint in --checkpoint-dir (same --batch-size and --accum-iter); without one, say so and start at epoch 1.",
+        };
+        var progressSeconds = CommonOptions.ProgressSeconds();
+        var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
             images, validation, weights, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
-            size, heads, device, seed, checkpoints, resume, precision, minutes,
+            size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
         };
         command.SetAction(r =>
         {
-            string path = CommonOptions.InputFile(r.GetValue(weights)!, "--weights");
-            string target = CommonOptions.OutputFile(r.GetValue(output)!, "--out", ".zip");
-            if (r.GetValue(resume) && r.GetValue(checkpoints) is null) throw new CliException("--resume needs --checkpoint-dir.");
+            // The inputs first (folders, files, the output), then the recipe's numbers.
             string folder = r.GetValue(images)!.FullName;
             var rows = ImageFolder.List(folder, requireClasses: true);
-            var ml = new MLContext(r.GetValue(seed));
-            int imageSize, channels;
-            Mae.MLNet.Model.MaeConfig config;
+            var valRows = r.GetValue(validation) is { } v ? ImageFolder.List(v.FullName, requireClasses: true) : null;
+            string target = CliFiles.OutputFile(r.GetValue(output)!, "--out", rows.Concat(valRows ?? []).Select(x => x.Path).ToList(), ".zip");
+            string? checkpointDir = r.GetValue(checkpoints) is { } c ? CliFiles.OutputFolder(c, "--checkpoint-dir", folder) : null;
+            if (r.GetValue(resume) && checkpointDir is null) throw new CliException("--resume needs --checkpoint-dir.");
+            using var weightsFile = CliWeights.Resolve(r.GetValue(weights)!);
             var headCounts = CommonOptions.ParseHeads(r.GetValue(heads));
-            using (var file = Mae.MLNet.Interop.MaeWeightFile.Read(path, heads: headCounts))
-                (imageSize, channels, config) = (r.GetValue(size) ?? file.Config.ImageSize, file.Config.InChannels, file.Config);
-            config = config with { ImageSize = imageSize };
+            Mae.MLNet.Model.MaeConfig config;
+            using (var file = MaeWeightFile.Read(weightsFile.Path, heads: headCounts))
+                config = r.GetValue(size) is int s ? (file.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate() : file.Config;
             // The recipe first, then every flag the user gave; the warm-up keeps the recipe's share of the epochs.
             var recipe = MaeFineTuneRecipe.For(config);
             var training = recipe.ApplyTo(new MaeFineTuneOptions(), config);
@@ -76,45 +90,79 @@ public static class FinetuneCommand
             training.Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!);
             training.Device = CommonOptions.ParseDevice(r.GetValue(device)!);
             training.Seed = r.GetValue(seed);
-            training.CheckpointDir = r.GetValue(checkpoints)?.FullName;
+            training.CheckpointDir = checkpointDir;
             training.Resume = r.GetValue(resume);
-            var train = ml.Data.LoadFromEnumerable(rows);
-            var val = r.GetValue(validation) is { } v ? ml.Data.LoadFromEnumerable(ImageFolder.List(v.FullName, requireClasses: true)) : null;
+            training.LogEvery = 1;
+            CliFlags.Check(() => training.Validate());
+            CommonOptions.CheckBatchMemory(training.BatchSize, config);
+            if (rows.Count < training.BatchSize)
+                throw new CliException($"--images: '{folder}' has {rows.Count} image(s), fewer than one batch (--batch-size {training.BatchSize}); an epoch would have no step.");
+            string? latest = training.Resume ? MaeFineTuneCheckpoint.FindLatest(checkpointDir!) : null;
+            // Another batch size is refused by the fine-tuner itself (the checkpoint's steps per epoch would not match).
+            string? resumeLine = training.Resume ? CliCheckpoints.ResumeLine(checkpointDir!, latest) : null;
 
-            // The paths are absolute, so the zip's LoadImages needs no folder of its own.
-            var prep = ImageFolder.Pixels(ml, "", imageSize, channels);
-            var keys = ml.Transforms.Conversion.MapValueToKey(ImageFolder.LabelColumn);
             // Data parallel as `mae pretrain`: under mpirun / srun every rank fine-tunes on its shard of each epoch (the
-            // global --batch-size split over the ranks, gradients averaged); rank 0 writes the zip. One process takes the
-            // same path with world size 1.
-            var collective = Mae.MLNet.Training.MaeCollective.ForDevice(training.Device);
+            // global --batch-size split over the ranks, gradients averaged); rank 0 reports and writes the zip. One process
+            // takes the same path with world size 1.
+            var collective = MaeCollective.ForDevice(training.Device);
             training.Collective = collective;
-            IEstimator<ITransformer> Pipeline(MaeFineTuneOptions t, IDataView? validationData, IProgress<MaeFineTuneProgress> progress) =>
-                keys.Append(prep).Append(ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
+            bool lead = collective.Rank == 0;
+            bool skip = r.GetValue(skipBad);
+            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead));
+            var ml = new MLContext(r.GetValue(seed));
+            var train = ml.Data.LoadFromEnumerable(rows);
+            var keys = ml.Transforms.Conversion.MapValueToKey(ImageFolder.LabelColumn).Fit(train);
+            // The Path column (text) is the trainer's input: its files are decoded by the library's file source.
+            MaeFineTuneTrainer Trainer(MaeFineTuneOptions t, IDataView? validationData, IProgress<MaeFineTuneProgress> report) =>
+                ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
                 {
-                    InputColumnName = ImageFolder.PixelsColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = path, ImageSize = imageSize, Heads = headCounts,
-                    ValidationData = validationData, Training = t, Progress = progress,
-                })).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+                    InputColumnName = ImageFolder.PathColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = weightsFile.Path,
+                    ImageSize = config.ImageSize, Heads = headCounts,
+                    ImageInput = new MaeImageInputOptions { Workers = r.GetValue(workers), SkipBadFiles = skip },
+                    ValidationData = validationData, Training = t, Progress = report, Cancellation = context.Cancellation,
+                });
             if (r.GetValue(minutes) is double box)
             {
                 if (training.Resume) throw new CliException("--minutes plans a fresh run, and a resumed run keeps the plan it started with: use one of --minutes and --resume.");
                 // Each rank would time its own steps and could plan a different epoch count: one process only.
                 if (collective.WorldSize > 1) throw new CliException("--minutes plans one process's run; under mpirun give --epochs instead.");
-                int validationImages = r.GetValue(validation) is { } vf ? ImageFolder.List(vf.FullName, requireClasses: true).Count : 0;
-                var plan = PlanFineTune(rows, validationImages, training, box, (t, sample, timer) => Pipeline(t, null, timer).Fit(ml.Data.LoadFromEnumerable(sample)));
+                var plan = PlanFineTune(rows, valRows?.Count ?? 0, training, box,
+                    (t, sample, timer) => Trainer(t, null, timer).Fit(keys.Transform(ml.Data.LoadFromEnumerable(sample))));
                 (training.Epochs, training.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
-                context.Output.WriteLine(plan.Describe(training.BatchSize));
+                if (lead) progress.Line(plan.Describe(training.BatchSize));
             }
-            var model = Pipeline(training, val is null ? null : keys.Append(prep).Fit(train).Transform(val), new EpochLines(context.Output)).Fit(train);
-            if (collective.Rank != 0) return 0;
-            string temporary = Path.Combine(Path.GetDirectoryName(target)!, $".{Path.GetFileName(target)}.tmp-{Guid.NewGuid():N}");
-            try
+            int classes = rows.Select(x => x.Label).Distinct().Count();
+            long steps = rows.Count / training.BatchSize;
+            if (lead)
             {
-                ml.Model.Save(model, train.Schema, temporary);
-                File.Move(temporary, target, overwrite: true);
+                progress.Line($"finetune: {rows.Count} images in {classes} classes in '{folder}'" +
+                              (valRows is null ? "" : $", {valRows.Count} validation images") + (skip ? " (bad files skipped)" : "") +
+                              $"; weights '{r.GetValue(weights)!.FullName}': {CommonOptions.Describe(config)}");
+                progress.Line($"  {training.Epochs} epochs × {steps} steps of {training.BatchSize} images (effective batch {training.EffectiveBatchSize}), " +
+                              $"lr {training.PeakLearningRate:G3} (blr {training.BaseLearningRate:G3}, layer decay {training.LayerDecay}), warm-up {training.WarmupEpochs:G3} epochs, " +
+                              $"{r.GetValue(precision)} on {r.GetValue(device)}; checkpoints {(checkpointDir is null ? "none (--checkpoint-dir)" : $"'{checkpointDir}'")}");
+                if (resumeLine is not null) progress.Line($"  {resumeLine}");
             }
-            finally { if (File.Exists(temporary)) File.Delete(temporary); }
-            context.Output.WriteLine($"wrote {target}: {rows.Select(x => x.Label).Distinct().Count()} classes, {rows.Count} training images");
+
+            var classifier = Trainer(training, valRows is null ? null : keys.Transform(ml.Data.LoadFromEnumerable(valRows)),
+                new FineTuneProgress(progress, checkpointDir)).Fit(keys.Transform(train));
+            if (!lead) return 0;
+            if (checkpointDir is not null) FineTuneProgress.Prune(checkpointDir, classifier.FineTuning?.BestEpoch);
+
+            // The zip: ML.NET's own image loading into pixels, the classifier over them, the class name. Its input is a
+            // Path column alone: the head keeps the label's key values from the schema it was made with (which has the
+            // key-typed Label), so scoring needs no Label column, dummy or not.
+            var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
+            var prep = ImageFolder.Pixels(ml, "", config.ImageSize, config.InChannels).Fit(paths);
+            var pixels = prep.Transform(keys.Transform(ml.Data.LoadFromEnumerable(Array.Empty<ImageFolder.Row>())));
+            var scorer = classifier.WithInput(ImageFolder.PixelsColumn, pixels.Schema);
+            var names = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scorer.Transform(pixels));
+            var model = new TransformerChain<ITransformer>(prep, scorer, names);
+            CliFiles.WriteAtomically(target, temporary => ml.Model.Save(model, paths.Schema, temporary));
+            foreach (var bad in classifier.FineTuning?.SkippedFiles ?? []) progress.Line($"skipped {bad.FileName}: {bad.Reason}");
+            if (classifier.FineTuning is { BestEpoch: int best, BestValidationAccuracy: double accuracy })
+                progress.Line($"best validation accuracy {accuracy:P1} after epoch {best + 1}{(classifier.FineTuning.RestoredBestWeights ? " (its weights are the zip's)" : "")}");
+            progress.Line($"wrote {target}: {classes} classes, {rows.Count} training images; score it with a Path column of image files (no Label needed)");
             return 0;
         });
         return command;
@@ -140,13 +188,33 @@ public static class FinetuneCommand
         return MaeTimeBudget.Plan(minutes, seconds, rows.Count / training.BatchSize, training.Epochs, training.WarmupEpochs / training.Epochs, validation);
     }
 
-    sealed class EpochLines(TextWriter output) : IProgress<MaeFineTuneProgress>
+    /// <summary>The zip's input: image paths only.</summary>
+    public sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
+    /// <summary>Progress through <see cref="CliProgress"/> (its ETA counts validation time); a line per epoch; the
+    /// checkpoints of older epochs (but the best) and of earlier stops removed as newer ones are written.</summary>
+    sealed class FineTuneProgress(CliProgress progress, string? checkpointDir) : IProgress<MaeFineTuneProgress>
     {
         public void Report(MaeFineTuneProgress p)
         {
-            if (!p.EndOfEpoch) return;
-            output.WriteLine($"epoch {p.Epoch + 1}/{p.Epochs}  loss {p.EpochLoss:F4}" +
-                             (p.ValidationAccuracy is double a ? $"  val acc {a:P1}" : "") + $"  {p.ImagesPerSecond:F0} img/s  eta {p.Eta:hh\\:mm\\:ss}");
+            long total = p.StepsPerEpoch * p.Epochs;
+            if (!p.EndOfEpoch)
+            {
+                progress.Report(p.GlobalStep, total, $"epoch {p.Epoch + 1}/{p.Epochs} step {p.Step + 1}/{p.StepsPerEpoch}",
+                    $"loss {p.Loss:F4}  lr {p.LearningRate:G3}  {p.ImagesPerSecond:F0} img/s");
+                return;
+            }
+            progress.Line($"epoch {p.Epoch + 1}/{p.Epochs}  loss {p.EpochLoss:F4}" + (p.ValidationAccuracy is double a ? $"  val acc {a:P1}" : "") +
+                          $"  {p.ImagesPerSecond:F0} img/s  elapsed {CliProgress.Format(progress.Elapsed)}  eta {CliProgress.Format(progress.Eta(p.GlobalStep, total))}");
+            if (checkpointDir is not null) Prune(checkpointDir, p.BestEpoch);
         }
+
+        /// <summary>Keeps the latest checkpoint and the best validation epoch's (file NNNN = epochs completed = best + 1).</summary>
+        public static void Prune(string folder, int? bestEpoch)
+            => CliCheckpoints.Prune(folder, MaeFineTuneCheckpoint.FilePrefix, MaeFineTuneCheckpoint.FileExtension, MaeFineTuneCheckpoint.FindLatest,
+                bestEpoch is int b ? new HashSet<int> { b + 1 } : new HashSet<int>());
     }
 }

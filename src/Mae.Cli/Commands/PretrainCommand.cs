@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Mae.MLNet.Input;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
@@ -12,9 +11,9 @@ namespace Mae.Cli.Commands;
 /// <summary>
 /// <c>mae pretrain --images DIR --model vit-b16 --epochs 400 --output-dir run</c>: main_pretrain.py's recipe
 /// (<see cref="MaePretrainer"/>) on a folder of images, read by <see cref="MaeImageFileSource"/>. The output folder gets atomic checkpoints (resume with
-/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, reconstructions of the folder's first
-/// images every <c>--recon-every</c> epochs (<c>reconstructions/epoch-NNNN.png</c>, the same images and masks each time),
-/// and at the end <c>mae.safetensors</c>. Ctrl+C stops after the step in progress with a checkpoint of that position;
+/// <c>--resume</c>), <c>metrics.jsonl</c>, TensorBoard logs with <c>--log-dir</c>, reconstructions of images spread over
+/// the folder every <c>--recon-every</c> epochs (<c>reconstructions/epoch-NNNN.png</c>, the same images and masks each
+/// time), and at the end <c>mae.safetensors</c> + <c>mae.json</c> (which <c>--model</c> reads back). Ctrl+C stops after the step in progress with a checkpoint of that position;
 /// <c>--resume</c> continues exactly from there.
 /// </summary>
 public static class PretrainCommand
@@ -24,10 +23,11 @@ public static class PretrainCommand
         var images = CommonOptions.Images("A folder of images (sub-folders are read too; labels are ignored).");
         var model = new Option<string?>("--model")
         {
-            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28, or the official mae_vit_base_patch16 …) or a JSON file with a MaeConfig " +
+            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28, or the official mae_vit_base_patch16 …) or a config JSON file: " +
+                          "the <name>.json this tool writes beside its weights (e.g. <output-dir>/mae.json), a Hugging Face config.json, or a MaeConfig " +
                           "(default: chosen from the images' size and printed: nano32 for small colour images on a CPU).",
         };
-        var inputSize = new Option<int?>("--input-size", "--input_size") { Description = "Image size (default: the model's)." };
+        var inputSize = new Option<int?>("--input-size", "--input_size") { Description = $"Image size (default: the model's; at most {CommonOptions.MaxInputSize})." };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: the recipe's, 400; with --minutes: the most that fit, at most this)." };
         var warmup = new Option<double?>("--warmup-epochs", "--warmup_epochs") { Description = "Linear warm-up epochs (default: the recipe's 10 % of the epochs)." };
         var batch = new Option<int?>("--batch-size", "--batch_size") { Description = "Images per step (default: the recipe's: 256 for models of ≤ 64 px, else 64)." };
@@ -46,34 +46,48 @@ public static class PretrainCommand
         var minutes = CommonOptions.Minutes();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
-        var outDir = new Option<DirectoryInfo>("--output-dir", "--output_dir", "--out") { Description = "Folder for checkpoints, metrics and the final weights.", Required = true };
+        var outDir = new Option<DirectoryInfo>("--output-dir", "--output_dir", "--out")
+        {
+            Description = "Folder for checkpoints, metrics, pictures and the final weights (mae.safetensors + mae.json); not the --images folder nor inside it.",
+            Required = true,
+        };
         var logDir = new Option<DirectoryInfo?>("--log-dir", "--log_dir") { Description = "TensorBoard folder (optional)." };
-        var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in the output folder." };
-        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Epochs between checkpoints (the last epoch always writes one).", DefaultValueFactory = _ => 20 };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = "Continue from the latest checkpoint in the output folder (with the same --batch-size and --accum-iter); without one, say so and start at epoch 1.",
+        };
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Epochs between checkpoints (the last epoch always writes one; a stop writes one of its position, removed once a later epoch's is written).",
+            DefaultValueFactory = _ => 20,
+        };
         var workers = new Option<int>("--num-workers", "--num_workers") { Description = "Image decode workers.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var skipBad = new Option<bool>("--skip-bad-files") { Description = "Replace unreadable images (listed at the end) instead of stopping at the first." };
+        var skipBad = CommonOptions.SkipBadFiles();
         var objective = new Option<string>("--objective") { Description = "mae (the paper), or contrastive (MAE + InfoNCE between two views, CAN).", DefaultValueFactory = _ => "mae" };
         objective.AcceptOnlyFromAmong("mae", "contrastive");
         var contrastiveWeight = new Option<double>("--contrastive-weight") { Description = "Weight of the InfoNCE term (--objective contrastive).", DefaultValueFactory = _ => 0.1 };
         var reconEvery = new Option<int>("--recon-every")
         {
-            Description = "Epochs between reconstruction pictures of the folder's first 8 images (fixed masks) in <output-dir>/reconstructions/; the last epoch always draws one; 0: none.",
+            Description = $"Epochs between reconstruction pictures of {ReconstructionPictures.Count} images spread over the folder (fixed masks) in " +
+                          "<output-dir>/reconstructions/; the last epoch always draws one; 0: none.",
             DefaultValueFactory = _ => 20,
         };
-        var command = new Command("pretrain", "Pre-train a masked autoencoder on a folder of images (main_pretrain.py's recipe).")
+        var progressSeconds = CommonOptions.ProgressSeconds();
+        var command = new Command("pretrain", "Pre-train a masked autoencoder on a folder of images (main_pretrain.py's recipe); writes <output-dir>/mae.safetensors.")
         {
             images, model, inputSize, epochs, warmup, batch, accum, blr, lr, minLr, weightDecay, maskRatio, normPix, precision, device, seed,
-            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight, reconEvery, minutes,
+            outDir, logDir, resume, checkpointEvery, workers, skipBad, objective, contrastiveWeight, reconEvery, minutes, progressSeconds,
         };
         command.SetAction(r =>
         {
+            // The inputs first (the folder, its images, the output folder), then the model, then the recipe's numbers.
             string folder = r.GetValue(images)!.FullName;
+            var files = MaeImageFolder.ListImages(folder);
+            string output = CliFiles.OutputFolder(r.GetValue(outDir)!, "--out", folder);
             var resolved = r.GetValue(model) is { } named ? ResolveModel(named, r.GetValue(inputSize))
                 : ChooseModel(folder, r.GetValue(inputSize), CommonOptions.ParseDevice(r.GetValue(device)!), context.Output);
             var config = r.GetValue(normPix) is bool target ? resolved with { NormPixLoss = target } : resolved;
             var recipe = MaePretrainRecipe.For(config);
-            string output = r.GetValue(outDir)!.FullName;
-            Directory.CreateDirectory(output);
             var options = new MaePretrainOptions
             {
                 Epochs = r.GetValue(epochs) ?? recipe.Epochs,
@@ -94,13 +108,24 @@ public static class PretrainCommand
             var collective = MaeCollective.ForDevice(options.Device);
             options.Collective = collective;
             bool lead = collective.Rank == 0;
-            options.Validate(config);
+            CliFlags.Check(() => options.Validate(config));
+            CommonOptions.CheckBatchMemory(options.BatchSize, config);
+            if (files.Count < options.BatchSize)
+                throw new CliException($"--images: '{folder}' has {files.Count} image(s), fewer than one batch (--batch-size {options.BatchSize}); an epoch would have no step.");
+            int every = r.GetValue(reconEvery);
+            if (every < 0) throw new CliException($"--recon-every must be 0 (none) or a number of epochs; got {every}.");
+            string? latest = options.Resume ? MaePretrainCheckpoint.FindLatest(output) : null;
+            var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead));
+            // Another batch size is refused by the pre-trainer itself (the checkpoint's steps per epoch would not match).
+            string? resumeLine = options.Resume ? CliCheckpoints.ResumeLine(output, latest) : null;
+
             // The paper's input pipeline on the files themselves: RandomResizedCrop (the recipe's scale: 0.2–1, or 0.35–1 at
             // ≤ 64 px) on the original, flip, normalise, in parallel decode workers, deterministic from (seed, epoch, image).
-            var source = MaeImageFileSource.FromFolder(folder, new MaeImageInputOptions
+            bool skip = r.GetValue(skipBad);
+            var source = MaeImageFileSource.FromPaths(files, new MaeImageInputOptions
             {
                 Augmentation = recipe.Augmentation(config),
-                Workers = r.GetValue(workers), SkipBadFiles = r.GetValue(skipBad),
+                Workers = r.GetValue(workers), SkipBadFiles = skip,
             });
             if (r.GetValue(minutes) is double box)
             {
@@ -110,22 +135,32 @@ public static class PretrainCommand
                 double seconds = MaePretrainer.CalibrateStepSeconds(config, options, source, cancellationToken: context.Cancellation);
                 var plan = MaeTimeBudget.Plan(box, seconds, source.Count / options.BatchSize, options.Epochs, options.WarmupEpochs / options.Epochs);
                 (options.Epochs, options.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
-                if (lead) context.Output.WriteLine(plan.Describe(options.BatchSize));
+                if (lead) progress.Line(plan.Describe(options.BatchSize));
             }
-            int every = r.GetValue(reconEvery);
-            if (every < 0) throw new CliException($"--recon-every must be 0 (none) or a number of epochs; got {every}.");
+            long steps = files.Count / options.BatchSize;
+            if (lead)
+            {
+                progress.Line($"pretrain: {files.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; model {CommonOptions.Describe(config)}");
+                progress.Line($"  {options.Epochs} epochs × {steps} steps of {options.BatchSize} images (effective batch {options.EffectiveBatchSize}), " +
+                              $"lr {options.PeakLearningRate:G3}{(options.LearningRate is null ? $" (blr {options.BaseLearningRate:G3})" : "")}, " +
+                              $"warm-up {options.WarmupEpochs:G3} epochs, mask ratio {options.MaskRatio}, {r.GetValue(precision)} on {r.GetValue(device)}; output '{output}'");
+                if (resumeLine is not null) progress.Line($"  {resumeLine}");
+            }
             using var mae = MaePretrainer.CreateModel(config, options);
-            using var pictures = lead && every > 0 ? new ReconstructionPictures(mae, folder, Path.Combine(output, "reconstructions"), every, options.MaskRatio, options.Seed) : null;
-            var progress = new PretrainProgress(context.Output, pictures, liveLine: lead && !Console.IsErrorRedirected ? Console.Error : null);
-            var result = new MaePretrainer(options).Train(mae, source, progress, context.Cancellation);
+            using var pictures = lead && every > 0
+                ? new ReconstructionPictures(mae, files, Path.Combine(output, "reconstructions"), every, options.MaskRatio, options.Seed, skip) : null;
+            var reporter = new PretrainProgress(progress, pictures, output);
+            var result = new MaePretrainer(options).Train(mae, source, reporter, context.Cancellation);
 
             if (!lead) return 0;
+            CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
             string weights = Path.Combine(output, "mae.safetensors");
             MaeWeightFile.Save(mae, weights);
-            foreach (var skipped in source.SkippedFiles) context.Output.WriteLine($"skipped {skipped.FileName}: {skipped.Reason}");
-            context.Output.WriteLine($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
-                                     (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
-                                     $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights}");
+            foreach (var skipped in source.SkippedFiles.Concat(pictures?.Skipped ?? []).DistinctBy(x => x.FileName))
+                progress.Line($"skipped {skipped.FileName}: {skipped.Reason}");
+            progress.Line($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
+                          (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
+                          $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights} (+ mae.json, its config: --model {Path.ChangeExtension(weights, ".json")} builds the same model)");
             return 0;
         });
         return command;
@@ -149,8 +184,9 @@ public static class PretrainCommand
         if (model.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             if (!File.Exists(model)) throw new CliException($"--model: the config file '{model}' does not exist.");
-            try { config = JsonSerializer.Deserialize<MaeConfig>(File.ReadAllText(model)) ?? throw new CliException($"--model: '{model}' holds no config."); }
-            catch (JsonException e) { throw new CliException($"--model: '{model}' is not a valid MaeConfig JSON file: {e.Message}"); }
+            // Any config this library reads — the one written beside mae.safetensors included; an unknown key is an error.
+            try { config = MaeWeightFile.ReadConfig(model); }
+            catch (Exception e) when (e is MaeModelFileException or ArgumentException) { throw new CliException($"--model: {CliFlags.OneLine(e)}"); }
         }
         else
         {
@@ -158,61 +194,39 @@ public static class PretrainCommand
             try { config = MaeConfig.Preset(name); }
             catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
         }
-        if (inputSize is int s) config = config with { ImageSize = s };
+        if (inputSize is int s) config = config with { ImageSize = CommonOptions.CheckInputSize(s) };
         try { return config.Validate(); }
         catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
     }
 
-    /// <summary>One line per finished epoch (loss, images/s, elapsed, ETA) on the output; on a terminal also a live line
-    /// on standard error (a bar through the epoch, step, loss, images/s, ETA), rewritten at most 4 times a second; the
-    /// reconstruction pictures at the end of their epochs.</summary>
-    sealed class PretrainProgress(TextWriter output, ReconstructionPictures? pictures, TextWriter? liveLine) : IProgress<MaePretrainProgress>
+    /// <summary>Progress through <see cref="CliProgress"/>; at each epoch's end a line (loss, lr, speed, elapsed, ETA),
+    /// the reconstruction picture when due, and the position files of earlier stops removed.</summary>
+    sealed class PretrainProgress(CliProgress progress, ReconstructionPictures? pictures, string folder) : IProgress<MaePretrainProgress>
     {
-        readonly System.Diagnostics.Stopwatch sinceDrawn = System.Diagnostics.Stopwatch.StartNew();
-        int lineLength;
-
         public void Report(MaePretrainProgress p)
         {
             if (p.EndOfEpoch) return;   // the kNN monitor's extra report
-            bool epochEnd = p.Step + 1 == p.StepsPerEpoch;
-            if (liveLine is not null && (epochEnd || sinceDrawn.ElapsedMilliseconds >= 250))
+            string details = $"loss {p.Loss:F4}  lr {p.LearningRate:G3}  {p.ImagesPerSecond:F0} img/s";
+            if (p.Step + 1 != p.StepsPerEpoch)
             {
-                if (epochEnd) Clear();
-                else Draw(p);
-                sinceDrawn.Restart();
+                progress.Report(p.GlobalStep, p.StepsPerEpoch * p.Epochs, $"epoch {p.Epoch + 1}/{p.Epochs} step {p.Step + 1}/{p.StepsPerEpoch}", details);
+                return;
             }
-            if (!epochEnd) return;
-            output.WriteLine($"epoch {p.Epoch + 1}/{p.Epochs}  last-step loss {p.Loss:F4}  lr {p.LearningRate:E2}  {p.ImagesPerSecond:F0} img/s  " +
-                             $"elapsed {p.Elapsed:hh\\:mm\\:ss}  eta {p.Eta:hh\\:mm\\:ss}");
-            if (pictures?.Draw(p.Epoch, p.Epochs) is { } written) output.WriteLine($"  reconstructions: {written}");
-        }
-
-        void Draw(MaePretrainProgress p)
-        {
-            const int width = 24;
-            double done = (p.Step + 1) / (double)p.StepsPerEpoch;
-            int filled = (int)(done * width);
-            string text = $"epoch {p.Epoch + 1}/{p.Epochs} [{new string('#', filled)}{new string('-', width - filled)}] {done * 100,3:F0}%  " +
-                          $"step {p.Step + 1}/{p.StepsPerEpoch}  loss {p.Loss:F4}  {p.ImagesPerSecond:F0} img/s  eta {p.Eta:hh\\:mm\\:ss}";
-            liveLine!.Write("\r" + text.PadRight(lineLength));
-            liveLine.Flush();
-            lineLength = text.Length;
-        }
-
-        void Clear()
-        {
-            if (lineLength == 0) return;
-            liveLine!.Write("\r" + new string(' ', lineLength) + "\r");
-            liveLine.Flush();
-            lineLength = 0;
+            progress.Line($"epoch {p.Epoch + 1}/{p.Epochs}  last-step {details}  elapsed {CliProgress.Format(progress.Elapsed)}  " +
+                          $"eta {CliProgress.Format(progress.Eta(p.GlobalStep, p.StepsPerEpoch * p.Epochs))}");
+            if (pictures?.Draw(p.Epoch, p.Epochs) is { } written) progress.Line($"  reconstructions: {written}");
+            CliCheckpoints.Prune(folder, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
         }
     }
 
     /// <summary>Reconstructions of the same images under the same masks after every <c>every</c>-th epoch and the last:
-    /// the model's progress at a glance. The masks come from a managed generator, so drawing never moves libtorch's
-    /// generator that training draws its masks from (a run with pictures trains exactly as one without).</summary>
+    /// the model's progress at a glance. The images are spread evenly over the folder's sorted list (so a class-per-folder
+    /// set shows several classes); with <c>skip</c> a bad one is replaced by the next readable file. The masks come from
+    /// a managed generator, so drawing never moves libtorch's generator that training draws its masks from (a run with
+    /// pictures trains exactly as one without).</summary>
     internal sealed class ReconstructionPictures : IDisposable
     {
+        public const int Count = 8;
         readonly MaskedAutoencoder model;
         readonly string folder;
         readonly int every;
@@ -220,7 +234,7 @@ public static class PretrainCommand
         readonly TorchSharp.torch.Tensor images, noise;
         readonly Mae.MLNet.Model.PixelNormalization norm;
 
-        public ReconstructionPictures(MaskedAutoencoder model, string imageFolder, string folder, int every, double maskRatio, long seed)
+        public ReconstructionPictures(MaskedAutoencoder model, IReadOnlyList<string> files, string folder, int every, double maskRatio, long seed, bool skip)
         {
             this.model = model;
             this.folder = folder;
@@ -228,13 +242,16 @@ public static class PretrainCommand
             this.maskRatio = maskRatio;
             using (var scope = TorchSharp.torch.NewDisposeScope())
             {
-                (images, norm) = ReconstructCommand.FirstImages(imageFolder, 8, model.Config);
+                (images, norm, Skipped) = ReconstructCommand.SpreadImages(files, Count, model.Config, skip);
                 images = images.MoveToOuterDisposeScope();
             }
             var random = new Random(unchecked((int)seed));
             int n = (int)images.shape[0], patches = model.Config.NumPatches;
             noise = TorchSharp.torch.tensor(Enumerable.Range(0, n * patches).Select(_ => random.NextSingle()).ToArray(), new long[] { n, patches });
         }
+
+        /// <summary>Bad files met while reading the picture's images (with skipping on).</summary>
+        public IReadOnlyList<MaeSkippedImage> Skipped { get; }
 
         /// <summary>Draws after epoch <paramref name="epoch"/> (0-based) when it is due; returns the file or null.</summary>
         public string? Draw(int epoch, int epochs)

@@ -23,20 +23,20 @@ internal sealed record MaeFineTuneCheckpointHeader : MaeTrainingCheckpointHeader
 /// trailer, atomic rename) — header, model, AdamW state, generator state, loss history — followed by the validation
 /// history and the best epoch's weights, so a resumed run keeps them.
 /// </summary>
-internal static class MaeFineTuneCheckpoint
+public static class MaeFineTuneCheckpoint
 {
     /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
-    public const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
+    internal const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
     public const string FilePrefix = "finetune-";
     public const string FileExtension = ".maeft";
     internal static readonly CheckpointFile Container = new("MAEFTCK1", FilePrefix, FileExtension);
     internal static readonly MaeTrainingCheckpoint Training =
         new(Container, json => JsonSerializer.Deserialize<MaeFineTuneCheckpointHeader>(json, MaeTrainingCheckpoint.Json));
 
-    public static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
+    internal static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
     public static string? FindLatest(string directory) => Container.FindLatest(directory);
 
-    public static MaeFineTuneCheckpointHeader ReadHeader(string path)
+    internal static MaeFineTuneCheckpointHeader ReadHeader(string path)
     {
         using var r = Training.Open(path);
         return (MaeFineTuneCheckpointHeader)r.Header;

@@ -29,4 +29,7 @@ public sealed record MaeFineTuneResult : MaeTrainingResult
     public double? BestValidationAccuracy { get; init; }
     /// <summary>True when the model was reset to the best epoch's weights at the end.</summary>
     public bool RestoredBestWeights { get; init; }
+    /// <summary>Image files left out (<see cref="Input.MaeImageInputOptions.SkipBadFiles"/>), training and validation
+    /// together, when the trainer read a path or bytes column; empty otherwise.</summary>
+    public IReadOnlyList<Input.MaeSkippedImage> SkippedFiles { get; init; } = Array.Empty<Input.MaeSkippedImage>();
 }

@@ -19,7 +19,7 @@ internal sealed unsafe class ImageSampler
     readonly float[] lut; // [channel × 256]: ((v / 255) − mean) / std in float32, as ToTensor + Normalize
     readonly double[] u = new double[RandomResizedCropSampler.DrawsPerSample];
     byte[] file = new byte[64 << 10];
-    byte[] pixels = Array.Empty<byte>(), upright = Array.Empty<byte>(), temp = Array.Empty<byte>(), resized = Array.Empty<byte>();
+    byte[] pixels = Array.Empty<byte>(), grey = Array.Empty<byte>(), upright = Array.Empty<byte>(), temp = Array.Empty<byte>(), resized = Array.Empty<byte>();
 
     public ImageSampler(MaeImageInputOptions options)
     {
@@ -144,14 +144,17 @@ internal sealed unsafe class ImageSampler
             ys = ys.Window(winY, size);
         }
 
-        var decodeInfo = new SKImageInfo(dw, dh, channels == 3 ? SKColorType.Rgba8888 : SKColorType.Gray8, SKAlphaType.Unpremul);
+        // SkiaSharp decodes only grey sources to Gray8 (a colour file fails with InvalidConversion): a colour file for a
+        // grey model is decoded as RGBA and turned into PIL's luma, as Image.convert("L") does.
+        bool luma = channels == 1 && info.ColorType != SKColorType.Gray8;
+        var decodeInfo = new SKImageInfo(dw, dh, channels == 3 || luma ? SKColorType.Rgba8888 : SKColorType.Gray8, SKAlphaType.Unpremul);
         byte* img;
         int stride;
         // A margin of one MCU (16 px) around the region keeps libjpeg's edge handling (chroma upsampling at the
         // region's border) outside the pixels used, so they equal a full decode's.
         int rx0 = Math.Max(x0 - RegionMargin, 0), ry0 = Math.Max(y0 - RegionMargin, 0);
         int rxn = Math.Min(x0 + xn + RegionMargin, dw) - rx0, ryn = Math.Min(y0 + yn + RegionMargin, dh) - ry0;
-        if (origin == SKEncodedOrigin.TopLeft && UseRegionDecode && codec.EncodedFormat == SKEncodedImageFormat.Jpeg
+        if (!luma && origin == SKEncodedOrigin.TopLeft && UseRegionDecode && codec.EncodedFormat == SKEncodedImageFormat.Jpeg
             && (long)rxn * ryn < (long)dw * dh * 3 / 4 && DecodeRegion(codec, decodeInfo, rx0, ry0, rxn, ryn, pb, images, index, w, h))
         {
             stride = rxn * pb;
@@ -159,10 +162,11 @@ internal sealed unsafe class ImageSampler
         }
         else
         {
-            byte* px = Buffer(ref pixels, (long)dw * dh * pb);
+            byte* px = Buffer(ref pixels, (long)dw * dh * (luma ? 4 : pb));
             var result = codec.GetPixels(decodeInfo, (IntPtr)px);
             if (result != SKCodecResult.Success)
                 throw new MaeImageFileException(images.Name(index), Describe(result, w, h));
+            if (luma) px = Luma(px, Buffer(ref grey, (long)dw * dh), (long)dw * dh);
             img = px;
             if (origin != SKEncodedOrigin.TopLeft)
             {
@@ -185,6 +189,15 @@ internal sealed unsafe class ImageSampler
                 byte* s = outBytes + c;
                 for (int i = 0; i < plane; i++, s += pb) o[i] = t[*s];
             }
+    }
+
+    /// <summary>PIL's RGB → L conversion (ITU-R 601-2 luma, L = R·299/1000 + G·587/1000 + B·114/1000 in PIL's 16-bit
+    /// fixed point, rounded); alpha is ignored, as PIL ignores it. Returns <paramref name="dst"/>.</summary>
+    static byte* Luma(byte* rgba, byte* dst, long n)
+    {
+        for (long i = 0; i < n; i++, rgba += 4)
+            dst[i] = (byte)((rgba[0] * 19595 + rgba[1] * 38470 + rgba[2] * 7471 + 0x8000) >> 16);
+        return dst;
     }
 
     /// <summary>Taps for the span [a, b) of an axis of <paramref name="n"/> pixels, restricted to the whole pixels it

@@ -253,6 +253,31 @@ internal static partial class ConfigInference
         };
     }
 
+    /// <summary>A config file in any of the formats this library reads: ours (<see cref="ToOurJson"/>'s names), Hugging
+    /// Face's config.json, or <see cref="MaeConfig"/>'s own property names. A property the format does not know is an
+    /// error naming it, so a misspelt key never falls back to a default silently.</summary>
+    public static MaeConfig FromAnyJson(string path, MaeLoadLimits limits)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Config file '{path}' does not exist.", path);
+        string[] keys;
+        using (var doc = ReadJson(path, limits)) keys = Root(doc, path).EnumerateObject().Select(p => p.Name).ToArray();
+        if (keys.Contains("embed_dim"))
+        {
+            string[] known = ["img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_depth",
+                              "decoder_num_heads", "mlp_ratio", "norm_pix_loss", "layer_norm_eps"];
+            if (keys.FirstOrDefault(k => !known.Contains(k)) is { } unknown)
+                throw ConfigError(path, unknown, $"is not a key of Mae.MLNet's config files (expected {string.Join(", ", known)})");
+            return FromOurJson(path, limits)!;
+        }
+        if (keys.Contains("hidden_size")) return FromHuggingFace(path, limits);
+        var properties = typeof(MaeConfig).GetProperties().Where(p => p.CanWrite).Select(p => p.Name).ToArray();
+        if (keys.FirstOrDefault(k => !properties.Contains(k)) is { } other)
+            throw ConfigError(path, other, $"is not a MaeConfig property; expected Mae.MLNet's config file (as written beside the weights: embed_dim, depth, …), " +
+                                           $"a Hugging Face config.json, or MaeConfig's properties ({string.Join(", ", properties)})");
+        try { return JsonSerializer.Deserialize<MaeConfig>(File.ReadAllBytes(path)) ?? throw new MaeModelFileException($"Config file '{path}' holds null.", path, null); }
+        catch (JsonException e) { throw new MaeModelFileException($"Config file '{path}' is not a valid MaeConfig: {e.Message}", path, e.Path, e); }
+    }
+
     public static string ToOurJson(MaeConfig c) => JsonSerializer.Serialize(new Dictionary<string, object>
     {
         ["img_size"] = c.ImageSize, ["patch_size"] = c.PatchSize, ["in_chans"] = c.InChannels, ["embed_dim"] = c.EmbedDim,

@@ -165,6 +165,15 @@ public static class MaeWeightFile
         return model;
     }
 
+    /// <summary>A model config from a JSON file: the one <see cref="Save"/> writes beside the weights (<c>name.json</c>), a
+    /// Hugging Face ViTMAE <c>config.json</c>, or a <see cref="MaeConfig"/> serialised with its own property names. A key
+    /// the format does not know is a <see cref="MaeModelFileException"/> naming it (never a silent default).</summary>
+    public static MaeConfig ReadConfig(string path, MaeLoadLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return ConfigInference.FromAnyJson(path, (limits ?? MaeLoadLimits.Default).Validate()).Validate();
+    }
+
     /// <summary>Writes <paramref name="model"/>'s weights as safetensors with the official names (pos tables
     /// included, as the official state dicts have them) and its config as JSON beside it (<c>name.json</c>). Both are
     /// written to temporary files first and renamed into place.</summary>

@@ -32,6 +32,19 @@ public sealed class MaeClassifierTransformer : MaeImageClassifierTransformer
     public MaeFineTuneResult? FineTuning { get; internal init; }
     private protected override ITensorFunction Runner => runner;
 
+    /// <summary>This classifier (the same model, not a copy) reading <paramref name="inputColumnName"/> of
+    /// <paramref name="inputSchema"/> instead of the column it was trained on: e.g. trained on an image-path column (the
+    /// library's file source decodes it, naming or skipping bad files), then saved over ML.NET's LoadImages →
+    /// ResizeImages → ExtractPixels pixels, the form a model zip can hold. The column is checked against the model.</summary>
+    public MaeClassifierTransformer WithInput(string inputColumnName, DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        ImageColumn.Bind(inputSchema, inputColumnName, Model.Config);
+        return new MaeClassifierTransformer(Model, Normalization, inputColumnName, LabelColumnName, ScoreColumnName, PredictedLabelColumnName,
+            LabelType, LabelAnnotations, BatchSize, Device)
+        { FineTuning = FineTuning, InputSchema = inputSchema, Host = Host };
+    }
+
     /// <summary>The encoder up to the pooled, normalised features as ONNX, the head as ML.NET's multiclass model
     /// (<see cref="FineTunePersistence"/>).</summary>
     private protected override TransformerChain<ITransformer> BuildPersisted(MaeHost host, DataViewSchema inputSchema)

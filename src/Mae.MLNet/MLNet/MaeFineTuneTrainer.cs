@@ -46,6 +46,9 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         /// <summary>Optional validation data (same columns): accuracy per epoch, and the best epoch's weights are kept.</summary>
         public IDataView? ValidationData { get; set; }
         public IProgress<MaeFineTuneProgress>? Progress { get; set; }
+        /// <summary>Stops <c>Fit</c> (an <see cref="OperationCanceledException"/>): with a checkpoint folder and a path or
+        /// bytes column, after a checkpoint of the position reached, from which <c>Resume</c> continues exactly.</summary>
+        public CancellationToken Cancellation { get; set; }
     }
 
     internal MaeFineTuneTrainer(Options options)
@@ -97,7 +100,12 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
             : Read(o.ValidationData, ImageColumn.Bind(o.ValidationData.Schema, o.InputColumnName, config),
                    o.ValidationData.Schema[o.LabelColumnName], scale, config, "validation data", inputOptions);
         MaeFineTuneResult result;
-        try { result = new MaeFineTuner(training).Train(model, train, validation, o.Progress); }
+        try
+        {
+            result = new MaeFineTuner(training).Train(model, train, validation, o.Progress, o.Cancellation);
+            var skipped = new[] { train, validation }.OfType<MaeLabeledImageFileSource>().SelectMany(s => s.SkippedFiles).ToList();
+            if (skipped.Count > 0) result = result with { SkippedFiles = skipped };
+        }
         finally
         {
             (train as IDisposable)?.Dispose();

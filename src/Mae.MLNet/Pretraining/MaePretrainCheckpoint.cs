@@ -21,15 +21,15 @@ internal sealed record MaePretrainCheckpointHeader : MaeTrainingCheckpointHeader
 /// model state, AdamW state, libtorch's CPU generator state, the loss history. A truncated or altered file is
 /// detected before anything is loaded; a crash while writing leaves the previous checkpoint intact.
 /// </summary>
-internal static class MaePretrainCheckpoint
+public static class MaePretrainCheckpoint
 {
     /// <summary>2: the optimizer state is the flat AdamW's (format 1, TorchSharp's per-parameter AdamW, still reads).</summary>
-    public const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
+    internal const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
     public const string FilePrefix = "checkpoint-";
     public const string FileExtension = ".maeckpt";
 
     /// <summary>The file name for the checkpoint written after <paramref name="epochsCompleted"/> epochs.</summary>
-    public static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
+    internal static string PathFor(string directory, int epochsCompleted) => Container.PathFor(directory, epochsCompleted);
 
     /// <summary>The checkpoint with the most completed epochs in <paramref name="directory"/>, or null if none.</summary>
     public static string? FindLatest(string directory) => Container.FindLatest(directory);
@@ -40,7 +40,7 @@ internal static class MaePretrainCheckpoint
         new(Container, json => JsonSerializer.Deserialize<MaePretrainCheckpointHeader>(json, MaeTrainingCheckpoint.Json));
 
     /// <summary>Reads and verifies a checkpoint's header (the whole file's checksum is checked first).</summary>
-    public static MaePretrainCheckpointHeader ReadHeader(string path)
+    internal static MaePretrainCheckpointHeader ReadHeader(string path)
     {
         using var r = Training.Open(path);
         return (MaePretrainCheckpointHeader)r.Header;

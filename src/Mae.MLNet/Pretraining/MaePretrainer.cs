@@ -294,6 +294,12 @@ public sealed class MaePretrainer
             if (header.EpochsCompleted > epochs)
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
+            // Another batch size or data would resume at a position the checkpoint's counters cannot describe (and the
+            // checkpoint written next would be refused as inconsistent). Data-parallel runs may change the world size.
+            if (header.StepsPerEpoch != stepsPerEpoch && o.Collective is null)
+                throw new InvalidOperationException(
+                    $"Checkpoint '{path}' was written with {header.StepsPerEpoch} steps per epoch (batch size {(header as MaePretrainCheckpointHeader)?.Options.BatchSize}); " +
+                    $"this data and batch size ({o.BatchSize}) give {stepsPerEpoch}. Resume with the batch size and images of the run that wrote it.");
         }
 
         public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaePretrainCheckpointHeader

@@ -13,7 +13,7 @@ namespace Mae.MLNet.Tests.Cli;
 /// <summary>The <c>mae</c> tool end to end, in process: each command on a small image folder, and bad flags / files
 /// ending with one line and a non-zero exit code and nothing written.</summary>
 [TestClass]
-public class MaeCliTest
+public partial class MaeCliTest
 {
     static string root = "";
 
@@ -115,8 +115,10 @@ public class MaeCliTest
 
         string idv = Path.Combine(root, "features.idv");
         Assert.AreEqual(0, Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", idv).Code);
+        // No --layers: the last 4 blocks (the README's best probe), capped at this encoder's 2 → 2 × 32 values.
         var view = new MLContext().Data.LoadFromBinary(idv);
-        Assert.AreEqual(32, ((Microsoft.ML.Data.VectorDataViewType)view.Schema["Features"].Type).Size);
+        Assert.AreEqual(64, ((Microsoft.ML.Data.VectorDataViewType)view.Schema["Features"].Type).Size);
+        Assert.AreEqual(32, Microsoft.ML.Data.ColumnCursorExtensions.GetColumn<string>(view, "Path").Count());
     }
 
     [TestMethod]
@@ -208,7 +210,8 @@ public class MaeCliTest
         StringAssert.Contains(output, "2 classes, 32 training images");
         var ml = new MLContext();
         var model = ml.Model.Load(zip, out _);
-        var rows = ml.Data.LoadFromEnumerable(new[] { new ImageFolder.Row { Path = Path.Combine(root, "images", "red", "00.png") } });
+        // Image paths alone: the zip needs no Label column (item 10 of issue 27).
+        var rows = ml.Data.LoadFromEnumerable(new[] { new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(root, "images", "red", "00.png") } });
         var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();
         CollectionAssert.Contains(new[] { "red", "blue" }, predicted.PredictedLabel);
     }
