@@ -295,8 +295,9 @@ public sealed class MaePretrainer
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
             // Another batch size or data would resume at a position the checkpoint's counters cannot describe (and the
-            // checkpoint written next would be refused as inconsistent). Data-parallel runs may change the world size.
-            if (header.StepsPerEpoch != stepsPerEpoch && o.Collective is null)
+            // checkpoint written next would be refused as inconsistent). The world size may change: BatchSize is the
+            // global batch, so the steps per epoch do not depend on it.
+            if (header.StepsPerEpoch != stepsPerEpoch)
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' was written with {header.StepsPerEpoch} steps per epoch (batch size {(header as MaePretrainCheckpointHeader)?.Options.BatchSize}); " +
                     $"this data and batch size ({o.BatchSize}) give {stepsPerEpoch}. Resume with the batch size and images of the run that wrote it.");
