@@ -72,7 +72,8 @@ public static class MaeCli
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
                                    or DirectoryNotFoundException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException
-                                   or Mae.MLNet.Input.MaeImageFileException or InvalidOperationException or NotSupportedException)
+                                   or Mae.MLNet.Input.MaeImageFileException or InvalidOperationException or NotSupportedException
+                                   or Mae.MLNet.Training.MaeRunFolderInUseException)
         {
             error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
             EndOtherRanks(Unwrap(ex).Message);

@@ -108,6 +108,7 @@ public static class PretrainCommand
             var collective = MaeCollective.ForDevice(options.Device);
             options.Collective = collective;
             bool lead = collective.Rank == 0;
+            using var folderLock = lead ? MaeRunFolderLock.Acquire(output) : null;   // held until the final weights are written
             CliFlags.Check(() => options.Validate(config));
             CommonOptions.CheckBatchMemory(options.BatchSize, config);
             if (files.Count < options.BatchSize)

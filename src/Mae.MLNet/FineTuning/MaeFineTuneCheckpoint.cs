@@ -29,7 +29,7 @@ public static class MaeFineTuneCheckpoint
     internal const int FormatVersion = MaeTrainingCheckpoint.FormatVersion;
     public const string FilePrefix = "finetune-";
     public const string FileExtension = ".maeft";
-    internal static readonly CheckpointFile Container = new("MAEFTCK1", FilePrefix, FileExtension);
+    internal static readonly CheckpointFile Container = new("MAEFTCK1", FilePrefix, FileExtension, classifier: true);
     internal static readonly MaeTrainingCheckpoint Training =
         new(Container, json => JsonSerializer.Deserialize<MaeFineTuneCheckpointHeader>(json, MaeTrainingCheckpoint.Json));
 

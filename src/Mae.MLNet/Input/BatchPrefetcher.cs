@@ -40,8 +40,11 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
     bool stopping;
     Exception? fatal;
 
-    public BatchPrefetcher(ImageBatchReader reader, MaeEpochPlan plan, long[]? order, long batches)
+    readonly BadPositions bad;
+
+    public BatchPrefetcher(ImageBatchReader reader, MaeEpochPlan plan, long[]? order, long batches, BadPositions bad)
     {
+        this.bad = bad;
         this.reader = reader;
         this.plan = plan;
         this.order = order;
@@ -127,7 +130,7 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
                 MaeImageFileException? error = null;
                 long label = 0;
                 long position = MaeDataShard.Position(b, row, plan.BatchSize, plan.Rank, plan.WorldSize);
-                try { label = reader.Produce(sampler, plan, order, position, data + row * imageFloats); }
+                try { label = reader.Produce(sampler, plan, order, position, bad, data + row * imageFloats); }
                 catch (MaeImageFileException e) { error = e; }
                 lock (gate)
                 {

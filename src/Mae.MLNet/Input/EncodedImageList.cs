@@ -1,3 +1,5 @@
+using Mae.MLNet.Runtime;
+
 namespace Mae.MLNet.Input;
 
 /// <summary>Encoded images by index — files on disk or bytes in memory — read into a reusable buffer.</summary>
@@ -46,13 +48,15 @@ internal sealed class FileImageList(IReadOnlyList<string> paths) : EncodedImageL
 
     public override int Read(long index, ref byte[] buffer, long maxBytes) => ReadFile(paths[(int)index], ref buffer, maxBytes);
 
-    /// <summary>Reads a whole file into <paramref name="buffer"/>; returns its length. Errors name the file.</summary>
+    /// <summary>Reads a whole file into <paramref name="buffer"/>; returns its length. Errors name the file. Only a
+    /// regular file is read (<see cref="RegularFile"/>: a FIFO or device is refused, never waited on), and never more
+    /// than the length it had when it was opened.</summary>
     public static int ReadFile(string path, ref byte[] buffer, long maxBytes)
     {
         try
         {
             // bufferSize 1: no FileStream buffer (the whole file is read into ours).
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+            using var fs = RegularFile.OpenRead(path, 1, FileOptions.SequentialScan);
             long length = fs.Length;
             CheckLength(path, length, maxBytes);
             Ensure(ref buffer, (int)length);
@@ -65,12 +69,22 @@ internal sealed class FileImageList(IReadOnlyList<string> paths) : EncodedImageL
             }
             return read;
         }
+        catch (FileNotFoundException e) when (path.Contains('\uFFFD'))
+        {
+            throw new MaeImageFileException(path, UndecodableName, e);
+        }
         catch (FileNotFoundException e) { throw new MaeImageFileException(path, "the file does not exist.", e); }
         catch (DirectoryNotFoundException e) { throw new MaeImageFileException(path, "the file's folder does not exist.", e); }
         catch (UnauthorizedAccessException e) { throw new MaeImageFileException(path, "the file cannot be read (access denied, or it is a folder).", e); }
+        catch (NotRegularFileException e) { throw new MaeImageFileException(path, $"it is {e.Kind}, not a regular file; only regular files are read.", e); }
         catch (MaeImageFileException) { throw; }
         catch (IOException e) { throw new MaeImageFileException(path, $"the file could not be read: {e.Message}", e); }
     }
+
+    /// <summary>Why a listed file whose name is not UTF-8 cannot be read: .NET decodes file names as UTF-8 and puts
+    /// U+FFFD (shown as �) for bytes that are not, so the name it lists no longer opens the file.</summary>
+    internal const string UndecodableName =
+        "its name is not valid UTF-8 (the undecodable bytes show as U+FFFD), so .NET cannot open it by the name it lists; rename the file.";
 }
 
 /// <summary>Encoded images held in memory (an ML.NET raw-bytes column).</summary>

@@ -53,23 +53,41 @@ internal sealed unsafe class ImageBatchReader
             : plan.Training ? n / plan.BatchSize : (n + plan.BatchSize - 1) / plan.BatchSize;
         if (plan.SkipBatches >= batches) yield break;
         var order = plan.Training ? MaePlanRandom.FilePermutation(n, plan.Seed, plan.Epoch) : null;
-        using var prefetcher = new BatchPrefetcher(this, plan, order, batches);
+        using var prefetcher = new BatchPrefetcher(this, plan, order, batches, new BadPositions());
         for (long b = plan.SkipBatches; b < batches; b++)
             yield return prefetcher.Take(b);
     }
 
     /// <summary>Writes the image at epoch position <paramref name="position"/> (in the padded order of a sharded plan:
-    /// order[position mod n]) to <paramref name="dst"/>; returns its label. A bad image either throws or (skipping) is replaced by the next readable one in the epoch's order; the
-    /// crop randomness stays keyed by the position's own image, so the result is the same whatever the timing.</summary>
-    public long Produce(ImageSampler sampler, MaeEpochPlan plan, long[]? order, long position, float* dst)
+    /// order[position mod n]) to <paramref name="dst"/>; returns its label. A bad image either throws or (skipping) is
+    /// replaced by the next readable one in the epoch's order; the crop randomness stays keyed by the position's own
+    /// image, so the result is the same whatever the timing. Skipping costs O(1) amortised per bad file: a bad file is
+    /// read once per run (known ones are not read again in later epochs), and the positions found bad in this epoch
+    /// are jumped over through <paramref name="bad"/>, so a run of k bad files is walked once, not once per position
+    /// (which made k bad files cost k² reads).</summary>
+    public long Produce(ImageSampler sampler, MaeEpochPlan plan, long[]? order, long position, BadPositions bad, float* dst)
     {
         long n = Images.Count;
         position %= n;
         long key = order is null ? position : order[position];
-        for (long k = 0; k < n; k++)
+        bool wrapped = false;
+        for (long p = position; ; )
         {
-            long p = (position + k) % n;
-            long index = order is null ? p : order[p];
+            long q = bad.Next(p);
+            if (q >= n)
+            {
+                if (wrapped) break;
+                wrapped = true;
+                q = bad.Next(0);
+            }
+            if (wrapped && q >= position) break;  // all the way round: every image is bad
+            long index = order is null ? q : order[q];
+            p = q + 1;
+            if (Options.SkipBadFiles && skipped.ContainsKey(index))
+            {
+                bad.Add(q);
+                continue;
+            }
             try
             {
                 sampler.Produce(Images, index, plan.Training, plan.Seed, plan.Epoch, key, dst);
@@ -79,8 +97,40 @@ internal sealed unsafe class ImageBatchReader
             catch (MaeImageFileException e) when (Options.SkipBadFiles)
             {
                 skipped.TryAdd(index, new MaeSkippedImage(e.FileName, e.Reason));
+                bad.Add(q);
             }
         }
         throw new MaeImageFileException(Images.Name(key), $"none of the {n} images could be read (SkipBadFiles is on); see SkippedFiles.");
+    }
+}
+
+/// <summary>The positions of one epoch's order found to hold a bad image, as "next candidate" links with path
+/// halving (a union–find over positions): <see cref="Next"/> jumps a run of bad positions in amortised near-constant
+/// time. Memory grows with the bad positions only. Shared by the decode workers of one epoch.</summary>
+internal sealed class BadPositions
+{
+    readonly Dictionary<long, long> next = new();
+
+    /// <summary>The first position ≥ <paramref name="p"/> not known to be bad (possibly the end of the order).</summary>
+    public long Next(long p)
+    {
+        lock (next)
+        {
+            if (next.Count == 0) return p;
+            long root = p;
+            while (next.TryGetValue(root, out long n)) root = n;
+            while (p != root && next.TryGetValue(p, out long n))   // point the walked links at the answer
+            {
+                next[p] = root;
+                p = n;
+            }
+            return root;
+        }
+    }
+
+    /// <summary>Records that position <paramref name="p"/> holds a bad image.</summary>
+    public void Add(long p)
+    {
+        lock (next) next.TryAdd(p, p + 1);
     }
 }

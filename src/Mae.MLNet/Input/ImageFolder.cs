@@ -1,3 +1,5 @@
+using Mae.MLNet.Runtime;
+
 namespace Mae.MLNet.Input;
 
 /// <summary>Lists image files the way torchvision's <c>ImageFolder</c> does: extensions compared case-insensitively,
@@ -16,11 +18,35 @@ public static class MaeImageFolder
             throw new MaeImageFileException(folder, "the folder does not exist; expected a folder of image files.");
     }
 
+    /// <summary>The image files under <paramref name="folder"/>, sorted by folder then name. Symbolic links to folders
+    /// are followed (torchvision's <c>os.walk(followlinks=True)</c>; data sets are often assembled from links), but each
+    /// folder is entered once, by its real path: a link back to an ancestor (a loop) or a second link to a folder
+    /// already walked adds nothing, so the walk ends and no file is listed twice through two paths. Hidden entries
+    /// (names starting with '.') are skipped. A sub-folder that cannot be read is a <see cref="MaeImageFileException"/>
+    /// naming it.</summary>
     static List<string> FilesUnder(string folder)
-        => Directory.EnumerateFiles(folder, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = false, AttributesToSkip = FileAttributes.Hidden })
-            .Where(IsImage)
-            .OrderBy(p => Path.GetDirectoryName(p), StringComparer.Ordinal).ThenBy(p => Path.GetFileName(p), StringComparer.Ordinal)
-            .ToList();
+    {
+        var files = new List<string>();
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>();
+        pending.Push(folder);
+        var options = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = false, AttributesToSkip = FileAttributes.Hidden };
+        while (pending.Count > 0)
+        {
+            string dir = pending.Pop();
+            if (!visited.Add(RegularFile.RealPath(dir))) continue;
+            try
+            {
+                files.AddRange(Directory.EnumerateFiles(dir, "*", options).Where(IsImage));
+                foreach (var sub in Directory.EnumerateDirectories(dir, "*", options)) pending.Push(sub);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                throw new MaeImageFileException(dir, $"the folder cannot be listed ({e.Message}).", e);
+            }
+        }
+        return files.OrderBy(p => Path.GetDirectoryName(p), StringComparer.Ordinal).ThenBy(p => Path.GetFileName(p), StringComparer.Ordinal).ToList();
+    }
 
     /// <summary>Every image file under <paramref name="folder"/> (sub-folders included), sorted: the pre-training set.</summary>
     public static IReadOnlyList<string> ListImages(string folder)

@@ -62,7 +62,19 @@ internal sealed unsafe class ImageSampler
     internal void ProduceCrop(EncodedImageList images, long index, CropBox box, bool flip, float* dst)
         => Produce(images, index, true, 0, 0, 0, box, flip, dst);
 
+    /// <summary>Every failure while an image is read or decoded is a <see cref="MaeImageFileException"/> naming it —
+    /// also the unexpected ones (a decoder or an allocation that fails on a hostile header) — so the caller can report
+    /// or skip it (<see cref="MaeImageInputOptions.SkipBadFiles"/>) and a decode worker never dies of one.</summary>
     void Produce(EncodedImageList images, long index, bool training, long seed, int epoch, long key, CropBox? givenBox, bool givenFlip, float* dst)
+    {
+        try { Decode(images, index, training, seed, epoch, key, givenBox, givenFlip, dst); }
+        catch (Exception e) when (e is not MaeImageFileException)
+        {
+            throw new MaeImageFileException(images.Name(index), $"it could not be decoded ({e.GetType().Name}: {e.Message}).", e);
+        }
+    }
+
+    void Decode(EncodedImageList images, long index, bool training, long seed, int epoch, long key, CropBox? givenBox, bool givenFlip, float* dst)
     {
         int length = images.Read(index, ref file, options.MaxFileBytes);
         SKCodec? codec;
@@ -90,8 +102,11 @@ internal sealed unsafe class ImageSampler
         int uw = swap ? h : w, uh = swap ? w : h; // upright size
 
         // Geometry in the upright image: a box, the size of the grid it is resampled to, the window of that grid kept.
+        // The grid is long: the evaluation resize of an image of extreme aspect ratio is far longer than an int, and
+        // only its centre window is ever computed (PilAxis.Compute with a window).
         CropBox box;
-        int gridW, gridH, winX = 0, winY = 0;
+        long gridW, gridH;
+        int winX = 0, winY = 0;
         bool flip = false;
         if (givenBox is { } given)
         {
@@ -112,8 +127,8 @@ internal sealed unsafe class ImageSampler
         {
             // torchvision Resize(r): the shorter side becomes r, the longer int(r · long / short); CenterCrop(S).
             int r = MaeImageInputOptions.EvalResizeSize(size);
-            if (uw <= uh) { gridW = r; gridH = (int)(r * (double)uh / uw); }
-            else { gridH = r; gridW = (int)(r * (double)uw / uh); }
+            if (uw <= uh) { gridW = r; gridH = (long)(r * (double)uh / uw); }
+            else { gridH = r; gridW = (long)(r * (double)uw / uh); }
             box = CropBox.Full(uh, uw);
             winX = (int)Math.Round((gridW - size) / 2.0, MidpointRounding.ToEven);
             winY = (int)Math.Round((gridH - size) / 2.0, MidpointRounding.ToEven);
@@ -136,13 +151,8 @@ internal sealed unsafe class ImageSampler
         // The box in decoded pixels (fractional after a scaled decode); its taps stay inside the box, as torchvision
         // crops before it resizes.
         double fx = iw / (double)uw, fy = ih / (double)uh;
-        var (xs, x0, xn) = Axis(box.Left * fx, (box.Left + box.Width) * fx, iw, gridW);
-        var (ys, y0, yn) = Axis(box.Top * fy, (box.Top + box.Height) * fy, ih, gridH);
-        if (!training)
-        {
-            xs = xs.Window(winX, size);
-            ys = ys.Window(winY, size);
-        }
+        var (xs, x0, xn) = Axis(box.Left * fx, (box.Left + box.Width) * fx, iw, gridW, winX, size);
+        var (ys, y0, yn) = Axis(box.Top * fy, (box.Top + box.Height) * fy, ih, gridH, winY, size);
 
         // SkiaSharp decodes only grey sources to Gray8 (a colour file fails with InvalidConversion): a colour file for a
         // grey model is decoded as RGBA and turned into PIL's luma, as Image.convert("L") does.
@@ -202,11 +212,11 @@ internal sealed unsafe class ImageSampler
 
     /// <summary>Taps for the span [a, b) of an axis of <paramref name="n"/> pixels, restricted to the whole pixels it
     /// touches; returns them and the first pixel (the offset to add when reading).</summary>
-    static (PilAxis Axis, int First, int Length) Axis(double a, double b, int n, int outSize)
+    static (PilAxis Axis, int First, int Length) Axis(double a, double b, int n, long outSize, int start, int length)
     {
         int lo = Math.Clamp((int)Math.Floor(a), 0, n - 1);
         int hi = Math.Clamp((int)Math.Ceiling(b), lo + 1, n);
-        return (PilAxis.Compute(Math.Max(a - lo, 0), Math.Min(b - lo, hi - lo), hi - lo, outSize), lo, hi - lo);
+        return (PilAxis.Compute(Math.Max(a - lo, 0), Math.Min(b - lo, hi - lo), hi - lo, outSize, start, length), lo, hi - lo);
     }
 
     /// <summary>Decodes only the crop's columns [x0, x0 + xn) and rows [y0, y0 + yn) into <see cref="pixels"/> (rows of

@@ -49,21 +49,31 @@ internal sealed class PilAxis
 
     /// <summary>The taps resampling the span [<paramref name="in0"/>, <paramref name="in1"/>) of an axis of
     /// <paramref name="inSize"/> pixels to <paramref name="outSize"/> pixels.</summary>
-    public static PilAxis Compute(double in0, double in1, int inSize, int outSize)
+    public static PilAxis Compute(double in0, double in1, int inSize, int outSize) => Compute(in0, in1, inSize, outSize, 0, outSize);
+
+    /// <summary>The outputs [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>) of the
+    /// resampling of [<paramref name="in0"/>, <paramref name="in1"/>) to <paramref name="outSize"/> pixels — the same
+    /// taps as outputs <paramref name="start"/> … of <see cref="Compute(double, double, int, int)"/>, but computed for
+    /// the window only: the evaluation transform's centre crop of a resize whose long side can be billions of pixels for an
+    /// image of extreme aspect ratio (a 1 × 60 000 header resized to 256 px short side is 15 M px long) costs the
+    /// window's taps, not the whole grid's.</summary>
+    public static PilAxis Compute(double in0, double in1, int inSize, long outSize, int start, int length)
     {
         if (inSize < 1 || outSize < 1)
             throw new ArgumentOutOfRangeException(nameof(inSize), $"Sizes must be ≥ 1; got in {inSize}, out {outSize}.");
+        if (start < 0 || length < 1 || start + (long)length > outSize)
+            throw new ArgumentException($"The window [{start}, {start + (long)length}) does not lie inside [0, {outSize}).", nameof(start));
         if (!(in0 >= 0 && in1 > in0 && in1 <= inSize))
             throw new ArgumentException($"The span [{in0}, {in1}) does not lie inside [0, {inSize}) with a positive length.", nameof(in0));
         // Pillow passes the box as C floats: the span length is a float difference.
         double scale = (double)((float)in1 - (float)in0) / outSize;
         double filterScale = Math.Max(scale, 1.0);
         double support = Support * filterScale;
-        var axis = new PilAxis(outSize, (int)Math.Ceiling(support) * 2 + 1);
+        var axis = new PilAxis(length, (int)Math.Ceiling(support) * 2 + 1);
         double ss = 1.0 / filterScale;
-        for (int xx = 0; xx < outSize; xx++)
+        for (int xx = 0; xx < length; xx++)
         {
-            double center = (float)in0 + (xx + 0.5) * scale;
+            double center = (float)in0 + (start + xx + 0.5) * scale;
             int xmin = Math.Max((int)(center - support + 0.5), 0);
             int xmax = Math.Min((int)(center + support + 0.5), inSize) - xmin;
             int k = xx * axis.KSize;
@@ -84,19 +94,6 @@ internal sealed class PilAxis
             axis.Count[xx] = Math.Max(xmax, 0);
         }
         return axis;
-    }
-
-    /// <summary>The outputs [start, start + length) of this axis as an axis of their own (a centre crop of a resize).</summary>
-    public PilAxis Window(int start, int length)
-    {
-        if (start < 0 || length < 1 || start + length > OutSize)
-            throw new ArgumentException($"The window [{start}, {start + length}) does not lie inside [0, {OutSize}).", nameof(start));
-        var w = new PilAxis(length, KSize);
-        Array.Copy(First, start, w.First, 0, length);
-        Array.Copy(Count, start, w.Count, 0, length);
-        Array.Copy(Weights, start * KSize, w.Weights, 0, length * KSize);
-        Array.Copy(Fixed, start * KSize, w.Fixed, 0, length * KSize);
-        return w;
     }
 
     /// <summary>Input pixels this axis reads: [first, end).</summary>

@@ -168,10 +168,16 @@ internal static partial class ConfigInference
     /// <summary>Reads a small JSON config file (at most <see cref="MaeLoadLimits.MaxConfigFileBytes"/>).</summary>
     static JsonDocument ReadJson(string path, MaeLoadLimits limits)
     {
-        long length = new FileInfo(path).Length;
-        if (length > limits.MaxConfigFileBytes)
-            throw new MaeModelFileException($"Config file '{path}' is {length} bytes, more than MaeLoadLimits.MaxConfigFileBytes ({limits.MaxConfigFileBytes}).", path, null);
-        try { return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16 }); }
+        byte[] bytes;
+        using (var stream = WeightFiles.OpenFile(path, 1))
+        {
+            long length = stream.Length;
+            if (length > limits.MaxConfigFileBytes)
+                throw new MaeModelFileException($"Config file '{path}' is {length} bytes, more than MaeLoadLimits.MaxConfigFileBytes ({limits.MaxConfigFileBytes}).", path, null);
+            bytes = new byte[length];
+            stream.ReadExactly(bytes);
+        }
+        try { return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16 }); }
         catch (JsonException e) { throw new MaeModelFileException($"Config file '{path}' is not valid JSON: {e.Message}", path, null, e); }
     }
 

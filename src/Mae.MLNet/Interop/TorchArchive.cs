@@ -87,7 +87,7 @@ internal sealed class TorchArchive : IDisposable
     /// <summary>Opens <paramref name="path"/> (already known to start with a zip signature) and resolves its records.</summary>
     public static TorchArchive Open(string path, MaeLoadLimits limits)
     {
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var stream = WeightFiles.OpenFile(path);
         try
         {
             CheckDirectory(stream, path, limits);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
+using Mae.MLNet.Runtime;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;
@@ -28,7 +29,7 @@ internal static class WeightFiles
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            using var stream = OpenFile(path);
             var (entries, _) = ReadSafetensorsHeader(stream, path, limits);
             return new Description(entries.ToDictionary(e => e.Name, e => e.Shape, StringComparer.Ordinal), new());
         }
@@ -40,9 +41,20 @@ internal static class WeightFiles
 
     public sealed record Description(Dictionary<string, long[]> Shapes, Dictionary<string, object?> Extras);
 
+    /// <summary>Opens a weights or config file for reading: a regular file only (a FIFO or device named like one is
+    /// refused with the library's exception, never waited on).</summary>
+    internal static FileStream OpenFile(string path, int bufferSize = 1 << 16)
+    {
+        try { return RegularFile.OpenRead(path, bufferSize); }
+        catch (NotRegularFileException e)
+        {
+            throw new MaeModelFileException($"'{path}' is {e.Kind}, not a regular file; only regular files are read.", path, null, e);
+        }
+    }
+
     static void CheckZipSignature(string path)
     {
-        using var stream = File.OpenRead(path);
+        using var stream = OpenFile(path, 16);
         var signature = new byte[4];
         int got = stream.ReadAtLeast(signature, 4, throwOnEndOfStream: false);
         if (got < 4 || signature[0] != 0x50 || signature[1] != 0x4b || signature[2] != 0x03 || signature[3] != 0x04)
@@ -142,7 +154,7 @@ internal static class WeightFiles
     /// section exactly — no gaps, no overlaps, no duplicates — then loads each tensor from exactly its range.</summary>
     public static Dictionary<string, Tensor> ReadSafetensors(string path, MaeLoadLimits limits)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var stream = OpenFile(path);
         var (entries, dataStart) = ReadSafetensorsHeader(stream, path, limits);
 
         long total = entries.Sum(e => e.End - e.Begin);

@@ -34,7 +34,7 @@ public static class MaePretrainCheckpoint
     /// <summary>The checkpoint with the most completed epochs in <paramref name="directory"/>, or null if none.</summary>
     public static string? FindLatest(string directory) => Container.FindLatest(directory);
 
-    internal static readonly CheckpointFile Container = new("MAECKPT1", FilePrefix, FileExtension);
+    internal static readonly CheckpointFile Container = new("MAECKPT1", FilePrefix, FileExtension, classifier: false);
 
     internal static readonly MaeTrainingCheckpoint Training =
         new(Container, json => JsonSerializer.Deserialize<MaePretrainCheckpointHeader>(json, MaeTrainingCheckpoint.Json));

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
+using Mae.MLNet.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -29,13 +30,19 @@ internal sealed class CheckpointFile
     const int MaxHeaderBytes = 1 << 20;
     readonly byte[] magic;
     readonly string prefix, extension;
+    readonly bool classifier;
 
-    public CheckpointFile(string magic, string prefix, string extension)
+    /// <summary>A kind of checkpoint: its 8-character magic, file names <c>{prefix}NNNN{extension}</c>, and the model it
+    /// holds, which its reader builds — a classifier (encoder + head; the header must say <c>NumClasses</c>) or a full
+    /// MAE (encoder + decoder). It is the file's kind, not something its header may choose, that decides which
+    /// weights the header's config is held against.</summary>
+    public CheckpointFile(string magic, string prefix, string extension, bool classifier)
     {
         this.magic = Encoding.ASCII.GetBytes(magic);
         if (this.magic.Length != 8) throw new ArgumentException("The magic must be 8 ASCII characters.", nameof(magic));
         this.prefix = prefix;
         this.extension = extension;
+        this.classifier = classifier;
     }
 
     public string PathFor(string directory, int epochsCompleted)
@@ -70,6 +77,8 @@ internal sealed class CheckpointFile
         return best;
     }
 
+    /// <summary>Deletes the temporaries a killed writer left. Call only while holding the folder's
+    /// <see cref="MaeRunFolderLock"/>: then no live run is writing one.</summary>
     public void DeleteStaleTemporaries(string directory)
     {
         if (!Directory.Exists(directory)) return;
@@ -103,10 +112,10 @@ internal sealed class CheckpointFile
     /// weights it holds (<see cref="InspectPayload"/>), and returns a stream positioned at the start of its payload.</summary>
     public FileStream OpenPayload(string path)
     {
-        long payloadLength = Verify(path);
-        var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        var fs = Open(path);
         try
         {
+            long payloadLength = Verify(path, fs);
             InspectPayload(path, fs, payloadLength);
             fs.Seek(magic.Length, SeekOrigin.Begin);
             return fs;
@@ -114,11 +123,26 @@ internal sealed class CheckpointFile
         catch { fs.Dispose(); throw; }
     }
 
+    /// <summary>Opens a checkpoint for reading: a regular file only (a FIFO or device named like a checkpoint is
+    /// refused, never waited on). The file is verified and read through this one handle.</summary>
+    static FileStream Open(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
+        try { return RegularFile.OpenRead(path, 1 << 20); }
+        catch (NotRegularFileException e)
+        {
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' is {e.Kind}, not a regular file; only regular files are read.", path, e);
+        }
+    }
+
     /// <summary>
-    /// Reads the payload's JSON header and, when it carries a model <c>Config</c>, walks the <c>Module.save</c> section
-    /// after it (names and shapes only, every size bounded by the payload) and refuses a config that does not describe
-    /// those weights — before anyone builds a model from it. A header with <c>NumClasses</c> describes a classifier
-    /// (encoder + head), otherwise a full MAE (encoder + decoder).
+    /// Reads the payload's JSON header, walks the <c>Module.save</c> section after it (names and shapes only, every size
+    /// bounded by the payload) and refuses a header whose model config does not describe those weights — before anyone
+    /// builds a model from it. Every header field that sizes the model the reader builds is checked: the
+    /// <c>Config</c> must be there (a header without one would build the default ViT-L), and a classifier file's
+    /// <c>NumClasses</c> too; the file's kind says whether the decoder (MAE) or the head (classifier) is checked.
+    /// Duplicate JSON properties are refused (a reader taking another copy than the check would be a differential).
+    /// A header from a newer format is left to the reader, which refuses it by its version.
     /// </summary>
     void InspectPayload(string path, FileStream fs, long payloadLength)
     {
@@ -140,22 +164,24 @@ internal sealed class CheckpointFile
         int? numClasses = null;
         try
         {
-            using var doc = JsonDocument.Parse(headerBytes, new JsonDocumentOptions { MaxDepth = 16 });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("Config", out var c)) return;
+            using var doc = JsonDocument.Parse(headerBytes, new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Invalid(path, "its header is not a JSON object");
             // A layout from a newer build is not ours to walk: the reader refuses it by its version, naming it.
             if (doc.RootElement.TryGetProperty("FormatVersion", out var v) && v.ValueKind == JsonValueKind.Number
                 && (!v.TryGetInt32(out int version) || version > MaeTrainingCheckpoint.FormatVersion)) return;
+            if (!doc.RootElement.TryGetProperty("Config", out var c) || c.ValueKind != JsonValueKind.Object)
+                throw Invalid(path, "its header has no model Config, so the model it holds cannot be sized from it");
             config = c.Deserialize<MaeConfig>() ?? throw Invalid(path, "its header's Config is null");
-            if (doc.RootElement.TryGetProperty("NumClasses", out var k))
-                numClasses = k.ValueKind == JsonValueKind.Number && k.TryGetInt32(out int n) && n >= 1 ? n
-                    : throw Invalid(path, $"its header's NumClasses is {k.GetRawText()}, not a positive integer");
+            if (classifier)
+                numClasses = doc.RootElement.TryGetProperty("NumClasses", out var k) && k.ValueKind == JsonValueKind.Number && k.TryGetInt32(out int n) && n >= 1 ? n
+                    : throw Invalid(path, $"its header's NumClasses is {(doc.RootElement.TryGetProperty("NumClasses", out var raw) ? raw.GetRawText() : "missing")}, not a positive integer");
         }
-        catch (JsonException e) { throw Invalid(path, "its header is not valid JSON", e); }
+        catch (JsonException e) { throw Invalid(path, $"its header is not valid JSON ({e.Message})", e); }
 
         var shapes = ReadStateDictShapes(r, path, end);
         try
         {
-            ConfigInference.CheckAgainstTensors(config, shapes, path, MaeLoadLimits.Default, decoder: numClasses is null, numClasses);
+            ConfigInference.CheckAgainstTensors(config, shapes, path, MaeLoadLimits.Default, decoder: !classifier, numClasses);
         }
         catch (MaeModelFileException e)
         {
@@ -276,8 +302,12 @@ internal sealed class CheckpointFile
     /// <summary>Checks magic, length and SHA-256; throws <see cref="MaeTrainingCheckpointException"/> naming the file otherwise.</summary>
     public long Verify(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        using var fs = Open(path);
+        return Verify(path, fs);
+    }
+
+    long Verify(string path, FileStream fs)
+    {
         long fileLength = fs.Length;
         string name = Encoding.ASCII.GetString(magic);
         if (fileLength < magic.Length + TrailerLength)
@@ -291,8 +321,12 @@ internal sealed class CheckpointFile
         var trailer = new byte[TrailerLength];
         fs.ReadExactly(trailer);
         long recorded = BitConverter.ToInt64(trailer, 0);
+        // A truncated file has lost its trailer: its last 8 bytes are then whatever the payload held there, so the
+        // number is quoted only when it could be a payload length of this file (an append leaves a shorter one).
         if (recorded != payloadLength)
-            throw Invalid(path, $"its payload should be {recorded} bytes but the file holds {payloadLength}; it was probably truncated or appended to");
+            throw Invalid(path, recorded >= 0 && recorded < payloadLength
+                ? $"its trailer records a payload of {recorded} bytes but the file holds {payloadLength}; bytes were appended to it or it was damaged"
+                : $"it does not end with the trailer a complete checkpoint ends with (payload length and SHA-256; the file is {fileLength} bytes); it was probably truncated");
         fs.Seek(magic.Length, SeekOrigin.Begin);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buf = new byte[1 << 20];

@@ -74,6 +74,9 @@ internal static class MaeTrainingEngine
         var checkpoint = task.Checkpoint;
         var collective = s.Collective;
         var state = new MaeTrainingState { StepsPerEpoch = stepsPerEpoch, IsLead = collective is null || collective.Rank == 0 };
+        // The lead holds the folder's lock for the whole run: a second run on the folder is refused, and the
+        // temporaries deleted below cannot belong to a live run (only a lock holder writes them).
+        using var folderLock = s.CheckpointDir is not null && state.IsLead ? MaeRunFolderLock.Acquire(s.CheckpointDir) : null;
         if (s.CheckpointDir is not null)
         {
             // Data-parallel: rank 0 owns the folder; every rank resumes from the same file (checked).

@@ -52,39 +52,134 @@ internal static class OnnxDigest
     /// hashes every other byte.</summary>
     public static Status Check(ReadOnlySpan<byte> model)
     {
-        int pos = 0, digestStart = -1, digestEnd = -1;
-        string? recorded = null;
-        while (pos < model.Length)
+        using var checker = new Checker();
+        checker.Append(model);
+        return checker.Finish();
+    }
+
+    /// <summary>
+    /// <see cref="Check"/> over a model that arrives in pieces (a zip entry read in chunks): the top-level fields are
+    /// parsed as the bytes come, each field's bytes are hashed as they pass except a small metadata entry, which is held
+    /// (at most <see cref="MaxHeldEntry"/> bytes) until it is known whether it is the digest. Memory is bounded
+    /// whatever the model's size or what its bytes claim.
+    /// </summary>
+    internal sealed class Checker : IDisposable
+    {
+        /// <summary>Largest metadata entry held back to see whether it is the digest (ours is about 90 bytes).</summary>
+        const int MaxHeldEntry = 1 << 16;
+        readonly IncrementalHash sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        readonly List<byte> head = new(24);     // the tag and length varints of the field being read
+        byte[]? held;                          // a metadata entry's payload, while it is read
+        int heldAt;
+        int field, wire = -1;                  // wire −1: reading a tag
+        ulong varint;
+        int shift;
+        long left;                             // bytes of a fixed or length-delimited value still to pass (hashed)
+        bool inValue;                          // reading the varint value (wire 0) or the length (wire 2)
+        string? recorded;
+        Status? failed;
+
+        public void Append(ReadOnlySpan<byte> data)
         {
-            int start = pos;
-            if (!Varint(model, ref pos, out ulong tag)) return Status.Malformed;
-            int field = (int)(tag >> 3), wire = (int)(tag & 7);
+            while (data.Length > 0 && failed is null)
+            {
+                if (held is not null)
+                {
+                    int n = Math.Min(data.Length, held.Length - heldAt);
+                    data[..n].CopyTo(held.AsSpan(heldAt));
+                    heldAt += n;
+                    data = data[n..];
+                    if (heldAt == held.Length) EndHeldEntry();
+                    continue;
+                }
+                if (left > 0)
+                {
+                    int n = (int)Math.Min(data.Length, left);
+                    sha.AppendData(data[..n]);
+                    left -= n;
+                    data = data[n..];
+                    continue;
+                }
+                byte b = data[0];
+                data = data[1..];
+                head.Add(b);
+                if (shift >= 64) { failed = Status.Malformed; break; }
+                varint |= (ulong)(b & 0x7f) << shift;
+                shift += 7;
+                if ((b & 0x80) != 0) continue;
+                ulong value = varint;
+                varint = 0;
+                shift = 0;
+                if (!inValue) Tag(value);
+                else Value(value);
+            }
+        }
+
+        void Tag(ulong tag)
+        {
+            field = (int)Math.Min(tag >> 3, int.MaxValue);
+            wire = (int)(tag & 7);
+            if (field == 0) { failed = Status.Malformed; return; }
             switch (wire)
             {
-                case 0: if (!Varint(model, ref pos, out _)) return Status.Malformed; break;
-                case 1: pos += 8; break;
-                case 5: pos += 4; break;
-                case 2:
-                {
-                    if (!Varint(model, ref pos, out ulong length) || length > (ulong)(model.Length - pos)) return Status.Malformed;
-                    var payload = model.Slice(pos, (int)length);
-                    pos += (int)length;
-                    if (field == ModelProto.MetadataPropsFieldNumber && TryParseEntry(payload, out var key, out var value) && key == Key)
-                    {
-                        if (recorded is not null) return Status.Malformed;    // two digests
-                        (recorded, digestStart, digestEnd) = (value, start, pos);
-                    }
-                    break;
-                }
-                default: return Status.Malformed;
+                case 0: case 2: inValue = true; break;
+                case 1: PassHead(8); break;
+                case 5: PassHead(4); break;
+                default: failed = Status.Malformed; break;
             }
-            if (pos > model.Length || field == 0) return Status.Malformed;
         }
-        if (recorded is null) return Status.Missing;
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(model[..digestStart]);
-        sha.AppendData(model[digestEnd..]);
-        return string.Equals(Convert.ToHexStringLower(sha.GetHashAndReset()), recorded, StringComparison.Ordinal) ? Status.Valid : Status.Mismatch;
+
+        void Value(ulong value)
+        {
+            inValue = false;
+            if (wire == 0) { PassHead(0); return; }
+            if (value > int.MaxValue) { failed = Status.Malformed; return; }
+            if (field == ModelProto.MetadataPropsFieldNumber && value <= MaxHeldEntry)
+            {
+                held = new byte[value];
+                heldAt = 0;
+                if (value == 0) EndHeldEntry();
+                return;
+            }
+            PassHead((long)value);
+        }
+
+        /// <summary>Hashes the field's tag and length, then lets <paramref name="valueBytes"/> pass through the hash.</summary>
+        void PassHead(long valueBytes)
+        {
+            sha.AppendData(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(head));
+            head.Clear();
+            left = valueBytes;
+            wire = -1;
+        }
+
+        void EndHeldEntry()
+        {
+            var payload = held!;
+            held = null;
+            wire = -1;
+            if (TryParseEntry(payload, out var key, out var value) && key == Key)
+            {
+                if (recorded is not null) { failed = Status.Malformed; return; }   // two digests
+                recorded = value;
+                head.Clear();                                                      // the digest field is not hashed
+                return;
+            }
+            sha.AppendData(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(head));
+            sha.AppendData(payload);
+            head.Clear();
+        }
+
+        /// <summary>The verdict once every byte has been appended.</summary>
+        public Status Finish()
+        {
+            if (failed is { } f) return f;
+            if (held is not null || left > 0 || head.Count > 0 || inValue) return Status.Malformed;  // ends inside a field
+            if (recorded is null) return Status.Missing;
+            return string.Equals(Convert.ToHexStringLower(sha.GetHashAndReset()), recorded, StringComparison.Ordinal) ? Status.Valid : Status.Mismatch;
+        }
+
+        public void Dispose() => sha.Dispose();
     }
 
     static bool TryParseEntry(ReadOnlySpan<byte> entry, out string? key, out string? value)
@@ -97,19 +192,6 @@ internal static class OnnxDigest
             return true;
         }
         catch (InvalidProtocolBufferException) { return false; }
-    }
-
-    static bool Varint(ReadOnlySpan<byte> s, ref int pos, out ulong value)
-    {
-        value = 0;
-        for (int shift = 0; shift < 64; shift += 7)
-        {
-            if (pos >= s.Length) return false;
-            byte b = s[pos++];
-            value |= (ulong)(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return true;
-        }
-        return false;
     }
 
     /// <summary>Passes writes through to <paramref name="inner"/> while hashing them.</summary>
