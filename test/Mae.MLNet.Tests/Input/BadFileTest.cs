@@ -9,11 +9,15 @@ namespace Mae.MLNet.Tests.Input;
 public class BadFileTest
 {
     /// <summary>A PNG whose header declares 50 000 × 50 000 pixels (10 GB as RGBA) and holds almost no data.</summary>
-    internal static byte[] HugePngHeader()
+    internal static byte[] HugePngHeader() => PngHeader(50_000, 50_000);
+
+    /// <summary>A PNG of about 60 bytes whose header declares <paramref name="width"/> × <paramref name="height"/> RGB
+    /// pixels and whose data is one empty deflate block (it ends at once).</summary>
+    internal static byte[] PngHeader(int width, int height)
     {
         var ihdr = new byte[13];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr, 50_000);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), 50_000);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
         ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
         var ms = new MemoryStream();
         ms.Write(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A });

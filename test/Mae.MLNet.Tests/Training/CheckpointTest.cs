@@ -32,7 +32,8 @@ public class CheckpointTest
         using var cts = new CancellationTokenSource();
         Assert.ThrowsExactly<OperationCanceledException>(() =>
             Run(cut.Path, 3, resume: false, out var m, p => { if (p.Epoch == 1 && p.Step == 2) cts.Cancel(); }, cts.Token));
-        CollectionAssert.AreEqual(new[] { "checkpoint-0001.maeckpt" }, Directory.GetFiles(cut.Path).Select(Path.GetFileName).ToArray());
+        CollectionAssert.AreEqual(new[] { MaeRunFolderLock.FileName, "checkpoint-0001.maeckpt" },
+            Directory.GetFiles(cut.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
 
         var c = Run(cut.Path, 3, resume: true, out var modelC);
         StringAssert.EndsWith(c.ResumedFrom, "checkpoint-0001.maeckpt");
@@ -116,8 +117,8 @@ public class CheckpointTest
         using var dir = new TempDir();
         Run(dir.Path, 2, resume: false, out var m);
         m.Dispose();
-        CollectionAssert.AreEqual(new[] { "checkpoint-0001.maeckpt", "checkpoint-0002.maeckpt" },
-            Directory.GetFiles(dir.Path).Select(Path.GetFileName).OrderBy(s => s).ToArray());
+        CollectionAssert.AreEqual(new[] { MaeRunFolderLock.FileName, "checkpoint-0001.maeckpt", "checkpoint-0002.maeckpt" },
+            Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
         // A stale temporary from a killed writer is ignored by FindLatest and cleaned up on the next run.
         File.WriteAllBytes(Path.Combine(dir.Path, ".checkpoint-0003.maeckpt.tmp-1-abc"), new byte[10]);
         Assert.AreEqual(MaePretrainCheckpoint.PathFor(dir.Path, 2), MaePretrainCheckpoint.FindLatest(dir.Path));
