@@ -321,12 +321,11 @@ internal sealed class CheckpointFile
         var trailer = new byte[TrailerLength];
         fs.ReadExactly(trailer);
         long recorded = BitConverter.ToInt64(trailer, 0);
-        // A truncated file has lost its trailer: its last 8 bytes are then whatever the payload held there, so the
-        // number is quoted only when it could be a payload length of this file (an append leaves a shorter one).
+        // A truncated (or appended-to) file has no trailer at its end: its last 40 bytes are then payload (or appended)
+        // bytes, and the number they hold is no size at all, so it is not quoted.
         if (recorded != payloadLength)
-            throw Invalid(path, recorded >= 0 && recorded < payloadLength
-                ? $"its trailer records a payload of {recorded} bytes but the file holds {payloadLength}; bytes were appended to it or it was damaged"
-                : $"it does not end with the trailer a complete checkpoint ends with (payload length and SHA-256; the file is {fileLength} bytes); it was probably truncated");
+            throw Invalid(path, $"it does not end with the trailer every complete checkpoint ends with (its payload length, {payloadLength} " +
+                                "for a file of this size, then a SHA-256); it was probably truncated while it was copied or written, or bytes were appended to it");
         fs.Seek(magic.Length, SeekOrigin.Begin);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buf = new byte[1 << 20];

@@ -453,13 +453,14 @@ public static class HostileFiles
 
     /// <summary>The training checkpoint container (magic, payload, payload length, SHA-256 of the payload) around a
     /// JSON header and a real Module.save section; nothing else follows, as only the model is loaded.</summary>
-    static string WriteCheckpoint(string path, string magic, string headerJson, TorchSharp.torch.nn.Module model)
+    public static string WriteCheckpoint(string path, string magic, string headerJson, TorchSharp.torch.nn.Module? model)
     {
         var payload = new MemoryStream();
         using (var w = new BinaryWriter(payload, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(headerJson);
-            model.save(w);
+            if (model is null) w.Write((byte)0);   // an empty Module.save section: no weights
+            else model.save(w);
         }
         var body = payload.ToArray();
         using var f = File.Create(path);
