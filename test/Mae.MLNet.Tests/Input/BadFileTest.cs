@@ -11,44 +11,8 @@ public class BadFileTest
     /// <summary>A PNG whose header declares 50 000 × 50 000 pixels (10 GB as RGBA) and holds almost no data.</summary>
     internal static byte[] HugePngHeader() => PngHeader(50_000, 50_000);
 
-    /// <summary>A PNG of about 60 bytes whose header declares <paramref name="width"/> × <paramref name="height"/> RGB
-    /// pixels and whose data is one empty deflate block (it ends at once).</summary>
-    internal static byte[] PngHeader(int width, int height)
-    {
-        var ihdr = new byte[13];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
-        var ms = new MemoryStream();
-        ms.Write(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A });
-        void Chunk(string type, byte[] data)
-        {
-            var len = new byte[4];
-            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(len, data.Length);
-            ms.Write(len);
-            var td = System.Text.Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
-            ms.Write(td);
-            var crc = new byte[4];
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32(td));
-            ms.Write(crc);
-        }
-        Chunk("IHDR", ihdr);
-        Chunk("IDAT", new byte[] { 0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01 });
-        Chunk("IEND", Array.Empty<byte>());
-        return ms.ToArray();
-    }
-
-    /// <summary>PNG's CRC-32 (ISO 3309, reflected polynomial 0xEDB88320).</summary>
-    static uint Crc32(byte[] data)
-    {
-        uint crc = 0xFFFFFFFF;
-        foreach (byte b in data)
-        {
-            crc ^= b;
-            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
-        }
-        return ~crc;
-    }
+    /// <summary>A PNG of about 65 bytes declaring <paramref name="width"/> × <paramref name="height"/> pixels and no data.</summary>
+    internal static byte[] PngHeader(int width, int height) => Mae.MLNet.Tests.Interop.HostileFiles.PngHeader(width, height);
 
     /// <summary>Writes 8 good JPEGs and the named bad one; returns the bad file's path.</summary>
     static string Setup(TempDir dir, string kind)

@@ -40,27 +40,9 @@ public class HostileImagesTest
         if (!OperatingSystem.IsLinux()) Assert.Inconclusive($"{why} (Linux only).");
     }
 
-    static void MakeFifo(string path)
-    {
-        using var p = Process.Start(new ProcessStartInfo("mkfifo", new[] { path }) { UseShellExecute = false })!;
-        p.WaitForExit();
-        Assert.AreEqual(0, p.ExitCode, "mkfifo failed");
-    }
-
-    /// <summary>A JPEG of 16 × 16 pixels whose frame header is rewritten to declare <paramref name="width"/> ×
-    /// <paramref name="height"/> (at most 65 500 each): about 400 bytes whose scan data ends long before.</summary>
-    internal static byte[] JpegHeader(int width, int height)
-    {
-        var c = InputTestUtil.Jpeg(16, 16, 7);
-        int sof = Enumerable.Range(0, c.Length - 1).First(i => c[i] == 0xFF && c[i + 1] is 0xC0 or 0xC1 or 0xC2);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(c.AsSpan(sof + 5), (ushort)height);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(c.AsSpan(sof + 7), (ushort)width);
-        return c;
-    }
-
     /// <summary>Small files whose headers declare an extreme aspect ratio under MaxPixels: a 400-byte JPEG of 65 500 × 2 (libjpeg's largest side)
     /// (and 2 × 65 500), a 65-byte PNG of 2 × 1 000 000 (and 1 000 000 × 2; libpng's largest side). The evaluation
-    /// transform resizes the short side to 256 px, which makes the long side 8 M px (JPEG) or 128 M px (PNG): computing
+    /// transform at 224 px (the default) resizes the short side to 256 px, which makes the long side 8 M px (JPEG) or 128 M px (PNG): computing
     /// that whole grid's taps (68 bytes per output) took 0.57 GB (JPEG) or 8.7 GB (PNG) per worker, and the failure was no MaeImageFileException. Now only the
     /// centre window's taps are computed; every file, on every plan, is refused by name (or, for the JPEGs, whose
     /// missing scan libjpeg fills with grey, decoded) within the bound.</summary>
@@ -70,7 +52,7 @@ public class HostileImagesTest
         RequireLinux("Peak memory is measured through /proc/self/clear_refs");
         var files = new (string Name, byte[] Bytes)[]
         {
-            ("wide.jpg", JpegHeader(65_500, 2)), ("tall.jpg", JpegHeader(2, 65_500)),
+            ("wide.jpg", HostileFiles.JpegHeader(65_500, 2)), ("tall.jpg", HostileFiles.JpegHeader(2, 65_500)),
             ("tall.png", BadFileTest.PngHeader(2, 1_000_000)), ("wide.png", BadFileTest.PngHeader(1_000_000, 2)),
         };
         // The first decode of a process loads the codecs' native code; it is not what is measured.
@@ -85,7 +67,7 @@ public class HostileImagesTest
                 using var dir = new TempDir();
                 string bad = dir.File(name);
                 File.WriteAllBytes(bad, bytes);
-                var source = MaeImageFileSource.FromFolder(dir.Path, InputTestUtil.Options(workers: 1));
+                var source = MaeImageFileSource.FromFolder(dir.Path, InputTestUtil.Options(size: 224, workers: 1));
                 List<float[]>? batches = null;
                 var r = PeakMemory.Measure(() => batches = InputTestUtil.Collect(source, new MaeEpochPlan { BatchSize = 1, Training = training }));
                 string what = $"{name}, {bytes.Length} bytes ({(training ? "training" : "evaluation")} plan)";
@@ -93,7 +75,7 @@ public class HostileImagesTest
                 if (r.Error is null)
                 {
                     // libjpeg decodes a scan that ends early as grey (with a warning): an image like any other.
-                    Assert.AreEqual(3 * 16 * 16, batches!.Single().Length, what);
+                    Assert.AreEqual(3 * 224 * 224, batches!.Single().Length, what);
                     Assert.IsTrue(batches![0].All(float.IsFinite), what);
                 }
                 else
@@ -202,7 +184,7 @@ public class HostileImagesTest
             using var dir = new TempDir();
             InputTestUtil.WriteJpegs(dir.Path, 3);
             string bad = dir.File("img00001b.jpg");
-            if (kind == "fifo") MakeFifo(bad);
+            if (kind == "fifo") HostileFiles.MakeFifo(bad);
             else File.CreateSymbolicLink(bad, "/dev/zero");
             string expected = kind == "fifo" ? "FIFO" : "character device";
 

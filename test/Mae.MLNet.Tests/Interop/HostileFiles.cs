@@ -7,8 +7,10 @@ using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Interop;
+using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
+using Mae.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Mae.MLNet.Pretraining;
@@ -28,6 +30,9 @@ public enum HostileLoad
     FineTuneCheckpoint,
     /// <summary>A model zip: <c>MaeModelZip.LoadVerified</c> (before this existed: ML.NET's plain <c>Model.Load</c>).</summary>
     ModelZip,
+    /// <summary>A folder of images: <c>MaeImageFileSource.FromFolder</c>, one evaluation epoch (the transform the
+    /// featurize and reconstruct paths use) at the default 224 px, one worker.</summary>
+    ImageFolder,
 }
 
 /// <summary>One hostile file: what it attacks and how it is loaded.</summary>
@@ -78,6 +83,17 @@ public static class HostileFiles
         new("safetensors-duplicate-name", "integrity", "a safetensors header naming one tensor twice", HostileLoad.EncoderWithConfig),
         new("model-zip-edited-onnx", "integrity", "a saved model zip whose ONNX graph has one weight changed (zip entry rewritten, CRC valid)", HostileLoad.ModelZip),
         new("model-zip-flipped-byte", "integrity", "a saved model zip with one byte of the ONNX entry flipped in place", HostileLoad.ModelZip),
+        // Issue 23: the surfaces added since (images, model zips, training checkpoints), probed the same way.
+        new("image-jpeg-65500x2", "image geometry", "a 400-byte JPEG whose header declares 65 500 × 2 pixels", HostileLoad.ImageFolder),
+        new("image-png-2x1000000", "image geometry", "a 65-byte PNG whose header declares 2 × 1 000 000 pixels", HostileLoad.ImageFolder),
+        new("image-fifo", "special files", "a FIFO named img.jpg among images", HostileLoad.ImageFolder),
+        new("model-zip-fifo", "special files", "a FIFO named model.zip", HostileLoad.ModelZip),
+        new("checkpoint-fifo", "special files", "a FIFO named checkpoint-0001.maeckpt", HostileLoad.PretrainCheckpoint),
+        new("model-zip-duplicate-graph", "model zips", "the signed graph, then an edited graph without a digest under the same name (ML.NET keeps the last)", HostileLoad.ModelZip),
+        new("model-zip-unsigned-beside-signed", "model zips", "an edited graph without a digest in a second OnnxModel entry beside the signed one", HostileLoad.ModelZip),
+        new("model-zip-claims-2GB", "model zips", "an OnnxModel entry of 2 MB compressed whose headers claim 2 000 000 000 bytes", HostileLoad.ModelZip),
+        new("checkpoint-no-config", "training checkpoints", "an 89-byte pre-training checkpoint whose header has no Config", HostileLoad.PretrainCheckpoint),
+        new("checkpoint-numclasses-decoder", "training checkpoints", "a pre-training checkpoint holding a classifier, its header adding NumClasses beside a 4 096 × 48 decoder", HostileLoad.PretrainCheckpoint),
     };
 
     public static HostileAttack Get(string name) => All.Single(a => a.Name == name);
@@ -291,6 +307,54 @@ public static class HostileFiles
                 File.Delete(path);
                 return WriteZip(path, rewritten, CompressionLevel.Optimal);
             }
+            case "image-jpeg-65500x2":
+            case "image-png-2x1000000":
+            case "image-fifo":
+            {
+                string images = Out("images");
+                Directory.CreateDirectory(images);
+                if (attack.Name == "image-fifo") MakeFifo(Path.Combine(images, "img.jpg"));
+                else if (attack.Name == "image-png-2x1000000") File.WriteAllBytes(Path.Combine(images, "thin.png"), PngHeader(2, 1_000_000));
+                else File.WriteAllBytes(Path.Combine(images, "thin.jpg"), JpegHeader(65_500, 2));
+                return images;
+            }
+            case "model-zip-fifo": return MakeFifo(Out("model.zip"));
+            case "checkpoint-fifo": return MakeFifo(Out("checkpoint-0001.maeckpt"));
+            case "model-zip-duplicate-graph":
+            case "model-zip-unsigned-beside-signed":
+            {
+                string honest = Out("honest.zip");
+                SaveTinyModelZip(honest);
+                var (_, entries) = ReadZip(honest, requireOneTop: false);
+                var graph = entries.Single(e => e.Name.EndsWith("/OnnxModel", StringComparison.Ordinal));
+                var edited = EditedUnsignedGraph(graph.Bytes);
+                string name = attack.Name == "model-zip-duplicate-graph" ? graph.Name : "Model/Extra/OnnxModel";
+                return WriteZip(Out("model.zip"), entries.Select(e => (e.Name, e.Bytes)).Append((name, edited)), CompressionLevel.Fastest);
+            }
+            case "model-zip-claims-2GB":
+            {
+                var noise = new byte[2 << 20];
+                new Random(1).NextBytes(noise);
+                string path = WriteZip(Out("model.zip"), new[] { ("Model/OnnxModel", noise) }, CompressionLevel.Fastest);
+                var bytes = File.ReadAllBytes(path);
+                // The uncompressed size: offset 22 of the local header, 24 of the central directory header.
+                PatchUInt32(bytes, 0x04034b50, 22, 2_000_000_000);
+                PatchUInt32(bytes, 0x02014b50, 24, 2_000_000_000);
+                File.WriteAllBytes(path, bytes);
+                return path;
+            }
+            case "checkpoint-no-config":
+                return WriteCheckpoint(Out("checkpoint-0001.maeckpt"), "MAECKPT1", """{"FormatVersion":2,"EpochsCompleted":1}""", null);
+            case "checkpoint-numclasses-decoder":
+            {
+                using var classifier = new VitClassifier(ConfigI, 3, true);
+                var header = JsonNode.Parse(JsonSerializer.Serialize(new MaePretrainCheckpointHeader
+                {
+                    Config = ConfigI with { DecoderEmbedDim = 4096, DecoderDepth = 48, DecoderNumHeads = 16 }, EpochsCompleted = 1,
+                }))!.AsObject();
+                header["NumClasses"] = 3;
+                return WriteCheckpoint(Out("checkpoint-0001.maeckpt"), "MAECKPT1", header.ToJsonString(), classifier);
+            }
             default:
                 throw new ArgumentException($"Unknown attack '{attack.Name}'.");
         }
@@ -305,6 +369,12 @@ public static class HostileFiles
             case HostileLoad.Encoder: MaeWeightFile.LoadEncoder(path).Dispose(); break;
             case HostileLoad.PretrainCheckpoint: MaePretrainCheckpoint.LoadModel(path).Dispose(); break;
             case HostileLoad.FineTuneCheckpoint: MaeFineTuneCheckpoint.LoadModel(path).Dispose(); break;
+            case HostileLoad.ImageFolder:
+            {
+                var source = MaeImageFileSource.FromFolder(path, new MaeImageInputOptions { Augmentation = new MaeAugmentationOptions { OutputSize = 224 }, Workers = 1 });
+                foreach (var t in source.Batches(new MaeEpochPlan { BatchSize = 1, Training = false })) t.Dispose();
+                break;
+            }
             case HostileLoad.ModelZip:
 #if MAE_BEFORE_HARDENING
                 new MLContext(0).Model.Load(path, out _);
@@ -316,6 +386,92 @@ public static class HostileFiles
     }
 
     // ---- pieces ------------------------------------------------------------------------------------------------
+
+    /// <summary>A FIFO (named pipe) at <paramref name="path"/>, made with mkfifo (Linux and macOS).</summary>
+    public static string MakeFifo(string path)
+    {
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("mkfifo", new[] { path }) { UseShellExecute = false })!;
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new IOException($"mkfifo {path} failed (exit {p.ExitCode}).");
+        return path;
+    }
+
+    /// <summary>A PNG of about 65 bytes whose header declares <paramref name="width"/> × <paramref name="height"/> RGB
+    /// pixels and whose data is one empty deflate block (it ends at once).</summary>
+    public static byte[] PngHeader(int width, int height)
+    {
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
+        var ms = new MemoryStream();
+        ms.Write(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A });
+        void Chunk(string type, byte[] data)
+        {
+            var len = new byte[4];
+            BinaryPrimitives.WriteInt32BigEndian(len, data.Length);
+            ms.Write(len);
+            var td = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
+            ms.Write(td);
+            var crc = new byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(crc, System.IO.Hashing.Crc32.HashToUInt32(td));
+            ms.Write(crc);
+        }
+        Chunk("IHDR", ihdr);
+        Chunk("IDAT", new byte[] { 0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01 });
+        Chunk("IEND", Array.Empty<byte>());
+        return ms.ToArray();
+    }
+
+    /// <summary>A 16 × 16 JPEG whose frame header is rewritten to declare <paramref name="width"/> ×
+    /// <paramref name="height"/> (at most 65 500 each, libjpeg's limit): about 400 bytes whose scan ends long before.</summary>
+    public static byte[] JpegHeader(int width, int height)
+    {
+        using var bitmap = new SkiaSharp.SKBitmap(16, 16);
+        for (int y = 0; y < 16; y++)
+            for (int x = 0; x < 16; x++) bitmap.SetPixel(x, y, new SkiaSharp.SKColor((byte)(x * 16), (byte)(y * 16), (byte)(x * y)));
+        using var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Jpeg, 90);
+        var c = data.ToArray();
+        int sof = Enumerable.Range(0, c.Length - 1).First(i => c[i] == 0xFF && c[i + 1] is 0xC0 or 0xC1 or 0xC2);
+        BinaryPrimitives.WriteUInt16BigEndian(c.AsSpan(sof + 5), (ushort)height);
+        BinaryPrimitives.WriteUInt16BigEndian(c.AsSpan(sof + 7), (ushort)width);
+        return c;
+    }
+
+    /// <summary>A graph entry's bytes (int32 length + ONNX) with every value of its largest weight changed and its
+    /// digest removed: a well-formed graph ML.NET loads, which carries no digest.</summary>
+    public static byte[] EditedUnsignedGraph(byte[] entry)
+    {
+        var model = Onnx.ModelProto.Parser.ParseFrom(entry.AsSpan(4).ToArray());
+        model.MetadataProps.Remove(model.MetadataProps.Single(p => p.Key == "mae.sha256"));
+        var init = model.Graph.Initializer.OrderByDescending(t => t.RawData.Length + t.FloatData.Count * 4).First();
+        if (init.RawData.Length > 0)
+        {
+            var raw = init.RawData.ToByteArray();
+            for (int i = 0; i + 4 <= raw.Length; i += 4) BinaryPrimitives.WriteSingleLittleEndian(raw.AsSpan(i), 0.5f);
+            init.RawData = ByteString.CopyFrom(raw);
+        }
+        else for (int i = 0; i < init.FloatData.Count; i++) init.FloatData[i] = 0.5f;
+        var onnx = model.ToByteArray();
+        var blob = new byte[onnx.Length + 4];
+        BinaryPrimitives.WriteInt32LittleEndian(blob, onnx.Length);
+        onnx.CopyTo(blob, 4);
+        return blob;
+    }
+
+    /// <summary>Writes <paramref name="value"/> at <paramref name="offset"/> of the one zip header with
+    /// <paramref name="signature"/>.</summary>
+    public static void PatchUInt32(byte[] zip, uint signature, int offset, uint value)
+    {
+        int found = 0;
+        for (int i = 0; i + offset + 4 <= zip.Length; i++)
+            if (BinaryPrimitives.ReadUInt32LittleEndian(zip.AsSpan(i)) == signature)
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(zip.AsSpan(i + offset), value);
+                found++;
+            }
+        if (found != 1) throw new InvalidDataException($"expected one zip header with signature {signature:x8}, found {found}");
+    }
 
     sealed record ZipItem(string Name, byte[] Bytes);
 

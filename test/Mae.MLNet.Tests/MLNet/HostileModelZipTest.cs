@@ -47,28 +47,6 @@ public class HostileModelZipTest
         return path;
     }
 
-    /// <summary>The graph entry's bytes with one weight changed and the digest removed: a well-formed graph ML.NET
-    /// loads, which no longer carries a digest.</summary>
-    static byte[] EditedUnsignedGraph(byte[] entry)
-    {
-        var model = Onnx.ModelProto.Parser.ParseFrom(entry.AsSpan(4).ToArray());
-        var digest = model.MetadataProps.Single(p => p.Key == OnnxDigest.Key);
-        model.MetadataProps.Remove(digest);
-        var init = model.Graph.Initializer.OrderByDescending(t => t.RawData.Length + t.FloatData.Count * 4).First();
-        if (init.RawData.Length > 0)
-        {
-            var raw = init.RawData.ToByteArray();
-            for (int i = 0; i + 4 <= raw.Length; i += 4) BinaryPrimitives.WriteSingleLittleEndian(raw.AsSpan(i), 0.5f);
-            init.RawData = ByteString.CopyFrom(raw);
-        }
-        else for (int i = 0; i < init.FloatData.Count; i++) init.FloatData[i] = 0.5f;
-        var onnx = model.ToByteArray();
-        var blob = new byte[onnx.Length + 4];
-        BinaryPrimitives.WriteInt32LittleEndian(blob, onnx.Length);
-        onnx.CopyTo(blob, 4);
-        return blob;
-    }
-
     static float[] Features(ITransformer model)
     {
         var ml = new MLContext(0);
@@ -101,7 +79,7 @@ public class HostileModelZipTest
         HostileFiles.SaveTinyModelZip(original);
         var entries = Entries(original);
         var graph = entries.Single(e => e.Name.EndsWith("/OnnxModel", StringComparison.Ordinal));
-        var edited = EditedUnsignedGraph(graph.Bytes);
+        var edited = HostileFiles.EditedUnsignedGraph(graph.Bytes);
 
         string duplicate = Write(dir.File("duplicate.zip"), entries.Append(graph with { Bytes = edited }));
         var ml = new MLContext(0);
@@ -132,8 +110,8 @@ public class HostileModelZipTest
         string claims = Write(dir.File("claims.zip"), new[] { new Entry("Model/OnnxModel", noise) });
         var bytes = File.ReadAllBytes(claims);
         // The uncompressed size: offset 22 of the local header, 24 of the central directory header.
-        PatchAll(bytes, 0x04034b50, 22, 2_000_000_000);
-        PatchAll(bytes, 0x02014b50, 24, 2_000_000_000);
+        HostileFiles.PatchUInt32(bytes, 0x04034b50, 22, 2_000_000_000);
+        HostileFiles.PatchUInt32(bytes, 0x02014b50, 24, 2_000_000_000);
         File.WriteAllBytes(claims, bytes);
 
         var r = PeakMemory.Measure(() => MaeModelZip.Verify(claims));
@@ -150,18 +128,6 @@ public class HostileModelZipTest
         Assert.IsInstanceOfType<MaeModelFileException>(r.Error);
         StringAssert.Contains(r.Error.Message, "MaxCompressionRatio");
         Assert.IsLessThan(4L << 20, r.ManagedAllocated, "the entry is streamed, not held");
-    }
-
-    static void PatchAll(byte[] zip, uint signature, int offset, uint value)
-    {
-        int found = 0;
-        for (int i = 0; i + offset + 4 <= zip.Length; i++)
-            if (BinaryPrimitives.ReadUInt32LittleEndian(zip.AsSpan(i)) == signature)
-            {
-                BinaryPrimitives.WriteUInt32LittleEndian(zip.AsSpan(i + offset), value);
-                found++;
-            }
-        Assert.AreEqual(1, found, $"one header with signature {signature:x8}");
     }
 
     /// <summary>A FIFO named like a model zip, a pre-training checkpoint and a weights file: each reader refuses it
@@ -182,7 +148,7 @@ public class HostileModelZipTest
         foreach (var (name, load, expected) in loads)
         {
             string path = dir.File(name);
-            using (var p = Process.Start(new ProcessStartInfo("mkfifo", new[] { path }) { UseShellExecute = false })!) p.WaitForExit();
+            HostileFiles.MakeFifo(path);
             Exception? error = null;
             var thread = new Thread(() => { try { load(path); } catch (Exception e) { error = e; } }) { IsBackground = true };
             thread.Start();
