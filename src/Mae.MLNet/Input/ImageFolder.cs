@@ -21,24 +21,28 @@ public static class MaeImageFolder
     /// <summary>The image files under <paramref name="folder"/>, sorted by folder then name. Symbolic links to folders
     /// are followed (torchvision's <c>os.walk(followlinks=True)</c>; data sets are often assembled from links), but each
     /// folder is entered once, by its real path: a link back to an ancestor (a loop) or a second link to a folder
-    /// already walked adds nothing, so the walk ends and no file is listed twice through two paths. Hidden entries
-    /// (names starting with '.') are skipped. A sub-folder that cannot be read is a <see cref="MaeImageFileException"/>
-    /// naming it.</summary>
+    /// already walked adds nothing, so the walk ends and no folder's files are listed twice. Real sub-folders are
+    /// walked before links (each in name order), so a folder reachable both ways is listed under its real path,
+    /// whatever the links are called. Hidden entries (names starting with '.') are skipped. A sub-folder that cannot
+    /// be read is a <see cref="MaeImageFileException"/> naming it.</summary>
     static List<string> FilesUnder(string folder)
     {
         var files = new List<string>();
         var visited = new HashSet<string>(StringComparer.Ordinal);
-        var pending = new Stack<string>();
-        pending.Push(folder);
+        var real = new Stack<string>();
+        var links = new Queue<string>();
+        real.Push(folder);
         var options = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = false, AttributesToSkip = FileAttributes.Hidden };
-        while (pending.Count > 0)
+        while (real.Count > 0 || links.Count > 0)
         {
-            string dir = pending.Pop();
+            string dir = real.Count > 0 ? real.Pop() : links.Dequeue();
             if (!visited.Add(RegularFile.RealPath(dir))) continue;
             try
             {
                 files.AddRange(Directory.EnumerateFiles(dir, "*", options).Where(IsImage));
-                foreach (var sub in Directory.EnumerateDirectories(dir, "*", options)) pending.Push(sub);
+                var subs = new DirectoryInfo(dir).EnumerateDirectories("*", options).OrderBy(d => d.Name, StringComparer.Ordinal).ToList();
+                foreach (var sub in subs.Where(d => (d.Attributes & FileAttributes.ReparsePoint) != 0)) links.Enqueue(sub.FullName);
+                foreach (var sub in Enumerable.Reverse(subs).Where(d => (d.Attributes & FileAttributes.ReparsePoint) == 0)) real.Push(sub.FullName);
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {

@@ -105,8 +105,7 @@ internal sealed unsafe class ImageSampler
         // The grid is long: the evaluation resize of an image of extreme aspect ratio is far longer than an int, and
         // only its centre window is ever computed (PilAxis.Compute with a window).
         CropBox box;
-        long gridW, gridH;
-        int winX = 0, winY = 0;
+        long gridW, gridH, winX = 0, winY = 0;
         bool flip = false;
         if (givenBox is { } given)
         {
@@ -130,8 +129,8 @@ internal sealed unsafe class ImageSampler
             if (uw <= uh) { gridW = r; gridH = (long)(r * (double)uh / uw); }
             else { gridH = r; gridW = (long)(r * (double)uw / uh); }
             box = CropBox.Full(uh, uw);
-            winX = (int)Math.Round((gridW - size) / 2.0, MidpointRounding.ToEven);
-            winY = (int)Math.Round((gridH - size) / 2.0, MidpointRounding.ToEven);
+            winX = (long)Math.Round((gridW - size) / 2.0, MidpointRounding.ToEven);
+            winY = (long)Math.Round((gridH - size) / 2.0, MidpointRounding.ToEven);
         }
 
         // libjpeg's DCT scaling: decode at 1/r when the box stays at least the grid size in both directions.
@@ -212,7 +211,7 @@ internal sealed unsafe class ImageSampler
 
     /// <summary>Taps for the span [a, b) of an axis of <paramref name="n"/> pixels, restricted to the whole pixels it
     /// touches; returns them and the first pixel (the offset to add when reading).</summary>
-    static (PilAxis Axis, int First, int Length) Axis(double a, double b, int n, long outSize, int start, int length)
+    static (PilAxis Axis, int First, int Length) Axis(double a, double b, int n, long outSize, long start, int length)
     {
         int lo = Math.Clamp((int)Math.Floor(a), 0, n - 1);
         int hi = Math.Clamp((int)Math.Ceiling(b), lo + 1, n);

@@ -57,12 +57,12 @@ internal sealed class PilAxis
     /// the window only: the evaluation transform's centre crop of a resize whose long side can be billions of pixels for an
     /// image of extreme aspect ratio (a 1 × 60 000 header resized to 256 px short side is 15 M px long) costs the
     /// window's taps, not the whole grid's.</summary>
-    public static PilAxis Compute(double in0, double in1, int inSize, long outSize, int start, int length)
+    public static PilAxis Compute(double in0, double in1, int inSize, long outSize, long start, int length)
     {
         if (inSize < 1 || outSize < 1)
             throw new ArgumentOutOfRangeException(nameof(inSize), $"Sizes must be ≥ 1; got in {inSize}, out {outSize}.");
-        if (start < 0 || length < 1 || start + (long)length > outSize)
-            throw new ArgumentException($"The window [{start}, {start + (long)length}) does not lie inside [0, {outSize}).", nameof(start));
+        if (start < 0 || length < 1 || start + length > outSize)
+            throw new ArgumentException($"The window [{start}, {start + length}) does not lie inside [0, {outSize}).", nameof(start));
         if (!(in0 >= 0 && in1 > in0 && in1 <= inSize))
             throw new ArgumentException($"The span [{in0}, {in1}) does not lie inside [0, {inSize}) with a positive length.", nameof(in0));
         // Pillow passes the box as C floats: the span length is a float difference.
