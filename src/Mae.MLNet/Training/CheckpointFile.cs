@@ -1,4 +1,3 @@
-using Mae.MLNet.Runtime;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;

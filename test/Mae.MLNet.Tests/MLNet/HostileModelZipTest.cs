@@ -140,7 +140,7 @@ public class HostileModelZipTest
         var loads = new (string Name, Action<string> Load, Type Expected)[]
         {
             ("model.zip", p => new MLContext(0).Model.LoadVerified(p, out _), typeof(MaeModelFileException)),
-            ("checkpoint-0001.maeckpt", p => Mae.MLNet.Training.MaePretrainCheckpoint.LoadModel(p).Dispose(), typeof(Mae.MLNet.Training.MaeTrainingCheckpointException)),
+            ("checkpoint-0001.maeckpt", p => Mae.MLNet.Pretraining.MaePretrainCheckpoint.LoadModel(p).Dispose(), typeof(Mae.MLNet.Training.MaeTrainingCheckpointException)),
             ("finetune-0001.maeft", p => Mae.MLNet.FineTuning.MaeFineTuneCheckpoint.ReadHeader(p), typeof(Mae.MLNet.Training.MaeTrainingCheckpointException)),
             ("weights.safetensors", p => MaeWeightFile.LoadEncoder(p, HostileFiles.ConfigI).Dispose(), typeof(MaeModelFileException)),
             ("weights.pth", p => MaeWeightFile.LoadEncoder(p, HostileFiles.ConfigI).Dispose(), typeof(MaeModelFileException)),

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Model;
+using Mae.MLNet.Pretraining;
 using Mae.MLNet.Tests.Interop;
 using Mae.MLNet.Training;
 

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Mae.MLNet.Input;
+using Mae.MLNet.Pretraining;
 using Mae.MLNet.Training;
 using Mae.MLNet.TrainHost;
 
@@ -94,7 +96,7 @@ public class RunFolderLockTest
         File.WriteAllBytes(temporary, new byte[100]);
         MaePretrainResult Train()
         {
-            using var source = Mae.MLNet.Training.MaeImageSource.FromArrays(TinyRun.Images(8), 3, 16, 16);
+            using var source = MaeImageSource.FromArrays(TinyRun.Images(8), 3, 16, 16);
             using var model = MaePretrainer.CreateModel(TinyRun.Config, TinyRun.Options(1, dir.Path));
             return new MaePretrainer(TinyRun.Options(1, dir.Path)).Train(model, source);
         }
