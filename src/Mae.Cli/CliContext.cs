@@ -77,6 +77,13 @@ internal static class CommonOptions
     public static string Describe(MaeConfig c)
         => $"{c.ImageSize} px, patch {c.PatchSize}, {c.InChannels} channel(s), encoder {c.EmbedDim}×{c.Depth} blocks ({c.NumHeads} heads), " +
            $"decoder {c.DecoderEmbedDim}×{c.DecoderDepth}, norm-pix-loss {(c.NormPixLoss ? "on" : "off")}";
+
+    /// <summary>What a run computes in and on, with auto resolved ("bf16 on cpu"), for the start-up summary.</summary>
+    public static string DescribeCompute(Mae.MLNet.Training.MaePrecision precision, MaeDevice device)
+    {
+        var type = device.Resolve().type;
+        return $"{Mae.MLNet.Training.MaePrecisionExtensions.Resolve(precision, type).ToString().ToLowerInvariant()} on {type.ToString().ToLowerInvariant()}";
+    }
     public static Option<string?> Heads() => new("--num-heads")
     {
         Description = "Head counts, encoder[,decoder] (e.g. 6 or 6,8), for weights whose width no preset has (the file stores no head count).",
