@@ -138,7 +138,11 @@ internal static class MaeTrainingEngine
                     // Several ranks agree on the stop at each accumulation boundary (one tiny all-reduce), so a signal to
                     // any one rank stops all of them at the same step; one process looks at its token before every step.
                     bool atBoundary = stepInEpoch % accum == 0;
-                    if (multiRank ? atBoundary && AnyRankStops(collective!, cancellationToken.IsCancellationRequested) : cancellationToken.IsCancellationRequested)
+                    // After the epoch's last step the stop waits for the epoch's end and is looked at again before the
+                    // next epoch's first step: a position file here would say "NNNN epochs + a whole epoch of steps",
+                    // which no resume can read. Every rank skips this look alike, so the agreement stays in step.
+                    bool epochDone = stepInEpoch >= stepsPerEpoch;
+                    if (!epochDone && (multiRank ? atBoundary && AnyRankStops(collective!, cancellationToken.IsCancellationRequested) : cancellationToken.IsCancellationRequested))
                     {
                         if (!canStopWithCheckpoint) throw Agreed(new OperationCanceledException(cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None));
                         if (atBoundary) // else one more step: a partial accumulation is not stored

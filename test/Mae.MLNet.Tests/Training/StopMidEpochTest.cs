@@ -63,6 +63,35 @@ public class StopMidEpochTest
 
     /// <summary>Fine-tuning shares the engine: the same stop and exact resume on class folders (drop path and the
     /// augmentation draw randomness, so a wrong position or generator state would show).</summary>
+    /// <summary>A stop that arrives after an epoch's last step (CI met it once, under load, through a SIGTERM) waits for
+    /// the epoch's end: the run stops before the next epoch's first step at the end-of-epoch checkpoint, and resumes
+    /// exactly. It used to write <c>checkpoint-0000-000006</c> ("0 epochs + 6 of 6 steps"), which resume refused as
+    /// inconsistent.</summary>
+    [TestMethod]
+    public void CancelledAfterAnEpochsLastStepResumesExactly()
+    {
+        using var dir = new TempDir();
+        string images = dir.File("images");
+        InputTestUtil.WriteJpegs(images, 24, minSide: 20, maxSide: 60);
+        var straight = Run(images, dir.File("straight"), resume: false, 1, out var modelA);
+
+        string cut = dir.File("cut");
+        using var cts = new CancellationTokenSource();
+        Assert.ThrowsExactly<OperationCanceledException>(() =>
+            Run(images, cut, resume: false, 1, out var m, p => { if (p.Epoch == 0 && p.Step == 5) cts.Cancel(); }, cts.Token));   // step 6 of 6
+        CollectionAssert.AreEqual(new[] { "checkpoint-0001.maeckpt" },
+            Directory.GetFiles(cut, "*.maeckpt").Select(Path.GetFileName).ToArray(), "the end-of-epoch checkpoint and no position file");
+
+        var resumed = Run(images, cut, resume: true, 1, out var modelC);
+        StringAssert.EndsWith(resumed.ResumedFrom, "checkpoint-0001.maeckpt");
+        CollectionAssert.AreEqual(straight.StepLosses.ToArray(), resumed.StepLosses.ToArray(), "per-step losses must repeat exactly");
+        var pa = modelA.state_dict();
+        var pc = modelC.state_dict();
+        foreach (var (name, t) in pa) Assert.IsTrue(TensorAssert.Same(t, pc[name]), $"{name} differs after resume");
+        modelA.Dispose();
+        modelC.Dispose();
+    }
+
     [TestMethod]
     public void FineTuningCancelledInsideAnEpochResumesExactly()
     {
