@@ -109,6 +109,6 @@ expect 0 "" featurize --images "$bad" --weights "$weights" --out "$work/bad.csv"
 [ "$(wc -l <"$work/bad.csv")" -eq 17 ] || fail "featurize --skip-bad-files: expected a header and the 16 good images"
 expect 0 "" reconstruct --images "$bad" --weights "$weights" --out "$work/bad.png" --count 19 --skip-bad-files; skipped reconstruct
 # One batch of all 19 files, so that the epoch reads every bad one.
-expect 0 "" finetune --images "$bad" --weights "$weights" --out "$work/bad.zip" --epochs 1 --batch-size 19 --device cpu --skip-bad-files; skipped finetune
+expect 0 "" finetune --images "$bad" --weights "$weights" --out "$work/bad.zip" --epochs 1 --batch-size 19 --mixup 0 --cutmix 0 --device cpu --skip-bad-files; skipped finetune
 expect 0 "" pretrain --images "$bad" --model mnist28 --epochs 1 --batch-size 19 --device cpu --out "$work/bad-run" --skip-bad-files; skipped pretrain
 echo "bad files: each command named the first one (exit 2), and with --skip-bad-files left all three out and listed them"
