@@ -43,11 +43,7 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(config);
-        options.BatchSize = BatchSize;
-        options.BaseLearningRate = BaseLearningRate;
-        options.LearningRate = null;
-        options.Epochs = Epochs;
-        options.WarmupEpochs = WarmupEpochs;
+        options.ApplySchedule(BatchSize, BaseLearningRate, Epochs, WarmupEpochs);
         options.LayerDecay = LayerDecay;
         options.DropPath = DropPath;
         options.LabelSmoothing = LabelSmoothing;

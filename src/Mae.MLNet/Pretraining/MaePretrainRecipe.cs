@@ -48,11 +48,7 @@ public sealed record MaePretrainRecipe(string Name, int BatchSize, double BaseLe
     public MaePretrainOptions ApplyTo(MaePretrainOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.BatchSize = BatchSize;
-        options.BaseLearningRate = BaseLearningRate;
-        options.LearningRate = null;
-        options.Epochs = Epochs;
-        options.WarmupEpochs = WarmupEpochs;
+        options.ApplySchedule(BatchSize, BaseLearningRate, Epochs, WarmupEpochs);
         return options;
     }
 

@@ -131,6 +131,17 @@ public abstract class MaeTrainingOptions
         if (LogEvery < 1) throw new ArgumentOutOfRangeException(nameof(LogEvery), LogEvery, $"LogEvery must be at least 1; got {LogEvery}.");
     }
 
+    /// <summary>A task recipe's schedule (<c>MaePretrainRecipe</c>, <c>MaeFineTuneRecipe</c>): batch, base lr (clearing an
+    /// absolute one), epochs and warm-up, written in one place for both.</summary>
+    internal void ApplySchedule(int batchSize, double baseLearningRate, int epochs, double warmupEpochs)
+    {
+        BatchSize = batchSize;
+        BaseLearningRate = baseLearningRate;
+        LearningRate = null;
+        Epochs = epochs;
+        WarmupEpochs = warmupEpochs;
+    }
+
     /// <summary>THE one copy of the recipe into the engine's settings; a task adds only what is its own
     /// (<paramref name="clipGradNorm"/>: fine-tuning's gradient clipping).</summary>
     internal MaeEngineSettings EngineSettings(TorchSharp.DeviceType device, double? clipGradNorm = null) => new()
