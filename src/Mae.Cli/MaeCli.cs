@@ -8,7 +8,7 @@ using Mae.MLNet.Training;
 namespace Mae.Cli;
 
 /// <summary>
-/// The <c>mae</c> command line: <c>pretrain</c>, <c>finetune</c>, <c>featurize</c>, <c>export</c>, <c>reconstruct</c>.
+/// The <c>mae</c> command line: <c>pretrain</c>, <c>finetune</c>, <c>predict</c>, <c>featurize</c>, <c>export</c>, <c>reconstruct</c>.
 /// Flags are named like the official scripts' (main_pretrain.py, main_finetune.py) where they mean the same thing.
 /// A bad flag or a bad file ends with one line on standard error and a non-zero exit code: 1 for a parse error (with
 /// the nearest flag for a typo), 2 for a bad input (a file, a folder, a flag's value), 3 for anything unexpected, 4
@@ -22,13 +22,13 @@ public static class MaeCli
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var context = new CliContext(output, cancel.Token);
-        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, featurize, export, reconstruct. " +
+        var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, predict, featurize, export, reconstruct. " +
                                    "A failure is one line on standard error; exit codes: 0 done, 1 bad flag, 2 bad input (file, folder or value), " +
                                    "3 unexpected error, 4 the file system refused (permission, read-only, full), 130 / 143 stopped by Ctrl+C / SIGTERM " +
                                    "after writing a checkpoint.")
         {
             PretrainCommand.Create(context), FinetuneCommand.Create(context), FeaturizeCommand.Create(context),
-            ExportCommand.Create(context), ReconstructCommand.Create(context),
+            PredictCommand.Create(context), ExportCommand.Create(context), ReconstructCommand.Create(context),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -214,6 +214,38 @@ public partial class MaeCliTest
         var rows = ml.Data.LoadFromEnumerable(new[] { new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(root, "images", "red", "00.png") } });
         var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();
         CollectionAssert.Contains(new[] { "red", "blue" }, predicted.PredictedLabel);
+
+        // `mae predict` scores the folder as ML.NET does for a deployed app: each CSV row is ML.NET's own prediction for
+        // that file, and the accuracy printed is the CSV's share of rows whose class is their sub-folder.
+        string folder = Path.Combine(root, "images"), csv = Path.Combine(root, "predictions.csv");
+        (code, output, error) = Mae("predict", "--model", zip, "--images", folder, "--out", csv);
+        Assert.AreEqual(0, code, error);
+        var lines = File.ReadAllLines(csv);
+        Assert.AreEqual("path,predicted,probability,true", lines[0]);
+        Assert.AreEqual(33, lines.Length, "a header and one row per image");
+        var files = lines.Skip(1).Select(l => l.Split(',')).ToList();
+        var direct = ml.Data.CreateEnumerable<Prediction>(model.Transform(ml.Data.LoadFromEnumerable(files.Select(f =>
+            new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(folder, f[0]) }))), false).Select(p => p.PredictedLabel).ToList();
+        CollectionAssert.AreEqual(direct, files.Select(f => f[1]).ToList());
+        Assert.IsTrue(files.All(f => f[3] == f[0].Split('/')[0] && float.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture) is >= 0.5f and <= 1f), string.Join("\n", lines));
+        int correct = files.Count(f => f[1] == f[3]);
+        StringAssert.Contains(output, $"({correct} of 32 images)");
+
+        // A truncated image: refused by name (exit 2, nothing written), or skipped with --skip-bad-files.
+        string bad = Path.Combine(root, "predict-bad");
+        Directory.CreateDirectory(Path.Combine(bad, "red"));
+        File.Copy(Path.Combine(folder, "red", "00.png"), Path.Combine(bad, "red", "00.png"));
+        var whole = File.ReadAllBytes(Path.Combine(folder, "red", "01.jpg"));
+        File.WriteAllBytes(Path.Combine(bad, "red", "01.jpg"), whole[..(whole.Length * 2 / 3)]);
+        string badCsv = Path.Combine(root, "bad.csv");
+        (code, _, error) = Mae("predict", "--model", zip, "--images", bad, "--out", badCsv);
+        Assert.AreEqual(MaeCli.ExitBadInput, code, error);
+        StringAssert.Contains(error, "01.jpg");
+        Assert.IsFalse(File.Exists(badCsv));
+        (code, output, error) = Mae("predict", "--model", zip, "--images", bad, "--out", badCsv, "--skip-bad-files");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "skipped " + Path.Combine(bad, "red", "01.jpg"));
+        Assert.AreEqual(2, File.ReadAllLines(badCsv).Length);
     }
 
     public sealed class Prediction { public string PredictedLabel { get; set; } = ""; }
