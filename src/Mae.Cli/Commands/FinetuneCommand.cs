@@ -23,7 +23,12 @@ public static class FinetuneCommand
     {
         var images = CommonOptions.Images("Training images: one sub-folder per class (as torchvision's ImageFolder).");
         var validation = new Option<DirectoryInfo?>("--val-images") { Description = "Validation images, same layout: accuracy per epoch, best epoch kept." };
-        var weights = CommonOptions.Weights(required: true);
+        var weights = CommonOptions.Weights(required: false);
+        var scratch = new Option<string?>("--from-scratch")
+        {
+            Description = "Instead of --weights: a randomly initialised model of this preset or config JSON (the paper's " +
+                          "from-scratch control: the same fine-tuning without pre-training).",
+        };
         var output = new Option<FileInfo>("--out") { Description = "The ML.NET model zip to write.", Required = true };
         // Defaults: the recipe for the weights' model (MaeFineTuneRecipe): main_finetune.py's defaults, or for models of
         // ≤ 64 px the official FINETUNE recipe scaled to small images (the values below in brackets).
@@ -57,7 +62,7 @@ public static class FinetuneCommand
         var progressSeconds = CommonOptions.ProgressSeconds();
         var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
-            images, validation, weights, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
+            images, validation, weights, scratch, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
             size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
         };
         command.SetAction(r =>
@@ -69,11 +74,16 @@ public static class FinetuneCommand
             string target = CliFiles.OutputFile(r.GetValue(output)!, "--out", rows.Concat(valRows ?? []).Select(x => x.Path).ToList(), ".zip");
             string? checkpointDir = r.GetValue(checkpoints) is { } c ? CliFiles.OutputFolder(c, "--checkpoint-dir", folder) : null;
             if (r.GetValue(resume) && checkpointDir is null) throw new CliException("--resume needs --checkpoint-dir.");
-            using var weightsFile = CliWeights.Resolve(r.GetValue(weights)!);
+            string? scratchModel = r.GetValue(scratch);
+            if ((r.GetValue(weights) is null) == (scratchModel is null))
+                throw new CliException("finetune starts from --weights (pre-trained) or, as a control, from --from-scratch <model>; give exactly one.");
+            using var weightsFile = scratchModel is null ? CliWeights.Resolve(r.GetValue(weights)!) : null;
             var headCounts = CommonOptions.ParseHeads(r.GetValue(heads));
             Mae.MLNet.Model.MaeConfig config;
-            using (var file = MaeWeightFile.Read(weightsFile.Path, heads: headCounts))
-                config = r.GetValue(size) is int s ? (file.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate() : file.Config;
+            if (weightsFile is null) config = PretrainCommand.ResolveModel(scratchModel!, CommonOptions.CheckInputSize(r.GetValue(size)), "--from-scratch");
+            else
+                using (var file = MaeWeightFile.Read(weightsFile.Path, heads: headCounts))
+                    config = r.GetValue(size) is int s ? (file.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate() : file.Config;
             // The recipe first, then every flag the user gave; the warm-up keeps the recipe's share of the epochs.
             var recipe = MaeFineTuneRecipe.For(config);
             var training = recipe.ApplyTo(new MaeFineTuneOptions(), config);
@@ -116,8 +126,9 @@ public static class FinetuneCommand
             MaeFineTuneTrainer Trainer(MaeFineTuneOptions t, IDataView? validationData, IProgress<MaeFineTuneProgress> report) =>
                 ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
                 {
-                    InputColumnName = ImageFolder.PathColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = weightsFile.Path,
-                    ImageSize = config.ImageSize, Heads = headCounts,
+                    InputColumnName = ImageFolder.PathColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = weightsFile?.Path,
+                    ImageSize = weightsFile is null ? null : config.ImageSize, Heads = weightsFile is null ? null : headCounts,
+                    FromScratch = weightsFile is null, Config = weightsFile is null ? config : null,
                     ImageInput = new MaeImageInputOptions { Workers = r.GetValue(workers), SkipBadFiles = skip },
                     ValidationData = validationData, Training = t, Progress = report, Cancellation = context.Cancellation,
                 });
@@ -137,7 +148,8 @@ public static class FinetuneCommand
             {
                 progress.Line($"finetune: {rows.Count} images in {classes} classes in '{folder}'" +
                               (valRows is null ? "" : $", {valRows.Count} validation images") + (skip ? " (bad files skipped)" : "") +
-                              $"; weights '{r.GetValue(weights)!.FullName}': {CommonOptions.Describe(config)}");
+                              (weightsFile is null ? $"; from scratch (no pre-training): {CommonOptions.Describe(config)}"
+                                                   : $"; weights '{r.GetValue(weights)!.FullName}': {CommonOptions.Describe(config)}"));
                 progress.Line($"  {training.Epochs} epochs × {steps} steps of {training.BatchSize} images (effective batch {training.EffectiveBatchSize}), " +
                               $"lr {training.PeakLearningRate:G3} (blr {training.BaseLearningRate:G3}, layer decay {training.LayerDecay}), warm-up {training.WarmupEpochs:G3} epochs, " +
                               $"{CommonOptions.DescribeCompute(training.Precision, training.Device)}; checkpoints {(checkpointDir is null ? "none (--checkpoint-dir)" : $"'{checkpointDir}'")}");

@@ -179,25 +179,25 @@ public static class PretrainCommand
     }
 
     /// <summary>A preset name or a JSON <see cref="MaeConfig"/> file, at <paramref name="inputSize"/> when given.</summary>
-    internal static MaeConfig ResolveModel(string model, int? inputSize)
+    internal static MaeConfig ResolveModel(string model, int? inputSize, string flag = "--model")
     {
         MaeConfig config;
         if (model.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
-            if (!File.Exists(model)) throw new CliException($"--model: the config file '{model}' does not exist.");
+            if (!File.Exists(model)) throw new CliException($"{flag}: the config file '{model}' does not exist.");
             // Any config this library reads — the one written beside mae.safetensors included; an unknown key is an error.
             try { config = MaeWeightFile.ReadConfig(model); }
-            catch (Exception e) when (e is MaeModelFileException or ArgumentException) { throw new CliException($"--model: {CliFlags.OneLine(e)}"); }
+            catch (Exception e) when (e is MaeModelFileException or ArgumentException) { throw new CliException($"{flag}: {CliFlags.OneLine(e)}"); }
         }
         else
         {
             string name = model.StartsWith("mae_", StringComparison.Ordinal) ? model["mae_".Length..].Split("_dec")[0] : model;
             try { config = MaeConfig.Preset(name); }
-            catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
+            catch (ArgumentException e) { throw new CliException($"{flag}: {e.Message}"); }
         }
         if (inputSize is int s) config = config with { ImageSize = CommonOptions.CheckInputSize(s) };
         try { return config.Validate(); }
-        catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
+        catch (ArgumentException e) { throw new CliException($"{flag}: {e.Message}"); }
     }
 
     /// <summary>Progress through <see cref="CliProgress"/>; at each epoch's end a line (loss, lr, speed, elapsed, ETA),

@@ -250,6 +250,26 @@ public partial class MaeCliTest
 
     public sealed class Prediction { public string PredictedLabel { get; set; } = ""; }
 
+    /// <summary>The from-scratch control: the same fine-tuning from a randomly initialised model of a preset or config;
+    /// exactly one of --weights and --from-scratch.</summary>
+    [TestMethod]
+    public void FinetuneFromScratchTrainsTheNamedModelWithoutWeights()
+    {
+        string zip = Path.Combine(root, "scratch.zip"), model = Path.Combine(root, "model.json");
+        var (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--from-scratch", model, "--out", zip,
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--mixup", "0", "--cutmix", "0");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "from scratch (no pre-training)");
+        Assert.IsTrue(File.Exists(zip));
+
+        (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--from-scratch", model, "--weights", Weights, "--out", zip);
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "give exactly one");
+        (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--from-scratch", "no-such-preset", "--out", zip);
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "--from-scratch: ");
+    }
+
     /// <summary>No --model: the preset comes from the images' size (40–70 px here: the nano encoder at 64 px, patch 8)
     /// and is printed; --minutes measures steps and prints the plan it then trains.</summary>
     [TestMethod]
