@@ -20,6 +20,10 @@ public static class Datasets
     /// <summary>The subset of Fashion-MNIST copied next to the program (samples/data/fashion-mnist-subset).</summary>
     public static string EmbeddedDirectory => Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist-subset");
 
+    /// <summary>The CIFAR-10 subset copied next to the program (samples/data/cifar10-subset: train/ and test/ class
+    /// folders of JPEGs).</summary>
+    public static string EmbeddedPhotosDirectory => Path.Combine(AppContext.BaseDirectory, "data", "cifar10-subset");
+
     sealed class IdxRow
     {
         public float[] Pixels { get; set; } = Array.Empty<float>();
@@ -68,27 +72,33 @@ public static class Datasets
 
     static readonly string[] ImageExtensions = { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
-    /// <summary>A folder with one subfolder per class, through ML.NET's LoadImages → ResizeImages → ExtractPixels; a
-    /// random <paramref name="testFraction"/> of the images is held out for the probe. The pixels are computed once
-    /// and cached in memory.</summary>
+    /// <summary>A folder with one subfolder per class, through ML.NET's LoadImages → ResizeImages → ExtractPixels. When
+    /// it holds <c>train/</c> and <c>test/</c> folders of class folders (torchvision's ImageFolder split, as the CIFAR-10
+    /// subset), those are the split; otherwise a random <paramref name="testFraction"/> of the images is held out for
+    /// the probe. The pixels are computed once and cached in memory.</summary>
     public static Dataset ImageFolder(MLContext ml, string folder, int channels, int size, double testFraction = 0.2, int? maxImages = null)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
         if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 (grey) or 3 (RGB).");
-        var classes = Directory.GetDirectories(folder).Select(System.IO.Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray();
-        var rows = classes.SelectMany(c => Directory.EnumerateFiles(System.IO.Path.Combine(folder, c))
-                .Where(f => ImageExtensions.Contains(System.IO.Path.GetExtension(f).ToLowerInvariant()))
-                .OrderBy(f => f, StringComparer.Ordinal)
-                .Select(f => new FileRow { Path = System.IO.Path.GetRelativePath(folder, f), Label = c }))
-            .ToList();
-        if (maxImages is int m) rows = rows.OrderBy(r => StableHash(r.Path)).Take(m).ToList();
-        var used = rows.Select(r => r.Label).Distinct().Count();
-        if (used < 2)
-            throw new ArgumentException(
-                $"'{folder}' must hold one subfolder per class with images ({string.Join(", ", ImageExtensions)}) in at least two of them; found {rows.Count} images in {used} class folder(s).");
+        string trainFolder = System.IO.Path.Combine(folder, "train"), testFolder = System.IO.Path.Combine(folder, "test");
+        bool presplit = Directory.Exists(trainFolder) && Directory.Exists(testFolder);
+        IDataView trainRows, testRows;
+        string[] classes;
+        if (presplit)
+        {
+            var train = ClassFolderRows(trainFolder, folder, maxImages, out classes);
+            var test = ClassFolderRows(testFolder, folder, maxImages is int m ? Math.Max(1, m / 4) : null, out var testClasses);
+            if (!testClasses.SequenceEqual(classes))
+                throw new ArgumentException($"'{testFolder}' must hold the same class folders as '{trainFolder}' ({string.Join(", ", classes)}); found {string.Join(", ", testClasses)}.");
+            trainRows = ml.Data.LoadFromEnumerable(train);
+            testRows = ml.Data.LoadFromEnumerable(test);
+        }
+        else
+        {
+            var split = ml.Data.TrainTestSplit(ml.Data.LoadFromEnumerable(ClassFolderRows(folder, folder, maxImages, out classes)), testFraction, seed: 0);
+            (trainRows, testRows) = (split.TrainSet, split.TestSet);
+        }
 
-        var all = ml.Data.LoadFromEnumerable(rows);
-        var split = ml.Data.TrainTestSplit(all, testFraction, seed: 0);
         IEstimator<ITransformer> prep = ml.Transforms.LoadImages("Image", folder, nameof(FileRow.Path))
             .Append(ml.Transforms.ResizeImages("Image", size, size));
         if (channels == 1) prep = prep.Append(ml.Transforms.ConvertToGrayscale("Image"));
@@ -96,13 +106,34 @@ public static class Datasets
                 colorsToExtract: channels == 1 ? Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Red
                                                : Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb))
             .Append(ml.Transforms.SelectColumns(PixelsColumn, LabelColumn));
-        var fitted = prep.Fit(split.TrainSet);
+        var fitted = prep.Fit(trainRows);
         // Decode once: pre-training makes one pass per epoch and the probe several.
-        var train = ml.Data.Cache(fitted.Transform(split.TrainSet));
-        var test = ml.Data.Cache(fitted.Transform(split.TestSet));
-        long nTrain = train.GetColumn<string>(LabelColumn).LongCount(), nTest = test.GetColumn<string>(LabelColumn).LongCount();
-        return new Dataset($"image folder {folder}: {nTrain} train / {nTest} test images of {used} classes, resized to {channels}×{size}×{size}",
-            train, test, train, test, channels, size, nTrain, nTest, classes);
+        var trainView = ml.Data.Cache(fitted.Transform(trainRows));
+        var testView = ml.Data.Cache(fitted.Transform(testRows));
+        long nTrain = trainView.GetColumn<string>(LabelColumn).LongCount(), nTest = testView.GetColumn<string>(LabelColumn).LongCount();
+        string name = Path.GetFullPath(folder) == Path.GetFullPath(EmbeddedPhotosDirectory) ? "CIFAR-10 (embedded subset)" : $"image folder {folder}";
+        string how = presplit ? "its train/ and test/ folders" : $"{testFraction:P0} held out";
+        return new Dataset($"{name}: {nTrain} train / {nTest} test images of {classes.Length} classes ({how}), {channels}×{size}×{size}",
+            trainView, testView, trainView, testView, channels, size, nTrain, nTest, classes);
+    }
+
+    /// <summary>The images of <paramref name="folder"/>'s class sub-folders, with paths relative to <paramref name="root"/>
+    /// and the sub-folder's name as the label; with <paramref name="maxImages"/>, a fixed pseudo-random choice of them.</summary>
+    static List<FileRow> ClassFolderRows(string folder, string root, int? maxImages, out string[] classes)
+    {
+        classes = Directory.GetDirectories(folder).Select(System.IO.Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        var rows = classes.SelectMany(c => Directory.EnumerateFiles(System.IO.Path.Combine(folder, c))
+                .Where(f => ImageExtensions.Contains(System.IO.Path.GetExtension(f).ToLowerInvariant()))
+                .OrderBy(f => f, StringComparer.Ordinal)
+                .Select(f => new FileRow { Path = System.IO.Path.GetRelativePath(root, f), Label = c }))
+            .ToList();
+        if (maxImages is int m) rows = rows.OrderBy(r => StableHash(r.Path)).Take(m).ToList();
+        int used = rows.Select(r => r.Label).Distinct().Count();
+        if (used < 2)
+            throw new ArgumentException(
+                $"'{folder}' must hold one subfolder per class with images ({string.Join(", ", ImageExtensions)}) in at least two of them; found {rows.Count} images in {used} class folder(s).");
+        classes = rows.Select(r => r.Label).Distinct().OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        return rows;
     }
 
     static int StableHash(string s)
