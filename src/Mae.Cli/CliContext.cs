@@ -64,6 +64,19 @@ internal static class CommonOptions
     public static int CheckInputSize(int size)
         => size is >= 1 and <= MaxInputSize ? size : throw new CliException($"--input-size must be between 1 and {MaxInputSize} pixels; got {size}.");
 
+    /// <summary>The batch: the flag's, else the recipe's halved while it exceeds the folder's <paramref name="images"/>
+    /// (down to 2, kept even for mixup), so that a small folder trains without a flag; the learning rate follows through
+    /// blr × batch / 256. A change is said on <paramref name="output"/>.</summary>
+    public static int FitBatch(int? given, int recipe, int images, TextWriter output)
+    {
+        if (given is int g) return g;
+        int batch = recipe;
+        while (batch > 2 && batch > images) batch /= 2;
+        if (batch != recipe)
+            output.WriteLine($"batch: {batch} images per step (the recipe's {recipe} is more than the folder's {images} images; --batch-size sets another)");
+        return batch;
+    }
+
     /// <summary>Refuses a batch whose pixels alone would take more than 8 GiB, before any memory is asked for.</summary>
     public static void CheckBatchMemory(int batchSize, MaeConfig config)
     {

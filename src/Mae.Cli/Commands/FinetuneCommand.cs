@@ -89,7 +89,7 @@ public static class FinetuneCommand
             var training = recipe.ApplyTo(new MaeFineTuneOptions(), config);
             training.Epochs = r.GetValue(epochs) ?? recipe.Epochs;
             training.WarmupEpochs = r.GetValue(warmup) ?? recipe.WarmupEpochs / recipe.Epochs * training.Epochs;
-            training.BatchSize = r.GetValue(batch) ?? recipe.BatchSize;
+            training.BatchSize = CommonOptions.FitBatch(r.GetValue(batch), recipe.BatchSize, rows.Count, context.Output);
             training.AccumIter = r.GetValue(accum);
             training.BaseLearningRate = r.GetValue(blr) ?? recipe.BaseLearningRate;
             training.LayerDecay = r.GetValue(layerDecay) ?? recipe.LayerDecay;

@@ -92,7 +92,7 @@ public static class PretrainCommand
             {
                 Epochs = r.GetValue(epochs) ?? recipe.Epochs,
                 WarmupEpochs = r.GetValue(warmup) ?? recipe.WarmupEpochs / recipe.Epochs * (r.GetValue(epochs) ?? recipe.Epochs),
-                BatchSize = r.GetValue(batch) ?? recipe.BatchSize, AccumIter = r.GetValue(accum),
+                BatchSize = CommonOptions.FitBatch(r.GetValue(batch), recipe.BatchSize, files.Count, context.Output), AccumIter = r.GetValue(accum),
                 BaseLearningRate = r.GetValue(blr) ?? recipe.BaseLearningRate, LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr),
                 WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio),
                 Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!),

@@ -294,6 +294,24 @@ public partial class MaeCliTest
         StringAssert.Contains(error, "--minutes must be a number > 0");
     }
 
+    /// <summary>A folder smaller than the recipe's batch (32 images against the small-image recipe's 256) trains
+    /// without a --batch-size: the batch is halved to 32 and the output says so; a given --batch-size is kept.</summary>
+    [TestMethod]
+    public void PretrainFitsTheRecipesBatchToASmallFolder()
+    {
+        string run = Path.Combine(root, "small-folder");
+        var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", Path.Combine(root, "model.json"),
+            "--epochs", "1", "--device", "cpu", "--recon-every", "0", "--out", run);
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "batch: 32 images per step (the recipe's 256 is more than the folder's 32 images");
+        StringAssert.Contains(output, "pre-trained 1 epochs (1 steps)");
+        (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", Path.Combine(root, "model.json"),
+            "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--recon-every", "0", "--out", run + "-16");
+        Assert.AreEqual(0, code, error);
+        Assert.IsFalse(output.Contains("batch: "), output);
+        StringAssert.Contains(output, "pre-trained 1 epochs (2 steps)");
+    }
+
     [TestMethod]
     public void BadFlagsAndFilesEndWithOneLineAndNothingWritten()
     {
