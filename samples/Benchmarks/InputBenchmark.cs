@@ -215,12 +215,12 @@ public static class InputBenchmark
         };
         using var model = MaePretrainer.CreateModel(config, options);
         IMaeImageSource source;
-        MaeTensorImageSource? memory = null;
+        MaeImageSource? memory = null;
         if (folderNice is int nice) source = MaeImageFileSource.FromFolder(o.Folder, InputOptions(o, config.ImageSize, true, nice));
         else
         {
             using var scope = NewDisposeScope();
-            memory = new MaeTensorImageSource(randn(files, config.InChannels, config.ImageSize, config.ImageSize));
+            memory = MaeImageSource.FromTensor(randn(files, config.InChannels, config.ImageSize, config.ImageSize));
             source = memory;
         }
         double rate = 0;

@@ -116,15 +116,15 @@ public static class DataParallelRun
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     static int Length(string s) => s.Length; // a load through null: the hardware fault path, not an explicit check
 
-    /// <summary>An indexed source that, on one rank, dies or hangs at a given batch (the fault tests).</summary>
-    sealed class FaultySource : MaeIndexedImageSource, IDisposable
+    /// <summary>An in-memory source that, on one rank, dies or hangs at a given batch (the fault tests).</summary>
+    sealed class FaultySource : IMaeImageSource, IDisposable
     {
-        readonly MaeTensorImageSource inner;
+        readonly MaeImageSource inner;
         readonly int failAt = -1;
         readonly string kind = "";
         int batches;
 
-        public FaultySource(MaeTensorImageSource inner, int rank, string? fault)
+        public FaultySource(MaeImageSource inner, int rank, string? fault)
         {
             this.inner = inner;
             if (fault is null) return;
@@ -134,20 +134,25 @@ public static class DataParallelRun
             failAt = int.Parse(parts[2], CultureInfo.InvariantCulture);
         }
 
-        public override long Count => inner.Count;
-        public override MaeImageShape Shape => inner.Shape;
+        public long Count => inner.Count;
+        public MaeImageShape Shape => inner.Shape;
+        public bool ReadsShards => true;
 
-        public override Tensor GetBatch(long[] indices)
+        public IEnumerable<Tensor> Batches(MaeEpochPlan plan)
         {
-            if (++batches == failAt)
+            foreach (var batch in inner.Batches(plan))
             {
-                if (kind == "throw") throw new InvalidDataException("FAULT: this rank cannot decode its image");
-                Console.Error.WriteLine(kind == "hang" ? "FAULT: this rank hangs now" : "FAULT: this rank dies now");
-                Console.Error.Flush();
-                if (kind == "hang") Thread.Sleep(Timeout.Infinite);
-                System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no MPI_Finalize, no exit handlers
+                if (++batches == failAt)
+                {
+                    batch.Dispose();
+                    if (kind == "throw") throw new InvalidDataException("FAULT: this rank cannot decode its image");
+                    Console.Error.WriteLine(kind == "hang" ? "FAULT: this rank hangs now" : "FAULT: this rank dies now");
+                    Console.Error.Flush();
+                    if (kind == "hang") Thread.Sleep(Timeout.Infinite);
+                    System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no MPI_Finalize, no exit handlers
+                }
+                yield return batch;
             }
-            return inner.GetBatch(indices);
         }
 
         public void Dispose() => inner.Dispose();

@@ -35,7 +35,7 @@ public sealed class MaeAttentiveProber
 
     /// <summary>
     /// Trains a new probe on <paramref name="encoder"/>'s tokens of <paramref name="train"/> ([0, 1] pixels, normalised
-    /// with <paramref name="normalization"/>'s Mean/Std; a planned file source normalises itself). The encoder is not
+    /// with <paramref name="normalization"/>'s Mean/Std; a file source normalises itself). The encoder is not
     /// changed (it is moved to the training device; it runs in eval mode and its mode is restored afterwards). <paramref name="numClasses"/> defaults to
     /// the largest label + 1. Data and options are checked first.
     /// </summary>

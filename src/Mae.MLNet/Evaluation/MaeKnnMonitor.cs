@@ -38,7 +38,7 @@ public sealed class MaeKnnMonitor
     public bool RunsAfter(int epoch, int epochs) => (epoch + 1) % Every == 0 || epoch + 1 == epochs;
 
     /// <summary>kNN accuracy of <paramref name="encoder"/>'s features; <paramref name="transform"/> maps the sources'
-    /// [0, 1] pixels to model input (planned sources give model input themselves).</summary>
+    /// [0, 1] pixels to model input (the file sources give model input themselves).</summary>
     public MaeKnnResult Evaluate(MaeEncoder encoder, IBatchTransform? transform, Device device)
     {
         ArgumentNullException.ThrowIfNull(encoder);

@@ -175,31 +175,23 @@ public sealed class MaeFineTuner
             MaeLayerDecay.ParamGroups(model, o.WeightDecay, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
-        // Data-parallel sources read by (seed, epoch, position) and can start anywhere (CheckData refuses the others).
-        public override bool CanSkipBatches => train is IMaePlannedLabeledSource || o.Collective is not null;
+        // Every source makes its batches from the plan, so a resume can start anywhere in an epoch.
+        public override bool CanSkipBatches => true;
 
+        /// <summary>The epoch's plan; data-parallel: this rank's part (<see cref="MaeDataShard"/>) of the (seed, epoch) order.</summary>
         public override IEnumerable<(Tensor Images, Tensor Labels)> Batches(int epoch, Device device, long skipBatches)
         {
+            var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device };
             if (o.Collective is { } c)
-            {
-                // Data-parallel: this rank's shard (MaeDataShard) of the (seed, epoch) order.
-                int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
-                if (train is IMaePlannedLabeledSource p)
-                    return p.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, SkipBatches = skipBatches, TargetDevice = device }.Validate());
-                var order = MaePlanRandom.Permutation(train.Count, o.Seed, epoch);
-                return MaeDataShard.Positions(train.Count, b, c.Rank, c.WorldSize, skipBatches)
-                    .Select(positions => ((MaeLabeledImageSource)train).GetBatch(positions.Select(i => order[i % order.Length]).ToArray()));
-            }
-            return train is IMaePlannedLabeledSource planned
-                ? planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device }.Validate())
-                : train.Batches(o.BatchSize, shuffle: true, dropLast: true);
+                plan = plan with { BatchSize = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize), Rank = c.Rank, WorldSize = c.WorldSize };
+            return train.Batches(plan.Validate());
         }
 
         public override Tensor Loss((Tensor Images, Tensor Labels) batch, Device device)
         {
-            // A planned source hands over the model's input (cropped, flipped, normalised) itself.
+            // A file source hands over the model's input (cropped, flipped, normalised) itself.
             var images = MaeTrainingEngine.ToDevice(batch.Images, device);
-            if (train is not IMaePlannedLabeledSource) images = trainTransform.Apply(images);
+            if (train is not IMaeModelInputSource) images = trainTransform.Apply(images);
             var labels = MaeTrainingEngine.ToDevice(batch.Labels, device);
             if (mixup is not null)
             {
@@ -308,8 +300,8 @@ public sealed class MaeFineTuner
     });
 
     /// <summary>Top-1 accuracy and mean cross entropy of <paramref name="model"/> over the whole source (eval mode).
-    /// <paramref name="transform"/> maps [0, 1] pixels to model inputs (null: fed as they are); a planned source
-    /// (<see cref="IMaePlannedLabeledSource"/>) gives model inputs itself, so it is not applied there.</summary>
+    /// <paramref name="transform"/> maps [0, 1] pixels to model inputs (null: fed as they are); a source that
+    /// makes model input itself (the file sources) is not transformed.</summary>
     public static (double Accuracy, double Loss) Evaluate(VitClassifier model, IMaeLabeledImageSource source, IBatchTransform? transform,
         int batchSize = 256, Device? device = null)
     {
@@ -335,7 +327,7 @@ public sealed class MaeFineTuner
     }
 
     /// <summary>
-    /// Every image of <paramref name="source"/> once, in order, as model input on <paramref name="device"/>: a planned
+    /// Every image of <paramref name="source"/> once, in order, as model input on <paramref name="device"/>: a file
     /// source's evaluation batches (its own eval transform), otherwise the [0, 1] pixels through
     /// <paramref name="transform"/> (null: as they are). <paramref name="use"/> gets images and labels inside a dispose
     /// scope per batch, under no_grad.
@@ -344,9 +336,7 @@ public sealed class MaeFineTuner
         Action<Tensor, Tensor> use)
     {
         using var noGrad = no_grad();
-        var batches = source is IMaePlannedLabeledSource planned
-            ? planned.Batches(new MaeEpochPlan { BatchSize = batchSize, Training = false, TargetDevice = device }.Validate())
-            : source.Batches(batchSize, shuffle: false, dropLast: false);
+        var batches = source.Batches(new MaeEpochPlan { BatchSize = batchSize, Training = false, TargetDevice = device }.Validate());
         foreach (var (images, labels) in batches)
         {
             using var ownedImages = images;
@@ -354,7 +344,7 @@ public sealed class MaeFineTuner
             using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
             using var scope = NewDisposeScope();
             var x = images.to(device);
-            if (transform is not null && source is not IMaePlannedLabeledSource) x = transform.Apply(x);
+            if (transform is not null && source is not IMaeModelInputSource) x = transform.Apply(x);
             use(x, labels.to(device));
         }
     }
@@ -380,10 +370,9 @@ public sealed class MaeFineTuner
         if (validation is not null) CheckSource(validation, "validation");
         if (o.Collective is { } c)
         {
-            bool shards = train is IMaePlannedLabeledSource p ? p.ReadsShards || c.WorldSize == 1 : train is MaeLabeledImageSource;
-            if (!shards)
+            if (!train.ReadsShards && c.WorldSize > 1)
                 throw new ArgumentException(
-                    $"Data-parallel fine-tuning needs a training source each rank can read its shard of: a MaeLabeledImageSource or a planned source whose ReadsShards is true; got {train.GetType().Name}.", nameof(train));
+                    $"Data-parallel fine-tuning needs a training source each rank can read its shard of (ReadsShards: MaeLabeledImageSource, MaeLabeledImageFileSource); got {train.GetType().Name}.", nameof(train));
             long shardSteps = MaeDataShard.StepsPerEpoch(train.Count, o.BatchSize, c.WorldSize);
             if (shardSteps < Math.Max(1, o.AccumIter))
                 throw new ArgumentException(

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Input;
 
 /// <summary>
-/// What one epoch of a planned source yields, as a pure function of these values — never of thread timing, worker
+/// What one epoch of an image source (<see cref="IMaeImageSource"/>, <see cref="IMaeLabeledImageSource"/>) yields, as a pure function of these values — never of thread timing, worker
 /// count or what the trainer drew from libtorch's generator before: the image order is a permutation drawn from
 /// (<see cref="Seed"/>, <see cref="Epoch"/>), and each image's random augmentation from (Seed, Epoch, image index).
 /// Exact resume (any worker count) and data-parallel sharding follow from that.
@@ -42,32 +42,4 @@ public sealed record MaeEpochPlan
         if (SkipBatches < 0) throw new ArgumentOutOfRangeException(nameof(SkipBatches), SkipBatches, $"SkipBatches must be ≥ 0; got {SkipBatches}.");
         return this;
     }
-}
-
-/// <summary>
-/// A pre-training source that produces the model's input itself — decoded, randomly cropped and flipped (when
-/// <see cref="MaeEpochPlan.Training"/>), normalised, of the model's <see cref="IMaeImageSource.Shape"/> — from a
-/// <see cref="MaeEpochPlan"/>. The trainer applies no batch transform of its own to it.
-/// </summary>
-internal interface IMaePlannedImageSource : IMaeImageSource
-{
-    /// <summary>Whether <see cref="Batches"/> honours <see cref="MaeEpochPlan.Rank"/> / <see cref="MaeEpochPlan.WorldSize"/>
-    /// (reads only <see cref="MaeDataShard.Positions"/> of the epoch's order); data-parallel training with more than
-    /// one rank refuses a source that does not.</summary>
-    bool ReadsShards => false;
-
-    /// <summary>The batches [B, C, H, W] float32 on the CPU (pinned when the plan's target is CUDA) of one epoch, from
-    /// batch <see cref="MaeEpochPlan.SkipBatches"/> on. Each tensor belongs to the caller.</summary>
-    IEnumerable<Tensor> Batches(MaeEpochPlan plan);
-}
-
-/// <summary>The labelled counterpart of <see cref="IMaePlannedImageSource"/> for fine-tuning and validation.</summary>
-internal interface IMaePlannedLabeledSource : IMaeLabeledImageSource
-{
-    /// <summary>As <see cref="IMaePlannedImageSource.ReadsShards"/>.</summary>
-    bool ReadsShards => false;
-
-    /// <summary>Images [B, C, H, W] float32 (model input, as <see cref="IMaePlannedImageSource.Batches"/>) and labels
-    /// [B] int64, on the CPU, owned by the caller.</summary>
-    IEnumerable<(Tensor Images, Tensor Labels)> Batches(MaeEpochPlan plan);
 }

@@ -11,7 +11,7 @@ namespace Mae.MLNet.Input;
 /// new MaePretrainer(new MaePretrainOptions { Epochs = 400 }).Train(model, source);
 /// </code>
 /// </summary>
-public sealed class MaeImageFileSource : IMaePlannedImageSource
+public sealed class MaeImageFileSource : IMaeImageSource, IMaeModelInputSource
 {
     readonly ImageBatchReader reader;
 
@@ -56,24 +56,6 @@ public sealed class MaeImageFileSource : IMaePlannedImageSource
     /// yields this rank's <see cref="MaeDataShard.Positions"/> of the epoch's order.</summary>
     public bool ReadsShards => true;
 
-    /// <summary>The batches of one epoch (see <see cref="IMaePlannedImageSource.Batches"/>).</summary>
+    /// <summary>The batches of one epoch (see <see cref="IMaeImageSource.Batches"/>), pinned when the plan's target is CUDA.</summary>
     public IEnumerable<Tensor> Batches(MaeEpochPlan plan) => reader.Batches(plan).Select(b => b.Images);
-
-    /// <summary>For callers without a plan: the order and crops are seeded from libtorch's global generator.</summary>
-    public IEnumerable<Tensor> EpochBatches(int batchSize, bool shuffle)
-    {
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be at least 1.");
-        return Lazy();
-        IEnumerable<Tensor> Lazy()
-        {
-            long seed = shuffle ? DrawSeed() : 0;
-            foreach (var t in Batches(new MaeEpochPlan { Seed = seed, BatchSize = batchSize, Training = shuffle })) yield return t;
-        }
-    }
-
-    internal static long DrawSeed()
-    {
-        using var s = randint(0, long.MaxValue, new long[] { 1 }, dtype: ScalarType.Int64);
-        return s.item<long>();
-    }
 }

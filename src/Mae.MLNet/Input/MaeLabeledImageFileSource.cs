@@ -7,7 +7,7 @@ namespace Mae.MLNet.Input;
 /// <see cref="MaeImageFileSource"/>: training plans crop and flip at random, evaluation plans resize and centre-crop.
 /// <code>var train = MaeLabeledImageFileSource.FromClassFolders("train/");   // train/cat/*.jpg, train/dog/*.jpg …</code>
 /// </summary>
-public sealed class MaeLabeledImageFileSource : IMaePlannedLabeledSource
+public sealed class MaeLabeledImageFileSource : IMaeLabeledImageSource, IMaeModelInputSource
 {
     readonly ImageBatchReader reader;
 
@@ -61,21 +61,4 @@ public sealed class MaeLabeledImageFileSource : IMaePlannedLabeledSource
 
     public IEnumerable<(Tensor Images, Tensor Labels)> Batches(MaeEpochPlan plan)
         => reader.Batches(plan).Select(b => (b.Images, tensor(b.Labels, ScalarType.Int64)));
-
-    /// <summary>For callers without a plan: order and crops seeded from libtorch's global generator when shuffling;
-    /// otherwise the evaluation transform in file order.</summary>
-    public IEnumerable<(Tensor Images, Tensor Labels)> Batches(int batchSize, bool shuffle, bool dropLast)
-    {
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be at least 1.");
-        return Lazy();
-        IEnumerable<(Tensor, Tensor)> Lazy()
-        {
-            long seed = shuffle ? MaeImageFileSource.DrawSeed() : 0;
-            foreach (var b in Batches(new MaeEpochPlan { Seed = seed, BatchSize = batchSize, Training = shuffle }))
-            {
-                if (dropLast && b.Images.shape[0] < batchSize) { b.Images.Dispose(); b.Labels.Dispose(); yield break; }
-                yield return b;
-            }
-        }
-    }
 }

@@ -2,32 +2,17 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Input;
 
-/// <summary>Labelled images for fine-tuning and validation: a known count of same-sized CHW float images in [0, 1]
-/// with class indices 0 … K − 1.</summary>
-public interface IMaeLabeledImageSource
-{
-    long Count { get; }
-    MaeImageShape Shape { get; }
-    /// <summary>The largest label + 1 (every label is in [0, LabelBound)).</summary>
-    int LabelBound { get; }
-
-    /// <summary>One pass in batches: images [B, C, H, W] float32 and labels [B] int64, both on the CPU and owned by
-    /// the caller. With <paramref name="shuffle"/> the order is <c>randperm</c> from libtorch's global generator;
-    /// with <paramref name="dropLast"/> an incomplete last batch is left out.</summary>
-    IEnumerable<(Tensor Images, Tensor Labels)> Batches(int batchSize, bool shuffle, bool dropLast);
-}
-
-/// <summary>In-memory labelled images (one float32 CPU tensor and a label array).</summary>
+/// <summary>Labelled images in memory (one float32 CPU tensor and a label array), in batches as <see cref="MaeImageSource"/>.</summary>
 public sealed class MaeLabeledImageSource : IMaeLabeledImageSource, IDisposable
 {
-    readonly MaeTensorImageSource images;
+    readonly MaeImageSource images;
     readonly long[] labels;
 
     /// <summary>Copies <paramref name="images"/> [N, C, H, W] and checks one non-negative label per image.</summary>
     public MaeLabeledImageSource(Tensor images, IReadOnlyList<long> labels)
     {
         ArgumentNullException.ThrowIfNull(labels);
-        this.images = new MaeTensorImageSource(images);
+        this.images = MaeImageSource.FromTensor(images);
         if (labels.Count != this.images.Count)
         {
             this.images.Dispose();
@@ -56,7 +41,7 @@ public sealed class MaeLabeledImageSource : IMaeLabeledImageSource, IDisposable
     public int LabelBound { get; }
 
     /// <summary>The images [indices.Length, C, H, W] and labels [indices.Length] at <paramref name="indices"/>.</summary>
-    public (Tensor Images, Tensor Labels) GetBatch(long[] indices)
+    internal (Tensor Images, Tensor Labels) GetBatch(long[] indices)
     {
         ArgumentNullException.ThrowIfNull(indices);
         foreach (var i in indices)
@@ -64,23 +49,10 @@ public sealed class MaeLabeledImageSource : IMaeLabeledImageSource, IDisposable
         return (images.GetBatch(indices), tensor(indices.Select(i => labels[i]).ToArray(), dtype: int64));
     }
 
-    public IEnumerable<(Tensor Images, Tensor Labels)> Batches(int batchSize, bool shuffle, bool dropLast)
-    {
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be at least 1.");
-        return Iterate(batchSize, shuffle, dropLast);
-    }
+    /// <summary>Data-parallel training reads this source (as <see cref="MaeImageSource.ReadsShards"/>).</summary>
+    public bool ReadsShards => true;
 
-    IEnumerable<(Tensor, Tensor)> Iterate(int batchSize, bool shuffle, bool dropLast)
-    {
-        var order = MaeIndexedImageSource.EpochOrder(Count, shuffle);
-        for (long start = 0; start < order.Length; start += batchSize)
-        {
-            long n = Math.Min(batchSize, order.Length - start);
-            if (n < batchSize && dropLast) yield break;
-            var idx = order.AsSpan((int)start, (int)n).ToArray();
-            yield return GetBatch(idx);
-        }
-    }
+    public IEnumerable<(Tensor Images, Tensor Labels)> Batches(MaeEpochPlan plan) => MaeImageSource.Indices(Count, plan).Select(GetBatch);
 
     public void Dispose() => images.Dispose();
 }

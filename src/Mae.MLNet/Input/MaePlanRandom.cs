@@ -14,7 +14,8 @@ internal static class MaePlanRandom
 {
     const ulong Golden = 0x9E3779B97F4A7C15UL;
     const ulong FileOrderIndex = 0x5045524D5554454EUL; // the file sources' order: an "index" no image can have
-    const ulong OrderDomain = 0x4F52444552000001UL, NoiseDomain = 0x4E4F495345000002UL, StepDomain = 0x5354455000000003UL;
+    const ulong OrderDomain = 0x4F52444552000001UL, NoiseDomain = 0x4E4F495345000002UL, StepDomain = 0x5354455000000003UL,
+        StreamDomain = 0x5354524541000004UL;
 
     static ulong Mix(ulong z)
     {
@@ -67,6 +68,9 @@ internal static class MaePlanRandom
         }
         return order;
     }
+
+    /// <summary>The seed of an enumerated stream's shuffle buffer (<see cref="MaeStreamingImageSource"/>) in one epoch.</summary>
+    public static int StreamSeed(long seed, int epoch) => (int)(PlanKey(seed, epoch, StreamDomain, 0) >> 33);
 
     /// <summary>libtorch's seed for micro-batch <paramref name="microBatch"/> of the epoch (<see cref="MaeDataShard.MicroBatch"/>:
     /// the same number on W ranks and in one process accumulating their batches), so the draws libtorch makes inside a

@@ -4,9 +4,10 @@ namespace Mae.MLNet.Input;
 
 /// <summary>
 /// Images that can only be enumerated front to back (an ML.NET <c>IDataView</c> cursor, files on disk): each epoch
-/// opens a fresh enumeration and shuffles it through a buffer of <see cref="ShuffleBufferSize"/> images (a buffer
-/// at least as large as <see cref="Count"/> gives a full shuffle). The buffer's random choices come from a seed
-/// drawn from libtorch's global generator at the start of the epoch, so checkpoints cover them.
+/// opens a fresh enumeration and, for a training plan, shuffles it through a buffer of <see cref="ShuffleBufferSize"/>
+/// images (a buffer at least as large as <see cref="Count"/> gives a full shuffle). The buffer's random choices come
+/// from the plan's (seed, epoch) (<see cref="MaePlanRandom.StreamSeed"/>), so an epoch repeats and a resume inside it
+/// skips to the same place. It cannot be sharded over data-parallel ranks.
 /// </summary>
 internal sealed class MaeStreamingImageSource : IMaeImageSource
 {
@@ -31,21 +32,22 @@ internal sealed class MaeStreamingImageSource : IMaeImageSource
     public MaeImageShape Shape { get; }
     public int ShuffleBufferSize { get; }
 
-    public IEnumerable<Tensor> EpochBatches(int batchSize, bool shuffle)
+    public IEnumerable<Tensor> Batches(MaeEpochPlan plan)
     {
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be at least 1.");
-        return Iterate(batchSize, shuffle);
+        ArgumentNullException.ThrowIfNull(plan);
+        plan.Validate();
+        if (plan.WorldSize > 1)
+            throw new ArgumentException($"An enumerated image stream cannot be sharded over {plan.WorldSize} ranks; use an in-memory or file source for data-parallel training.", nameof(plan));
+        return Iterate(plan);
     }
 
-    IEnumerable<Tensor> Iterate(int batchSize, bool shuffle)
+    IEnumerable<Tensor> Iterate(MaeEpochPlan plan)
     {
-        Random? rng = null;
-        if (shuffle)
-        {
-            using var s = randint(0, int.MaxValue, new long[] { 1 }, dtype: int64);
-            rng = new Random((int)s.item<long>());
-        }
-        long len = Shape.Length, batches = Count / batchSize, emitted = 0, read = 0;
+        int batchSize = plan.BatchSize;
+        var rng = plan.Training ? new Random(MaePlanRandom.StreamSeed(plan.Seed, plan.Epoch)) : null;
+        bool shuffle = rng is not null;
+        // Training drops an incomplete last batch (as the reference's drop_last); evaluation keeps it.
+        long len = Shape.Length, batches = plan.Training ? Count / batchSize : (Count + batchSize - 1) / batchSize, emitted = 0, read = 0;
         var buffer = new List<float[]>(shuffle ? Math.Min(ShuffleBufferSize, (int)Math.Min(Count, int.MaxValue)) : 0);
         var batch = new float[checked(len * batchSize)];
         int inBatch = 0;
@@ -78,6 +80,12 @@ internal sealed class MaeStreamingImageSource : IMaeImageSource
 
         foreach (var a in Shuffled())
         {
+            if (emitted < plan.SkipBatches)
+            {
+                // Batches a resume has already trained on: drawn and dropped, so the buffer's choices stay in step.
+                if (++inBatch == batchSize) { inBatch = 0; emitted++; }
+                continue;
+            }
             Array.Copy(a, 0, batch, inBatch * len, len);
             if (++inBatch < batchSize) continue;
             inBatch = 0;
@@ -88,5 +96,10 @@ internal sealed class MaeStreamingImageSource : IMaeImageSource
         }
         if (read < Count)
             throw new InvalidDataException($"The image stream ended after {read} images, but the source was declared with Count = {Count}.");
+        if (inBatch > 0 && !plan.Training)
+        {
+            Array.Resize(ref batch, checked((int)(inBatch * len)));
+            yield return tensor(batch, new long[] { inBatch, Shape.Channels, Shape.Height, Shape.Width });
+        }
     }
 }

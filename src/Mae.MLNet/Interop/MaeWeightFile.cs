@@ -46,9 +46,9 @@ public static class MaeWeightFile
         try
         {
             var args = MaeTrainingArgs.From(contents.Extras.GetValueOrDefault("args"), source);
-            WeightsFormat format;
-            (sd, format) = WeightNames.ToOfficial(contents.Tensors, source);
-            if (config is null && format == WeightsFormat.HuggingFace && fromFile is null && File.Exists(hfConfig))
+            bool huggingFace;
+            (sd, huggingFace) = WeightNames.ToOfficial(contents.Tensors, source);
+            if (config is null && huggingFace && fromFile is null && File.Exists(hfConfig))
                 (fromFile, configFile) = (ConfigInference.FromHuggingFace(hfConfig, limits), hfConfig);
             MaeConfig resolved;
             if (config is not null)
@@ -69,7 +69,7 @@ public static class MaeWeightFile
                     decoder: shapes.Keys.Any(k => k.StartsWith("decoder_", StringComparison.Ordinal)));
             }
             var floats = ToFloat32(sd, source);
-            var weights = new MaeWeights(source, format, floats, resolved, contents.Extras, args);
+            var weights = new MaeWeights(source, FileFormat(file, huggingFace, ours: File.Exists(ourConfig)), floats, resolved, contents.Extras, args);
             var kept = new HashSet<Tensor>(floats.Values, ReferenceEqualityComparer.Instance);
             foreach (var t in contents.Tensors.Values)
                 if (!kept.Contains(t)) t.Dispose();                   // Hugging Face q/k/v, fused into qkv
@@ -98,15 +98,12 @@ public static class MaeWeightFile
         bool huggingFace = WeightNames.LooksLikeHuggingFace(
             description.Shapes.Keys.Select(k => k.StartsWith("module.", StringComparison.Ordinal) ? k["module.".Length..] : k));
         MaeConfig? config = null;
-        MaeWeightsFileFormat format;
         if (huggingFace)
         {
-            format = MaeWeightsFileFormat.HuggingFace;
             if (File.Exists(hfConfig)) config = ConfigInference.FromHuggingFace(hfConfig, limits);
         }
-        else if (File.Exists(ourConfig) && ConfigInference.FromOurJson(ourConfig, limits) is { } ours)
-            (format, config) = (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? MaeWeightsFileFormat.Ours : MaeWeightsFileFormat.OfficialPth, ours);
-        else format = file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? MaeWeightsFileFormat.TimmSafetensors : MaeWeightsFileFormat.OfficialPth;
+        else if (File.Exists(ourConfig)) config = ConfigInference.FromOurJson(ourConfig, limits);
+        var format = FileFormat(file, huggingFace, ours: config is not null && !huggingFace);
         int? epoch = extras.GetValueOrDefault("epoch") switch
         {
             null => null,
@@ -209,6 +206,16 @@ public static class MaeWeightFile
 
     static MaeConfig Resize(MaeConfig config, int? imageSize)
         => imageSize is int size ? (config with { ImageSize = size }).Validate() : config;
+
+    /// <summary>The layout of the weights <c>file</c>: its names (<paramref name="huggingFace"/>), its extension and
+    /// whether our <c>name.json</c> is beside it (<paramref name="ours"/>).</summary>
+    static MaeWeightsFileFormat FileFormat(string file, bool huggingFace, bool ours)
+    {
+        bool safetensors = file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
+        return huggingFace ? MaeWeightsFileFormat.HuggingFace
+            : !safetensors ? MaeWeightsFileFormat.OfficialPth
+            : ours ? MaeWeightsFileFormat.Ours : MaeWeightsFileFormat.TimmSafetensors;
+    }
 
     /// <summary>The weights file of <paramref name="path"/> (a Hugging Face folder's model.safetensors or
     /// pytorch_model.bin), the Hugging Face config.json beside it and our name.json.</summary>

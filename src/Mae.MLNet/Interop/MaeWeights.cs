@@ -17,7 +17,7 @@ public enum MaeWeightsKind
 /// <summary>A weights file read into memory under the official parameter names, with the architecture that fits it.</summary>
 public sealed class MaeWeights : IDisposable
 {
-    internal MaeWeights(string source, WeightsFormat format, Dictionary<string, Tensor> stateDict, MaeConfig config,
+    internal MaeWeights(string source, MaeWeightsFileFormat format, Dictionary<string, Tensor> stateDict, MaeConfig config,
                         IReadOnlyDictionary<string, object?> extras, MaeTrainingArgs? args)
     {
         Source = source;
@@ -30,7 +30,8 @@ public sealed class MaeWeights : IDisposable
     }
 
     public string Source { get; }
-    public WeightsFormat Format { get; }
+    /// <summary>The layout the file came in (its names, and whether a config file was beside it).</summary>
+    public MaeWeightsFileFormat Format { get; }
     public MaeWeightsKind Kind { get; }
     /// <summary>Official names → float32 CPU tensors.</summary>
     public IReadOnlyDictionary<string, Tensor> StateDict { get; }

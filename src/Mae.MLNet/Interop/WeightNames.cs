@@ -5,15 +5,6 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;
 
-/// <summary>Where a state dict came from, judged by its parameter names.</summary>
-public enum WeightsFormat
-{
-    /// <summary>facebookresearch/mae and timm <c>*.mae</c> names (ours): <c>blocks.0.attn.qkv.weight</c>.</summary>
-    Official,
-    /// <summary>Hugging Face ViTMAE: <c>vit.encoder.layer.0.attention.attention.query.weight</c>, separate q/k/v.</summary>
-    HuggingFace,
-}
-
 /// <summary>Every rule about weight names in one place, as timm's <c>checkpoint_filter_fn</c>: Hugging Face ViTMAE
 /// (and DDP-prefixed) state dicts to the official names, fusing q/k/v (<see cref="ToOfficial"/>), then which official
 /// tensors go into which model, with position tables resized (<see cref="ForModel"/>).</summary>
@@ -107,8 +98,10 @@ internal static partial class WeightNames
         => keys.Any(k => k.StartsWith("vit.embeddings.", StringComparison.Ordinal) || k.StartsWith("embeddings.patch_embeddings.", StringComparison.Ordinal));
 
     /// <summary>The state dict under the official names. Two file names that map to one official name (say
-    /// <c>x</c> and <c>module.x</c>) are refused rather than one silently winning.</summary>
-    public static (Dictionary<string, Tensor> StateDict, WeightsFormat Format) ToOfficial(Dictionary<string, Tensor> source, string file)
+    /// <c>x</c> and <c>module.x</c>) are refused rather than one silently winning. <c>HuggingFace</c>: the file had Hugging
+    /// Face ViTMAE names (<c>vit.encoder.layer.0.attention.attention.query.weight</c>, separate q/k/v), else the official
+    /// ones (facebookresearch/mae, timm <c>*.mae</c>, ours: <c>blocks.0.attn.qkv.weight</c>).</summary>
+    public static (Dictionary<string, Tensor> StateDict, bool HuggingFace) ToOfficial(Dictionary<string, Tensor> source, string file)
     {
         var sd = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var from = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -121,7 +114,7 @@ internal static partial class WeightNames
         }
         foreach (var (key, value) in source)
             Add(sd, key.StartsWith("module.", StringComparison.Ordinal) ? key["module.".Length..] : key, key, value);
-        if (!LooksLikeHuggingFace(sd.Keys)) return (sd, WeightsFormat.Official);
+        if (!LooksLikeHuggingFace(sd.Keys)) return (sd, false);
         from.Clear();
 
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -163,6 +156,6 @@ internal static partial class WeightNames
                     $"'{file}': query/key/value of '{fused}' differ in shape or dtype ({string.Join(", ", parts.Select(p => $"{p!.dtype} [{string.Join(", ", p.shape)}]"))}).", file, fused);
             Add(result, fused, fused, cat(parts.Select(p => p!).ToArray(), 0));
         }
-        return (result, WeightsFormat.HuggingFace);
+        return (result, true);
     }
 }

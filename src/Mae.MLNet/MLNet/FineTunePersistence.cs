@@ -23,7 +23,7 @@ internal static class FineTunePersistence
         var norm = transformer.Normalization;
         string features = $"{transformer.ScoreColumnName}__mae_features";
         var onnx = OnnxPersistence.BuildOnnxTransformer(host.Transforms, inputSchema, transformer.InputColumnName, features, model.Config,
-            (pixelColumn, pixelScale, stream) => MaeOnnxExport.Export(model, stream, new VitClassifierOnnxOptions
+            (pixelColumn, pixelScale, stream) => MaeOnnxExport.Export(model, stream, new MaeOnnxOptions
             {
                 InputName = pixelColumn, FeaturesName = features, LogitsName = features + "_logits", ProbabilitiesName = null,
                 Normalization = norm with { Scale = pixelScale }, PerRow = true,

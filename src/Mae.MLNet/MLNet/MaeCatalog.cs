@@ -14,7 +14,7 @@ public static class MaeCatalog
     /// <summary>Featurizes images with a frozen MAE encoder: adds <paramref name="outputColumnName"/>, a Single vector of
     /// the encoder's width. The input column holds CHW pixels as a known-size Single vector
     /// (<c>ExtractPixels(…, interleavePixelColors: false)</c>, scaled to [0, 1]) or MLImage values.</summary>
-    public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+    public static IEstimator<MaeFeaturizerTransformer> MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         MaeEncoder encoder, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto)
         => catalog.MaeFeaturize(new MaeFeaturizerOptions
         {
@@ -25,7 +25,7 @@ public static class MaeCatalog
     /// <summary>As above, loading the encoder from a weights file (official .pth, timm/our .safetensors, or a Hugging
     /// Face folder); <paramref name="heads"/> (or a <paramref name="preset"/> name) gives the head counts when the file
     /// cannot tell them.</summary>
-    public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+    public static IEstimator<MaeFeaturizerTransformer> MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         string weightsPath, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto,
         string? preset = null, int? imageSize = null, MaeHeadCounts? heads = null)
         => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeWeightFile.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize, heads: heads),
@@ -33,7 +33,7 @@ public static class MaeCatalog
 
     /// <summary>Pre-trains a masked autoencoder on the image column (no labels needed) with the paper's recipe and
     /// returns a featurizer over the trained encoder. <paramref name="model"/> defaults to <see cref="MaeConfig.Tiny32"/>.</summary>
-    public static MaePretrainEstimator MaePretrain(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+    public static IEstimator<MaeFeaturizerTransformer> MaePretrain(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         MaeConfig? model = null, int epochs = 100, int batchSize = 64, double maskRatio = 0.75, MaeDevice device = MaeDevice.Auto,
         long seed = 0, IProgress<Mae.MLNet.Pretraining.MaePretrainProgress>? progress = null)
     {
@@ -51,14 +51,14 @@ public static class MaeCatalog
     }
 
     /// <summary>Pre-trains with full control over the options.</summary>
-    public static MaePretrainEstimator MaePretrain(this TransformsCatalog catalog, MaePretrainEstimatorOptions options)
+    public static IEstimator<MaeFeaturizerTransformer> MaePretrain(this TransformsCatalog catalog, MaePretrainEstimatorOptions options)
     {
         if (catalog is null) throw new ArgumentNullException(nameof(catalog));
         return new MaePretrainEstimator(options) { Host = MaeHost.Of(catalog) };
     }
 
     /// <summary>Featurizes with full control over the options.</summary>
-    public static MaeFeaturizerEstimator MaeFeaturize(this TransformsCatalog catalog, MaeFeaturizerOptions options, MaeEncoder encoder)
+    public static IEstimator<MaeFeaturizerTransformer> MaeFeaturize(this TransformsCatalog catalog, MaeFeaturizerOptions options, MaeEncoder encoder)
     {
         if (catalog is null) throw new ArgumentNullException(nameof(catalog));
         if (options is null) throw new ArgumentNullException(nameof(options));

@@ -6,7 +6,7 @@ namespace Mae.MLNet;
 
 /// <summary>Estimator of <see cref="MaeFeaturizerTransformer"/>. Nothing is learned: <c>Fit</c> checks the data's
 /// schema against the model and returns the transformer.</summary>
-public sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer>
+internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer>
 {
     readonly MaeEncoder encoder;
 

@@ -42,7 +42,7 @@ public sealed class MaePretrainEstimatorOptions
 /// over the trained encoder; the trained MAE and the run's losses are on it as
 /// <see cref="MaeFeaturizerTransformer.Autoencoder"/> and <see cref="MaeFeaturizerTransformer.Pretraining"/>.
 /// </summary>
-public sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
+internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer>
 {
     internal MaePretrainEstimator(MaePretrainEstimatorOptions options)
     {

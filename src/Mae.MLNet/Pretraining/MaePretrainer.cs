@@ -73,8 +73,8 @@ public sealed class MaePretrainer
     /// with <see cref="Training.MaeTrainingOptions.Seed"/>; with <see cref="Training.MaeTrainingOptions.Resume"/> the latest checkpoint
     /// in <see cref="Training.MaeTrainingOptions.CheckpointDir"/> restores the weights, AdamW state, generator state and
     /// counters, and training continues with the next epoch — or, from a checkpoint a cancelled run wrote inside an
-    /// epoch (a planned source such as <see cref="Input.MaeImageFileSource"/>, or any data-parallel source), at the batch it stopped
-    /// before. Cancelling such a run with checkpoints on finishes the step (and accumulation) in progress, writes that
+    /// epoch, at the batch it stopped before (every source makes its batches from a <see cref="MaeEpochPlan"/>, which can
+    /// start at any batch). Cancelling a run with checkpoints on finishes the step (and accumulation) in progress, writes that
     /// checkpoint and throws <see cref="OperationCanceledException"/> naming it.
     /// </summary>
     public MaePretrainResult Train(MaskedAutoencoder model, IMaeImageSource source,
@@ -107,7 +107,6 @@ public sealed class MaePretrainer
     {
         readonly MaskedAutoencoder model;
         readonly IMaeImageSource source;
-        readonly IMaePlannedImageSource? planned; // produces the model's input itself: no batch transform
         readonly IBatchTransform? transform;
         readonly MaePretrainOptions o;
         readonly IProgress<MaePretrainProgress>? progress;
@@ -121,8 +120,7 @@ public sealed class MaePretrainer
         {
             this.model = model;
             this.source = source;
-            planned = source as IMaePlannedImageSource;
-            transform = planned is null ? o.Transform : null;
+            transform = source is IMaeModelInputSource ? null : o.Transform; // a source that makes model input: no batch transform
             this.o = o;
             this.progress = progress;
         }
@@ -161,41 +159,27 @@ public sealed class MaePretrainer
             };
         }
 
-        // Data-parallel sources read by (seed, epoch, position) and can start anywhere (CheckShards refuses the others).
-        public override bool CanSkipBatches => planned is not null || o.Collective is not null;
+        // Every source makes its batches from the plan, so a resume can start anywhere in an epoch.
+        public override bool CanSkipBatches => true;
 
+        /// <summary>The epoch's plan; data-parallel: this rank's part (<see cref="MaeDataShard"/>), whose global positions
+        /// key the masking noise.</summary>
         public override IEnumerable<Tensor> Batches(int epoch, Device device, long skipBatches)
         {
-            if (o.Collective is not null) return ShardBatches(epoch, device, o.Collective, skipBatches);
-            return planned is null
-                ? source.EpochBatches(o.BatchSize, shuffle: true)
-                : planned.Batches(new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device }.Validate());
+            var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = o.BatchSize, SkipBatches = skipBatches, TargetDevice = device };
+            if (o.Collective is not { } c) return source.Batches(plan.Validate());
+            plan = plan with { BatchSize = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize), Rank = c.Rank, WorldSize = c.WorldSize };
+            return ShardBatches(plan.Validate());
         }
 
-        /// <summary>This rank's part of the epoch (<see cref="MaeDataShard"/>): from a planned source through the plan's
-        /// rank, from an indexed one by index in the (seed, epoch) order.</summary>
-        IEnumerable<Tensor> ShardBatches(int epoch, Device device, Training.IMaeCollective c, long skipBatches)
+        IEnumerable<Tensor> ShardBatches(MaeEpochPlan plan)
         {
-            int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
-            var positions = MaeDataShard.Positions(source.Count, b, c.Rank, c.WorldSize, skipBatches);
-            batchEpoch = epoch;
-            if (planned is not null)
+            batchEpoch = plan.Epoch;
+            using var at = MaeDataShard.Positions(source.Count, plan.BatchSize, plan.Rank, plan.WorldSize, plan.SkipBatches).GetEnumerator();
+            foreach (var batch in source.Batches(plan))
             {
-                var plan = new MaeEpochPlan { Seed = o.Seed, Epoch = epoch, BatchSize = b, Rank = c.Rank, WorldSize = c.WorldSize, SkipBatches = skipBatches, TargetDevice = device }.Validate();
-                using var at = positions.GetEnumerator();
-                foreach (var batch in planned.Batches(plan))
-                {
-                    batchPositions = at.MoveNext() ? at.Current : null;
-                    yield return batch;
-                }
-                yield break;
-            }
-            var indexed = (MaeIndexedImageSource)source;
-            var order = MaePlanRandom.Permutation(source.Count, o.Seed, epoch);
-            foreach (var p in positions)
-            {
-                batchPositions = p;
-                yield return indexed.GetBatch(p.Select(i => order[i % order.Length]).ToArray());
+                batchPositions = at.MoveNext() ? at.Current : null;
+                yield return batch;
             }
         }
 
@@ -204,7 +188,7 @@ public sealed class MaePretrainer
             var images = MaeTrainingEngine.ToDevice(batch, device);
             if (contrastive is not null)
             {
-                // Two views: the transform's random crops and flips drawn twice (a planned source hands over one
+                // Two views: the transform's random crops and flips drawn twice (a source that makes model input hands over one
                 // augmented view, which the two masks then split), each masked independently.
                 var view1 = View(images);
                 var view2 = transform is null ? images : View(images);
@@ -317,9 +301,9 @@ public sealed class MaePretrainer
         if (count < 1) throw new ArgumentException($"The image source is empty (Count = {count}): pre-training needs images.", nameof(source));
         var shape = source.Shape;
         shape.Validate(nameof(source));
-        if (source is IMaePlannedImageSource && o.Transform is not null)
+        if (source is IMaeModelInputSource && o.Transform is not null)
             throw new ArgumentException(
-                "The image source crops, flips and normalises the images itself (an IMaePlannedImageSource), and the options also set a batch Transform; set Transform = null (the source's own augmentation options apply).", nameof(source));
+                $"The image source ({source.GetType().Name}) crops, flips and normalises the images itself, and the options also set a batch Transform; set Transform = null (the source's own augmentation options apply).", nameof(source));
         var expected = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
         MaeImageShape? produced = o.Transform is null ? shape : o.Transform.OutputShape(shape);
         if (produced is MaeImageShape s && s != expected)
@@ -340,11 +324,9 @@ public sealed class MaePretrainer
     /// <summary>Data-parallel: the source must shard (<see cref="MaeDataShard"/>) and each rank needs whole steps.</summary>
     static long CheckShards(IMaeImageSource source, MaePretrainOptions o, Training.IMaeCollective c)
     {
-        bool shards = source is IMaePlannedImageSource p ? p.ReadsShards || c.WorldSize == 1 : source is MaeIndexedImageSource;
-        if (!shards)
+        if (!source.ReadsShards && c.WorldSize > 1)
             throw new ArgumentException(
-                $"Data-parallel pre-training needs a source each rank can read its shard of: a MaeIndexedImageSource (e.g. MaeImageSource.FromArrays, MaeTensorImageSource) " +
-                $"or a planned source whose ReadsShards is true; got {source.GetType().Name}.", nameof(source));
+                $"Data-parallel pre-training needs a source each rank can read its shard of (ReadsShards: MaeImageSource, MaeImageFileSource); got {source.GetType().Name}.", nameof(source));
         int b = MaeDataShard.RankBatch(o.BatchSize, c.WorldSize);
         long steps = MaeDataShard.StepsPerEpoch(source.Count, o.BatchSize, c.WorldSize);
         if (steps < Math.Max(1, o.AccumIter))

@@ -11,11 +11,12 @@ public enum MaeDevice
     Cuda,
 }
 
-public static class MaeDeviceExtensions
+/// <summary>The device option's rules (internal: the public door is <see cref="TorchRuntime.Resolve"/>).</summary>
+internal static class MaeDeviceExtensions
 {
     /// <summary>Resolves the option to a libtorch device. Asking for CUDA on a build or machine without it throws
     /// <see cref="InvalidOperationException"/> that says how to get it.</summary>
-    public static Device Resolve(this MaeDevice device, int cudaIndex = 0)
+    public static Device Resolve(MaeDevice device, int cudaIndex = 0)
     {
         switch (device)
         {

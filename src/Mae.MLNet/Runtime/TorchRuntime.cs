@@ -10,6 +10,11 @@ public static class TorchRuntime
     /// <summary>True when libtorch was built with CUDA and sees at least one device.</summary>
     public static bool CudaAvailable => cuda.is_available();
 
+    /// <summary>Resolves the device option to a libtorch device (<see cref="MaeDevice.Auto"/>: CUDA when libtorch sees a
+    /// GPU). Asking for CUDA on a build or machine without it throws <see cref="InvalidOperationException"/> that says
+    /// how to get it.</summary>
+    public static Device Resolve(this MaeDevice device, int cudaIndex = 0) => MaeDeviceExtensions.Resolve(device, cudaIndex);
+
     public static int CudaDeviceCount => CudaAvailable ? cuda.device_count() : 0;
 
     /// <summary>True when the CPU has native bfloat16 dot products (x86 AVX512_BF16: CPUID leaf 7, sub-leaf 1, EAX

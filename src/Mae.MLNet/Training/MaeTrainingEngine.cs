@@ -21,7 +21,7 @@ namespace Mae.MLNet.Training;
 /// infinite loss stops the run with <see cref="MaeNonFiniteLossException"/> naming the step it happened at.
 /// <para>Cancellation is checked before each step (data-parallel: agreed by all ranks at each accumulation boundary,
 /// so a signal to any rank stops them all at the same step). When the task's data can start inside an epoch
-/// (<see cref="MaeTrainingTask{TBatch}.CanSkipBatches"/>: a planned source, or any data-parallel source) and checkpoints
+/// (<see cref="MaeTrainingTask{TBatch}.CanSkipBatches"/>: pre-training and fine-tuning, whose sources follow the epoch plan) and checkpoints
 /// are on, the run goes on to the next accumulation boundary, writes (rank 0) a checkpoint of that position
 /// (<c>…NNNN-SSSSSS</c>: epochs completed, steps into the next) and then throws <see cref="OperationCanceledException"/>;
 /// a resume starts that epoch at that batch and continues exactly as the uninterrupted run. Otherwise cancellation
@@ -252,7 +252,7 @@ internal static class MaeTrainingEngine
                 $"Checkpoint '{reader.Path}' was written {into} steps into an epoch of {h.StepsPerEpoch} steps; this run has {stepsPerEpoch} steps per epoch (other data or batch size), so it cannot continue inside that epoch.");
         if (!task.CanSkipBatches)
             throw new InvalidOperationException(
-                $"Checkpoint '{reader.Path}' was written {into} steps into an epoch; this run's {task.DataDescription} cannot start inside an epoch (planned sources such as MaeImageFileSource can, and every source data-parallel training accepts).");
+                $"Checkpoint '{reader.Path}' was written {into} steps into an epoch; this run's {task.DataDescription} cannot start inside an epoch.");
         return into;
     }
 
@@ -318,7 +318,7 @@ internal static class MaeTrainingEngine
         public void Dispose() => buffer.Dispose();
     }
 
-    /// <summary>A batch on the training device. To CUDA the copy is asynchronous from page-locked memory (a planned
+    /// <summary>A batch on the training device. To CUDA the copy is asynchronous from page-locked memory (a file
     /// source's batches for CUDA already are; others are pinned here, one host copy), so the host never waits for the
     /// previous step's kernels to finish before queueing the next step.</summary>
     internal static Tensor ToDevice(Tensor batch, Device device)

@@ -68,7 +68,7 @@ internal abstract class MaeTrainingTask<TBatch>
     /// <paramref name="skipBatches"/> on (non-zero only when <see cref="CanSkipBatches"/>).</summary>
     public abstract IEnumerable<TBatch> Batches(int epoch, Device device, long skipBatches);
     /// <summary>Whether <see cref="Batches"/> can start inside an epoch and yield exactly what an uninterrupted epoch
-    /// yields from there (a planned source, or any source a data-parallel run accepts): a stopped run then checkpoints its position.</summary>
+    /// yields from there (sources that follow the epoch plan): a stopped run then checkpoints its position.</summary>
     public virtual bool CanSkipBatches => false;
     /// <summary>The scalar loss of one batch (the engine backpropagates it); called inside the step's dispose scope.</summary>
     public abstract Tensor Loss(TBatch batch, Device device);

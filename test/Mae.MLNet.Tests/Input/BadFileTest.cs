@@ -41,7 +41,7 @@ public class BadFileTest
 
     static readonly string[] Kinds = { "truncated", "corrupt", "text", "empty", "huge" };
 
-    static void Drain(IMaePlannedImageSource source, MaeEpochPlan plan)
+    static void Drain(IMaeImageSource source, MaeEpochPlan plan)
     {
         foreach (var t in source.Batches(plan)) t.Dispose();
     }

@@ -19,7 +19,7 @@ public class HostileImagesTest
 {
     const long Bound = 200L << 20;
 
-    static void Drain(IMaePlannedImageSource source, MaeEpochPlan plan)
+    static void Drain(IMaeImageSource source, MaeEpochPlan plan)
     {
         foreach (var t in source.Batches(plan)) t.Dispose();
     }

@@ -56,7 +56,7 @@ internal static class InputTestUtil
     }
 
     /// <summary>All batches of one epoch as float arrays (the tensors disposed).</summary>
-    public static List<float[]> Collect(IMaePlannedImageSource source, MaeEpochPlan plan)
+    public static List<float[]> Collect(IMaeImageSource source, MaeEpochPlan plan)
     {
         var list = new List<float[]>();
         foreach (var t in source.Batches(plan))

@@ -182,7 +182,7 @@ public class OnnxExportTest
         const int classes = 7;
         using var model = new VitClassifier(cfg, classes, globalPool);
         Randomise(model, 20 + config);
-        var options = new VitClassifierOnnxOptions { LogitsName = "score" };
+        var options = new MaeOnnxOptions { LogitsName = "score" };
         if (normalise) Normalising(cfg, options);
         using var session = Session(ExportBytes(s => MaeOnnxExport.Export(model, s, options)));
         CollectionAssert.AreEquivalent(new[] { "features", "score", "probabilities" }, session.OutputMetadata.Keys.ToArray());
@@ -261,7 +261,7 @@ public class OnnxExportTest
     public void ClassifierWithoutProbabilitiesHasTwoOutputs()
     {
         using var model = new VitClassifier(Configs[0], 3, globalPool: true);
-        var proto = MaeOnnxExport.BuildModel(model, new VitClassifierOnnxOptions { ProbabilitiesName = null });
+        var proto = MaeOnnxExport.BuildModel(model, new MaeOnnxOptions { ProbabilitiesName = null });
         CollectionAssert.AreEqual(new[] { "features", "logits" }, proto.Graph.Output.Select(o => o.Name).ToArray());
         Assert.AreEqual(3L, proto.Graph.Output[1].Type.TensorType.Shape.Dim[1].DimValue);
         Assert.IsFalse(proto.Graph.Node.Any(n => n.OpType == "Softmax" && n.Output[0] == "probabilities"));
@@ -325,10 +325,10 @@ public class OnnxExportTest
 
         using var classifier = new VitClassifier(Configs[1], 2);   // 1 channel
         var e = Assert.ThrowsExactly<ArgumentException>(() =>
-            MaeOnnxExport.BuildModel(classifier, new VitClassifierOnnxOptions { Normalization = new() }));
+            MaeOnnxExport.BuildModel(classifier, new MaeOnnxOptions { Normalization = new() }));
         StringAssert.Contains(e.Message, "3 means and 3 standard deviations; the images have 1 channels");
         e = Assert.ThrowsExactly<ArgumentException>(() =>
-            MaeOnnxExport.BuildModel(classifier, new VitClassifierOnnxOptions { ProbabilitiesName = "logits" }));
+            MaeOnnxExport.BuildModel(classifier, new MaeOnnxOptions { ProbabilitiesName = "logits" }));
         StringAssert.Contains(e.Message, "'logits'");
         Assert.ThrowsExactly<ArgumentNullException>(() => MaeOnnxExport.BuildModel((MaeEncoder)null!));
         Assert.ThrowsExactly<ArgumentException>(() => MaeOnnxExport.Export(encoder, ""));

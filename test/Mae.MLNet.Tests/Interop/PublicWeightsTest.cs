@@ -47,7 +47,7 @@ public class PublicWeightsTest
         using (var w = MaeWeightFile.Read(F("official_checkpoint.pth"), ConfigI))
         {
             Assert.AreEqual(MaeWeightsKind.Full, w.Kind);
-            Assert.AreEqual(WeightsFormat.Official, w.Format);
+            Assert.AreEqual(MaeWeightsFileFormat.OfficialPth, w.Format);
             Assert.AreEqual(3, Convert.ToInt32(w.Extras["epoch"]));
             Assert.IsTrue(w.Extras.ContainsKey("optimizer") && w.Extras.ContainsKey("scaler") && w.Extras.ContainsKey("args"));
         }
@@ -114,7 +114,7 @@ public class PublicWeightsTest
     {
         using (var w = MaeWeightFile.Read(F(path)))
         {
-            Assert.AreEqual(WeightsFormat.HuggingFace, w.Format);
+            Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, w.Format);
             Assert.AreEqual(1e-12, w.Config.LayerNormEps, "eps comes from config.json");
             Assert.AreEqual(ConfigI with { LayerNormEps = 1e-12 }, w.Config);
         }

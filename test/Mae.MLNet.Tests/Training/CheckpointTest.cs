@@ -28,15 +28,16 @@ public class CheckpointTest
         using var cut = new TempDir();
         var a = Run(full.Path, 3, resume: false, out var modelA);
 
-        // Stop in the middle of epoch 1 (0-based), after checkpoint-0001 was written.
+        // Stop in the middle of epoch 1 (0-based), after checkpoint-0001 was written: the in-memory source follows the
+        // epoch plan, so the run checkpoints its position (3 steps into epoch 1) and resumes there.
         using var cts = new CancellationTokenSource();
         Assert.ThrowsExactly<OperationCanceledException>(() =>
             Run(cut.Path, 3, resume: false, out var m, p => { if (p.Epoch == 1 && p.Step == 2) cts.Cancel(); }, cts.Token));
-        CollectionAssert.AreEqual(new[] { MaeRunFolderLock.FileName, "checkpoint-0001.maeckpt" },
+        CollectionAssert.AreEqual(new[] { MaeRunFolderLock.FileName, "checkpoint-0001-000003.maeckpt", "checkpoint-0001.maeckpt" },
             Directory.GetFiles(cut.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
 
         var c = Run(cut.Path, 3, resume: true, out var modelC);
-        StringAssert.EndsWith(c.ResumedFrom, "checkpoint-0001.maeckpt");
+        StringAssert.EndsWith(c.ResumedFrom, "checkpoint-0001-000003.maeckpt");
         Assert.AreEqual(18, a.StepLosses.Count);
         CollectionAssert.AreEqual(a.StepLosses.ToArray(), c.StepLosses.ToArray(), "per-step losses must repeat exactly");
         CollectionAssert.AreEqual(a.EpochLosses.ToArray(), c.EpochLosses.ToArray());

@@ -268,26 +268,30 @@ public class PretrainerTest
         // Images tagged by their index in the first pixel.
         var images = Enumerable.Range(0, 10).Select(i => { var a = new float[3 * 16 * 16]; a[0] = i; return a; }).ToList();
         var source = new MaeStreamingImageSource(() => images, new MaeImageShape(3, 16, 16), count: 10, shuffleBufferSize: 16);
-        List<float> Epoch()
+        List<float> Epoch(int epoch, long skip = 0)
         {
             var seen = new List<float>();
-            foreach (var b in source.EpochBatches(5, shuffle: true)) using (b) for (int i = 0; i < 5; i++) seen.Add(b[i, 0, 0, 0].item<float>());
+            foreach (var b in source.Batches(new MaeEpochPlan { Seed = 3, Epoch = epoch, BatchSize = 5, SkipBatches = skip }))
+                using (b) for (int i = 0; i < 5; i++) seen.Add(b[i, 0, 0, 0].item<float>());
             return seen;
         }
-        torch.random.manual_seed(3);
-        var first = Epoch();
-        var second = Epoch();
-        torch.random.manual_seed(3);
-        var again = Epoch();
+        var first = Epoch(0);
+        var second = Epoch(1);
+        torch.random.manual_seed(99);   // libtorch's generator plays no part: the plan alone decides
+        var again = Epoch(0);
         CollectionAssert.AreEquivalent(Enumerable.Range(0, 10).Select(i => (float)i).ToList(), first);
         CollectionAssert.AreEquivalent(first, second);
         CollectionAssert.AreNotEqual(first, second);
         CollectionAssert.AreEqual(first, again);
+        CollectionAssert.AreEqual(first.Skip(5).ToList(), Epoch(0, skip: 1), "a resume inside the epoch reads what the whole epoch reads from there");
 
-        // Drop-last: 10 images in batches of 4 → 2 batches; unshuffled keeps the stream order.
-        var plain = source.EpochBatches(4, shuffle: false).ToList();
-        Assert.AreEqual(2, plain.Count);
+        // Training drops the incomplete last batch: 10 images in batches of 4 → 2 batches.
+        Assert.AreEqual(2, source.Batches(new MaeEpochPlan { Seed = 3, BatchSize = 4 }).Select(t => { t.Dispose(); return 1; }).Count());
+        // Evaluation keeps the stream order and the last batch: 4, 4, 2.
+        var plain = source.Batches(new MaeEpochPlan { BatchSize = 4, Training = false }).ToList();
+        CollectionAssert.AreEqual(new long[] { 4, 4, 2 }, plain.Select(t => t.shape[0]).ToArray());
         Assert.AreEqual(5f, plain[1][1, 0, 0, 0].item<float>());
+        Assert.AreEqual(9f, plain[2][1, 0, 0, 0].item<float>());
         foreach (var t in plain) t.Dispose();
     }
 }

@@ -2,7 +2,7 @@ using Mae.MLNet.Model;
 namespace Mae.MLNet.Input;
 
 /// <summary>How <see cref="MaePretrainAugmentation"/> resamples the crop boxes to the output size.</summary>
-public enum CropResampler
+internal enum CropResampler
 {
     /// <summary>
     /// Default. Separable resampling as two batched matrix products (rows, then columns) with per-sample weight
@@ -50,8 +50,9 @@ public sealed class MaeAugmentationOptions
     public PixelNormalization? Normalization { get; set; }
     /// <summary>Clamp the resampled pixels to [0, 1] before normalising, as PIL's 8-bit output is clamped. Default true.</summary>
     public bool ClampToUnitRange { get; set; } = true;
-    /// <summary>How the crop is resampled; see <see cref="CropResampler"/>.</summary>
-    public CropResampler Resampler { get; set; } = CropResampler.SeparablePilBicubic;
+    /// <summary>How the crop is resampled; see <see cref="CropResampler"/>. Internal: the benchmark's comparison of the
+    /// two paths; users get the reference's PIL bicubic.</summary>
+    internal CropResampler Resampler { get; set; } = CropResampler.SeparablePilBicubic;
 
     /// <summary>The normalisation that applies: <see cref="Normalization"/> or the default for <see cref="Channels"/>.</summary>
     public PixelNormalization ResolvedNormalization() => Normalization ?? PixelNormalization.Default(Channels);

@@ -63,12 +63,12 @@ public static partial class MaeOnnxExport
 
     /// <summary>Builds the classifier graph: pixels → features (<see cref="VitClassifier.ForwardFeatures"/>),
     /// logits (<see cref="VitClassifier.forward"/>) and, unless disabled, their softmax.</summary>
-    public static ModelProto BuildModel(VitClassifier classifier, VitClassifierOnnxOptions? options = null)
+    public static ModelProto BuildModel(VitClassifier classifier, MaeOnnxOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(classifier);
-        options ??= new VitClassifierOnnxOptions();
+        options ??= new MaeOnnxOptions();
         var cfg = classifier.Config;
-        options.Validate(cfg);
+        options.Validate(cfg, classifier: true);
         CheckSize(classifier.parameters(), "classifier");
 
         using var noGrad = no_grad();
@@ -119,14 +119,14 @@ public static partial class MaeOnnxExport
     }
 
     /// <summary>Writes the classifier graph to <paramref name="stream"/> (left open).</summary>
-    public static void Export(VitClassifier classifier, Stream stream, VitClassifierOnnxOptions? options = null)
+    public static void Export(VitClassifier classifier, Stream stream, MaeOnnxOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Write(BuildModel(classifier, options), stream);
     }
 
     /// <summary>Writes the classifier graph to <paramref name="path"/> atomically (temporary file, then rename).</summary>
-    public static void Export(VitClassifier classifier, string path, VitClassifierOnnxOptions? options = null)
+    public static void Export(VitClassifier classifier, string path, MaeOnnxOptions? options = null)
     {
         CheckPath(path);
         var model = BuildModel(classifier, options);

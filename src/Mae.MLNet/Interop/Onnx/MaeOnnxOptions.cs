@@ -13,11 +13,11 @@ public enum MaeOnnxInputLayout
 }
 
 /// <summary>
-/// Settings of an ONNX export of the MAE encoder (<see cref="MaeOnnxExport"/>). The graph computes
-/// <see cref="Normalization"/>, <c>x' = (x · Scale − Mean[c]) / Std[c]</c> per channel (when set), then the encoder and
-/// the pooling, with a symbolic batch dimension named <c>batch</c>.
+/// Settings of an ONNX export (<see cref="MaeOnnxExport"/>) of the MAE encoder, a <see cref="VitClassifier"/> or an
+/// attentive probe. The graph computes <see cref="Normalization"/>, <c>x' = (x · Scale − Mean[c]) / Std[c]</c> per
+/// channel (when set), then the model, with a symbolic batch dimension named <c>batch</c>.
 /// </summary>
-public class MaeOnnxOptions
+public sealed class MaeOnnxOptions
 {
     /// <summary>Name of the pixel input.</summary>
     public string InputName { get; set; } = "pixels";
@@ -29,7 +29,7 @@ public class MaeOnnxOptions
     /// a [1, D] tensor column).</summary>
     public bool PerRow { get; set; }
     /// <summary>Which token becomes the feature vector (encoder export only; a <see cref="VitClassifier"/> uses
-    /// its own <see cref="VitClassifier.GlobalPool"/>).</summary>
+    /// its own <see cref="VitClassifier.GlobalPool"/>, an attentive probe its pooler).</summary>
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
     /// <summary>Pooled vectors of the last n blocks, each through the final norm, concatenated (encoder export only;
     /// see <see cref="MaeEncoder.ExtractFeatures"/>). Default 1.</summary>
@@ -37,12 +37,22 @@ public class MaeOnnxOptions
     /// <summary>The pixel normalisation the graph applies first (e.g. <see cref="PixelNormalization.Default"/>, with
     /// <c>Scale = 1/255</c> for byte pixels); null: the input is already normalised.</summary>
     public PixelNormalization? Normalization { get; set; }
+    /// <summary>Classifier export: name of the <c>[batch, classes]</c> logits output.</summary>
+    public string LogitsName { get; set; } = "logits";
+    /// <summary>Classifier export: name of the <c>[batch, classes]</c> softmax output, or null to leave it out. ML.NET's
+    /// multiclass trainers give such a vector as their <c>Score</c> column.</summary>
+    public string? ProbabilitiesName { get; set; } = "probabilities";
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that does not fit
-    /// <paramref name="config"/>.</summary>
-    public virtual void Validate(MaeConfig config)
+    /// <paramref name="config"/> (with the classifier's outputs when <paramref name="classifier"/>).</summary>
+    internal void Validate(MaeConfig config, bool classifier = false)
     {
         ArgumentNullException.ThrowIfNull(config);
+        if (classifier)
+        {
+            CheckName(LogitsName, nameof(LogitsName));
+            if (ProbabilitiesName is not null) CheckName(ProbabilitiesName, nameof(ProbabilitiesName));
+        }
         CheckName(InputName, nameof(InputName));
         CheckName(FeaturesName, nameof(FeaturesName));
         if (!Enum.IsDefined(InputLayout))
@@ -55,13 +65,19 @@ public class MaeOnnxOptions
             try { Normalization.Validate(config.InChannels); }
             catch (ArgumentException e) { throw new ArgumentException($"{nameof(Normalization)}: {e.Message}", nameof(Normalization), e); }
         }
-        CheckDistinct(OutputNames().Prepend(InputName).ToArray());
+        CheckDistinct(OutputNames(classifier).Prepend(InputName).ToArray());
     }
 
     /// <summary>The graph's output names, in order.</summary>
-    public virtual IEnumerable<string> OutputNames() { yield return FeaturesName; }
+    internal IEnumerable<string> OutputNames(bool classifier = false)
+    {
+        yield return FeaturesName;
+        if (!classifier) yield break;
+        yield return LogitsName;
+        if (ProbabilitiesName is not null) yield return ProbabilitiesName;
+    }
 
-    protected static void CheckName(string? name, string setting)
+    static void CheckName(string? name, string setting)
     {
         if (string.IsNullOrWhiteSpace(name))
             throw new ArgumentException($"{setting} must be a non-empty name; got {(name is null ? "null" : $"'{name}'")}.", setting);
@@ -73,30 +89,5 @@ public class MaeOnnxOptions
         if (dup is not null)
             throw new ArgumentException(
                 $"The ONNX input and output names must be distinct; '{dup.Key}' is used {dup.Count()} times (names: {string.Join(", ", names)}).");
-    }
-}
-
-/// <summary>Settings of an ONNX export of a <see cref="VitClassifier"/>: the encoder's settings plus the head's
-/// outputs. <see cref="MaeOnnxOptions.Pooling"/> is ignored (the classifier's own pooling is exported).</summary>
-public sealed class VitClassifierOnnxOptions : MaeOnnxOptions
-{
-    /// <summary>Name of the <c>[batch, classes]</c> logits output.</summary>
-    public string LogitsName { get; set; } = "logits";
-    /// <summary>Name of the <c>[batch, classes]</c> softmax output, or null to leave it out. ML.NET's
-    /// multiclass trainers give such a vector as their <c>Score</c> column.</summary>
-    public string? ProbabilitiesName { get; set; } = "probabilities";
-
-    public override void Validate(MaeConfig config)
-    {
-        CheckName(LogitsName, nameof(LogitsName));
-        if (ProbabilitiesName is not null) CheckName(ProbabilitiesName, nameof(ProbabilitiesName));
-        base.Validate(config);
-    }
-
-    public override IEnumerable<string> OutputNames()
-    {
-        yield return FeaturesName;
-        yield return LogitsName;
-        if (ProbabilitiesName is not null) yield return ProbabilitiesName;
     }
 }
