@@ -95,7 +95,7 @@ public static class QuickstartRun
 
         // ---- data ----------------------------------------------------------------------------------------------
         MaeConfig? weightsConfig = null;
-        MaeWeightsKind weightsKind = MaeWeightsKind.Full;
+        MaeWeightFile.Kind weightsKind = MaeWeightFile.Kind.Full;
         if (s.WeightsPath is not null)
         {
             using var w = MaeWeightFile.Read(s.WeightsPath);
@@ -128,7 +128,7 @@ public static class QuickstartRun
             {
                 OutputColumnName = "Features", InputColumnName = Datasets.PixelsColumn, Pooling = MaePooling.Mean, Layers = FeatureLayers(config, s), Device = s.Device,
             }, encoder).Fit(data.Train);
-            if (weightsKind == MaeWeightsKind.Full) autoencoder = MaeWeightFile.LoadMaskedAutoencoder(s.WeightsPath, imageSize: size);
+            if (weightsKind == MaeWeightFile.Kind.Full) autoencoder = MaeWeightFile.LoadMaskedAutoencoder(s.WeightsPath, imageSize: size);
         }
         else
         {

@@ -117,7 +117,7 @@ internal static class CommonOptions
     public static Option<int> Seed() => new("--seed") { Description = "Seed for libtorch and ML.NET.", DefaultValueFactory = _ => 0 };
 
     /// <summary><c>--num-heads</c>: "E" or "E,D" → head counts, or null when not given.</summary>
-    public static MaeHeadCounts? ParseHeads(string? value)
+    public static MaeWeightFile.HeadCounts? ParseHeads(string? value)
     {
         if (string.IsNullOrWhiteSpace(value)) return null;
         var parts = value.Split(',');
@@ -125,8 +125,8 @@ internal static class CommonOptions
             ? n : throw new CliException($"--num-heads takes one or two positive integers (encoder[,decoder]); got '{value}'.");
         return parts.Length switch
         {
-            1 => new MaeHeadCounts(Part(parts[0])),
-            2 => new MaeHeadCounts(Part(parts[0]), Part(parts[1])),
+            1 => new MaeWeightFile.HeadCounts(Part(parts[0])),
+            2 => new MaeWeightFile.HeadCounts(Part(parts[0]), Part(parts[1])),
             _ => throw new CliException($"--num-heads takes one or two positive integers (encoder[,decoder]); got '{value}'."),
         };
     }

@@ -51,7 +51,7 @@ public static class ExportCommand
             var norm = PixelNormalization.Default(encoder.Config.InChannels);
             var options = new MaeOnnxOptions
             {
-                InputName = "pixels", FeaturesName = "features", InputLayout = MaeOnnxInputLayout.Nchw,
+                InputName = "pixels", FeaturesName = "features", InputLayout = MaeOnnxOptions.Layout.Nchw,
                 Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = CommonOptions.ResolveLayers(r.GetValue(layers), encoder.Config.Depth),
                 Normalization = r.GetValue(raw) ? null : norm,
             };

@@ -182,7 +182,7 @@ public static class FinetuneCommand
 
     /// <summary>--minutes: times a few fine-tuning steps through the same pipeline on an evenly spread sample of the
     /// training images (every class in it), then plans the epochs that fit (MaeTimeBudget).</summary>
-    static MaeTimePlan PlanFineTune(List<ImageFolder.Row> rows, int validationImages, MaeFineTuneOptions training, double minutes,
+    static MaeTimeBudget.TimePlan PlanFineTune(List<ImageFolder.Row> rows, int validationImages, MaeFineTuneOptions training, double minutes,
         Action<MaeFineTuneOptions, List<ImageFolder.Row>, MaeTimeBudget.StepTimer> fit)
     {
         const int steps = 6, skip = 2;

@@ -8,9 +8,12 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Evaluation;
 
-/// <summary>What an attentive-probe run produced: the trained pooler + head, the run's losses and validation
-/// accuracies (fine-tuning's result record: the same engine made them), and the time spent computing the tokens.</summary>
-public sealed record MaeAttentiveProbeResult(AttentiveClassifier Model, MaeFineTuneResult Training, TimeSpan TokenCaching);
+public sealed partial class MaeAttentiveProber
+{
+    /// <summary>What an attentive-probe run produced: the trained pooler + head, the run's losses and validation
+    /// accuracies (fine-tuning's result record: the same engine made them), and the time spent computing the tokens.</summary>
+    public sealed record Result(AttentiveClassifier Model, MaeFineTuneResult Training, TimeSpan TokenCaching);
+}
 
 /// <summary>
 /// Trains an attentive probe (<see cref="AttentiveClassifier"/>: <see cref="AttentivePooler"/> + linear head) on the
@@ -23,7 +26,7 @@ public sealed record MaeAttentiveProbeResult(AttentiveClassifier Model, MaeFineT
 /// non-finite check, progress) with fine-tuning's progress and result records; no checkpoints (a probe on cached
 /// tokens retrains in minutes).
 /// </summary>
-public sealed class MaeAttentiveProber
+public sealed partial class MaeAttentiveProber
 {
     public MaeAttentiveProbeOptions Options { get; }
 
@@ -39,7 +42,7 @@ public sealed class MaeAttentiveProber
     /// changed (it is moved to the training device; it runs in eval mode and its mode is restored afterwards). <paramref name="numClasses"/> defaults to
     /// the largest label + 1. Data and options are checked first.
     /// </summary>
-    public MaeAttentiveProbeResult Train(MaeEncoder encoder, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation = null,
+    public MaeAttentiveProber.Result Train(MaeEncoder encoder, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation = null,
         PixelNormalization? normalization = null, IProgress<MaeFineTuneProgress>? progress = null, int? numClasses = null,
         CancellationToken cancellationToken = default)
     {
@@ -75,7 +78,7 @@ public sealed class MaeAttentiveProber
         {
             ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
         };
-        return new MaeAttentiveProbeResult(model, result, caching);
+        return new MaeAttentiveProber.Result(model, result, caching);
     }
 
     /// <summary>What the encoder's tokens are computed from, in training and evaluation alike: the evaluation transform

@@ -39,7 +39,7 @@ public sealed class MaeKnnMonitor
 
     /// <summary>kNN accuracy of <paramref name="encoder"/>'s features; <paramref name="transform"/> maps the sources'
     /// [0, 1] pixels to model input (the file sources give model input themselves).</summary>
-    public MaeKnnResult Evaluate(MaeEncoder encoder, IBatchTransform? transform, Device device)
+    public MaeKnnProbe.Result Evaluate(MaeEncoder encoder, IBatchTransform? transform, Device device)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         bool wasTraining = encoder.training;

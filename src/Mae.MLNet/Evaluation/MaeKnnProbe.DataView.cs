@@ -14,7 +14,7 @@ public static partial class MaeKnnProbe
     /// with the same fitted transformer; rows with a missing key are skipped) or an unsigned/signed integer column of class
     /// indices ≥ 0. Both views are read once into memory (rows × width floats).
     /// </summary>
-    public static MaeKnnResult Evaluate(IDataView train, IDataView test, string featureColumnName = "Features", string labelColumnName = "Label",
+    public static MaeKnnProbe.Result Evaluate(IDataView train, IDataView test, string featureColumnName = "Features", string labelColumnName = "Label",
         IReadOnlyList<int>? ks = null, double temperature = DefaultTemperature, int chunkSize = 256)
     {
         ArgumentNullException.ThrowIfNull(train);

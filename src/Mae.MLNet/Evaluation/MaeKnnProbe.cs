@@ -3,11 +3,14 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Evaluation;
 
-/// <summary>Accuracy of a weighted k-nearest-neighbour classifier on frozen features, one entry per k.</summary>
-public sealed record MaeKnnResult(IReadOnlyDictionary<int, double> AccuracyByK, long TestCount, double Temperature)
+public static partial class MaeKnnProbe
 {
-    public override string ToString()
-        => string.Join(", ", AccuracyByK.OrderBy(kv => kv.Key).Select(kv => $"k={kv.Key}: {kv.Value:P2}")) + $" ({TestCount} images)";
+    /// <summary>Accuracy of a weighted k-nearest-neighbour classifier on frozen features, one entry per k.</summary>
+    public sealed record Result(IReadOnlyDictionary<int, double> AccuracyByK, long TestCount, double Temperature)
+    {
+        public override string ToString()
+            => string.Join(", ", AccuracyByK.OrderBy(kv => kv.Key).Select(kv => $"k={kv.Key}: {kv.Value:P2}")) + $" ({TestCount} images)";
+    }
 }
 
 /// <summary>
@@ -27,7 +30,7 @@ public static partial class MaeKnnProbe
     /// 0 … C − 1, for every k in <paramref name="ks"/> (a k larger than N uses all N). Test rows go in chunks of
     /// <paramref name="chunkSize"/> so memory stays at chunk × N similarities. Runs on the features' device.
     /// </summary>
-    public static MaeKnnResult Evaluate(Tensor trainFeatures, IReadOnlyList<long> trainLabels, Tensor testFeatures,
+    public static MaeKnnProbe.Result Evaluate(Tensor trainFeatures, IReadOnlyList<long> trainLabels, Tensor testFeatures,
         IReadOnlyList<long> testLabels, IReadOnlyList<int>? ks = null, double temperature = DefaultTemperature, int chunkSize = 256)
     {
         ks ??= DefaultK;
@@ -71,7 +74,7 @@ public static partial class MaeKnnProbe
         }
         var byK = new SortedDictionary<int, double>();
         for (int i = 0; i < ks.Count; i++) byK[ks[i]] = (double)correct[i] / m;
-        return new MaeKnnResult(byK, m, temperature);
+        return new MaeKnnProbe.Result(byK, m, temperature);
     }
 
     static void Check(Tensor features, IReadOnlyList<long> labels, string name)

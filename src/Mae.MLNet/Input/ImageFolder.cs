@@ -4,7 +4,7 @@ namespace Mae.MLNet.Input;
 
 /// <summary>Lists image files the way torchvision's <c>ImageFolder</c> does: extensions compared case-insensitively,
 /// names sorted ordinally, classes = the sorted sub-folder names.</summary>
-public static class MaeImageFolder
+public static partial class MaeImageFolder
 {
     /// <summary>The extensions taken (those SkiaSharp decodes).</summary>
     public static readonly IReadOnlyList<string> Extensions = new[] { ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp" };
@@ -86,7 +86,7 @@ public static class MaeImageFolder
 
     /// <summary>The preset for a folder's images (<see cref="Model.MaeConfig.ForImages"/> on <see cref="SampleSizes"/>),
     /// with the sample it was chosen from.</summary>
-    public static (Model.MaePresetChoice Choice, MaeImageSizeSample Sample) ChoosePreset(string folder, bool cuda)
+    public static (Model.MaeConfig.PresetChoice Choice, MaeImageFolder.SizeSample Sample) ChoosePreset(string folder, bool cuda)
     {
         var sample = SampleSizes(folder);
         return (Model.MaeConfig.ForImages(sample.MedianShortSide, sample.Channels, cuda), sample);
@@ -98,7 +98,7 @@ public static class MaeImageFolder
     /// else 3. Files whose header cannot be read are passed over; when none can be read this throws a
     /// <see cref="MaeImageFileException"/> naming the first.
     /// </summary>
-    public static MaeImageSizeSample SampleSizes(string folder, int count = 16)
+    public static MaeImageFolder.SizeSample SampleSizes(string folder, int count = 16)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, $"count must be ≥ 1; got {count}.");
         var files = ListImages(folder);
@@ -116,10 +116,13 @@ public static class MaeImageFolder
         if (sides.Count == 0)
             throw new MaeImageFileException(files[0], $"none of the {n} sampled files of '{folder}' has a readable image header (expected JPEG, PNG, BMP, GIF or WebP).");
         sides.Sort();
-        return new MaeImageSizeSample(sides.Count, sides[(sides.Count - 1) / 2], allGrey ? 1 : 3);
+        return new MaeImageFolder.SizeSample(sides.Count, sides[(sides.Count - 1) / 2], allGrey ? 1 : 3);
     }
 }
 
-/// <summary>What <see cref="MaeImageFolder.SampleSizes"/> read: how many headers, their median shorter side in pixels,
-/// and the channels (1 when every sampled image is grey, else 3).</summary>
-public sealed record MaeImageSizeSample(int Files, int MedianShortSide, int Channels);
+public static partial class MaeImageFolder
+{
+    /// <summary>What <see cref="MaeImageFolder.SampleSizes"/> read: how many headers, their median shorter side in pixels,
+    /// and the channels (1 when every sampled image is grey, else 3).</summary>
+    public sealed record SizeSample(int Files, int MedianShortSide, int Channels);
+}

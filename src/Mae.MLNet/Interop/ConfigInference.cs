@@ -19,7 +19,7 @@ internal static partial class ConfigInference
     /// <summary>Sizes from the shapes; head counts from <paramref name="heads"/>, else from <paramref name="hint"/> where
     /// its widths match, else the public ViTs' convention. Nothing else is taken from the hint: the loss target and
     /// LayerNorm epsilon are what the file says (the caller's business), not a preset's.</summary>
-    public static MaeConfig Infer(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? hint, MaeHeadCounts? heads, string source, MaeLoadLimits limits)
+    public static MaeConfig Infer(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? hint, MaeWeightFile.HeadCounts? heads, string source, MaeLoadLimits limits)
     {
         long[] Need(string key) => shapes.TryGetValue(key, out var s) ? s
             : throw new MaeModelFileException($"'{source}' has no '{key}', so its architecture cannot be inferred; pass a config.", source, key);
@@ -137,7 +137,7 @@ internal static partial class ConfigInference
         => KnownHeads.TryGetValue(width, out int h) ? h
          : throw new MaeModelFileException(
                $"'{source}': the {what} is {width} wide, not a public ViT width, and head counts cannot be read from weights. " +
-               "Pass the head counts (heads: new MaeHeadCounts(numHeads, decoderNumHeads)), a preset name or a whole MaeConfig.", source, null);
+               "Pass the head counts (heads: new MaeWeightFile.HeadCounts(numHeads, decoderNumHeads)), a preset name or a whole MaeConfig.", source, null);
 
     [GeneratedRegex(@"^(blocks|decoder_blocks)\.([0-9]+)\.")] private static partial Regex BlockKey();
 

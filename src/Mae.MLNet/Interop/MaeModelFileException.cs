@@ -1,7 +1,7 @@
 namespace Mae.MLNet.Interop;
 
 /// <summary>A model file that cannot be loaded — a weights file (<see cref="MaeWeightFile"/>), a config file beside it, or
-/// a saved model zip (<c>MaeModelZip.Verify</c>): corrupt, truncated, hostile, over a <see cref="MaeLoadLimits"/>
+/// a saved model zip (<c>mlContext.Model.Verify</c>): corrupt, truncated, hostile, over a <see cref="MaeLoadLimits"/>
 /// limit, or not matching the model. The message says which file (and which entry of it), what was expected and what
 /// was found. Training checkpoints have their own <see cref="Training.MaeTrainingCheckpointException"/>.</summary>
 public sealed class MaeModelFileException : IOException

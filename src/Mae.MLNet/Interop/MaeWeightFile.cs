@@ -12,7 +12,7 @@ namespace Mae.MLNet.Interop;
 /// <c>model.safetensors</c> or <c>pytorch_model.bin</c>) — and saves ours as safetensors with the official names plus
 /// a small JSON config that PyTorch code can read.
 /// </summary>
-public static class MaeWeightFile
+public static partial class MaeWeightFile
 {
     /// <summary>Reads a weights file (or a Hugging Face folder) and works out its architecture.</summary>
     /// <param name="path">.pth / .bin / .safetensors file, or a folder with config.json.</param>
@@ -26,7 +26,7 @@ public static class MaeWeightFile
     /// <exception cref="MaeModelFileException">The file (or a config file beside it) is corrupt, hostile, over a limit
     /// or inconsistent, or its <c>args</c> contradict <paramref name="config"/>; the message names the file and the entry.</exception>
     public static MaeWeights Read(string path, MaeConfig? config = null, string? preset = null, MaeLoadLimits? limits = null,
-                                  MaeHeadCounts? heads = null)
+                                  MaeWeightFile.HeadCounts? heads = null)
     {
         if (path is null) throw new ArgumentNullException(nameof(path));
         Runtime.TorchBackend.EnsureAvailable();   // tensors are made below: say first when libtorch is missing
@@ -45,7 +45,7 @@ public static class MaeWeightFile
         Dictionary<string, Tensor>? sd = null;
         try
         {
-            var args = MaeTrainingArgs.From(contents.Extras.GetValueOrDefault("args"), source);
+            var args = MaeWeightFile.TrainingArgs.From(contents.Extras.GetValueOrDefault("args"), source);
             bool huggingFace;
             (sd, huggingFace) = WeightNames.ToOfficial(contents.Tensors, source);
             if (config is null && huggingFace && fromFile is null && File.Exists(hfConfig))
@@ -88,7 +88,7 @@ public static class MaeWeightFile
     /// official checkpoint's <c>epoch</c> and typed <c>args</c>, a config file beside it — without loading a tensor.
     /// The file is read under <paramref name="limits"/> as <see cref="Read"/> reads it (same pickle allow-list and bounds).</summary>
     /// <exception cref="MaeModelFileException">The file is corrupt, hostile or over a limit; the message names it.</exception>
-    public static MaeWeightFileInfo ReadInfo(string path, MaeLoadLimits? limits = null)
+    public static MaeWeightFile.Info ReadInfo(string path, MaeLoadLimits? limits = null)
     {
         if (path is null) throw new ArgumentNullException(nameof(path));
         limits = (limits ?? MaeLoadLimits.Default).Validate();
@@ -110,10 +110,10 @@ public static class MaeWeightFile
             long e when e is >= int.MinValue and <= int.MaxValue => (int)e,
             var e => throw new MaeModelFileException($"'{path}': 'epoch' is {e} ({e.GetType().Name}), not a 32-bit integer.", path, "epoch"),
         };
-        return new MaeWeightFileInfo
+        return new MaeWeightFile.Info
         {
             Path = file, Format = format, Kind = WeightNames.KindOf(description.Shapes.Keys), Shapes = description.Shapes,
-            Epoch = epoch, Args = MaeTrainingArgs.From(extras.GetValueOrDefault("args"), path), Config = config,
+            Epoch = epoch, Args = MaeWeightFile.TrainingArgs.From(extras.GetValueOrDefault("args"), path), Config = config,
             OtherEntries = extras.Keys.Where(k => k is not ("args" or "epoch")).ToList(),
         };
     }
@@ -121,12 +121,12 @@ public static class MaeWeightFile
     /// <summary>Loads a full MAE (encoder + decoder). Position tables are interpolated when
     /// <paramref name="imageSize"/> gives another grid than the file's.</summary>
     public static MaskedAutoencoder LoadMaskedAutoencoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null,
-                                                          MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
+                                                          MaeLoadLimits? limits = null, MaeWeightFile.HeadCounts? heads = null)
     {
         using var weights = Read(path, config, preset, limits, heads);
-        if (weights.Kind != MaeWeightsKind.Full)
+        if (weights.Kind != MaeWeightFile.Kind.Full)
             throw new MaeModelFileException(
-                $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeWeightsKind.FineTuned ? " or LoadClassifier" : "")}.");
+                $"'{path}' holds {Describe(weights.Kind)}, not a full MAE with a decoder; load it with LoadEncoder{(weights.Kind == MaeWeightFile.Kind.FineTuned ? " or LoadClassifier" : "")}.");
         var model = new MaskedAutoencoder(Resize(weights.Config, imageSize));
         LoadInto(model, weights);
         return model;
@@ -134,10 +134,10 @@ public static class MaeWeightFile
 
     /// <summary>Loads the encoder (feature extractor) from a full or encoder-only file; a decoder is ignored.</summary>
     public static MaeEncoder LoadEncoder(string path, MaeConfig? config = null, string? preset = null, int? imageSize = null,
-                                         MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
+                                         MaeLoadLimits? limits = null, MaeWeightFile.HeadCounts? heads = null)
     {
         using var weights = Read(path, config, preset, limits, heads);
-        if (weights.Kind == MaeWeightsKind.FineTuned && weights.GlobalPool)
+        if (weights.Kind == MaeWeightFile.Kind.FineTuned && weights.GlobalPool)
             throw new MaeModelFileException(
                 $"'{path}' is a fine-tuned classifier with global pooling (fc_norm, no final norm); load it with LoadClassifier, " +
                 "whose ForwardFeatures gives the pooled features.");
@@ -150,10 +150,10 @@ public static class MaeWeightFile
     /// pre-training <c>norm</c> dropped under global pooling, exactly as main_finetune.py does).</summary>
     public static VitClassifier LoadClassifier(string path, int? numClasses = null, bool? globalPool = null,
                                                MaeConfig? config = null, string? preset = null, int? imageSize = null,
-                                               MaeLoadLimits? limits = null, MaeHeadCounts? heads = null)
+                                               MaeLoadLimits? limits = null, MaeWeightFile.HeadCounts? heads = null)
     {
         using var weights = Read(path, config, preset, limits, heads);
-        bool fineTuned = weights.Kind == MaeWeightsKind.FineTuned;
+        bool fineTuned = weights.Kind == MaeWeightFile.Kind.FineTuned;
         int classes = numClasses ?? weights.NumClasses
             ?? throw new ArgumentException($"'{path}' has no classification head; pass numClasses.", nameof(numClasses));
         bool pool = globalPool ?? (fineTuned ? weights.GlobalPool : true);
@@ -197,10 +197,10 @@ public static class MaeWeightFile
 
     // ----------------------------------------------------------------------------------------------------------
 
-    static string Describe(MaeWeightsKind kind) => kind switch
+    static string Describe(MaeWeightFile.Kind kind) => kind switch
     {
-        MaeWeightsKind.EncoderOnly => "an encoder only",
-        MaeWeightsKind.FineTuned => "a fine-tuned classifier",
+        MaeWeightFile.Kind.EncoderOnly => "an encoder only",
+        MaeWeightFile.Kind.FineTuned => "a fine-tuned classifier",
         _ => "a full MAE",
     };
 
@@ -209,12 +209,12 @@ public static class MaeWeightFile
 
     /// <summary>The layout of the weights <c>file</c>: its names (<paramref name="huggingFace"/>), its extension and
     /// whether our <c>name.json</c> is beside it (<paramref name="ours"/>).</summary>
-    static MaeWeightsFileFormat FileFormat(string file, bool huggingFace, bool ours)
+    static MaeWeightFile.Format FileFormat(string file, bool huggingFace, bool ours)
     {
         bool safetensors = file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
-        return huggingFace ? MaeWeightsFileFormat.HuggingFace
-            : !safetensors ? MaeWeightsFileFormat.OfficialPth
-            : ours ? MaeWeightsFileFormat.Ours : MaeWeightsFileFormat.TimmSafetensors;
+        return huggingFace ? MaeWeightFile.Format.HuggingFace
+            : !safetensors ? MaeWeightFile.Format.OfficialPth
+            : ours ? MaeWeightFile.Format.Ours : MaeWeightFile.Format.TimmSafetensors;
     }
 
     /// <summary>The weights file of <paramref name="path"/> (a Hugging Face folder's model.safetensors or
@@ -231,7 +231,7 @@ public static class MaeWeightFile
         return (file, Path.Combine(dir, "config.json"), Path.ChangeExtension(file, ".json"));
     }
 
-    static void CheckHeads(MaeHeadCounts? heads, MaeConfig? config)
+    static void CheckHeads(MaeWeightFile.HeadCounts? heads, MaeConfig? config)
     {
         if (heads is not { } h) return;
         if (config is not null)
@@ -244,8 +244,8 @@ public static class MaeWeightFile
     /// <paramref name="heads"/>, the preset or <c>args.model</c>, the loss target from <c>args.norm_pix_loss</c>
     /// (models_mae.py's default, off, when the file does not say); <c>args.input_size</c> must be the size the
     /// position table was made for.</summary>
-    static MaeConfig FromShapesAndArgs(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? preset, MaeHeadCounts? heads,
-                                       MaeTrainingArgs? args, string source, MaeLoadLimits limits)
+    static MaeConfig FromShapesAndArgs(IReadOnlyDictionary<string, long[]> shapes, MaeConfig? preset, MaeWeightFile.HeadCounts? heads,
+                                       MaeWeightFile.TrainingArgs? args, string source, MaeLoadLimits limits)
     {
         var config = ConfigInference.Infer(shapes, preset ?? args?.ModelPreset, heads, source, limits);
         if (args?.InputSize is int size && size != config.ImageSize)

@@ -3,22 +3,25 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Interop;
 
-/// <summary>What a weights file holds, judged by its parameter names.</summary>
-public enum MaeWeightsKind
+public static partial class MaeWeightFile
 {
-    /// <summary>Encoder and decoder (mae_visualize_vit_*.pth, training checkpoints, HF ViTMAEForPreTraining).</summary>
-    Full,
-    /// <summary>Encoder only (mae_pretrain_vit_*.pth, timm <c>*.mae</c>, HF ViTMAEModel).</summary>
-    EncoderOnly,
-    /// <summary>A fine-tuned classifier (models_vit.py: <c>head</c>, and <c>fc_norm</c> with global pooling).</summary>
-    FineTuned,
+    /// <summary>What a weights file holds, judged by its parameter names.</summary>
+    public enum Kind
+    {
+        /// <summary>Encoder and decoder (mae_visualize_vit_*.pth, training checkpoints, HF ViTMAEForPreTraining).</summary>
+        Full,
+        /// <summary>Encoder only (mae_pretrain_vit_*.pth, timm <c>*.mae</c>, HF ViTMAEModel).</summary>
+        EncoderOnly,
+        /// <summary>A fine-tuned classifier (models_vit.py: <c>head</c>, and <c>fc_norm</c> with global pooling).</summary>
+        FineTuned,
+    }
 }
 
 /// <summary>A weights file read into memory under the official parameter names, with the architecture that fits it.</summary>
 public sealed class MaeWeights : IDisposable
 {
-    internal MaeWeights(string source, MaeWeightsFileFormat format, Dictionary<string, Tensor> stateDict, MaeConfig config,
-                        IReadOnlyDictionary<string, object?> extras, MaeTrainingArgs? args)
+    internal MaeWeights(string source, MaeWeightFile.Format format, Dictionary<string, Tensor> stateDict, MaeConfig config,
+                        IReadOnlyDictionary<string, object?> extras, MaeWeightFile.TrainingArgs? args)
     {
         Source = source;
         Format = format;
@@ -31,8 +34,8 @@ public sealed class MaeWeights : IDisposable
 
     public string Source { get; }
     /// <summary>The layout the file came in (its names, and whether a config file was beside it).</summary>
-    public MaeWeightsFileFormat Format { get; }
-    public MaeWeightsKind Kind { get; }
+    public MaeWeightFile.Format Format { get; }
+    public MaeWeightFile.Kind Kind { get; }
     /// <summary>Official names → float32 CPU tensors.</summary>
     public IReadOnlyDictionary<string, Tensor> StateDict { get; }
     /// <summary>The architecture: given by the caller, read from a config file, or inferred from tensor shapes.</summary>
@@ -44,7 +47,7 @@ public sealed class MaeWeights : IDisposable
     /// state dict is loaded.</summary>
     public IReadOnlyDictionary<string, object?> Extras { get; }
     /// <summary>The official checkpoint's <c>args</c>, typed (also in <see cref="Extras"/>); null when the file has none.</summary>
-    public MaeTrainingArgs? Args { get; }
+    public MaeWeightFile.TrainingArgs? Args { get; }
     /// <summary>Classes of a fine-tuned head, else null.</summary>
     public int? NumClasses => StateDict.TryGetValue("head.weight", out var h) ? (int)h.shape[0] : null;
     /// <summary>True for fine-tuned files with global pooling (fc_norm present, no final norm).</summary>

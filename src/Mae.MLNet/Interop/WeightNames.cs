@@ -82,14 +82,14 @@ internal static partial class WeightNames
     [GeneratedRegex(@"^decoder\.decoder_layers\.(\d+)\.(.+)$")] private static partial Regex HfDecoderLayer();
 
     /// <summary>The kind named by parameter names, official or Hugging Face (<c>decoder.</c>), DDP's <c>module.</c> aside.</summary>
-    public static MaeWeightsKind KindOf(IEnumerable<string> names)
+    public static MaeWeightFile.Kind KindOf(IEnumerable<string> names)
     {
-        var kind = MaeWeightsKind.EncoderOnly;
+        var kind = MaeWeightFile.Kind.EncoderOnly;
         foreach (var key in names)
         {
             string k = key.StartsWith("module.", StringComparison.Ordinal) ? key["module.".Length..] : key;
-            if (k is "head.weight" or "fc_norm.weight") return MaeWeightsKind.FineTuned;
-            if (k.StartsWith("decoder_", StringComparison.Ordinal) || k.StartsWith("decoder.", StringComparison.Ordinal)) kind = MaeWeightsKind.Full;
+            if (k is "head.weight" or "fc_norm.weight") return MaeWeightFile.Kind.FineTuned;
+            if (k.StartsWith("decoder_", StringComparison.Ordinal) || k.StartsWith("decoder.", StringComparison.Ordinal)) kind = MaeWeightFile.Kind.Full;
         }
         return kind;
     }

@@ -63,7 +63,7 @@ public sealed class MaeAttentiveProbeTrainer : IEstimator<MaeAttentiveProbeTrans
         });
         var train = MaeFineTuneTrainer.Read(input, image, labelColumn, scale, config, "training data", inputOptions, Name);
         IMaeLabeledImageSource? validation = null;
-        MaeAttentiveProbeResult result;
+        MaeAttentiveProber.Result result;
         try
         {
             validation = o.ValidationData is null ? null

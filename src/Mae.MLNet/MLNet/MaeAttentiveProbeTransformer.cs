@@ -33,7 +33,7 @@ public sealed class MaeAttentiveProbeTransformer : MaeImageClassifierTransformer
     public AttentiveClassifier Probe { get; }
     public override int NumClasses => Probe.NumClasses;
     /// <summary>Losses, validation accuracies and timings of the probe's training.</summary>
-    public MaeAttentiveProbeResult? Training { get; internal init; }
+    public MaeAttentiveProber.Result? Training { get; internal init; }
     private protected override ITensorFunction Runner => runner;
 
     /// <summary>The encoder and the attentive pooler as ONNX, the head as ML.NET's multiclass model

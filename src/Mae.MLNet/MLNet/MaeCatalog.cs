@@ -27,7 +27,7 @@ public static class MaeCatalog
     /// cannot tell them.</summary>
     public static IEstimator<MaeFeaturizerTransformer> MaeFeaturize(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         string weightsPath, MaePooling pooling = MaePooling.Cls, int batchSize = 32, MaeDevice device = MaeDevice.Auto,
-        string? preset = null, int? imageSize = null, MaeHeadCounts? heads = null)
+        string? preset = null, int? imageSize = null, MaeWeightFile.HeadCounts? heads = null)
         => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeWeightFile.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize, heads: heads),
                                 pooling, batchSize, device);
 
@@ -85,7 +85,7 @@ public static class MaeCatalog
     public static MaeFineTuneTrainer MaeFineTune(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string weightsPath, string labelColumnName = "Label", string inputColumnName = "Pixels", int epochs = 50, int batchSize = 64,
         double? learningRate = null, MaeDevice device = MaeDevice.Auto, long seed = 0, string? preset = null, int? imageSize = null,
-        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null, MaeHeadCounts? heads = null)
+        IProgress<Mae.MLNet.FineTuning.MaeFineTuneProgress>? progress = null, MaeWeightFile.HeadCounts? heads = null)
         => catalog.MaeFineTune(new MaeFineTuneTrainer.Options
         {
             WeightsPath = weightsPath ?? throw new ArgumentNullException(nameof(weightsPath)), Preset = preset, ImageSize = imageSize, Heads = heads,
@@ -132,4 +132,18 @@ public static class MaeCatalog
         Epochs = epochs, BatchSize = batchSize, LearningRate = learningRate, Device = device, Seed = seed,
         WarmupEpochs = Math.Min(5, epochs / 10.0),
     };
+
+    /// <summary>Checks the CRC-32 of every entry of the model zip at <paramref name="path"/> and the SHA-256 digest of
+    /// every ONNX graph our transformers saved in it (ML.NET's plain <c>Load</c> checks neither); returns the graph
+    /// entries verified. Throws <see cref="MaeModelFileException"/> naming the zip and the entry otherwise.</summary>
+    public static IReadOnlyList<string> Verify(this ModelOperationsCatalog catalog, string path)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return MaeModelZip.Verify(path);
+    }
+
+    /// <summary><see cref="Verify"/>, then ML.NET's <c>Load</c> from the same open file, so what ML.NET loads is the
+    /// file that was checked (not one swapped in under its name meanwhile).</summary>
+    public static ITransformer LoadVerified(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
+        => MaeModelZip.LoadVerified(catalog, path, out inputSchema);
 }

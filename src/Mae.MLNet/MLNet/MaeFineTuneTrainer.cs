@@ -32,7 +32,7 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         /// <summary>Image size to build the model for from <see cref="WeightsPath"/> (null: the file's).</summary>
         public int? ImageSize { get; set; }
         /// <summary>Head counts for <see cref="WeightsPath"/> when the file cannot tell them (a width no preset has).</summary>
-        public MaeHeadCounts? Heads { get; set; }
+        public MaeWeightFile.HeadCounts? Heads { get; set; }
         /// <summary>Train a randomly initialised model of <see cref="Config"/> (only when asked: MAE's point is pre-training).</summary>
         public bool FromScratch { get; set; }
         public MaeConfig? Config { get; set; }

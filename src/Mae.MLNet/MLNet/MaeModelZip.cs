@@ -14,9 +14,10 @@ namespace Mae.MLNet;
 /// carries a SHA-256 of itself (<see cref="OnnxDigest"/>). ML.NET's plain <c>Model.Load</c> checks neither: .NET's
 /// zip reader does not verify CRC-32s, and ONNX Runtime only rejects bytes that do not parse as a valid graph, so a
 /// changed weight loads silently. <see cref="Verify(string)"/> checks every entry's CRC-32 and every graph's digest;
-/// <see cref="LoadVerified"/> does that before <c>Model.Load</c>.
+/// <see cref="LoadVerified"/> does that before <c>Model.Load</c>. Users reach both through the model catalog
+/// (<c>mlContext.Model.Verify</c> / <c>LoadVerified</c>, <see cref="Microsoft.ML.MaeCatalog"/>).
 /// </summary>
-public static class MaeModelZip
+internal static class MaeModelZip
 {
     /// <summary>Checks the CRC-32 of every entry of the zip at <paramref name="path"/> and the SHA-256 digest of every
     /// ONNX graph in it. Returns the names of the graph entries verified. The zip must be a regular file (a FIFO or
@@ -34,7 +35,7 @@ public static class MaeModelZip
 
     /// <summary><see cref="Verify(string)"/>, then ML.NET's <c>Model.Load</c> from the same open file, so what ML.NET
     /// loads is the file that was checked (not one swapped in under its name meanwhile).</summary>
-    public static ITransformer LoadVerified(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
+    public static ITransformer LoadVerified(ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         using var stream = Open(path);

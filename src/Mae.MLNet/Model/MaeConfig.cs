@@ -5,7 +5,7 @@ namespace Mae.MLNet.Model;
 /// lightweight decoder that predicts the pixels of every patch. Mirrors the constructor of
 /// <c>MaskedAutoencoderViT</c> in facebookresearch/mae <c>models_mae.py</c>.
 /// </summary>
-public sealed record MaeConfig
+public sealed partial record MaeConfig
 {
     public int ImageSize { get; init; } = 224;
     public int PatchSize { get; init; } = 16;
@@ -97,14 +97,14 @@ public sealed record MaeConfig
     /// the nano encoder at 128 px with patch 16 (ViT-B on 2 cores runs at a few images per second). Grey images keep
     /// 1 channel. The reason is part of the answer, for the tool to print.
     /// </summary>
-    public static MaePresetChoice ForImages(int shortSide, int channels, bool cuda)
+    public static MaeConfig.PresetChoice ForImages(int shortSide, int channels, bool cuda)
     {
         if (shortSide < 1) throw new ArgumentOutOfRangeException(nameof(shortSide), shortSide, $"The images' shorter side must be ≥ 1 pixel; got {shortSide}.");
         if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, $"Images have 1 (grey) or 3 (colour) channels; got {channels}.");
         string kind = channels == 1 ? "grey" : "colour";
         if (channels == 1 && shortSide <= 28)
             return new("mnist28", Mnist28, $"{kind} images of {shortSide} px: the 28-px grey preset (patch 7)");
-        MaePresetChoice Nano(string name, MaeConfig c, string why) => new(name, c with { InChannels = channels }, $"{kind} images of {shortSide} px: {why}");
+        MaeConfig.PresetChoice Nano(string name, MaeConfig c, string why) => new(name, c with { InChannels = channels }, $"{kind} images of {shortSide} px: {why}");
         if (shortSide <= 48)
             return cuda ? Nano("nano32-p2", Nano32P2, "the small-image preset at 32 px, patch 2 (a GPU is there)")
                         : Nano("nano32", Nano32, "the small-image preset at 32 px, patch 4 (CPU)");
@@ -148,6 +148,9 @@ public sealed record MaeConfig
     }
 }
 
-/// <summary>What <see cref="MaeConfig.ForImages"/> chose: a name to print (a preset's, or a preset with another size),
-/// the config, and why.</summary>
-public sealed record MaePresetChoice(string Name, MaeConfig Config, string Reason);
+public sealed partial record MaeConfig
+{
+    /// <summary>What <see cref="MaeConfig.ForImages"/> chose: a name to print (a preset's, or a preset with another size),
+    /// the config, and why.</summary>
+    public sealed record PresetChoice(string Name, MaeConfig Config, string Reason);
+}

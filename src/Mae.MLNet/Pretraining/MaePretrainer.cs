@@ -254,7 +254,7 @@ public sealed class MaePretrainer
 
         static MaePretrainProgress Progress(MaeStepReport r) => MaeTrainingProgress.From<MaePretrainProgress>(r);
 
-        public List<(int Epoch, Evaluation.MaeKnnResult Result)> KnnResults { get; } = new();
+        public List<(int Epoch, Evaluation.MaeKnnProbe.Result Result)> KnnResults { get; } = new();
 
         public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
         {

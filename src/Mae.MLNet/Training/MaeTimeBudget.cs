@@ -2,38 +2,41 @@ using System.Diagnostics;
 
 namespace Mae.MLNet.Training;
 
-/// <summary>
-/// What fits in a time box (<c>mae pretrain/finetune --minutes M</c>): from a measured time per training step, the
-/// epochs that fit in <see cref="MaeTimeBudget.Usable"/> of the box (capped by the recipe's), and the warm-up scaled with them so the
-/// lr schedule (linear warm-up, then half-cycle cosine to the floor) runs its whole course inside the box. The step
-/// time comes from a short run (pre-training: <c>MaePretrainer.CalibrateStepSeconds</c>; any run: <see cref="MaeTimeBudget.StepTimer"/>).
-/// </summary>
-/// <param name="Minutes">The box.</param>
-/// <param name="SecondsPerStep">The measured time of one training step.</param>
-/// <param name="StepsPerEpoch">Steps of one epoch (images / batch, the last partial batch dropped).</param>
-/// <param name="Epochs">Epochs planned.</param>
-/// <param name="WarmupEpochs">Warm-up planned: the recipe's warm-up fraction of <paramref name="Epochs"/>.</param>
-/// <param name="Cap">The most epochs allowed (the recipe's or the user's), reached when <paramref name="Capped"/>.</param>
-/// <param name="Capped">More epochs would have fitted.</param>
-/// <param name="OverBudget">Even one epoch takes longer than the box: the plan is one epoch anyway.</param>
-public sealed record MaeTimePlan(double Minutes, double SecondsPerStep, long StepsPerEpoch, int Epochs, double WarmupEpochs, int Cap, bool Capped, bool OverBudget)
+public static partial class MaeTimeBudget
 {
-    /// <summary>Work outside the steps per epoch that the plan counted (seconds).</summary>
-    public double ExtraSecondsPerEpoch { get; init; }
+    /// <summary>
+    /// What fits in a time box (<c>mae pretrain/finetune --minutes M</c>): from a measured time per training step, the
+    /// epochs that fit in <see cref="MaeTimeBudget.Usable"/> of the box (capped by the recipe's), and the warm-up scaled with them so the
+    /// lr schedule (linear warm-up, then half-cycle cosine to the floor) runs its whole course inside the box. The step
+    /// time comes from a short run (pre-training: <c>MaePretrainer.CalibrateStepSeconds</c>; any run: <see cref="MaeTimeBudget.StepTimer"/>).
+    /// </summary>
+    /// <param name="Minutes">The box.</param>
+    /// <param name="SecondsPerStep">The measured time of one training step.</param>
+    /// <param name="StepsPerEpoch">Steps of one epoch (images / batch, the last partial batch dropped).</param>
+    /// <param name="Epochs">Epochs planned.</param>
+    /// <param name="WarmupEpochs">Warm-up planned: the recipe's warm-up fraction of <paramref name="Epochs"/>.</param>
+    /// <param name="Cap">The most epochs allowed (the recipe's or the user's), reached when <paramref name="Capped"/>.</param>
+    /// <param name="Capped">More epochs would have fitted.</param>
+    /// <param name="OverBudget">Even one epoch takes longer than the box: the plan is one epoch anyway.</param>
+    public sealed record TimePlan(double Minutes, double SecondsPerStep, long StepsPerEpoch, int Epochs, double WarmupEpochs, int Cap, bool Capped, bool OverBudget)
+    {
+        /// <summary>Work outside the steps per epoch that the plan counted (seconds).</summary>
+        public double ExtraSecondsPerEpoch { get; init; }
 
-    /// <summary>Planned training time: epochs × (steps × seconds per step + the extra per epoch).</summary>
-    public TimeSpan Estimated => TimeSpan.FromSeconds((SecondsPerStep * StepsPerEpoch + ExtraSecondsPerEpoch) * Epochs);
+        /// <summary>Planned training time: epochs × (steps × seconds per step + the extra per epoch).</summary>
+        public TimeSpan Estimated => TimeSpan.FromSeconds((SecondsPerStep * StepsPerEpoch + ExtraSecondsPerEpoch) * Epochs);
 
-    /// <summary>One line for the user.</summary>
-    public string Describe(int batchSize) =>
-        $"plan: {SecondsPerStep * 1000:F0} ms per step of {batchSize} images ({batchSize / SecondsPerStep:F0} img/s measured) × {StepsPerEpoch} steps per epoch" +
-        (ExtraSecondsPerEpoch > 0 ? $" + {ExtraSecondsPerEpoch:F1} s of validation per epoch" : "") +
-        $" → {Epochs} epoch(s), {WarmupEpochs:0.##} of warm-up, about {Estimated:hh\\:mm\\:ss} of training in the {Minutes:0.##}-minute box" +
-        (Capped ? $" (capped at {Cap} epochs)" : "") +
-        (OverBudget ? $"; warning: one epoch takes about {TimeSpan.FromSeconds(SecondsPerStep * StepsPerEpoch + ExtraSecondsPerEpoch):hh\\:mm\\:ss}, longer than the box" : "");
+        /// <summary>One line for the user.</summary>
+        public string Describe(int batchSize) =>
+            $"plan: {SecondsPerStep * 1000:F0} ms per step of {batchSize} images ({batchSize / SecondsPerStep:F0} img/s measured) × {StepsPerEpoch} steps per epoch" +
+            (ExtraSecondsPerEpoch > 0 ? $" + {ExtraSecondsPerEpoch:F1} s of validation per epoch" : "") +
+            $" → {Epochs} epoch(s), {WarmupEpochs:0.##} of warm-up, about {Estimated:hh\\:mm\\:ss} of training in the {Minutes:0.##}-minute box" +
+            (Capped ? $" (capped at {Cap} epochs)" : "") +
+            (OverBudget ? $"; warning: one epoch takes about {TimeSpan.FromSeconds(SecondsPerStep * StepsPerEpoch + ExtraSecondsPerEpoch):hh\\:mm\\:ss}, longer than the box" : "");
+    }
 }
 
-public static class MaeTimeBudget
+public static partial class MaeTimeBudget
 {
     /// <summary>Share of the box given to training steps; the rest covers start-up, epoch ends, checkpoints and the
     /// speed's drift on a shared machine.</summary>
@@ -45,7 +48,7 @@ public static class MaeTimeBudget
     /// at least 1 and at most <paramref name="maxEpochs"/>; warm-up = epochs × <paramref name="warmupFraction"/> (the
     /// recipe's warm-up / epochs). The extra time per epoch is work outside the steps, such as a validation pass.
     /// </summary>
-    public static MaeTimePlan Plan(double minutes, double secondsPerStep, long stepsPerEpoch, int maxEpochs, double warmupFraction,
+    public static MaeTimeBudget.TimePlan Plan(double minutes, double secondsPerStep, long stepsPerEpoch, int maxEpochs, double warmupFraction,
         double extraSecondsPerEpoch = 0)
     {
         if (!(minutes > 0) || !double.IsFinite(minutes)) throw new ArgumentOutOfRangeException(nameof(minutes), minutes, $"The time box must be a finite number of minutes > 0; got {minutes}.");
@@ -60,7 +63,7 @@ public static class MaeTimeBudget
         double epochSeconds = secondsPerStep * stepsPerEpoch + extraSecondsPerEpoch;
         double fit = Math.Floor(Usable * minutes * 60 / epochSeconds);
         int epochs = (int)Math.Clamp(fit, 1, maxEpochs);
-        return new MaeTimePlan(minutes, secondsPerStep, stepsPerEpoch, epochs, epochs * warmupFraction, maxEpochs, fit > maxEpochs, fit < 1)
+        return new MaeTimeBudget.TimePlan(minutes, secondsPerStep, stepsPerEpoch, epochs, epochs * warmupFraction, maxEpochs, fit > maxEpochs, fit < 1)
             { ExtraSecondsPerEpoch = extraSecondsPerEpoch };
     }
 

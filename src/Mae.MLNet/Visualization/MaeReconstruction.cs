@@ -4,42 +4,45 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Visualization;
 
-/// <summary>
-/// The four pictures of the paper's Fig. 3 (the reference notebook's <c>run_one_image</c>) for a batch, all
-/// [N, C, H, W] float32 on the CPU in the model's input units (i.e. still mean/std-normalised), plus the pixel mask.
-/// </summary>
-public sealed class MaeReconstructionResult : IDisposable
+public static partial class MaeReconstruction
 {
-    /// <summary>The input images.</summary>
-    public Tensor Original { get; }
-    /// <summary>The input with the removed patches set to 0 (the notebook's <c>x·(1 − mask)</c>).</summary>
-    public Tensor Masked { get; }
-    /// <summary>The decoder's prediction for every patch, in pixel units (un-normalised for norm_pix_loss models).</summary>
-    public Tensor Reconstruction { get; }
-    /// <summary>Visible patches from the original, removed patches from the reconstruction.</summary>
-    public Tensor Pasted { get; }
-    /// <summary>[N, 1, H, W]: 1 where the patch was removed, 0 where it was visible.</summary>
-    public Tensor Mask { get; }
-
-    public MaeReconstructionResult(Tensor original, Tensor masked, Tensor reconstruction, Tensor pasted, Tensor mask)
+    /// <summary>
+    /// The four pictures of the paper's Fig. 3 (the reference notebook's <c>run_one_image</c>) for a batch, all
+    /// [N, C, H, W] float32 on the CPU in the model's input units (i.e. still mean/std-normalised), plus the pixel mask.
+    /// </summary>
+    public sealed class Result : IDisposable
     {
-        Original = original; Masked = masked; Reconstruction = reconstruction; Pasted = pasted; Mask = mask;
-    }
+        /// <summary>The input images.</summary>
+        public Tensor Original { get; }
+        /// <summary>The input with the removed patches set to 0 (the notebook's <c>x·(1 − mask)</c>).</summary>
+        public Tensor Masked { get; }
+        /// <summary>The decoder's prediction for every patch, in pixel units (un-normalised for norm_pix_loss models).</summary>
+        public Tensor Reconstruction { get; }
+        /// <summary>Visible patches from the original, removed patches from the reconstruction.</summary>
+        public Tensor Pasted { get; }
+        /// <summary>[N, 1, H, W]: 1 where the patch was removed, 0 where it was visible.</summary>
+        public Tensor Mask { get; }
 
-    internal MaeReconstructionResult MoveToOuterDisposeScope()
-    {
-        foreach (var t in new[] { Original, Masked, Reconstruction, Pasted, Mask }) t.MoveToOuterDisposeScope();
-        return this;
-    }
+        public Result(Tensor original, Tensor masked, Tensor reconstruction, Tensor pasted, Tensor mask)
+        {
+            Original = original; Masked = masked; Reconstruction = reconstruction; Pasted = pasted; Mask = mask;
+        }
 
-    public void Dispose()
-    {
-        Original.Dispose(); Masked.Dispose(); Reconstruction.Dispose(); Pasted.Dispose(); Mask.Dispose();
+        internal Result MoveToOuterDisposeScope()
+        {
+            foreach (var t in new[] { Original, Masked, Reconstruction, Pasted, Mask }) t.MoveToOuterDisposeScope();
+            return this;
+        }
+
+        public void Dispose()
+        {
+            Original.Dispose(); Masked.Dispose(); Reconstruction.Dispose(); Pasted.Dispose(); Mask.Dispose();
+        }
     }
 }
 
 /// <summary>Runs an MAE on images and turns its per-patch predictions back into pictures.</summary>
-public static class MaeReconstruction
+public static partial class MaeReconstruction
 {
     /// <summary>The ε of <see cref="MaskedAutoencoder.NormalizePatches"/>.</summary>
     public const double NormPixEpsilon = 1e-6;
@@ -49,7 +52,7 @@ public static class MaeReconstruction
     /// gradients (its training flag is restored afterwards) and returns the Fig. 3 pictures. <paramref name="noise"/>
     /// [N, L] fixes the mask (small values are kept), as in <see cref="MaskedAutoencoder.Forward"/>.
     /// </summary>
-    public static MaeReconstructionResult Compute(MaskedAutoencoder model, Tensor images, double maskRatio = 0.75, Tensor? noise = null)
+    public static MaeReconstruction.Result Compute(MaskedAutoencoder model, Tensor images, double maskRatio = 0.75, Tensor? noise = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);
@@ -75,7 +78,7 @@ public static class MaeReconstruction
     /// For a model with <c>NormPixLoss</c> the prediction is in normalised-patch units and is mapped back with each
     /// target patch's mean and unbiased variance (<see cref="UnnormalizePatches"/>).
     /// </summary>
-    public static MaeReconstructionResult FromPrediction(MaskedAutoencoder model, Tensor images, Tensor pred, Tensor mask)
+    public static MaeReconstruction.Result FromPrediction(MaskedAutoencoder model, Tensor images, Tensor pred, Tensor mask)
     {
         ArgumentNullException.ThrowIfNull(model);
         var cfg = model.Config;
@@ -97,7 +100,7 @@ public static class MaeReconstruction
         var masked = x * keep;
         var pasted = masked + y * maskImage;
         var pixelMask = maskImage[.., ..1, .., ..];
-        return new MaeReconstructionResult(
+        return new MaeReconstruction.Result(
             x.cpu().contiguous().MoveToOuterDisposeScope(), masked.cpu().contiguous().MoveToOuterDisposeScope(),
             y.cpu().contiguous().MoveToOuterDisposeScope(), pasted.cpu().contiguous().MoveToOuterDisposeScope(),
             pixelMask.cpu().contiguous().MoveToOuterDisposeScope());

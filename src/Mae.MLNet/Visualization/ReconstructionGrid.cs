@@ -5,26 +5,29 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Visualization;
 
-/// <summary>Layout of a <see cref="ReconstructionGrid"/> picture.</summary>
-public sealed class ReconstructionGridOptions
+public static partial class ReconstructionGrid
 {
-    /// <summary>Each image pixel becomes Scale × Scale picture pixels (nearest neighbour). 0 = automatic: the smallest
-    /// factor that makes a cell at least 96 pixels wide.</summary>
-    public int Scale { get; set; }
-    /// <summary>White space between cells and around the grid, in picture pixels. Default 2.</summary>
-    public int Padding { get; set; } = 2;
-    /// <summary>Grey level in [0, 1] painted over removed patches in the masked column. Default 0.5.</summary>
-    public float MaskedGrey { get; set; } = 0.5f;
-
-    public int ResolvedScale(int imageWidth) => Scale > 0 ? Scale : Math.Max(1, (96 + imageWidth - 1) / imageWidth);
-
-    public ReconstructionGridOptions Validate()
+    /// <summary>Layout of a <see cref="ReconstructionGrid"/> picture.</summary>
+    public sealed class Options
     {
-        if (Scale < 0) throw new ArgumentOutOfRangeException(nameof(Scale), Scale, $"Scale must be ≥ 0 (0 = automatic); got {Scale}.");
-        if (Padding < 0) throw new ArgumentOutOfRangeException(nameof(Padding), Padding, $"Padding must be ≥ 0; got {Padding}.");
-        if (!(MaskedGrey >= 0 && MaskedGrey <= 1))
-            throw new ArgumentOutOfRangeException(nameof(MaskedGrey), MaskedGrey, $"MaskedGrey must be in [0, 1]; got {MaskedGrey}.");
-        return this;
+        /// <summary>Each image pixel becomes Scale × Scale picture pixels (nearest neighbour). 0 = automatic: the smallest
+        /// factor that makes a cell at least 96 pixels wide.</summary>
+        public int Scale { get; set; }
+        /// <summary>White space between cells and around the grid, in picture pixels. Default 2.</summary>
+        public int Padding { get; set; } = 2;
+        /// <summary>Grey level in [0, 1] painted over removed patches in the masked column. Default 0.5.</summary>
+        public float MaskedGrey { get; set; } = 0.5f;
+
+        public int ResolvedScale(int imageWidth) => Scale > 0 ? Scale : Math.Max(1, (96 + imageWidth - 1) / imageWidth);
+
+        public Options Validate()
+        {
+            if (Scale < 0) throw new ArgumentOutOfRangeException(nameof(Scale), Scale, $"Scale must be ≥ 0 (0 = automatic); got {Scale}.");
+            if (Padding < 0) throw new ArgumentOutOfRangeException(nameof(Padding), Padding, $"Padding must be ≥ 0; got {Padding}.");
+            if (!(MaskedGrey >= 0 && MaskedGrey <= 1))
+                throw new ArgumentOutOfRangeException(nameof(MaskedGrey), MaskedGrey, $"MaskedGrey must be in [0, 1]; got {MaskedGrey}.");
+            return this;
+        }
     }
 }
 
@@ -34,14 +37,14 @@ public sealed class ReconstructionGridOptions
 /// model's input units with <c>x·std + mean</c> per channel, clamped to [0, 1] and rounded to 8 bits; one channel
 /// is drawn as grey. Encoded with SkiaSharp.
 /// </summary>
-public static class ReconstructionGrid
+public static partial class ReconstructionGrid
 {
     public const int Columns = 4;
 
     /// <summary>Writes the grid to <paramref name="path"/> (PNG). <paramref name="mean"/>/<paramref name="std"/>: the
     /// per-channel normalisation the images carry (e.g. <see cref="PixelNormalization.ImageNetMean"/>).</summary>
-    public static void SavePng(string path, MaeReconstructionResult result, IReadOnlyList<float> mean, IReadOnlyList<float> std,
-        ReconstructionGridOptions? options = null)
+    public static void SavePng(string path, MaeReconstruction.Result result, IReadOnlyList<float> mean, IReadOnlyList<float> std,
+        ReconstructionGrid.Options? options = null)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("A file path is required.", nameof(path));
         var (width, height, rgba) = Render(result, mean, std, options);
@@ -57,22 +60,22 @@ public static class ReconstructionGrid
         data.SaveTo(file);
     }
 
-    /// <summary>Same as <see cref="SavePng(string, MaeReconstructionResult, IReadOnlyList{float}, IReadOnlyList{float}, ReconstructionGridOptions?)"/>
+    /// <summary>Same as <see cref="SavePng(string, MaeReconstruction.Result, IReadOnlyList{float}, IReadOnlyList{float}, ReconstructionGrid.Options?)"/>
     /// with the mean and std of <paramref name="normalisation"/> (e.g. an augmentation's <see cref="Input.MaeAugmentationOptions.ResolvedNormalization"/>).</summary>
-    public static void SavePng(string path, MaeReconstructionResult result, PixelNormalization normalisation, ReconstructionGridOptions? options = null)
+    public static void SavePng(string path, MaeReconstruction.Result result, PixelNormalization normalisation, ReconstructionGrid.Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(normalisation);
         SavePng(path, result, normalisation.Mean, normalisation.Std, options);
     }
 
     /// <summary>The grid as 8-bit RGBA rows (width × height × 4 bytes), before encoding.</summary>
-    public static (int Width, int Height, byte[] Rgba) Render(MaeReconstructionResult result, IReadOnlyList<float> mean, IReadOnlyList<float> std,
-        ReconstructionGridOptions? options = null)
+    public static (int Width, int Height, byte[] Rgba) Render(MaeReconstruction.Result result, IReadOnlyList<float> mean, IReadOnlyList<float> std,
+        ReconstructionGrid.Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(mean);
         ArgumentNullException.ThrowIfNull(std);
-        var o = (options ?? new ReconstructionGridOptions()).Validate();
+        var o = (options ?? new ReconstructionGrid.Options()).Validate();
         var shape = result.Original.shape;
         if (shape.Length != 4) throw new ArgumentException($"Expected [N, C, H, W] images; got [{string.Join(", ", shape)}].", nameof(result));
         int n = (int)shape[0], c = (int)shape[1], h = (int)shape[2], w = (int)shape[3];

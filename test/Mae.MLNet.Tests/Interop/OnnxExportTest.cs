@@ -99,7 +99,7 @@ public class OnnxExportTest
     static Dictionary<string, Tensor> Run(InferenceSession session, MaeOnnxOptions o, Tensor images, params string[] outputs)
     {
         long n = images.shape[0];
-        var shape = o.InputLayout == MaeOnnxInputLayout.FlatChw ? new[] { n, images[0].numel() } : images.shape;
+        var shape = o.InputLayout == MaeOnnxOptions.Layout.FlatChw ? new[] { n, images[0].numel() } : images.shape;
         var data = images.contiguous().data<float>().ToArray();
         using var input = OrtValue.CreateTensorValueFromMemory(data, shape);
         using var runOptions = new RunOptions();
@@ -124,15 +124,15 @@ public class OnnxExportTest
     }
 
     [TestMethod]
-    [DataRow(0, MaePooling.Cls, false, MaeOnnxInputLayout.FlatChw)]
-    [DataRow(0, MaePooling.Mean, false, MaeOnnxInputLayout.FlatChw)]
-    [DataRow(0, MaePooling.Cls, true, MaeOnnxInputLayout.FlatChw)]
-    [DataRow(0, MaePooling.Mean, true, MaeOnnxInputLayout.Nchw)]
-    [DataRow(1, MaePooling.Cls, true, MaeOnnxInputLayout.FlatChw)]
-    [DataRow(1, MaePooling.Mean, true, MaeOnnxInputLayout.FlatChw)]
-    [DataRow(1, MaePooling.Cls, false, MaeOnnxInputLayout.Nchw)]
-    [DataRow(1, MaePooling.Mean, false, MaeOnnxInputLayout.FlatChw)]
-    public void EncoderFeaturesMatchTorchSharp(int config, MaePooling pooling, bool normalise, MaeOnnxInputLayout layout)
+    [DataRow(0, MaePooling.Cls, false, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(0, MaePooling.Mean, false, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(0, MaePooling.Cls, true, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(0, MaePooling.Mean, true, MaeOnnxOptions.Layout.Nchw)]
+    [DataRow(1, MaePooling.Cls, true, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(1, MaePooling.Mean, true, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(1, MaePooling.Cls, false, MaeOnnxOptions.Layout.Nchw)]
+    [DataRow(1, MaePooling.Mean, false, MaeOnnxOptions.Layout.FlatChw)]
+    public void EncoderFeaturesMatchTorchSharp(int config, MaePooling pooling, bool normalise, MaeOnnxOptions.Layout layout)
     {
         var cfg = Configs[config];
         using var encoder = new MaeEncoder(cfg);

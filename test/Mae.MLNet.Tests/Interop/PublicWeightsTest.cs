@@ -46,8 +46,8 @@ public class PublicWeightsTest
     {
         using (var w = MaeWeightFile.Read(F("official_checkpoint.pth"), ConfigI))
         {
-            Assert.AreEqual(MaeWeightsKind.Full, w.Kind);
-            Assert.AreEqual(MaeWeightsFileFormat.OfficialPth, w.Format);
+            Assert.AreEqual(MaeWeightFile.Kind.Full, w.Kind);
+            Assert.AreEqual(MaeWeightFile.Format.OfficialPth, w.Format);
             Assert.AreEqual(3, Convert.ToInt32(w.Extras["epoch"]));
             Assert.IsTrue(w.Extras.ContainsKey("optimizer") && w.Extras.ContainsKey("scaler") && w.Extras.ContainsKey("args"));
         }
@@ -94,7 +94,7 @@ public class PublicWeightsTest
     {
         using (var w = MaeWeightFile.Read(F("official_finetuned.pth"), ConfigI))
         {
-            Assert.AreEqual(MaeWeightsKind.FineTuned, w.Kind);
+            Assert.AreEqual(MaeWeightFile.Kind.FineTuned, w.Kind);
             Assert.AreEqual(5, w.NumClasses);
             Assert.IsTrue(w.GlobalPool);
         }
@@ -114,7 +114,7 @@ public class PublicWeightsTest
     {
         using (var w = MaeWeightFile.Read(F(path)))
         {
-            Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, w.Format);
+            Assert.AreEqual(MaeWeightFile.Format.HuggingFace, w.Format);
             Assert.AreEqual(1e-12, w.Config.LayerNormEps, "eps comes from config.json");
             Assert.AreEqual(ConfigI with { LayerNormEps = 1e-12 }, w.Config);
         }

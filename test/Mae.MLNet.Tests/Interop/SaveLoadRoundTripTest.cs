@@ -79,7 +79,7 @@ public class SaveLoadRoundTripTest
             using var encoder = new MaeEncoder(Config);
             string path = Path.Combine(dir, "enc.safetensors");
             MaeWeightFile.Save(encoder, path);
-            using (var w = MaeWeightFile.Read(path)) Assert.AreEqual(MaeWeightsKind.EncoderOnly, w.Kind);
+            using (var w = MaeWeightFile.Read(path)) Assert.AreEqual(MaeWeightFile.Kind.EncoderOnly, w.Kind);
             var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.LoadMaskedAutoencoder(path));
             StringAssert.Contains(e.Message, "encoder only");
         }

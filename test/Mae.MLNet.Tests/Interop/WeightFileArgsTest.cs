@@ -25,8 +25,8 @@ public class WeightFileArgsTest
     {
         Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("official_checkpoint.pth"), ConfigI, limits: NoTensors));
         var info = MaeWeightFile.ReadInfo(F("official_checkpoint.pth"), NoTensors);
-        Assert.AreEqual(MaeWeightsFileFormat.OfficialPth, info.Format);
-        Assert.AreEqual(MaeWeightsKind.Full, info.Kind);
+        Assert.AreEqual(MaeWeightFile.Format.OfficialPth, info.Format);
+        Assert.AreEqual(MaeWeightFile.Kind.Full, info.Kind);
         Assert.AreEqual(3, info.Epoch);
         CollectionAssert.AreEquivalent(new[] { "optimizer", "scaler" }, info.OtherEntries.ToArray());
         CollectionAssert.AreEqual(new long[] { 1, 17, 24 }, info.Shapes["pos_embed"]);
@@ -53,21 +53,21 @@ public class WeightFileArgsTest
     public void NormPixLossAndImageSizeComeFromTheArgs()
     {
         // Only the head counts are given: the loss target is the file's (True), not the record's default (False).
-        using (var w = MaeWeightFile.Read(F("official_checkpoint.pth"), heads: new MaeHeadCounts(2, 2)))
+        using (var w = MaeWeightFile.Read(F("official_checkpoint.pth"), heads: new MaeWeightFile.HeadCounts(2, 2)))
         {
             Assert.AreEqual(ConfigI, w.Config);
             Assert.AreEqual(true, w.Args!.NormPixLoss);
         }
-        using (var w = MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(2)))
+        using (var w = MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeWeightFile.HeadCounts(2)))
         {
             Assert.IsFalse(w.Config.NormPixLoss);
             Assert.AreEqual(8, w.Config.ImageSize);
             Assert.AreEqual(2, w.Config.NumHeads);
         }
         // A file without args: models_mae.py's default, and a preset hint gives head counts only, not its loss target.
-        using (var w = MaeWeightFile.Read(F("official_visualize.pth"), heads: new MaeHeadCounts(2, 2)))
+        using (var w = MaeWeightFile.Read(F("official_visualize.pth"), heads: new MaeWeightFile.HeadCounts(2, 2)))
             Assert.AreEqual(ConfigI with { NormPixLoss = false }, w.Config);
-        using var full = MaeWeightFile.LoadMaskedAutoencoder(F("official_checkpoint.pth"), heads: new MaeHeadCounts(2, 2));
+        using var full = MaeWeightFile.LoadMaskedAutoencoder(F("official_checkpoint.pth"), heads: new MaeWeightFile.HeadCounts(2, 2));
         Assert.IsTrue(full.Config.NormPixLoss);
     }
 
@@ -84,7 +84,7 @@ public class WeightFileArgsTest
     public void ArgsThatContradictTheTensorsAreRefused()
     {
         var path = F("args_input_size_mismatch.pth");
-        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(path, heads: new MaeHeadCounts(2)));
+        var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(path, heads: new MaeWeightFile.HeadCounts(2)));
         foreach (var s in new[] { path, "args.input_size is 16", "8 px" }) StringAssert.Contains(e.Message, s);
         var bad = F("args_bad_type.pth");
         e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.ReadInfo(bad));
@@ -95,15 +95,15 @@ public class WeightFileArgsTest
     public void HeadCountsAloneForANonPublicWidth()
     {
         var e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("args_tiny.pth")));
-        StringAssert.Contains(e.Message, "MaeHeadCounts");
+        StringAssert.Contains(e.Message, "MaeWeightFile.HeadCounts");
         // 8 wide with 3 heads does not divide: refused before any module is built.
-        e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(3)));
+        e = Assert.ThrowsExactly<MaeModelFileException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeWeightFile.HeadCounts(3)));
         StringAssert.Contains(e.Message, "NumHeads (3)");
-        Assert.ThrowsExactly<ArgumentException>(() => MaeWeightFile.Read(F("args_tiny.pth"), ConfigI, heads: new MaeHeadCounts(2)));
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeHeadCounts(0)));
+        Assert.ThrowsExactly<ArgumentException>(() => MaeWeightFile.Read(F("args_tiny.pth"), ConfigI, heads: new MaeWeightFile.HeadCounts(2)));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeWeightFile.Read(F("args_tiny.pth"), heads: new MaeWeightFile.HeadCounts(0)));
         // The ML.NET doors pass them through.
         var ml = new MLContext(0);
-        Assert.IsNotNull(ml.Transforms.MaeFeaturize("F", "Pixels", F("args_tiny.pth"), heads: new MaeHeadCounts(2)));
+        Assert.IsNotNull(ml.Transforms.MaeFeaturize("F", "Pixels", F("args_tiny.pth"), heads: new MaeWeightFile.HeadCounts(2)));
         Assert.ThrowsExactly<MaeModelFileException>(() => ml.Transforms.MaeFeaturize("F", "Pixels", F("args_tiny.pth")));
     }
 
@@ -111,25 +111,25 @@ public class WeightFileArgsTest
     public void FormatsOfTheOtherLayouts()
     {
         var timm = MaeWeightFile.ReadInfo(F("timm_encoder.safetensors"), NoTensors);
-        Assert.AreEqual(MaeWeightsFileFormat.TimmSafetensors, timm.Format);
-        Assert.AreEqual(MaeWeightsKind.EncoderOnly, timm.Kind);
+        Assert.AreEqual(MaeWeightFile.Format.TimmSafetensors, timm.Format);
+        Assert.AreEqual(MaeWeightFile.Kind.EncoderOnly, timm.Kind);
         Assert.IsNull(timm.Args);
         Assert.IsNull(timm.Epoch);
 
         var hf = MaeWeightFile.ReadInfo(F("hf"), NoTensors);
-        Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, hf.Format);
-        Assert.AreEqual(MaeWeightsKind.Full, hf.Kind);
+        Assert.AreEqual(MaeWeightFile.Format.HuggingFace, hf.Format);
+        Assert.AreEqual(MaeWeightFile.Kind.Full, hf.Kind);
         Assert.AreEqual(ConfigI with { LayerNormEps = 1e-12 }, hf.Config);
-        Assert.AreEqual(MaeWeightsFileFormat.HuggingFace, MaeWeightFile.ReadInfo(F("hf/pytorch_model.bin"), NoTensors).Format);
+        Assert.AreEqual(MaeWeightFile.Format.HuggingFace, MaeWeightFile.ReadInfo(F("hf/pytorch_model.bin"), NoTensors).Format);
 
-        Assert.AreEqual(MaeWeightsKind.FineTuned, MaeWeightFile.ReadInfo(F("official_finetuned.pth"), NoTensors).Kind);
-        Assert.AreEqual(MaeWeightsKind.EncoderOnly, MaeWeightFile.ReadInfo(F("args_tiny.pth")).Kind);
+        Assert.AreEqual(MaeWeightFile.Kind.FineTuned, MaeWeightFile.ReadInfo(F("official_finetuned.pth"), NoTensors).Kind);
+        Assert.AreEqual(MaeWeightFile.Kind.EncoderOnly, MaeWeightFile.ReadInfo(F("args_tiny.pth")).Kind);
 
         using var dir = new TempDir();
         string ours = Path.Combine(dir.Path, "tiny.safetensors");
         using (var model = new MaskedAutoencoder(ConfigI with { NormPixLoss = false })) MaeWeightFile.Save(model, ours);
         var info = MaeWeightFile.ReadInfo(ours, NoTensors);
-        Assert.AreEqual(MaeWeightsFileFormat.Ours, info.Format);
+        Assert.AreEqual(MaeWeightFile.Format.Ours, info.Format);
         Assert.AreEqual(ConfigI with { NormPixLoss = false }, info.Config);
     }
 }

@@ -105,7 +105,7 @@ public class TimeBudgetTest
                 File.WriteAllBytes(Path.Combine(folder, "a", $"{i}.png"), data.ToArray());
             }
             var sample = MaeImageFolder.SampleSizes(folder);
-            Assert.AreEqual(new MaeImageSizeSample(5, 40, 3), sample);
+            Assert.AreEqual(new MaeImageFolder.SizeSample(5, 40, 3), sample);
             File.WriteAllText(Path.Combine(folder, "a", "5.png"), "not an image");   // passed over
             Assert.AreEqual(5, MaeImageFolder.SampleSizes(folder, 16).Files);
             Assert.AreEqual(MaeConfig.Nano32, MaeImageFolder.ChoosePreset(folder, cuda: false).Choice.Config);

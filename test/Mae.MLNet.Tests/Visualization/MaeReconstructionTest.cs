@@ -111,7 +111,7 @@ public class MaeReconstructionTest
         using var mask = tensor(new float[] { 0, 1, 1, 0, 1, 1, 0, 1 }, new long[] { 2, 4 });
         using var r = MaeReconstruction.FromPrediction(model, images, pred, mask);
         string path = Path.Combine(TestContext.TestRunResultsDirectory ?? Path.GetTempPath(), $"mae_grid_{Guid.NewGuid():N}.png");
-        var options = new ReconstructionGridOptions { Scale = 3, Padding = 2 };
+        var options = new ReconstructionGrid.Options { Scale = 3, Padding = 2 };
         ReconstructionGrid.SavePng(path, r, mean, std, options);
         try
         {
@@ -149,15 +149,15 @@ public class MaeReconstructionTest
         using var mask = zeros(1, 4);
         using var pred = model.Patchify(images);
         using var r = MaeReconstruction.FromPrediction(model, images, pred, mask);
-        var (w, h, rgba) = ReconstructionGrid.Render(r, new[] { 0.5f }, new[] { 2f }, new ReconstructionGridOptions { Scale = 1, Padding = 0 });
+        var (w, h, rgba) = ReconstructionGrid.Render(r, new[] { 0.5f }, new[] { 2f }, new ReconstructionGrid.Options { Scale = 1, Padding = 0 });
         Assert.AreEqual(32, w);
         Assert.AreEqual(8, h);
         // 0.25·2 + 0.5 = 1.0 → 255 in every channel; clamps above 1.
         Assert.IsTrue(rgba.All(b => b == 255));
-        var (_, _, dark) = ReconstructionGrid.Render(r, new[] { -1f }, new[] { 1f }, new ReconstructionGridOptions { Scale = 1, Padding = 0 });
+        var (_, _, dark) = ReconstructionGrid.Render(r, new[] { -1f }, new[] { 1f }, new ReconstructionGrid.Options { Scale = 1, Padding = 0 });
         Assert.AreEqual(0, dark[0], "clamped below 0");
         Assert.ThrowsExactly<ArgumentException>(() => ReconstructionGrid.Render(r, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f }));
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ReconstructionGrid.Render(r, new[] { 0.5f }, new[] { 1f }, new ReconstructionGridOptions { Padding = -1 }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ReconstructionGrid.Render(r, new[] { 0.5f }, new[] { 1f }, new ReconstructionGrid.Options { Padding = -1 }));
         using var wrongPred = zeros(1, 4, 5);
         var ex = Assert.ThrowsExactly<ArgumentException>(() => MaeReconstruction.FromPrediction(model, images, wrongPred, mask));
         StringAssert.Contains(ex.Message, "16");

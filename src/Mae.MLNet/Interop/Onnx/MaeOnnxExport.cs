@@ -164,7 +164,7 @@ public static partial class MaeOnnxExport
             ("mae.embed_dim", cfg.EmbedDim.ToString(CultureInfo.InvariantCulture)),
             ("mae.depth", cfg.Depth.ToString(CultureInfo.InvariantCulture)),
             ("mae.num_heads", cfg.NumHeads.ToString(CultureInfo.InvariantCulture)),
-            ("mae.input_layout", options.InputLayout == MaeOnnxInputLayout.FlatChw ? "flat_chw" : "nchw"),
+            ("mae.input_layout", options.InputLayout == MaeOnnxOptions.Layout.FlatChw ? "flat_chw" : "nchw"),
         };
         meta.AddRange(extra);
         foreach (var (k, v) in meta) model.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
@@ -179,7 +179,7 @@ public static partial class MaeOnnxExport
         long c = cfg.InChannels, s = cfg.ImageSize;
         string input = g.ExactName(options.InputName);
         string x;
-        if (options.InputLayout == MaeOnnxInputLayout.FlatChw)
+        if (options.InputLayout == MaeOnnxOptions.Layout.FlatChw)
         {
             if (options.PerRow) g.AddInput(input, c * s * s); else g.AddInput(input, BatchDim, c * s * s);
             x = g.Node("Reshape", new[] { input, g.Int64s("image_shape", -1, c, s, s) }, g.UniqueName("images"));

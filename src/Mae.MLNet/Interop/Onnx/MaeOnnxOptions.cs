@@ -2,14 +2,17 @@ using Mae.MLNet.Model;
 
 namespace Mae.MLNet.Interop.Onnx;
 
-/// <summary>Shape of the exported graph's pixel input.</summary>
-public enum MaeOnnxInputLayout
+public sealed partial class MaeOnnxOptions
 {
-    /// <summary><c>[batch, C·H·W]</c>: one flat CHW vector per row, as ML.NET's
-    /// <c>ExtractPixels(interleavePixelColors: false)</c> produces.</summary>
-    FlatChw,
-    /// <summary><c>[batch, C, H, W]</c>.</summary>
-    Nchw,
+    /// <summary>Shape of the exported graph's pixel input.</summary>
+    public enum Layout
+    {
+        /// <summary><c>[batch, C·H·W]</c>: one flat CHW vector per row, as ML.NET's
+        /// <c>ExtractPixels(interleavePixelColors: false)</c> produces.</summary>
+        FlatChw,
+        /// <summary><c>[batch, C, H, W]</c>.</summary>
+        Nchw,
+    }
 }
 
 /// <summary>
@@ -17,13 +20,13 @@ public enum MaeOnnxInputLayout
 /// attentive probe. The graph computes <see cref="Normalization"/>, <c>x' = (x · Scale − Mean[c]) / Std[c]</c> per
 /// channel (when set), then the model, with a symbolic batch dimension named <c>batch</c>.
 /// </summary>
-public sealed class MaeOnnxOptions
+public sealed partial class MaeOnnxOptions
 {
     /// <summary>Name of the pixel input.</summary>
     public string InputName { get; set; } = "pixels";
     /// <summary>Name of the <c>[batch, D]</c> feature output.</summary>
     public string FeaturesName { get; set; } = "features";
-    public MaeOnnxInputLayout InputLayout { get; set; } = MaeOnnxInputLayout.FlatChw;
+    public MaeOnnxOptions.Layout InputLayout { get; set; } = MaeOnnxOptions.Layout.FlatChw;
     /// <summary>No batch axis: the input is one image ([C·H·W] or [C, H, W]) and every output one row ([D]). This is
     /// what ML.NET's OnnxTransformer expects (it scores row by row and would otherwise type a [batch, D] output as
     /// a [1, D] tensor column).</summary>
