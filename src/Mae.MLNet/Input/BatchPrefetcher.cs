@@ -39,6 +39,7 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
     readonly long endPosition;
     bool stopping;
     Exception? fatal;
+    int waiting, finished;   // workers blocked on a full ring / done (WaitUntilIdle)
 
     readonly BadPositions bad;
 
@@ -122,7 +123,13 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
                 float* data;
                 lock (gate)
                 {
-                    while (!stopping && slot.Batch != b) Monitor.Wait(gate);
+                    if (!stopping && slot.Batch != b)
+                    {
+                        waiting++;
+                        Monitor.PulseAll(gate);   // WaitUntilIdle may be looking
+                        while (!stopping && slot.Batch != b) Monitor.Wait(gate);
+                        waiting--;
+                    }
                     if (stopping) return;
                     data = slot.Data;
                 }
@@ -147,6 +154,31 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
                 fatal ??= e;
                 Monitor.PulseAll(gate);
             }
+        }
+        finally
+        {
+            lock (gate)
+            {
+                finished++;
+                Monitor.PulseAll(gate);
+            }
+        }
+    }
+
+    /// <summary>Blocks until every worker waits for a ring slot or has finished — the state in which no more images
+    /// are decoded until the consumer takes a batch (tests look at memory there, by state rather than by time).
+    /// False if that did not happen within <paramref name="timeout"/>.</summary>
+    internal bool WaitUntilIdle(TimeSpan timeout)
+    {
+        var end = DateTime.UtcNow + timeout;
+        lock (gate)
+        {
+            while (waiting + finished < threads.Length)
+            {
+                var left = end - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || !Monitor.Wait(gate, left)) return waiting + finished >= threads.Length;
+            }
+            return true;
         }
     }
 

@@ -19,6 +19,9 @@ internal sealed unsafe class ImageBatchReader
     /// <summary>Images decoded so far, all epochs (lets tests see that workers stop at the end of the ring).</summary>
     internal long ImagesProduced => Interlocked.Read(ref produced);
 
+    /// <summary>The prefetcher of the epoch being read (tests wait on its <see cref="BatchPrefetcher.WaitUntilIdle"/>).</summary>
+    internal BatchPrefetcher? Prefetcher { get; private set; }
+
     public EncodedImageList Images { get; }
     public long[]? Labels { get; }
     public MaeImageInputOptions Options { get; }
@@ -53,7 +56,7 @@ internal sealed unsafe class ImageBatchReader
             : plan.Training ? n / plan.BatchSize : (n + plan.BatchSize - 1) / plan.BatchSize;
         if (plan.SkipBatches >= batches) yield break;
         var order = plan.Training ? MaePlanRandom.FilePermutation(n, plan.Seed, plan.Epoch) : null;
-        using var prefetcher = new BatchPrefetcher(this, plan, order, batches, new BadPositions());
+        using var prefetcher = Prefetcher = new BatchPrefetcher(this, plan, order, batches, new BadPositions());
         for (long b = plan.SkipBatches; b < batches; b++)
             yield return prefetcher.Take(b);
     }

@@ -20,10 +20,11 @@ public class MemoryTest
         using var e = source.Batches(new MaeEpochPlan { Seed = 1, BatchSize = 10 }).GetEnumerator();
         Assert.IsTrue(e.MoveNext());
         e.Current.Dispose();
-        Thread.Sleep(500); // plenty of time to decode all 400 tiny images if nothing held the workers back
+        // Wait for the state, not for a time: every worker blocked on the ring (or, were nothing holding them back,
+        // done with all 400 images).
+        Assert.IsTrue(source.Reader.Prefetcher!.WaitUntilIdle(TimeSpan.FromMinutes(2)), "the workers never came to rest");
         long produced = source.Reader.ImagesProduced;
-        Assert.IsTrue(produced <= 10 + 3 * 10, $"workers decoded {produced} images while one batch was taken; the ring then holds the next 3 batches of 10");
-        Assert.IsTrue(produced >= 10);
+        Assert.AreEqual(10 + 3 * 10, produced, "one batch taken: the ring of 3 slots then holds exactly the next 3 batches of 10");
     }
 
     [TestMethod]

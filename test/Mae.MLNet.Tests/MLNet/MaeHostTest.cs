@@ -45,18 +45,27 @@ public class MaeHostTest
         var encoder = new MaeEncoder(Config);
         var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 4).Select(i => new Item { Pixels = Enumerable.Repeat(i / 4f, Length).ToArray() }));
         var model = ml.Transforms.MaeFeaturize("Features", "Pixels", encoder, batchSize: 2, device: MaeDevice.Cpu).Fit(data);
-        var created = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var created = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var markerSeen = new ManualResetEventSlim();
+        const string marker = "zz-test-marker";
         using var watcher = new FileSystemWatcher(temp) { EnableRaisingEvents = true, IncludeSubdirectories = true };
-        watcher.Created += (_, e) => created.Add(e.Name ?? "");
+        watcher.Created += (_, e) =>
+        {
+            if (e.Name == marker) markerSeen.Set();
+            else created.Enqueue(e.Name ?? "");
+        };
         string path = Path.Combine(temp, "model.zip");
         try
         {
             ml.Model.Save(model, data.Schema, path);
+            // The watcher reports events in the order they happened: once it reports a marker written after Save, it has
+            // reported every file Save created (the file may already be deleted again, so listing the folder would not do).
+            File.WriteAllText(Path.Combine(temp, marker), "");
+            Assert.IsTrue(markerSeen.Wait(TimeSpan.FromMinutes(2)), "the watcher never reported the marker");
             // Model.Save's own files (the zip, its ml_dotnet_* staging folder) are there in any case; the ONNX model
             // file is a randomly named file beside them.
-            bool OnnxFile() => created.Any(n => n != "model.zip" && !n.StartsWith("ml_dotnet_", StringComparison.Ordinal));
-            for (int i = 0; i < 50 && !OnnxFile(); i++) Thread.Sleep(20);
-            Assert.IsTrue(OnnxFile(), $"files created in the caller's TempFilePath: {string.Join(", ", created)}");
+            Assert.IsTrue(created.Any(n => n != "model.zip" && !n.StartsWith("ml_dotnet_", StringComparison.Ordinal)),
+                $"files created in the caller's TempFilePath: {string.Join(", ", created)}");
         }
         finally { Directory.Delete(temp, recursive: true); }
     }
