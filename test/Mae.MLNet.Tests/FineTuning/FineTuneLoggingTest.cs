@@ -34,8 +34,8 @@ public class FineTuneLoggingTest
 
         // The reference's engine_finetune.py: "loss" and "lr" per step on the epoch×1000 axis; main_finetune.py:
         // perf/test_acc1 (percent) and perf/test_loss per epoch.
-        var records = PretrainerTest.ReadRecords(File.ReadAllBytes(Directory.GetFiles(o.TensorBoardDir, "events.out.tfevents.*").Single()));
-        var scalars = records.Skip(1).Select(PretrainerTest.DecodeScalar).ToList();
+        var records = Mae.MLNet.Tests.Pretraining.PretrainerTest.ReadRecords(File.ReadAllBytes(Directory.GetFiles(o.TensorBoardDir, "events.out.tfevents.*").Single()));
+        var scalars = records.Skip(1).Select(Mae.MLNet.Tests.Pretraining.PretrainerTest.DecodeScalar).ToList();
         var losses = scalars.Where(s => s.tag == "loss").ToList();
         Assert.AreEqual(steps, losses.Count);
         for (int i = 0; i < steps; i++) Assert.AreEqual(r.StepLosses[i], losses[i].value);

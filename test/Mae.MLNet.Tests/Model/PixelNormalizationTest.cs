@@ -1,7 +1,7 @@
 using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
-namespace Mae.MLNet.Tests.Input;
+namespace Mae.MLNet.Tests.Model;
 
 /// <summary>The one pixel normalisation: torchvision's ToTensor + Normalize, <c>(x · scale − mean[c]) / std[c]</c>, the
 /// same bits whether applied to a batch tensor or one value (the decoders' lookup table).</summary>

@@ -4,7 +4,9 @@ using Mae.MLNet.Pretraining;
 using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
-namespace Mae.MLNet.Tests.Training;
+using Mae.MLNet.Tests.Training;
+
+namespace Mae.MLNet.Tests.Pretraining;
 
 /// <summary>Pre-training with <see cref="MaeObjective.Contrastive"/>: two augmented views per image through the same
 /// engine (accumulation, bf16, checkpoints), and an exact resume that restores the projection head.</summary>

@@ -10,7 +10,9 @@ using Mae.MLNet.Pretraining;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
 
-namespace Mae.MLNet.Tests.Training;
+using Mae.MLNet.Tests.Training;
+
+namespace Mae.MLNet.Tests.Pretraining;
 
 [TestClass]
 public class PretrainerTest

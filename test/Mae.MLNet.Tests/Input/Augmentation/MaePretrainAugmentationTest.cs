@@ -4,7 +4,7 @@ using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using static TorchSharp.torch;
 
-namespace Mae.MLNet.Tests.Training.Augmentation;
+namespace Mae.MLNet.Tests.Input.Augmentation;
 
 [TestClass]
 public class MaePretrainAugmentationTest

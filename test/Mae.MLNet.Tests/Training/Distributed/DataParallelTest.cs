@@ -1,6 +1,6 @@
 using Mae.MLNet.Tests.Training;
 
-namespace Mae.MLNet.Tests.Distributed;
+namespace Mae.MLNet.Tests.Training.Distributed;
 
 /// <summary>
 /// Data-parallel pre-training over Open MPI, run as real <c>mpirun -np 2</c> jobs of the training host: 2 ranks with
@@ -41,7 +41,7 @@ public class DataParallelTest
         var events = Directory.GetFiles($"{two}.tb", "events.out.tfevents.*");
         Assert.AreEqual(1, events.Length, "one TensorBoard event file (rank 0's)");
         // A file-version event, then train_loss and lr at each of the 4 reports: one writer, whole records.
-        Assert.AreEqual(1 + 2 * 4, PretrainerTest.ReadRecords(File.ReadAllBytes(events[0])).Count);
+        Assert.AreEqual(1 + 2 * 4, Mae.MLNet.Tests.Pretraining.PretrainerTest.ReadRecords(File.ReadAllBytes(events[0])).Count);
 
         var expected = MpiJob.Losses(one);
         var actual = MpiJob.Losses(two);

@@ -5,7 +5,7 @@ using Mae.MLNet.Input;
 using Mae.MLNet.Pretraining;
 using static TorchSharp.torch;
 
-namespace Mae.MLNet.Tests.Distributed;
+namespace Mae.MLNet.Tests.Training.Distributed;
 
 /// <summary>The shard arithmetic and the data-parallel checks that need no second process.</summary>
 [TestClass]

@@ -1,7 +1,7 @@
 using Mae.MLNet.Training;
 using Mae.MLNet.Runtime;
 
-namespace Mae.MLNet.Tests.Distributed;
+namespace Mae.MLNet.Tests.Training.Distributed;
 
 /// <summary>
 /// Launcher detection from environments written by hand the way each launcher sets them (Open MPI's mpirun, a Slurm

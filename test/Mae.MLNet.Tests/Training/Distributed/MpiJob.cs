@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Mae.MLNet.TrainHost;
 
-namespace Mae.MLNet.Tests.Distributed;
+namespace Mae.MLNet.Tests.Training.Distributed;
 
 /// <summary>Runs the training host's data-parallel mode as one process or as an <c>mpirun -np N</c> job, and reads
 /// back what rank 0 wrote (losses, parameter names) and every rank's weights.</summary>

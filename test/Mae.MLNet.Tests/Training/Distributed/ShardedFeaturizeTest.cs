@@ -6,7 +6,7 @@ using Microsoft.ML.Data;
 using Mae.MLNet.Training;
 using static TorchSharp.torch;
 
-namespace Mae.MLNet.Tests.Distributed;
+namespace Mae.MLNet.Tests.Training.Distributed;
 
 /// <summary>Featurizing split by rank: each rank's part written as a binary IDataView, the parts read back as one
 /// view equal (values and row order) to featurizing everything in one go. The ranks run one after another in this
