@@ -92,10 +92,10 @@ internal static class CommonOptions
            $"decoder {c.DecoderEmbedDim}×{c.DecoderDepth}, norm-pix-loss {(c.NormPixLoss ? "on" : "off")}";
 
     /// <summary>What a run computes in and on, with auto resolved ("bf16 on cpu"), for the start-up summary.</summary>
-    public static string DescribeCompute(Mae.MLNet.Training.MaePrecision precision, MaeDevice device)
+    public static string DescribeCompute(Mae.MLNet.Training.MaeTrainingOptions options)
     {
-        var type = device.Resolve().type;
-        return $"{Mae.MLNet.Training.MaePrecisionExtensions.Resolve(precision, type).ToString().ToLowerInvariant()} on {type.ToString().ToLowerInvariant()}";
+        var (precision, device) = options.ResolveCompute();
+        return $"{precision.ToString().ToLowerInvariant()} on {device.ToString().ToLowerInvariant()}";
     }
     public static Option<string?> Heads() => new("--num-heads")
     {

@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.Input;
 
 /// <summary>
-/// A batched transform the trainer applies to every batch on the training device before the forward pass:
+/// A batched transform the trainer applies on the training device before the forward pass to every batch of a source
+/// that hands over pixels (in memory, an ML.NET column; the file sources crop and normalise themselves):
 /// augmentation (random resized crop, flip) and per-channel mean/std normalisation go through this hook.
 /// Randomness must come from libtorch's global generator so that checkpoints (which save its state) cover it.
 /// </summary>

@@ -12,18 +12,15 @@ namespace Mae.MLNet.Runtime;
 /// during the step cannot be collected before it ends, so their native calls complete first.
 /// If the budget is exceeded the runtime simply collects as usual (the scope then ends quietly).
 /// <para>Entering a region forces a full blocking (gen-2) collection first, so this costs a few milliseconds with a
-/// large live heap. Inference no longer uses it: the forward pass passes only Scalars it holds itself
-/// (<see cref="Model.ScalarMath"/>). Training steps still do, because TorchSharp's AdamW creates its coefficient
-/// Scalars internally; an optimizer step that holds its own Scalars (the unified engine's fused AdamW) makes it
-/// unnecessary there too.</para>
+/// large live heap. Inference does not use it: the forward pass passes only Scalars it holds itself
+/// (<see cref="Model.ScalarMath"/>). Training steps and evaluation batches do: the flat AdamW
+/// (<see cref="Training.MaeFlatAdamW"/>) and the loss still pass implicit Scalars.</para>
 /// </summary>
 internal readonly struct NoGcScope : IDisposable
 {
     /// <summary>Budget of a training step: reserved, not committed up front; other threads may allocate this much
     /// during a step before a collection happens anyway.</summary>
     public const long TrainingBudget = 256L << 20;
-    /// <summary>Budget of an inference batch (no longer used by the library's own inference path).</summary>
-    public const long InferenceBudget = 16L << 20;
     readonly bool started;
 
     NoGcScope(bool started) => this.started = started;

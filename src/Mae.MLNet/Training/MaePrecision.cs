@@ -16,8 +16,9 @@ public enum MaePrecision
     Auto,
 }
 
-/// <summary>Where <see cref="MaePrecision.Auto"/> becomes a concrete precision, and a precision a compute dtype.</summary>
-public static class MaePrecisionExtensions
+/// <summary>Where <see cref="MaePrecision.Auto"/> becomes a concrete precision, and a precision a compute dtype
+/// (users see the result through <see cref="MaeTrainingOptions.ResolveCompute"/>).</summary>
+internal static class MaePrecisionExtensions
 {
     /// <summary><paramref name="precision"/> itself unless it is <see cref="MaePrecision.Auto"/>; then bf16 on CUDA or
     /// on a CPU with <paramref name="cpuHasNativeBf16"/> (default: this machine's), else fp32.</summary>
