@@ -81,7 +81,7 @@ root.SetAction(result =>
         Sample = result.GetValue(sample) == "fashion-mnist" ? QuickstartSample.FashionMnist : QuickstartSample.Photos,
         Model = result.GetValue(model),
         Device = result.GetValue(device) switch { "cpu" => MaeDevice.Cpu, "cuda" => MaeDevice.Cuda, _ => MaeDevice.Auto },
-        Precision = result.GetValue(precision) switch { "fp32" => Mae.MLNet.Training.MaePrecision.Fp32, "bf16" => Mae.MLNet.Training.MaePrecision.Bf16, _ => Mae.MLNet.Training.MaePrecision.Auto },
+        Precision = result.GetValue(precision) switch { "fp32" => Mae.MLNet.Runtime.MaePrecision.Fp32, "bf16" => Mae.MLNet.Runtime.MaePrecision.Bf16, _ => Mae.MLNet.Runtime.MaePrecision.Auto },
         Epochs = result.GetValue(epochs),
         LearningRate = result.GetValue(lr),
         Minutes = result.GetValue(minutes),

@@ -92,10 +92,10 @@ internal static class CommonOptions
            $"decoder {c.DecoderEmbedDim}×{c.DecoderDepth}, norm-pix-loss {(c.NormPixLoss ? "on" : "off")}";
 
     /// <summary>What a run computes in and on, with auto resolved ("bf16 on cpu"), for the start-up summary.</summary>
-    public static string DescribeCompute(Mae.MLNet.Training.MaeTrainingOptions options)
+    public static string DescribeCompute(MaePrecision precision, MaeDevice device)
     {
-        var (precision, device) = options.ResolveCompute();
-        return $"{precision.ToString().ToLowerInvariant()} on {device.ToString().ToLowerInvariant()}";
+        var type = device.Resolve().type;
+        return $"{precision.Resolve(type).ToString().ToLowerInvariant()} on {type.ToString().ToLowerInvariant()}";
     }
     public static Option<string?> Heads() => new("--num-heads")
     {
@@ -132,9 +132,9 @@ internal static class CommonOptions
     }
 
     public static MaeDevice ParseDevice(string value) => value switch { "cpu" => MaeDevice.Cpu, "cuda" => MaeDevice.Cuda, _ => MaeDevice.Auto };
-    public static Mae.MLNet.Training.MaePrecision ParsePrecision(string value) => value switch
+    public static Mae.MLNet.Runtime.MaePrecision ParsePrecision(string value) => value switch
     {
-        "fp32" => Mae.MLNet.Training.MaePrecision.Fp32, "bf16" => Mae.MLNet.Training.MaePrecision.Bf16, _ => Mae.MLNet.Training.MaePrecision.Auto,
+        "fp32" => Mae.MLNet.Runtime.MaePrecision.Fp32, "bf16" => Mae.MLNet.Runtime.MaePrecision.Bf16, _ => Mae.MLNet.Runtime.MaePrecision.Auto,
     };
     public static MaePooling ParsePooling(string value) => value == "cls" ? MaePooling.Cls : MaePooling.Mean;
 

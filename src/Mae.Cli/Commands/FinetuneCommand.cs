@@ -152,7 +152,7 @@ public static class FinetuneCommand
                                                    : $"; weights '{r.GetValue(weights)!.FullName}': {CommonOptions.Describe(config)}"));
                 progress.Line($"  {training.Epochs} epochs × {steps} steps of {training.BatchSize} images (effective batch {training.EffectiveBatchSize}), " +
                               $"lr {training.PeakLearningRate:G3} (blr {training.BaseLearningRate:G3}, layer decay {training.LayerDecay}), warm-up {training.WarmupEpochs:G3} epochs, " +
-                              $"{CommonOptions.DescribeCompute(training)}; checkpoints {(checkpointDir is null ? "none (--checkpoint-dir)" : $"'{checkpointDir}'")}");
+                              $"{CommonOptions.DescribeCompute(training.Precision, training.Device)}; checkpoints {(checkpointDir is null ? "none (--checkpoint-dir)" : $"'{checkpointDir}'")}");
                 if (resumeLine is not null) progress.Line($"  {resumeLine}");
             }
 

@@ -144,7 +144,7 @@ public static class PretrainCommand
                 progress.Line($"pretrain: {files.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; model {CommonOptions.Describe(config)}");
                 progress.Line($"  {options.Epochs} epochs × {steps} steps of {options.BatchSize} images (effective batch {options.EffectiveBatchSize}), " +
                               $"lr {options.PeakLearningRate:G3}{(options.LearningRate is null ? $" (blr {options.BaseLearningRate:G3})" : "")}, " +
-                              $"warm-up {options.WarmupEpochs:G3} epochs, mask ratio {options.MaskRatio}, {CommonOptions.DescribeCompute(options)}; output '{output}'");
+                              $"warm-up {options.WarmupEpochs:G3} epochs, mask ratio {options.MaskRatio}, {CommonOptions.DescribeCompute(options.Precision, options.Device)}; output '{output}'");
                 if (resumeLine is not null) progress.Line($"  {resumeLine}");
             }
             using var mae = MaePretrainer.CreateModel(config, options);

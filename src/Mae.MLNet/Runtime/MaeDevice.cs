@@ -11,7 +11,7 @@ public enum MaeDevice
     Cuda,
 }
 
-/// <summary>The device option's rules (internal: the public door is <see cref="TorchRuntime.Resolve"/>).</summary>
+/// <summary>The device option's rules (internal: the public door is <see cref="TorchRuntime.Resolve(MaeDevice, int)"/>).</summary>
 internal static class MaeDeviceExtensions
 {
     /// <summary>Resolves the option to a libtorch device. Asking for CUDA on a build or machine without it throws

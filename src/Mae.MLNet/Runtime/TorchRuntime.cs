@@ -15,6 +15,11 @@ public static class TorchRuntime
     /// how to get it.</summary>
     public static Device Resolve(this MaeDevice device, int cudaIndex = 0) => MaeDeviceExtensions.Resolve(device, cudaIndex);
 
+    /// <summary><paramref name="precision"/> itself unless it is <see cref="MaePrecision.Auto"/>; then bf16 on CUDA or on
+    /// a CPU with <paramref name="cpuHasNativeBf16"/> (default: this machine's, <see cref="CpuHasNativeBf16"/>), else fp32.</summary>
+    public static MaePrecision Resolve(this MaePrecision precision, DeviceType device, bool? cpuHasNativeBf16 = null)
+        => MaePrecisionExtensions.Resolve(precision, device, cpuHasNativeBf16);
+
     public static int CudaDeviceCount => CudaAvailable ? cuda.device_count() : 0;
 
     /// <summary>True when the CPU has native bfloat16 dot products (x86 AVX512_BF16: CPUID leaf 7, sub-leaf 1, EAX

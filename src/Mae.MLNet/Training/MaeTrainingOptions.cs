@@ -55,14 +55,6 @@ public abstract class MaeTrainingOptions
 
     public MaePrecision Precision { get; set; } = MaePrecision.Fp32;
 
-    /// <summary>What a run with these options computes in and on, <see cref="MaePrecision.Auto"/> and
-    /// <see cref="MaeDevice.Auto"/> resolved on this machine: e.g. (Bf16, CPU) on a CPU with native bf16.</summary>
-    public (MaePrecision Precision, TorchSharp.DeviceType Device) ResolveCompute()
-    {
-        var device = Device.Resolve().type;
-        return (Precision.Resolve(device), device);
-    }
-
     /// <summary>Folder for checkpoints; <c>null</c> writes none.</summary>
     public string? CheckpointDir { get; set; }
 

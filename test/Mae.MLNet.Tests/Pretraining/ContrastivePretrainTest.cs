@@ -1,6 +1,7 @@
 using Mae.MLNet.TrainHost;
 using Mae.MLNet.Input;
 using Mae.MLNet.Pretraining;
+using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
 using static TorchSharp.torch;
 

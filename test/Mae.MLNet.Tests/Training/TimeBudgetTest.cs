@@ -2,6 +2,7 @@ using Mae.MLNet.FineTuning;
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
 using Mae.MLNet.Pretraining;
+using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
 using SkiaSharp;
 using TorchSharp;

@@ -1,8 +1,7 @@
-using Mae.MLNet.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Mae.MLNet.Training;
+namespace Mae.MLNet.Runtime;
 
 /// <summary>Numeric precision of the forward/backward pass. Master weights and the optimizer stay fp32.</summary>
 public enum MaePrecision
@@ -17,12 +16,12 @@ public enum MaePrecision
 }
 
 /// <summary>Where <see cref="MaePrecision.Auto"/> becomes a concrete precision, and a precision a compute dtype
-/// (users see the result through <see cref="MaeTrainingOptions.ResolveCompute"/>).</summary>
+/// (the public door is <see cref="TorchRuntime.Resolve(MaePrecision, DeviceType, bool?)"/>).</summary>
 internal static class MaePrecisionExtensions
 {
     /// <summary><paramref name="precision"/> itself unless it is <see cref="MaePrecision.Auto"/>; then bf16 on CUDA or
     /// on a CPU with <paramref name="cpuHasNativeBf16"/> (default: this machine's), else fp32.</summary>
-    public static MaePrecision Resolve(this MaePrecision precision, DeviceType device, bool? cpuHasNativeBf16 = null)
+    public static MaePrecision Resolve(MaePrecision precision, DeviceType device, bool? cpuHasNativeBf16 = null)
     {
         if (precision != MaePrecision.Auto) return precision;
         bool fast = device == DeviceType.CUDA || (device == DeviceType.CPU && (cpuHasNativeBf16 ?? TorchRuntime.CpuHasNativeBf16));
