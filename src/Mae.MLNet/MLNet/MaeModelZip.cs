@@ -29,21 +29,41 @@ public static class MaeModelZip
     public static IReadOnlyList<string> Verify(string path)
     {
         using var stream = Open(path);
-        return Verify(stream, path);
+        var verified = Verify(stream, path);
+        Unchanged(stream, path);
+        return verified;
     }
 
-    /// <summary><see cref="Verify(string)"/>, then ML.NET's <c>Model.Load</c> from the same open file, so what ML.NET
-    /// loads is the file that was checked (not one swapped in under its name meanwhile).</summary>
+    /// <summary><see cref="Verify(string)"/>, then ML.NET's <c>Model.Load</c>, both from one copy of the file in memory
+    /// (read once, and refused if the file changed while it was read): what ML.NET loads is exactly the bytes that were
+    /// checked, not a file swapped in under its name or rewritten in place meanwhile. The copy costs the zip's size in
+    /// memory while ML.NET loads it (which holds its graphs in memory too).</summary>
     public static ITransformer LoadVerified(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        using var stream = Open(path);
-        Verify(stream, path);
-        stream.Position = 0;
-        return catalog.Load(stream, out inputSchema);
+        byte[] bytes;
+        using (var file = Open(path))
+        {
+            if (file.Length > Array.MaxLength)
+                throw new MaeModelFileException($"Model zip '{path}' is {file.Length} bytes, more than one buffer can hold ({Array.MaxLength}).", path, null);
+            bytes = new byte[file.Length];
+            try { file.ReadExactly(bytes); }
+            catch (EndOfStreamException e) { throw new MaeModelFileException($"Model zip '{path}' became shorter while it was read.", path, null, e); }
+            Unchanged(file, path);
+        }
+        using var memory = new MemoryStream(bytes, writable: false);
+        Verify(memory, path);
+        memory.Position = 0;
+        return catalog.Load(memory, out inputSchema);
     }
 
-    static FileStream Open(string path)
+    static void Unchanged(ReadOnlyFile file, string path)
+    {
+        try { file.CheckUnchanged(); }
+        catch (FileChangedException e) { throw new MaeModelFileException($"Model zip '{path}' changed while it was read; it is not used ({e.Message}).", path, null, e); }
+    }
+
+    static ReadOnlyFile Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         try { return RegularFile.OpenRead(path, 1 << 16); }
@@ -56,7 +76,7 @@ public static class MaeModelZip
     /// platform, so a zip is refused wherever any ML.NET would see two entries as one.</summary>
     static string Key(string entryName) => entryName.Replace('\\', '/');
 
-    static IReadOnlyList<string> Verify(FileStream stream, string path)
+    static IReadOnlyList<string> Verify(Stream stream, string path)
     {
         MaeModelFileException Bad(string why, string? entry) => new($"Model zip '{path}' fails its integrity check: {why}.", path, entry);
         var limits = MaeLoadLimits.Default;

@@ -84,6 +84,8 @@ internal static class MaeTrainingEngine
             collective?.Barrier();
             if (s.Resume) state.ResumedFrom = checkpoint.Container.FindLatest(s.CheckpointDir);
             if (collective is not null) MaeDataParallel.CheckSameResume(collective, state.ResumedFrom, s.CheckpointDir);
+            if (s.RequireResume && state.ResumedFrom is null)   // every rank saw the same (checked above): all refuse together
+                throw new MaeNothingToResumeException(s.CheckpointDir);
         }
         using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
         if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);
@@ -103,6 +105,7 @@ internal static class MaeTrainingEngine
             using (var rng = reader.ReadRngState()) torch.random.set_rng_state(rng);
             (state.StepLosses, state.EpochLosses) = reader.ReadHistory();
             task.ReadExtras(reader.Reader, reader.FormatVersion);
+            reader.CheckUnchanged();
             state.StartEpoch = reader.Header.EpochsCompleted;
             state.GlobalStep = reader.Header.GlobalStep;
             state.OptimizerSteps = reader.Header.OptimizerSteps;

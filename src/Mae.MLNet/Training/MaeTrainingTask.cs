@@ -21,6 +21,7 @@ internal sealed record MaeEngineSettings
     public required int CheckpointEvery { get; init; }
     public string? CheckpointDir { get; init; }
     public bool Resume { get; init; }
+    public bool RequireResume { get; init; }
     public string? MetricsFile { get; init; }
     public string? TensorBoardDir { get; init; }
     /// <summary>Reduced-precision compute dtype of the matrix work (null: fp32).</summary>
