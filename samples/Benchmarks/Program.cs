@@ -34,6 +34,8 @@ using static TorchSharp.torch;
 //                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
 //                            --contend N (N busy-loop processes compete while everything is measured) --input-loader false
 //                            (skip the loader-alone tables beside torchvision)
+//   --bench nccl             the NCCL path on one GPU (torchrun-style bootstrap, collectives, CUDA pre-training with
+//                            NCCL vs one process, 2 ranks on one GPU refused): samples/Benchmarks/gpu/nccl.sh
 //   --bench dataparallel     MPI ranks (mpirun) vs 1 process, alternating: img/s and all-reduce ms per step
 //                            --dp-runs 1x2,2x1,1x1 (ranks x threads per rank) --dp-preset tiny32 --dp-batch 64 (global) --dp-steps 20
 //                            --dp-rounds 3 --dp-precision fp32
@@ -324,6 +326,14 @@ if (benches.Contains("predict-gc"))
     }
     Console.WriteLine();
 }
+
+if (benches.Contains("nccl"))
+{
+    // The NCCL path on a lent GPU (samples/Benchmarks/gpu/nccl.sh): see NcclCheck.
+    if (!NcclCheck.Run(Console.Out, log)) exitCode = 1;
+}
+
+if (benches.Contains("nccl-child")) return NcclCheck.Child();
 
 if (benches.Contains("dp-child"))
 {

@@ -71,6 +71,13 @@ public static class MaeCli
                 : "mae: stopped before the end; files already written are complete (a run with checkpoints continues from the latest with --resume).");
             return terminated ? ExitTerminated : ExitCancelled;
         }
+        catch (Exception ex) when (Unwrap(ex) is Mae.MLNet.Input.MaeImageFileException { InnerException: UnauthorizedAccessException })
+        {
+            // An image or sub-folder the user may not read: the file system's refusal, as documented (exit code 4).
+            error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
+            EndOtherRanks(Unwrap(ex).Message);
+            return ExitFileSystem;
+        }
         catch (Exception ex) when (Unwrap(ex) is MaeNothingToResumeException)
         {
             error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");

@@ -172,7 +172,11 @@ public static class FinetuneCommand
             var scorer = classifier.WithInput(ImageFolder.PixelsColumn, pixels.Schema);
             var names = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scorer.Transform(pixels));
             var model = new TransformerChain<ITransformer>(prep, scorer, names);
-            CliFiles.WriteAtomically(target, temporary => ml.Model.Save(model, paths.Schema, temporary));
+            CliFiles.WriteAtomically(target, temporary =>
+            {
+                ml.Model.Save(model, paths.Schema, temporary);
+                MaeModelZip.Seal(temporary);   // every entry ML.NET will load, not only the graphs, verified at LoadVerified
+            });
             foreach (var bad in classifier.FineTuning?.SkippedFiles ?? []) progress.Line($"skipped {bad.FileName}: {bad.Reason}");
             if (classifier.FineTuning is { BestEpoch: int best, BestValidationAccuracy: double accuracy })
                 progress.Line($"best validation accuracy {accuracy:P1} after epoch {best + 1}{(classifier.FineTuning.RestoredBestWeights ? " (its weights are the zip's)" : "")}");
