@@ -4,6 +4,8 @@ using Mae.MLNet.Model;
 using Mae.MLNet.Pretraining;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Training;
+using Mae.MLNet.Input;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Benchmarks;

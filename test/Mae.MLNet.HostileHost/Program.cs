@@ -64,7 +64,9 @@ if (options.TryGetValue("attack", out var name))
         string type = r.Error?.GetType().Name ?? "-";
         string outcome = r.Error is null ? "loaded" : type is "MaeModelFileException" or "MaeTrainingCheckpointException" or "MaeImageFileException" ? "refused" : "foreign exception";
         string message = (r.Error?.Message ?? "no error").ReplaceLineEndings(" ");
-        bool named = r.Error is not null && r.Error.Message.Contains(path, StringComparison.Ordinal);
+        // Named: the message names the generated file, or the one beside it that is at fault (a sidecar config).
+        bool named = r.Error is not null && Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Append(path)
+            .Any(f => r.Error.Message.Contains(f, StringComparison.Ordinal));
         Console.WriteLine(string.Join('\t', attack.Name, outcome, type, r.PeakMiB.ToString("F1", CultureInfo.InvariantCulture),
             r.ManagedMiB.ToString("F1", CultureInfo.InvariantCulture), r.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture),
             message.Length > 220 ? message[..220] + "…" : message, named ? "named" : "not named"));

@@ -138,6 +138,12 @@ public abstract class MaeTrainingOptions
         if (LogEvery < 1) throw new ArgumentOutOfRangeException(nameof(LogEvery), LogEvery, $"LogEvery must be at least 1; got {LogEvery}.");
     }
 
+    /// <summary>Data-parallel over MPI: the number of block groups whose gradients are all-reduced while backward still
+    /// runs (≤ 1: one all-reduce after backward). Internal: tests and benchmarks compare the two.</summary>
+    internal int OverlapGroups { get; set; } = 4;
+    /// <summary>Benchmarks only: overlap the steps for which this says true (null: all), to compare both in one run.</summary>
+    internal Func<long, bool>? OverlapAt { get; set; }
+
     /// <summary>A task recipe's schedule (<c>MaePretrainRecipe</c>, <c>MaeFineTuneRecipe</c>): batch, base lr (clearing an
     /// absolute one), epochs and warm-up, written in one place for both.</summary>
     internal void ApplySchedule(int batchSize, double baseLearningRate, int epochs, double warmupEpochs)
@@ -157,6 +163,6 @@ public abstract class MaeTrainingOptions
         MinLearningRate = MinLearningRate, WarmupEpochs = WarmupEpochs, Beta1 = Beta1, Beta2 = Beta2, Epsilon = Epsilon,
         ClipGradNorm = clipGradNorm, Seed = Seed, LogEvery = LogEvery, CheckpointEvery = CheckpointEvery,
         CheckpointDir = CheckpointDir, Resume = Resume, RequireResume = RequireResume, MetricsFile = MetricsFile, TensorBoardDir = TensorBoardDir,
-        ComputeDType = Precision.ComputeDType(device), Collective = Collective,
+        ComputeDType = Precision.ComputeDType(device), Collective = Collective, OverlapGroups = OverlapGroups, OverlapAt = OverlapAt,
     };
 }
