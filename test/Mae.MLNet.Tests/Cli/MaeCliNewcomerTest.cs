@@ -117,6 +117,12 @@ public partial class MaeCliTest
         StringAssert.Contains(error, $"nothing to resume: '{missing}' holds no checkpoint");
         AssertOneLine(error);
         Assert.IsFalse(Directory.Exists(missing), "a refused run creates no folder");
+        string ftMissing = Path.Combine(root, "require-finetune");
+        (code, _, error) = Mae(["finetune", "--images", Images, "--weights", Path.Combine(root, "run", "mae.safetensors"), "--out", Path.Combine(root, "require.zip"),
+            "--checkpoint-dir", ftMissing, "--resume=require", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]);
+        Assert.AreEqual(5, code, error);
+        StringAssert.Contains(error, $"nothing to resume: '{ftMissing}' holds no checkpoint");
+        Assert.IsFalse(Directory.Exists(ftMissing), "a refused run creates no folder");
 
         // A folder with a checkpoint: the run goes on to the resume (and reaches its batch-size check).
         string copy = Path.Combine(root, "require-batch");
