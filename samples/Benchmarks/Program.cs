@@ -34,9 +34,13 @@ using static TorchSharp.torch;
 //                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
 //                            --contend N (N busy-loop processes compete while everything is measured) --input-loader false
 //                            (skip the loader-alone tables beside torchvision)
+//   --bench nccl             the NCCL path on one GPU (torchrun-style bootstrap, collectives, CUDA pre-training with
+//                            NCCL vs one process, 2 ranks on one GPU refused): samples/Benchmarks/gpu/nccl.sh
 //   --bench dataparallel     MPI ranks (mpirun) vs 1 process, alternating: img/s and all-reduce ms per step
 //                            --dp-runs 1x2,2x1,1x1 (ranks x threads per rank) --dp-preset tiny32 --dp-batch 64 (global) --dp-steps 20
 //                            --dp-rounds 3 --dp-precision fp32
+//   --bench overlap          the gradient all-reduce overlapped with backward vs after it, step pairs alternating in one
+//                            mpirun run: --dp-ranks 2 --dp-threads 1 --dp-preset tiny32 --dp-batch 64 (per rank) --dp-steps 40
 //   --bench augmentation     the batched pre-training augmentation per resampler (CPU): --aug-batch 64 --aug-in 32 --aug-out 32
 //   --bench presets          training-step img/s of 32-px candidates alternating in one run: --candidates tiny32,p4-e128x6x4-d64x1x2
 //                            (a preset or p{patch}-e{W}x{D}x{H}-d{W}x{D}x{H}) --dtype bf16 --batch --steps --warmup --window
@@ -323,6 +327,38 @@ if (benches.Contains("predict-gc"))
         Console.WriteLine($"\nWith {live:N0} live objects: the region per row costs {pair[0].MsPerRow / pair[1].MsPerRow:F2}× the plain call.");
     }
     Console.WriteLine();
+}
+
+if (benches.Contains("nccl"))
+{
+    // The NCCL path on a lent GPU (samples/Benchmarks/gpu/nccl.sh): see NcclCheck.
+    if (!NcclCheck.Run(Console.Out, log)) exitCode = 1;
+}
+
+if (benches.Contains("nccl-child")) return NcclCheck.Child();
+
+if (benches.Contains("overlap"))
+{
+    // The all-reduce overlapped with backward vs after it, alternating in one mpirun run (DataParallelBenchmark.OverlapChildMain).
+    string preset = Get("dp-preset", "tiny32"), precision = Get("dp-precision", "fp32");
+    int batch = GetInt("dp-batch", 64), steps = GetInt("dp-steps", 40), ranks = GetInt("dp-ranks", 2), threads = GetInt("dp-threads", 1);
+    var r = DataParallelBenchmark.Overlap(preset, batch, steps, ranks, threads, precision);
+    Console.WriteLine($"## All-reduce overlapped with backward ({ranks} MPI ranks × {threads} thread, {preset}, batch {batch} per rank, {precision}, CPU; steps alternate in pairs within one run, first epoch of {steps} steps warms up)");
+    Console.WriteLine();
+    Console.WriteLine("| step time, median of the second epoch's steps | ms |");
+    Console.WriteLine("|---|---:|");
+    Console.WriteLine($"| all-reduce after backward ({r.Steps} steps) | {r.Without:F1} |");
+    Console.WriteLine($"| all-reduce overlapped with backward ({r.Steps} steps) | {r.With:F1} |");
+    Console.WriteLine($"| the all-reduce alone (every rank waiting, 10 times) | {r.Alone:F1} |");
+    Console.WriteLine();
+    Console.WriteLine($"Hidden: {(r.Without - r.With):F1} ms per step = {(r.Without - r.With) / r.Alone:P0} of the all-reduce alone (ratio with/without {r.With / r.Without:F3}).");
+    Console.WriteLine();
+}
+
+if (benches.Contains("overlap-child"))
+{
+    DataParallelBenchmark.OverlapChildMain(Get("dp-preset", "tiny32"), GetInt("dp-batch", 64), GetInt("dp-steps", 40), GetInt("dp-threads", 1), Get("dp-precision", "fp32"));
+    return 0;
 }
 
 if (benches.Contains("dp-child"))

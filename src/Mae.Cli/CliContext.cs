@@ -27,6 +27,22 @@ internal static class CommonOptions
                       "When standard error is a terminal, a live line there shows the progress as well.",
         DefaultValueFactory = _ => 30,
     };
+    /// <summary><c>--resume</c>: continue from the latest checkpoint of <paramref name="folder"/>, or say there is none and start
+    /// at epoch 1; <c>--resume=require</c> refuses to start without one (exit code <see cref="MaeCli.ExitNothingToResume"/>).</summary>
+    public static Option<string?> Resume(string folder) => WithChoices(new Option<string?>("--resume")
+    {
+        Description = $"Continue from the latest checkpoint in {folder} (same --batch-size and --accum-iter); without one, say so and start at " +
+                      $"epoch 1. --resume=require refuses to start when there is none (exit code {MaeCli.ExitNothingToResume}, naming the folder).",
+        Arity = ArgumentArity.ZeroOrOne,
+    }, "require", "true", "false");
+    /// <summary>What <see cref="Resume"/> asks: (resume, refuse when there is nothing to resume).</summary>
+    public static (bool Resume, bool Require) ParseResume(ParseResult r, Option<string?> option)
+        => r.GetResult(option) is not { Implicit: false } ? (false, false) : r.GetValue(option) switch
+        {
+            "require" => (true, true),
+            "false" => (false, false),
+            _ => (true, false),
+        };
     public static Option<DirectoryInfo> Images(string what) => new("--images") { Description = what, Required = true };
     public static Option<string> Device() => WithChoices(new Option<string>("--device")
     {
@@ -138,7 +154,7 @@ internal static class CommonOptions
     };
     public static MaePooling ParsePooling(string value) => value == "cls" ? MaePooling.Cls : MaePooling.Mean;
 
-    static Option<string> WithChoices(Option<string> option, params string[] choices)
+    static Option<T> WithChoices<T>(Option<T> option, params string[] choices)
     {
         option.AcceptOnlyFromAmong(choices);
         return option;

@@ -12,11 +12,12 @@ namespace Mae.Cli;
 /// Flags are named like the official scripts' (main_pretrain.py, main_finetune.py) where they mean the same thing.
 /// A bad flag or a bad file ends with one line on standard error and a non-zero exit code: 1 for a parse error (with
 /// the nearest flag for a typo), 2 for a bad input (a file, a folder, a flag's value), 3 for anything unexpected, 4
-/// when the file system refuses (no permission, read-only, disk full), 130 when stopped with Ctrl+C, 143 with SIGTERM.
+/// when the file system refuses (no permission, read-only, disk full), 5 when <c>--resume=require</c> finds no checkpoint,
+/// 130 when stopped with Ctrl+C, 143 with SIGTERM.
 /// </summary>
 public static class MaeCli
 {
-    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitFileSystem = 4, ExitCancelled = 130, ExitTerminated = 143;
+    public const int ExitUsage = 1, ExitBadInput = 2, ExitFailure = 3, ExitFileSystem = 4, ExitNothingToResume = 5, ExitCancelled = 130, ExitTerminated = 143;
 
     public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
@@ -24,7 +25,7 @@ public static class MaeCli
         var context = new CliContext(output, cancel.Token);
         var root = new RootCommand("mae: masked autoencoders (He et al., CVPR 2022) for .NET — pre-train, fine-tune, predict, featurize, export, reconstruct. " +
                                    "A failure is one line on standard error; exit codes: 0 done, 1 bad flag, 2 bad input (file, folder or value), " +
-                                   "3 unexpected error, 4 the file system refused (permission, read-only, full), 130 / 143 stopped by Ctrl+C / SIGTERM " +
+                                   "3 unexpected error, 4 the file system refused (permission, read-only, full), 5 --resume=require found no checkpoint, 130 / 143 stopped by Ctrl+C / SIGTERM " +
                                    "after writing a checkpoint.")
         {
             PretrainCommand.Create(context), FinetuneCommand.Create(context), FeaturizeCommand.Create(context),
@@ -69,6 +70,19 @@ public static class MaeCli
                 ? $"mae: {stopped.Message} Run the same command with --resume to continue from there."
                 : "mae: stopped before the end; files already written are complete (a run with checkpoints continues from the latest with --resume).");
             return terminated ? ExitTerminated : ExitCancelled;
+        }
+        catch (Exception ex) when (Unwrap(ex) is Mae.MLNet.Input.MaeImageFileException { InnerException: UnauthorizedAccessException })
+        {
+            // An image or sub-folder the user may not read: the file system's refusal, as documented (exit code 4).
+            error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
+            EndOtherRanks(Unwrap(ex).Message);
+            return ExitFileSystem;
+        }
+        catch (Exception ex) when (Unwrap(ex) is MaeNothingToResumeException)
+        {
+            error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
+            EndOtherRanks(Unwrap(ex).Message);
+            return ExitNothingToResume;
         }
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
                                    or DirectoryNotFoundException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException

@@ -55,10 +55,7 @@ public static class FinetuneCommand
             Description = "Folder for checkpoints, one per epoch; only the latest and the best validation epoch's are kept (resume with --resume; " +
                           "Ctrl+C or SIGTERM writes one of the position reached). A .maeft file is accepted by --weights.",
         };
-        var resume = new Option<bool>("--resume")
-        {
-            Description = "Continue from the latest checkpoint in --checkpoint-dir (same --batch-size and --accum-iter); without one, say so and start at epoch 1.",
-        };
+        var resume = CommonOptions.Resume("--checkpoint-dir");
         var progressSeconds = CommonOptions.ProgressSeconds();
         var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
@@ -72,8 +69,12 @@ public static class FinetuneCommand
             var rows = ImageFolder.List(folder, requireClasses: true);
             var valRows = r.GetValue(validation) is { } v ? ImageFolder.List(v.FullName, requireClasses: true) : null;
             string target = CliFiles.OutputFile(r.GetValue(output)!, "--out", rows.Concat(valRows ?? []).Select(x => x.Path).ToList(), ".zip");
+            var (resuming, requireResume) = CommonOptions.ParseResume(r, resume);
+            if (resuming && r.GetValue(checkpoints) is null) throw new CliException("--resume needs --checkpoint-dir.");
+            // --resume=require: refused before the checkpoint folder is created or locked.
+            if (requireResume && MaeFineTuneCheckpoint.FindLatest(r.GetValue(checkpoints)!.FullName) is null)
+                throw new MaeNothingToResumeException(r.GetValue(checkpoints)!.FullName);
             string? checkpointDir = r.GetValue(checkpoints) is { } c ? CliFiles.OutputFolder(c, "--checkpoint-dir", folder) : null;
-            if (r.GetValue(resume) && checkpointDir is null) throw new CliException("--resume needs --checkpoint-dir.");
             string? scratchModel = r.GetValue(scratch);
             if ((r.GetValue(weights) is null) == (scratchModel is null))
                 throw new CliException("finetune starts from --weights (pre-trained) or, as a control, from --from-scratch <model>; give exactly one.");
@@ -101,7 +102,8 @@ public static class FinetuneCommand
             training.Device = CommonOptions.ParseDevice(r.GetValue(device)!);
             training.Seed = r.GetValue(seed);
             training.CheckpointDir = checkpointDir;
-            training.Resume = r.GetValue(resume);
+            training.Resume = resuming;
+            training.RequireResume = requireResume;
             training.LogEvery = 1;
             CliFlags.Check(() => training.Validate());
             CommonOptions.CheckBatchMemory(training.BatchSize, config);
@@ -170,7 +172,11 @@ public static class FinetuneCommand
             var scorer = classifier.WithInput(ImageFolder.PixelsColumn, pixels.Schema);
             var names = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scorer.Transform(pixels));
             var model = new TransformerChain<ITransformer>(prep, scorer, names);
-            CliFiles.WriteAtomically(target, temporary => ml.Model.Save(model, paths.Schema, temporary));
+            CliFiles.WriteAtomically(target, temporary =>
+            {
+                ml.Model.Save(model, paths.Schema, temporary);
+                ml.Model.Seal(temporary);   // every entry ML.NET will load, not only the graphs, verified at LoadVerified
+            });
             foreach (var bad in classifier.FineTuning?.SkippedFiles ?? []) progress.Line($"skipped {bad.FileName}: {bad.Reason}");
             if (classifier.FineTuning is { BestEpoch: int best, BestValidationAccuracy: double accuracy })
                 progress.Line($"best validation accuracy {accuracy:P1} after epoch {best + 1}{(classifier.FineTuning.RestoredBestWeights ? " (its weights are the zip's)" : "")}");

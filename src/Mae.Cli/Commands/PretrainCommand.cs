@@ -52,10 +52,7 @@ public static class PretrainCommand
             Required = true,
         };
         var logDir = new Option<DirectoryInfo?>("--log-dir", "--log_dir") { Description = "TensorBoard folder (optional)." };
-        var resume = new Option<bool>("--resume")
-        {
-            Description = "Continue from the latest checkpoint in the output folder (with the same --batch-size and --accum-iter); without one, say so and start at epoch 1.",
-        };
+        var resume = CommonOptions.Resume("the output folder");
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
             Description = "Epochs between checkpoints (the last epoch always writes one; a stop writes one of its position, removed once a later epoch's is written).",
@@ -83,6 +80,10 @@ public static class PretrainCommand
             // The inputs first (the folder, its images, the output folder), then the model, then the recipe's numbers.
             string folder = r.GetValue(images)!.FullName;
             var files = MaeImageFolder.ListImages(folder);
+            // --resume=require: refused before the output folder is created or locked.
+            var (resuming, requireResume) = CommonOptions.ParseResume(r, resume);
+            if (requireResume && MaePretrainCheckpoint.FindLatest(r.GetValue(outDir)!.FullName) is null)
+                throw new MaeNothingToResumeException(r.GetValue(outDir)!.FullName);
             string output = CliFiles.OutputFolder(r.GetValue(outDir)!, "--out", folder);
             var resolved = r.GetValue(model) is { } named ? ResolveModel(named, r.GetValue(inputSize))
                 : ChooseModel(folder, r.GetValue(inputSize), CommonOptions.ParseDevice(r.GetValue(device)!), context.Output);
@@ -97,7 +98,7 @@ public static class PretrainCommand
                 WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio),
                 Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!),
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
-                CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = r.GetValue(resume),
+                CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = resuming, RequireResume = requireResume,
                 MetricsFile = Path.Combine(output, "metrics.jsonl"), TensorBoardDir = r.GetValue(logDir)?.FullName,
                 Objective = r.GetValue(objective) == "contrastive" ? MaeObjective.Contrastive : MaeObjective.Mae,
                 ContrastiveWeight = r.GetValue(contrastiveWeight),

@@ -67,6 +67,7 @@ internal sealed class FileImageList(IReadOnlyList<string> paths) : EncodedImageL
                 if (r == 0) throw new MaeImageFileException(path, $"the file ended after {read} of its {length} bytes while it was read.");
                 read += r;
             }
+            fs.CheckUnchanged();   // rewritten or grown while read: not a mix of two versions
             return read;
         }
         catch (FileNotFoundException e) when (path.Contains('\uFFFD'))
@@ -78,6 +79,7 @@ internal sealed class FileImageList(IReadOnlyList<string> paths) : EncodedImageL
         catch (UnauthorizedAccessException e) { throw new MaeImageFileException(path, "the file cannot be read (access denied, or it is a folder).", e); }
         catch (NotRegularFileException e) { throw new MaeImageFileException(path, $"it is {e.Kind}, not a regular file; only regular files are read.", e); }
         catch (MaeImageFileException) { throw; }
+        catch (FileChangedException e) { throw new MaeImageFileException(path, "the file changed while it was read (rewritten, truncated or grown); it is not used half-old, half-new.", e); }
         catch (IOException e) { throw new MaeImageFileException(path, $"the file could not be read: {e.Message}", e); }
     }
 

@@ -43,7 +43,7 @@ internal static class WeightFiles
 
     /// <summary>Opens a weights or config file for reading: a regular file only (a FIFO or device named like one is
     /// refused with the library's exception, never waited on).</summary>
-    internal static FileStream OpenFile(string path, int bufferSize = 1 << 16)
+    internal static ReadOnlyFile OpenFile(string path, int bufferSize = 1 << 16)
     {
         try { return RegularFile.OpenRead(path, bufferSize); }
         catch (NotRegularFileException e)
@@ -173,6 +173,12 @@ internal static class WeightFiles
                 stream.Position = dataStart + e.Begin;
                 t.ReadBytesFromStream(stream, 1 << 16);
             }
+            stream.CheckUnchanged();   // safetensors carries no checksum: at least every tensor is from one version of the file
+        }
+        catch (FileChangedException ex)
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+            throw new MaeModelFileException($"'{path}' changed while its tensors were read (rewritten, truncated or grown), so none is used.", path, null, ex);
         }
         catch (Exception ex) when (ex is EndOfStreamException or IOException and not MaeModelFileException)
         {

@@ -142,8 +142,30 @@ public static class MaeCatalog
         return MaeModelZip.Verify(path);
     }
 
-    /// <summary><see cref="Verify"/>, then ML.NET's <c>Load</c> from the same open file, so what ML.NET loads is the
-    /// file that was checked (not one swapped in under its name meanwhile).</summary>
+    /// <summary><see cref="Verify(ModelOperationsCatalog, string)"/>; with <paramref name="requireSeal"/> a zip without a
+    /// seal (<see cref="Seal"/>) is refused too, so that every entry ML.NET loads is verified, not only the graphs.</summary>
+    public static IReadOnlyList<string> Verify(this ModelOperationsCatalog catalog, string path, bool requireSeal)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return MaeModelZip.Verify(path, requireSeal);
+    }
+
+    /// <summary><see cref="Verify(ModelOperationsCatalog, string)"/>, then ML.NET's <c>Load</c>, both from one copy of
+    /// the file read once: what ML.NET loads is exactly the bytes that were checked.</summary>
     public static ITransformer LoadVerified(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
         => MaeModelZip.LoadVerified(catalog, path, out inputSchema);
+
+    /// <summary><see cref="LoadVerified(ModelOperationsCatalog, string, out DataViewSchema)"/>; with
+    /// <paramref name="requireSeal"/> an unsealed zip is refused.</summary>
+    public static ITransformer LoadVerified(this ModelOperationsCatalog catalog, string path, bool requireSeal, out DataViewSchema inputSchema)
+        => MaeModelZip.LoadVerified(catalog, path, requireSeal, out inputSchema);
+
+    /// <summary>Seals a model zip saved by <c>Save</c>: adds an entry with the SHA-256 of every other entry, so that
+    /// <c>Verify</c> / <c>LoadVerified</c> refuse any entry changed, added or removed afterwards (the pipeline outside
+    /// the graphs included). <c>mae finetune</c> seals the zips it writes.</summary>
+    public static void Seal(this ModelOperationsCatalog catalog, string path)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        MaeModelZip.Seal(path);
+    }
 }

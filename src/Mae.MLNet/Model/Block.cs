@@ -43,9 +43,13 @@ internal sealed class Block : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        using var scope = NewDisposeScope();
-        var h = x.Plus(Branch(attn.forward(norm1.forward(x))));
-        return h.Plus(Branch(mlp.forward(norm2.forward(h)))).MoveToOuterDisposeScope();
+        Tensor y;
+        using (NewDisposeScope())
+        {
+            var h = x.Plus(Branch(attn.forward(norm1.forward(x))));
+            y = h.Plus(Branch(mlp.forward(norm2.forward(h)))).MoveToOuterDisposeScope();
+        }
+        return BackwardCuts.After(this, y);   // the output itself, or a leaf standing for it (overlapped all-reduce)
     }
 
     /// <summary>A residual branch through drop path; the attn branch's mask is drawn before the mlp branch's, as timm.</summary>

@@ -57,7 +57,7 @@ public sealed class MaePretrainer
         long stepsPerEpoch = Math.Max(1, source.Count / o.BatchSize);
         o.Epochs = (int)Math.Max(1, (steps + skip + stepsPerEpoch) / stepsPerEpoch);
         o.WarmupEpochs = 0;
-        o.CheckpointDir = null; o.Resume = false; o.MetricsFile = null; o.TensorBoardDir = null; o.KnnMonitor = null; o.LogEvery = 1;
+        o.CheckpointDir = null; o.Resume = false; o.RequireResume = false; o.MetricsFile = null; o.TensorBoardDir = null; o.KnnMonitor = null; o.LogEvery = 1;
         var timer = new MaeTimeBudget.StepTimer(steps + skip);
         using var model = CreateModel(config, o);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

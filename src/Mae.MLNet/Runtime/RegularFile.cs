@@ -17,7 +17,7 @@ internal static class RegularFile
 {
     /// <summary>Opens <paramref name="path"/> for reading (shared read). Throws <see cref="NotRegularFileException"/>
     /// for a FIFO, socket, device or folder, and the usual <see cref="IOException"/>s otherwise (missing, denied).</summary>
-    public static FileStream OpenRead(string path, int bufferSize = 4096, FileOptions options = FileOptions.None)
+    public static ReadOnlyFile OpenRead(string path, int bufferSize = 4096, FileOptions options = FileOptions.None)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())
@@ -29,16 +29,45 @@ internal static class RegularFile
                 {
                     string? kind = KindOf(handle);
                     if (kind is not null) throw new NotRegularFileException(path, kind);
-                    var fs = new FileStream(handle, FileAccess.Read, Math.Max(bufferSize, 1));
+                    var fs = new ReadOnlyFile(path, handle, Math.Max(bufferSize, 1));
                     if (!fs.CanSeek) { fs.Dispose(); throw new NotRegularFileException(path, "a pipe, socket or terminal"); }
                     return fs;
                 }
                 catch { handle.Dispose(); throw; }
             }
         }
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize, options);
+        var stream = new ReadOnlyFile(path, bufferSize, options);
         if (!stream.CanSeek) { stream.Dispose(); throw new NotRegularFileException(path, "a pipe, device or terminal"); }
         return stream;
+    }
+
+    /// <summary>What identifies one version of an open file: its inode, size and the kernel's change and modification
+    /// times (ctime is set by the kernel on every write, truncation or rename and cannot be set back by the writer).</summary>
+    internal readonly record struct Stamp(ulong Inode, long Size, long ChangedNs, long ModifiedNs)
+    {
+        public override string ToString() => $"{Size} bytes, changed {new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddTicks(ChangedNs / 100):O}";
+    }
+
+    /// <summary>The open file's <see cref="Stamp"/> (statx on the descriptor on Linux; elsewhere length and last write time).</summary>
+    internal static unsafe Stamp StampOf(FileStream fs)
+    {
+        if (OperatingSystem.IsLinux() && !nativeUnavailable)
+        {
+            const int AtEmptyPath = 0x1000;
+            const uint StatxBasicStats = 0x7ff;
+            byte* b = stackalloc byte[256];
+            try
+            {
+                if (Statx((int)fs.SafeFileHandle.DangerousGetHandle(), "", AtEmptyPath, StatxBasicStats, b) == 0)
+                {
+                    // struct statx: stx_ino at 32, stx_size at 40, stx_ctime at 96, stx_mtime at 112 (i64 seconds, u32 nanoseconds).
+                    static long Ns(byte* t) => *(long*)t * 1_000_000_000L + *(uint*)(t + 8);
+                    return new Stamp(*(ulong*)(b + 32), *(long*)(b + 40), Ns(b + 96), Ns(b + 112));
+                }
+            }
+            catch (EntryPointNotFoundException) { }
+        }
+        return new Stamp(0, fs.Length, 0, File.GetLastWriteTimeUtc(fs.SafeFileHandle).Ticks * 100);
     }
 
     /// <summary>The canonical absolute path of an existing file or folder, every symbolic link resolved (libc
@@ -145,6 +174,40 @@ internal static class RegularFile
             _ => $"a file of type 0x{mode:x4}",
         };
     }
+}
+
+/// <summary>A regular file opened for reading by <see cref="RegularFile.OpenRead"/>, which remembers the version it
+/// opened (<see cref="RegularFile.Stamp"/>). A reader that has read what it needs calls <see cref="CheckUnchanged"/>:
+/// a file rewritten, truncated or grown meanwhile (a copy still arriving, a training run writing in place) is refused
+/// instead of trusted as a mix of two versions. A file renamed over meanwhile is refused too (the kernel sets the old
+/// file's ctime when its last name goes), on the safe side: read again, the new version is whole. The kernel's timestamps have the resolution of its clock tick (a few
+/// milliseconds): a second write in place within the same tick as the write before the open, keeping the size, is the
+/// one change this cannot see; checksums (checkpoints, zip entries) cover the bytes themselves.</summary>
+internal sealed class ReadOnlyFile : FileStream
+{
+    public ReadOnlyFile(string path, SafeFileHandle handle, int bufferSize) : base(handle, FileAccess.Read, bufferSize)
+        => (FilePath, Opened) = (path, RegularFile.StampOf(this));
+
+    public ReadOnlyFile(string path, int bufferSize, FileOptions options) : base(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize, options)
+        => (FilePath, Opened) = (path, RegularFile.StampOf(this));
+
+    public string FilePath { get; }
+    public RegularFile.Stamp Opened { get; }
+
+    /// <summary>Throws <see cref="FileChangedException"/> when the file is no longer the version that was opened.</summary>
+    public void CheckUnchanged()
+    {
+        var now = RegularFile.StampOf(this);
+        if (now != Opened) throw new FileChangedException(FilePath, Opened, now);
+    }
+}
+
+/// <summary>A file that changed while it was read (<see cref="ReadOnlyFile.CheckUnchanged"/>). Readers turn it into their
+/// own exception type, naming the file.</summary>
+internal sealed class FileChangedException(string path, RegularFile.Stamp before, RegularFile.Stamp after)
+    : IOException($"'{path}' changed while it was read (opened at {before}; now {after}); what was read may mix two versions, so it is not used. Read it again once its writer is done.")
+{
+    public string FilePath { get; } = path;
 }
 
 /// <summary>A path that names a FIFO, socket, device or folder where a regular file was expected. Readers turn it

@@ -116,15 +116,28 @@ internal sealed class CheckpointFile
         {
             long payloadLength = Verify(path, fs);
             InspectPayload(path, fs, payloadLength);
+            CheckUnchanged(fs);
             fs.Seek(magic.Length, SeekOrigin.Begin);
             return fs;
         }
         catch { fs.Dispose(); throw; }
     }
 
+    /// <summary>Refuses a checkpoint that changed since it was opened (<see cref="ReadOnlyFile.CheckUnchanged"/>): its
+    /// SHA-256 was checked over the bytes of the version opened, and a rewrite in place would hand the reader others.</summary>
+    internal static void CheckUnchanged(FileStream fs)
+    {
+        if (fs is not ReadOnlyFile file) return;
+        try { file.CheckUnchanged(); }
+        catch (FileChangedException e)
+        {
+            throw new MaeTrainingCheckpointException($"Checkpoint '{file.FilePath}' changed while it was read ({e.Message}); nothing read from it is used.", file.FilePath, e);
+        }
+    }
+
     /// <summary>Opens a checkpoint for reading: a regular file only (a FIFO or device named like a checkpoint is
     /// refused, never waited on). The file is verified and read through this one handle.</summary>
-    static FileStream Open(string path)
+    static ReadOnlyFile Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint file not found: {path}", path);
         try { return RegularFile.OpenRead(path, 1 << 20); }

@@ -16,7 +16,7 @@ internal sealed record MaeParamGroup(string Name, double LrScale, double WeightD
 /// With a reduced-precision compute dtype, a shadow copy of <see cref="Data"/> in that dtype is cast once per step
 /// (<see cref="CastForStep"/>) and its slices stand in for the fp32 parameters in every layer call
 /// (<see cref="MixedPrecision.UseCastWeights"/>); their gradients land in a shadow gradient buffer that
-/// <see cref="CollectShadowGrads"/> adds to <see cref="Grad"/> in fp32 — the same fp32 gradient as casting per call,
+/// <see cref="CollectShadowGrads()"/> adds to <see cref="Grad"/> in fp32 — the same fp32 gradient as casting per call,
 /// where autograd's cast backward converts each layer's reduced-precision gradient.
 /// </summary>
 internal sealed class MaeFlatParameters : IDisposable
@@ -34,6 +34,7 @@ internal sealed class MaeFlatParameters : IDisposable
     readonly List<Tensor> views = new();
     readonly Tensor? shadow, shadowGrad;
     readonly Dictionary<IntPtr, Tensor> castWeights = new();
+    readonly Dictionary<IntPtr, (long Offset, long Count)> ranges = new();
 
     public MaeFlatParameters(IReadOnlyList<MaeParamGroup> groups, ScalarType? computeDType = null)
     {
@@ -73,6 +74,7 @@ internal sealed class MaeFlatParameters : IDisposable
             var slice = Keep(Data.narrow(0, offset, n).view(shape));
             slice.copy_(p);
             p.set_(slice);                                         // the parameter now lives in Data
+            ranges[p.Handle] = (offset, n);
             p.grad = Keep(Grad.narrow(0, offset, n).view(shape)); // autograd accumulates into Grad in place
             if (shadow is not null)
             {
@@ -109,6 +111,33 @@ internal sealed class MaeFlatParameters : IDisposable
         using (no_grad())
         using (NewDisposeScope()) shadow.copy_(Data);
         return MixedPrecision.UseCastWeights(castWeights);
+    }
+
+    /// <summary>The ranges of <see cref="Grad"/> that hold the gradients of <paramref name="parameters"/> (those in the
+    /// buffer), sorted, adjacent ones merged.</summary>
+    public List<(long Offset, long Count)> RangesOf(IEnumerable<Parameter> parameters)
+    {
+        var sorted = parameters.Select(p => ranges.TryGetValue(p.Handle, out var r) ? r : (-1, 0)).Where(r => r.Item1 >= 0)
+            .Distinct().OrderBy(r => r.Item1).ToList();
+        var merged = new List<(long Offset, long Count)>();
+        foreach (var (o, n) in sorted)
+            if (merged.Count > 0 && merged[^1].Offset + merged[^1].Count == o) merged[^1] = (merged[^1].Offset, merged[^1].Count + n);
+            else merged.Add((o, n));
+        return merged;
+    }
+
+    /// <summary><see cref="CollectShadowGrads()"/> for the given ranges only (the same element-wise sums).</summary>
+    public void CollectShadowGrads(IEnumerable<(long Offset, long Count)> of)
+    {
+        if (shadowGrad is null) return;
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        foreach (var (o, n) in of)
+        {
+            var shadowPart = shadowGrad.narrow(0, o, n);
+            Grad.narrow(0, o, n).add_(shadowPart);
+            shadowPart.zero_();
+        }
     }
 
     /// <summary>After a backward: adds the reduced-precision gradients to the fp32 ones and clears them.</summary>

@@ -24,6 +24,13 @@ internal abstract class MaeTrainStep : IDisposable
     /// <summary>Data-parallel: replaces the accumulated gradient by its mean over all ranks (one all-reduce of the
     /// flat gradient buffer), after backward and before <see cref="OptimizerStep"/>.</summary>
     public abstract void ReduceGradients(IMaeCollective collective);
+    /// <summary>Data-parallel, the micro-batch that ends an optimizer step, its forward recorded with
+    /// <paramref name="plan"/>'s cuts: backward region by region with each finished group's gradients all-reduced on
+    /// <paramref name="reducer"/> meanwhile (<see cref="OverlapPlan"/>); the rest is reduced at the end, timed on
+    /// <paramref name="exposed"/> with the wait for the background — the all-reduce time backward did not hide.</summary>
+    public abstract void BackwardReducing(Tensor loss, OverlapPlan plan, IMaeCollective collective, BackgroundReducer reducer, System.Diagnostics.Stopwatch exposed);
+    /// <summary>The overlap plan for <paramref name="model"/> (null: none, e.g. too few blocks).</summary>
+    public abstract OverlapPlan? PlanOverlap(nn.Module model, int groups);
     /// <summary>Data-parallel: overwrites the weights with rank 0's, so every rank starts from the same ones.</summary>
     public abstract void BroadcastWeights(IMaeCollective collective);
     public abstract MaeFlatAdamW Optimizer();
@@ -60,6 +67,47 @@ internal abstract class MaeTrainStep : IDisposable
 
         public override void ZeroGrad() => flat.ZeroGrad();
         public override void ReduceGradients(IMaeCollective collective) => collective.AllReduceMean(flat.Grad);
+
+        public override OverlapPlan? PlanOverlap(nn.Module model, int groups) => OverlapPlan.For(model, flat, groups);
+
+        public override void BackwardReducing(Tensor loss, OverlapPlan plan, IMaeCollective collective, BackgroundReducer reducer, System.Diagnostics.Stopwatch exposed)
+        {
+            var cuts = plan.Cuts;
+            var done = new List<int>();
+            try { BackwardInRegions(loss, plan, collective, reducer, done); }
+            finally { cuts.Release(); }
+            exposed.Start();
+            try
+            {
+                reducer.WaitAll();
+                var rest = plan.Rest(done);
+                flat.CollectShadowGrads(rest);
+                using var scope = NewDisposeScope();
+                foreach (var (o, n) in rest) collective.AllReduceMean(flat.Grad.narrow(0, o, n));
+            }
+            finally { exposed.Stop(); }
+        }
+
+        void BackwardInRegions(Tensor loss, OverlapPlan plan, IMaeCollective collective, BackgroundReducer reducer, List<int> done)
+        {
+            var cuts = plan.Cuts;
+            loss.backward();
+            for (int region = cuts.Cuts.Count; region >= 0; region--)
+            {
+                if (region < cuts.Cuts.Count)
+                {
+                    var (output, leaf) = cuts.Cuts[region];
+                    if (leaf.grad is { } g) output.backward(new List<Tensor> { g }, false, false, null);
+                }
+                for (int group = 0; group < plan.GroupRanges.Count; group++)
+                {
+                    if (cuts.FirstRegion[group] != region) continue;
+                    done.Add(group);
+                    flat.CollectShadowGrads(plan.GroupRanges[group]);
+                    foreach (var (o, n) in plan.GroupRanges[group]) reducer.Enqueue(collective, flat.Grad, o, n);
+                }
+            }
+        }
 
         public override void BroadcastWeights(IMaeCollective collective)
         {
@@ -113,6 +161,9 @@ internal abstract class MaeTrainStep : IDisposable
         }
 
         public override void ReduceGradients(IMaeCollective collective) => throw new NotSupportedException("The legacy step (benchmarks only) has no flat gradient to all-reduce.");
+        public override void BackwardReducing(Tensor loss, OverlapPlan plan, IMaeCollective collective, BackgroundReducer reducer, System.Diagnostics.Stopwatch exposed)
+            => throw new NotSupportedException("The legacy step (benchmarks only) has no flat gradient to all-reduce.");
+        public override OverlapPlan? PlanOverlap(nn.Module model, int groups) => null;
         public override void BroadcastWeights(IMaeCollective collective) => throw new NotSupportedException("The legacy step (benchmarks only) is single-process.");
         public override MaeFlatAdamW Optimizer() => throw new NotSupportedException("The legacy step (benchmarks only) writes no checkpoints.");
         public override void LoadOptimizer(MaeTrainingCheckpointReader reader) => throw new NotSupportedException("The legacy step (benchmarks only) does not resume.");

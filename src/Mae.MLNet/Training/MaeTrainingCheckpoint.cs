@@ -114,7 +114,13 @@ internal sealed class MaeTrainingCheckpointReader : IDisposable
     {
         Stage(0, "the model");
         CheckpointFile.LoadModel(r, Path, model);
+        CheckUnchanged();
     }
+
+    /// <summary>Refuses the checkpoint when the file changed since it was opened and verified
+    /// (<see cref="CheckpointFile.CheckUnchanged"/>): called after every section that sets state, and by the engine after the
+    /// last one, so nothing read from a rewritten file is trained on.</summary>
+    public void CheckUnchanged() => CheckpointFile.CheckUnchanged(fs);
 
     /// <summary>Restores the optimizer. A format-1 file holds TorchSharp's AdamW state over the same groups: it is
     /// loaded into such an optimizer and taken over.</summary>
@@ -124,12 +130,14 @@ internal sealed class MaeTrainingCheckpointReader : IDisposable
         if (FormatVersion >= 2)
         {
             optimizer.Load(r, Path);
+            CheckUnchanged();
             return;
         }
         var groups = flat.Groups.Select(g => new AdamW.ParamGroup(g.Parameters.Select(p => p.Parameter), lr: 1e-3, weight_decay: g.WeightDecay)).ToList();
         using var legacy = optim.AdamW(groups);
         CheckpointFile.LoadOptimizer(r, Path, legacy);
         optimizer.LoadFrom(legacy, Path);
+        CheckUnchanged();
     }
 
     /// <summary>The CPU generator state (a uint8 tensor owned by the caller).</summary>

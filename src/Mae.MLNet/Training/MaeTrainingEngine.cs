@@ -84,6 +84,8 @@ internal static class MaeTrainingEngine
             collective?.Barrier();
             if (s.Resume) state.ResumedFrom = checkpoint.Container.FindLatest(s.CheckpointDir);
             if (collective is not null) MaeDataParallel.CheckSameResume(collective, state.ResumedFrom, s.CheckpointDir);
+            if (s.RequireResume && state.ResumedFrom is null)   // every rank saw the same (checked above): all refuse together
+                throw new MaeNothingToResumeException(s.CheckpointDir);
         }
         using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
         if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);
@@ -103,11 +105,16 @@ internal static class MaeTrainingEngine
             using (var rng = reader.ReadRngState()) torch.random.set_rng_state(rng);
             (state.StepLosses, state.EpochLosses) = reader.ReadHistory();
             task.ReadExtras(reader.Reader, reader.FormatVersion);
+            reader.CheckUnchanged();
             state.StartEpoch = reader.Header.EpochsCompleted;
             state.GlobalStep = reader.Header.GlobalStep;
             state.OptimizerSteps = reader.Header.OptimizerSteps;
         }
         if (collective is not null) step.BroadcastWeights(collective);
+        // Data-parallel over MPI: each optimizer step's last micro-batch all-reduces its gradients while backward runs
+        // (OverlapPlan; bit for bit the sums of the one all-reduce after backward).
+        var overlap = collective is MaeMpiCollective { WorldSize: > 1 } && s.OverlapGroups > 1 ? step.PlanOverlap(model, s.OverlapGroups) : null;
+        using var reducer = overlap is null ? null : new BackgroundReducer();
 
         using var metrics = s.MetricsFile is null || !state.IsLead ? null : new MaeMetricsLog(s.MetricsFile, state.GlobalStep);
         var tensorBoard = s.TensorBoardDir is null || !state.IsLead ? null : torch.utils.tensorboard.SummaryWriter(s.TensorBoardDir);
@@ -175,14 +182,19 @@ internal static class MaeTrainingEngine
                         // its place in the epoch, so augmentation, mixup and drop path draw what one process accumulating
                         // the ranks' batches draws, and no two ranks (no two micro-batches) repeat a stream.
                         if (collective is not null) TorchRuntime.Seed(MaePlanRandom.MicroBatchSeed(s.Seed, epoch, MaeDataShard.MicroBatch(stepInEpoch, collective.Rank, collective.WorldSize)));
+                        bool lastMicroBatch = (stepInEpoch + 1) % accum == 0;
+                        bool overlapped = lastMicroBatch && overlap is not null && (s.OverlapAt?.Invoke(state.GlobalStep) ?? true);
                         Tensor loss;
                         using (MaeInputs.DeferValueChecksOnDevice())
-                        using (step.CastForStep()) loss = task.Loss(batch, device);
+                        using (step.CastForStep())
+                        using (overlapped ? overlap!.Cuts.Recording() : null) loss = task.Loss(batch, device);
                         losses.Add(loss, epoch, stepInEpoch, state.GlobalStep);
-                        step.Backward(accum == 1 ? loss : loss.DividedBy(accum));
-                        if ((stepInEpoch + 1) % accum == 0)
+                        var scaled = accum == 1 ? loss : loss.DividedBy(accum);
+                        if (overlapped) step.BackwardReducing(scaled, overlap!, collective!, reducer!, allReduceClock);
+                        else step.Backward(scaled);
+                        if (lastMicroBatch)
                         {
-                            if (collective is not null)
+                            if (collective is not null && !overlapped)
                             {
                                 allReduceClock.Start();
                                 step.ReduceGradients(collective);

@@ -64,6 +64,11 @@ public abstract class MaeTrainingOptions
     /// <summary>Continue from the latest checkpoint in <see cref="CheckpointDir"/> when there is one.</summary>
     public bool Resume { get; set; }
 
+    /// <summary>With <see cref="Resume"/>: refuse to start when <see cref="CheckpointDir"/> holds no checkpoint (a
+    /// <see cref="MaeNothingToResumeException"/> naming the folder) instead of starting from the first epoch — for a
+    /// requeued job, where starting over in the wrong folder would silently discard its work.</summary>
+    public bool RequireResume { get; set; }
+
     /// <summary>Append one JSON line of metrics (epoch, step, global_step, loss, lr, images_per_s, eta_s, elapsed_s, time)
     /// per <see cref="LogEvery"/> steps to this file, flushed per line; <c>null</c>: none. A fresh run starts the
     /// file anew; a resumed run keeps the lines up to the checkpoint's step and drops those a killed run logged after it.</summary>
@@ -128,8 +133,16 @@ public abstract class MaeTrainingOptions
         if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, $"CheckpointEvery must be at least 1; got {CheckpointEvery}.");
         if (Resume && string.IsNullOrWhiteSpace(CheckpointDir))
             throw new ArgumentException("Resume is set but CheckpointDir is empty: resuming needs the folder that holds the checkpoints.", nameof(CheckpointDir));
+        if (RequireResume && !Resume)
+            throw new ArgumentException("RequireResume is set but Resume is not: set both to refuse a run with nothing to resume.", nameof(RequireResume));
         if (LogEvery < 1) throw new ArgumentOutOfRangeException(nameof(LogEvery), LogEvery, $"LogEvery must be at least 1; got {LogEvery}.");
     }
+
+    /// <summary>Data-parallel over MPI: the number of block groups whose gradients are all-reduced while backward still
+    /// runs (≤ 1: one all-reduce after backward). Internal: tests and benchmarks compare the two.</summary>
+    internal int OverlapGroups { get; set; } = 4;
+    /// <summary>Benchmarks only: overlap the steps for which this says true (null: all), to compare both in one run.</summary>
+    internal Func<long, bool>? OverlapAt { get; set; }
 
     /// <summary>A task recipe's schedule (<c>MaePretrainRecipe</c>, <c>MaeFineTuneRecipe</c>): batch, base lr (clearing an
     /// absolute one), epochs and warm-up, written in one place for both.</summary>
@@ -149,7 +162,7 @@ public abstract class MaeTrainingOptions
         BatchSize = BatchSize, AccumIter = AccumIter, Epochs = Epochs, PeakLearningRate = PeakLearningRate,
         MinLearningRate = MinLearningRate, WarmupEpochs = WarmupEpochs, Beta1 = Beta1, Beta2 = Beta2, Epsilon = Epsilon,
         ClipGradNorm = clipGradNorm, Seed = Seed, LogEvery = LogEvery, CheckpointEvery = CheckpointEvery,
-        CheckpointDir = CheckpointDir, Resume = Resume, MetricsFile = MetricsFile, TensorBoardDir = TensorBoardDir,
-        ComputeDType = Precision.ComputeDType(device), Collective = Collective,
+        CheckpointDir = CheckpointDir, Resume = Resume, RequireResume = RequireResume, MetricsFile = MetricsFile, TensorBoardDir = TensorBoardDir,
+        ComputeDType = Precision.ComputeDType(device), Collective = Collective, OverlapGroups = OverlapGroups, OverlapAt = OverlapAt,
     };
 }

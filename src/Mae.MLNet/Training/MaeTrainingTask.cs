@@ -21,6 +21,7 @@ internal sealed record MaeEngineSettings
     public required int CheckpointEvery { get; init; }
     public string? CheckpointDir { get; init; }
     public bool Resume { get; init; }
+    public bool RequireResume { get; init; }
     public string? MetricsFile { get; init; }
     public string? TensorBoardDir { get; init; }
     /// <summary>Reduced-precision compute dtype of the matrix work (null: fp32).</summary>
@@ -28,6 +29,12 @@ internal sealed record MaeEngineSettings
     /// <summary>Benchmarks only: TorchSharp's per-parameter AdamW, casts per layer call and a loss read every step
     /// (how the loop worked before the flat buffer), to measure the difference in one run.</summary>
     public bool LegacyStep { get; init; }
+    /// <summary>Data-parallel over MPI: block groups whose gradients are all-reduced while backward runs (≤ 1: one
+    /// all-reduce after backward; see <see cref="OverlapPlan"/>).</summary>
+    public int OverlapGroups { get; init; } = 4;
+    /// <summary>Benchmarks only: whether the step with this global index overlaps (null: every step), to compare both
+    /// in one run.</summary>
+    public Func<long, bool>? OverlapAt { get; init; }
     /// <summary>Data-parallel training (null: one process, as before): gradients averaged over the ranks before each
     /// optimizer step, rank 0 alone writes checkpoints, metrics, TensorBoard and progress.</summary>
     public IMaeCollective? Collective { get; init; }

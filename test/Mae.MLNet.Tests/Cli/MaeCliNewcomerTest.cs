@@ -105,6 +105,49 @@ public partial class MaeCliTest
         StringAssert.Contains(output, "pre-trained 1 epochs (4 steps)");
     }
 
+    /// <summary>Issue 23 item 5: <c>--resume=require</c> with no checkpoint refuses before the folder is created, naming
+    /// it, with exit code 5 (the library's <see cref="global::Mae.MLNet.Training.MaeTrainingOptions.RequireResume"/> the
+    /// same, before any step); where one exists it goes on to the resume (here to the batch-size check of a resume).</summary>
+    [TestMethod]
+    public void ResumeRequireRefusesAnEmptyFolderAndResumesAFullOne()
+    {
+        string missing = Path.Combine(root, "require-nothing");
+        var (code, output, error) = Mae(Pretrain(missing, "--epochs", "1", "--resume=require"));
+        Assert.AreEqual(5, code, error);
+        StringAssert.Contains(error, $"nothing to resume: '{missing}' holds no checkpoint");
+        AssertOneLine(error);
+        Assert.IsFalse(Directory.Exists(missing), "a refused run creates no folder");
+        string ftMissing = Path.Combine(root, "require-finetune");
+        (code, _, error) = Mae(["finetune", "--images", Images, "--weights", Path.Combine(root, "run", "mae.safetensors"), "--out", Path.Combine(root, "require.zip"),
+            "--checkpoint-dir", ftMissing, "--resume=require", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]);
+        Assert.AreEqual(5, code, error);
+        StringAssert.Contains(error, $"nothing to resume: '{ftMissing}' holds no checkpoint");
+        Assert.IsFalse(Directory.Exists(ftMissing), "a refused run creates no folder");
+
+        // A folder with a checkpoint: the run goes on to the resume (and reaches its batch-size check).
+        string copy = Path.Combine(root, "require-batch");
+        Directory.CreateDirectory(copy);
+        File.Copy(Path.Combine(root, "run", "checkpoint-0002.maeckpt"), Path.Combine(copy, "checkpoint-0002.maeckpt"));
+        (code, _, error) = Mae(Pretrain(copy, "--epochs", "3", "--resume=require", "--batch-size", "4"));
+        Assert.AreEqual(MaeCli.ExitBadInput, code, error);
+        StringAssert.Contains(error, "was written with 4 steps per epoch (batch size 8)");
+
+        var config = global::Mae.MLNet.Interop.MaeWeightFile.ReadConfig(ModelJson);
+        string empty = Path.Combine(root, "require-library");
+        Directory.CreateDirectory(empty);
+        var options = new global::Mae.MLNet.Pretraining.MaePretrainOptions
+        {
+            Epochs = 1, WarmupEpochs = 0, BatchSize = 8, Device = global::Mae.MLNet.Runtime.MaeDevice.Cpu, CheckpointDir = empty,
+            Resume = true, RequireResume = true,
+        };
+        using var model = global::Mae.MLNet.Pretraining.MaePretrainer.CreateModel(config, options);
+        var files = MaeImageFileSource.FromFolder(Images, new MaeImageInputOptions { Augmentation = new MaeAugmentationOptions { OutputSize = 32 }, Workers = 1 });
+        var e = Assert.ThrowsExactly<global::Mae.MLNet.Training.MaeNothingToResumeException>(() => new global::Mae.MLNet.Pretraining.MaePretrainer(options).Train(model, files));
+        Assert.AreEqual(empty, e.Folder);
+        Assert.AreEqual(0, Directory.GetFiles(empty, "*.maeckpt").Length, "no step was taken");
+        Assert.ThrowsExactly<ArgumentException>(() => new global::Mae.MLNet.Pretraining.MaePretrainOptions { RequireResume = true, CheckpointDir = empty }.Validate());
+    }
+
     sealed class CancelAt(string marker, CancellationTokenSource cancel) : StringWriter
     {
         public override void WriteLine(string? value)
@@ -243,6 +286,40 @@ public partial class MaeCliTest
         Assert.AreEqual(MaeCli.ExitFileSystem, code, error);
         AssertOneLine(error);
         StringAssert.Contains(error, "/proc/");
+    }
+
+    /// <summary>Issue 23: a sub-folder that may not be listed ends <c>mae pretrain</c> in one line naming it, exit 4 (the file
+    /// system refused, as docs/cli.md's table says). Mode 000
+    /// does not stop root (the tests run as root in CI), so as root the command runs in a child process stripped of
+    /// root's capabilities by util-linux <c>setpriv</c> (no CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH after exec), where the
+    /// mode stops it as it stops any user; a child that could still list the folder would train, and the test fails.</summary>
+    [TestMethod]
+    public void AnUnreadableSubFolderEndsTheCommandInOneLineNamingIt()
+    {
+        if (!OperatingSystem.IsLinux()) { Assert.Inconclusive("folder modes and setpriv are Linux's."); return; }
+        string[] wrapper = [];
+        if (Environment.IsPrivilegedProcess)
+        {
+            string? setpriv = new[] { "/usr/bin/setpriv", "/bin/setpriv" }.FirstOrDefault(File.Exists);
+            if (setpriv is null)
+                Assert.Inconclusive("running as root, whom mode 000 does not stop, and util-linux setpriv (to run the command without root's capabilities) is missing.");
+            wrapper = [setpriv!, "--inh-caps=-all", "--bounding-set=-all"];
+        }
+        string images = Path.Combine(root, "locked-images"), locked = Path.Combine(images, "zz-locked");
+        Directory.CreateDirectory(locked);
+        foreach (var f in Directory.GetFiles(Path.Combine(Images, "red"))) File.Copy(f, Path.Combine(images, Path.GetFileName(f)));
+        File.Copy(Path.Combine(Images, "blue", "00.png"), Path.Combine(locked, "00.png"));
+        File.SetUnixFileMode(locked, UnixFileMode.None);
+        try
+        {
+            var result = Training.Distributed.MpiJob.StartCli(0, ["pretrain", "--images", images, "--out", Path.Combine(root, "locked-run"), "--model", ModelJson,
+                "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--recon-every", "0"], wrapper: wrapper).Wait(120_000);
+            Assert.AreEqual(MaeCli.ExitFileSystem, result.ExitCode, result.Stdout + result.Stderr);
+            AssertOneLine(result.Stderr);
+            StringAssert.Contains(result.Stderr, locked);
+            StringAssert.Contains(result.Stderr, "cannot be listed");
+        }
+        finally { File.SetUnixFileMode(locked, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); }
     }
 
     /// <summary>Item 5: colour files for a grey model are turned into PIL's luma ("L" = R·299/1000 + G·587/1000 +

@@ -209,7 +209,8 @@ public partial class MaeCliTest
         Assert.AreEqual(0, code, error);
         StringAssert.Contains(output, "2 classes, 32 training images");
         var ml = new MLContext();
-        var model = ml.Model.Load(zip, out _);
+        var model = ml.Model.Load(zip, out _);   // ML.NET alone loads it (the seal is an entry it never opens)
+        MaeModelZip.Verify(zip, requireSeal: true);   // sealed: every entry ML.NET loads is verified
         // Image paths alone: the zip needs no Label column (item 10 of issue 27).
         var rows = ml.Data.LoadFromEnumerable(new[] { new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(root, "images", "red", "00.png") } });
         var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();

@@ -96,6 +96,37 @@ public class HostileModelZipTest
         CollectionAssert.AreEqual(new[] { graph.Name }, MaeModelZip.Verify(original).ToArray(), "the honest zip still verifies");
     }
 
+    /// <summary>Entries outside the graphs (the transformer chain, column names, other transformers' parameters): an edit
+    /// made with a zip tool, which recomputes the entry's CRC, passes an unsealed zip's check — the documented gap — but
+    /// a sealed zip (<see cref="MaeModelZip.Seal"/>) refuses any entry edited, added or removed, naming it, and
+    /// <c>requireSeal</c> refuses an unsealed zip. The sealed zip loads and computes what the unsealed one does.</summary>
+    [TestMethod]
+    public void ASealedZipVerifiesEveryEntryMlNetLoads()
+    {
+        using var dir = new TempDir();
+        string original = dir.File("model.zip"), sealedZip = dir.File("sealed.zip");
+        HostileFiles.SaveTinyModelZip(original);
+        File.Copy(original, sealedZip);
+        MaeModelZip.Seal(sealedZip);
+        var ml = new MLContext(0);
+        CollectionAssert.AreEqual(Features(ml.Model.LoadVerified(original, out _)), Features(ml.Model.LoadVerified(sealedZip, requireSeal: true, out _)));
+        var unsealed = Assert.ThrowsExactly<MaeModelFileException>(() => MaeModelZip.Verify(original, requireSeal: true));
+        StringAssert.Contains(unsealed.Message, "carries no seal");
+        Assert.ThrowsExactly<MaeModelFileException>(() => ml.Model.LoadVerified(original, requireSeal: true, out _));
+
+        var entries = Entries(sealedZip);
+        Assert.AreEqual(Entries(original).Count + 1, entries.Count);
+        var target = entries.First(e => !e.Name.EndsWith("OnnxModel", StringComparison.Ordinal) && e.Name != MaeModelZip.SealEntryName && e.Bytes.Length > 0);
+        var changed = target.Bytes.ToArray();
+        changed[^1] ^= 1;
+        var editedEntries = entries.Select(e => e == target ? e with { Bytes = changed } : e).ToList();
+        MaeModelZip.Verify(Write(dir.File("edited-unsealed.zip"), editedEntries.Where(e => e.Name != MaeModelZip.SealEntryName)));   // only CRCs: passes
+        Refused(Write(dir.File("edited.zip"), editedEntries), $"entry '{target.Name}' differs from its seal");
+        Refused(Write(dir.File("added.zip"), entries.Append(new Entry("TransformerChain/Extra/Model.key", [1, 2, 3]))), "'TransformerChain/Extra/Model.key' is not in its seal");
+        Refused(Write(dir.File("removed.zip"), entries.Where(e => e != target)), $"entry '{target.Name}' named in its seal is missing");
+        Assert.ThrowsExactly<MaeModelFileException>(() => MaeModelZip.Seal(sealedZip));   // once
+    }
+
     /// <summary>A graph entry whose header claims 2 000 000 000 bytes from 2 MB compressed (under deflate's 1 032:1):
     /// Verify allocated the declared size before reading (2 GB). Now it reads in 64 KiB chunks against the real length
     /// and refuses the entry that ends early, within 200 MB. A real bomb (an entry that does inflate far beyond the

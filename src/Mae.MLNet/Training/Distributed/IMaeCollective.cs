@@ -45,8 +45,9 @@ public static class MaeCollective
     /// with <paramref name="useNcclOnCuda"/> the NCCL one bootstrapped over MPI — whose rank and size MPI gives, checked
     /// against the launcher's (<see cref="MaeLaunchInfo.CheckFormed"/>); without a launcher, or with a world of one,
     /// <see cref="Single"/>. The torchrun-style variables (<c>RANK</c>, <c>WORLD_SIZE</c>, <c>LOCAL_RANK</c>,
-    /// <c>MASTER_ADDR</c>/<c>MASTER_PORT</c>) describe a job but carry no transport Open MPI can join: with
-    /// <c>WORLD_SIZE</c> &gt; 1 and no MPI launcher this throws, naming mpirun and srun. Never a silent "rank 0 of 1".
+    /// <c>MASTER_ADDR</c>/<c>MASTER_PORT</c>) with <c>WORLD_SIZE</c> &gt; 1 and no MPI launcher bootstrap NCCL on CUDA
+    /// (rank 0 serves NCCL's id on <c>MASTER_PORT</c> + 1); for CPU training they are refused, naming mpirun and srun
+    /// (Open MPI joins only the processes its own launcher started). Never a silent "rank 0 of 1".
     /// </summary>
     public static IMaeCollective FromEnvironment(bool useNcclOnCuda = false) => FromLaunch(MaeLaunchInfo.Detect(), useNcclOnCuda);
 
@@ -68,7 +69,8 @@ public static class MaeCollective
 
     /// <summary>THE rule for the gradient transport: NCCL for a multi-rank job on CUDA.</summary>
     internal static bool UsesNccl(MaeDevice device, MaeLaunchInfo launch, bool cudaAvailable)
-        => launch.JoinsThroughMpi && (launch.LooksMultiProcess || launch.Launcher == MaeLauncher.Mpi)
+        => ((launch.JoinsThroughMpi && (launch.LooksMultiProcess || launch.Launcher == MaeLauncher.Mpi))
+            || (launch.Launcher == MaeLauncher.Environment && launch.WorldSize > 1))
            && (device == MaeDevice.Cuda || (device == MaeDevice.Auto && cudaAvailable));
 
     /// <summary>The training device of this rank: <paramref name="device"/> resolved, on CUDA the rank's own GPU
@@ -81,14 +83,20 @@ public static class MaeCollective
         return device.Resolve(index);
     }
 
-    internal static IMaeCollective FromLaunch(MaeLaunchInfo launch, bool useNcclOnCuda)
+    internal static IMaeCollective FromLaunch(MaeLaunchInfo launch, bool useNcclOnCuda, Func<string, string?>? variable = null)
     {
         if (launch.Launcher == MaeLauncher.Environment && launch.WorldSize > 1)
-            throw new MaeCollectiveException(
-                $"WORLD_SIZE is {launch.WorldSize} (RANK {launch.Rank}) but this process was not started by an MPI launcher: Mae.MLNet's ranks " +
-                "communicate through Open MPI, which joins only the processes its own launcher started — torchrun's rendezvous " +
-                "(MASTER_ADDR/MASTER_PORT) cannot bootstrap it. Start the job with `mpirun -np N dotnet app.dll` (Open MPI), or under " +
-                "Slurm with `srun --mpi=pmix -n N dotnet app.dll`; each sets every rank itself.");
+        {
+            if (!useNcclOnCuda)
+                throw new MaeCollectiveException(
+                    $"WORLD_SIZE is {launch.WorldSize} (RANK {launch.Rank}) but this process was not started by an MPI launcher: a torchrun-style launch " +
+                    "(MASTER_ADDR/MASTER_PORT) bootstraps NCCL, i.e. CUDA training only; CPU ranks communicate through Open MPI, which joins only " +
+                    "the processes its own launcher started. For CPU training start the job with `mpirun -np N dotnet app.dll` (Open MPI), or " +
+                    "under Slurm with `srun --mpi=pmix -n N dotnet app.dll`; each sets every rank itself.");
+            var nccl = MaeNcclCollective.CreateFromEnvironment(launch, variable ?? System.Environment.GetEnvironmentVariable);
+            joined = nccl;
+            return nccl;
+        }
         // Open MPI's own launcher always forms its world (even -np 1); other launchers with one task need no MPI.
         if (!launch.JoinsThroughMpi || (launch.Launcher != MaeLauncher.Mpi && !launch.LooksMultiProcess)) return Single;
         MaeMpiCollective world;

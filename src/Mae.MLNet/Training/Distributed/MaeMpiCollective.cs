@@ -70,7 +70,7 @@ internal sealed unsafe class MaeMpiCollective : IMaeCollective
         return new MaeMpiCollective(rank, size, MaeLaunchInfo.Detect().LocalRank);
     }
 
-    static TimeSpan DefaultTimeout()
+    internal static TimeSpan DefaultTimeout()
     {
         var text = Environment.GetEnvironmentVariable("MAE_COLLECTIVE_TIMEOUT_S");
         if (string.IsNullOrWhiteSpace(text)) return TimeSpan.FromMinutes(10);

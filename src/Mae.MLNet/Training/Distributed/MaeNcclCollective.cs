@@ -6,10 +6,13 @@ namespace Mae.MLNet.Training;
 
 /// <summary>
 /// The job's collective over NCCL (<c>libnccl.so.2</c>, as CUDA builds of PyTorch ship it) for CUDA tensors, one GPU
-/// per rank (<see cref="MaeLaunchInfo.CudaDevice"/>: the rank's only visible GPU, else cuda:<see cref="LocalRank"/>); CPU
-/// tensors (small control values: the stop flag, losses) go over MPI. MPI starts the job and carries the bootstrap: rank
-/// 0's <c>ncclUniqueId</c> is broadcast over MPI, then every rank calls <c>ncclCommInitRank</c> under the collective
-/// watchdog (a rank that never arrives aborts the job after the timeout instead of hanging it). Operations are queued
+/// per rank (<see cref="MaeLaunchInfo.CudaDevice"/>: the rank's only visible GPU, else cuda:<see cref="LocalRank"/>). Two
+/// ways to start: under an MPI launcher (<see cref="Create"/>) MPI carries the bootstrap (rank 0's <c>ncclUniqueId</c> is
+/// broadcast over MPI) and the small CPU control values (the stop flag, losses); under torchrun-style variables without
+/// MPI (<see cref="CreateFromEnvironment"/>) rank 0 serves the id over TCP (<see cref="NcclRendezvous"/>), CPU values go
+/// over NCCL through a GPU copy, and an abort ends this process with an error code (torchrun's agent then stops the
+/// others). Every rank calls <c>ncclCommInitRank</c> under the collective watchdog (a rank that never arrives aborts
+/// the job after the timeout instead of hanging it). Operations are queued
 /// on the legacy default CUDA stream (stream 0, the one libtorch uses unless told otherwise), so they are ordered after
 /// the backward pass that produced the gradient and before the optimizer kernels. The host then polls the stream and
 /// <c>ncclCommGetAsyncError</c>: an asynchronous NCCL error (a peer died, a network failure) aborts the communicator
@@ -20,23 +23,23 @@ internal sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
 {
     static readonly object CreateLock = new();
     static MaeNcclCollective? current;
-    readonly MaeMpiCollective mpi;
+    /// <summary>The MPI job underneath, or null under a torchrun-style launch (control values then go over NCCL too).</summary>
+    readonly MaeMpiCollective? mpi;
     readonly CollectiveWatchdog watchdog;
     nint comm;
 
-    public int Rank => mpi.Rank;
-    public int WorldSize => mpi.WorldSize;
-    public int LocalRank => mpi.LocalRank;
+    public int Rank { get; }
+    public int WorldSize { get; }
+    public int LocalRank { get; }
     public string Name => "NCCL";
     /// <summary>The CUDA device this rank's communicator is bound to.</summary>
     public int Device { get; }
 
-    MaeNcclCollective(MaeMpiCollective mpi, nint comm, int device)
+    MaeNcclCollective(MaeMpiCollective? mpi, int rank, int worldSize, int localRank, CollectiveWatchdog watchdog, int device)
     {
         this.mpi = mpi;
-        this.comm = comm;
-        Device = device;
-        watchdog = new CollectiveWatchdog($"rank {mpi.Rank} of {mpi.WorldSize} (NCCL)", mpi.Timeout, _ => Abort("NCCL operation timed out (see above)."));
+        (Rank, WorldSize, LocalRank, Device) = (rank, worldSize, localRank, device);
+        this.watchdog = watchdog;
     }
 
     /// <summary>The NCCL communicator of all MPI ranks, one per process: created on the first call (collectively: every
@@ -44,36 +47,77 @@ internal sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
     public static MaeNcclCollective Create(MaeMpiCollective mpi)
     {
         ArgumentNullException.ThrowIfNull(mpi);
+        return Form(mpi, mpi.Rank, mpi.WorldSize, mpi.LocalRank, mpi.Timeout, make =>
+        {
+            using var id = zeros(NcclNative.UniqueIdBytes, dtype: ScalarType.Byte);
+            if (mpi.Rank == 0) make().CopyTo(new Span<byte>((void*)TensorMemory.Address(id), NcclNative.UniqueIdBytes));
+            mpi.Broadcast(id, 0);
+            return new ReadOnlySpan<byte>((void*)TensorMemory.Address(id), NcclNative.UniqueIdBytes).ToArray();
+        });
+    }
+
+    /// <summary>The NCCL communicator of a torchrun-style job (<c>RANK</c>, <c>WORLD_SIZE</c>, <c>LOCAL_RANK</c>,
+    /// <c>MASTER_ADDR</c>, <c>MASTER_PORT</c>; no MPI): rank 0 serves the id over TCP (<see cref="NcclRendezvous"/>).</summary>
+    public static MaeNcclCollective CreateFromEnvironment(MaeLaunchInfo launch, Func<string, string?> variable)
+    {
+        var (address, port) = NcclRendezvous.Endpoint(variable);
+        var timeout = MaeMpiCollective.DefaultTimeout();
+        return Form(null, launch.Rank, launch.WorldSize, launch.LocalRank, timeout,
+            make => NcclRendezvous.Exchange(launch.Rank, launch.WorldSize, address, port, make, timeout));
+    }
+
+    static MaeNcclCollective Form(MaeMpiCollective? mpi, int rank, int worldSize, int localRank, TimeSpan timeout, Func<Func<byte[]>, byte[]> shareId)
+    {
         lock (CreateLock)
         {
             if (current is { comm: not 0 }) return current;
             NcclNative.Load();
             if (!cuda.is_available())
-                throw new MaeCollectiveException($"NCCL needs a CUDA device, and rank {mpi.Rank} sees none (TorchSharp's CUDA backend is not loaded or no GPU is visible).");
-            int device = MaeLaunchInfo.CudaDevice(mpi.LocalRank, cuda.device_count());
-            using var id = zeros(NcclNative.UniqueIdBytes, dtype: ScalarType.Byte);
-            if (mpi.Rank == 0)
-                NcclNative.Check(NcclNative.ncclGetUniqueId((byte*)TensorMemory.Address(id)), "ncclGetUniqueId");
-            mpi.Broadcast(id, 0);
+                throw new MaeCollectiveException($"NCCL needs a CUDA device, and rank {rank} sees none (TorchSharp's CUDA backend is not loaded or no GPU is visible).");
+            int device = MaeLaunchInfo.CudaDevice(localRank, cuda.device_count());
+            var bytes = shareId(() =>
+            {
+                var id = new byte[NcclNative.UniqueIdBytes];
+                fixed (byte* p = id) NcclNative.Check(NcclNative.ncclGetUniqueId(p), "ncclGetUniqueId");
+                return id;
+            });
             NcclNative.UniqueId uid;
-            new ReadOnlySpan<byte>((void*)TensorMemory.Address(id), NcclNative.UniqueIdBytes).CopyTo(new Span<byte>(uid.Bytes, NcclNative.UniqueIdBytes));
-            nint c;
+            bytes.AsSpan(0, NcclNative.UniqueIdBytes).CopyTo(new Span<byte>(uid.Bytes, NcclNative.UniqueIdBytes));
+            MaeNcclCollective? made = null;
+            var watchdog = new CollectiveWatchdog($"rank {rank} of {worldSize} (NCCL)", timeout,
+                _ => (made ?? throw new MaeCollectiveException("NCCL communicator setup timed out")).Abort("NCCL operation timed out (see above)."));
+            made = new MaeNcclCollective(mpi, rank, worldSize, localRank, watchdog, device);
             // ncclCommInitRank binds the communicator to the current CUDA device: select this rank's GPU first.
             NcclNative.CheckCuda(NcclNative.SetDevice(device), "cudaSetDevice");
-            using (mpi.Watch($"NCCL communicator setup on cuda:{device}"))
-                NcclNative.Check(NcclNative.ncclCommInitRank(&c, mpi.WorldSize, uid, mpi.Rank), "ncclCommInitRank");
-            current = new MaeNcclCollective(mpi, c, device);
+            nint c;
+            using (watchdog.Enter($"NCCL communicator setup on cuda:{device}"))
+                NcclNative.Check(NcclNative.ncclCommInitRank(&c, worldSize, uid, rank), "ncclCommInitRank");
+            made.comm = c;
+            current = made;
             AppDomain.CurrentDomain.ProcessExit += (_, _) => current?.Dispose();
             return current;
         }
     }
 
+    /// <summary>A CPU tensor through an operation on its copy on this rank's GPU (torchrun-style: no MPI for host values).</summary>
+    void OnGpu(Tensor cpu, Action<Tensor> op)
+    {
+        using var onGpu = cpu.to(new torch.Device(DeviceType.CUDA, Device));
+        op(onGpu);
+        using var back = onGpu.cpu();
+        cpu.copy_(back);
+    }
+
     public void AllReduceMean(Tensor tensor)
     {
         MaeCollectiveChecks.Contiguous(tensor, nameof(tensor), requireFloat: true);
-        if (tensor.device_type == DeviceType.CPU) { mpi.AllReduceMean(tensor); return; } // small host-side values
-        CheckCuda(tensor, "all-reduce");
-        if (WorldSize == 1) return;
+        if (tensor.device_type == DeviceType.CPU)   // small host-side values
+        {
+            if (mpi is not null) mpi.AllReduceMean(tensor);
+            else OnGpu(tensor, AllReduceMean);
+            return;
+        }
+        CheckCuda(tensor, "all-reduce");   // one rank too (an identity): the path a GPU check exercises
         string op = $"NCCL all-reduce of {tensor.numel()} floats";
         using (watchdog.Enter(op))
         {
@@ -86,9 +130,13 @@ internal sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
     public void Broadcast(Tensor tensor, int root = 0)
     {
         MaeCollectiveChecks.Contiguous(tensor, nameof(tensor), requireFloat: false);
-        if (tensor.device_type == DeviceType.CPU) { mpi.Broadcast(tensor, root); return; }
+        if (tensor.device_type == DeviceType.CPU)
+        {
+            if (mpi is not null) mpi.Broadcast(tensor, root);
+            else OnGpu(tensor, t => Broadcast(t, root));
+            return;
+        }
         CheckCuda(tensor, "broadcast");
-        if (WorldSize == 1) return;
         string op = $"NCCL broadcast from rank {root}";
         using (watchdog.Enter(op))
         {
@@ -116,13 +164,24 @@ internal sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
         }
     }
 
-    public void Barrier() => mpi.Barrier();
+    public void Barrier()
+    {
+        if (mpi is not null) { mpi.Barrier(); return; }
+        using var one = ones(1, device: new torch.Device(DeviceType.CUDA, Device));
+        AllReduceMean(one);
+    }
 
-    /// <summary>Aborts the communicator (so no kernel waits on a dead peer), then the job (<c>MPI_Abort</c>).</summary>
+    /// <summary>Aborts the communicator (so no kernel waits on a dead peer), then the job: <c>MPI_Abort</c>, or without
+    /// MPI this process with exit code 1 (torchrun's agent stops the other workers when one fails).</summary>
     public void Abort(string message)
     {
-        if (comm != 0) NcclNative.ncclCommAbort(comm);
-        mpi.Abort(message);
+        nint c = comm;
+        comm = 0;
+        if (c != 0) NcclNative.ncclCommAbort(c);
+        if (mpi is not null) mpi.Abort(message);
+        Console.Error.WriteLine($"Mae.MLNet rank {Rank} of {WorldSize} (NCCL): {message}");
+        Console.Error.Flush();
+        Environment.Exit(1);
     }
 
     void CheckCuda(Tensor tensor, string op)
@@ -134,6 +193,7 @@ internal sealed unsafe class MaeNcclCollective : IMaeCollective, IDisposable
     /// <summary>Destroys the communicator (every rank should, after its last operation); later calls do nothing.</summary>
     public void Dispose()
     {
+        if (comm == 0) return;   // aborted (perhaps while setup holds the lock: never wait for it at exit)
         lock (CreateLock)
         {
             if (comm == 0) return;

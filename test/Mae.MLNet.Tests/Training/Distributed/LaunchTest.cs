@@ -62,8 +62,9 @@ public class LaunchTest
         Assert.ThrowsExactly<MaeCollectiveException>(() => new MaeLaunchInfo(MaeLauncher.Pmix, 3, 0, 0).CheckFormed(0, 1));
     }
 
-    /// <summary>torchrun's variables (with MASTER_ADDR/MASTER_PORT) cannot bootstrap Open MPI: refused naming what to use;
-    /// a world of one from any launcher is a plain single process.</summary>
+    /// <summary>torchrun's variables (with MASTER_ADDR/MASTER_PORT) cannot bootstrap Open MPI: CPU training under them is
+    /// refused naming what to use; a world of one from any launcher is a plain single process. On CUDA they bootstrap NCCL:
+    /// without MASTER_ADDR that is refused naming it, and on this machine (no NCCL) the failure names the library.</summary>
     [TestMethod]
     public void TorchrunStyleLaunchIsRefusedNamingMpirunAndSrun()
     {
@@ -74,6 +75,69 @@ public class LaunchTest
         Assert.AreSame(MaeCollective.Single, MaeCollective.FromLaunch(new MaeLaunchInfo(MaeLauncher.Environment, 0, 1, 0), false));
         Assert.AreSame(MaeCollective.Single, MaeCollective.FromLaunch(new MaeLaunchInfo(MaeLauncher.Slurm, 0, 1, 0), true));
         Assert.AreSame(MaeCollective.Single, MaeCollective.FromLaunch(new MaeLaunchInfo(MaeLauncher.None, 0, 1, 0), true));
+
+        var torchrun = new MaeLaunchInfo(MaeLauncher.Environment, 1, 4, 1);
+        Assert.IsTrue(MaeCollective.UsesNccl(MaeDevice.Auto, torchrun, cudaAvailable: true));
+        Assert.IsFalse(MaeCollective.UsesNccl(MaeDevice.Cpu, torchrun, cudaAvailable: true));
+        Assert.IsFalse(MaeCollective.UsesNccl(MaeDevice.Auto, torchrun, cudaAvailable: false));
+        var vars = new Dictionary<string, string> { ["MASTER_PORT"] = "29500" };
+        e = Assert.ThrowsExactly<MaeCollectiveException>(() => MaeCollective.FromLaunch(torchrun, true, n => vars.GetValueOrDefault(n)));
+        StringAssert.Contains(e.Message, "needs MASTER_ADDR");
+        vars["MASTER_ADDR"] = "127.0.0.1";
+        vars["MASTER_PORT"] = "http";
+        e = Assert.ThrowsExactly<MaeCollectiveException>(() => MaeCollective.FromLaunch(torchrun, true, n => vars.GetValueOrDefault(n)));
+        StringAssert.Contains(e.Message, "MASTER_PORT is 'http'");
+        vars["MASTER_PORT"] = "29500";
+        if (!TorchSharp.torch.cuda.is_available())
+        {
+            e = Assert.ThrowsExactly<MaeCollectiveException>(() => MaeCollective.FromLaunch(torchrun, true, n => vars.GetValueOrDefault(n)));
+            Assert.IsTrue(e.Message.Contains("libnccl.so.2 could not be loaded") || e.Message.Contains("NCCL needs a CUDA device"), e.Message);
+        }
+    }
+
+    static int FreePort()
+    {
+        var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        int port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return port;
+    }
+
+    /// <summary>The torchrun-style bootstrap without a GPU: rank 0 serves the id it made over TCP, three other ranks (threads
+    /// here, processes in a job) fetch it, each gets exactly rank 0's bytes; a rank started before rank 0 listens waits
+    /// for it. A peer with another world size, or two peers with one rank, are refused on both sides; a rank that never
+    /// comes makes rank 0 fail after the timeout naming it; nobody listening makes a rank fail naming the address.</summary>
+    [TestMethod]
+    public void TorchrunStyleBootstrapHandsRankZerosIdToEveryRankOrFailsNamingWho()
+    {
+        int port = FreePort();
+        var id = Enumerable.Range(0, 128).Select(i => (byte)(i * 7 + 3)).ToArray();
+        var timeout = TimeSpan.FromSeconds(20);
+        var others = Enumerable.Range(1, 3).Select(r => Task.Run(() => NcclRendezvous.Exchange(r, 4, "localhost", port, () => throw new InvalidOperationException("only rank 0 makes the id"), timeout))).ToList();
+        Thread.Sleep(300);   // the others are already trying
+        var mine = NcclRendezvous.Exchange(0, 4, "localhost", port, () => id, timeout);
+        CollectionAssert.AreEqual(id, mine);
+        foreach (var o in others) CollectionAssert.AreEqual(id, o.Result);
+
+        port = FreePort();
+        var liar = Task.Run(() => NcclRendezvous.Exchange(1, 3, "127.0.0.1", port, () => id, timeout));
+        var e = Assert.ThrowsExactly<MaeCollectiveException>(() => NcclRendezvous.Exchange(0, 2, "127.0.0.1", port, () => id, timeout));
+        StringAssert.Contains(e.Message, "rank 1 says WORLD_SIZE is 3, rank 0 has 2");
+        var refused = Assert.ThrowsExactly<AggregateException>(() => liar.Wait());
+        StringAssert.Contains(refused.InnerException!.Message, "Rank 0 refused rank 1");
+
+        port = FreePort();
+        var twice = Enumerable.Range(0, 2).Select(_ => Task.Run(() => { try { NcclRendezvous.Exchange(1, 3, "127.0.0.1", port, () => id, TimeSpan.FromSeconds(5)); } catch (MaeCollectiveException) { } })).ToList();
+        e = Assert.ThrowsExactly<MaeCollectiveException>(() => NcclRendezvous.Exchange(0, 3, "127.0.0.1", port, () => id, timeout));
+        StringAssert.Contains(e.Message, "rank 1 came twice");
+        Task.WaitAll(twice.ToArray());
+
+        port = FreePort();
+        e = Assert.ThrowsExactly<MaeCollectiveException>(() => NcclRendezvous.Exchange(0, 3, "127.0.0.1", port, () => id, TimeSpan.FromSeconds(1)));
+        StringAssert.Contains(e.Message, "rank(s) 1, 2 never came");
+        e = Assert.ThrowsExactly<MaeCollectiveException>(() => NcclRendezvous.Exchange(2, 3, "127.0.0.1", port, () => id, TimeSpan.FromSeconds(1)));
+        StringAssert.Contains(e.Message, $"Rank 2 could not fetch NCCL's id from rank 0 at 127.0.0.1:{port}");
     }
 
     [TestMethod]

@@ -45,17 +45,23 @@ internal static class MpiJob
     }
 
     /// <summary>The <c>mae</c> command line (mae.dll, built next to the tests) as one process or under mpirun.</summary>
-    public static Running StartCli(int ranks, IEnumerable<string> args, IDictionary<string, string>? env = null)
-        => Start(ranks, new[] { Path.Combine(AppContext.BaseDirectory, "mae.dll") }.Concat(args), env);
+    public static Running StartCli(int ranks, IEnumerable<string> args, IDictionary<string, string>? env = null, IEnumerable<string>? wrapper = null)
+        => Start(ranks, new[] { Path.Combine(AppContext.BaseDirectory, "mae.dll") }.Concat(args), env, wrapper);
 
     /// <summary>Starts <c>dotnet DLL args…</c>, under <c>mpirun -np ranks</c> when ranks ≥ 1; <paramref name="wrapper"/>
-    /// (a command that ends by running its arguments) goes between mpirun and dotnet.</summary>
+    /// (a command that ends by running its arguments) goes between mpirun and dotnet, or before dotnet alone.</summary>
     public static Running Start(int ranks, IEnumerable<string> dllAndArgs, IDictionary<string, string>? env = null, IEnumerable<string>? wrapper = null)
     {
-        var psi = new ProcessStartInfo(ranks == 0 ? Dotnet : MpiRun)
+        var around = wrapper?.ToList() ?? [];
+        var psi = new ProcessStartInfo(ranks > 0 ? MpiRun : around.Count > 0 ? around[0] : Dotnet)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
+        if (ranks == 0 && around.Count > 0)
+        {
+            foreach (var w in around.Skip(1)) psi.ArgumentList.Add(w);
+            psi.ArgumentList.Add(Dotnet);
+        }
         if (ranks > 0)
         {
             foreach (var a in new[] { "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--bind-to", "none" })
@@ -64,7 +70,7 @@ internal static class MpiJob
             psi.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
             psi.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
             if (env is not null) foreach (var k in env.Keys) { psi.ArgumentList.Add("-x"); psi.ArgumentList.Add(k); }
-            foreach (var w in wrapper ?? Array.Empty<string>()) psi.ArgumentList.Add(w);
+            foreach (var w in around) psi.ArgumentList.Add(w);
             psi.ArgumentList.Add(Dotnet);
         }
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
