@@ -12,7 +12,7 @@ namespace Mae.MLNet.Interop;
 /// <c>model.safetensors</c> or <c>pytorch_model.bin</c>) — and saves ours as safetensors with the official names plus
 /// a small JSON config that PyTorch code can read.
 /// </summary>
-public static class MaeWeightFile
+public static partial class MaeWeightFile
 {
     /// <summary>Reads a weights file (or a Hugging Face folder) and works out its architecture.</summary>
     /// <param name="path">.pth / .bin / .safetensors file, or a folder with config.json.</param>

@@ -98,6 +98,34 @@ def timm_fixture(timm_convnext, key, conv_mlp, in_chans, classes, grads, out_dir
                 generator="make_convnext_fixtures.py")
     write_safetensors(os.path.join(out_dir, f"convnextv2_{key}.safetensors"), tensors, meta)
     print(key, "logits", logits.flatten()[:4].tolist())
+    if key == "a":
+        official = to_official(model.state_dict())
+        back = timm_convnext.checkpoint_filter_fn({"model": official}, model)   # timm's own mapping must undo it
+        assert back.keys() == model.state_dict().keys()
+        assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())
+        torch.save({"model": official, "epoch": 7}, os.path.join(out_dir, "convnextv2_a_official.pth"))
+
+
+def to_official(sd):
+    """timm names -> the official ConvNeXt-V2 names (models/convnextv2.py), the inverse of timm's checkpoint_filter_fn:
+    stem -> downsample_layers.0, stages.i.downsample -> downsample_layers.i, stages.i.blocks.j -> stages.i.j,
+    conv_dw -> dwconv, mlp.fcK -> pwconvK (Linear [out, in]), mlp.grn.weight/bias -> grn.gamma/beta [1, 1, 1, C],
+    head.norm -> norm, head.fc -> head."""
+    import re
+    out = {}
+    for k, v in sd.items():
+        k2 = k.replace("stem.", "downsample_layers.0.")
+        k2 = re.sub(r"stages\.(\d+)\.downsample\.(\d+)", r"downsample_layers.\1.\2", k2)
+        k2 = re.sub(r"stages\.(\d+)\.blocks\.(\d+)", r"stages.\1.\2", k2)
+        k2 = k2.replace("conv_dw", "dwconv").replace("mlp.fc", "pwconv")
+        if "mlp.grn" in k2:
+            k2 = k2.replace("mlp.grn.weight", "grn.gamma").replace("mlp.grn.bias", "grn.beta")
+            v = v.reshape(1, 1, 1, -1)
+        if "pwconv" in k2 and v.dim() == 4:
+            v = v.reshape(v.shape[0], v.shape[1])
+        k2 = k2.replace("head.norm.", "norm.").replace("head.fc.", "head.")
+        out[k2] = v.clone()
+    return out
 
 
 class SparseEncoder(nn.Module):
