@@ -19,12 +19,16 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     public int NumClasses { get; }
     internal readonly Sequential stem;
     internal readonly ModuleList<ConvNextStage> stages;
-    internal readonly ConvNextHead head;
+    internal readonly ConvNextHead? head;
 
     /// <summary>A ConvNeXt V2 of <paramref name="config"/>; <paramref name="numClasses"/> 0 for the encoder alone.
     /// Initialised as timm's <c>_init_weights</c> (conv and linear weights trunc-normal std 0.02, biases 0; LayerNorm
     /// 1, 0; GRN 0, 0).</summary>
-    public ConvNextV2(ConvNextV2Config config, int numClasses = 0, double dropPathRate = 0) : base(TorchBackend.Checked(nameof(ConvNextV2)))
+    public ConvNextV2(ConvNextV2Config config, int numClasses = 0, double dropPathRate = 0) : this(config, numClasses, dropPathRate, withHead: true) { }
+
+    /// <summary><paramref name="withHead"/> false: no <c>head</c> at all, the official FCMAE encoder
+    /// (<c>SparseConvNeXtV2</c>, whose state dict has no final norm).</summary>
+    internal ConvNextV2(ConvNextV2Config config, int numClasses, double dropPathRate, bool withHead) : base(TorchBackend.Checked(nameof(ConvNextV2)))
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config.Validate();
@@ -37,7 +41,7 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
             ("1", (nn.Module<Tensor, Tensor>)new LayerNorm2d(dims[0], config.LayerNormEps)));
         stages = new ModuleList<ConvNextStage>(Enumerable.Range(0, 4)
             .Select(i => new ConvNextStage(i == 0 ? dims[0] : dims[i - 1], dims[i], config.Depths[i], i > 0, config)).ToArray());
-        head = new ConvNextHead(dims[^1], numClasses, config.LayerNormEps);
+        head = withHead ? new ConvNextHead(dims[^1], numClasses, config.LayerNormEps) : null;
         RegisterComponents();
         DropPathRate = dropPathRate;
         InitializeLikeTimm(this);
@@ -99,6 +103,7 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     /// <c>forward_head(pre_logits=True)</c>, the official <c>forward_features</c>).</summary>
     public Tensor ForwardFeatures(Tensor images)
     {
+        if (head is null) throw new InvalidOperationException("This ConvNeXt V2 is an FCMAE encoder without head; take its ForwardFeatureMap, or Fcmae.ToEncoder() for pooled features.");
         using var scope = NewDisposeScope();
         return head.Pool(ForwardFeatureMap(images)).MoveToOuterDisposeScope();
     }
@@ -108,7 +113,21 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var f = ForwardFeatures(images);
-        return (head.fc is null ? f : head.fc.forward(f)).MoveToOuterDisposeScope();
+        return (head!.fc is null ? f : head.fc.forward(f)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The FCMAE's masked encoding (dense emulation of the official sparse encoder): the stem, zeroed where
+    /// <paramref name="mask"/> (1 = removed, [N, L] over the last stage's h×w cells) says, then every stage with the
+    /// mask at its resolution (<see cref="ConvNextStage.Forward"/>). Returns the last map, zero at removed cells.</summary>
+    internal Tensor ForwardMasked(Tensor images, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        long n = images.shape[0], h = images.shape[2] / Config.TotalStride, w = images.shape[3] / Config.TotalStride;
+        var keep = (1 - mask.to(images.dtype)).reshape(n, 1, h, w);
+        Tensor At(int stage) => keep.repeat_interleave(1L << (3 - stage), 2).repeat_interleave(1L << (3 - stage), 3);
+        var x = stem.forward(images) * At(0);
+        for (int i = 0; i < 4; i++) x = stages[i].Forward(x, At(i));
+        return x.MoveToOuterDisposeScope();
     }
 
     /// <summary>Parameters without weight decay besides the 1-D ones (which a caller excludes by rank, as timm and the

@@ -48,11 +48,15 @@ internal sealed class GlobalResponseNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary><paramref name="x"/>: [N, H, W, C]. Positions that must not count (FCMAE's masked ones) must be zero.</summary>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, overBatch: false);
+
+    /// <summary><paramref name="x"/>: [N, H, W, C]. <paramref name="overBatch"/>: G over the pixels of the whole batch
+    /// (FCMAE's masked encoder: the official sparse <c>MinkowskiGRN</c> takes the norm over <c>x.F</c>, every visible
+    /// pixel of the batch, where the dense layer takes it per image); the masked pixels must then be zero.</summary>
+    public Tensor Forward(Tensor x, bool overBatch)
     {
         using var scope = NewDisposeScope();
-        var g = linalg.vector_norm(x, 2, new long[] { 1, 2 }, keepdim: true);          // [N, 1, 1, C]
+        var g = linalg.vector_norm(x, 2, overBatch ? new long[] { 0, 1, 2 } : new long[] { 1, 2 }, keepdim: true);   // [N or 1, 1, 1, C]
         var n = g / (g.mean(new long[] { -1 }, keepdim: true) + Eps);
         return (x + addcmul(bias.view(1, 1, 1, -1), weight.view(1, 1, 1, -1), x * n, 1)).MoveToOuterDisposeScope();
     }
@@ -104,13 +108,13 @@ internal sealed class GrnMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => Forward(x, null);
 
     /// <summary><paramref name="keep"/>: [N, H, W, 1], 1 where a pixel is visible (FCMAE); the GRN then sees only visible
-    /// pixels, as the official sparse GRN does. <c>null</c>: every pixel.</summary>
+    /// pixels, of the whole batch, as the official sparse GRN does. <c>null</c>: every pixel, per image.</summary>
     public Tensor Forward(Tensor x, Tensor? keep)
     {
         using var scope = NewDisposeScope();
         var h = nn.functional.gelu(fc1.forward(x)).to(float32);
         if (keep is not null) h = h * keep;
-        return fc2.forward(grn.forward(h)).MoveToOuterDisposeScope();
+        return fc2.forward(grn.Forward(h, overBatch: keep is not null)).MoveToOuterDisposeScope();
     }
 }
 
