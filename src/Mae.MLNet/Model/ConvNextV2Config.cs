@@ -108,6 +108,20 @@ public sealed record ConvNextV2Config
     /// <see cref="NumLayers"/>.</summary>
     public int NumLayers => Depths.Sum() + 1;
 
+    /// <summary>Equal settings (stage lists compared element by element, not by reference).</summary>
+    public bool Equals(ConvNextV2Config? other)
+        => other is not null && ImageSize == other.ImageSize && InChannels == other.InChannels && Depths.SequenceEqual(other.Depths)
+           && Dims.SequenceEqual(other.Dims) && StemPatchSize == other.StemPatchSize && MlpRatio == other.MlpRatio && ConvMlp == other.ConvMlp
+           && LayerNormEps == other.LayerNormEps && DecoderEmbedDim == other.DecoderEmbedDim && DecoderDepth == other.DecoderDepth
+           && NormPixLoss == other.NormPixLoss;
+
+    public override int GetHashCode()
+        => HashCode.Combine(ImageSize, InChannels, string.Join(",", Depths), string.Join(",", Dims), ConvMlp, DecoderEmbedDim, DecoderDepth, NormPixLoss);
+
+    public override string ToString()
+        => $"ConvNeXt V2 {InChannels}ch {ImageSize}px, depths [{string.Join(", ", Depths)}], dims [{string.Join(", ", Dims)}], " +
+           $"{(ConvMlp ? "1×1-conv" : "linear")} MLP ×{MlpRatio}, decoder {DecoderEmbedDim}×{DecoderDepth}, norm_pix_loss {NormPixLoss}";
+
     static void Positive(int value, string name)
     {
         if (value <= 0) throw new ArgumentException($"{name} must be positive: got {value}.");
