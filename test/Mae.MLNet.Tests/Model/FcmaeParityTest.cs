@@ -54,6 +54,27 @@ public class FcmaeParityTest
         Assert.AreEqual(0.0, (a * mask.reshape(2, 1, 2, 2)).abs().max().item<float>(), "removed cells are zero");
     }
 
+    /// <summary>bf16 mixed precision: the loss stays within bf16's rounding of the fp32 one and every gradient reaches
+    /// the fp32 parameters as fp32.</summary>
+    [TestMethod]
+    public void Bf16ComputeKeepsFp32MasterWeightsAndTheLossClose()
+    {
+        using var fx = new ConvNextFixture("fcmae_f");
+        using var model = new Fcmae(fx.Config with { DecoderDepth = 1 });
+        fx.LoadInto(model, "param.");
+        model.eval();
+        using var scope = NewDisposeScope();
+        double ratio = double.Parse(fx.Metadata["mask_ratio"], System.Globalization.CultureInfo.InvariantCulture);
+        model.ComputeDType = ScalarType.BFloat16;
+        var (loss, _, _) = model.Forward(fx["input.images"], ratio, fx["input.noise"]);
+        Assert.AreEqual(ScalarType.Float32, loss.dtype);
+        double expected = fx["out.loss"].item<float>();
+        Assert.AreEqual(expected, loss.item<float>(), 0.02 * expected, "bf16 loss");
+        loss.backward();
+        foreach (var (name, p) in model.named_parameters())
+            Assert.AreEqual(ScalarType.Float32, p.grad!.dtype, name);
+    }
+
     [TestMethod]
     public void BadInputsAreRefusedUpFront()
     {
