@@ -69,6 +69,20 @@ public static partial class MaeWeightFile
         }
     }
 
+    /// <summary>Writes <paramref name="model"/>'s state dict as safetensors under timm's names (what
+    /// <see cref="LoadConvNextV2"/> and timm read back), through a temporary file renamed into place.</summary>
+    public static void SaveConvNextV2(ConvNextV2 model, string path)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(path);
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        using var scope = NewDisposeScope();
+        var sd = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in model.state_dict()) sd[name] = tensor.detach().to(float32).cpu().contiguous();
+        Runtime.AtomicFile.Write(full, stream => TorchSharp.PyBridge.Safetensors.SaveStateDict(stream, sd, leaveOpen: true));
+    }
+
     static string Summary(ConvNextV2Config c)
         => $"{c.InChannels}ch, stem {c.StemPatchSize}, depths [{string.Join(", ", c.Depths)}], dims [{string.Join(", ", c.Dims)}], {(c.ConvMlp ? "1×1-conv" : "linear")} MLP ×{c.MlpRatio}";
 }
