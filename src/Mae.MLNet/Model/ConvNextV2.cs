@@ -130,8 +130,9 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
         return x.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Parameters without weight decay besides the 1-D ones (which a caller excludes by rank, as timm and the
-    /// official <c>param_groups</c> do): none; ConvNeXt V2 has no tokens or position tables.</summary>
+    /// <summary>Parameters without weight decay besides the 1-D ones and biases (which a caller excludes by rank and name,
+    /// as timm and the official <c>get_parameter_groups</c> do; that covers GRN's weight and bias, the official
+    /// <c>gamma</c>/<c>beta</c> it skips by name): none; ConvNeXt V2 has no tokens or position tables.</summary>
     public IReadOnlySet<string> NoWeightDecay() => new HashSet<string>();
 
     /// <summary>Layer id for layer-wise lr decay (the official <c>get_num_layer_for_convnext_single</c>): the stem 0;

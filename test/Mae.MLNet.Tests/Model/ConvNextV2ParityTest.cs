@@ -147,3 +147,28 @@ internal sealed class ConvNextFixture : IDisposable
         foreach (var t in Tensors.Values) t.Dispose();
     }
 }
+
+/// <summary>Layer decay by stage for ConvNeXt V2: the groups' lr scales are the official main_finetune.py list
+/// <c>decay^(Σ depths + 1 − id)</c> at the official single-layer ids; GRN, norms and biases are not decayed.</summary>
+[TestClass]
+public class ConvNextV2LayerDecayTest
+{
+    [TestMethod]
+    public void GroupsFollowTheOfficialSingleLayerIdsAndScales()
+    {
+        var config = ConvNextV2Config.Atto with { Depths = new[] { 1, 1, 2, 1 }, Dims = new[] { 8, 8, 8, 8 }, ImageSize = 32 };
+        using var model = new ConvNextV2(config, numClasses: 3);
+        var groups = Mae.MLNet.FineTuning.MaeLayerDecay.ParamGroups(model, 0.05, 0.5);
+        var byParam = groups.SelectMany(g => g.Parameters.Select(p => (p.Name, g))).ToDictionary(x => x.Name, x => x.g);
+        Assert.AreEqual(model.parameters().Count(), byParam.Count, "every parameter in one group");
+        // 5 blocks: stem 0 → 0.5^6; stage 2's downsampling and first block id 3 → 0.5^3; head id 6 → 1.
+        Assert.AreEqual(Math.Pow(0.5, 6), byParam["stem.0.weight"].LrScale, 1e-15);
+        Assert.AreEqual(Math.Pow(0.5, 3), byParam["stages.2.downsample.1.weight"].LrScale, 1e-15);
+        Assert.AreEqual(Math.Pow(0.5, 3), byParam["stages.2.blocks.0.mlp.fc1.weight"].LrScale, 1e-15);
+        Assert.AreEqual(Math.Pow(0.5, 2), byParam["stages.2.blocks.1.conv_dw.weight"].LrScale, 1e-15);
+        Assert.AreEqual(1.0, byParam["head.fc.weight"].LrScale, 1e-15);
+        Assert.AreEqual(0.05, byParam["stages.0.blocks.0.mlp.fc2.weight"].WeightDecay);
+        foreach (var name in new[] { "stages.0.blocks.0.mlp.grn.weight", "stages.0.blocks.0.mlp.grn.bias", "stages.0.blocks.0.norm.weight", "stem.0.bias" })
+            Assert.AreEqual(0.0, byParam[name].WeightDecay, name);
+    }
+}
