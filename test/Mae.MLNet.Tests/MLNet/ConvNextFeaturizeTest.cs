@@ -59,4 +59,31 @@ public class ConvNextFeaturizeTest
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    /// <summary><c>MaePretrain</c> with <see cref="MaePretrainEstimatorOptions.ConvNextModel"/>: FCMAE on the column, and
+    /// the featurizer gives the trained encoder's pooled features (as the model itself computes them).</summary>
+    [TestMethod]
+    public void MaePretrainWithAConvNextConfigTrainsFcmaeAndFeaturizes()
+    {
+        var rng = new Random(3);
+        var rows = Enumerable.Range(0, 8).Select(i => new Row { Index = i, Pixels = Enumerable.Range(0, Length).Select(_ => (float)rng.NextDouble()).ToArray() }).ToList();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var config = ConvNextV2Config.Atto with { ImageSize = 64, Dims = new[] { 8, 8, 8, 16 }, Depths = new[] { 1, 1, 1, 1 }, DecoderEmbedDim = 8 };
+        var featurizer = ml.Transforms.MaePretrain(new MaePretrainEstimatorOptions
+        {
+            InputColumnName = "Pixels", OutputColumnName = "Features", ConvNextModel = config,
+            Training = new Mae.MLNet.Pretraining.MaePretrainOptions { Epochs = 2, WarmupEpochs = 0, BatchSize = 4, MaskRatio = 0.5, Seed = 1, Device = MaeDevice.Cpu },
+        }).Fit(data);
+        Assert.IsNotNull(featurizer.ConvNext);
+        Assert.AreEqual(4, featurizer.Pretraining!.StepLosses.Count);
+        var outputs = ml.Data.CreateEnumerable<Output>(featurizer.Transform(data), reuseRowObject: false).ToList();
+        Assert.AreEqual(16, outputs[0].Features.Length);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var norm = featurizer.Normalization;
+        var x = tensor(rows[5].Pixels).reshape(1, 3, 64, 64);
+        var expected = featurizer.ConvNext!.ForwardFeatures(norm.Apply(x))[0];
+        TensorAssert.Close(tensor(outputs[5].Features), expected, 1e-5, "row 5");
+    }
 }
