@@ -23,7 +23,8 @@ public static class PretrainCommand
         var images = CommonOptions.Images("A folder of images (sub-folders are read too; labels are ignored).");
         var model = new Option<string?>("--model")
         {
-            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28, or the official mae_vit_base_patch16 …) or a config JSON file: " +
+            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28, or the official mae_vit_base_patch16 …; " +
+                          "convnextv2-atto … convnextv2-huge pre-trains ConvNeXt V2 with FCMAE, 224 px unless --input-size, a multiple of 32) or a config JSON file: " +
                           "the <name>.json this tool writes beside its weights (e.g. <output-dir>/mae.json), a Hugging Face config.json, or a MaeConfig " +
                           "(default: chosen from the images' size and printed: nano32 for small colour images on a CPU).",
         };
@@ -85,17 +86,24 @@ public static class PretrainCommand
             if (requireResume && MaePretrainCheckpoint.FindLatest(r.GetValue(outDir)!.FullName) is null)
                 throw new MaeNothingToResumeException(r.GetValue(outDir)!.FullName);
             string output = CliFiles.OutputFolder(r.GetValue(outDir)!, "--out", folder);
-            var resolved = r.GetValue(model) is { } named ? ResolveModel(named, r.GetValue(inputSize))
+            // ConvNeXt V2 (FCMAE) or the ViT MAE: the same recipe, input pipeline, engine and files; `config` is the ViT's
+            // config or, for FCMAE, the image geometry the recipe and input pipeline read.
+            var convNext = r.GetValue(model) is { } cn && cn.StartsWith("convnextv2", StringComparison.OrdinalIgnoreCase)
+                ? ResolveConvNext(cn, r.GetValue(inputSize), r.GetValue(normPix)) : null;
+            var resolved = convNext is not null ? Geometry(convNext)
+                : r.GetValue(model) is { } named ? ResolveModel(named, r.GetValue(inputSize))
                 : ChooseModel(folder, r.GetValue(inputSize), CommonOptions.ParseDevice(r.GetValue(device)!), context.Output);
             var config = r.GetValue(normPix) is bool target ? resolved with { NormPixLoss = target } : resolved;
             var recipe = MaePretrainRecipe.For(config);
+            // FCMAE's mask ratio is the official 0.6 unless given.
+            double mask = convNext is not null && r.GetResult(maskRatio) is null or { Implicit: true } ? 0.6 : r.GetValue(maskRatio);
             var options = new MaePretrainOptions
             {
                 Epochs = r.GetValue(epochs) ?? recipe.Epochs,
                 WarmupEpochs = r.GetValue(warmup) ?? recipe.WarmupEpochs / recipe.Epochs * (r.GetValue(epochs) ?? recipe.Epochs),
                 BatchSize = CommonOptions.FitBatch(r.GetValue(batch), recipe.BatchSize, files.Count, context.Output), AccumIter = r.GetValue(accum),
                 BaseLearningRate = r.GetValue(blr) ?? recipe.BaseLearningRate, LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr),
-                WeightDecay = r.GetValue(weightDecay), MaskRatio = r.GetValue(maskRatio),
+                WeightDecay = r.GetValue(weightDecay), MaskRatio = mask,
                 Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!),
                 Device = CommonOptions.ParseDevice(r.GetValue(device)!), Seed = r.GetValue(seed),
                 CheckpointDir = output, CheckpointEvery = r.GetValue(checkpointEvery), Resume = resuming, RequireResume = requireResume,
@@ -110,7 +118,7 @@ public static class PretrainCommand
             options.Collective = collective;
             bool lead = collective.Rank == 0;
             using var folderLock = lead ? MaeRunFolderLock.Acquire(output) : null;   // held until the final weights are written
-            CliFlags.Check(() => options.Validate(config));
+            CliFlags.Check(() => { if (convNext is not null) options.Validate(convNext); else options.Validate(config); });
             CommonOptions.CheckBatchMemory(options.BatchSize, config);
             if (files.Count < options.BatchSize)
                 throw new CliException($"--images: '{folder}' has {files.Count} image(s), fewer than one batch (--batch-size {options.BatchSize}); an epoch would have no step.");
@@ -134,6 +142,7 @@ public static class PretrainCommand
                 if (options.Resume) throw new CliException("--minutes plans a fresh run, and a resumed run keeps the plan it started with: use one of --minutes and --resume.");
                 // Each rank would time its own steps and could plan a different epoch count: one process only.
                 if (collective.WorldSize > 1) throw new CliException("--minutes plans one process's run; under mpirun give --epochs instead.");
+                if (convNext is not null) throw new CliException("--minutes is not available for ConvNeXt V2 (FCMAE) yet: give --epochs.");
                 double seconds = MaePretrainer.CalibrateStepSeconds(config, options, source, cancellationToken: context.Cancellation);
                 var plan = MaeTimeBudget.Plan(box, seconds, source.Count / options.BatchSize, options.Epochs, options.WarmupEpochs / options.Epochs);
                 (options.Epochs, options.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
@@ -142,12 +151,13 @@ public static class PretrainCommand
             long steps = files.Count / options.BatchSize;
             if (lead)
             {
-                progress.Line($"pretrain: {files.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; model {CommonOptions.Describe(config)}");
+                progress.Line($"pretrain: {files.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; model {(convNext is not null ? $"FCMAE, {convNext}" : CommonOptions.Describe(config))}");
                 progress.Line($"  {options.Epochs} epochs × {steps} steps of {options.BatchSize} images (effective batch {options.EffectiveBatchSize}), " +
                               $"lr {options.PeakLearningRate:G3}{(options.LearningRate is null ? $" (blr {options.BaseLearningRate:G3})" : "")}, " +
                               $"warm-up {options.WarmupEpochs:G3} epochs, mask ratio {options.MaskRatio}, {CommonOptions.DescribeCompute(options.Precision, options.Device)}; output '{output}'");
                 if (resumeLine is not null) progress.Line($"  {resumeLine}");
             }
+            if (convNext is not null) return PretrainFcmae(convNext, options, source, progress, output, lead, skip, context);
             using var mae = MaePretrainer.CreateModel(config, options);
             using var pictures = lead && every > 0
                 ? new ReconstructionPictures(mae, files, Path.Combine(output, "reconstructions"), every, options.MaskRatio, options.Seed, skip) : null;
@@ -167,6 +177,39 @@ public static class PretrainCommand
         });
         return command;
     }
+
+    /// <summary>The FCMAE run: no reconstruction pictures (ViT only); writes <c>convnextv2.safetensors</c>, the encoder
+    /// under timm's names (with <c>head.norm</c> at 1, 0, as timm loads fcmae weights), which MaeWeightFile.LoadConvNextV2 reads.</summary>
+    static int PretrainFcmae(ConvNextV2Config config, MaePretrainOptions options, MaeImageFileSource source, CliProgress progress, string output,
+        bool lead, bool skip, CliContext context)
+    {
+        using var fcmae = MaePretrainer.CreateModel(config, options);
+        var reporter = new PretrainProgress(progress, null, output);
+        var result = new MaePretrainer(options).Train(fcmae, source, reporter, context.Cancellation);
+        if (!lead) return 0;
+        CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
+        string weights = Path.Combine(output, "convnextv2.safetensors");
+        using (var encoder = fcmae.ToEncoder()) MaeWeightFile.SaveConvNextV2(encoder, weights);
+        foreach (var skipped in source.SkippedFiles) progress.Line($"skipped {skipped.FileName}: {skipped.Reason}");
+        progress.Line($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
+                      (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
+                      $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights} (the ConvNeXt V2 encoder, timm's names)");
+        return 0;
+    }
+
+    /// <summary>A ConvNeXt V2 preset at <paramref name="inputSize"/> (224 by default), with the loss target given.</summary>
+    static ConvNextV2Config ResolveConvNext(string name, int? inputSize, bool? normPix)
+    {
+        try
+        {
+            var config = ConvNextV2Config.Preset(name) with { ImageSize = inputSize is int s ? CommonOptions.CheckInputSize(s) : 224 };
+            return (normPix is bool n ? config with { NormPixLoss = n } : config).Validate();
+        }
+        catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
+    }
+
+    /// <summary>The image geometry of a ConvNeXt V2 run, for the recipe, the input pipeline and the memory check.</summary>
+    static MaeConfig Geometry(ConvNextV2Config c) => new() { ImageSize = c.ImageSize, InChannels = c.InChannels, PatchSize = c.TotalStride, NormPixLoss = c.NormPixLoss };
 
     /// <summary>No --model: the preset for the folder's images (a few headers read), said on the output.</summary>
     static MaeConfig ChooseModel(string folder, int? inputSize, Mae.MLNet.Runtime.MaeDevice device, TextWriter output)

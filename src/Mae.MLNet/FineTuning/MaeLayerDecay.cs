@@ -1,5 +1,6 @@
 using Mae.MLNet.Model;
 using Mae.MLNet.Training;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -24,7 +25,21 @@ internal static class MaeLayerDecay
     public static IReadOnlyList<Group> ParamGroups(VitClassifier model, double weightDecay, double layerDecay)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var split = MaeWeightDecay.Split(model, model.NoWeightDecay());
+        return ParamGroups(model, model.NoWeightDecay(), model.LayerId, model.NumLayers, weightDecay, layerDecay);
+    }
+
+    /// <summary>A ConvNeXt V2's groups: layer decay by position (<see cref="ConvNextV2.LayerId"/>, the official
+    /// <c>layer_decay_type='single'</c>: scale <c>decay^(Σ depths + 1 − id)</c>, as main_finetune.py's list).</summary>
+    public static IReadOnlyList<Group> ParamGroups(ConvNextV2 model, double weightDecay, double layerDecay)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return ParamGroups(model, model.NoWeightDecay(), model.LayerId, model.NumLayers, weightDecay, layerDecay);
+    }
+
+    static IReadOnlyList<Group> ParamGroups(nn.Module model, IEnumerable<string> noDecayNames, Func<string, int> layerId, int numLayers,
+        double weightDecay, double layerDecay)
+    {
+        var split = MaeWeightDecay.Split(model, noDecayNames);
         var noDecay = split.NoDecay.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         var decay = split.Decay.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         var groups = new List<(string Name, int Layer, bool Decay, List<(string, Parameter)> Params)>();
@@ -33,7 +48,7 @@ internal static class MaeLayerDecay
         {
             bool isDecay = decay.Contains(name);
             if (!isDecay && !noDecay.Contains(name)) continue; // frozen
-            int layer = model.LayerId(name);
+            int layer = layerId(name);
             string groupName = $"layer_{layer}_{(isDecay ? "decay" : "no_decay")}";
             if (!byName.TryGetValue(groupName, out int g))
             {
@@ -42,6 +57,6 @@ internal static class MaeLayerDecay
             }
             groups[g].Params.Add((name, p));
         }
-        return groups.Select(g => new Group(g.Name, g.Layer, Scale(g.Layer, model.NumLayers, layerDecay), g.Decay ? weightDecay : 0.0, g.Params)).ToList();
+        return groups.Select(g => new Group(g.Name, g.Layer, Scale(g.Layer, numLayers, layerDecay), g.Decay ? weightDecay : 0.0, g.Params)).ToList();
     }
 }

@@ -31,6 +31,17 @@ public static class MaeCatalog
         => catalog.MaeFeaturize(outputColumnName, inputColumnName, MaeWeightFile.LoadEncoder(weightsPath, preset: preset, imageSize: imageSize, heads: heads),
                                 pooling, batchSize, device);
 
+    /// <summary>Features of a ConvNeXt V2 (<see cref="MaeWeightFile.LoadConvNextV2"/>, e.g. timm's <c>convnextv2_*.fcmae</c>,
+    /// or <see cref="Fcmae.ToEncoder"/> after FCMAE pre-training): the last stage's global average, through
+    /// <c>head.norm</c>, a vector of <see cref="ConvNextV2Config.NumFeatures"/> floats per row. Same columns, batching and
+    /// devices as the ViT featurizer; saving the pipeline to a zip is not available for it yet.</summary>
+    public static IEstimator<MaeFeaturizerTransformer> MaeFeaturize(this TransformsCatalog catalog, MaeFeaturizerOptions options, ConvNextV2 model)
+    {
+        if (catalog is null) throw new ArgumentNullException(nameof(catalog));
+        if (options is null) throw new ArgumentNullException(nameof(options));
+        return new MaeFeaturizerEstimator(model, options) { Host = MaeHost.Of(catalog) };
+    }
+
     /// <summary>Pre-trains a masked autoencoder on the image column (no labels needed) with the paper's recipe and
     /// returns a featurizer over the trained encoder. <paramref name="model"/> defaults to <see cref="MaeConfig.Tiny32"/>.</summary>
     public static IEstimator<MaeFeaturizerTransformer> MaePretrain(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,

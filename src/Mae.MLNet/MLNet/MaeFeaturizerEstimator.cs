@@ -8,7 +8,8 @@ namespace Mae.MLNet;
 /// schema against the model and returns the transformer.</summary>
 internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransformer>
 {
-    readonly MaeEncoder encoder;
+    readonly MaeEncoder? encoder;
+    readonly ConvNextV2? convNext;
 
     internal MaeFeaturizerEstimator(MaeEncoder encoder, MaeFeaturizerOptions options)
     {
@@ -18,6 +19,16 @@ internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransform
         Options = options;
     }
 
+    internal MaeFeaturizerEstimator(ConvNextV2 model, MaeFeaturizerOptions options)
+    {
+        convNext = model ?? throw new ArgumentNullException(nameof(model));
+        options.Validate();
+        (options.Normalization ?? PixelNormalization.Default(model.Config.InChannels)).Validate(model.Config.InChannels);
+        Options = options;
+    }
+
+    MaeConfig Geometry => encoder?.Config ?? ConvNextRunner.InputGeometry(convNext!.Config);
+
     public MaeFeaturizerOptions Options { get; }
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
     internal MaeHost? Host { get; init; }
@@ -25,13 +36,16 @@ internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransform
     public MaeFeaturizerTransformer Fit(IDataView input)
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
-        ImageColumn.Bind(input.Schema, Options.InputColumnName, encoder.Config);
+        ImageColumn.Bind(input.Schema, Options.InputColumnName, Geometry);
         if (input.GetRowCount() == 0)
             throw new ArgumentException("The data view has no rows; MaeFeaturize needs at least one image.", nameof(input));
-        return new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema, Host = Host };
+        return encoder is not null
+            ? new MaeFeaturizerTransformer(encoder, Options) { InputSchema = input.Schema, Host = Host }
+            : new MaeFeaturizerTransformer(convNext!, Options) { InputSchema = input.Schema, Host = Host };
     }
 
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => OutputSchema(inputSchema, Options, encoder.Config.EmbedDim * Options.Layers);
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+        => OutputSchema(inputSchema, Options, encoder is not null ? encoder.Config.EmbedDim * Options.Layers : convNext!.Config.NumFeatures);
 
     internal static SchemaShape OutputSchema(SchemaShape inputSchema, MaeFeaturizerOptions Options, int featureDim)
     {

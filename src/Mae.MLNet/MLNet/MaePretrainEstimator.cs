@@ -21,6 +21,11 @@ public sealed class MaePretrainEstimatorOptions
     public MaeImageInputOptions? ImageInput { get; set; }
     /// <summary>The MAE to train; its image size and channels must match the column.</summary>
     public MaeConfig Model { get; set; } = MaeConfig.Tiny32;
+    /// <summary>Set to pre-train a ConvNeXt V2 with FCMAE instead of <see cref="Model"/> (the same recipe, input and
+    /// engine; <see cref="MaePretrainOptions.MaskRatio"/> is the share of 32-px cells removed, officially 0.6): the
+    /// featurizer then gives the last stage's pooled features (<see cref="MaeFeaturizerTransformer.ConvNext"/>;
+    /// <see cref="Layers"/> must be 1, <see cref="Pooling"/> does not apply).</summary>
+    public ConvNextV2Config? ConvNextModel { get; set; }
     /// <summary>The recipe (defaults from main_pretrain.py).</summary>
     public MaePretrainOptions Training { get; set; } = new();
     /// <summary>RandomResizedCrop + flip + normalisation; null = the reference's defaults for the model's size and
@@ -47,8 +52,14 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
     internal MaePretrainEstimator(MaePretrainEstimatorOptions options)
     {
         Options = options ?? throw new ArgumentNullException(nameof(options));
-        var config = options.Model.Validate();
-        options.Training.Validate(config);
+        var config = Geometry;
+        if (options.ConvNextModel is { } convNext)
+        {
+            options.Training.Validate(convNext);
+            if (options.Layers != 1)
+                throw new ArgumentOutOfRangeException(nameof(options), options.Layers, "A ConvNeXt V2 featurizer gives the last stage's pooled features: Layers must be 1.");
+        }
+        else options.Training.Validate(config.Validate());
         Augmentation = (options.Augmentation ?? new MaeAugmentationOptions
         {
             OutputSize = config.ImageSize,
@@ -60,8 +71,11 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
         if (!(options.PixelScale > 0) || !float.IsFinite(options.PixelScale))
             throw new ArgumentOutOfRangeException(nameof(options), options.PixelScale, "PixelScale must be a positive finite number.");
         new MaeFeaturizerOptions { OutputColumnName = options.OutputColumnName, InputColumnName = options.InputColumnName, BatchSize = options.FeaturizeBatchSize, Pooling = options.Pooling, Layers = options.Layers }.Validate();
-        MaeEncoder.CheckLayers(options.Layers, options.Model, nameof(options.Layers));
+        if (options.ConvNextModel is null) MaeEncoder.CheckLayers(options.Layers, options.Model, nameof(options.Layers));
     }
+
+    /// <summary>The images the model takes: the ViT's config, or the ConvNeXt's size and channels.</summary>
+    MaeConfig Geometry => Options.ConvNextModel is { } c ? ConvNextRunner.InputGeometry(c.Validate()) : Options.Model;
 
     public MaePretrainEstimatorOptions Options { get; }
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
@@ -71,7 +85,7 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
     public MaeFeaturizerTransformer Fit(IDataView input)
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
-        var config = Options.Model;
+        var config = Geometry;
         var column = ImageColumn.Bind(input.Schema, Options.InputColumnName, config);
         long count = input.GetRowCount() ?? CountRows(input);
         if (count == 0) throw new ArgumentException("The data view has no rows; MaePretrain needs images to learn from.", nameof(input));
@@ -96,10 +110,21 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
             source = new MaeStreamingImageSource(() => ReadImages(input, column, scale), shape, count, Options.ShuffleBufferSize);
             training.Transform ??= new MaePretrainAugmentation(Augmentation);
         }
+        var normalization = Augmentation.ResolvedNormalization() with { Scale = scale };
+        if (Options.ConvNextModel is { } convNext)
+        {
+            using var fcmae = MaePretrainer.CreateModel(convNext, training);
+            var trained = new MaePretrainer(training).Train(fcmae, source, Options.Progress);
+            return new MaeFeaturizerTransformer(fcmae.ToEncoder(), new MaeFeaturizerOptions
+            {
+                OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName,
+                BatchSize = Options.FeaturizeBatchSize, Device = training.Device, Normalization = normalization,
+            })
+            { Pretraining = trained, InputSchema = input.Schema, Host = Host };
+        }
         var model = MaePretrainer.CreateModel(config, training);
         var result = new MaePretrainer(training).Train(model, source, Options.Progress);
 
-        var normalization = Augmentation.ResolvedNormalization() with { Scale = scale };
         var featurizer = new MaeFeaturizerTransformer(model.Encoder, new MaeFeaturizerOptions
         {
             OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName, Pooling = Options.Pooling,
@@ -133,5 +158,5 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
         => MaeFeaturizerEstimator.OutputSchema(inputSchema,
             new MaeFeaturizerOptions { OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName },
-            Options.Model.EmbedDim * Options.Layers);
+            Options.ConvNextModel?.NumFeatures ?? Options.Model.EmbedDim * Options.Layers);
 }

@@ -50,7 +50,21 @@ public static class MaePretrainCheckpoint
     public static MaskedAutoencoder LoadModel(string path)
     {
         using var r = Training.Open(path);
+        if (r.Header.ConvNextConfig is not null)
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds an FCMAE (ConvNeXt V2 {r.Header.ConvNextConfig}), not a ViT MAE; load it with LoadFcmae.");
         var model = new MaskedAutoencoder(r.Header.Config);
+        r.LoadModel(model);
+        return model;
+    }
+
+    /// <summary>Builds the FCMAE (ConvNeXt V2) an FCMAE pre-training checkpoint holds (on the CPU) with its trained
+    /// weights; <see cref="Fcmae.ToEncoder"/> makes the featurizer.</summary>
+    public static Fcmae LoadFcmae(string path)
+    {
+        using var r = Training.Open(path);
+        var config = r.Header.ConvNextConfig
+            ?? throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ViT MAE ({r.Header.Config}), not an FCMAE; load it with LoadModel.");
+        var model = new Fcmae(config.Validate());
         r.LoadModel(model);
         return model;
     }

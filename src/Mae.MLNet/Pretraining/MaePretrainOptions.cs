@@ -95,13 +95,33 @@ public sealed class MaePretrainOptions : MaeTrainingOptions
     {
         Validate();
         ArgumentNullException.ThrowIfNull(config);
-        long l = config.NumPatches, keep = MaskedAutoencoder.LenKeep(l, MaskRatio);
+        CheckMaskRatio(config.NumPatches, "patch");
+        return this;
+    }
+
+    /// <summary>Checks the options against an FCMAE (ConvNeXt V2) model: the mask ratio must keep and remove at least
+    /// one of its last-stage cells; the contrastive objective and the kNN monitor are ViT-only.</summary>
+    public MaePretrainOptions Validate(ConvNextV2Config config)
+    {
+        Validate();
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        if (Objective != MaeObjective.Mae)
+            throw new ArgumentException($"The {Objective} objective is built on the ViT MAE's encoder; FCMAE (ConvNeXt V2) pre-trains with Objective = Mae.", nameof(Objective));
+        if (KnnMonitor is not null)
+            throw new ArgumentException("The kNN monitor reads a ViT encoder; it is not available for FCMAE (ConvNeXt V2) pre-training: set KnnMonitor = null.", nameof(KnnMonitor));
+        CheckMaskRatio(config.MaskGridSize * config.MaskGridSize, $"{config.MaskPatchSize}-px cell");
+        return this;
+    }
+
+    void CheckMaskRatio(long l, string unit)
+    {
+        long keep = MaskedAutoencoder.LenKeep(l, MaskRatio);
         if (keep < 1)
             throw new ArgumentOutOfRangeException(nameof(MaskRatio), MaskRatio,
-                $"MaskRatio {MaskRatio} keeps no patch of the model's {l} (floor({l}·(1 − {MaskRatio})) = {keep}); use a ratio ≤ {(double)(l - 1) / l:0.####}.");
+                $"MaskRatio {MaskRatio} keeps no {unit} of the model's {l} (floor({l}·(1 − {MaskRatio})) = {keep}); use a ratio ≤ {(double)(l - 1) / l:0.####}.");
         if (keep >= l)
             throw new ArgumentOutOfRangeException(nameof(MaskRatio), MaskRatio,
-                $"MaskRatio {MaskRatio} removes no patch of the model's {l} (floor({l}·(1 − {MaskRatio})) = {keep}); use a ratio ≥ {1.0 / l:0.####}.");
-        return this;
+                $"MaskRatio {MaskRatio} removes no {unit} of the model's {l} (floor({l}·(1 − {MaskRatio})) = {keep}); use a ratio ≥ {1.0 / l:0.####}.");
     }
 }

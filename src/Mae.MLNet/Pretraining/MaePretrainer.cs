@@ -82,22 +82,50 @@ public sealed class MaePretrainer
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(source);
+        Options.Validate(model.Config);
+        return Train(PretrainNet.Of(model), source, progress, cancellationToken);
+    }
+
+    /// <summary>Seeds libtorch with <see cref="Training.MaeTrainingOptions.Seed"/> and builds an FCMAE of
+    /// <paramref name="config"/> (ConvNeXt V2 pre-training), so the initial weights repeat with the seed.</summary>
+    public static Fcmae CreateModel(ConvNextV2Config config, MaePretrainOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate(config);
+        TorchRuntime.Seed(options.Seed);
+        return new Fcmae(config);
+    }
+
+    /// <summary>
+    /// Pre-trains ConvNeXt V2's FCMAE on <paramref name="source"/> with the same engine, options, checkpoints (exact
+    /// resume) and progress as the ViT MAE (<see cref="Train(MaskedAutoencoder, IMaeImageSource, IProgress{MaePretrainProgress}?, CancellationToken)"/>);
+    /// <see cref="MaePretrainOptions.MaskRatio"/> is the share of last-stage cells removed (the official default is 0.6).
+    /// The contrastive objective and the kNN monitor are ViT-only and refused here.
+    /// </summary>
+    // RS0026: the two Train overloads differ in their first parameter's type (the model), so their optional
+    // parameters cannot make a call ambiguous.
+#pragma warning disable RS0026
+    public MaePretrainResult Train(Fcmae model, IMaeImageSource source,
+        IProgress<MaePretrainProgress>? progress = null, CancellationToken cancellationToken = default)
+#pragma warning restore RS0026
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(source);
+        Options.Validate(model.Config);
+        return Train(PretrainNet.Of(model), source, progress, cancellationToken);
+    }
+
+    MaePretrainResult Train(PretrainNet net, IMaeImageSource source, IProgress<MaePretrainProgress>? progress, CancellationToken cancellationToken)
+    {
         var o = Options;
-        var config = model.Config;
-        o.Validate(config);
-        long stepsPerEpoch = CheckSource(source, config, o);
+        long stepsPerEpoch = CheckSource(source, net.Input, o);
 
         var device = Training.MaeCollective.TrainingDevice(o.Device, o.Collective); // data-parallel: one GPU per rank
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
         // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
         using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
-        return Run(model, source, progress, cancellationToken, o, config, stepsPerEpoch, device);
-    }
-
-    MaePretrainResult Run(MaskedAutoencoder model, IMaeImageSource source, IProgress<MaePretrainProgress>? progress,
-        CancellationToken cancellationToken, MaePretrainOptions o, MaeConfig config, long stepsPerEpoch, Device device)
-    {
-        var task = new PretrainTask(model, source, o, progress);
+        var task = new PretrainTask(net, source, o, progress);
         var state = MaeTrainingEngine.Run(task, o.EngineSettings(device.type), stepsPerEpoch, device, cancellationToken);
         return MaeTrainingResult.From<MaePretrainResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
     }
@@ -105,7 +133,8 @@ public sealed class MaePretrainer
     /// <summary>Pre-training's hooks: the MAE loss of a batch (random 75 % mask), the decay / no-decay groups.</summary>
     sealed class PretrainTask : MaeTrainingTask<Tensor>
     {
-        readonly MaskedAutoencoder model;
+        readonly PretrainNet net;
+        readonly MaskedAutoencoder? model;   // the ViT MAE (contrastive objective, kNN monitor), or null for FCMAE
         readonly IMaeImageSource source;
         readonly IBatchTransform? transform;
         readonly MaePretrainOptions o;
@@ -116,37 +145,38 @@ public sealed class MaePretrainer
         int batchEpoch;
         long[]? batchPositions;
 
-        public PretrainTask(MaskedAutoencoder model, IMaeImageSource source, MaePretrainOptions o, IProgress<MaePretrainProgress>? progress)
+        public PretrainTask(PretrainNet net, IMaeImageSource source, MaePretrainOptions o, IProgress<MaePretrainProgress>? progress)
         {
-            this.model = model;
+            this.net = net;
+            model = net.Module as MaskedAutoencoder;
             this.source = source;
             transform = source is IMaeModelInputSource ? null : o.Transform; // a source that makes model input: no batch transform
             this.o = o;
             this.progress = progress;
         }
 
-        public override nn.Module Model => model;
+        public override nn.Module Model => net.Module;
         public override string DataDescription => $"image source (Count {source.Count})";
         public override string LossTag => "train_loss";
         public override MaeTrainingCheckpoint Checkpoint => MaePretrainCheckpoint.Training;
 
         public override void PrepareModel(ScalarType? computeDType)
         {
-            model.ComputeDType = computeDType;
+            net.ComputeDType = computeDType;
             // After the engine seeded a fresh run, so the projector's initial weights repeat with the seed.
             if (o.Objective == MaeObjective.Contrastive)
-                contrastive = new ContrastiveMae(model, o.ContrastiveWeight, o.ContrastiveTemperature, o.ProjectionDim);
+                contrastive = new ContrastiveMae(model!, o.ContrastiveWeight, o.ContrastiveTemperature, o.ProjectionDim);
         }
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups()
         {
-            var groups = MaeWeightDecay.Split(model, o.DecayTokens ? Array.Empty<string>() : model.NoWeightDecay());
+            var groups = MaeWeightDecay.Split(net.Module, o.DecayTokens ? Array.Empty<string>() : net.NoWeightDecay());
             var decay = groups.Decay.ToList();
             var noDecay = groups.NoDecay.ToList();
             if (contrastive is not null)
             {
                 // The projector trains with the model (same decay rule: matrices decayed, biases not).
-                var device = model.parameters().First().device;
+                var device = net.Module.parameters().First().device;
                 contrastive.Projector.to(device);
                 var head = MaeWeightDecay.Split(contrastive.Projector, contrastive.Projector.NoWeightDecay());
                 decay.AddRange(head.Decay.Select(p => ("projector." + p.Name, p.Parameter)));
@@ -192,11 +222,10 @@ public sealed class MaePretrainer
                 // augmented view, which the two masks then split), each masked independently.
                 var view1 = View(images);
                 var view2 = transform is null ? images : View(images);
-                return contrastive.Forward(view1, view2, o.MaskRatio, Noise(view1, device), Noise(view2, device, view: 1)).Loss;
+                return contrastive!.Forward(view1, view2, o.MaskRatio, Noise(view1, device), Noise(view2, device, view: 1)).Loss;
             }
             images = View(images);
-            var (loss, _, _) = model.Forward(images, o.MaskRatio, Noise(images, device));
-            return loss;
+            return net.Loss(images, o.MaskRatio, Noise(images, device));
         }
 
         /// <summary>The batch through the transform (when there is one), checked once.</summary>
@@ -206,7 +235,7 @@ public sealed class MaePretrainer
             images = transform.Apply(images);
             if (!transformChecked)
             {
-                CheckTransformed(images, model.Config, o.BatchSize);
+                CheckTransformed(images, net.Input, o.BatchSize);
                 transformChecked = true;
             }
             return images;
@@ -217,13 +246,13 @@ public sealed class MaePretrainer
         /// the images' global positions (and the view), so W ranks draw what one process would.</summary>
         Tensor? Noise(Tensor images, Device device, int view = 0)
             => o.Collective is not null ? MaeTrainingEngine.ToDevice(PlanNoise(images.shape[0], view), device)
-             : device.type == DeviceType.CPU ? null : MaeTrainingEngine.ToDevice(rand(images.shape[0], model.Config.NumPatches), device);
+             : device.type == DeviceType.CPU ? null : MaeTrainingEngine.ToDevice(rand(images.shape[0], net.NumPatches), device);
 
         Tensor PlanNoise(long batch, int view)
         {
             if (batchPositions is null || batchPositions.Length != batch)
                 throw new InvalidDataException($"The {DataDescription} yielded a batch of {batch} images where this rank's shard has {batchPositions?.Length ?? 0} left.");
-            int l = (int)model.Config.NumPatches;
+            int l = net.NumPatches;
             long seed = unchecked(o.Seed + view * (long)0x9E3779B97F4A7C15UL);   // the second view's masks from their own stream
             return tensor(MaePlanRandom.MaskNoise(seed, batchEpoch, batchPositions, l), new long[] { batch, l });
         }
@@ -261,7 +290,7 @@ public sealed class MaePretrainer
             if (o.KnnMonitor is not { } knn || !knn.RunsAfter(epoch, o.Epochs) || !state.IsLead) return;
             // The monitor's images are [0, 1] pixels: normalised like the training batches, without the random crop.
             var evalTransform = o.Transform is MaePretrainAugmentation a ? FineTuning.MaeFineTuner.EvaluationTransform(a.Options) : null;
-            var result = knn.Evaluate(model.Encoder, evalTransform, model.parameters().First().device);
+            var result = knn.Evaluate(model!.Encoder, evalTransform, model.parameters().First().device);
             KnnResults.Add((epoch, result));
             foreach (var (k, accuracy) in result.AccuracyByK) tensorBoard?.Invoke($"knn/top1_k{k}", accuracy * 100, epoch);
             progress?.Report(Progress(report) with { EndOfEpoch = true, Knn = result });
@@ -272,9 +301,9 @@ public sealed class MaePretrainer
             if (header is MaePretrainCheckpointHeader h && (h.Options.Objective != o.Objective || (o.Objective == MaeObjective.Contrastive && h.Options.ProjectionDim != o.ProjectionDim)))
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' was written with the {h.Options.Objective} objective (projection {h.Options.ProjectionDim}); this run uses {o.Objective} (projection {o.ProjectionDim}).");
-            if (header.Config != model.Config)
+            if (net.Mismatch(header) is { } written)
                 throw new InvalidOperationException(
-                    $"Checkpoint '{path}' was written for a different model configuration ({header.Config}); this model is {model.Config}.");
+                    $"Checkpoint '{path}' was written for a different model configuration ({written}); this model is {net.Describe()}.");
             if (header.EpochsCompleted > epochs)
                 throw new InvalidOperationException(
                     $"Checkpoint '{path}' has already completed {header.EpochsCompleted} epochs, more than Epochs = {epochs}.");
@@ -287,15 +316,15 @@ public sealed class MaePretrainer
                     $"this data and batch size ({o.BatchSize}) give {stepsPerEpoch}. Resume with the batch size and images of the run that wrote it.");
         }
 
-        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaePretrainCheckpointHeader
+        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => net.Describe(new MaePretrainCheckpointHeader
         {
             EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps,
-            StepsPerEpoch = state.StepsPerEpoch, Config = model.Config, Options = o, SavedUtc = DateTime.UtcNow,
-        };
+            StepsPerEpoch = state.StepsPerEpoch, Options = o, SavedUtc = DateTime.UtcNow,
+        });
     }
 
     /// <summary>Checks the data against the options and the model before any step; returns batches per epoch.</summary>
-    static long CheckSource(IMaeImageSource source, MaeConfig config, MaePretrainOptions o)
+    static long CheckSource(IMaeImageSource source, MaeImageShape expected, MaePretrainOptions o)
     {
         long count = source.Count;
         if (count < 1) throw new ArgumentException($"The image source is empty (Count = {count}): pre-training needs images.", nameof(source));
@@ -304,7 +333,6 @@ public sealed class MaePretrainer
         if (source is IMaeModelInputSource && o.Transform is not null)
             throw new ArgumentException(
                 $"The image source ({source.GetType().Name}) crops, flips and normalises the images itself, and the options also set a batch Transform; set Transform = null (the source's own augmentation options apply).", nameof(source));
-        var expected = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
         MaeImageShape? produced = o.Transform is null ? shape : o.Transform.OutputShape(shape);
         if (produced is MaeImageShape s && s != expected)
             throw new ArgumentException(
@@ -336,9 +364,9 @@ public sealed class MaePretrainer
         return steps;
     }
 
-    static void CheckTransformed(Tensor images, MaeConfig config, int batch)
+    static void CheckTransformed(Tensor images, MaeImageShape shape, int batch)
     {
-        var expected = new long[] { batch, config.InChannels, config.ImageSize, config.ImageSize };
+        var expected = new long[] { batch, shape.Channels, shape.Height, shape.Width };
         if (!images.shape.SequenceEqual(expected) || !images.is_floating_point())
             throw new InvalidOperationException(
                 $"The batch transform returned [{string.Join(", ", images.shape)}] ({images.dtype}); the model needs float images [{string.Join(", ", expected)}].");

@@ -173,6 +173,7 @@ internal sealed class CheckpointFile
         catch (EndOfStreamException e) { throw Invalid(path, "it ends inside its header", e); }
 
         MaeConfig? config;
+        ConvNextV2Config? convNext = null;
         int? numClasses = null;
         try
         {
@@ -184,6 +185,8 @@ internal sealed class CheckpointFile
             if (!doc.RootElement.TryGetProperty("Config", out var c) || c.ValueKind != JsonValueKind.Object)
                 throw Invalid(path, "its header has no model Config, so the model it holds cannot be sized from it");
             config = c.Deserialize<MaeConfig>() ?? throw Invalid(path, "its header's Config is null");
+            if (doc.RootElement.TryGetProperty("ConvNextConfig", out var cn) && cn.ValueKind != JsonValueKind.Null)
+                convNext = cn.ValueKind == JsonValueKind.Object ? cn.Deserialize<ConvNextV2Config>() : throw Invalid(path, "its header's ConvNextConfig is not an object");
             if (classifier)
                 numClasses = doc.RootElement.TryGetProperty("NumClasses", out var k) && k.ValueKind == JsonValueKind.Number && k.TryGetInt32(out int n) && n >= 1 ? n
                     : throw Invalid(path, $"its header's NumClasses is {(doc.RootElement.TryGetProperty("NumClasses", out var raw) ? raw.GetRawText() : "missing")}, not a positive integer");
@@ -191,6 +194,11 @@ internal sealed class CheckpointFile
         catch (JsonException e) { throw Invalid(path, $"its header is not valid JSON ({e.Message})", e); }
 
         var shapes = ReadStateDictShapes(r, path, end);
+        if (convNext is not null)
+        {
+            CheckFcmaeAgainstTensors(convNext, shapes, path);
+            return;
+        }
         try
         {
             ConfigInference.CheckAgainstTensors(config, shapes, path, MaeLoadLimits.Default, decoder: !classifier, numClasses);
@@ -199,6 +207,25 @@ internal sealed class CheckpointFile
         {
             throw Invalid(path, $"the model its header describes is not the one whose weights it holds, so no model is built ({e.Message})", e);
         }
+    }
+
+    /// <summary>An FCMAE checkpoint: the architecture its tensors hold (read from their shapes, bounded by the file)
+    /// must be the one its header describes, decoder included, before any model is built from the header.</summary>
+    static void CheckFcmaeAgainstTensors(ConvNextV2Config header, Dictionary<string, long[]> shapes, string path)
+    {
+        try
+        {
+            header.Validate();
+            var (held, _) = ConvNextWeightNames.Infer(shapes, path, "encoder.");
+            bool decoderFits = shapes.TryGetValue("proj.weight", out var proj) && proj.SequenceEqual(new long[] { header.DecoderEmbedDim, header.NumFeatures, 1, 1 })
+                && shapes.TryGetValue("pred.weight", out var pred) && pred.SequenceEqual(new long[] { header.PatchDim, header.DecoderEmbedDim, 1, 1 })
+                && shapes.Keys.Where(k => k.StartsWith("decoder.", StringComparison.Ordinal)).Select(k => k.Split('.')[1]).Distinct().Count() == header.DecoderDepth;
+            if (!decoderFits || !held.Dims.SequenceEqual(header.Dims) || !held.Depths.SequenceEqual(header.Depths) || held.InChannels != header.InChannels
+                || held.StemPatchSize != header.StemPatchSize || held.MlpRatio != header.MlpRatio || held.ConvMlp != header.ConvMlp)
+                throw Invalid(path, $"the model its header describes ({header}) is not the one whose weights it holds ({held}{(decoderFits ? "" : "; the decoder differs")}), so no model is built");
+        }
+        catch (ArgumentException e) { throw Invalid(path, $"its header's ConvNextConfig is inconsistent ({e.Message})", e); }
+        catch (MaeModelFileException e) { throw Invalid(path, $"the model its header describes is not the one whose weights it holds, so no model is built ({e.Message})", e); }
     }
 
     /// <summary>Names and shapes of a TorchSharp <c>Module.save</c> section, skipping the values; every count and

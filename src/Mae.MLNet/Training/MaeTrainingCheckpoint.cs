@@ -22,6 +22,8 @@ internal abstract record MaeTrainingCheckpointHeader
     public long OptimizerSteps { get; init; }
     public long StepsPerEpoch { get; init; }
     public MaeConfig Config { get; init; } = new();
+    /// <summary>An FCMAE pre-training run's architecture (null for the ViT MAE, whose <see cref="Config"/> it is).</summary>
+    public ConvNextV2Config? ConvNextConfig { get; init; }
     public DateTime SavedUtc { get; init; }
 }
 
