@@ -39,7 +39,8 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
     readonly long endPosition;
     bool stopping;
     Exception? fatal;
-    int waiting, finished;   // workers blocked on a full ring / done (WaitUntilIdle)
+    int finished;            // workers done (WaitUntilIdle)
+    long[] awaiting = [];    // per worker: the batch whose slot it waits for, or -1 (WaitUntilIdle)
 
     readonly BadPositions bad;
 
@@ -62,9 +63,11 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         for (long b = plan.SkipBatches; b < plan.SkipBatches + ring.Length; b++) Prepare(ring[b % ring.Length], b);
         long work = endPosition - nextPosition;
         threads = new Thread[(int)Math.Max(1, Math.Min(reader.Options.Workers, work))];
+        awaiting = Enumerable.Repeat(-1L, threads.Length).ToArray();
         for (int t = 0; t < threads.Length; t++)
         {
-            threads[t] = new Thread(Work) { IsBackground = true, Name = $"Mae input worker {t}" };
+            int worker = t;
+            threads[t] = new Thread(() => Work(worker)) { IsBackground = true, Name = $"Mae input worker {t}" };
             threads[t].Start();
         }
     }
@@ -107,7 +110,7 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
     }
 
-    void Work()
+    void Work(int worker)
     {
         // Nice only when the step competes for the same cores (a CPU step, or a consumer that does not say where it runs).
         WorkerPriority.Lower(reader.Options.ResolveWorkerNice(stepOnCpu: !pinned));
@@ -125,10 +128,10 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
                 {
                     if (!stopping && slot.Batch != b)
                     {
-                        waiting++;
+                        awaiting[worker] = b;
                         Monitor.PulseAll(gate);   // WaitUntilIdle may be looking
                         while (!stopping && slot.Batch != b) Monitor.Wait(gate);
-                        waiting--;
+                        awaiting[worker] = -1;
                     }
                     if (stopping) return;
                     data = slot.Data;
@@ -173,13 +176,24 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         var end = DateTime.UtcNow + timeout;
         lock (gate)
         {
-            while (waiting + finished < threads.Length)
+            while (!Idle())
             {
                 var left = end - DateTime.UtcNow;
-                if (left <= TimeSpan.Zero || !Monitor.Wait(gate, left)) return waiting + finished >= threads.Length;
+                if (left <= TimeSpan.Zero || !Monitor.Wait(gate, left)) return Idle();
             }
             return true;
         }
+    }
+
+    /// <summary>Under the gate: every worker has finished or waits for a slot that still holds another batch. A worker
+    /// woken because its slot was just freed still counts as busy: it has not yet taken the lock back to leave its wait
+    /// (counting it idle there let a test read the image count while that worker was about to decode).</summary>
+    bool Idle()
+    {
+        int idle = finished;
+        foreach (long b in awaiting)
+            if (b >= 0 && ring[b % ring.Length].Batch != b) idle++;
+        return idle >= threads.Length;
     }
 
     /// <summary>Waits for <paramref name="batch"/> and returns its images [B, C, H, W] (in the caller's dispose scope)

@@ -39,7 +39,9 @@ public class FcmaePretrainTest
         Assert.ThrowsExactly<OperationCanceledException>(() =>
             Run(cut.Path, 2, resume: false, out var m, p => { if (p.Epoch == 1 && p.Step == 1) cts.Cancel(); }, cts.Token));
         var c = Run(cut.Path, 2, resume: true, out var modelC);
-        StringAssert.EndsWith(c.ResumedFrom, "checkpoint-0001.maeckpt");
+        // In-memory sources resume inside an epoch (the one epoch-plan protocol): the stop after step 2 of epoch 2
+        // wrote that position, and the resume continues from it.
+        StringAssert.EndsWith(c.ResumedFrom, "checkpoint-0001-000002.maeckpt");
         Assert.AreEqual(6, a.StepLosses.Count);
         CollectionAssert.AreEqual(a.StepLosses.ToArray(), c.StepLosses.ToArray(), "per-step losses must repeat exactly");
         Assert.IsTrue(a.StepLosses.Distinct().Count() > 1, "losses move");
