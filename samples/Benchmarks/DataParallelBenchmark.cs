@@ -101,7 +101,7 @@ public static class DataParallelBenchmark
         {
             BatchSize = batch, Epochs = 2, WarmupEpochs = 1, LearningRate = 1e-3, Seed = 1, Device = MaeDevice.Cpu, Threads = threads,
             Collective = collective, LogEvery = 1, Precision = precision == "bf16" ? MaePrecision.Bf16 : MaePrecision.Fp32,
-            OverlapAt = Overlaps,
+            OverlapGroups = 4, OverlapAt = Overlaps,
         };
         using var model = MaePretrainer.CreateModel(config, options);
         using var g = new Generator(5);

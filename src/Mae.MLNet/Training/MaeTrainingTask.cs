@@ -29,9 +29,9 @@ internal sealed record MaeEngineSettings
     /// <summary>Benchmarks only: TorchSharp's per-parameter AdamW, casts per layer call and a loss read every step
     /// (how the loop worked before the flat buffer), to measure the difference in one run.</summary>
     public bool LegacyStep { get; init; }
-    /// <summary>Data-parallel over MPI: block groups whose gradients are all-reduced while backward runs (≤ 1: one
-    /// all-reduce after backward; see <see cref="OverlapPlan"/>).</summary>
-    public int OverlapGroups { get; init; } = 4;
+    /// <summary>Data-parallel over MPI: block groups whose gradients are all-reduced while backward runs (≤ 1, the
+    /// default: one all-reduce after backward; see <see cref="OverlapPlan"/>).</summary>
+    public int OverlapGroups { get; init; } = 1;
     /// <summary>Benchmarks only: whether the step with this global index overlaps (null: every step), to compare both
     /// in one run.</summary>
     public Func<long, bool>? OverlapAt { get; init; }
