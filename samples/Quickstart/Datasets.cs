@@ -76,7 +76,7 @@ public static class Datasets
     /// it holds <c>train/</c> and <c>test/</c> folders of class folders (torchvision's ImageFolder split, as the CIFAR-10
     /// subset), those are the split; otherwise a random <paramref name="testFraction"/> of the images is held out for
     /// the probe. The pixels are computed once and cached in memory.</summary>
-    public static Dataset ImageFolder(MLContext ml, string folder, int channels, int size, double testFraction = 0.2, int? maxImages = null)
+    public static Dataset ImageFolder(MLContext ml, string folder, int channels, int size, double testFraction = 0.2)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
         if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 (grey) or 3 (RGB).");
@@ -86,8 +86,8 @@ public static class Datasets
         string[] classes;
         if (presplit)
         {
-            var train = ClassFolderRows(trainFolder, folder, maxImages, out classes);
-            var test = ClassFolderRows(testFolder, folder, maxImages is int m ? Math.Max(1, m / 4) : null, out var testClasses);
+            var train = ClassFolderRows(trainFolder, folder, out classes);
+            var test = ClassFolderRows(testFolder, folder, out var testClasses);
             if (!testClasses.SequenceEqual(classes))
                 throw new ArgumentException($"'{testFolder}' must hold the same class folders as '{trainFolder}' ({string.Join(", ", classes)}); found {string.Join(", ", testClasses)}.");
             trainRows = ml.Data.LoadFromEnumerable(train);
@@ -95,7 +95,7 @@ public static class Datasets
         }
         else
         {
-            var split = ml.Data.TrainTestSplit(ml.Data.LoadFromEnumerable(ClassFolderRows(folder, folder, maxImages, out classes)), testFraction, seed: 0);
+            var split = ml.Data.TrainTestSplit(ml.Data.LoadFromEnumerable(ClassFolderRows(folder, folder, out classes)), testFraction, seed: 0);
             (trainRows, testRows) = (split.TrainSet, split.TestSet);
         }
 
@@ -118,32 +118,20 @@ public static class Datasets
     }
 
     /// <summary>The images of <paramref name="folder"/>'s class sub-folders, with paths relative to <paramref name="root"/>
-    /// and the sub-folder's name as the label; with <paramref name="maxImages"/>, a fixed pseudo-random choice of them.</summary>
-    static List<FileRow> ClassFolderRows(string folder, string root, int? maxImages, out string[] classes)
+    /// and the sub-folder's name as the label; <paramref name="classes"/>: the sub-folders that hold images, sorted.</summary>
+    static List<FileRow> ClassFolderRows(string folder, string root, out string[] classes)
     {
-        classes = Directory.GetDirectories(folder).Select(System.IO.Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal).ToArray();
-        var rows = classes.SelectMany(c => Directory.EnumerateFiles(System.IO.Path.Combine(folder, c))
+        var rows = Directory.GetDirectories(folder).Select(System.IO.Path.GetFileName).OfType<string>().OrderBy(n => n, StringComparer.Ordinal)
+            .SelectMany(c => Directory.EnumerateFiles(System.IO.Path.Combine(folder, c))
                 .Where(f => ImageExtensions.Contains(System.IO.Path.GetExtension(f).ToLowerInvariant()))
                 .OrderBy(f => f, StringComparer.Ordinal)
                 .Select(f => new FileRow { Path = System.IO.Path.GetRelativePath(root, f), Label = c }))
             .ToList();
-        if (maxImages is int m) rows = rows.OrderBy(r => StableHash(r.Path)).Take(m).ToList();
-        int used = rows.Select(r => r.Label).Distinct().Count();
-        if (used < 2)
+        classes = rows.Select(r => r.Label).Distinct().ToArray();   // in folder order: sorted
+        if (classes.Length < 2)
             throw new ArgumentException(
-                $"'{folder}' must hold one subfolder per class with images ({string.Join(", ", ImageExtensions)}) in at least two of them; found {rows.Count} images in {used} class folder(s).");
-        classes = rows.Select(r => r.Label).Distinct().OrderBy(n => n, StringComparer.Ordinal).ToArray();
+                $"'{folder}' must hold one subfolder per class with images ({string.Join(", ", ImageExtensions)}) in at least two of them; found {rows.Count} images in {classes.Length} class folder(s).");
         return rows;
-    }
-
-    static int StableHash(string s)
-    {
-        unchecked
-        {
-            int h = (int)2166136261;
-            foreach (char ch in s) h = (h ^ ch) * 16777619;
-            return h;
-        }
     }
 
     /// <summary>Bilinear resize of one grey square image (bytes) to <paramref name="size"/>, repeated over <paramref name="channels"/>; [0, 1].</summary>

@@ -264,10 +264,10 @@ public static class QuickstartRun
     /// <summary>Blocks whose pooled tokens the featurizer concatenates: the last 4 (DINO's linear evaluation, and the
     /// CLI's <c>featurize</c> default): 4 of nano32's 6, all of the Fashion-MNIST model's 4; a 12- or 24-block public model
     /// stays at 4 × D values.</summary>
-    static int FeatureLayers(MaeConfig config) => Math.Min(4, config.Depth);
-
     static int FeatureLayers(MaeConfig config, QuickstartSettings s)
-        => s.Layers is int l ? (l >= 1 && l <= config.Depth ? l : throw new ArgumentException($"--layers must be between 1 and the model's depth {config.Depth}; got {l}.")) : FeatureLayers(config);
+        => s.Layers is not int l ? Math.Min(4, config.Depth)
+         : l >= 1 && l <= config.Depth ? l
+         : throw new ArgumentException($"--layers must be between 1 and the model's depth {config.Depth}; got {l}.");
 
     static MaePretrainEstimatorOptions PretrainOptions(MaeConfig config, int batchSize, QuickstartSettings s, int epochs, string? metricsFile, IProgress<MaePretrainProgress>? progress)
         => new()

@@ -48,21 +48,28 @@ public static class PredictCommand
             progress.Begin(0);
             progress.Line($"predict: {rows.Count} images in '{folder}' with '{zip}' ({classes.Count} classes)" +
                           (labelled ? "; their sub-folders are their true classes" : ""));
+            // The library's reader goes over every file first, as the training commands read them (regular files only,
+            // byte, pixel and time bounds, a truncated file refused): ML.NET would decode a truncated JPEG with grey rows
+            // and allocate a hostile header's full bitmap. A bad file ends the command naming it, or is skipped.
+            var bad = CheckedByTheLibrary(rows.Select(x => x.Path).ToList(), skip, context.Cancellation);
             int scored = 0, correct = 0;
-            var skipped = new List<(string Path, string Reason)>();
+            var skipped = bad.Select(b => (Path: b.FileName, b.Reason)).ToList();
+            var badPaths = bad.Select(b => b.FileName).ToHashSet(StringComparer.Ordinal);
+            var passed = rows.Where(x => !badPaths.Contains(x.Path)).ToList();
             CliFiles.WriteAtomically(target, temporary =>
             {
                 using var writer = new StreamWriter(temporary);
                 writer.WriteLine("path,predicted,probability" + (labelled ? ",true" : ""));
-                for (int i = 0; i < rows.Count; i++)
+                for (int i = 0; i < passed.Count; i++)
                 {
                     context.Cancellation.ThrowIfCancellationRequested();
-                    var row = rows[i];
+                    var row = passed[i];
                     Prediction p;
-                    try { p = engine.Predict(new FinetuneCommand.PathRow { Path = Check(row.Path) }); }
+                    try { p = engine.Predict(new FinetuneCommand.PathRow { Path = row.Path }); }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
-                        string reason = e is MaeImageFileException m ? m.Reason : CliFlags.OneLine(e);
+                        // A file that changed after the check, or one ML.NET's decoder refuses where the library's did not.
+                        string reason = CliFlags.OneLine(e);
                         if (!skip) throw new MaeImageFileException(row.Path, $"could not be scored: {reason} (--skip-bad-files passes over such files)", e);
                         skipped.Add((row.Path, reason));
                         continue;
@@ -72,7 +79,7 @@ public static class PredictCommand
                     float probability = p.Score.Length == 0 ? float.NaN : p.Score.Max();
                     writer.WriteLine(string.Join(',', Csv(Path.GetRelativePath(folder, row.Path)), Csv(p.PredictedLabel),
                         probability.ToString("G6", CultureInfo.InvariantCulture)) + (labelled ? "," + Csv(row.Label) : ""));
-                    progress.Report(i + 1, rows.Count, $"{i + 1}/{rows.Count} images", "");
+                    progress.Report(i + 1, passed.Count, $"{i + 1}/{passed.Count} images", "");
                 }
             });
             foreach (var (path, reason) in skipped) progress.Line($"skipped {path}: {reason}");
@@ -88,28 +95,22 @@ public static class PredictCommand
         return command;
     }
 
-    /// <summary>The limits of the library's own image reader, before ML.NET decodes the file: within
-    /// <see cref="MaeImageInputOptions"/>' byte and pixel limits (a small file of huge declared size would otherwise make
-    /// ML.NET allocate its full bitmap), and whole (not truncated).</summary>
-    static string Check(string path)
+    /// <summary>Reads every file through the library's own source (an evaluation pass at a tiny output size: the decode
+    /// checks, not the pixels, are wanted) and returns the files it skipped; without <paramref name="skip"/> the first
+    /// bad file throws a <see cref="MaeImageFileException"/> naming it.</summary>
+    static IReadOnlyList<MaeSkippedImage> CheckedByTheLibrary(IReadOnlyList<string> paths, bool skip, CancellationToken cancellation)
     {
-        var limits = new MaeImageInputOptions();
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new MaeImageFileException(path, "does not exist (any more).");
-        if (info.Length > limits.MaxFileBytes) throw new MaeImageFileException(path, $"is {info.Length} bytes, above the {limits.MaxFileBytes}-byte limit.");
-        using var codec = SkiaSharp.SKCodec.Create(path)
-            ?? throw new MaeImageFileException(path, "is not a readable image (expected JPEG, PNG, BMP, GIF or WebP).");
-        long pixels = (long)codec.Info.Width * codec.Info.Height;
-        if (codec.Info.Width < 1 || codec.Info.Height < 1 || pixels > limits.MaxPixels)
-            throw new MaeImageFileException(path, $"declares {codec.Info.Width}×{codec.Info.Height} pixels; expected 1 to {limits.MaxPixels} pixels.");
-        // A truncated file decodes "successfully" in ML.NET, its missing rows grey; a decode at the codec's smallest
-        // scale reads the whole stream at a fraction of the cost and says whether it ended early.
-        var scaled = codec.GetScaledDimensions(1 / 8f);
-        using var bitmap = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(Math.Max(1, scaled.Width), Math.Max(1, scaled.Height)));
-        var result = codec.GetPixels(bitmap.Info, bitmap.GetPixels());
-        if (result is not (SkiaSharp.SKCodecResult.Success or SkiaSharp.SKCodecResult.InvalidScale))
-            throw new MaeImageFileException(path, $"does not decode completely ({result}); expected a whole image.");
-        return path;
+        var source = MaeImageFileSource.FromPaths(paths, new MaeImageInputOptions
+        {
+            Augmentation = new MaeAugmentationOptions { OutputSize = 8, Channels = 3 },
+            SkipBadFiles = skip,
+        });
+        foreach (var batch in source.Batches(new MaeEpochPlan { BatchSize = 256, Training = false }))
+        {
+            batch.Dispose();
+            cancellation.ThrowIfCancellationRequested();
+        }
+        return source.SkippedFiles;
     }
 
     /// <summary>The class names in the order of the <c>Score</c> vector (its slot names), or none.</summary>
