@@ -234,6 +234,11 @@ public static class QuickstartRun
         string summaryPath = Path.Combine(s.OutputDirectory, "summary.json");
         File.WriteAllText(summaryPath, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
         written.Add(summaryPath);
+        // The same rows as a Markdown table, for reports (samples/Cifar10Study/study.sh quotes it; no JSON tool needed).
+        string probesPath = Path.Combine(s.OutputDirectory, "probes.md");
+        File.WriteAllLines(probesPath, new[] { "| features | dim | accuracy | 20-NN | probe time |", "|---|---:|---:|---:|---:|" }
+            .Concat(rows.Select(r => $"| {r.Name} | {r.Dim} | {100 * r.Accuracy:F1} % | {(double.IsNaN(r.Knn20) ? "–" : $"{100 * r.Knn20:F1} %")} | {r.Seconds:F1} s |")));
+        written.Add(probesPath);
         foreach (var f in written) AnsiConsole.MarkupLine($"wrote [link]{Markup.Escape(f)}[/]");
         if (featurizer.Pretraining is not null)
             AnsiConsole.MarkupLine($"[grey]Featurize with these weights later: dotnet run --project samples/Quickstart -c Release -- --weights {Markup.Escape(weightsOut)}[/]");
