@@ -78,7 +78,7 @@ public static class MaeCli
             EndOtherRanks(Unwrap(ex).Message);
             return ExitFileSystem;
         }
-        catch (Exception ex) when (Unwrap(ex) is MaeNothingToResumeException)
+        catch (Exception ex) when (Unwrap(ex) is MaeRunFolderException { Reason: MaeRunFolderException.Problem.NothingToResume })
         {
             error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
             EndOtherRanks(Unwrap(ex).Message);
@@ -87,7 +87,7 @@ public static class MaeCli
         catch (Exception ex) when (Unwrap(ex) is CliException or ArgumentException or InvalidDataException or FileNotFoundException
                                    or DirectoryNotFoundException or MaeModelFileException or Mae.MLNet.Training.MaeTrainingCheckpointException
                                    or Mae.MLNet.Input.MaeImageFileException or InvalidOperationException or NotSupportedException
-                                   or Mae.MLNet.Training.MaeRunFolderInUseException)
+                                   or MaeRunFolderException)
         {
             error.WriteLine($"mae: {CliFlags.OneLine(Unwrap(ex))}");
             EndOtherRanks(Unwrap(ex).Message);

@@ -9,7 +9,7 @@ namespace Mae.MLNet.TrainHost;
 /// <summary>
 /// <c>[mpirun -np N] Mae.MLNet.TrainHost featurize FOLDER ROWS</c>: every rank featurizes its block of ROWS synthetic
 /// images with the tiny encoder (seeded, so every rank holds the same weights) into FOLDER through
-/// <see cref="MaeShards.SaveShard"/>; then rank 0 reads the parts back with <see cref="MaeShards.LoadShards"/> and
+/// <c>mlContext.Data.SaveShard</c>; then rank 0 reads the parts back with <c>LoadShards</c> and
 /// writes FOLDER/all.txt (one line per row: name and features as float bits). With one process it writes the same
 /// file from featurizing all rows at once (FOLDER/direct.txt).
 /// </summary>
@@ -48,9 +48,9 @@ public static class ShardedFeaturizeRun
         }
         else
         {
-            MaeShards.SaveShard(ml, model, data, folder, collective, "Name", "Features");
+            ml.Data.SaveShard(model, data, folder, collective, "Name", "Features");
             if (collective.Rank != 0) return 0;
-            result = MaeShards.LoadShards(ml, folder);
+            result = ml.Data.LoadShards(folder);
             file = "all.txt";
         }
         var lines = ml.Data.CreateEnumerable<Output>(result, reuseRowObject: false)

@@ -73,7 +73,7 @@ public static class FinetuneCommand
             if (resuming && r.GetValue(checkpoints) is null) throw new CliException("--resume needs --checkpoint-dir.");
             // --resume=require: refused before the checkpoint folder is created or locked.
             if (requireResume && MaeFineTuneCheckpoint.FindLatest(r.GetValue(checkpoints)!.FullName) is null)
-                throw new MaeNothingToResumeException(r.GetValue(checkpoints)!.FullName);
+                throw MaeRunFolderException.NothingToResume(r.GetValue(checkpoints)!.FullName);
             string? checkpointDir = r.GetValue(checkpoints) is { } c ? CliFiles.OutputFolder(c, "--checkpoint-dir", folder) : null;
             string? scratchModel = r.GetValue(scratch);
             if ((r.GetValue(weights) is null) == (scratchModel is null))

@@ -98,7 +98,7 @@ public static class PredictCommand
     /// <summary>Reads every file through the library's own source (an evaluation pass at a tiny output size: the decode
     /// checks, not the pixels, are wanted) and returns the files it skipped; without <paramref name="skip"/> the first
     /// bad file throws a <see cref="MaeImageFileException"/> naming it.</summary>
-    static IReadOnlyList<MaeSkippedImage> CheckedByTheLibrary(IReadOnlyList<string> paths, bool skip, CancellationToken cancellation)
+    static IReadOnlyList<MaeImageFileSource.SkippedFile> CheckedByTheLibrary(IReadOnlyList<string> paths, bool skip, CancellationToken cancellation)
     {
         var source = MaeImageFileSource.FromPaths(paths, new MaeImageInputOptions
         {

@@ -84,7 +84,7 @@ public static class PretrainCommand
             // --resume=require: refused before the output folder is created or locked.
             var (resuming, requireResume) = CommonOptions.ParseResume(r, resume);
             if (requireResume && MaePretrainCheckpoint.FindLatest(r.GetValue(outDir)!.FullName) is null)
-                throw new MaeNothingToResumeException(r.GetValue(outDir)!.FullName);
+                throw MaeRunFolderException.NothingToResume(r.GetValue(outDir)!.FullName);
             string output = CliFiles.OutputFolder(r.GetValue(outDir)!, "--out", folder);
             // ConvNeXt V2 (FCMAE) or the ViT MAE: the same recipe, input pipeline, engine and files; `config` is the ViT's
             // config or, for FCMAE, the image geometry the recipe and input pipeline read.
@@ -296,7 +296,7 @@ public static class PretrainCommand
         }
 
         /// <summary>Bad files met while reading the picture's images (with skipping on).</summary>
-        public IReadOnlyList<MaeSkippedImage> Skipped { get; }
+        public IReadOnlyList<MaeImageFileSource.SkippedFile> Skipped { get; }
 
         /// <summary>Draws after epoch <paramref name="epoch"/> (0-based) when it is due; returns the file or null.</summary>
         public string? Draw(int epoch, int epochs)

@@ -54,7 +54,7 @@ public static class ReconstructCommand
     /// class-per-folder set shows several classes, not the first class's first files) through the reference's evaluation
     /// transform (shorter side to size/0.875, centre crop, normalise): [n, C, H, W] on the CPU, in the caller's scope.
     /// With <paramref name="skip"/> a bad file is replaced by the next readable one (and listed), else it stops the command.</summary>
-    internal static (Tensor Images, PixelNormalization Norm, IReadOnlyList<MaeSkippedImage> Skipped) SpreadImages(
+    internal static (Tensor Images, PixelNormalization Norm, IReadOnlyList<MaeImageFileSource.SkippedFile> Skipped) SpreadImages(
         IReadOnlyList<string> files, int count, MaeConfig config, bool skip)
     {
         var picked = Spread(files.Count, count).Select(i => files[i]).ToList();

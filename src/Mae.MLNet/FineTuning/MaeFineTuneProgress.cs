@@ -31,5 +31,5 @@ public sealed record MaeFineTuneResult : MaeTrainingResult
     public bool RestoredBestWeights { get; init; }
     /// <summary>Image files left out (<see cref="Input.MaeImageInputOptions.SkipBadFiles"/>), training and validation
     /// together, when the trainer read a path or bytes column; empty otherwise.</summary>
-    public IReadOnlyList<Input.MaeSkippedImage> SkippedFiles { get; init; } = Array.Empty<Input.MaeSkippedImage>();
+    public IReadOnlyList<Input.MaeImageFileSource.SkippedFile> SkippedFiles { get; init; } = Array.Empty<Input.MaeImageFileSource.SkippedFile>();
 }

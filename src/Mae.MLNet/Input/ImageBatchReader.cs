@@ -13,7 +13,7 @@ namespace Mae.MLNet.Input;
 /// </summary>
 internal sealed unsafe class ImageBatchReader
 {
-    readonly ConcurrentDictionary<long, MaeSkippedImage> skipped = new();
+    readonly ConcurrentDictionary<long, MaeImageFileSource.SkippedFile> skipped = new();
     long produced;
 
     /// <summary>Images decoded so far, all epochs (lets tests see that workers stop at the end of the ring).</summary>
@@ -37,7 +37,7 @@ internal sealed unsafe class ImageBatchReader
     }
 
     /// <summary>Bad images met so far (with <see cref="MaeImageInputOptions.SkipBadFiles"/>), in index order.</summary>
-    public IReadOnlyList<MaeSkippedImage> Skipped => skipped.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToList();
+    public IReadOnlyList<MaeImageFileSource.SkippedFile> Skipped => skipped.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToList();
 
     public IEnumerable<(Tensor Images, long[] Labels)> Batches(MaeEpochPlan plan)
     {
@@ -99,7 +99,7 @@ internal sealed unsafe class ImageBatchReader
             }
             catch (MaeImageFileException e) when (Options.SkipBadFiles)
             {
-                skipped.TryAdd(index, new MaeSkippedImage(e.FileName, e.Reason));
+                skipped.TryAdd(index, new MaeImageFileSource.SkippedFile(e.FileName, e.Reason));
                 bad.Add(q);
             }
         }

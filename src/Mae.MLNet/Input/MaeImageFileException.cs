@@ -16,6 +16,3 @@ public sealed class MaeImageFileException : IOException
         Reason = reason;
     }
 }
-
-/// <summary>A bad image that was skipped (<see cref="MaeImageInputOptions.SkipBadFiles"/>) and why.</summary>
-public sealed record MaeSkippedImage(string FileName, string Reason);

@@ -13,6 +13,10 @@ namespace Mae.MLNet.Input;
 /// </summary>
 public sealed class MaeImageFileSource : IMaeImageSource, IMaeModelInputSource
 {
+    /// <summary>A bad image that was skipped (<see cref="MaeImageInputOptions.SkipBadFiles"/>) and why (the reason of
+    /// its <see cref="MaeImageFileException"/>); the file sources and the fine-tuning result list them.</summary>
+    public sealed record SkippedFile(string FileName, string Reason);
+
     readonly ImageBatchReader reader;
 
     MaeImageFileSource(EncodedImageList images, MaeImageInputOptions? options)
@@ -50,7 +54,7 @@ public sealed class MaeImageFileSource : IMaeImageSource, IMaeModelInputSource
     /// <summary>The options in use.</summary>
     public MaeImageInputOptions Options => reader.Options;
     /// <summary>Bad files replaced so far (only with <see cref="MaeImageInputOptions.SkipBadFiles"/>), in index order.</summary>
-    public IReadOnlyList<MaeSkippedImage> SkippedFiles => reader.Skipped;
+    public IReadOnlyList<SkippedFile> SkippedFiles => reader.Skipped;
 
     /// <summary>Data-parallel training reads this source: a plan with <see cref="MaeEpochPlan.WorldSize"/> &gt; 1
     /// yields this rank's <see cref="MaeDataShard.Positions"/> of the epoch's order.</summary>

@@ -54,7 +54,7 @@ public sealed class MaeLabeledImageFileSource : IMaeLabeledImageSource, IMaeMode
     public IReadOnlyList<string>? Classes { get; }
     public MaeImageInputOptions Options => reader.Options;
     /// <summary>Bad files replaced so far (only with <see cref="MaeImageInputOptions.SkipBadFiles"/>), in index order.</summary>
-    public IReadOnlyList<MaeSkippedImage> SkippedFiles => reader.Skipped;
+    public IReadOnlyList<MaeImageFileSource.SkippedFile> SkippedFiles => reader.Skipped;
 
     /// <summary>As <see cref="MaeImageFileSource.ReadsShards"/>.</summary>
     public bool ReadsShards => true;

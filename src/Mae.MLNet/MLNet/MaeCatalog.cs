@@ -5,6 +5,7 @@ using Mae.MLNet.Runtime;
 using Mae.MLNet.Evaluation;
 using Mae.MLNet.FineTuning;
 using Mae.MLNet.Pretraining;
+using Mae.MLNet.Training;
 
 namespace Microsoft.ML;
 
@@ -179,4 +180,25 @@ public static class MaeCatalog
         ArgumentNullException.ThrowIfNull(catalog);
         MaeModelZip.Seal(path);
     }
+
+    /// <summary>Sharded featurizing, rank <paramref name="rank"/> of <paramref name="worldSize"/>: rows
+    /// <c>[r·n/W, (r + 1)·n/W)</c> of <paramref name="input"/>, a contiguous block (counted with a cursor when the view
+    /// does not know its row count; empty when there are more ranks than rows).</summary>
+    public static IDataView Shard(this DataOperationsCatalog catalog, IDataView input, int rank, int worldSize)
+        => MaeShards.Shard(catalog, input, rank, worldSize);
+
+    /// <summary>Sharded featurizing on several processes: applies <paramref name="pipeline"/> (e.g. a fitted
+    /// <c>MaeFeaturize</c>) to this rank's block of <paramref name="input"/> (<see cref="Shard"/>), keeps
+    /// <paramref name="keepColumns"/> (all columns when none are given; drop the pixel column to keep parts small) and
+    /// writes <c>folder/part-RRRRR-of-WWWWW.idv</c> (ML.NET's binary format, atomically); returns its path after every
+    /// rank has written its part (a barrier). <see cref="LoadShards"/> reads the parts back as one view.</summary>
+    public static string SaveShard(this DataOperationsCatalog catalog, ITransformer pipeline, IDataView input, string folder,
+        IMaeCollective collective, params string[] keepColumns)
+        => MaeShards.SaveShard(catalog, pipeline, input, folder, collective, keepColumns);
+
+    /// <summary>All parts <see cref="SaveShard"/> wrote in <paramref name="folder"/> as one view, in rank order (the
+    /// input's row order); throws <see cref="System.IO.InvalidDataException"/> naming what is missing when the parts of
+    /// one world size are not all there, or when parts of different world sizes are mixed.</summary>
+    public static IDataView LoadShards(this DataOperationsCatalog catalog, string folder)
+        => MaeShards.LoadShards(catalog, folder);
 }

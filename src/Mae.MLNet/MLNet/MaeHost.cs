@@ -31,6 +31,8 @@ internal sealed class MaeHost
 
     public static MaeHost Of(TransformsCatalog catalog) => new(catalog ?? throw new ArgumentNullException(nameof(catalog)), catalog);
 
+    public static MaeHost Of(DataOperationsCatalog catalog) => new(catalog ?? throw new ArgumentNullException(nameof(catalog)), null);
+
     public static MaeHost Of(MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog)
         => new(catalog ?? throw new ArgumentNullException(nameof(catalog)), null);
 

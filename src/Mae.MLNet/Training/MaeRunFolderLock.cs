@@ -43,7 +43,7 @@ public sealed class MaeRunFolderLock : IDisposable
 
     /// <summary>Creates <paramref name="folder"/> if needed and locks it (nested calls on the thread that holds it share
     /// the lock, which is released when the last one is disposed; another thread is refused like another process).</summary>
-    /// <exception cref="MaeRunFolderInUseException">Another process holds it; the message names the folder and, when
+    /// <exception cref="MaeRunFolderException">Another run holds it (<see cref="MaeRunFolderException.Problem.InUse"/>); the message names the folder and, when
     /// it can be read, the holder's process id.</exception>
     public static MaeRunFolderLock Acquire(string folder)
     {
@@ -58,7 +58,7 @@ public sealed class MaeRunFolderLock : IDisposable
                 // Nesting is for one program wrapping its own trainer (same thread); another thread of this process
                 // training into the folder is a second run like any other.
                 if (h.Thread != Environment.CurrentManagedThreadId)
-                    throw new MaeRunFolderInUseException(full, Environment.ProcessId,
+                    throw MaeRunFolderException.InUse(full, Environment.ProcessId,
                         $"Run folder '{full}' is in use by another run in this process (process {Environment.ProcessId}, another thread); " +
                         "two runs cannot write one folder. Wait for that run to end, or choose another folder.");
                 h.Count++;
@@ -70,7 +70,7 @@ public sealed class MaeRunFolderLock : IDisposable
             catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
             {
                 var (pid, holder) = ReadHolder(file);
-                throw new MaeRunFolderInUseException(full, pid,
+                throw MaeRunFolderException.InUse(full, pid,
                     $"Run folder '{full}' is in use by another run ({holder ?? "its process could not be read from " + FileName}); " +
                     "two runs cannot write one folder. Wait for that run to end, stop it, or choose another folder.", e);
             }
@@ -118,19 +118,4 @@ public sealed class MaeRunFolderLock : IDisposable
             h.Stream.Dispose();
         }
     }
-}
-
-/// <summary>A run folder already locked by another run (<see cref="MaeRunFolderLock"/>).</summary>
-public sealed class MaeRunFolderInUseException : IOException
-{
-    public MaeRunFolderInUseException(string folder, int? holderProcessId, string message, Exception? inner = null) : base(message, inner)
-    {
-        Folder = folder;
-        HolderProcessId = holderProcessId;
-    }
-
-    /// <summary>The folder that is in use.</summary>
-    public string Folder { get; }
-    /// <summary>The process id written by the run holding it, when it could be read.</summary>
-    public int? HolderProcessId { get; }
 }

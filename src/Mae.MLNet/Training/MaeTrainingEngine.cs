@@ -85,7 +85,7 @@ internal static class MaeTrainingEngine
             if (s.Resume) state.ResumedFrom = checkpoint.Container.FindLatest(s.CheckpointDir);
             if (collective is not null) MaeDataParallel.CheckSameResume(collective, state.ResumedFrom, s.CheckpointDir);
             if (s.RequireResume && state.ResumedFrom is null)   // every rank saw the same (checked above): all refuse together
-                throw new MaeNothingToResumeException(s.CheckpointDir);
+                throw MaeRunFolderException.NothingToResume(s.CheckpointDir);
         }
         using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
         if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);

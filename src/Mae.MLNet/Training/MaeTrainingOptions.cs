@@ -65,7 +65,7 @@ public abstract class MaeTrainingOptions
     public bool Resume { get; set; }
 
     /// <summary>With <see cref="Resume"/>: refuse to start when <see cref="CheckpointDir"/> holds no checkpoint (a
-    /// <see cref="MaeNothingToResumeException"/> naming the folder) instead of starting from the first epoch — for a
+    /// <see cref="MaeRunFolderException"/>, <see cref="MaeRunFolderException.Problem.NothingToResume"/>, naming the folder) instead of starting from the first epoch — for a
     /// requeued job, where starting over in the wrong folder would silently discard its work.</summary>
     public bool RequireResume { get; set; }
 

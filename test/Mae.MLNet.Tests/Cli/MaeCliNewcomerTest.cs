@@ -142,7 +142,8 @@ public partial class MaeCliTest
         };
         using var model = global::Mae.MLNet.Pretraining.MaePretrainer.CreateModel(config, options);
         var files = MaeImageFileSource.FromFolder(Images, new MaeImageInputOptions { Augmentation = new MaeAugmentationOptions { OutputSize = 32 }, Workers = 1 });
-        var e = Assert.ThrowsExactly<global::Mae.MLNet.Training.MaeNothingToResumeException>(() => new global::Mae.MLNet.Pretraining.MaePretrainer(options).Train(model, files));
+        var e = Assert.ThrowsExactly<global::Mae.MLNet.Training.MaeRunFolderException>(() => new global::Mae.MLNet.Pretraining.MaePretrainer(options).Train(model, files));
+        Assert.AreEqual(global::Mae.MLNet.Training.MaeRunFolderException.Problem.NothingToResume, e.Reason);
         Assert.AreEqual(empty, e.Folder);
         Assert.AreEqual(0, Directory.GetFiles(empty, "*.maeckpt").Length, "no step was taken");
         Assert.ThrowsExactly<ArgumentException>(() => new global::Mae.MLNet.Pretraining.MaePretrainOptions { RequireResume = true, CheckpointDir = empty }.Validate());

@@ -163,22 +163,18 @@ public partial class MaeCliTest
         string straight = Path.Combine(root, "stop-straight"), cut = Path.Combine(root, "stop-cut");
         Assert.AreEqual(0, Mae(Args(straight)).Code);
 
-        // metrics.jsonl gets a line per step, flushed: Ctrl+C once the run has done 11 of its 4 × 8 steps.
+        // Ctrl+C once the run has done 11 of its 4 × 8 steps: with --progress-seconds 0 the tool writes a progress line
+        // after every step, on the training thread, before the next step looks at the token; the writer cancels while
+        // that line is written, so the run stops after step 11 (epoch index 1, 3 of its 8 steps done) on every machine.
         using var ctrlC = new CancellationTokenSource();
-        string metrics = Path.Combine(cut, "metrics.jsonl");
-        var watcher = Task.Run(() =>
-        {
-            while (!ctrlC.IsCancellationRequested && (!File.Exists(metrics) || CountLines(metrics) < 11)) Thread.Sleep(2);
-            ctrlC.Cancel();
-        });
-        var output = new StringWriter();
+        var output = new CancelOnLine("epoch 2/4 step 3/8 ", ctrlC);
         var error = new StringWriter();
-        int stoppedCode = MaeCli.Run(Args(cut), output, error, ctrlC.Token);
-        ctrlC.Cancel();
-        watcher.Wait();
+        int stoppedCode = MaeCli.Run(Args(cut, "--progress-seconds", "0"), output, error, ctrlC.Token);
+        Assert.IsTrue(ctrlC.IsCancellationRequested, "the progress line of step 11 was written:\n" + output);
         Assert.AreEqual(MaeCli.ExitCancelled, stoppedCode, error.ToString());
         StringAssert.Matches(error.ToString().Trim(), new System.Text.RegularExpressions.Regex(
-            @"^mae: Training stopped at epoch [1-3], step \d of 8; checkpoint written: '.*checkpoint-000[1-3](-00000\d)?\.maeckpt'\. Run the same command with --resume to continue from there\.$"));
+            @"^mae: Training stopped at epoch 1, step 3 of 8; checkpoint written: '.*checkpoint-0001-000003\.maeckpt'\. Run the same command with --resume to continue from there\.$"));
+        StringAssert.DoesNotMatch(output.ToString(), new System.Text.RegularExpressions.Regex(@"epoch 2/4 step [4-8]/8|epoch [34]/4"), "no step after the 11th");
         string? latest = global::Mae.MLNet.Pretraining.MaePretrainCheckpoint.FindLatest(cut);
         Assert.IsNotNull(latest);
         StringAssert.Contains(error.ToString(), Path.GetFileName(latest));
@@ -191,13 +187,15 @@ public partial class MaeCliTest
             "the resumed run's final weights differ from the uninterrupted run's");
     }
 
-    static int CountLines(string path)
+    /// <summary>The tool's output; cancels <paramref name="ctrlC"/> while a line starting with <paramref name="trigger"/>
+    /// is written (Ctrl+C at a position, not at a time).</summary>
+    sealed class CancelOnLine(string trigger, CancellationTokenSource ctrlC) : StringWriter
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream);
-        int n = 0;
-        while (reader.ReadLine() is not null) n++;
-        return n;
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value?.StartsWith(trigger, StringComparison.Ordinal) == true) ctrlC.Cancel();
+        }
     }
 
     [TestMethod]

@@ -14,8 +14,17 @@ internal sealed class FinalizedScalars : EventListener
 {
     const EventKeywords GcKeyword = (EventKeywords)0x1;
     static readonly ulong ScalarType = (ulong)typeof(Scalar).TypeHandle.Value;
+    static readonly ulong MarkerType = (ulong)typeof(Marker).TypeHandle.Value;
     long count, any;
+    readonly SemaphoreSlim markersSeen = new(0);
     volatile bool enabled;
+
+    /// <summary>An object finalized after everything <see cref="Settle"/> waits for: the finalizer thread writes its
+    /// FinalizeObject event after theirs, into the same event stream, so seeing it means theirs have arrived.</summary>
+    sealed class Marker
+    {
+        ~Marker() { }
+    }
 
     public long Count => Interlocked.Read(ref count);
     /// <summary>Finalized objects of any type seen (shows the events arrive at all).</summary>
@@ -36,11 +45,14 @@ internal sealed class FinalizedScalars : EventListener
         Interlocked.Increment(ref any);
         ulong type = e.Payload[0] switch { IntPtr p => (ulong)(long)p, UIntPtr u => (ulong)u, var v => Convert.ToUInt64(v) };
         if (type == ScalarType) Interlocked.Increment(ref count);
+        else if (type == MarkerType) markersSeen.Release();
     }
 
     public bool Enabled => enabled;
 
-    /// <summary>Collects and runs finalizers, then waits until the events of that have been delivered.</summary>
+    /// <summary>Collects and runs finalizers, then waits until the events of that have been delivered: EventPipe hands
+    /// them to listeners from a session thread, in batches, so the wait is for a marker object's own FinalizeObject
+    /// event, written by the finalizer thread after every finalizer run here (a state, not a time).</summary>
     public void Settle()
     {
         for (int i = 0; i < 3; i++)
@@ -48,6 +60,20 @@ internal sealed class FinalizedScalars : EventListener
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
-        Thread.Sleep(1500);       // EventPipe delivers to listeners from a session thread, in batches
+        DropMarker();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        // The bound only turns a listener that never receives the marker into a failure instead of a hang.
+        if (!markersSeen.Wait(TimeSpan.FromMinutes(2)))
+            throw new InvalidOperationException("the runtime's FinalizeObject event of the marker never reached the listener");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static void DropMarker() => _ = new Marker();
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        markersSeen.Dispose();
     }
 }

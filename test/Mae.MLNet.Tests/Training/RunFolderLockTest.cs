@@ -47,8 +47,9 @@ public class RunFolderLockTest
         using var dir = new TempDir();
         using (var other = new OtherRun(dir.Path))
         {
-            var e = Assert.ThrowsExactly<MaeRunFolderInUseException>(() => MaeRunFolderLock.Acquire(dir.Path));
+            var e = Assert.ThrowsExactly<MaeRunFolderException>(() => MaeRunFolderLock.Acquire(dir.Path));
             Console.WriteLine(e.Message);
+            Assert.AreEqual(MaeRunFolderException.Problem.InUse, e.Reason);
             StringAssert.Contains(e.Message, dir.Path);
             Assert.IsNotNull(e.HolderProcessId);
             // The pid line is written by the shell flock runs (exec'd into sleep): a live process.
@@ -71,12 +72,13 @@ public class RunFolderLockTest
             using (var inner = MaeRunFolderLock.Acquire(Path.Combine(dir.Path, ".")))   // the same folder spelled otherwise
             {
             }
-            MaeRunFolderInUseException? e = null;
-            var t = new Thread(() => e = Assert.ThrowsExactly<MaeRunFolderInUseException>(() => MaeRunFolderLock.Acquire(dir.Path)));
+            MaeRunFolderException? e = null;
+            var t = new Thread(() => e = Assert.ThrowsExactly<MaeRunFolderException>(() => MaeRunFolderLock.Acquire(dir.Path)));
             t.Start();
             t.Join();
             Assert.IsNotNull(e);
             Assert.AreEqual(Environment.ProcessId, e.HolderProcessId);
+            Assert.AreEqual(MaeRunFolderException.Problem.InUse, e.Reason);
         }
         Exception? after = null;
         var free = new Thread(() => { try { MaeRunFolderLock.Acquire(dir.Path).Dispose(); } catch (Exception x) { after = x; } });
@@ -102,7 +104,8 @@ public class RunFolderLockTest
         }
         using (new OtherRun(dir.Path))
         {
-            var e = Assert.ThrowsExactly<MaeRunFolderInUseException>(() => Train());
+            var e = Assert.ThrowsExactly<MaeRunFolderException>(() => Train());
+            Assert.AreEqual(MaeRunFolderException.Problem.InUse, e.Reason);
             StringAssert.Contains(e.Message, dir.Path);
             Assert.IsTrue(File.Exists(temporary), "the live run's temporary was deleted");
             Assert.IsFalse(File.Exists(MaePretrainCheckpoint.PathFor(dir.Path, 1)), "the refused run wrote into the folder");

@@ -227,10 +227,10 @@ public class DataParallelTest
 
         var oneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
         var job = MpiJob.StartCli(2, Pretrain(two, 4, 1), oneThread);
-        var pids = new Dictionary<int, int>();
-        for (int i = 0; i < 2400 && !job.Process.HasExited && !job.Stdout.Contains("epoch 2/30", StringComparison.Ordinal); i++) Thread.Sleep(50);
-        Assert.IsFalse(job.Process.HasExited, job.Stdout);
-        pids = job.RankPids();
+        // Rank 0's line at the end of epoch 2 (of 30) says both ranks are training: rank 1 gets its SIGTERM then.
+        Assert.IsTrue(job.WaitForOutput("epoch 2/30", 240_000), "the job ended before its second epoch:\n" + job.Stdout);
+        Assert.IsFalse(job.Process.HasExited, "the job must still run when the signal is sent:\n" + job.Stdout);
+        var pids = job.RankPids();
         Assert.IsTrue(pids.ContainsKey(1), $"rank 1's process among mpirun's children: {string.Join(", ", pids)}");
         Assert.AreEqual(0, kill(pids[1], 15 /* SIGTERM */));
         var stopped = job.Wait(120_000);

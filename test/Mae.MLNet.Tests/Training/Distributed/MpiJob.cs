@@ -84,19 +84,37 @@ internal static class MpiJob
         readonly ProcessStartInfo psi;
         readonly Stopwatch clock = Stopwatch.StartNew();
         readonly System.Text.StringBuilder stdout = new(), stderr = new();
+        readonly SemaphoreSlim changed = new(0);   // released for every line read and when the job ends
         public Process Process { get; }
 
         public Running(ProcessStartInfo psi)
         {
             this.psi = psi;
-            Process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the job");
-            Process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (stdout) stdout.AppendLine(e.Data); };
+            Process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+            Process.Exited += (_, _) => changed.Release();
+            Process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (stdout) stdout.AppendLine(e.Data); changed.Release(); };
             Process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
+            if (!Process.Start()) throw new InvalidOperationException("could not start the job");
             Process.BeginOutputReadLine();
             Process.BeginErrorReadLine();
         }
 
         public string Stdout { get { lock (stdout) return stdout.ToString(); } }
+
+        /// <summary>Waits until the job's standard output holds <paramref name="text"/> (true) or the job has ended without
+        /// it (false), woken by each line it writes; the timeout only bounds a job that hangs.</summary>
+        public bool WaitForOutput(string text, int timeoutMs)
+        {
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                if (Stdout.Contains(text, StringComparison.Ordinal)) return true;
+                if (Process.HasExited) return Stdout.Contains(text, StringComparison.Ordinal);
+                long left = timeoutMs - deadline.ElapsedMilliseconds;
+                if (left <= 0 || !changed.Wait((int)left))
+                    Assert.Fail($"the job wrote no '{text}' within {timeoutMs / 1000} s: {string.Join(' ', psi.ArgumentList)}\n{Stdout}");
+            }
+        }
 
         public Result Wait(int timeoutMs)
         {

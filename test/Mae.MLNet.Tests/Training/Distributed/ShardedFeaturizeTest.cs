@@ -47,10 +47,10 @@ public class ShardedFeaturizeTest
         string folder = dir.File("parts");
         for (int rank = 0; rank < 3; rank++)
         {
-            string path = MaeShards.SaveShard(ml, model, data, folder, new Ranks(rank, 3), "Name", "Features");
+            string path = ml.Data.SaveShard(model, data, folder, new Ranks(rank, 3), "Name", "Features");
             Assert.AreEqual($"part-{rank:D5}-of-00003.idv", Path.GetFileName(path));
         }
-        var loaded = MaeShards.LoadShards(ml, folder);
+        var loaded = ml.Data.LoadShards(folder);
         Assert.AreEqual(11L, loaded.GetRowCount());
         Assert.IsNull(loaded.Schema.GetColumnOrNull("Pixels"), "only the kept columns are written");
         var parts = ml.Data.CreateEnumerable<Output>(loaded, reuseRowObject: false).ToList();
@@ -63,10 +63,10 @@ public class ShardedFeaturizeTest
 
         // A missing part (a rank that failed) is named; parts of two runs are not mixed.
         File.Delete(Path.Combine(folder, "part-00001-of-00003.idv"));
-        var e = Assert.ThrowsExactly<InvalidDataException>(() => MaeShards.LoadShards(ml, folder));
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => ml.Data.LoadShards(folder));
         StringAssert.Contains(e.Message, "part-00001-of-00003.idv");
-        MaeShards.SaveShard(ml, model, data, folder, new Ranks(0, 2), "Name", "Features");
-        e = Assert.ThrowsExactly<InvalidDataException>(() => MaeShards.LoadShards(ml, folder));
+        ml.Data.SaveShard(model, data, folder, new Ranks(0, 2), "Name", "Features");
+        e = Assert.ThrowsExactly<InvalidDataException>(() => ml.Data.LoadShards(folder));
         StringAssert.Contains(e.Message, "mixes parts");
     }
 
@@ -92,9 +92,9 @@ public class ShardedFeaturizeTest
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 10).Select(i => new Row { Name = $"r{i}", Pixels = new float[Length] }));
-        var names = Enumerable.Range(0, 4).SelectMany(r => ml.Data.CreateEnumerable<Row>(MaeShards.Shard(ml, data, r, 4), false).Select(x => x.Name)).ToList();
+        var names = Enumerable.Range(0, 4).SelectMany(r => ml.Data.CreateEnumerable<Row>(ml.Data.Shard(data, r, 4), false).Select(x => x.Name)).ToList();
         CollectionAssert.AreEqual(Enumerable.Range(0, 10).Select(i => $"r{i}").ToList(), names);
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeShards.Shard(ml, data, 4, 4));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Data.Shard(data, 4, 4));
     }
 
     sealed class Ranks(int rank, int world) : IMaeCollective
