@@ -208,6 +208,9 @@ public class DataParallelTest
     /// The `mae pretrain` command line, world-size independent end to end: one process with batch 2 × AccumIter 2, and
     /// <c>mpirun -np 2</c> with batch 4 stopped by a SIGTERM to rank 1 alone — both ranks stop at the same step, rank 0
     /// writes the checkpoint of that position — then resumed with --resume, write the same mae.safetensors, byte for byte.
+    /// The signal lands mid-run by construction, not by timing: rank 0 writes a progress line per step into a pipe of
+    /// one page that the test stops reading once epoch 2 is done, so the job blocks long before its end (its remaining
+    /// lines are over twice a page) until the test reads on — after rank 1 has said it got the signal.
     /// libtorch's CPU reductions split their sums by the intra-op thread count, so both sides run one thread
     /// (OMP_NUM_THREADS=1): at another count the files differ in the last bits (≈ 1e-8), as any two thread counts do.
     /// </summary>
@@ -226,20 +229,25 @@ public class DataParallelTest
         }.Concat(more).ToArray();
 
         var oneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
-        var job = MpiJob.StartCli(2, Pretrain(two, 4, 1), oneThread);
-        // Rank 0's line at the end of epoch 2 (of 30) says both ranks are training: rank 1 gets its SIGTERM then.
-        Assert.IsTrue(job.WaitForOutput("epoch 2/30", 240_000), "the job ended before its second epoch:\n" + job.Stdout);
-        Assert.IsFalse(job.Process.HasExited, "the job must still run when the signal is sent:\n" + job.Stdout);
+        using var rank0 = new PipedStdout(dir.File("rank0.stdout"));
+        var job = MpiJob.StartCli(2, Pretrain(two, 4, 1, "--progress-seconds", "0"), oneThread, rank0.Wrapper);
+        rank0.Open(job);
+        // Rank 0's line at the end of epoch 2 (of 30) says both ranks are training; then the pipe is left to fill.
+        Assert.IsTrue(rank0.ReadUntil("epoch 2/30  last-step"), "the job ended before its second epoch:\n" + rank0.Text + job.Stderr);
         var pids = job.RankPids();
         Assert.IsTrue(pids.ContainsKey(1), $"rank 1's process among mpirun's children: {string.Join(", ", pids)}");
         Assert.AreEqual(0, kill(pids[1], 15 /* SIGTERM */));
+        Assert.IsTrue(job.WaitForError("SIGTERM: stopping at the next step boundary", 120_000), job.Stderr);
+        var drained = rank0.DrainAsync();
         var stopped = job.Wait(120_000);
+        drained.Wait();
         Assert.AreNotEqual(0, stopped.ExitCode, "a stopped job is not a finished one");
         StringAssert.Contains(stopped.Stderr, "SIGTERM: stopping at the next step boundary");
         StringAssert.Contains(stopped.Stderr, "checkpoint written:");
         Assert.IsFalse(File.Exists(Path.Combine(two, "mae.safetensors")), "the run must stop before its end");
         var written = Directory.GetFiles(two, "checkpoint-*.maeckpt");
         Assert.AreEqual(1, written.Length, string.Join(", ", written));
+        Console.WriteLine($"stopped at {Path.GetFileName(written[0])} (epochs done, steps into the next) of 30 × 4 steps");
         // Both ranks stopped at the same step: each names the same checkpoint.
         Assert.AreEqual(2, System.Text.RegularExpressions.Regex.Matches(stopped.Stderr, System.Text.RegularExpressions.Regex.Escape(Path.GetFileName(written[0]))).Count, stopped.Stderr);
 
@@ -293,6 +301,67 @@ public class DataParallelTest
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     static extern int kill(int pid, int signal);
+
+    /// <summary>Rank 0's standard output through a FIFO of one page (the least a pipe holds) that the test reads when
+    /// it chooses: a rank that writes more than that while the test is not reading blocks in the write.</summary>
+    sealed class PipedStdout : IDisposable
+    {
+        const int SetPipeSize = 1031;   // F_SETPIPE_SZ
+        readonly string path;
+        readonly System.Text.StringBuilder text = new();
+        FileStream? stream;
+        StreamReader? reader;
+
+        public PipedStdout(string path)
+        {
+            this.path = path;
+            Assert.AreEqual(0, mkfifo(path, 0x180 /* 0600 */), $"mkfifo {path}");
+        }
+
+        /// <summary>Between mpirun and dotnet: rank 0's output goes to the FIFO, the other ranks' stay with mpirun.</summary>
+        public string[] Wrapper => ["sh", "-c", $"if [ \"$OMPI_COMM_WORLD_RANK\" = 0 ]; then exec \"$@\" > '{path}'; else exec \"$@\"; fi", "sh"];
+
+        public string Text { get { lock (text) return text.ToString(); } }
+
+        /// <summary>Opens the read end (which waits for rank 0 to open the write end; a job that ends first is
+        /// answered by opening it here) and shrinks the pipe to one page.</summary>
+        public void Open(MpiJob.Running job)
+        {
+            var open = Task.Run(() => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1));
+            while (!open.Wait(1000))
+                if (job.Process.HasExited) new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1).Dispose();
+            stream = open.Result;
+            int size = fcntl((int)stream.SafeFileHandle.DangerousGetHandle(), SetPipeSize, 4096);
+            Assert.AreEqual(4096, size, "the pipe must hold one page only");
+            reader = new StreamReader(stream);
+        }
+
+        /// <summary>Reads lines until one contains <paramref name="marker"/> (true) or the output ends (false); without a
+        /// marker, to the end (rank 0 has exited).</summary>
+        public bool ReadUntil(string? marker)
+        {
+            while (reader!.ReadLine() is { } line)
+            {
+                lock (text) text.AppendLine(line);
+                if (marker is not null && line.Contains(marker, StringComparison.Ordinal)) return true;
+            }
+            return false;
+        }
+
+        public Task DrainAsync() => Task.Run(() => ReadUntil(null));
+
+        public void Dispose()
+        {
+            reader?.Dispose();
+            stream?.Dispose();
+        }
+
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        static extern int mkfifo(string path, uint mode);
+
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        static extern int fcntl(int fd, int cmd, int arg);
+    }
 
     [TestMethod]
     public void AHungRankEndsTheJobWithinTheCollectiveTimeout()

@@ -93,7 +93,7 @@ internal static class MpiJob
             Process = new Process { StartInfo = psi, EnableRaisingEvents = true };
             Process.Exited += (_, _) => changed.Release();
             Process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (stdout) stdout.AppendLine(e.Data); changed.Release(); };
-            Process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
+            Process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); changed.Release(); };
             if (!Process.Start()) throw new InvalidOperationException("could not start the job");
             Process.BeginOutputReadLine();
             Process.BeginErrorReadLine();
@@ -101,18 +101,20 @@ internal static class MpiJob
 
         public string Stdout { get { lock (stdout) return stdout.ToString(); } }
 
-        /// <summary>Waits until the job's standard output holds <paramref name="text"/> (true) or the job has ended without
+        public string Stderr { get { lock (stderr) return stderr.ToString(); } }
+
+        /// <summary>Waits until the job's standard error holds <paramref name="text"/> (true) or the job has ended without
         /// it (false), woken by each line it writes; the timeout only bounds a job that hangs.</summary>
-        public bool WaitForOutput(string text, int timeoutMs)
+        public bool WaitForError(string text, int timeoutMs)
         {
             var deadline = Stopwatch.StartNew();
             while (true)
             {
-                if (Stdout.Contains(text, StringComparison.Ordinal)) return true;
-                if (Process.HasExited) return Stdout.Contains(text, StringComparison.Ordinal);
+                if (Stderr.Contains(text, StringComparison.Ordinal)) return true;
+                if (Process.HasExited) return Stderr.Contains(text, StringComparison.Ordinal);
                 long left = timeoutMs - deadline.ElapsedMilliseconds;
                 if (left <= 0 || !changed.Wait((int)left))
-                    Assert.Fail($"the job wrote no '{text}' within {timeoutMs / 1000} s: {string.Join(' ', psi.ArgumentList)}\n{Stdout}");
+                    Assert.Fail($"the job wrote no '{text}' within {timeoutMs / 1000} s: {string.Join(' ', psi.ArgumentList)}\n{Stdout}\n{Stderr}");
             }
         }
 
