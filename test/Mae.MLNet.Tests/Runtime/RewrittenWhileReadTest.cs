@@ -86,18 +86,29 @@ public class RewrittenWhileReadTest
         File.Move(dir.File("img00000.jpg"), path);
         Later();
         using var stop = new CancellationTokenSource();
+        long appends = 0;
+        using var started = new ManualResetEventSlim();
         var writer = Task.Run(() =>
         {
             using var w = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-            while (!stop.IsCancellationRequested) { w.Write(new byte[64 << 10]); w.Flush(); Thread.Sleep(2); }
+            while (!stop.IsCancellationRequested)
+            {
+                w.Write(new byte[4 << 10]);
+                w.Flush();
+                Interlocked.Increment(ref appends);
+                started.Set();
+            }
         });
         try
         {
             // Each read opens the file, reads the length it had then, and checks: with a writer appending all the time,
             // the checks see the growth (a read that happened to fall between two appends is one whole version: retried).
+            // Reads start once the writer is appending, and go on while it appends (a count of its appends, not a time),
+            // so a writer the scheduler has not run yet cannot make the test fail.
+            Assert.IsTrue(started.Wait(TimeSpan.FromMinutes(2)), "the writer never appended");
             var buffer = Array.Empty<byte>();
             Mae.MLNet.Input.MaeImageFileException? refused = null;
-            for (int i = 0; i < 200 && refused is null; i++)
+            for (long until = Interlocked.Read(ref appends) + 20_000; refused is null && Interlocked.Read(ref appends) < until && !writer.IsCompleted;)
             {
                 try { Mae.MLNet.Input.FileImageList.ReadFile(path, ref buffer, long.MaxValue); }
                 catch (Mae.MLNet.Input.MaeImageFileException e) { refused = e; }
