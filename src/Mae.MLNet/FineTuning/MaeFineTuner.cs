@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 namespace Mae.MLNet.FineTuning;
 
 /// <summary>
-/// Fine-tunes a <see cref="VitClassifier"/> end to end with the reference recipe (facebookresearch/mae
+/// Fine-tunes a <see cref="VitClassifier"/> or a <see cref="ConvNextV2"/> end to end with the reference recipe (facebookresearch/mae
 /// <c>main_finetune.py</c> / <c>engine_finetune.py</c> <c>train_one_epoch</c>): per batch, at each accumulation
 /// boundary every parameter group's lr is set to <c>schedule(epoch + step/steps) × group scale</c> (layer-wise
 /// decay); the batch is augmented (RandomResizedCrop + flip + normalise), optionally mixed (mixup / cutmix), passed
@@ -68,6 +68,54 @@ public sealed class MaeFineTuner
         return new VitClassifier(config.Validate(), numClasses, globalPool);
     }
 
+    /// <summary>A ConvNeXt V2 classifier started from a pre-trained one (<see cref="MaeWeightFile.LoadConvNextV2"/> of a
+    /// timm <c>*.fcmae</c> file or <c>mae pretrain --model convnextv2-*</c>'s <c>convnextv2.safetensors</c>, or
+    /// <c>Fcmae.ToEncoder()</c>): stem, stages and <c>head.norm</c> copied (an FCMAE encoder's norm is 1, 0, as timm
+    /// loads fcmae weights); <c>head.fc</c> new, trunc-normal std 2e-5 and bias 0, as the official ConvNeXt-V2
+    /// <c>main_finetune.py</c> initialises it after loading — unless <paramref name="encoder"/> is a classifier of
+    /// <paramref name="numClasses"/> classes, whose head is copied too. libtorch is seeded with <paramref name="seed"/> first.
+    /// <paramref name="imageSize"/>: the resolution to fine-tune at (a multiple of the total stride; the network is
+    /// fully convolutional, so no weight changes).</summary>
+    // RS0026: these overloads differ in their first parameter's type (the model), so their optional parameters
+    // cannot make a call ambiguous.
+#pragma warning disable RS0026
+    public static ConvNextV2 FromEncoder(ConvNextV2 encoder, int numClasses, long seed = 0, int? imageSize = null)
+#pragma warning restore RS0026
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        CheckClasses(numClasses);
+        var config = imageSize is int s ? (encoder.Config with { ImageSize = s }).Validate() : encoder.Config;
+        TorchRuntime.Seed(seed);
+        var model = new ConvNextV2(config, numClasses);
+        using var noGrad = no_grad();
+        var target = model.state_dict();
+        bool keepHead = encoder.NumClasses == numClasses;
+        foreach (var (name, t) in encoder.state_dict())
+            if (keepHead || !name.StartsWith("head.fc.", StringComparison.Ordinal)) target[name].copy_(t);
+        if (keepHead) return model;
+        VitClassifier.TruncNormal(model.head!.fc!.weight!, std: 2e-5);
+        nn.init.zeros_(model.head.fc.bias!);
+        return model;
+    }
+
+    /// <summary>A ConvNeXt V2 classifier from scratch (timm's init; <c>head.fc</c> scaled by 0.001, the official
+    /// <c>main_finetune.py</c>'s <c>--head_init_scale</c>), libtorch seeded with <paramref name="seed"/>.</summary>
+    // RS0026: these overloads differ in their first parameter's type (the model), so their optional parameters
+    // cannot make a call ambiguous.
+#pragma warning disable RS0026
+    public static ConvNextV2 FromScratch(ConvNextV2Config config, int numClasses, long seed = 0)
+#pragma warning restore RS0026
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        CheckClasses(numClasses);
+        TorchRuntime.Seed(seed);
+        var model = new ConvNextV2(config.Validate(), numClasses);
+        using var noGrad = no_grad();
+        model.head!.fc!.weight!.mul_(0.001);
+        model.head.fc.bias!.mul_(0.001);
+        return model;
+    }
+
     static void CheckClasses(int numClasses)
     {
         if (numClasses < 2)
@@ -82,16 +130,41 @@ public sealed class MaeFineTuner
         IProgress<MaeFineTuneProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Train(FineTuneNet.Of(model), train, validation, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Trains a ConvNeXt V2 classifier (<see cref="FromEncoder(ConvNextV2, int, long, int?)"/>,
+    /// <see cref="FromScratch(ConvNextV2Config, int, long)"/> or a loaded one with a head) in place, with the same
+    /// recipe, engine and checkpoints; layer decay by stage (<see cref="ConvNextV2.LayerId"/>), drop path by block.
+    /// </summary>
+    // RS0026: these overloads differ in their first parameter's type (the model), so their optional parameters
+    // cannot make a call ambiguous.
+#pragma warning disable RS0026
+    public MaeFineTuneResult Train(ConvNextV2 model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation = null,
+        IProgress<MaeFineTuneProgress>? progress = null, CancellationToken cancellationToken = default)
+#pragma warning restore RS0026
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.NumClasses < 2)
+            throw new ArgumentException(
+                $"This ConvNeXt V2 has {model.NumClasses} classes; fine-tuning needs a classifier head of at least 2 (MaeFineTuner.FromEncoder builds one on an encoder).", nameof(model));
+        return Train(FineTuneNet.Of(model), train, validation, progress, cancellationToken);
+    }
+
+    MaeFineTuneResult Train(FineTuneNet model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation,
+        IProgress<MaeFineTuneProgress>? progress, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(train);
         var o = Options;
-        var augmentation = o.ResolveAugmentation(model.Config).Validate();
+        var augmentation = o.ResolveAugmentation(model.Geometry).Validate();
         long stepsPerEpoch = CheckData(model, train, validation, augmentation, o);
 
         var device = MaeCollective.TrainingDevice(o.Device, o.Collective); // data-parallel: one GPU per rank
         // On CUDA, fp32 matrix math uses TF32 tensor cores (as PyTorch's default for cuDNN convolutions and the
         // reference's Ampere runs); the CPU is unaffected. Both settings are the caller's again afterwards.
         using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
-        bool posGradBefore = model.Encoder.pos_embed.requires_grad;
+        bool posGradBefore = model.PositionEmbeddingTrains;
         double dropPathBefore = model.DropPathRate;
         try
         {
@@ -99,13 +172,13 @@ public sealed class MaeFineTuner
         }
         finally
         {
-            model.Encoder.pos_embed.requires_grad = posGradBefore;
+            model.PositionEmbeddingTrains = posGradBefore;
             model.DropPathRate = dropPathBefore;
-            model.eval();
+            model.Module.eval();
         }
     }
 
-    MaeFineTuneResult Run(VitClassifier model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation,
+    MaeFineTuneResult Run(FineTuneNet model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation,
         IProgress<MaeFineTuneProgress>? progress, CancellationToken ct, MaeFineTuneOptions o,
         MaeAugmentationOptions augmentation, long stepsPerEpoch, Device device)
     {
@@ -117,7 +190,7 @@ public sealed class MaeFineTuner
         if (task.Best is not null && o.KeepBestWeights && validation is not null)
         {
             using var noGrad = no_grad();
-            var sd = model.state_dict();
+            var sd = model.Module.state_dict();
             foreach (var (name, t) in task.Best) sd[name].copy_(t);
             restored = true;
         }
@@ -132,7 +205,7 @@ public sealed class MaeFineTuner
     /// batch; layer-decay groups; validation and the best epoch's weights at each epoch's end (kept in checkpoints).</summary>
     sealed class FineTuneTask : MaeTrainingTask<(Tensor Images, Tensor Labels)>, IDisposable
     {
-        readonly VitClassifier model;
+        readonly FineTuneNet model;
         readonly IMaeLabeledImageSource train;
         readonly IMaeLabeledImageSource? validation;
         readonly MaeFineTuneOptions o;
@@ -146,7 +219,7 @@ public sealed class MaeFineTuner
         public int? BestEpoch { get; private set; }
         public double? BestAccuracy { get; private set; }
 
-        public FineTuneTask(VitClassifier model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeFineTuneOptions o,
+        public FineTuneTask(FineTuneNet model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation, MaeFineTuneOptions o,
             MaeAugmentationOptions augmentation, IProgress<MaeFineTuneProgress>? progress)
         {
             this.model = model;
@@ -159,20 +232,20 @@ public sealed class MaeFineTuner
             mixup = o.MixupActive ? new MaeMixup(o, model.NumClasses) : null;
         }
 
-        public override nn.Module Model => model;
+        public override nn.Module Model => model.Module;
         public override string DataDescription => $"training source (Count {train.Count})";
         public override string LossTag => "loss";
         public override MaeTrainingCheckpoint Checkpoint => MaeFineTuneCheckpoint.Training;
 
         public override void PrepareModel(ScalarType? computeDType)
         {
-            model.Encoder.ComputeDType = computeDType;
+            model.ComputeDType = computeDType;
             model.DropPathRate = o.DropPath;
-            if (o.TrainPositionEmbedding) model.Encoder.pos_embed.requires_grad = true;
+            if (o.TrainPositionEmbedding) model.PositionEmbeddingTrains = true;
         }
 
         public override IReadOnlyList<MaeParamGroup> ParamGroups() =>
-            MaeLayerDecay.ParamGroups(model, o.WeightDecay, o.LayerDecay)
+            model.ParamGroups(o.WeightDecay, o.LayerDecay)
                 .Select(g => new MaeParamGroup(g.Name, g.LrScale, g.WeightDecay, g.Parameters)).ToList();
 
         // Every source makes its batches from the plan, so a resume can start anywhere in an epoch.
@@ -196,9 +269,9 @@ public sealed class MaeFineTuner
             if (mixup is not null)
             {
                 var (mixed, targets, _) = mixup.Apply(images, labels);
-                return MaeClassificationLoss.SoftTargetCrossEntropy(model.forward(mixed), targets);
+                return MaeClassificationLoss.SoftTargetCrossEntropy(model.Module.forward(mixed), targets);
             }
-            return MaeClassificationLoss.LabelSmoothingCrossEntropy(model.forward(images), labels, o.LabelSmoothing);
+            return MaeClassificationLoss.LabelSmoothingCrossEntropy(model.Module.forward(images), labels, o.LabelSmoothing);
         }
 
         public override void Release((Tensor Images, Tensor Labels) batch)
@@ -220,14 +293,14 @@ public sealed class MaeFineTuner
             double? accuracy = null, valLoss = null;
             if (validation is not null)
             {
-                (accuracy, valLoss) = Evaluate(model, validation, evalTransform, o.EvaluationBatchSize, model.head.weight!.device);
+                (accuracy, valLoss) = EvaluateModel(model.Module, validation, evalTransform, o.EvaluationBatchSize, model.Device);
                 ValidationAccuracies.Add(accuracy.Value);
                 ValidationLosses.Add(valLoss.Value);
                 if (BestAccuracy is null || accuracy.Value > BestAccuracy.Value)
                 {
                     BestAccuracy = accuracy;
                     BestEpoch = epoch;
-                    if (o.KeepBestWeights) Best = Snapshot(model, Best);
+                    if (o.KeepBestWeights) Best = Snapshot(model.Module, Best);
                 }
                 tensorBoard?.Invoke("perf/test_acc1", accuracy.Value * 100, epoch);
                 tensorBoard?.Invoke("perf/test_loss", valLoss.Value, epoch);
@@ -241,10 +314,8 @@ public sealed class MaeFineTuner
         public override void CheckResume(string path, MaeTrainingCheckpointHeader header, long stepsPerEpoch, int epochs)
         {
             var h = (MaeFineTuneCheckpointHeader)header;
-            var config = model.Config;
-            if (h.Config != config || h.NumClasses != model.NumClasses || h.GlobalPool != model.GlobalPool)
-                throw new InvalidOperationException(
-                    $"Checkpoint '{path}' was written for a different classifier ({h.Config}, {h.NumClasses} classes, global pool {h.GlobalPool}); this one is {config}, {model.NumClasses} classes, global pool {model.GlobalPool}.");
+            if (model.Mismatch(h) is string written)
+                throw new InvalidOperationException($"Checkpoint '{path}' was written for {written}; this one is {model.Describe()}.");
             if (h.EpochsCompleted > epochs)
                 throw new InvalidOperationException($"Checkpoint '{path}' has already completed {h.EpochsCompleted} epochs, more than Epochs = {epochs}.");
             // Data-parallel runs may resume at another world size, whose padding can change the step count.
@@ -254,12 +325,11 @@ public sealed class MaeFineTuner
             BestAccuracy = h.BestValidationAccuracy;
         }
 
-        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => new MaeFineTuneCheckpointHeader
+        public override MaeTrainingCheckpointHeader CreateHeader(MaeTrainingState state, int epochsCompleted) => model.Describe(new MaeFineTuneCheckpointHeader
         {
             EpochsCompleted = epochsCompleted, GlobalStep = state.GlobalStep, OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = state.StepsPerEpoch,
-            Config = model.Config, NumClasses = model.NumClasses, GlobalPool = model.GlobalPool, Options = o,
-            BestEpoch = BestEpoch, BestValidationAccuracy = BestAccuracy, SavedUtc = DateTime.UtcNow,
-        };
+            Options = o, BestEpoch = BestEpoch, BestValidationAccuracy = BestAccuracy, SavedUtc = DateTime.UtcNow,
+        });
 
         public override void WriteExtras(BinaryWriter w) => MaeFineTuneCheckpoint.WriteExtras(w, ValidationAccuracies, ValidationLosses, Best);
 
@@ -278,7 +348,7 @@ public sealed class MaeFineTuner
     }
 
     /// <summary>CPU copies of the model's state (reusing <paramref name="previous"/>'s tensors).</summary>
-    static Dictionary<string, Tensor> Snapshot(VitClassifier model, Dictionary<string, Tensor>? previous)
+    static Dictionary<string, Tensor> Snapshot(nn.Module model, Dictionary<string, Tensor>? previous)
     {
         var result = previous ?? new Dictionary<string, Tensor>(StringComparer.Ordinal);
         using var noGrad = no_grad();
@@ -306,8 +376,26 @@ public sealed class MaeFineTuner
         int batchSize = 256, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return EvaluateModel(model, source, transform, batchSize, device ?? model.head.weight!.device);
+    }
+
+    /// <summary><see cref="Evaluate(VitClassifier, IMaeLabeledImageSource, IBatchTransform?, int, Device?)"/> for a ConvNeXt V2 classifier.</summary>
+    // RS0026: these overloads differ in their first parameter's type (the model), so their optional parameters
+    // cannot make a call ambiguous.
+#pragma warning disable RS0026
+    public static (double Accuracy, double Loss) Evaluate(ConvNextV2 model, IMaeLabeledImageSource source, IBatchTransform? transform,
+        int batchSize = 256, Device? device = null)
+#pragma warning restore RS0026
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.head?.fc is null) throw new ArgumentException("This ConvNeXt V2 has no classifier head (0 classes); there is nothing to evaluate.", nameof(model));
+        return EvaluateModel(model, source, transform, batchSize, device ?? model.head.fc.weight!.device);
+    }
+
+    static (double Accuracy, double Loss) EvaluateModel(nn.Module<Tensor, Tensor> model, IMaeLabeledImageSource source, IBatchTransform? transform,
+        int batchSize, Device device)
+    {
         ArgumentNullException.ThrowIfNull(source);
-        device ??= model.head.weight.device;
         bool wasTraining = model.training;
         model.eval();
         long correct = 0, seen = 0;
@@ -349,10 +437,10 @@ public sealed class MaeFineTuner
         }
     }
 
-    static long CheckData(VitClassifier model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation,
+    static long CheckData(FineTuneNet model, IMaeLabeledImageSource train, IMaeLabeledImageSource? validation,
         MaeAugmentationOptions augmentation, MaeFineTuneOptions o)
     {
-        var config = model.Config;
+        var config = model.Geometry;
         CheckClasses(model.NumClasses);
         var expected = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
         if (augmentation.OutputSize != config.ImageSize || augmentation.Channels != config.InChannels)

@@ -69,6 +69,17 @@ public static partial class MaeWeightFile
         }
     }
 
+    /// <summary>Whether a weights file (or Hugging Face-style folder) holds a ConvNeXt V2 (timm's or the official
+    /// names, <see cref="LoadConvNextV2"/>) rather than an MAE ViT (<see cref="Read"/>): its names are read, no tensor.</summary>
+    /// <exception cref="MaeModelFileException">The file is corrupt, hostile or over a limit.</exception>
+    public static bool HoldsConvNextV2(string path, MaeLoadLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        limits = (limits ?? MaeLoadLimits.Default).Validate();
+        var (file, _, _) = Locate(path);
+        return ConvNextWeightNames.LooksLikeConvNext(WeightFiles.Describe(file, limits).Shapes.Keys);
+    }
+
     /// <summary>Writes <paramref name="model"/>'s state dict as safetensors under timm's names (what
     /// <see cref="LoadConvNextV2"/> and timm read back), through a temporary file renamed into place.</summary>
     public static void SaveConvNextV2(ConvNextV2 model, string path)

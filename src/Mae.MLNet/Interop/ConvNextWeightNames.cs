@@ -20,6 +20,14 @@ internal static partial class ConvNextWeightNames
         => keys.Any(k => k.StartsWith("downsample_layers.", StringComparison.Ordinal) || k.StartsWith("encoder.downsample_layers.", StringComparison.Ordinal)
                          || k.Contains(".dwconv.", StringComparison.Ordinal));
 
+    /// <summary>True when the names are a ConvNeXt V2's, timm's or the official repository's (an FCMAE checkpoint's
+    /// <c>encoder.</c> and DDP's <c>module.</c> prefixes allowed).</summary>
+    public static bool LooksLikeConvNext(IEnumerable<string> keys)
+    {
+        var names = keys.Select(StripModule).ToList();
+        return LooksOfficial(names) || names.Any(k => k is "stem.0.weight" or "encoder.stem.0.weight");
+    }
+
     /// <summary>The state dict under timm's names (encoder) and ours for an FCMAE decoder (<c>proj</c>, <c>mask_token</c>,
     /// <c>decoder.k.&lt;timm block names&gt;</c>, <c>pred</c>); DDP's <c>module.</c> is dropped. An FCMAE checkpoint's encoder
     /// keeps its <c>encoder.</c> prefix. A sparse (MinkowskiEngine) layout is refused: its kernels are not dense convs.</summary>

@@ -7,7 +7,8 @@ namespace Mae.MLNet;
 
 /// <summary>
 /// Saves a fine-tuned classifier as ML.NET's own transformers, like the featurizer (<see cref="OnnxPersistence"/>):
-/// the encoder up to the pooled, normalised features (global pool + fc_norm, or cls + norm) becomes a per-row ONNX
+/// the network up to the pooled, normalised features (ViT: global pool + fc_norm, or cls + norm; ConvNeXt V2: global
+/// pool + head.norm) becomes a per-row ONNX
 /// graph in an <c>OnnxTransformer</c>, and the linear head becomes ML.NET's multiclass model
 /// (<see cref="MaximumEntropyHead"/>: Score = softmax(W·x + b), PredictedLabel with the training label's key values);
 /// the temporary feature column is dropped. <c>mlContext.Model.Load</c> gives these transformers back: they score
@@ -19,17 +20,23 @@ internal static class FineTunePersistence
     /// caller's environment (<paramref name="host"/>).</summary>
     public static TransformerChain<ITransformer> Build(MaeHost host, MaeClassifierTransformer transformer, DataViewSchema inputSchema)
     {
-        var model = transformer.Model;
+        var convNext = transformer.ConvNext;
         var norm = transformer.Normalization;
         string features = $"{transformer.ScoreColumnName}__mae_features";
-        var onnx = OnnxPersistence.BuildOnnxTransformer(host.Transforms, inputSchema, transformer.InputColumnName, features, model.Config,
-            (pixelColumn, pixelScale, stream) => MaeOnnxExport.Export(model, stream, new MaeOnnxOptions
+        MaeOnnxOptions Onnx(string pixelColumn, float pixelScale) => new()
+        {
+            InputName = pixelColumn, FeaturesName = features, LogitsName = features + "_logits", ProbabilitiesName = null,
+            Normalization = norm with { Scale = pixelScale }, PerRow = true,
+        };
+        var onnx = OnnxPersistence.BuildOnnxTransformer(host.Transforms, inputSchema, transformer.InputColumnName, features, transformer.Geometry,
+            (pixelColumn, pixelScale, stream) =>
             {
-                InputName = pixelColumn, FeaturesName = features, LogitsName = features + "_logits", ProbabilitiesName = null,
-                Normalization = norm with { Scale = pixelScale }, PerRow = true,
-            }),
+                if (convNext is not null) MaeOnnxExport.Export(convNext, stream, Onnx(pixelColumn, pixelScale));
+                else MaeOnnxExport.Export(transformer.Model, stream, Onnx(pixelColumn, pixelScale));
+            },
             norm.Scale);
-        return WithHead(host, onnx, inputSchema, features, model.head, transformer.ClassNames(),
+        var head = convNext is not null ? convNext.head!.fc! : transformer.Model.head;
+        return WithHead(host, onnx, inputSchema, features, head, transformer.ClassNames(),
             transformer.LabelColumnName, transformer.ScoreColumnName, transformer.PredictedLabelColumnName);
     }
 

@@ -27,7 +27,7 @@ internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransform
         Options = options;
     }
 
-    MaeConfig Geometry => encoder?.Config ?? ConvNextRunner.InputGeometry(convNext!.Config);
+    MaeConfig Geometry => encoder?.Config ?? convNext!.Config.InputGeometry;
 
     public MaeFeaturizerOptions Options { get; }
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
@@ -45,7 +45,7 @@ internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransform
     }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-        => OutputSchema(inputSchema, Options, encoder is not null ? encoder.Config.EmbedDim * Options.Layers : convNext!.Config.NumFeatures);
+        => OutputSchema(inputSchema, Options, encoder is not null ? encoder.Config.EmbedDim * Options.Layers : convNext!.FeatureWidth(Options.Layers));
 
     internal static SchemaShape OutputSchema(SchemaShape inputSchema, MaeFeaturizerOptions Options, int featureDim)
     {

@@ -24,19 +24,19 @@ public sealed class MaeFeaturizerTransformer : ITransformer
     }
 
     /// <summary>A ConvNeXt V2 featurizer (<see cref="ConvNext"/>): the last stage's globally averaged, normalised
-    /// features (<see cref="MaeFeaturizerOptions.Layers"/> must be 1; <see cref="MaeFeaturizerOptions.Pooling"/> does not
-    /// apply). Saving it to a model zip or ONNX is not available yet (no ConvNeXt ONNX export).</summary>
+    /// features, or with <see cref="MaeFeaturizerOptions.Layers"/> = n (1–4) those of the last n stages concatenated
+    /// (<see cref="ConvNextV2.ForwardFeatures(TorchSharp.torch.Tensor, int)"/>); <see cref="MaeFeaturizerOptions.Pooling"/>
+    /// does not apply. Saved to a model zip or ONNX through its ONNX export, as the ViT featurizer.</summary>
     internal MaeFeaturizerTransformer(ConvNextV2 model, MaeFeaturizerOptions options)
     {
         options.Validate();
         ConvNext = model ?? throw new ArgumentNullException(nameof(model));
-        if (options.Layers != 1)
-            throw new ArgumentOutOfRangeException(nameof(options.Layers), options.Layers, "A ConvNeXt V2 featurizer gives the last stage's pooled features: Layers must be 1.");
+        ConvNextV2.CheckStages(options.Layers, nameof(options.Layers));
         if (model.NumClasses == 0 && model.head is null)
             throw new ArgumentException("This ConvNeXt V2 has no head norm (an FCMAE encoder): featurize Fcmae.ToEncoder().", nameof(model));
         Options = options;
         Normalization = (options.Normalization ?? PixelNormalization.Default(model.Config.InChannels)).Validate(model.Config.InChannels);
-        Runner = new ConvNextRunner(model, options.Device, Normalization);
+        Runner = new ConvNextRunner(model, options.Layers, options.Device, Normalization);
     }
 
     /// <summary>The ViT encoder; a ConvNeXt V2 featurizer has none (see <see cref="ConvNext"/>).</summary>
@@ -72,27 +72,18 @@ public sealed class MaeFeaturizerTransformer : ITransformer
 
     /// <summary>Saved as ML.NET's own <c>OnnxTransformer</c> over an exported ONNX graph (ML.NET keeps the members an
     /// outside transformer would need to store its own state internal). Loading the zip gives that OnnxTransformer.</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx)
-    {
-        RefuseConvNextExport();
-        OnnxPersistence.Save(this, ctx);
-    }
-
-    void RefuseConvNextExport()
-    {
-        if (ConvNext is not null)
-            throw new NotSupportedException("A ConvNeXt V2 featurizer cannot be saved to a model zip or ONNX yet (its ONNX export is not implemented); keep its weights file and rebuild the pipeline with MaeFeaturize.");
-    }
+    void ICanSaveModel.Save(ModelSaveContext ctx) => OnnxPersistence.Save(this, ctx);
 
     /// <summary>Writes the encoder, with this featurizer's pixel normalisation and pooling, as an ONNX model
     /// (opset 17, dynamic batch): input = the pixel vector, output = the features. Scores with ONNX Runtime alone.</summary>
     public void ExportOnnx(string path)
     {
-        RefuseConvNextExport();
-        Interop.Onnx.MaeOnnxExport.Export(Encoder, path, new Interop.Onnx.MaeOnnxOptions
+        var options = new Interop.Onnx.MaeOnnxOptions
         {
             InputName = Options.InputColumnName, FeaturesName = Options.OutputColumnName, Pooling = Options.Pooling,
             Layers = Options.Layers, Normalization = Normalization,
-        });
+        };
+        if (ConvNext is not null) Interop.Onnx.MaeOnnxExport.Export(ConvNext, path, options);
+        else Interop.Onnx.MaeOnnxExport.Export(Encoder, path, options);
     }
 }

@@ -10,24 +10,33 @@ namespace Mae.MLNet;
 
 /// <summary>
 /// Multiclass trainer that fine-tunes an MAE encoder + linear head end to end with the reference recipe
-/// (<see cref="MaeFineTuner"/>), on an image column and a key-typed label column. <c>Fit</c> reads the labelled
+/// (<see cref="MaeFineTuner"/>) — a ViT, or a ConvNeXt V2 (FCMAE-pre-trained, timm's <c>*.fcmae</c> weights) — on an image column and a key-typed label column. <c>Fit</c> reads the labelled
 /// images into memory, trains, and returns a <see cref="MaeClassifierTransformer"/> that adds <c>Score</c> and
 /// <c>PredictedLabel</c> like ML.NET's multiclass trainers.
 /// </summary>
 public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
 {
     /// <summary>Options of <c>MaeFineTune</c>. Exactly one starting point: <see cref="Model"/>, <see cref="Encoder"/>,
-    /// <see cref="WeightsPath"/>, or <see cref="FromScratch"/> with <see cref="Config"/>.</summary>
+    /// <see cref="ConvNextModel"/>, <see cref="WeightsPath"/>, or <see cref="FromScratch"/> with <see cref="Config"/> or
+    /// <see cref="ConvNextConfig"/>.</summary>
     public sealed class Options : MaeImageClassifierTrainerOptions
     {
         /// <summary>A classifier to fine-tune in place (its class count must equal the label's key count).</summary>
         public VitClassifier? Model { get; set; }
         /// <summary>A pre-trained encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>): a new classifier is built on it.</summary>
         public MaeEncoder? Encoder { get; set; }
+        /// <summary>A ConvNeXt V2 to fine-tune: a classifier with the label's class count is trained in place; an encoder
+        /// (0 classes: <see cref="MaeWeightFile.LoadConvNextV2"/> of a timm <c>*.fcmae</c> file, <c>Fcmae.ToEncoder()</c>) or
+        /// another class count gets a new head (<see cref="MaeFineTuner.FromEncoder(ConvNextV2, int, long, int?)"/>).</summary>
+        public ConvNextV2? ConvNextModel { get; set; }
         /// <summary>Pre-trained or fine-tuned weights (official .pth, timm/our .safetensors, HF folder), loaded with
-        /// <see cref="MaeWeightFile.LoadClassifier"/> (position embeddings interpolated to <see cref="ImageSize"/>).</summary>
+        /// <see cref="MaeWeightFile.LoadClassifier"/> (position embeddings interpolated to <see cref="ImageSize"/>); a
+        /// ConvNeXt V2 file (timm's <c>*.fcmae</c> / <c>*.fcmae_ft_*</c>, the official checkpoints, <c>mae pretrain --model
+        /// convnextv2-*</c>'s <c>convnextv2.safetensors</c>; told by its names) with <see cref="MaeWeightFile.LoadConvNextV2"/>,
+        /// a new head unless it has the label's class count.</summary>
         public string? WeightsPath { get; set; }
-        /// <summary>Architecture preset name for <see cref="WeightsPath"/> when the file cannot tell it.</summary>
+        /// <summary>Architecture preset name for <see cref="WeightsPath"/> when the file cannot tell it
+        /// (<c>convnextv2-atto</c> … for a ConvNeXt V2).</summary>
         public string? Preset { get; set; }
         /// <summary>Image size to build the model for from <see cref="WeightsPath"/> (null: the file's).</summary>
         public int? ImageSize { get; set; }
@@ -36,6 +45,9 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         /// <summary>Train a randomly initialised model of <see cref="Config"/> (only when asked: MAE's point is pre-training).</summary>
         public bool FromScratch { get; set; }
         public MaeConfig? Config { get; set; }
+        /// <summary>A ConvNeXt V2 architecture: with <see cref="FromScratch"/> the model to build (instead of
+        /// <see cref="Config"/>); with <see cref="WeightsPath"/> the file's architecture when its shapes should not decide it.</summary>
+        public ConvNextV2Config? ConvNextConfig { get; set; }
         /// <summary>Global average pooling + fc_norm (the paper's default) or the cls token + norm.</summary>
         public bool GlobalPool { get; set; } = true;
         /// <summary>How column values become [0, 1] pixels (Scale) and then model inputs (Mean/Std). Null: the
@@ -55,12 +67,16 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     {
         TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
         options.CheckColumns();
-        int starts = (options.Model is null ? 0 : 1) + (options.Encoder is null ? 0 : 1) + (options.WeightsPath is null ? 0 : 1) + (options.FromScratch ? 1 : 0);
+        int starts = (options.Model is null ? 0 : 1) + (options.Encoder is null ? 0 : 1) + (options.ConvNextModel is null ? 0 : 1)
+                     + (options.WeightsPath is null ? 0 : 1) + (options.FromScratch ? 1 : 0);
         if (starts != 1)
             throw new ArgumentException(
-                $"MaeFineTune needs exactly one starting point: Model, Encoder, WeightsPath, or FromScratch with Config; {(starts == 0 ? "none was given" : $"{starts} were given")}.", nameof(options));
-        if (options.FromScratch && options.Config is null)
-            throw new ArgumentException("FromScratch needs Config (the architecture to build).", nameof(options));
+                $"MaeFineTune needs exactly one starting point: Model, Encoder, ConvNextModel, WeightsPath, or FromScratch with Config or ConvNextConfig; {(starts == 0 ? "none was given" : $"{starts} were given")}.", nameof(options));
+        if (options.FromScratch && (options.Config is null) == (options.ConvNextConfig is null))
+            throw new ArgumentException("FromScratch needs exactly one of Config (a ViT) and ConvNextConfig (a ConvNeXt V2): the architecture to build.", nameof(options));
+        if (options.ConvNextConfig is not null && options.WeightsPath is null && !options.FromScratch)
+            throw new ArgumentException("ConvNextConfig applies to FromScratch or WeightsPath; the other starting points bring their own architecture.", nameof(options));
+        options.ConvNextConfig?.Validate();
         (options.Training ?? throw new ArgumentException("Training options must be set.", nameof(options))).Validate();
         if (ModelConfig is MaeConfig config) (options.Normalization ?? PixelNormalization.Default(config.InChannels)).Validate(config.InChannels);
     }
@@ -69,7 +85,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
     internal MaeHost? Host { get; init; }
 
-    MaeConfig? ModelConfig => TrainerOptions.Model?.Config ?? TrainerOptions.Encoder?.Config ?? (TrainerOptions.FromScratch ? TrainerOptions.Config!.Validate() : null);
+    MaeConfig? ModelConfig => TrainerOptions.Model?.Config ?? TrainerOptions.Encoder?.Config ?? TrainerOptions.ConvNextModel?.Config.InputGeometry
+        ?? (TrainerOptions.FromScratch ? TrainerOptions.ConvNextConfig?.InputGeometry ?? TrainerOptions.Config!.Validate() : null);
 
     public MaeClassifierTransformer Fit(IDataView input)
     {
@@ -82,11 +99,13 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
             throw new ArgumentException(
                 $"The classifier has {o.Model.NumClasses} classes but label column '{o.LabelColumnName}' has {numClasses} key values.", nameof(input));
 
-        var model = o.Model
-            ?? (o.Encoder is not null ? MaeFineTuner.FromEncoder(o.Encoder, numClasses, o.GlobalPool, o.Training.Seed)
+        var start = o.Model is not null ? FineTuneStart.Of(o.Model)
+            : o.Encoder is not null ? FineTuneStart.Of(MaeFineTuner.FromEncoder(o.Encoder, numClasses, o.GlobalPool, o.Training.Seed))
+            : o.ConvNextModel is not null ? FineTuneStart.Of(o.ConvNextModel.NumClasses == numClasses ? o.ConvNextModel : MaeFineTuner.FromEncoder(o.ConvNextModel, numClasses, o.Training.Seed))
             : o.WeightsPath is not null ? LoadWeights(o, numClasses)
-            : MaeFineTuner.FromScratch(o.Config!, numClasses, o.GlobalPool, o.Training.Seed));
-        var config = model.Config;
+            : o.ConvNextConfig is not null ? FineTuneStart.Of(MaeFineTuner.FromScratch(o.ConvNextConfig, numClasses, o.Training.Seed))
+            : FineTuneStart.Of(MaeFineTuner.FromScratch(o.Config!, numClasses, o.GlobalPool, o.Training.Seed));
+        var config = start.Net.Geometry;
         var image = ImageColumn.Bind(input.Schema, o.InputColumnName, config);
         var normalization = (o.Normalization ?? PixelNormalization.Default(config.InChannels)).Validate(config.InChannels);
         float scale = image.ReadsUnitPixels ? 1f : normalization.Scale;
@@ -102,7 +121,9 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         MaeFineTuneResult result;
         try
         {
-            result = new MaeFineTuner(training).Train(model, train, validation, o.Progress, o.Cancellation);
+            var tuner = new MaeFineTuner(training);
+            result = start.Vit is not null ? tuner.Train(start.Vit, train, validation, o.Progress, o.Cancellation)
+                : tuner.Train(start.ConvNext!, train, validation, o.Progress, o.Cancellation);
             var skipped = new[] { train, validation }.OfType<MaeLabeledImageFileSource>().SelectMany(s => s.SkippedFiles).ToList();
             if (skipped.Count > 0) result = result with { SkippedFiles = skipped };
         }
@@ -112,18 +133,40 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
             (validation as IDisposable)?.Dispose();
         }
 
-        return new MaeClassifierTransformer(model, normalization with { Scale = scale }, o.InputColumnName, o.LabelColumnName,
-            o.ScoreColumnName, o.PredictedLabelColumnName, labelType, input.Schema[o.LabelColumnName].Annotations, o.InferenceBatchSize,
-            training.Device)
-        { FineTuning = result, InputSchema = input.Schema, Host = Host };
+        var annotations = input.Schema[o.LabelColumnName].Annotations;
+        return start.Vit is not null
+            ? new MaeClassifierTransformer(start.Vit, normalization with { Scale = scale }, o.InputColumnName, o.LabelColumnName,
+                o.ScoreColumnName, o.PredictedLabelColumnName, labelType, annotations, o.InferenceBatchSize, training.Device)
+            { FineTuning = result, InputSchema = input.Schema, Host = Host }
+            : new MaeClassifierTransformer(start.ConvNext!, normalization with { Scale = scale }, o.InputColumnName, o.LabelColumnName,
+                o.ScoreColumnName, o.PredictedLabelColumnName, labelType, annotations, o.InferenceBatchSize, training.Device)
+            { FineTuning = result, InputSchema = input.Schema, Host = Host };
     }
 
-    /// <summary>The WeightsPath start. libtorch is seeded with the recipe's seed first, as <see cref="MaeFineTuner.FromEncoder"/>
-    /// and <see cref="MaeFineTuner.FromScratch"/> do, so that the new fc_norm and head repeat from run to run.</summary>
-    static VitClassifier LoadWeights(Options o, int numClasses)
+    /// <summary>The classifier a fit starts from: a ViT or a ConvNeXt V2.</summary>
+    sealed record FineTuneStart(VitClassifier? Vit, ConvNextV2? ConvNext, FineTuneNet Net)
     {
-        TorchRuntime.Seed(o.Training.Seed);
-        return MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads);
+        public static FineTuneStart Of(VitClassifier m) => new(m, null, FineTuneNet.Of(m));
+        public static FineTuneStart Of(ConvNextV2 m) => new(null, m, FineTuneNet.Of(m));
+    }
+
+    /// <summary>The WeightsPath start. libtorch is seeded with the recipe's seed first, as <see cref="MaeFineTuner.FromEncoder(MaeEncoder, int, bool, long, int?)"/>
+    /// and <see cref="MaeFineTuner.FromScratch(MaeConfig, int, bool, long)"/> do, so that the new fc_norm and head repeat from run to run.
+    /// A ConvNeXt V2 file (its names tell it, or a ConvNeXt preset or config) is loaded as it is, then given a new head
+    /// unless it has the label's class count (and kept at <see cref="Options.ImageSize"/>).</summary>
+    static FineTuneStart LoadWeights(Options o, int numClasses)
+    {
+        bool convNextPreset = o.Preset?.StartsWith("convnextv2", StringComparison.OrdinalIgnoreCase) == true;
+        if (o.ConvNextConfig is null && !convNextPreset && !MaeWeightFile.HoldsConvNextV2(o.WeightsPath!))
+        {
+            TorchRuntime.Seed(o.Training.Seed);
+            return FineTuneStart.Of(MaeWeightFile.LoadClassifier(o.WeightsPath!, numClasses, o.GlobalPool, preset: o.Preset, imageSize: o.ImageSize, heads: o.Heads));
+        }
+        var config = o.ConvNextConfig ?? (convNextPreset ? ConvNextV2Config.Preset(o.Preset!) : null);
+        if (config is not null && o.ImageSize is int size) config = (config with { ImageSize = size }).Validate();
+        var loaded = MaeWeightFile.LoadConvNextV2(o.WeightsPath!, config);
+        if (loaded.NumClasses == numClasses && (o.ImageSize is null || o.ImageSize == loaded.Config.ImageSize)) return FineTuneStart.Of(loaded);
+        using (loaded) return FineTuneStart.Of(MaeFineTuner.FromEncoder(loaded, numClasses, o.Training.Seed, o.ImageSize));
     }
 
     /// <summary>The checks a classifier trainer makes before reading a row (the attentive probe makes them here too): the

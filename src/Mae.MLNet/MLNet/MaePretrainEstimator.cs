@@ -23,8 +23,8 @@ public sealed class MaePretrainEstimatorOptions
     public MaeConfig Model { get; set; } = MaeConfig.Tiny32;
     /// <summary>Set to pre-train a ConvNeXt V2 with FCMAE instead of <see cref="Model"/> (the same recipe, input and
     /// engine; <see cref="MaePretrainOptions.MaskRatio"/> is the share of 32-px cells removed, officially 0.6): the
-    /// featurizer then gives the last stage's pooled features (<see cref="MaeFeaturizerTransformer.ConvNext"/>;
-    /// <see cref="Layers"/> must be 1, <see cref="Pooling"/> does not apply).</summary>
+    /// featurizer then gives the last stage's pooled features (<see cref="MaeFeaturizerTransformer.ConvNext"/>; with
+    /// <see cref="Layers"/> = n, 1–4, the last n stages'; <see cref="Pooling"/> does not apply).</summary>
     public ConvNextV2Config? ConvNextModel { get; set; }
     /// <summary>The recipe (defaults from main_pretrain.py).</summary>
     public MaePretrainOptions Training { get; set; } = new();
@@ -56,8 +56,7 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
         if (options.ConvNextModel is { } convNext)
         {
             options.Training.Validate(convNext);
-            if (options.Layers != 1)
-                throw new ArgumentOutOfRangeException(nameof(options), options.Layers, "A ConvNeXt V2 featurizer gives the last stage's pooled features: Layers must be 1.");
+            ConvNextV2.CheckStages(options.Layers, nameof(options.Layers));
         }
         else options.Training.Validate(config.Validate());
         Augmentation = (options.Augmentation ?? new MaeAugmentationOptions
@@ -75,7 +74,7 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
     }
 
     /// <summary>The images the model takes: the ViT's config, or the ConvNeXt's size and channels.</summary>
-    MaeConfig Geometry => Options.ConvNextModel is { } c ? ConvNextRunner.InputGeometry(c.Validate()) : Options.Model;
+    MaeConfig Geometry => Options.ConvNextModel is { } c ? c.Validate().InputGeometry : Options.Model;
 
     public MaePretrainEstimatorOptions Options { get; }
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
@@ -158,5 +157,5 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
         => MaeFeaturizerEstimator.OutputSchema(inputSchema,
             new MaeFeaturizerOptions { OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName },
-            Options.ConvNextModel?.NumFeatures ?? Options.Model.EmbedDim * Options.Layers);
+            Options.ConvNextModel is { } c ? c.Dims.Skip(4 - Options.Layers).Sum() : Options.Model.EmbedDim * Options.Layers);
 }

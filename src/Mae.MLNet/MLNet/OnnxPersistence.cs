@@ -28,12 +28,19 @@ internal static class OnnxPersistence
     {
         var options = transformer.Options;
         var norm = transformer.Normalization;
-        return BuildOnnxTransformer(transforms, inputSchema, options.InputColumnName, options.OutputColumnName, transformer.Encoder.Config,
-            (pixelColumn, pixelScale, onnx) => MaeOnnxExport.Export(transformer.Encoder, onnx, new MaeOnnxOptions
+        var convNext = transformer.ConvNext;
+        MaeOnnxOptions Onnx(string pixelColumn, float pixelScale) => new()
+        {
+            InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling, Layers = options.Layers,
+            Normalization = norm with { Scale = pixelScale }, PerRow = true,
+        };
+        return BuildOnnxTransformer(transforms, inputSchema, options.InputColumnName, options.OutputColumnName,
+            convNext?.Config.InputGeometry ?? transformer.Encoder.Config,
+            (pixelColumn, pixelScale, onnx) =>
             {
-                InputName = pixelColumn, FeaturesName = options.OutputColumnName, Pooling = options.Pooling, Layers = options.Layers,
-                Normalization = norm with { Scale = pixelScale }, PerRow = true,
-            }),
+                if (convNext is not null) MaeOnnxExport.Export(convNext, onnx, Onnx(pixelColumn, pixelScale));
+                else MaeOnnxExport.Export(transformer.Encoder, onnx, Onnx(pixelColumn, pixelScale));
+            },
             norm.Scale);
     }
 

@@ -18,6 +18,8 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     /// <summary>Classes of <c>head.fc</c>; 0 = no classifier (<see cref="forward"/> gives the pooled features).</summary>
     public int NumClasses { get; }
     internal readonly Sequential stem;
+    // The stem's layers typed, in a tuple so that TorchSharp's field scan does not register them a second time.
+    internal readonly (Conv2d Conv, LayerNorm2d Norm) stemLayers;
     internal readonly ModuleList<ConvNextStage> stages;
     internal readonly ConvNextHead? head;
 
@@ -36,9 +38,9 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
         Model.DropPath.CheckRate(dropPathRate, nameof(dropPathRate));
         NumClasses = numClasses;
         var dims = config.Dims;
-        stem = nn.Sequential(
-            ("0", nn.Conv2d(config.InChannels, dims[0], kernel_size: config.StemPatchSize, stride: config.StemPatchSize, bias: true)),
-            ("1", (nn.Module<Tensor, Tensor>)new LayerNorm2d(dims[0], config.LayerNormEps)));
+        stemLayers = (nn.Conv2d(config.InChannels, dims[0], kernel_size: config.StemPatchSize, stride: config.StemPatchSize, bias: true),
+            new LayerNorm2d(dims[0], config.LayerNormEps));
+        stem = nn.Sequential(("0", (nn.Module<Tensor, Tensor>)stemLayers.Conv), ("1", (nn.Module<Tensor, Tensor>)stemLayers.Norm));
         stages = new ModuleList<ConvNextStage>(Enumerable.Range(0, 4)
             .Select(i => new ConvNextStage(i == 0 ? dims[0] : dims[i - 1], dims[i], config.Depths[i], i > 0, config)).ToArray());
         head = withHead ? new ConvNextHead(dims[^1], numClasses, config.LayerNormEps) : null;
@@ -108,6 +110,38 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
         return head.Pool(ForwardFeatureMap(images)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The pooled features of the last <paramref name="stages"/> stages (1–4) concatenated, [N, Σ dims of those
+    /// stages], as a multi-scale featurizer reads them: each earlier stage's map globally averaged, then LayerNorm without
+    /// affine parameters (no trained norm exists there, and a linear probe wants comparable scales); the last stage's
+    /// through <c>head.norm</c> (<see cref="ForwardFeatures(Tensor)"/>, which 1 gives).</summary>
+    public Tensor ForwardFeatures(Tensor images, int stages)
+    {
+        CheckStages(stages, nameof(stages));
+        if (stages == 1) return ForwardFeatures(images);
+        if (head is null) throw new InvalidOperationException("This ConvNeXt V2 is an FCMAE encoder without head; take ForwardStages, or Fcmae.ToEncoder() for pooled features.");
+        using var scope = NewDisposeScope();
+        var maps = ForwardStages(images);
+        var parts = new List<Tensor>();
+        for (int i = 4 - stages; i < 3; i++)
+            parts.Add(nn.functional.layer_norm(maps[i].mean(new long[] { 2, 3 }), new long[] { Config.Dims[i] }, eps: Config.LayerNormEps));
+        parts.Add(head.Pool(maps[3]));
+        return cat(parts, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Width of <see cref="ForwardFeatures(Tensor, int)"/>: the channels of the last <paramref name="stages"/> stages.</summary>
+    public int FeatureWidth(int stages)
+    {
+        CheckStages(stages, nameof(stages));
+        return Config.Dims.Skip(4 - stages).Sum();
+    }
+
+    /// <summary>Throws unless <paramref name="stages"/> is 1–4 (how many of the last stages a featurizer pools).</summary>
+    internal static void CheckStages(int stages, string name)
+    {
+        if (stages is < 1 or > 4)
+            throw new ArgumentOutOfRangeException(name, stages, $"A ConvNeXt V2 featurizer pools the last 1 to 4 stages; got {stages}.");
+    }
+
     /// <summary>Logits [N, classes], or the pooled features when <see cref="NumClasses"/> is 0.</summary>
     public override Tensor forward(Tensor images)
     {
@@ -135,14 +169,15 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     /// <c>gamma</c>/<c>beta</c> it skips by name): none; ConvNeXt V2 has no tokens or position tables.</summary>
     public IReadOnlySet<string> NoWeightDecay() => new HashSet<string>();
 
-    /// <summary>Layer id for layer-wise lr decay (the official <c>get_num_layer_for_convnext_single</c>): the stem 0;
-    /// a downsampling layer before stage s, Σ depths[&lt;s] + 1 (with the stage's first block); block j of stage s,
+    /// <summary>Layer id for layer-wise lr decay (the official <c>get_num_layer_for_convnext_single</c>): the stem, the
+    /// official <c>downsample_layers.0</c>, 1 (with the first block: the official code gives no parameter id 0); a
+    /// downsampling layer before stage s, Σ depths[&lt;s] + 1 (with the stage's first block); block j of stage s,
     /// Σ depths[&lt;s] + j + 1; the head <see cref="NumLayers"/>.</summary>
     public int LayerId(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
         var parts = name.Split('.');
-        if (parts[0] == "stem") return 0;
+        if (parts[0] == "stem") return 1;
         if (parts[0] == "stages" && parts.Length > 2 && int.TryParse(parts[1], out int s) && s is >= 0 and < 4)
         {
             int before = Config.Depths.Take(s).Sum();
@@ -203,7 +238,7 @@ internal sealed class ConvNextStage : nn.Module<Tensor, Tensor>
     public readonly Sequential? downsample;
     public readonly ModuleList<ConvNextBlock> blocks;
     // The downsampling's layers typed, in a tuple so that TorchSharp's field scan does not register them a second time.
-    readonly (LayerNorm2d Norm, Conv2d Conv)? down;
+    internal readonly (LayerNorm2d Norm, Conv2d Conv)? down;
     public ScalarType? ComputeDType
     {
         get => computeDType;

@@ -103,10 +103,14 @@ public sealed record ConvNextV2Config
         return this;
     }
 
-    /// <summary>Layer ids for layer-wise lr decay by stage: stem 0, each block and the downsampling before it get
+    /// <summary>Layer ids for layer-wise lr decay by stage: stem 1, each block and the downsampling before it get
     /// their position in the network (the official <c>get_num_layer_for_convnext_single</c>), head
     /// <see cref="NumLayers"/>.</summary>
     public int NumLayers => Depths.Sum() + 1;
+
+    /// <summary>The image geometry (size, channels) as the ViT config the shared input checks and augmentation read;
+    /// its ViT fields (patch = the total stride) are not used.</summary>
+    internal MaeConfig InputGeometry => new() { ImageSize = ImageSize, InChannels = InChannels, PatchSize = TotalStride };
 
     /// <summary>Equal settings (stage lists compared element by element, not by reference).</summary>
     public bool Equals(ConvNextV2Config? other)

@@ -196,7 +196,8 @@ internal sealed class CheckpointFile
         var shapes = ReadStateDictShapes(r, path, end);
         if (convNext is not null)
         {
-            CheckFcmaeAgainstTensors(convNext, shapes, path);
+            if (classifier) CheckConvNextClassifierAgainstTensors(convNext, numClasses!.Value, shapes, path);
+            else CheckFcmaeAgainstTensors(convNext, shapes, path);
             return;
         }
         try
@@ -223,6 +224,21 @@ internal sealed class CheckpointFile
             if (!decoderFits || !held.Dims.SequenceEqual(header.Dims) || !held.Depths.SequenceEqual(header.Depths) || held.InChannels != header.InChannels
                 || held.StemPatchSize != header.StemPatchSize || held.MlpRatio != header.MlpRatio || held.ConvMlp != header.ConvMlp)
                 throw Invalid(path, $"the model its header describes ({header}) is not the one whose weights it holds ({held}{(decoderFits ? "" : "; the decoder differs")}), so no model is built");
+        }
+        catch (ArgumentException e) { throw Invalid(path, $"its header's ConvNextConfig is inconsistent ({e.Message})", e); }
+        catch (MaeModelFileException e) { throw Invalid(path, $"the model its header describes is not the one whose weights it holds, so no model is built ({e.Message})", e); }
+    }
+
+    /// <summary>A fine-tuned ConvNeXt V2: the architecture and head its tensors hold must be the header's.</summary>
+    static void CheckConvNextClassifierAgainstTensors(ConvNextV2Config header, int numClasses, Dictionary<string, long[]> shapes, string path)
+    {
+        try
+        {
+            header.Validate();
+            var (held, classes) = ConvNextWeightNames.Infer(shapes, path);
+            if (classes != numClasses || !held.Dims.SequenceEqual(header.Dims) || !held.Depths.SequenceEqual(header.Depths) || held.InChannels != header.InChannels
+                || held.StemPatchSize != header.StemPatchSize || held.MlpRatio != header.MlpRatio || held.ConvMlp != header.ConvMlp)
+                throw Invalid(path, $"the classifier its header describes ({header}, {numClasses} classes) is not the one whose weights it holds ({held}, {classes} classes), so no model is built");
         }
         catch (ArgumentException e) { throw Invalid(path, $"its header's ConvNextConfig is inconsistent ({e.Message})", e); }
         catch (MaeModelFileException e) { throw Invalid(path, $"the model its header describes is not the one whose weights it holds, so no model is built ({e.Message})", e); }

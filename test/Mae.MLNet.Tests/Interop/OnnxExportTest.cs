@@ -206,6 +206,42 @@ public class OnnxExportTest
         }
     }
 
+    /// <summary>A ConvNeXt V2 classifier with timm's weights (fixture A: conv_mlp layout, GRN, LayerNorm over channels):
+    /// the ONNX features and logits against timm's own outputs, optimised and op by op; NCHW and flat input; and the
+    /// multi-stage featurizer (last 3 stages) against TorchSharp. No opset op outside what ONNX Runtime runs.</summary>
+    [TestMethod]
+    public void ConvNextV2OutputsMatchTimmAndTorchSharp()
+    {
+        using var fx = new Mae.MLNet.Tests.Model.ConvNextFixture("convnextv2_a");
+        using var model = new ConvNextV2(fx.Config, 5);
+        fx.LoadInto(model, "param.");
+        var images = fx["input.images"];
+        foreach (var (layout, optimise) in new[] { (MaeOnnxOptions.Layout.Nchw, true), (MaeOnnxOptions.Layout.FlatChw, false) })
+        {
+            var options = new MaeOnnxOptions { InputLayout = layout };
+            using var session = Session(ExportBytes(s => MaeOnnxExport.Export(model, s, options)), optimise);
+            CollectionAssert.AreEquivalent(new[] { "features", "logits", "probabilities" }, session.OutputMetadata.Keys.ToArray());
+            var outs = Run(session, options, images, "features", "logits", "probabilities");
+            MaxAbsDiff(outs["features"], fx["out.features"], $"ConvNeXt V2 features vs timm ({layout}, optimised {optimise})");
+            MaxAbsDiff(outs["logits"], fx["out.logits"], $"ConvNeXt V2 logits vs timm ({layout}, optimised {optimise})");
+            MaxAbsDiff(outs["probabilities"], fx["out.logits"].softmax(-1), "ConvNeXt V2 probabilities");
+        }
+        using var encoder = new ConvNextV2(fx.Config);
+        fx.LoadInto(encoder, "param.", skip: "head.fc.");
+        var multi = Normalising(ConvNextGeometry(fx.Config), new MaeOnnxOptions { Layers = 3 });
+        using var multiSession = Session(ExportBytes(s => MaeOnnxExport.Export(encoder, s, multi)));
+        Assert.IsFalse(multiSession.OutputMetadata.ContainsKey("logits"), "a featurizer has no logits");
+        using var scope = NewDisposeScope();
+        Tensor expected;
+        using (no_grad()) expected = encoder.ForwardFeatures(Normalise(images, multi), 3);
+        Assert.AreEqual(8 + 12 + 16 + 24 - 8, expected.shape[1]);
+        MaxAbsDiff(Run(multiSession, multi, images, "features")["features"], expected, "ConvNeXt V2 last 3 stages");
+        Assert.ThrowsExactly<ArgumentException>(() => MaeOnnxExport.BuildModel(model, new MaeOnnxOptions { Layers = 2 }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeOnnxExport.BuildModel(encoder, new MaeOnnxOptions { Layers = 5 }));
+    }
+
+    static MaeConfig ConvNextGeometry(ConvNextV2Config c) => new() { ImageSize = c.ImageSize, InChannels = c.InChannels, PatchSize = c.TotalStride };
+
     [TestMethod]
     public void ExportIsAValidOpset17ModelWithTheDeclaredSignature()
     {

@@ -55,9 +55,45 @@ public class ConvNextFeaturizeTest
             using var engine = ml.Model.CreatePredictionEngine<Row, Output>(transformer);
             TensorAssert.Close(tensor(engine.Predict(rows[1]).Features), expected[1], 1e-4, "prediction engine");
             Assert.ThrowsExactly<InvalidOperationException>(() => transformer.Encoder);
-            Assert.ThrowsExactly<NotSupportedException>(() => transformer.ExportOnnx(Path.Combine(dir, "x.onnx")));
+            // The model zip (ML.NET's OnnxTransformer over the exported graph) gives timm's features too, without libtorch.
+            string zip = Path.Combine(dir, "featurizer.zip");
+            ml.Model.Save(transformer, data.Schema, zip);
+            var loaded = new MLContext(seed: 2).Model.Load(zip, out _);
+            Assert.IsInstanceOfType<Microsoft.ML.Transforms.Onnx.OnnxTransformer>(loaded);
+            var reloaded = ml.Data.CreateEnumerable<Output>(loaded.Transform(data), reuseRowObject: false).ToList();
+            for (int i = 0; i < 2; i++)
+                TensorAssert.Close(tensor(reloaded[i].Features), expected[i], 1e-4, $"zip row {i}");
+            transformer.ExportOnnx(Path.Combine(dir, "x.onnx"));
+            Assert.IsTrue(new FileInfo(Path.Combine(dir, "x.onnx")).Length > 10_000);
         }
         finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary><see cref="MaeFeaturizerOptions.Layers"/> = 4 on a ConvNeXt: every stage's pooled features concatenated
+    /// (earlier stages averaged and normalised without affine, the last through head.norm), built here from timm's stage
+    /// maps and pooled features (the fixture's feature map is stage 4's).</summary>
+    [TestMethod]
+    public void SeveralStagesConcatenateEachStagesPooledFeatures()
+    {
+        using var fx = new ConvNextFixture("convnextv2_a");
+        using var model = new ConvNextV2(fx.Config);
+        fx.LoadInto(model, "param.", skip: "head.fc.");
+        var images = fx["input.images"];
+        var rows = Enumerable.Range(0, 2).Select(i => new Row { Index = i, Pixels = images[i].flatten().data<float>().ToArray() }).ToList();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var options = new MaeFeaturizerOptions { Layers = 4, Device = MaeDevice.Cpu, Normalization = PixelNormalization.Identity(3) };
+        var transformer = ml.Transforms.MaeFeaturize(options, model).Fit(data);
+        Assert.AreEqual(8 + 12 + 16 + 24, transformer.FeatureDim);
+        var outputs = ml.Data.CreateEnumerable<Output>(transformer.Transform(data), reuseRowObject: false).ToList();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var maps = model.ForwardStages(images);
+        TensorAssert.Close(maps[3], fx["out.feature_map"], 1e-4, "stage 4 is timm's feature map");
+        static Tensor Norm(Tensor v) => (v - v.mean(new long[] { 1 }, keepdim: true)) / (v.var(1, unbiased: false, keepdim: true) + 1e-6).sqrt();
+        var expected = cat(new[] { Norm(maps[0].mean(new long[] { 2, 3 })), Norm(maps[1].mean(new long[] { 2, 3 })), Norm(maps[2].mean(new long[] { 2, 3 })), fx["out.features"] }, 1);
+        for (int i = 0; i < 2; i++) TensorAssert.Close(tensor(outputs[i].Features), expected[i], 1e-4, $"row {i}");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions { Layers = 5 }, model).Fit(data));
     }
 
     /// <summary><c>MaePretrain</c> with <see cref="MaePretrainEstimatorOptions.ConvNextModel"/>: FCMAE on the column, and

@@ -124,7 +124,7 @@ public class InferenceWithoutForcedGcTest
         using var encoder = new MaeEncoder(Config);
         using var classifier = new VitClassifier(Config, 3, globalPool: true);
         var features = new EncoderRunner(encoder, MaePooling.Mean, 1, MaeDevice.Cpu, PixelNormalization.Default(3));
-        var classes = new ClassifierRunner(classifier, MaeDevice.Cpu, PixelNormalization.Default(3));
+        var classes = new ClassifierRunner(classifier, Config, 3, MaeDevice.Cpu, PixelNormalization.Default(3));
         var pixels = Pixels(4, 5);
         features.Run(pixels, 4, new float[4 * features.OutputLength]);     // warm up, statics created
         classes.Run(pixels, 4, new float[4 * classes.OutputLength]);

@@ -72,7 +72,7 @@ public class ConvNextV2ParityTest
     public void LayerIdsFollowTheOfficialSingleLayerRule()
     {
         using var model = new ConvNextV2(ConvNextV2Config.Atto with { ImageSize = 32 });   // depths 2, 2, 6, 2
-        Assert.AreEqual(0, model.LayerId("stem.0.weight"));
+        Assert.AreEqual(1, model.LayerId("stem.0.weight"));   // downsample_layers.0 → sum(depths[:0]) + 1
         Assert.AreEqual(1, model.LayerId("stages.0.blocks.0.conv_dw.weight"));
         Assert.AreEqual(2, model.LayerId("stages.0.blocks.1.mlp.grn.weight"));
         Assert.AreEqual(3, model.LayerId("stages.1.downsample.1.weight"));
@@ -127,10 +127,11 @@ internal sealed class ConvNextFixture : IDisposable
     };
 
     /// <summary>Copies every <paramref name="prefix"/>ed tensor into the module by name; every name and shape must match.</summary>
-    public void LoadInto(nn.Module module, string prefix)
+    public void LoadInto(nn.Module module, string prefix, string? skip = null)
     {
         var ours = module.state_dict();
-        var theirs = Tensors.Where(kv => kv.Key.StartsWith(prefix)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+        var theirs = Tensors.Where(kv => kv.Key.StartsWith(prefix) && (skip is null || !kv.Key[prefix.Length..].StartsWith(skip)))
+            .ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
         if (!theirs.Keys.ToHashSet().SetEquals(ours.Keys))
             throw new InvalidOperationException("names differ: " + string.Join(", ", theirs.Keys.Except(ours.Keys).Concat(ours.Keys.Except(theirs.Keys))));
         using (no_grad())
@@ -161,8 +162,8 @@ public class ConvNextV2LayerDecayTest
         var groups = Mae.MLNet.FineTuning.MaeLayerDecay.ParamGroups(model, 0.05, 0.5);
         var byParam = groups.SelectMany(g => g.Parameters.Select(p => (p.Name, g))).ToDictionary(x => x.Name, x => x.g);
         Assert.AreEqual(model.parameters().Count(), byParam.Count, "every parameter in one group");
-        // 5 blocks: stem 0 → 0.5^6; stage 2's downsampling and first block id 3 → 0.5^3; head id 6 → 1.
-        Assert.AreEqual(Math.Pow(0.5, 6), byParam["stem.0.weight"].LrScale, 1e-15);
+        // 5 blocks: stem (official downsample_layers.0) id 1 → 0.5^5; stage 2's downsampling and first block id 3 → 0.5^3; head id 6 → 1.
+        Assert.AreEqual(Math.Pow(0.5, 5), byParam["stem.0.weight"].LrScale, 1e-15);
         Assert.AreEqual(Math.Pow(0.5, 3), byParam["stages.2.downsample.1.weight"].LrScale, 1e-15);
         Assert.AreEqual(Math.Pow(0.5, 3), byParam["stages.2.blocks.0.mlp.fc1.weight"].LrScale, 1e-15);
         Assert.AreEqual(Math.Pow(0.5, 2), byParam["stages.2.blocks.1.conv_dw.weight"].LrScale, 1e-15);

@@ -154,8 +154,6 @@ public static partial class MaeOnnxExport
 
     static ModelProto Model(OnnxGraphBuilder g, MaeConfig cfg, MaeOnnxOptions options, string doc, params (string Key, string Value)[] extra)
     {
-        string version = typeof(MaeOnnxExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
-        var model = g.ToModel(IrVersion, Opset, "Mae.MLNet", version, doc);
         var meta = new List<(string, string)>
         {
             ("mae.image_size", cfg.ImageSize.ToString(CultureInfo.InvariantCulture)),
@@ -167,6 +165,14 @@ public static partial class MaeOnnxExport
             ("mae.input_layout", options.InputLayout == MaeOnnxOptions.Layout.FlatChw ? "flat_chw" : "nchw"),
         };
         meta.AddRange(extra);
+        return WithMetadata(g, doc, meta);
+    }
+
+    /// <summary>The graph as a model (IR version, opset, producer) with <paramref name="meta"/> as its metadata.</summary>
+    static ModelProto WithMetadata(OnnxGraphBuilder g, string doc, IEnumerable<(string Key, string Value)> meta)
+    {
+        string version = typeof(MaeOnnxExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
+        var model = g.ToModel(IrVersion, Opset, "Mae.MLNet", version, doc);
         foreach (var (k, v) in meta) model.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
         return model;
     }

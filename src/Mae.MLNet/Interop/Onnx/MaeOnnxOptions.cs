@@ -48,7 +48,7 @@ public sealed partial class MaeOnnxOptions
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that does not fit
     /// <paramref name="config"/> (with the classifier's outputs when <paramref name="classifier"/>).</summary>
-    internal void Validate(MaeConfig config, bool classifier = false)
+    internal void Validate(MaeConfig config, bool classifier = false, bool checkLayers = true)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (classifier)
@@ -62,7 +62,7 @@ public sealed partial class MaeOnnxOptions
             throw new ArgumentException($"{nameof(InputLayout)} must be FlatChw or Nchw; got {InputLayout}.", nameof(InputLayout));
         if (!Enum.IsDefined(Pooling))
             throw new ArgumentException($"{nameof(Pooling)} must be Cls or Mean; got {Pooling}.", nameof(Pooling));
-        MaeEncoder.CheckLayers(Layers, config, nameof(Layers));
+        if (checkLayers) MaeEncoder.CheckLayers(Layers, config, nameof(Layers));
         if (Normalization is not null)
         {
             try { Normalization.Validate(config.InChannels); }

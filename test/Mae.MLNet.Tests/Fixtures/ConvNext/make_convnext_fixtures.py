@@ -249,12 +249,74 @@ def fcmae_fixture(timm_convnext, fcmae_mod, utils, out_dir, gen):
     print("fcmae loss", loss.item(), "mask", mask.tolist())
 
 
+def finetune_fixture(timm_convnext, out_dir):
+    """Two fine-tuning steps of the official recipe (main_finetune.py + optim_factory.py) on the official dense
+    ConvNeXtV2 (models/convnextv2.py): layer decay 'single' (LayerDecayValueAssigner, get_num_layer_for_convnext_single),
+    get_parameter_groups' no-decay rule (1-D, .bias, .gamma, .beta), torch's AdamW, timm's LabelSmoothingCrossEntropy,
+    per-step lr = schedule value x the group's lr_scale. The schedule values are the C# engine's (no warm-up, two
+    epochs of one step: cosine gives lr, then lr/2 with min lr 0). Stored under timm's names (checkpoint_filter_fn):
+    the weights before, the images and labels, and the weights after both steps."""
+    import importlib, types as _types
+    # optim_factory imports optimizers from an older timm; only AdamW is used, so those names are stand-ins (and
+    # timm.optim's own __init__, which needs a newer torch, is not run).
+    for mod in ["timm.optim", "timm.optim.adafactor", "timm.optim.adahessian", "timm.optim.adamp", "timm.optim.lookahead",
+                "timm.optim.nadam", "timm.optim.novograd", "timm.optim.nvnovograd", "timm.optim.radam",
+                "timm.optim.rmsprop_tf", "timm.optim.sgdp"]:
+        m = _types.ModuleType(mod)
+        for name in ["Adafactor", "Adahessian", "AdamP", "Lookahead", "Nadam", "NovoGrad", "NvNovoGrad", "RAdam", "RMSpropTF", "SGDP"]:
+            setattr(m, name, None)
+        sys.modules[mod] = m
+    optim_factory = importlib.import_module("optim_factory")
+    convnextv2 = importlib.import_module("models.convnextv2")
+    from timm.loss import LabelSmoothingCrossEntropy
+    depths, dims, classes, size, n = [1, 1, 2, 1], [8, 12, 16, 24], 4, 64, 2
+    lr, weight_decay, layer_decay, smoothing = 1e-2, 0.05, 0.7, 0.1
+    gen = torch.Generator().manual_seed(2626)
+    torch.manual_seed(0)
+    model = convnextv2.ConvNeXtV2(in_chans=3, num_classes=classes, depths=depths, dims=dims, drop_path_rate=0.,
+                                  head_init_scale=1.)
+    perturb(model, gen)
+    x = images(n, 3, size, gen)
+    y = torch.tensor([1, 3])
+    enc_model = timm_convnext.ConvNeXt(in_chans=3, num_classes=classes, depths=depths, dims=dims, use_grn=True,
+                                       ls_init_value=None)
+    def timm_names(named):
+        return timm_convnext.checkpoint_filter_fn({"model": {k: v.detach().clone() for k, v in named.items()}}, enc_model)
+    before = timm_names(model.state_dict())
+    num_layers = sum(depths)
+    assigner = optim_factory.LayerDecayValueAssigner(
+        list(layer_decay ** (num_layers + 1 - i) for i in range(num_layers + 2)), depths=depths, layer_decay_type="single")
+    args = types.SimpleNamespace(opt="adamw", weight_decay=weight_decay, lr=lr, opt_eps=1e-8, opt_betas=None, momentum=0.9)
+    optimizer = optim_factory.create_optimizer(args, model, skip_list=None, get_num_layer=assigner.get_layer_id,
+                                               get_layer_scale=assigner.get_scale)
+    criterion = LabelSmoothingCrossEntropy(smoothing=smoothing)
+    model.train()
+    losses = []
+    for step_lr in [lr, lr * 0.5]:
+        for group in optimizer.param_groups:
+            group["lr"] = step_lr * group["lr_scale"]
+        loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    after = timm_names(model.state_dict())
+    tensors = [("param." + k, v) for k, v in before.items()] + [("after." + k, v) for k, v in after.items()]
+    tensors += [("input.images", x), ("input.labels", y.float()), ("out.losses", torch.tensor(losses))]
+    meta = dict(depths="1,1,2,1", dims="8,12,16,24", conv_mlp="false", in_chans=3, image_size=size, num_classes=classes,
+                lr=lr, weight_decay=weight_decay, layer_decay=layer_decay, smoothing=smoothing, steps=2,
+                torch_version=torch.__version__, generator="make_convnext_fixtures.py")
+    write_safetensors(os.path.join(out_dir, "convnextv2_ft.safetensors"), tensors, meta)
+    print("finetune losses", losses, "groups", [(g["lr_scale"], g["weight_decay"], len(g["params"])) for g in optimizer.param_groups])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timm-src", required=True)
     ap.add_argument("--cnv2-src", required=True)
     ap.add_argument("--out-dir", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--presets", action="store_true")
+    ap.add_argument("--finetune-only", action="store_true", help="write convnextv2_ft.safetensors alone")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -279,10 +341,14 @@ def main():
     sys.modules["MinkowskiEngine"], sys.modules["MinkowskiOps"] = me, ops
     import models.utils as utils
     import models.fcmae as fcmae_mod
+    if args.finetune_only:
+        finetune_fixture(timm_convnext, args.out_dir)
+        return
     gen = torch.Generator().manual_seed(26)
     timm_fixture(timm_convnext, "a", True, 3, 5, True, args.out_dir, gen)
     timm_fixture(timm_convnext, "b", False, 1, 3, False, args.out_dir, gen)
     fcmae_fixture(timm_convnext, fcmae_mod, utils, args.out_dir, gen)
+    finetune_fixture(timm_convnext, args.out_dir)
 
 
 if __name__ == "__main__":
