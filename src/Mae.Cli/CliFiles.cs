@@ -96,7 +96,9 @@ internal sealed class CliWeights : IDisposable
     /// <summary>The model of a checkpoint (after its last completed step) as a weights file + config JSON.</summary>
     public static void Export(string checkpoint, string target)
     {
-        if (checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase))
+        if (checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase) && MaeFineTuneCheckpoint.HoldsConvNextV2(checkpoint))
+            using (var convNext = MaeFineTuneCheckpoint.LoadConvNextV2(checkpoint)) MaeWeightFile.SaveConvNextV2(convNext, target);   // timm's names
+        else if (checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase))
             using (var classifier = MaeFineTuneCheckpoint.LoadModel(checkpoint)) MaeWeightFile.Save(classifier, target);
         else
             using (var mae = MaePretrainCheckpoint.LoadModel(checkpoint)) MaeWeightFile.Save(mae, target);

@@ -24,10 +24,12 @@ public static class FinetuneCommand
         var images = CommonOptions.Images("Training images: one sub-folder per class (as torchvision's ImageFolder).");
         var validation = new Option<DirectoryInfo?>("--val-images") { Description = "Validation images, same layout: accuracy per epoch, best epoch kept." };
         var weights = CommonOptions.Weights(required: false);
+        weights.Description += " Also ConvNeXt V2 weights (timm's convnextv2_*.fcmae, `mae pretrain --model convnextv2-*`'s convnextv2.safetensors, " +
+                               "official checkpoints): told by their names, fine-tuned at --input-size (224 by default) with a new head.";
         var scratch = new Option<string?>("--from-scratch")
         {
-            Description = "Instead of --weights: a randomly initialised model of this preset or config JSON (the paper's " +
-                          "from-scratch control: the same fine-tuning without pre-training).",
+            Description = "Instead of --weights: a randomly initialised model of this preset (vit presets, convnextv2-atto … " +
+                          "convnextv2-huge) or config JSON (the paper's from-scratch control: the same fine-tuning without pre-training).",
         };
         var output = new Option<FileInfo>("--out") { Description = "The ML.NET model zip to write.", Required = true };
         // Defaults: the recipe for the weights' model (MaeFineTuneRecipe): main_finetune.py's defaults, or for models of
@@ -57,7 +59,7 @@ public static class FinetuneCommand
         };
         var resume = CommonOptions.Resume("--checkpoint-dir");
         var progressSeconds = CommonOptions.ProgressSeconds();
-        var command = new Command("finetune", "Fine-tune an MAE encoder + linear head on labelled images; write an ML.NET model zip that scores image paths.")
+        var command = new Command("finetune", "Fine-tune an MAE encoder (ViT, or ConvNeXt V2 after FCMAE) + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
             images, validation, weights, scratch, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
             size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
@@ -80,13 +82,23 @@ public static class FinetuneCommand
                 throw new CliException("finetune starts from --weights (pre-trained) or, as a control, from --from-scratch <model>; give exactly one.");
             using var weightsFile = scratchModel is null ? CliWeights.Resolve(r.GetValue(weights)!) : null;
             var headCounts = CommonOptions.ParseHeads(r.GetValue(heads));
+            // A ConvNeXt V2 (a convnextv2 preset, or weights whose names are a ConvNeXt's: timm's *.fcmae, `mae pretrain
+            // --model convnextv2-*`'s convnextv2.safetensors, official checkpoints) or a ViT; `config` is the ViT's config
+            // or the ConvNeXt's image geometry, which the recipe, the input pipeline and the zip read.
             Mae.MLNet.Model.MaeConfig config;
-            if (weightsFile is null) config = PretrainCommand.ResolveModel(scratchModel!, CommonOptions.CheckInputSize(r.GetValue(size)), "--from-scratch");
+            ConvNextV2Config? convNext = null;
+            using var convNextEncoder = weightsFile is not null && MaeWeightFile.HoldsConvNextV2(weightsFile.Path)
+                ? MaeWeightFile.LoadConvNextV2(weightsFile.Path, numClasses: 0) : null;
+            if (convNextEncoder is not null)
+                config = PretrainCommand.Geometry(convNext = ConvNextAt(convNextEncoder.Config, r.GetValue(size)));
+            else if (weightsFile is null && scratchModel!.StartsWith("convnextv2", StringComparison.OrdinalIgnoreCase))
+                config = PretrainCommand.Geometry(convNext = PretrainCommand.ResolveConvNext(scratchModel, r.GetValue(size), null, "--from-scratch"));
+            else if (weightsFile is null) config = PretrainCommand.ResolveModel(scratchModel!, CommonOptions.CheckInputSize(r.GetValue(size)), "--from-scratch");
             else
                 using (var file = MaeWeightFile.Read(weightsFile.Path, heads: headCounts))
                     config = r.GetValue(size) is int s ? (file.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate() : file.Config;
             // The recipe first, then every flag the user gave; the warm-up keeps the recipe's share of the epochs.
-            var recipe = MaeFineTuneRecipe.For(config);
+            var recipe = convNext is not null ? MaeFineTuneRecipe.For(convNext) : MaeFineTuneRecipe.For(config);
             var training = recipe.ApplyTo(new MaeFineTuneOptions(), config);
             training.Epochs = r.GetValue(epochs) ?? recipe.Epochs;
             training.WarmupEpochs = r.GetValue(warmup) ?? recipe.WarmupEpochs / recipe.Epochs * training.Epochs;
@@ -128,9 +140,12 @@ public static class FinetuneCommand
             MaeFineTuneTrainer Trainer(MaeFineTuneOptions t, IDataView? validationData, IProgress<MaeFineTuneProgress> report) =>
                 ml.MulticlassClassification.Trainers.MaeFineTune(new MaeFineTuneTrainer.Options
                 {
-                    InputColumnName = ImageFolder.PathColumn, LabelColumnName = ImageFolder.LabelColumn, WeightsPath = weightsFile?.Path,
-                    ImageSize = weightsFile is null ? null : config.ImageSize, Heads = weightsFile is null ? null : headCounts,
-                    FromScratch = weightsFile is null, Config = weightsFile is null ? config : null,
+                    InputColumnName = ImageFolder.PathColumn, LabelColumnName = ImageFolder.LabelColumn,
+                    // A ConvNeXt encoder gets a new head at the run's image size in each fit (also --minutes' trial fits).
+                    ConvNextModel = convNextEncoder, WeightsPath = convNextEncoder is null ? weightsFile?.Path : null,
+                    ImageSize = weightsFile is null ? null : config.ImageSize, Heads = weightsFile is null || convNextEncoder is not null ? null : headCounts,
+                    FromScratch = weightsFile is null, Config = weightsFile is null && convNext is null ? config : null,
+                    ConvNextConfig = weightsFile is null ? convNext : null,
                     ImageInput = new MaeImageInputOptions { Workers = r.GetValue(workers), SkipBadFiles = skip },
                     ValidationData = validationData, Training = t, Progress = report, Cancellation = context.Cancellation,
                 });
@@ -145,13 +160,14 @@ public static class FinetuneCommand
                 if (lead) progress.Line(plan.Describe(training.BatchSize));
             }
             int classes = rows.Select(x => x.Label).Distinct().Count();
+            string described = convNext is not null ? $"{convNext.ImageSize} px, {convNext}" : CommonOptions.Describe(config);
             long steps = rows.Count / training.BatchSize;
             if (lead)
             {
                 progress.Line($"finetune: {rows.Count} images in {classes} classes in '{folder}'" +
                               (valRows is null ? "" : $", {valRows.Count} validation images") + (skip ? " (bad files skipped)" : "") +
-                              (weightsFile is null ? $"; from scratch (no pre-training): {CommonOptions.Describe(config)}"
-                                                   : $"; weights '{r.GetValue(weights)!.FullName}': {CommonOptions.Describe(config)}"));
+                              (weightsFile is null ? $"; from scratch (no pre-training): {described}"
+                                                   : $"; weights '{r.GetValue(weights)!.FullName}': {described}"));
                 progress.Line($"  {training.Epochs} epochs × {steps} steps of {training.BatchSize} images (effective batch {training.EffectiveBatchSize}), " +
                               $"lr {training.PeakLearningRate:G3} (blr {training.BaseLearningRate:G3}, layer decay {training.LayerDecay}), warm-up {training.WarmupEpochs:G3} epochs, " +
                               $"{CommonOptions.DescribeCompute(training.Precision, training.Device)}; checkpoints {(checkpointDir is null ? "none (--checkpoint-dir)" : $"'{checkpointDir}'")}");
@@ -184,6 +200,14 @@ public static class FinetuneCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>A ConvNeXt V2's architecture at --input-size (224 by default, as timm's files are): a multiple of its
+    /// total stride.</summary>
+    static ConvNextV2Config ConvNextAt(ConvNextV2Config config, int? size)
+    {
+        try { return (config with { ImageSize = size is int s ? CommonOptions.CheckInputSize(s) : 224 }).Validate(); }
+        catch (ArgumentException e) { throw new CliException($"--input-size: {e.Message}"); }
     }
 
     /// <summary>--minutes: times a few fine-tuning steps through the same pipeline on an evenly spread sample of the

@@ -198,18 +198,18 @@ public static class PretrainCommand
     }
 
     /// <summary>A ConvNeXt V2 preset at <paramref name="inputSize"/> (224 by default), with the loss target given.</summary>
-    static ConvNextV2Config ResolveConvNext(string name, int? inputSize, bool? normPix)
+    internal static ConvNextV2Config ResolveConvNext(string name, int? inputSize, bool? normPix, string flag = "--model")
     {
         try
         {
             var config = ConvNextV2Config.Preset(name) with { ImageSize = inputSize is int s ? CommonOptions.CheckInputSize(s) : 224 };
             return (normPix is bool n ? config with { NormPixLoss = n } : config).Validate();
         }
-        catch (ArgumentException e) { throw new CliException($"--model: {e.Message}"); }
+        catch (ArgumentException e) { throw new CliException($"{flag}: {e.Message}"); }
     }
 
     /// <summary>The image geometry of a ConvNeXt V2 run, for the recipe, the input pipeline and the memory check.</summary>
-    static MaeConfig Geometry(ConvNextV2Config c) => new() { ImageSize = c.ImageSize, InChannels = c.InChannels, PatchSize = c.TotalStride, NormPixLoss = c.NormPixLoss };
+    internal static MaeConfig Geometry(ConvNextV2Config c) => new() { ImageSize = c.ImageSize, InChannels = c.InChannels, PatchSize = c.TotalStride, NormPixLoss = c.NormPixLoss };
 
     /// <summary>No --model: the preset for the folder's images (a few headers read), said on the output.</summary>
     static MaeConfig ChooseModel(string folder, int? inputSize, Mae.MLNet.Runtime.MaeDevice device, TextWriter output)

@@ -7,7 +7,7 @@ namespace Mae.MLNet.FineTuning;
 /// How to fine-tune a given model. <see cref="Reference"/> is <see cref="MaeFineTuneOptions"/>' defaults (main_finetune.py's
 /// argument defaults); <see cref="SmallImages"/> scales the official FINETUNE.md recipe (ViT-B: 100 epochs, 5 of warm-up,
 /// blr 5e-4 at batch 1 024, layer decay 0.65, drop path 0.1, mixup 0.8, cutmix 1.0, smoothing 0.1) down to the 32-px
-/// presets (see its remarks). <see cref="For"/> picks one from the model; <see cref="ApplyTo"/> writes it into options.
+/// presets (see its remarks). <see cref="For(MaeConfig)"/> (or <see cref="For(ConvNextV2Config)"/>) picks one from the model; <see cref="ApplyTo(MaeFineTuneOptions, MaeConfig)"/> writes it into options.
 /// </summary>
 public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLearningRate, int Epochs, double WarmupEpochs,
     double LayerDecay, double DropPath, double LabelSmoothing, double Mixup, double Cutmix, double CropScaleMin)
@@ -35,6 +35,22 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
     {
         ArgumentNullException.ThrowIfNull(config);
         return config.ImageSize <= 64 ? SmallImages(config.Depth) : Reference;
+    }
+
+    /// <summary>A ConvNeXt V2's recipe: <see cref="SmallImages"/> with drop path 0.1 (main_finetune.py's default; the
+    /// ViT rule's depth/12 scaling has no counterpart in a four-stage network) for models of at most 64 px, else
+    /// <see cref="Reference"/>. The layer decay applies by stage (<see cref="ConvNextV2.LayerId"/>).</summary>
+    public static MaeFineTuneRecipe For(ConvNextV2Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.ImageSize <= 64 ? SmallImages(12) : Reference;
+    }
+
+    /// <summary><see cref="ApplyTo(MaeFineTuneOptions, MaeConfig)"/> for a ConvNeXt V2 (its image size and channels).</summary>
+    public MaeFineTuneOptions ApplyTo(MaeFineTuneOptions options, ConvNextV2Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return ApplyTo(options, config.Validate().InputGeometry);
     }
 
     /// <summary>Writes every field of the recipe into <paramref name="options"/> (clears an absolute learning rate and sets

@@ -25,7 +25,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         public VitClassifier? Model { get; set; }
         /// <summary>A pre-trained encoder (e.g. <c>MaePretrain</c>'s <c>featurizer.Encoder</c>): a new classifier is built on it.</summary>
         public MaeEncoder? Encoder { get; set; }
-        /// <summary>A ConvNeXt V2 to fine-tune: a classifier with the label's class count is trained in place; an encoder
+        /// <summary>A ConvNeXt V2 to fine-tune: a classifier with the label's class count (at <see cref="ImageSize"/>, when
+        /// given) is trained in place; an encoder
         /// (0 classes: <see cref="MaeWeightFile.LoadConvNextV2"/> of a timm <c>*.fcmae</c> file, <c>Fcmae.ToEncoder()</c>) or
         /// another class count gets a new head (<see cref="MaeFineTuner.FromEncoder(ConvNextV2, int, long, int?)"/>).</summary>
         public ConvNextV2? ConvNextModel { get; set; }
@@ -38,7 +39,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         /// <summary>Architecture preset name for <see cref="WeightsPath"/> when the file cannot tell it
         /// (<c>convnextv2-atto</c> … for a ConvNeXt V2).</summary>
         public string? Preset { get; set; }
-        /// <summary>Image size to build the model for from <see cref="WeightsPath"/> (null: the file's).</summary>
+        /// <summary>Image size to build the model for from <see cref="WeightsPath"/> (null: the file's; a ConvNeXt V2 file
+        /// does not store one: 224) or from <see cref="ConvNextModel"/> (null: its config's).</summary>
         public int? ImageSize { get; set; }
         /// <summary>Head counts for <see cref="WeightsPath"/> when the file cannot tell them (a width no preset has).</summary>
         public MaeWeightFile.HeadCounts? Heads { get; set; }
@@ -85,7 +87,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
     /// <summary>The caller's ML.NET environment, from the catalog that made the estimator (for saving).</summary>
     internal MaeHost? Host { get; init; }
 
-    MaeConfig? ModelConfig => TrainerOptions.Model?.Config ?? TrainerOptions.Encoder?.Config ?? TrainerOptions.ConvNextModel?.Config.InputGeometry
+    MaeConfig? ModelConfig => TrainerOptions.Model?.Config ?? TrainerOptions.Encoder?.Config
+        ?? (TrainerOptions.ConvNextModel is { } c ? (c.Config with { ImageSize = TrainerOptions.ImageSize ?? c.Config.ImageSize }).Validate().InputGeometry : null)
         ?? (TrainerOptions.FromScratch ? TrainerOptions.ConvNextConfig?.InputGeometry ?? TrainerOptions.Config!.Validate() : null);
 
     public MaeClassifierTransformer Fit(IDataView input)
@@ -101,7 +104,8 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
 
         var start = o.Model is not null ? FineTuneStart.Of(o.Model)
             : o.Encoder is not null ? FineTuneStart.Of(MaeFineTuner.FromEncoder(o.Encoder, numClasses, o.GlobalPool, o.Training.Seed))
-            : o.ConvNextModel is not null ? FineTuneStart.Of(o.ConvNextModel.NumClasses == numClasses ? o.ConvNextModel : MaeFineTuner.FromEncoder(o.ConvNextModel, numClasses, o.Training.Seed))
+            : o.ConvNextModel is not null ? FineTuneStart.Of(InPlace(o.ConvNextModel, numClasses, o.ImageSize) ? o.ConvNextModel
+                : MaeFineTuner.FromEncoder(o.ConvNextModel, numClasses, o.Training.Seed, o.ImageSize))
             : o.WeightsPath is not null ? LoadWeights(o, numClasses)
             : o.ConvNextConfig is not null ? FineTuneStart.Of(MaeFineTuner.FromScratch(o.ConvNextConfig, numClasses, o.Training.Seed))
             : FineTuneStart.Of(MaeFineTuner.FromScratch(o.Config!, numClasses, o.GlobalPool, o.Training.Seed));
@@ -165,9 +169,14 @@ public sealed class MaeFineTuneTrainer : IEstimator<MaeClassifierTransformer>
         var config = o.ConvNextConfig ?? (convNextPreset ? ConvNextV2Config.Preset(o.Preset!) : null);
         if (config is not null && o.ImageSize is int size) config = (config with { ImageSize = size }).Validate();
         var loaded = MaeWeightFile.LoadConvNextV2(o.WeightsPath!, config);
-        if (loaded.NumClasses == numClasses && (o.ImageSize is null || o.ImageSize == loaded.Config.ImageSize)) return FineTuneStart.Of(loaded);
+        if (InPlace(loaded, numClasses, o.ImageSize)) return FineTuneStart.Of(loaded);
         using (loaded) return FineTuneStart.Of(MaeFineTuner.FromEncoder(loaded, numClasses, o.Training.Seed, o.ImageSize));
     }
+
+    /// <summary>A ConvNeXt V2 is fine-tuned as it is when it has the label's class count at the asked image size; otherwise
+    /// a classifier is built on it (<see cref="MaeFineTuner.FromEncoder(ConvNextV2, int, long, int?)"/>).</summary>
+    static bool InPlace(ConvNextV2 model, int numClasses, int? imageSize)
+        => model.NumClasses == numClasses && (imageSize is null || imageSize == model.Config.ImageSize);
 
     /// <summary>The checks a classifier trainer makes before reading a row (the attentive probe makes them here too): the
     /// training label (<see cref="BindLabel"/>), the validation label with the same key count, both image columns

@@ -6,9 +6,10 @@ namespace Mae.MLNet.Tests.Cli;
 public partial class MaeCliTest
 {
     /// <summary><c>mae pretrain --model convnextv2-atto</c>: FCMAE on the same folder, recipe and engine; the official
-    /// mask ratio 0.6 by default; the encoder written under timm's names loads back as a ConvNeXt V2-Atto.</summary>
+    /// mask ratio 0.6 by default; the encoder written under timm's names loads back as a ConvNeXt V2-Atto; and
+    /// <c>mae finetune</c> fine-tunes it (or an atto from scratch) into a model zip ML.NET scores.</summary>
     [TestMethod]
-    public void PretrainConvNextV2WithFcmaeWritesTimmNamedWeights()
+    public void PretrainConvNextV2WithFcmaeThenFineTuneItsWeights()
     {
         string run = Path.Combine(root, "convnext");
         var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "64",
@@ -21,6 +22,24 @@ public partial class MaeCliTest
         using var encoder = MaeWeightFile.LoadConvNextV2(Path.Combine(run, "convnextv2.safetensors"));
         Assert.AreEqual(ConvNextV2Config.Atto, encoder.Config);   // 224 px: the file does not hold the image size
         Assert.AreEqual(0, encoder.NumClasses);
+
+        // `mae finetune` takes those weights (told a ConvNeXt by their names): a new head, the same recipe, a model zip
+        // that ML.NET alone loads and scores (the ConvNeXt exported to ONNX).
+        string zip = Path.Combine(root, "convnext.zip");
+        (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Path.Combine(run, "convnextv2.safetensors"),
+            "--input-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "8", "--device", "cpu", "--out", zip);
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "64 px, ConvNeXt V2 3ch 64px, depths [2, 2, 6, 2]");
+        StringAssert.Contains(output, "2 classes, 32 training images");
+        var ml = new Microsoft.ML.MLContext();
+        var model = ml.Model.Load(zip, out _);
+        var rows = ml.Data.LoadFromEnumerable(new[] { new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(root, "images", "red", "00.png") } });
+        var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();
+        CollectionAssert.Contains(new[] { "red", "blue" }, predicted.PredictedLabel);
+        (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--from-scratch", "convnextv2-atto", "--input-size", "64",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", Path.Combine(root, "convnext-scratch.zip"));
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "from scratch (no pre-training): 64 px, ConvNeXt V2");
 
         (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "48",
             "--epochs", "1", "--out", Path.Combine(root, "convnext-48"));
