@@ -71,6 +71,26 @@ public class HostileCheckpointTest
         }
     }
 
+    /// <summary>A ConvNeXt V2 fine-tuning file whose header claims ConvNeXt V2-Huge (or 1 000 classes) over a tiny
+    /// ConvNeXt's weights: refused from the weights' shapes before the header's model (660 M parameters) is built.</summary>
+    [TestMethod]
+    public void ConvNextClassifierHeaderMustDescribeItsWeights()
+    {
+        using var dir = new TempDir();
+        var tiny = new ConvNextV2Config { ImageSize = 32, InChannels = 1, Depths = new[] { 1, 1, 1, 1 }, Dims = new[] { 8, 8, 8, 8 } };
+        using var classifier = new ConvNextV2(tiny, 3);
+        foreach (var (name, config, classes, fragment) in new[]
+        {
+            ("huge", ConvNextV2Config.Huge, 3, "depths [3, 3, 27, 3]"),
+            ("classes", tiny, 1000, "1000 classes"),
+        })
+        {
+            var header = new MaeFineTuneCheckpointHeader { Config = tiny.InputGeometry, ConvNextConfig = config, NumClasses = classes, EpochsCompleted = 1 };
+            string path = HostileFiles.WriteCheckpoint(dir.File($"finetune-{name}.maeft"), "MAEFTCK1", JsonSerializer.Serialize(header), classifier);
+            Refused(path, () => MaeFineTuneCheckpoint.LoadConvNextV2(path).Dispose(), "is not the one whose weights it holds", fragment);
+        }
+    }
+
     /// <summary>A header that names Config twice (the check and the reader could each take another copy): refused.</summary>
     [TestMethod]
     public void DuplicateHeaderPropertiesAreRefused()
