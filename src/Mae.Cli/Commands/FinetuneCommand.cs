@@ -160,7 +160,7 @@ public static class FinetuneCommand
                 if (lead) progress.Line(plan.Describe(training.BatchSize));
             }
             int classes = rows.Select(x => x.Label).Distinct().Count();
-            string described = convNext is not null ? $"{convNext.ImageSize} px, {convNext}" : CommonOptions.Describe(config);
+            string described = convNext is not null ? convNext.ToString() : CommonOptions.Describe(config);
             long steps = rows.Count / training.BatchSize;
             if (lead)
             {

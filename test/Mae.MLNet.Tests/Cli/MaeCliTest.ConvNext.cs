@@ -25,21 +25,26 @@ public partial class MaeCliTest
 
         // `mae finetune` takes those weights (told a ConvNeXt by their names): a new head, the same recipe, a model zip
         // that ML.NET alone loads and scores (the ConvNeXt exported to ONNX).
-        string zip = Path.Combine(root, "convnext.zip");
+        string zip = Path.Combine(root, "convnext.zip"), ft = Path.Combine(root, "convnext-ft");
         (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Path.Combine(run, "convnextv2.safetensors"),
-            "--input-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "8", "--device", "cpu", "--out", zip);
+            "--input-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "8", "--device", "cpu", "--out", zip, "--checkpoint-dir", ft);
         Assert.AreEqual(0, code, error);
-        StringAssert.Contains(output, "64 px, ConvNeXt V2 3ch 64px, depths [2, 2, 6, 2]");
+        StringAssert.Contains(output, "weights '" + Path.Combine(run, "convnextv2.safetensors") + "': ConvNeXt V2 3ch 64px, depths [2, 2, 6, 2]");
         StringAssert.Contains(output, "2 classes, 32 training images");
         var ml = new Microsoft.ML.MLContext();
         var model = ml.Model.Load(zip, out _);
         var rows = ml.Data.LoadFromEnumerable(new[] { new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(root, "images", "red", "00.png") } });
         var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();
         CollectionAssert.Contains(new[] { "red", "blue" }, predicted.PredictedLabel);
+        // Its checkpoint is accepted by --weights as well (its network; the head starts anew, as for any weights).
+        (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Path.Combine(ft, "finetune-0001.maeft"),
+            "--input-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "8", "--device", "cpu", "--out", Path.Combine(root, "convnext-2.zip"));
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "finetune-0001.maeft': ConvNeXt V2 3ch 64px");
         (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--from-scratch", "convnextv2-atto", "--input-size", "64",
             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", Path.Combine(root, "convnext-scratch.zip"));
         Assert.AreEqual(0, code, error);
-        StringAssert.Contains(output, "from scratch (no pre-training): 64 px, ConvNeXt V2");
+        StringAssert.Contains(output, "from scratch (no pre-training): ConvNeXt V2 3ch 64px");
 
         (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "48",
             "--epochs", "1", "--out", Path.Combine(root, "convnext-48"));
