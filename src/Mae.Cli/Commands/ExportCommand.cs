@@ -5,15 +5,19 @@ using Mae.MLNet.Model;
 
 namespace Mae.Cli.Commands;
 
-/// <summary><c>mae export --weights W --onnx out.onnx</c>: the encoder with pooling as an ONNX graph (ONNX Runtime
-/// scores it without libtorch). <c>mae export --weights run/checkpoint-0007.maeckpt --out mae.safetensors</c>: a
+/// <summary><c>mae export --weights W --onnx out.onnx</c>: the encoder with pooling (or a ConvNeXt V2 up to its pooled
+/// features) as an ONNX graph (ONNX Runtime scores it without libtorch). <c>mae export --weights run/checkpoint-0007.maeckpt --out mae.safetensors</c>: a
 /// checkpoint's model as a weights file (+ its config JSON), e.g. after a stopped run.</summary>
 public static class ExportCommand
 {
     public static Command Create(CliContext context)
     {
         var weights = CommonOptions.Weights(required: true);
-        var onnx = new Option<FileInfo?>("--onnx") { Description = "The ONNX file to write (opset 17, dynamic batch): the encoder + pooling." };
+        var onnx = new Option<FileInfo?>("--onnx")
+        {
+            Description = "The ONNX file to write (opset 17, dynamic batch): the encoder + pooling; for ConvNeXt V2 weights the network up to its pooled " +
+                          "features (--layers: the last 1–4 stages, default 1), with logits when the file has a head.",
+        };
         var weightsOut = new Option<FileInfo?>("--out")
         {
             Description = "A .safetensors weights file to write (+ its config, name.json): the whole model of --weights, e.g. of a .maeckpt / .maeft checkpoint.",
@@ -47,6 +51,7 @@ public static class ExportCommand
             if (r.GetValue(onnx) is not { } onnxFile) return 0;
             string onnxTarget = CliFiles.OutputFile(onnxFile, "--onnx", null, ".onnx");
             using var weightsFile = CliWeights.Resolve(input);
+            if (MaeWeightFile.HoldsConvNextV2(weightsFile.Path)) return ExportConvNext(context, weightsFile.Path, onnxTarget, r.GetValue(size), r.GetValue(layers), r.GetValue(raw));
             using var encoder = MaeWeightFile.LoadEncoder(weightsFile.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             var norm = PixelNormalization.Default(encoder.Config.InChannels);
             var options = new MaeOnnxOptions
@@ -61,5 +66,45 @@ public static class ExportCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>A ConvNeXt V2 file (told by its names): the network at --input-size (224 by default) up to the pooled
+    /// features of the last --layers stages (default 1: timm's pre_logits), plus logits and probabilities when the
+    /// file has a classifier head.</summary>
+    static int ExportConvNext(CliContext context, string path, string target, int? size, int? layers, bool raw)
+    {
+        int stages = layers ?? 1;
+        if (stages is < 1 or > 4) throw new CliException($"--layers must be between 1 and 4 (a ConvNeXt V2's stages); got {stages}.");
+        var model = MaeWeightFile.LoadConvNextV2(path);   // the architecture from the shapes, at 224 px
+        try
+        {
+            if (size is int s && s != model.Config.ImageSize)
+            {
+                ConvNextV2Config config;
+                try { config = (model.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate(); }
+                catch (ArgumentException e) { throw new CliException($"--input-size: {e.Message}"); }
+                model.Dispose();
+                model = MaeWeightFile.LoadConvNextV2(path, config);
+            }
+            return ExportConvNext(context, model, path, target, stages, raw);
+        }
+        finally { model.Dispose(); }
+    }
+
+    static int ExportConvNext(CliContext context, ConvNextV2 model, string path, string target, int stages, bool raw)
+    {
+        var config = model.Config;
+        if (model.NumClasses > 0 && stages != 1)
+            throw new CliException($"--layers: '{path}' holds a ConvNeXt V2 classifier, whose features are its last stage's; got {stages}.");
+        var options = new MaeOnnxOptions
+        {
+            InputName = "pixels", FeaturesName = "features", InputLayout = MaeOnnxOptions.Layout.Nchw, Layers = stages,
+            Normalization = raw ? null : PixelNormalization.Default(config.InChannels),
+        };
+        MaeOnnxExport.Export(model, target, options);   // written to a temporary file, then renamed
+        context.Output.WriteLine($"wrote {target}: input pixels [batch, {config.InChannels}, {config.ImageSize}, {config.ImageSize}], output features " +
+                                 $"[batch, {model.FeatureWidth(stages)}] (ConvNeXt V2, pooled last {stages} stage(s))" +
+                                 (model.NumClasses > 0 ? $", logits and probabilities [batch, {model.NumClasses}]" : ""));
+        return 0;
     }
 }

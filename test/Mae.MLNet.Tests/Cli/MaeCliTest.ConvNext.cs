@@ -46,6 +46,27 @@ public partial class MaeCliTest
         Assert.AreEqual(0, code, error);
         StringAssert.Contains(output, "from scratch (no pre-training): ConvNeXt V2 3ch 64px");
 
+        // `mae export --onnx` writes the network up to the pooled features of the last 2 stages; ONNX Runtime gives the
+        // features the model computes (the graph normalises the [0, 1] pixels as the featurizer does).
+        string onnx = Path.Combine(root, "convnext.onnx");
+        (code, output, error) = Mae("export", "--weights", Path.Combine(run, "convnextv2.safetensors"), "--onnx", onnx, "--input-size", "64", "--layers", "2");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "output features [batch, 480] (ConvNeXt V2, pooled last 2 stage(s))");
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(onnx))
+        {
+            TorchSharp.torch.random.manual_seed(1);
+            var x = TorchSharp.torch.rand(2, 3, 64, 64);
+            var pixels = x.contiguous().data<float>().ToArray();
+            using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(pixels, new long[] { 2, 3, 64, 64 });
+            using var results = session.Run(new Microsoft.ML.OnnxRuntime.RunOptions(), new[] { "pixels" }, new[] { input }, new[] { "features" });
+            var actual = TorchSharp.torch.tensor(results[0].GetTensorDataAsSpan<float>().ToArray(), 2, 480);
+            using var atto = MaeWeightFile.LoadConvNextV2(Path.Combine(run, "convnextv2.safetensors"), ConvNextV2Config.Atto with { ImageSize = 64 });
+            TorchSharp.torch.Tensor expected;
+            using (TorchSharp.torch.no_grad()) expected = atto.ForwardFeatures(PixelNormalization.Default(3).Apply(x), 2);
+            Model.TensorAssert.Close(actual, expected, 1e-4, "ONNX features of the last 2 stages");
+        }
+
         (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "48",
             "--epochs", "1", "--out", Path.Combine(root, "convnext-48"));
         Assert.AreNotEqual(0, code);
