@@ -75,20 +75,22 @@ public static class ExportCommand
     {
         int stages = layers ?? 1;
         if (stages is < 1 or > 4) throw new CliException($"--layers must be between 1 and 4 (a ConvNeXt V2's stages); got {stages}.");
-        var model = MaeWeightFile.LoadConvNextV2(path);   // the architecture from the shapes, at 224 px
-        try
+        using var model = LoadConvNext(path, size);
+        return ExportConvNext(context, model, path, target, stages, raw);
+    }
+
+    /// <summary>A ConvNeXt V2 weights file at --input-size (224, timm's, by default; the architecture from the shapes).</summary>
+    internal static ConvNextV2 LoadConvNext(string path, int? size)
+    {
+        var model = MaeWeightFile.LoadConvNextV2(path);
+        if (size is not int s || s == model.Config.ImageSize) return model;
+        using (model)
         {
-            if (size is int s && s != model.Config.ImageSize)
-            {
-                ConvNextV2Config config;
-                try { config = (model.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate(); }
-                catch (ArgumentException e) { throw new CliException($"--input-size: {e.Message}"); }
-                model.Dispose();
-                model = MaeWeightFile.LoadConvNextV2(path, config);
-            }
-            return ExportConvNext(context, model, path, target, stages, raw);
+            ConvNextV2Config config;
+            try { config = (model.Config with { ImageSize = CommonOptions.CheckInputSize(s) }).Validate(); }
+            catch (ArgumentException e) { throw new CliException($"--input-size: {e.Message}"); }
+            return MaeWeightFile.LoadConvNextV2(path, config);
         }
-        finally { model.Dispose(); }
     }
 
     static int ExportConvNext(CliContext context, ConvNextV2 model, string path, string target, int stages, bool raw)

@@ -35,7 +35,7 @@ public static class FeaturizeCommand
         var device = CommonOptions.Device();
         var skipBad = CommonOptions.SkipBadFiles();
         var progressSeconds = CommonOptions.ProgressSeconds();
-        var command = new Command("featurize", "Write the encoder's features of every image in a folder (with --skip-bad-files, unreadable images get no row).")
+        var command = new Command("featurize", "Write the encoder's features (ViT MAE, or ConvNeXt V2: pooled stages) of every image in a folder (with --skip-bad-files, unreadable images get no row).")
         {
             images, weights, output, pooling, layers, batch, size, heads, device, skipBad, progressSeconds,
         };
@@ -47,14 +47,20 @@ public static class FeaturizeCommand
             int batchSize = r.GetValue(batch);
             if (batchSize is < 1 or > 4096) throw new CliException($"--batch-size must be between 1 and 4096; got {batchSize}.");
             using var weightsFile = CliWeights.Resolve(r.GetValue(weights)!);
-            using var encoder = MaeWeightFile.LoadEncoder(weightsFile.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
-            var cfg = encoder.Config;
-            int depth = CommonOptions.ResolveLayers(r.GetValue(layers), cfg.Depth);
+            // A ConvNeXt V2 file (told by its names): pooled features of its last --layers stages (default 1); else the ViT encoder.
+            using var convNext = MaeWeightFile.HoldsConvNextV2(weightsFile.Path) ? ExportCommand.LoadConvNext(weightsFile.Path, r.GetValue(size)) : null;
+            using var encoder = convNext is not null ? null
+                : MaeWeightFile.LoadEncoder(weightsFile.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
+            var cfg = encoder?.Config ?? PretrainCommand.Geometry(convNext!.Config);
+            int depth = convNext is null ? CommonOptions.ResolveLayers(r.GetValue(layers), cfg.Depth)
+                : r.GetValue(layers) is int n and (< 1 or > 4) ? throw new CliException($"--layers must be between 1 and 4 (a ConvNeXt V2's stages); got {n}.")
+                : r.GetValue(layers) ?? 1;
             CommonOptions.CheckBatchMemory(batchSize, cfg);
             var pool = CommonOptions.ParsePooling(r.GetValue(pooling)!);
             var torchDevice = CommonOptions.ParseDevice(r.GetValue(device)!).Resolve();
-            encoder.to(torchDevice);
-            encoder.eval();
+            nn.Module network = (nn.Module?)encoder ?? convNext!;
+            network.to(torchDevice);
+            network.eval();
             bool skip = r.GetValue(skipBad);
             var source = MaeImageFileSource.FromPaths(rows.Select(x => x.Path), new MaeImageInputOptions
             {
@@ -63,9 +69,11 @@ public static class FeaturizeCommand
             });
             var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead: true));
             progress.Begin(0);
-            progress.Line($"featurize: {rows.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; encoder {cfg.EmbedDim}×{cfg.Depth} blocks at {cfg.ImageSize} px; " +
-                          $"{r.GetValue(pooling)} pooling of the last {depth} block(s) = {cfg.EmbedDim * depth} features per image");
-            int width = cfg.EmbedDim * depth, written = 0;
+            int width = convNext?.FeatureWidth(depth) ?? cfg.EmbedDim * depth, written = 0;
+            progress.Line($"featurize: {rows.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; " +
+                          (convNext is not null ? $"{convNext.Config}; pooled features of the last {depth} stage(s)"
+                                                : $"encoder {cfg.EmbedDim}×{cfg.Depth} blocks at {cfg.ImageSize} px; {r.GetValue(pooling)} pooling of the last {depth} block(s)") +
+                          $" = {width} features per image");
 
             // The rows in file order, each with its features; a file the source skipped (replaced by the next readable
             // one inside its batch) gets no row.
@@ -80,7 +88,8 @@ public static class FeaturizeCommand
                     using (no_grad())
                     {
                         using var x = pixels.to(torchDevice);
-                        values = encoder.ExtractFeatures(x, pool, depth).cpu().data<float>().ToArray();
+                        var features = convNext is not null ? convNext.ForwardFeatures(x, depth) : encoder!.ExtractFeatures(x, pool, depth);
+                        values = features.cpu().data<float>().ToArray();
                     }
                     pixels.Dispose();
                     var bad = source.SkippedFiles.Select(f => f.FileName).ToHashSet(StringComparer.Ordinal);

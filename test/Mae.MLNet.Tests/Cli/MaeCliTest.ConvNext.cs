@@ -67,6 +67,16 @@ public partial class MaeCliTest
             Model.TensorAssert.Close(actual, expected, 1e-4, "ONNX features of the last 2 stages");
         }
 
+        // `mae featurize` with the same weights: every stage pooled (40 + 80 + 160 + 320 features), one row per image.
+        string csv = Path.Combine(root, "convnext-features.csv");
+        (code, output, error) = Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", Path.Combine(run, "convnextv2.safetensors"),
+            "--input-size", "64", "--layers", "4", "--device", "cpu", "--out", csv);
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "pooled features of the last 4 stage(s) = 600 features per image");
+        var lines = File.ReadAllLines(csv);
+        Assert.AreEqual(33, lines.Length);
+        Assert.AreEqual(2 + 600, lines[1].Split(',').Length);
+
         (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "48",
             "--epochs", "1", "--out", Path.Combine(root, "convnext-48"));
         Assert.AreNotEqual(0, code);
