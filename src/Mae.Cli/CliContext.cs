@@ -58,7 +58,8 @@ internal static class CommonOptions
     public static Option<int?> Layers() => new("--layers")
     {
         Description = $"Concatenate the pooled tokens of the last N blocks (each through the final norm). Default: {DefaultLayers} " +
-                      "(the README's best linear probe), or the encoder's depth when it has fewer blocks.",
+                      "(the README's best linear probe), or the encoder's depth when it has fewer blocks. ConvNeXt V2 weights: the pooled " +
+                      "features of the last N stages (1–4, default 1).",
     };
     public static int ResolveLayers(int? given, int depth)
     {
