@@ -166,8 +166,14 @@ public static class QuickstartRun
         // norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
         // reconstruction, spends on the decoder's needs; the last block alone probes worse (docs/ml-net.md).
         var rows = new List<ProbeRow>();
+        // One line per probe as it ends: on a large folder (CIFAR-10's 50 000 images) the probes take many minutes.
+        void Add(ProbeRow r)
+        {
+            rows.Add(r);
+            AnsiConsole.MarkupLine($"[grey]probe done: {Markup.Escape(r.Name)}: {r.Accuracy:P1} ({r.Seconds:F0} s)[/]");
+        }
         clock.Restart();
-        rows.Add(Probe(s.Seed, data.RawTrain, data.RawTest, Datasets.PixelsColumn, "raw pixels", ((Microsoft.ML.Data.VectorDataViewType)data.RawTrain.Schema[Datasets.PixelsColumn].Type).Size));
+        Add(Probe(s.Seed, data.RawTrain, data.RawTest, Datasets.PixelsColumn, "raw pixels", ((Microsoft.ML.Data.VectorDataViewType)data.RawTrain.Schema[Datasets.PixelsColumn].Type).Size));
         string source = s.WeightsPath is null ? "MAE encoder (pre-trained here)" : "MAE encoder (weights file)";
         ProbeRow Features(MaeEncoder encoder, MaePooling pooling, int layers, string name)
         {
@@ -180,17 +186,17 @@ public static class QuickstartRun
         }
         int layers = FeatureLayers(config, s);
         string lastBlocks = layers == config.Depth ? $"all {layers} blocks" : $"the last {layers} blocks";
-        rows.Add(Probe(s.Seed, featurizer.Transform(data.Train), featurizer.Transform(data.Test), "Features",
+        Add(Probe(s.Seed, featurizer.Transform(data.Train), featurizer.Transform(data.Test), "Features",
             $"{source}, mean pooling of {lastBlocks}", config.EmbedDim * layers));
-        rows.Add(Features(featurizer.Encoder, MaePooling.Mean, 1, $"{source}, mean pooling of the last block"));
-        rows.Add(Features(featurizer.Encoder, MaePooling.Cls, 1, $"{source}, cls token of the last block"));
-        rows.Add(AttentiveProbe(ml, data, featurizer, s.Device, $"{source}, attentive probe on its patch tokens"));
+        Add(Features(featurizer.Encoder, MaePooling.Mean, 1, $"{source}, mean pooling of the last block"));
+        Add(Features(featurizer.Encoder, MaePooling.Cls, 1, $"{source}, cls token of the last block"));
+        Add(AttentiveProbe(ml, data, featurizer, s.Device, $"{source}, attentive probe on its patch tokens"));
         if (s.WeightsPath is null)
         {
             // Control: the same architecture with its random initial weights, to show what pre-training added.
             TorchRuntime.Seed(s.Seed);
             using var untrained = new MaeEncoder(config);
-            rows.Add(Features(untrained, MaePooling.Mean, layers, $"same encoder, untrained (control), mean pooling of {lastBlocks}"));
+            Add(Features(untrained, MaePooling.Mean, layers, $"same encoder, untrained (control), mean pooling of {lastBlocks}"));
         }
         double probeSeconds = clock.Elapsed.TotalSeconds;
 
