@@ -5,6 +5,7 @@ using Mae.MLNet.Model;
 using Mae.MLNet.Training;
 using Mae.MLNet.Pretraining;
 using Mae.MLNet.Runtime;
+using Mae.MLNet.Visualization;
 
 namespace Mae.Cli.Commands;
 
@@ -142,8 +143,9 @@ public static class PretrainCommand
                 if (options.Resume) throw new CliException("--minutes plans a fresh run, and a resumed run keeps the plan it started with: use one of --minutes and --resume.");
                 // Each rank would time its own steps and could plan a different epoch count: one process only.
                 if (collective.WorldSize > 1) throw new CliException("--minutes plans one process's run; under mpirun give --epochs instead.");
-                if (convNext is not null) throw new CliException("--minutes is not available for ConvNeXt V2 (FCMAE) yet: give --epochs.");
-                double seconds = MaePretrainer.CalibrateStepSeconds(config, options, source, cancellationToken: context.Cancellation);
+                double seconds = convNext is not null
+                    ? MaePretrainer.CalibrateStepSeconds(convNext, options, source, cancellationToken: context.Cancellation)
+                    : MaePretrainer.CalibrateStepSeconds(config, options, source, cancellationToken: context.Cancellation);
                 var plan = MaeTimeBudget.Plan(box, seconds, source.Count / options.BatchSize, options.Epochs, options.WarmupEpochs / options.Epochs);
                 (options.Epochs, options.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
                 if (lead) progress.Line(plan.Describe(options.BatchSize));
@@ -157,7 +159,7 @@ public static class PretrainCommand
                               $"warm-up {options.WarmupEpochs:G3} epochs, mask ratio {options.MaskRatio}, {CommonOptions.DescribeCompute(options.Precision, options.Device)}; output '{output}'");
                 if (resumeLine is not null) progress.Line($"  {resumeLine}");
             }
-            if (convNext is not null) return PretrainFcmae(convNext, options, source, progress, output, lead, skip, context);
+            if (convNext is not null) return PretrainFcmae(convNext, options, source, progress, output, lead, skip, every, files, context);
             using var mae = MaePretrainer.CreateModel(config, options);
             using var pictures = lead && every > 0
                 ? new ReconstructionPictures(mae, files, Path.Combine(output, "reconstructions"), every, options.MaskRatio, options.Seed, skip) : null;
@@ -178,19 +180,22 @@ public static class PretrainCommand
         return command;
     }
 
-    /// <summary>The FCMAE run: no reconstruction pictures (ViT only); writes <c>convnextv2.safetensors</c>, the encoder
+    /// <summary>The FCMAE run, with its reconstruction pictures; writes <c>convnextv2.safetensors</c>, the encoder
     /// under timm's names (with <c>head.norm</c> at 1, 0, as timm loads fcmae weights), which MaeWeightFile.LoadConvNextV2 reads.</summary>
     static int PretrainFcmae(ConvNextV2Config config, MaePretrainOptions options, MaeImageFileSource source, CliProgress progress, string output,
-        bool lead, bool skip, CliContext context)
+        bool lead, bool skip, int every, IReadOnlyList<string> files, CliContext context)
     {
         using var fcmae = MaePretrainer.CreateModel(config, options);
-        var reporter = new PretrainProgress(progress, null, output);
+        using var pictures = lead && every > 0
+            ? new ReconstructionPictures(fcmae, files, Path.Combine(output, "reconstructions"), every, options.MaskRatio, options.Seed, skip) : null;
+        var reporter = new PretrainProgress(progress, pictures, output);
         var result = new MaePretrainer(options).Train(fcmae, source, reporter, context.Cancellation);
         if (!lead) return 0;
         CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
         string weights = Path.Combine(output, "convnextv2.safetensors");
         using (var encoder = fcmae.ToEncoder()) MaeWeightFile.SaveConvNextV2(encoder, weights);
-        foreach (var skipped in source.SkippedFiles) progress.Line($"skipped {skipped.FileName}: {skipped.Reason}");
+        foreach (var skipped in source.SkippedFiles.Concat(pictures?.Skipped ?? []).DistinctBy(x => x.FileName))
+            progress.Line($"skipped {skipped.FileName}: {skipped.Reason}");
         progress.Line($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
                       (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
                       $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights} (the ConvNeXt V2 encoder, timm's names)");
@@ -272,26 +277,35 @@ public static class PretrainCommand
     internal sealed class ReconstructionPictures : IDisposable
     {
         public const int Count = 8;
-        readonly MaskedAutoencoder model;
+        readonly Func<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, MaeReconstruction.Result> compute;
+        readonly TorchSharp.torch.nn.Module model;   // its device when drawing: training moves it
         readonly string folder;
         readonly int every;
-        readonly double maskRatio;
         readonly TorchSharp.torch.Tensor images, noise;
         readonly Mae.MLNet.Model.PixelNormalization norm;
 
         public ReconstructionPictures(MaskedAutoencoder model, IReadOnlyList<string> files, string folder, int every, double maskRatio, long seed, bool skip)
+            : this(model, model.Config, model.Config.NumPatches, (x, noise) => MaeReconstruction.Compute(model, x, maskRatio, noise), files, folder, every, seed, skip) { }
+
+        /// <summary>FCMAE's pictures: its masks of 32-px cells, its decoder's output (<see cref="MaeReconstruction"/>).</summary>
+        public ReconstructionPictures(Fcmae model, IReadOnlyList<string> files, string folder, int every, double maskRatio, long seed, bool skip)
+            : this(model, Geometry(model.Config), model.NumPatches, (x, noise) => MaeReconstruction.Compute(model, x, maskRatio, noise), files, folder, every, seed, skip) { }
+
+        ReconstructionPictures(TorchSharp.torch.nn.Module model, MaeConfig geometry, int patches,
+            Func<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, MaeReconstruction.Result> compute,
+            IReadOnlyList<string> files, string folder, int every, long seed, bool skip)
         {
+            this.compute = compute;
             this.model = model;
             this.folder = folder;
             this.every = every;
-            this.maskRatio = maskRatio;
             using (var scope = TorchSharp.torch.NewDisposeScope())
             {
-                (images, norm, Skipped) = ReconstructCommand.SpreadImages(files, Count, model.Config, skip);
+                (images, norm, Skipped) = ReconstructCommand.SpreadImages(files, Count, geometry, skip);
                 images = images.MoveToOuterDisposeScope();
             }
             var random = new Random(unchecked((int)seed));
-            int n = (int)images.shape[0], patches = model.Config.NumPatches;
+            int n = (int)images.shape[0];
             noise = TorchSharp.torch.tensor(Enumerable.Range(0, n * patches).Select(_ => random.NextSingle()).ToArray(), new long[] { n, patches });
         }
 
@@ -305,7 +319,8 @@ public static class PretrainCommand
             Directory.CreateDirectory(folder);
             string path = Path.Combine(folder, $"epoch-{epoch + 1:D4}.png");
             using var masks = noise.to(model.parameters().First().device);
-            ReconstructCommand.Draw(model, images, maskRatio, masks, norm, path);
+            using var result = compute(images, masks);
+            ReconstructionGrid.SavePng(path, result, norm);
             return path;
         }
 

@@ -88,6 +88,25 @@ public sealed class Fcmae : nn.Module
         return perm.reshape(n, h * h, p * p * c);
     }
 
+    /// <summary>The inverse of <see cref="Patchify"/> (the official <c>unpatchify</c>): [N, L, p²·C] → [N, C, H, W].</summary>
+    internal Tensor Unpatchify(Tensor patches)
+    {
+        int p = Config.MaskPatchSize, h = Config.MaskGridSize, c = Config.InChannels;
+        MaeInputs.CheckShape(patches, nameof(patches), "per-cell patches", patches.shape.Length > 0 ? patches.shape[0] : -1, NumPatches, Config.PatchDim);
+        long n = patches.shape[0];
+        using var x = patches.reshape(n, h, h, p, p, c);
+        using var perm = x.permute(0, 5, 1, 3, 2, 4);   // nhwpqc -> nchpwq
+        return perm.reshape(n, c, h * p, h * p);
+    }
+
+    /// <summary>The decoder's output [N, p²·C, h, w] as [N, L, p²·C] in <see cref="Patchify"/>'s layout (the official
+    /// <c>forward_loss</c>'s <c>ncl → nlc</c>).</summary>
+    internal Tensor PredictionPatches(Tensor prediction)
+    {
+        using var x = prediction.reshape(prediction.shape[0], Config.PatchDim, -1);
+        return x.permute(0, 2, 1);
+    }
+
     /// <summary>The decoder on the encoder's last map [N, C₄, h, w] and the mask [N, L]: [N, p²·C, h, w].</summary>
     public Tensor ForwardDecoder(Tensor latent, Tensor mask)
     {
@@ -109,7 +128,7 @@ public sealed class Fcmae : nn.Module
         ArgumentNullException.ThrowIfNull(prediction);
         using var scope = NewDisposeScope();
         long n = images.shape[0];
-        var p = prediction.reshape(n, Config.PatchDim, -1).permute(0, 2, 1);   // ncl -> nlc
+        var p = PredictionPatches(prediction);
         var target = Patchify(images).to(p.dtype);
         if (Config.NormPixLoss) target = MaskedAutoencoder.NormalizePatches(target);
         var perPatch = (p - target).square().mean(new long[] { -1 });

@@ -52,9 +52,39 @@ public static partial class MaeReconstruction
     /// gradients (its training flag is restored afterwards) and returns the Fig. 3 pictures. <paramref name="noise"/>
     /// [N, L] fixes the mask (small values are kept), as in <see cref="MaskedAutoencoder.Forward"/>.
     /// </summary>
+    // RS0026: the two Compute overloads differ in their first parameter's type (the model), so the optional ones cannot make a call ambiguous.
+#pragma warning disable RS0026
     public static MaeReconstruction.Result Compute(MaskedAutoencoder model, Tensor images, double maskRatio = 0.75, Tensor? noise = null)
+#pragma warning restore RS0026
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Run(model, images, x =>
+        {
+            var (_, pred, mask) = model.Forward(x, maskRatio, noise);
+            return FromPrediction(model, x, pred, mask);
+        });
+    }
+
+    /// <summary>The same pictures for ConvNeXt V2's FCMAE: <paramref name="noise"/> [N, L] fixes the mask of 32-px cells
+    /// (small values kept, as <see cref="Fcmae.RandomMask"/>); the mask is drawn upsampled to the pixels and the decoder's
+    /// output is un-normalised per cell as the ViT's is per patch.</summary>
+#pragma warning disable RS0026
+    public static MaeReconstruction.Result Compute(Fcmae model, Tensor images, double maskRatio = 0.6, Tensor? noise = null)
+#pragma warning restore RS0026
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return Run(model, images, x =>
+        {
+            var (_, pred, mask) = model.Forward(x, maskRatio, noise);
+            var c = model.Config;
+            var geometry = new MaeConfig { ImageSize = c.ImageSize, InChannels = c.InChannels, PatchSize = c.MaskPatchSize, NormPixLoss = c.NormPixLoss };
+            return FromPatches(geometry, x, model.PredictionPatches(pred), mask, model.Patchify, model.Unpatchify);
+        });
+    }
+
+    /// <summary>Eval mode without gradients on the model's device (its training flag restored afterwards).</summary>
+    static MaeReconstruction.Result Run(nn.Module model, Tensor images, Func<Tensor, MaeReconstruction.Result> compute)
+    {
         ArgumentNullException.ThrowIfNull(images);
         bool wasTraining = model.training;
         var device = model.parameters().First().device;
@@ -63,9 +93,7 @@ public static partial class MaeReconstruction
             model.eval();
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            var x = images.to(ScalarType.Float32, device);
-            var (_, pred, mask) = model.Forward(x, maskRatio, noise);
-            return FromPrediction(model, x, pred, mask).MoveToOuterDisposeScope();
+            return compute(images.to(ScalarType.Float32, device)).MoveToOuterDisposeScope();
         }
         finally
         {
@@ -86,16 +114,25 @@ public static partial class MaeReconstruction
         if (images.dim() != 4 || images.shape[1] != cfg.InChannels || images.shape[2] != cfg.ImageSize || images.shape[3] != cfg.ImageSize)
             throw new ArgumentException(
                 $"images must be [N, {cfg.InChannels}, {cfg.ImageSize}, {cfg.ImageSize}]; got [{string.Join(", ", images.shape)}].", nameof(images));
+        return FromPatches(cfg, images, pred, mask, model.Patchify, model.Unpatchify);
+    }
+
+    /// <summary>The pictures from per-patch predictions [N, L, p²·C] in <paramref name="patchify"/>'s layout and a mask [N, L]
+    /// (1 = removed), for either architecture (<paramref name="geometry"/>: image size, channels, patch, loss target).</summary>
+    static MaeReconstruction.Result FromPatches(MaeConfig geometry, Tensor images, Tensor pred, Tensor mask,
+        Func<Tensor, Tensor> patchify, Func<Tensor, Tensor> unpatchify)
+    {
+        var cfg = geometry;
         long n = images.shape[0];
         MaeInputs.CheckShape(pred, nameof(pred), "per-patch predictions", n, cfg.NumPatches, cfg.PatchDim);
         MaeInputs.CheckShape(mask, nameof(mask), "a patch mask", n, cfg.NumPatches);
         using var scope = NewDisposeScope();
         var x = images.detach().to(ScalarType.Float32);
         var p = pred.detach().to(ScalarType.Float32, x.device);
-        if (cfg.NormPixLoss) p = UnnormalizePatches(p, model.Patchify(x));
-        var y = model.Unpatchify(p);
+        if (cfg.NormPixLoss) p = UnnormalizePatches(p, patchify(x));
+        var y = unpatchify(p);
         var m = mask.detach().to(ScalarType.Float32, x.device).unsqueeze(-1).expand(n, cfg.NumPatches, cfg.PatchDim);
-        var maskImage = model.Unpatchify(m.contiguous());                  // [N, C, H, W], equal over C
+        var maskImage = unpatchify(m.contiguous());                        // [N, C, H, W], equal over C
         var keep = 1 - maskImage;
         var masked = x * keep;
         var pasted = masked + y * maskImage;

@@ -19,6 +19,34 @@ public partial class MaeCliTest
         StringAssert.Contains(output, "mask ratio 0.6");
         StringAssert.Contains(output, "pre-trained 1 epochs (4 steps)");
         Assert.IsTrue(File.Exists(Path.Combine(run, "checkpoint-0001.maeckpt")));
+        // The last epoch's reconstruction picture: in each row's masked column every 32-px cell is either the original
+        // column's pixels (visible) or all grey (removed); ratio 0.6 of 2×2 cells keeps exactly one.
+        StringAssert.Contains(output, "reconstructions: ");
+        using (var picture = SkiaSharp.SKBitmap.Decode(Path.Combine(run, "reconstructions", "epoch-0001.png")))
+        {
+            const int scale = 2, pad = 2;   // the grid's automatic scale for 64 px cells (≥ 96 px) and its padding
+            for (int row = 0; row < 8; row++)
+            {
+                int visible = 0;
+                for (int cell = 0; cell < 4; cell++)
+                {
+                    bool same = true, grey = true;
+                    for (int y = 0; y < 32; y++)
+                        for (int x = 0; x < 32; x++)
+                        {
+                            int iy = cell / 2 * 32 + y, ix = cell % 2 * 32 + x;
+                            var (mx, my) = global::Mae.MLNet.Visualization.ReconstructionGrid.PixelOrigin(row, 0, iy, ix, scale, pad, 64, 64);
+                            var (ox, oy) = global::Mae.MLNet.Visualization.ReconstructionGrid.PixelOrigin(row, 3, iy, ix, scale, pad, 64, 64);
+                            var m = picture.GetPixel(mx, my);
+                            same &= m == picture.GetPixel(ox, oy);
+                            grey &= m.Red == 128 && m.Green == 128 && m.Blue == 128;
+                        }
+                    Assert.IsTrue(same || grey, $"row {row} cell {cell}: neither the original nor grey");
+                    if (same && !grey) visible++;
+                }
+                Assert.AreEqual(1, visible, $"row {row}: visible cells");
+            }
+        }
         using var encoder = MaeWeightFile.LoadConvNextV2(Path.Combine(run, "convnextv2.safetensors"));
         Assert.AreEqual(ConvNextV2Config.Atto, encoder.Config);   // 224 px: the file does not hold the image size
         Assert.AreEqual(0, encoder.NumClasses);
@@ -81,5 +109,23 @@ public partial class MaeCliTest
             "--epochs", "1", "--out", Path.Combine(root, "convnext-48"));
         Assert.AreNotEqual(0, code);
         StringAssert.Contains(error, "multiple of the total stride 32");
+    }
+
+    /// <summary><c>mae pretrain --model convnextv2-atto --minutes M</c>: a throw-away FCMAE measures the step, the plan is
+    /// printed and then trained (at most --epochs), as for the ViT.</summary>
+    [TestMethod]
+    public void PretrainConvNextV2PlansTheMinutes()
+    {
+        string run = Path.Combine(root, "convnext-planned");
+        var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "64",
+            "--batch-size", "8", "--device", "cpu", "--minutes", "0.05", "--epochs", "3", "--recon-every", "0", "--out", run);
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "plan: ");
+        var planned = System.Text.RegularExpressions.Regex.Match(output, @"→ (\d+) epoch\(s\)");
+        Assert.IsTrue(planned.Success, output);
+        int epochs = int.Parse(planned.Groups[1].Value);
+        Assert.IsTrue(epochs is >= 1 and <= 3, output);   // at most --epochs
+        StringAssert.Contains(output, $"pre-trained {epochs} epochs ({epochs * 4} steps)");
+        Assert.IsTrue(File.Exists(Path.Combine(run, "convnextv2.safetensors")));
     }
 }

@@ -179,4 +179,43 @@ public class MaeReconstructionTest
         }
         Assert.AreEqual(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, "live tensors");
     }
+
+    /// <summary>FCMAE's pictures against a computation by hand: 64 px → 2×2 cells of 32 px, ratio 0.6 keeps the one cell
+    /// of smallest noise; the mask is that cell's pixels; the masked picture is the input there and 0 elsewhere; the
+    /// reconstruction of a cell is the decoder's channel vector at that cell, read as (row, column, channel) in the
+    /// official layout and mapped back with the cell's own mean and unbiased variance; pasted takes visible cells from
+    /// the input.</summary>
+    [TestMethod]
+    public void FcmaePicturesShowItsCellMaskAndItsPredictionUnnormalisedPerCell()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        using var model = new Fcmae(ConvNextV2Config.Atto with { ImageSize = 64 });
+        var images = randn(2, 3, 64, 64);
+        var noise = tensor(new float[] { 0.9f, 0.1f, 0.5f, 0.7f, 0.3f, 0.8f, 0.6f, 0.2f }, new long[] { 2, 4 });
+        int[] keptCell = { 1, 3 };   // the smallest noise of each row
+        model.train();
+        using var result = MaeReconstruction.Compute(model, images, 0.6, noise);
+        Assert.IsTrue(model.training, "the training flag is restored");
+        model.eval();
+        Tensor pred;
+        using (no_grad()) pred = model.Forward(images, 0.6, noise).pred;   // [2, 32·32·3, 2, 2]
+
+        TensorAssert.Close(result.Original, images, 0, "original");
+        for (int n = 0; n < 2; n++)
+            for (int cell = 0; cell < 4; cell++)
+            {
+                int i = cell / 2, j = cell % 2;
+                bool kept = cell == keptCell[n];
+                var rows = TensorIndex.Slice(i * 32, (i + 1) * 32);
+                var cols = TensorIndex.Slice(j * 32, (j + 1) * 32);
+                var input = images[n, .., rows, cols];
+                Assert.AreEqual(kept ? 0.0 : 32 * 32, result.Mask[n, 0, rows, cols].sum().item<float>(), 0, $"mask of image {n} cell {cell}");
+                TensorAssert.Close(result.Masked[n, .., rows, cols], kept ? input : zeros_like(input), 0, $"masked image {n} cell {cell}");
+                double mean = input.mean().item<float>(), sd = Math.Sqrt(input.var().item<float>() + 1e-6);   // unbiased, over the cell's 3072 values
+                var expected = pred[n, .., i, j].reshape(32, 32, 3).permute(2, 0, 1) * sd + mean;
+                TensorAssert.Close(result.Reconstruction[n, .., rows, cols], expected, 1e-4, $"reconstruction of image {n} cell {cell}");
+                TensorAssert.Close(result.Pasted[n, .., rows, cols], kept ? input : expected, 1e-4, $"pasted image {n} cell {cell}");
+            }
+    }
 }
