@@ -93,15 +93,22 @@ internal sealed class CliWeights : IDisposable
         => path.EndsWith(MaePretrainCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase)
         || path.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The model of a checkpoint (after its last completed step) as a weights file + config JSON.</summary>
-    public static void Export(string checkpoint, string target)
+    /// <summary>The model of a checkpoint (after its last completed step) as a weights file: a ViT's + its config JSON, or
+    /// a ConvNeXt V2's under timm's names (an FCMAE checkpoint's encoder, a ConvNeXt fine-tuning checkpoint's classifier).
+    /// Returns whether it was a ConvNeXt V2.</summary>
+    public static bool Export(string checkpoint, string target)
     {
-        if (checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase) && MaeFineTuneCheckpoint.HoldsConvNextV2(checkpoint))
+        bool fineTune = checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase);
+        if (fineTune && MaeFineTuneCheckpoint.HoldsConvNextV2(checkpoint))
             using (var convNext = MaeFineTuneCheckpoint.LoadConvNextV2(checkpoint)) MaeWeightFile.SaveConvNextV2(convNext, target);   // timm's names
-        else if (checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase))
+        else if (fineTune)
             using (var classifier = MaeFineTuneCheckpoint.LoadModel(checkpoint)) MaeWeightFile.Save(classifier, target);
+        else if (MaePretrainCheckpoint.HoldsFcmae(checkpoint))
+            using (var fcmae = MaePretrainCheckpoint.LoadFcmae(checkpoint))
+            using (var encoder = fcmae.ToEncoder()) MaeWeightFile.SaveConvNextV2(encoder, target);   // as `mae pretrain` writes it
         else
             using (var mae = MaePretrainCheckpoint.LoadModel(checkpoint)) MaeWeightFile.Save(mae, target);
+        return MaeWeightFile.HoldsConvNextV2(target);
     }
 
     public void Dispose()

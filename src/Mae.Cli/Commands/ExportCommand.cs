@@ -20,7 +20,8 @@ public static class ExportCommand
         };
         var weightsOut = new Option<FileInfo?>("--out")
         {
-            Description = "A .safetensors weights file to write (+ its config, name.json): the whole model of --weights, e.g. of a .maeckpt / .maeft checkpoint.",
+            Description = "A .safetensors weights file to write (+ its config, name.json): the whole model of --weights, e.g. of a .maeckpt / .maeft checkpoint; " +
+                          "ConvNeXt V2 weights (a timm or official file, an FCMAE .maeckpt: its encoder) are written under timm's names, without a .json.",
         };
         var pooling = CommonOptions.Pooling();
         var layers = CommonOptions.Layers();
@@ -43,10 +44,15 @@ public static class ExportCommand
             if (r.GetValue(weightsOut) is { } outFile)
             {
                 string target = CliFiles.OutputFile(outFile, "--out", [source], ".safetensors");
-                if (CliWeights.IsCheckpoint(source)) CliWeights.Export(source, target);
+                bool convNext;
+                if (CliWeights.IsCheckpoint(source)) convNext = CliWeights.Export(source, target);
+                else if (convNext = MaeWeightFile.HoldsConvNextV2(source))
+                    using (var model = MaeWeightFile.LoadConvNextV2(source)) MaeWeightFile.SaveConvNextV2(model, target);   // e.g. a timm pickle or an official checkpoint
                 else
                     using (var model = MaeWeightFile.LoadMaskedAutoencoder(source, heads: CommonOptions.ParseHeads(r.GetValue(heads)))) MaeWeightFile.Save(model, target);
-                context.Output.WriteLine($"wrote {target} (+ {Path.GetFileName(Path.ChangeExtension(target, ".json"))}) from '{source}'");
+                context.Output.WriteLine(convNext
+                    ? $"wrote {target} (a ConvNeXt V2 under timm's names; the architecture is read back from its shapes) from '{source}'"
+                    : $"wrote {target} (+ {Path.GetFileName(Path.ChangeExtension(target, ".json"))}) from '{source}'");
             }
             if (r.GetValue(onnx) is not { } onnxFile) return 0;
             string onnxTarget = CliFiles.OutputFile(onnxFile, "--onnx", null, ".onnx");

@@ -18,12 +18,12 @@ public static class ReconstructCommand
         var images = CommonOptions.Images("A folder of images (and/or class sub-folders); --count of them, spread evenly over the sorted list, are drawn.");
         var output = new Option<FileInfo>("--out") { Description = "The PNG to write (not one of the input images).", Required = true };
         var count = new Option<int>("--count") { Description = "How many images (rows of the grid), at most 256.", DefaultValueFactory = _ => 8 };
-        var maskRatio = new Option<double>("--mask-ratio") { Description = "Fraction of patches removed.", DefaultValueFactory = _ => 0.75 };
+        var maskRatio = new Option<double>("--mask-ratio") { Description = "Fraction of patches removed (default 0.75; 0.6, the official FCMAE ratio, for an FCMAE checkpoint).", DefaultValueFactory = _ => 0.75 };
         var size = CommonOptions.ImageSize();
         var heads = CommonOptions.Heads();
         var seed = CommonOptions.Seed();
         var skipBad = CommonOptions.SkipBadFiles();
-        var command = new Command("reconstruct", "Draw masked images and their reconstructions (needs weights with the decoder: mae.safetensors or a .maeckpt).")
+        var command = new Command("reconstruct", "Draw masked images and their reconstructions (needs weights with the decoder: mae.safetensors or a .maeckpt, an FCMAE one included).")
         {
             weights, images, output, count, maskRatio, size, heads, seed, skipBad,
         };
@@ -35,14 +35,28 @@ public static class ReconstructCommand
             int n = r.GetValue(count);
             if (n is < 1 or > 256) throw new CliException($"--count must be between 1 and 256; got {n}.");
             double ratio = r.GetValue(maskRatio);
+            // An FCMAE checkpoint (ConvNeXt V2 pre-training) draws its own masks of 32-px cells, at the official 0.6 unless given.
+            string source = CliFiles.InputFile(r.GetValue(weights)!, "--weights");
+            bool fcmaeFile = source.EndsWith(Mae.MLNet.Pretraining.MaePretrainCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase)
+                && Mae.MLNet.Pretraining.MaePretrainCheckpoint.HoldsFcmae(source);
+            if (fcmaeFile && r.GetResult(maskRatio) is null or { Implicit: true }) ratio = 0.6;
             if (!(ratio >= 0 && ratio < 1)) throw new CliException($"--mask-ratio must be in [0, 1); got {ratio}.");
-            using var path = CliWeights.Resolve(r.GetValue(weights)!);
-            using var model = MaeWeightFile.LoadMaskedAutoencoder(path.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
-            model.eval();
+            using var path = fcmaeFile ? null : CliWeights.Resolve(r.GetValue(weights)!);
+            using var vit = path is null ? null
+                : MaeWeightFile.LoadMaskedAutoencoder(path.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
+            using var fcmae = fcmaeFile ? Mae.MLNet.Pretraining.MaePretrainCheckpoint.LoadFcmae(source) : null;
+            if (fcmae is not null && r.GetValue(size) is int given && given != fcmae.Config.ImageSize)
+                throw new CliException($"--input-size: the FCMAE checkpoint '{source}' was trained at {fcmae.Config.ImageSize} px and draws at that size; got {given}.");
+            var geometry = fcmae is not null ? PretrainCommand.Geometry(fcmae.Config) : vit!.Config;
             using var scope = NewDisposeScope();
-            var (x, norm, skipped) = SpreadImages(files, n, model.Config, r.GetValue(skipBad));
+            var (x, norm, skipped) = SpreadImages(files, n, geometry, r.GetValue(skipBad));
             TorchRuntime.Seed(r.GetValue(seed));
-            CliFiles.WriteAtomically(target, temporary => Draw(model, x, ratio, rand(x.shape[0], model.Config.NumPatches), norm, temporary));
+            var noise = rand(x.shape[0], geometry.NumPatches);
+            CliFiles.WriteAtomically(target, temporary =>
+            {
+                using var result = fcmae is not null ? MaeReconstruction.Compute(fcmae, x, ratio, noise) : MaeReconstruction.Compute(vit!, x, ratio, noise);
+                ReconstructionGrid.SavePng(temporary, result, norm);
+            });
             foreach (var s in skipped) context.Output.WriteLine($"skipped {s.FileName}: {s.Reason}");
             context.Output.WriteLine($"wrote {target}: {x.shape[0]} image(s), mask ratio {ratio}");
             return 0;
@@ -76,12 +90,4 @@ public static class ReconstructCommand
         return Enumerable.Range(0, n).Select(i => (int)((long)i * total / n)).ToArray();
     }
 
-    /// <summary>Masks with <paramref name="noise"/> [n, L] (small = kept), reconstructs without gradients and writes the
-    /// grid: masked, reconstruction, reconstruction pasted into the visible patches, original.</summary>
-    internal static void Draw(MaskedAutoencoder model, Tensor images, double maskRatio, Tensor noise, PixelNormalization norm, string target)
-    {
-        using var noGrad = no_grad();
-        using var result = MaeReconstruction.Compute(model, images, maskRatio, noise);
-        ReconstructionGrid.SavePng(target, result, norm);
-    }
 }

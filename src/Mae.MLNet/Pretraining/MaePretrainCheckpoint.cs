@@ -57,6 +57,10 @@ public static class MaePretrainCheckpoint
         return model;
     }
 
+    /// <summary>Whether the checkpoint holds an FCMAE (<see cref="LoadFcmae"/>) rather than a ViT MAE (<see cref="LoadModel"/>);
+    /// the file is verified as for loading.</summary>
+    public static bool HoldsFcmae(string path) => ReadHeader(path).ConvNextConfig is not null;
+
     /// <summary>Builds the FCMAE (ConvNeXt V2) an FCMAE pre-training checkpoint holds (on the CPU) with its trained
     /// weights; <see cref="Fcmae.ToEncoder"/> makes the featurizer.</summary>
     public static Fcmae LoadFcmae(string path)

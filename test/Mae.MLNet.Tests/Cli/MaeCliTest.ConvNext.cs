@@ -22,31 +22,7 @@ public partial class MaeCliTest
         // The last epoch's reconstruction picture: in each row's masked column every 32-px cell is either the original
         // column's pixels (visible) or all grey (removed); ratio 0.6 of 2×2 cells keeps exactly one.
         StringAssert.Contains(output, "reconstructions: ");
-        using (var picture = SkiaSharp.SKBitmap.Decode(Path.Combine(run, "reconstructions", "epoch-0001.png")))
-        {
-            const int scale = 2, pad = 2;   // the grid's automatic scale for 64 px cells (≥ 96 px) and its padding
-            for (int row = 0; row < 8; row++)
-            {
-                int visible = 0;
-                for (int cell = 0; cell < 4; cell++)
-                {
-                    bool same = true, grey = true;
-                    for (int y = 0; y < 32; y++)
-                        for (int x = 0; x < 32; x++)
-                        {
-                            int iy = cell / 2 * 32 + y, ix = cell % 2 * 32 + x;
-                            var (mx, my) = global::Mae.MLNet.Visualization.ReconstructionGrid.PixelOrigin(row, 0, iy, ix, scale, pad, 64, 64);
-                            var (ox, oy) = global::Mae.MLNet.Visualization.ReconstructionGrid.PixelOrigin(row, 3, iy, ix, scale, pad, 64, 64);
-                            var m = picture.GetPixel(mx, my);
-                            same &= m == picture.GetPixel(ox, oy);
-                            grey &= m.Red == 128 && m.Green == 128 && m.Blue == 128;
-                        }
-                    Assert.IsTrue(same || grey, $"row {row} cell {cell}: neither the original nor grey");
-                    if (same && !grey) visible++;
-                }
-                Assert.AreEqual(1, visible, $"row {row}: visible cells");
-            }
-        }
+        AssertOneVisibleCellPerRow(Path.Combine(run, "reconstructions", "epoch-0001.png"), 8);
         using var encoder = MaeWeightFile.LoadConvNextV2(Path.Combine(run, "convnextv2.safetensors"));
         Assert.AreEqual(ConvNextV2Config.Atto, encoder.Config);   // 224 px: the file does not hold the image size
         Assert.AreEqual(0, encoder.NumClasses);
@@ -105,6 +81,36 @@ public partial class MaeCliTest
         Assert.AreEqual(33, lines.Length);
         Assert.AreEqual(2 + 600, lines[1].Split(',').Length);
 
+        // The FCMAE pre-training checkpoint as --weights: its encoder is the final weights file's network (the run ended
+        // there), so featurize writes the same features, export --out the same tensors, and finetune starts from it.
+        string checkpoint = Path.Combine(run, "checkpoint-0001.maeckpt");
+        string fromCheckpoint = Path.Combine(root, "convnext-features-ckpt.csv");
+        (code, _, error) = Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", checkpoint,
+            "--input-size", "64", "--layers", "4", "--device", "cpu", "--out", fromCheckpoint);
+        Assert.AreEqual(0, code, error);
+        CollectionAssert.AreEqual(lines, File.ReadAllLines(fromCheckpoint), "features of the checkpoint and of convnextv2.safetensors");
+        foreach (var exported in new[] { checkpoint, Path.Combine(run, "convnextv2.safetensors") })
+        {
+            string copy = Path.Combine(root, "convnext-copy.safetensors");
+            (code, output, error) = Mae("export", "--weights", exported, "--out", copy);
+            Assert.AreEqual(0, code, error);
+            StringAssert.Contains(output, "a ConvNeXt V2 under timm's names");
+            using var written = MaeWeightFile.LoadConvNextV2(copy);
+            var expectedWeights = encoder.state_dict();
+            foreach (var (name, value) in written.state_dict())
+                Assert.IsTrue(Model.TensorAssert.Same(value, expectedWeights[name]), $"{exported}: {name}");
+        }
+        (code, output, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", checkpoint,
+            "--input-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "8", "--device", "cpu", "--out", Path.Combine(root, "convnext-3.zip"));
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "checkpoint-0001.maeckpt': ConvNeXt V2 3ch 64px");
+        // `mae reconstruct` draws with the checkpoint's FCMAE (its cells, the official 0.6 by default).
+        string drawn = Path.Combine(root, "convnext-recon.png");
+        (code, output, error) = Mae("reconstruct", "--weights", checkpoint, "--images", Path.Combine(root, "images"), "--count", "2", "--out", drawn);
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "mask ratio 0.6");
+        AssertOneVisibleCellPerRow(drawn, 2);
+
         (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "48",
             "--epochs", "1", "--out", Path.Combine(root, "convnext-48"));
         Assert.AreNotEqual(0, code);
@@ -127,5 +133,35 @@ public partial class MaeCliTest
         Assert.IsTrue(epochs is >= 1 and <= 3, output);   // at most --epochs
         StringAssert.Contains(output, $"pre-trained {epochs} epochs ({epochs * 4} steps)");
         Assert.IsTrue(File.Exists(Path.Combine(run, "convnextv2.safetensors")));
+    }
+
+    /// <summary>A 64 px FCMAE picture: in each row's masked column every 32-px cell is either the original column's
+    /// pixels (visible) or all grey (removed); ratio 0.6 of 2×2 cells keeps exactly one.</summary>
+    static void AssertOneVisibleCellPerRow(string png, int rows)
+    {
+        using var picture = SkiaSharp.SKBitmap.Decode(png);
+        const int scale = 2, pad = 2;   // the grid's automatic scale for 64 px cells (≥ 96 px) and its padding
+        Assert.AreEqual(rows * (64 * scale + pad) + pad, picture.Height, "rows");
+        for (int row = 0; row < rows; row++)
+        {
+            int visible = 0;
+            for (int cell = 0; cell < 4; cell++)
+            {
+                bool same = true, grey = true;
+                for (int y = 0; y < 32; y++)
+                    for (int x = 0; x < 32; x++)
+                    {
+                        int iy = cell / 2 * 32 + y, ix = cell % 2 * 32 + x;
+                        var (mx, my) = global::Mae.MLNet.Visualization.ReconstructionGrid.PixelOrigin(row, 0, iy, ix, scale, pad, 64, 64);
+                        var (ox, oy) = global::Mae.MLNet.Visualization.ReconstructionGrid.PixelOrigin(row, 3, iy, ix, scale, pad, 64, 64);
+                        var m = picture.GetPixel(mx, my);
+                        same &= m == picture.GetPixel(ox, oy);
+                        grey &= m.Red == 128 && m.Green == 128 && m.Blue == 128;
+                    }
+                Assert.IsTrue(same || grey, $"{png} row {row} cell {cell}: neither the original nor grey");
+                if (same && !grey) visible++;
+            }
+            Assert.AreEqual(1, visible, $"{png} row {row}: visible cells");
+        }
     }
 }
