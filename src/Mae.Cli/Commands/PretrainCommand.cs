@@ -38,7 +38,10 @@ public static class PretrainCommand
         var lr = new Option<double?>("--lr") { Description = "Absolute learning rate (overrides --blr)." };
         var minLr = new Option<double>("--min-lr", "--min_lr") { Description = "Floor of the cosine schedule.", DefaultValueFactory = _ => 0 };
         var weightDecay = new Option<double>("--weight-decay", "--weight_decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.05 };
-        var maskRatio = new Option<double>("--mask-ratio", "--mask_ratio") { Description = "Fraction of patches removed.", DefaultValueFactory = _ => 0.75 };
+        var maskRatio = new Option<double>("--mask-ratio", "--mask_ratio")
+        {
+            Description = "Fraction of patches removed (default 0.75; 0.6, the official FCMAE ratio, for convnextv2-*).", DefaultValueFactory = _ => 0.75,
+        };
         var normPix = new Option<bool?>("--norm-pix-loss", "--norm_pix_loss")
         {
             Description = "Per-patch normalised pixels as the target, true or false (default: the model's; every preset says true, the paper's choice).",
