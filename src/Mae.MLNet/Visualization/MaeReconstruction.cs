@@ -118,11 +118,10 @@ public static partial class MaeReconstruction
     }
 
     /// <summary>The pictures from per-patch predictions [N, L, p²·C] in <paramref name="patchify"/>'s layout and a mask [N, L]
-    /// (1 = removed), for either architecture (<paramref name="geometry"/>: image size, channels, patch, loss target).</summary>
-    static MaeReconstruction.Result FromPatches(MaeConfig geometry, Tensor images, Tensor pred, Tensor mask,
+    /// (1 = removed), for either architecture (<paramref name="cfg"/>: image size, channels, patch, loss target).</summary>
+    static MaeReconstruction.Result FromPatches(MaeConfig cfg, Tensor images, Tensor pred, Tensor mask,
         Func<Tensor, Tensor> patchify, Func<Tensor, Tensor> unpatchify)
     {
-        var cfg = geometry;
         long n = images.shape[0];
         MaeInputs.CheckShape(pred, nameof(pred), "per-patch predictions", n, cfg.NumPatches, cfg.PatchDim);
         MaeInputs.CheckShape(mask, nameof(mask), "a patch mask", n, cfg.NumPatches);
