@@ -24,7 +24,7 @@ public static class PretrainCommand
         var images = CommonOptions.Images("A folder of images (sub-folders are read too; labels are ignored).");
         var model = new Option<string?>("--model")
         {
-            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, mnist28, or the official mae_vit_base_patch16 …; " +
+            Description = "A preset (vit-b16, vit-l16, vit-h14, tiny32, nano32, nano32-p2, pico32, mnist28, or the official mae_vit_base_patch16 …; " +
                           "convnextv2-atto … convnextv2-huge pre-trains ConvNeXt V2 with FCMAE, 224 px unless --input-size, a multiple of 32) or a config JSON file: " +
                           "the <name>.json this tool writes beside its weights (e.g. <output-dir>/mae.json), a Hugging Face config.json, or a MaeConfig " +
                           "(default: chosen from the images' size and printed: nano32 for small colour images on a CPU).",

@@ -88,6 +88,12 @@ public class TimeBudgetTest
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeConfig.ForImages(32, 4, false));
         Assert.AreEqual(MaeConfig.Nano32, MaeConfig.Preset("nano32"));
         Assert.AreEqual(2, MaeConfig.Preset("NANO32-P2").PatchSize);
+        // pico32: the benchmarks' p4-e96x4x3-d64x1x2 candidate (docs/benchmarks.md), 0.44 M encoder parameters.
+        var pico = MaeConfig.Preset("pico32");
+        Assert.AreEqual((32, 4, 3, 96, 4, 3, 64, 1, 2), (pico.ImageSize, pico.PatchSize, pico.InChannels, pico.EmbedDim, pico.Depth,
+            pico.NumHeads, pico.DecoderEmbedDim, pico.DecoderDepth, pico.DecoderNumHeads));
+        // Every listed name resolves, and to a valid config (the list and the switch are written separately).
+        foreach (string name in MaeConfig.PresetNames) MaeConfig.Preset(name).Validate();
     }
 
     [TestMethod]
