@@ -170,14 +170,9 @@ public static class PretrainCommand
             var result = new MaePretrainer(options).Train(mae, source, reporter, context.Cancellation);
 
             if (!lead) return 0;
-            CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
             string weights = Path.Combine(output, "mae.safetensors");
-            MaeWeightFile.Save(mae, weights);
-            foreach (var skipped in source.SkippedFiles.Concat(pictures?.Skipped ?? []).DistinctBy(x => x.FileName))
-                progress.Line($"skipped {skipped.FileName}: {skipped.Reason}");
-            progress.Line($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
-                          (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
-                          $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights} (+ mae.json, its config: --model {Path.ChangeExtension(weights, ".json")} builds the same model)");
+            Finish(progress, output, result, source, pictures, weights, () => MaeWeightFile.Save(mae, weights),
+                   $"+ mae.json, its config: --model {Path.ChangeExtension(weights, ".json")} builds the same model");
             return 0;
         });
         return command;
@@ -194,15 +189,27 @@ public static class PretrainCommand
         var reporter = new PretrainProgress(progress, pictures, output);
         var result = new MaePretrainer(options).Train(fcmae, source, reporter, context.Cancellation);
         if (!lead) return 0;
-        CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
         string weights = Path.Combine(output, "convnextv2.safetensors");
-        using (var encoder = fcmae.ToEncoder()) MaeWeightFile.SaveConvNextV2(encoder, weights);
+        Finish(progress, output, result, source, pictures, weights, () =>
+        {
+            using var encoder = fcmae.ToEncoder();
+            MaeWeightFile.SaveConvNextV2(encoder, weights);
+        }, "the ConvNeXt V2 encoder, timm's names");
+        return 0;
+    }
+
+    /// <summary>The end of a finished run on rank 0, either model: earlier stops' position files pruned, the weights
+    /// written by <paramref name="save"/>, every skipped file named, and the summary line.</summary>
+    static void Finish(CliProgress progress, string output, MaePretrainResult result, MaeImageFileSource source, ReconstructionPictures? pictures,
+        string weights, Action save, string written)
+    {
+        CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
+        save();
         foreach (var skipped in source.SkippedFiles.Concat(pictures?.Skipped ?? []).DistinctBy(x => x.FileName))
             progress.Line($"skipped {skipped.FileName}: {skipped.Reason}");
         progress.Line($"pre-trained {result.EpochsCompleted} epochs ({result.GlobalSteps} steps" +
                       (result.ResumedFrom is null ? "" : $", resumed from {Path.GetFileName(result.ResumedFrom)}") +
-                      $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights} (the ConvNeXt V2 encoder, timm's names)");
-        return 0;
+                      $"); last epoch loss {result.EpochLosses[^1]:F4}; wrote {weights} ({written})");
     }
 
     /// <summary>A ConvNeXt V2 preset at <paramref name="inputSize"/> (224 by default), with the loss target given.</summary>
