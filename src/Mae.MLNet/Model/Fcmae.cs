@@ -81,22 +81,14 @@ public sealed class Fcmae : nn.Module
     public Tensor Patchify(Tensor images)
     {
         CheckImages(images);
-        int p = Config.MaskPatchSize, h = Config.MaskGridSize, c = Config.InChannels;
-        long n = images.shape[0];
-        using var x = images.reshape(n, c, h, p, h, p);
-        using var perm = x.permute(0, 2, 4, 3, 5, 1);   // nchpwq -> nhwpqc
-        return perm.reshape(n, h * h, p * p * c);
+        return PatchLayout.ToPatches(images, Config.InChannels, Config.MaskGridSize, Config.MaskPatchSize);
     }
 
     /// <summary>The inverse of <see cref="Patchify"/> (the official <c>unpatchify</c>): [N, L, p²·C] → [N, C, H, W].</summary>
     internal Tensor Unpatchify(Tensor patches)
     {
-        int p = Config.MaskPatchSize, h = Config.MaskGridSize, c = Config.InChannels;
         MaeInputs.CheckShape(patches, nameof(patches), "per-cell patches", patches.shape.Length > 0 ? patches.shape[0] : -1, NumPatches, Config.PatchDim);
-        long n = patches.shape[0];
-        using var x = patches.reshape(n, h, h, p, p, c);
-        using var perm = x.permute(0, 5, 1, 3, 2, 4);   // nhwpqc -> nchpwq
-        return perm.reshape(n, c, h * p, h * p);
+        return PatchLayout.ToImages(patches, Config.InChannels, Config.MaskGridSize, Config.MaskPatchSize);
     }
 
     /// <summary>The decoder's output [N, p²·C, h, w] as [N, L, p²·C] in <see cref="Patchify"/>'s layout (the official

@@ -107,11 +107,7 @@ public sealed class MaskedAutoencoder : nn.Module
     public Tensor Patchify(Tensor images)
     {
         MaeInputs.CheckShape(images, nameof(images), "an image batch", images.shape[0], Config.InChannels, Config.ImageSize, Config.ImageSize);
-        int p = Config.PatchSize, h = Config.GridSize, c = Config.InChannels;
-        long n = images.shape[0];
-        using var x = images.reshape(n, c, h, p, h, p);
-        using var perm = x.permute(0, 2, 4, 3, 5, 1); // nchpwq -> nhwpqc
-        return perm.reshape(n, h * h, p * p * c);
+        return PatchLayout.ToPatches(images, Config.InChannels, Config.GridSize, Config.PatchSize);
     }
 
     /// <summary>[N, L, p²·C] → [N, C, H, W], the inverse of <see cref="Patchify"/>.</summary>
@@ -119,11 +115,7 @@ public sealed class MaskedAutoencoder : nn.Module
     {
         if (patches is null) throw new ArgumentNullException(nameof(patches));
         MaeInputs.CheckShape(patches, nameof(patches), "patch rows", patches.shape.Length == 3 ? patches.shape[0] : -1, Config.NumPatches, Config.PatchDim);
-        int p = Config.PatchSize, h = Config.GridSize, c = Config.InChannels;
-        long n = patches.shape[0];
-        using var x = patches.reshape(n, h, h, p, p, c);
-        using var perm = x.permute(0, 5, 1, 3, 2, 4); // nhwpqc -> nchpwq
-        return perm.reshape(n, c, h * p, h * p);
+        return PatchLayout.ToImages(patches, Config.InChannels, Config.GridSize, Config.PatchSize);
     }
 
     /// <summary>
