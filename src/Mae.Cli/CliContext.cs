@@ -126,7 +126,8 @@ internal static class CommonOptions
     {
         var option = new Option<double?>("--minutes")
         {
-            Description = "Time box: time a few steps, then train the epochs that fit (at most --epochs or the recipe's), the warm-up scaled with them; prints the plan.",
+            Description = "Time box: time a few steps, then train the epochs that fit (at most --epochs or the recipe's), the warm-up scaled with them; prints the plan, " +
+                          "and re-fits the epochs left at each epoch end to the pace of the last epochs (the lr schedule stays continuous).",
         };
         option.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is double m && !(m > 0 && double.IsFinite(m))) r.AddError($"--minutes must be a number > 0; got {m}."); });
         return option;

@@ -83,5 +83,15 @@ internal sealed class CliProgress
         sinceLine.Restart();
     }
 
+    int? epochs;
+
+    /// <summary>Says, once, when a time-boxed run re-fits its epochs (the count a report carries changed since the last).</summary>
+    public void Epochs(int planned, int epoch)
+    {
+        if (epochs is int before && before != planned)
+            Line($"time box: {before} → {planned} epochs at the pace of epoch {epoch} (the cosine's rest {(planned > before ? "stretched" : "squeezed")} to end at epoch {planned})");
+        epochs = planned;
+    }
+
     public static string Format(TimeSpan t) => t.TotalHours >= 100 ? $"{(int)t.TotalHours}h" : $"{(int)t.TotalHours:D2}:{t.Minutes:D2}:{t.Seconds:D2}";
 }

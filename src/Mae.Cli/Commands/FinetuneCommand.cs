@@ -156,7 +156,7 @@ public static class FinetuneCommand
                 if (collective.WorldSize > 1) throw new CliException("--minutes plans one process's run; under mpirun give --epochs instead.");
                 var plan = PlanFineTune(rows, valRows?.Count ?? 0, training, box,
                     (t, sample, timer) => Trainer(t, null, timer).Fit(keys.Transform(ml.Data.LoadFromEnumerable(sample))));
-                (training.Epochs, training.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
+                (training.Epochs, training.WarmupEpochs, training.TimePlan) = (plan.Epochs, plan.WarmupEpochs, plan);
                 if (lead) progress.Line(plan.Describe(training.BatchSize));
             }
             int classes = rows.Select(x => x.Label).Distinct().Count();
@@ -243,6 +243,7 @@ public static class FinetuneCommand
         public void Report(MaeFineTuneProgress p)
         {
             long total = p.StepsPerEpoch * p.Epochs;
+            progress.Epochs(p.Epochs, p.Epoch);
             if (!p.EndOfEpoch)
             {
                 progress.Report(p.GlobalStep, total, $"epoch {p.Epoch + 1}/{p.Epochs} step {p.Step + 1}/{p.StepsPerEpoch}",

@@ -150,7 +150,7 @@ public static class PretrainCommand
                     ? MaePretrainer.CalibrateStepSeconds(convNext, options, source, cancellationToken: context.Cancellation)
                     : MaePretrainer.CalibrateStepSeconds(config, options, source, cancellationToken: context.Cancellation);
                 var plan = MaeTimeBudget.Plan(box, seconds, source.Count / options.BatchSize, options.Epochs, options.WarmupEpochs / options.Epochs);
-                (options.Epochs, options.WarmupEpochs) = (plan.Epochs, plan.WarmupEpochs);
+                (options.Epochs, options.WarmupEpochs, options.TimePlan) = (plan.Epochs, plan.WarmupEpochs, plan);
                 if (lead) progress.Line(plan.Describe(options.BatchSize));
             }
             long steps = files.Count / options.BatchSize;
@@ -266,6 +266,7 @@ public static class PretrainCommand
         public void Report(MaePretrainProgress p)
         {
             if (p.EndOfEpoch) return;   // the kNN monitor's extra report
+            progress.Epochs(p.Epochs, p.Epoch);
             string details = $"loss {p.Loss:F4}  lr {p.LearningRate:G3}  {p.ImagesPerSecond:F0} img/s";
             if (p.Step + 1 != p.StepsPerEpoch)
             {

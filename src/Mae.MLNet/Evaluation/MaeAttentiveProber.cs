@@ -74,7 +74,7 @@ public sealed partial class MaeAttentiveProber
         };
         var state = MaeTrainingEngine.Run(task, settings, stepsPerEpoch, device, cancellationToken);
         model.eval();
-        var result = MaeTrainingResult.From<MaeFineTuneResult>(state, o.Epochs, stepsPerEpoch, o.LearningRate) with
+        var result = MaeTrainingResult.From<MaeFineTuneResult>(state, stepsPerEpoch, o.LearningRate) with
         {
             ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
         };

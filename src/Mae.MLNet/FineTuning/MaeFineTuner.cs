@@ -194,7 +194,7 @@ public sealed class MaeFineTuner
             foreach (var (name, t) in task.Best) sd[name].copy_(t);
             restored = true;
         }
-        return MaeTrainingResult.From<MaeFineTuneResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with
+        return MaeTrainingResult.From<MaeFineTuneResult>(state, stepsPerEpoch, o.PeakLearningRate) with
         {
             ValidationAccuracies = task.ValidationAccuracies, ValidationLosses = task.ValidationLosses,
             BestEpoch = task.BestEpoch, BestValidationAccuracy = task.BestAccuracy, RestoredBestWeights = restored,

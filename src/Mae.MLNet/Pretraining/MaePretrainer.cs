@@ -74,7 +74,7 @@ public sealed class MaePretrainer
         long stepsPerEpoch = Math.Max(1, source.Count / o.BatchSize);
         o.Epochs = (int)Math.Max(1, (steps + skip + stepsPerEpoch) / stepsPerEpoch);
         o.WarmupEpochs = 0;
-        o.CheckpointDir = null; o.Resume = false; o.RequireResume = false; o.MetricsFile = null; o.TensorBoardDir = null; o.KnnMonitor = null; o.LogEvery = 1;
+        o.CheckpointDir = null; o.Resume = false; o.RequireResume = false; o.MetricsFile = null; o.TensorBoardDir = null; o.KnnMonitor = null; o.LogEvery = 1; o.TimePlan = null;
         var timer = new MaeTimeBudget.StepTimer(steps + skip);
         var net = create(o);
         using var model = net.Module;
@@ -145,7 +145,7 @@ public sealed class MaePretrainer
         using var settings = new TorchSettingsScope(o.Threads, allowTf32: device.type == DeviceType.CUDA);
         var task = new PretrainTask(net, source, o, progress);
         var state = MaeTrainingEngine.Run(task, o.EngineSettings(device.type), stepsPerEpoch, device, cancellationToken);
-        return MaeTrainingResult.From<MaePretrainResult>(state, o.Epochs, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
+        return MaeTrainingResult.From<MaePretrainResult>(state, stepsPerEpoch, o.PeakLearningRate) with { KnnResults = task.KnnResults };
     }
 
     /// <summary>Pre-training's hooks: the MAE loss of a batch (random 75 % mask), the decay / no-decay groups.</summary>
@@ -305,7 +305,7 @@ public sealed class MaePretrainer
 
         public override void EndOfEpoch(int epoch, MaeTrainingState state, MaeStepReport report, Action<string, double, int>? tensorBoard)
         {
-            if (o.KnnMonitor is not { } knn || !knn.RunsAfter(epoch, o.Epochs) || !state.IsLead) return;
+            if (o.KnnMonitor is not { } knn || !knn.RunsAfter(epoch, state.Epochs) || !state.IsLead) return;
             // The monitor's images are [0, 1] pixels: normalised like the training batches, without the random crop.
             var evalTransform = o.Transform is MaePretrainAugmentation a ? FineTuning.MaeFineTuner.EvaluationTransform(a.Options) : null;
             var result = knn.Evaluate(model!.Encoder, evalTransform, model.parameters().First().device);

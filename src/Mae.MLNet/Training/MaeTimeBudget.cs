@@ -20,6 +20,13 @@ public static partial class MaeTimeBudget
     /// <param name="OverBudget">Even one epoch takes longer than the box: the plan is one epoch anyway.</param>
     public sealed record TimePlan(double Minutes, double SecondsPerStep, long StepsPerEpoch, int Epochs, double WarmupEpochs, int Cap, bool Capped, bool OverBudget)
     {
+        /// <summary>When the plan was made (<see cref="Plan"/>: now); the epochs are to end by <see cref="DeadlineUtc"/>.</summary>
+        public DateTime StartUtc { get; init; }
+
+        /// <summary>The end of the training time the plan fits the epochs into: <see cref="StartUtc"/> + <see cref="Usable"/> × the box.
+        /// A run given this plan (<see cref="MaeTrainingOptions.TimePlan"/>) re-fits its epochs to it as it goes.</summary>
+        public DateTime DeadlineUtc => StartUtc + TimeSpan.FromSeconds(Usable * Minutes * 60);
+
         /// <summary>Work outside the steps per epoch that the plan counted (seconds).</summary>
         public double ExtraSecondsPerEpoch { get; init; }
 
@@ -64,7 +71,37 @@ public static partial class MaeTimeBudget
         double fit = Math.Floor(Usable * minutes * 60 / epochSeconds);
         int epochs = (int)Math.Clamp(fit, 1, maxEpochs);
         return new MaeTimeBudget.TimePlan(minutes, secondsPerStep, stepsPerEpoch, epochs, epochs * warmupFraction, maxEpochs, fit > maxEpochs, fit < 1)
-            { ExtraSecondsPerEpoch = extraSecondsPerEpoch };
+            { ExtraSecondsPerEpoch = extraSecondsPerEpoch, StartUtc = DateTime.UtcNow };
+    }
+
+    /// <summary>
+    /// The re-fit at the end of epoch <paramref name="done"/> of a time-boxed run, from the pace of the last epochs
+    /// (<paramref name="secondsPerEpoch"/>: <see cref="RecentPace"/>, measured end to end) and the time left. A plan that
+    /// would overrun is squeezed to the whole epochs that fit (<paramref name="done"/> itself when none does: the run ends
+    /// now); one with room for at least one more epoch inside <see cref="StretchShare"/> of the time left is stretched to
+    /// the epochs that fit there; in between it stays, so a pace that wobbles around an epoch boundary does not move the
+    /// end back and forth. At most <paramref name="maxEpochs"/>; no pace measured: <paramref name="planned"/> unchanged.
+    /// </summary>
+    internal static int Refit(int done, double secondsPerEpoch, double secondsLeft, int maxEpochs, int planned)
+    {
+        if (!(secondsPerEpoch > 0) || !double.IsFinite(secondsPerEpoch)) return planned;
+        double room = Math.Max(0, secondsLeft) / secondsPerEpoch;   // epochs that fit in the time left
+        int remaining = planned - done;
+        double target = remaining > room ? done + Math.Floor(room)
+            : remaining + 1 <= StretchShare * room ? done + Math.Floor(StretchShare * room)
+            : planned;
+        return (int)Math.Clamp(target, done, Math.Max(done, maxEpochs));
+    }
+
+    /// <summary>The share of the time left a re-fit may stretch the plan into (the rest is the band where it stays).</summary>
+    internal const double StretchShare = 0.95;
+
+    /// <summary>The pace a re-fit plans with: the median time of the last (up to) 3 epochs, so one slow or fast epoch
+    /// does not move the end, while a lasting change in load does within two epochs.</summary>
+    internal static double RecentPace(IReadOnlyList<double> epochSeconds)
+    {
+        var last = epochSeconds.Skip(Math.Max(0, epochSeconds.Count - 3)).Order().ToArray();
+        return last.Length == 0 ? double.NaN : last.Length == 2 ? 0.5 * (last[0] + last[1]) : last[last.Length / 2];
     }
 
     /// <summary>

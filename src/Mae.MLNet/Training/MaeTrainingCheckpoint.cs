@@ -25,6 +25,9 @@ internal abstract record MaeTrainingCheckpointHeader
     /// <summary>An FCMAE pre-training run's architecture (null for the ViT MAE, whose <see cref="Config"/> it is).</summary>
     public ConvNextV2Config? ConvNextConfig { get; init; }
     public DateTime SavedUtc { get; init; }
+    /// <summary>A time-boxed run's schedule as last re-fitted (null otherwise: the options' epochs and warm-up are the
+    /// schedule); a resume continues it.</summary>
+    public MaeLrPlan? Schedule { get; init; }
 }
 
 /// <summary>

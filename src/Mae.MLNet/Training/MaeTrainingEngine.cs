@@ -88,7 +88,10 @@ internal static class MaeTrainingEngine
                 throw MaeRunFolderException.NothingToResume(s.CheckpointDir);
         }
         using var reader = state.ResumedFrom is null ? null : checkpoint.Open(state.ResumedFrom);
-        if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, s.Epochs);
+        // A time-boxed run's checkpoints carry its re-fitted schedule, which a resume continues (and keeps writing).
+        var plan = reader?.Header.Schedule ?? new MaeLrPlan { Epochs = s.Epochs, WarmupEpochs = s.WarmupEpochs };
+        bool storePlan = s.TimeBox is not null || reader?.Header.Schedule is not null;
+        if (reader is not null) task.CheckResume(reader.Path, reader.Header, stepsPerEpoch, plan.Epochs);
         else TorchRuntime.Seed(s.Seed);
 
         long skip = reader is null ? 0 : StepsIntoEpoch(task, reader, stepsPerEpoch);
@@ -122,14 +125,15 @@ internal static class MaeTrainingEngine
 
         var total = Stopwatch.StartNew();
         int accum = s.AccumIter;
-        long totalSteps = stepsPerEpoch * s.Epochs;
+        var lapStart = s.TimeBox?.Clock();
+        var paces = new List<double>();   // seconds per epoch, each epoch's, in this process
         using var losses = new PendingLosses(Math.Max(1, (int)Math.Min(s.LogEvery, stepsPerEpoch)), device, s.LegacyStep, collective);
         var allReduceClock = new Stopwatch();
         long checkpointedStep = state.GlobalStep;   // nothing to write when stopped exactly where the last file was
         bool canStopWithCheckpoint = s.CheckpointDir is not null && task.CanSkipBatches;
         bool multiRank = collective is { WorldSize: > 1 };
 
-        for (int epoch = state.StartEpoch; epoch < s.Epochs; epoch++)
+        for (int epoch = state.StartEpoch; epoch < plan.Epochs; epoch++)
         {
             model.train();
             // As the reference: a partial accumulation left from the last epoch is dropped.
@@ -159,7 +163,7 @@ internal static class MaeTrainingEngine
                             if (state.GlobalStep != checkpointedStep)
                             {
                                 written = state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir!, epoch, stepInEpoch);
-                                if (state.IsLead) checkpoint.Save(written, task.CreateHeader(state, epoch), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                                if (state.IsLead) checkpoint.Save(written, Header(epoch), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
                                 collective?.Barrier(); // the file is complete before any rank ends
                             }
                             throw Agreed(new OperationCanceledException(
@@ -176,7 +180,7 @@ internal static class MaeTrainingEngine
                     {
                         if (stepInEpoch >= stepsPerEpoch)
                             throw new InvalidDataException($"The {task.DataDescription} yielded more than the {stepsPerEpoch} batches it promises per epoch at batch size {s.BatchSize}.");
-                        if (stepInEpoch % accum == 0) lr = MaeLrSchedule.At(stepInEpoch / (double)stepsPerEpoch + epoch, s.PeakLearningRate, s.MinLearningRate, s.WarmupEpochs, s.Epochs);
+                        if (stepInEpoch % accum == 0) lr = plan.At(stepInEpoch / (double)stepsPerEpoch + epoch, s.PeakLearningRate, s.MinLearningRate);
 
                         // Data-parallel (any world size, one included): libtorch's generator restarts for each micro-batch from
                         // its place in the epoch, so augmentation, mixup and drop path draw what one process accumulating
@@ -214,9 +218,9 @@ internal static class MaeTrainingEngine
                     if (!report) continue;
                     double secs = clock.Elapsed.TotalSeconds;
                     long stepsTimed = stepInEpoch - firstStep;
-                    last = new MaeStepReport(epoch, s.Epochs, stepInEpoch - 1, stepsPerEpoch, state.GlobalStep, lossValue, lr,
+                    last = new MaeStepReport(epoch, plan.Epochs, stepInEpoch - 1, stepsPerEpoch, state.GlobalStep, lossValue, lr,
                         secs > 0 ? stepsTimed * (double)s.BatchSize / secs : 0,
-                        TimeSpan.FromSeconds(secs / stepsTimed * (totalSteps - (epoch * stepsPerEpoch + stepInEpoch))), total.Elapsed);
+                        TimeSpan.FromSeconds(secs / stepsTimed * (stepsPerEpoch * plan.Epochs - (epoch * stepsPerEpoch + stepInEpoch))), total.Elapsed);
                     metrics?.Write(last);
                     if (state.IsLead) task.Report(last);
                     if (scalar is not null && stepInEpoch % accum == 0 && state.GlobalStep % s.LogEvery == 0)
@@ -234,19 +238,34 @@ internal static class MaeTrainingEngine
             var epochSteps = state.StepLosses.Skip(state.StepLosses.Count - (int)stepsPerEpoch);
             state.EpochLosses.Add(epochSteps.Sum(l => (double)l) / stepsPerEpoch);
 
+            // A time box: the epochs still to run re-fitted to the time left at the pace of the last epochs (before the
+            // end-of-epoch work, which then knows whether this epoch was the last). The process's first epoch carries its
+            // start-up (the model to the device, cold files): its pace is not counted, and the plan first moves after the second.
+            if (s.TimeBox is { } box && epoch + 1 < plan.Epochs)
+            {
+                var now = box.Clock();
+                if (epoch > state.StartEpoch) paces.Add((now - lapStart!.Value).TotalSeconds / (stepInEpoch - firstStep) * stepsPerEpoch);
+                lapStart = now;
+                plan = plan.EndingAt(epoch + 1, MaeTimeBudget.Refit(epoch + 1, MaeTimeBudget.RecentPace(paces), (box.DeadlineUtc - now).TotalSeconds, box.MaxEpochs, plan.Epochs));
+            }
+            state.Epochs = plan.Epochs;
             task.EndOfEpoch(epoch, state, last, scalar);
 
-            if (s.CheckpointDir is not null && ((epoch + 1) % s.CheckpointEvery == 0 || epoch + 1 == s.Epochs))
+            if (s.CheckpointDir is not null && ((epoch + 1) % s.CheckpointEvery == 0 || epoch + 1 == plan.Epochs))
             {
                 state.LastCheckpoint = checkpoint.Container.PathFor(s.CheckpointDir, epoch + 1);
-                if (state.IsLead) checkpoint.Save(state.LastCheckpoint, task.CreateHeader(state, epoch + 1), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
+                if (state.IsLead) checkpoint.Save(state.LastCheckpoint, Header(epoch + 1), model, step.Optimizer(), state.StepLosses, state.EpochLosses, task.WriteExtras);
                 checkpointedStep = state.GlobalStep;
                 collective?.Barrier(); // the checkpoint is complete before any rank goes on (or ends and is resumed)
             }
         }
+        state.Epochs = plan.Epochs;
         state.Elapsed = total.Elapsed;
         state.AllReduceTime = allReduceClock.Elapsed;
         return state;
+
+        MaeTrainingCheckpointHeader Header(int epochsCompleted)
+            => storePlan ? task.CreateHeader(state, epochsCompleted) with { Schedule = plan } : task.CreateHeader(state, epochsCompleted);
     }
 
     /// <summary>Where a resumed checkpoint stands inside its next epoch: 0 after a whole epoch, else the steps a stopped run

@@ -93,6 +93,21 @@ public abstract class MaeTrainingOptions
     [JsonIgnore]
     public IMaeCollective? Collective { get; set; }
 
+    /// <summary>
+    /// A time box (<see cref="MaeTimeBudget.Plan"/>; null: none). <see cref="Epochs"/> and <see cref="WarmupEpochs"/> are
+    /// the plan's start; at each epoch end the run re-fits the epochs still to run to the time left until the plan's
+    /// <see cref="MaeTimeBudget.TimePlan.DeadlineUtc"/> at the pace of the epoch just done (at most the plan's
+    /// <see cref="MaeTimeBudget.TimePlan.Cap"/>), stretching or squeezing the rest of the cosine so the lr stays continuous
+    /// and reaches its floor at the new end. Its checkpoints store that schedule and a resume continues it. One process
+    /// only (ranks would time different epochs).
+    /// </summary>
+    [JsonIgnore]
+    public MaeTimeBudget.TimePlan? TimePlan { get; set; }
+
+    /// <summary>The clock <see cref="TimePlan"/> is read against (tests: a scripted one); null: <see cref="DateTime.UtcNow"/>.</summary>
+    [JsonIgnore]
+    internal Func<DateTime>? Clock { get; set; }
+
     /// <summary>Effective batch per optimizer step, <see cref="BatchSize"/> × <see cref="AccumIter"/>.</summary>
     [JsonIgnore]
     public long EffectiveBatchSize => (long)BatchSize * AccumIter;
@@ -136,6 +151,10 @@ public abstract class MaeTrainingOptions
         if (RequireResume && !Resume)
             throw new ArgumentException("RequireResume is set but Resume is not: set both to refuse a run with nothing to resume.", nameof(RequireResume));
         if (LogEvery < 1) throw new ArgumentOutOfRangeException(nameof(LogEvery), LogEvery, $"LogEvery must be at least 1; got {LogEvery}.");
+        if (TimePlan is { } plan && Epochs > plan.Cap)
+            throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, $"Epochs ({Epochs}) must not exceed the time plan's cap ({plan.Cap}).");
+        if (TimePlan is not null && Collective is { WorldSize: > 1 })
+            throw new ArgumentException($"A time plan re-fits one process's epochs to its own pace; with {Collective.WorldSize} ranks give Epochs instead.", nameof(TimePlan));
     }
 
     /// <summary>Data-parallel over MPI: the number of block groups whose gradients are all-reduced while backward still
@@ -166,5 +185,6 @@ public abstract class MaeTrainingOptions
         ClipGradNorm = clipGradNorm, Seed = Seed, LogEvery = LogEvery, CheckpointEvery = CheckpointEvery,
         CheckpointDir = CheckpointDir, Resume = Resume, RequireResume = RequireResume, MetricsFile = MetricsFile, TensorBoardDir = TensorBoardDir,
         ComputeDType = Precision.ComputeDType(device), Collective = Collective, OverlapGroups = OverlapGroups, OverlapAt = OverlapAt,
+        TimeBox = TimePlan is { } plan ? new MaeTimeBox(plan.DeadlineUtc, plan.Cap, Clock ?? (() => DateTime.UtcNow)) : null,
     };
 }

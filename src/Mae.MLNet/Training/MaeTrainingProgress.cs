@@ -56,10 +56,10 @@ public abstract record MaeTrainingResult
     public TimeSpan AllReduceTime { get; init; }
 
     /// <summary>The engine's final state as the caller's result record (the task adds its own fields with <c>with</c>).</summary>
-    internal static T From<T>(MaeTrainingState state, int epochs, long stepsPerEpoch, double peakLearningRate)
+    internal static T From<T>(MaeTrainingState state, long stepsPerEpoch, double peakLearningRate)
         where T : MaeTrainingResult, new() => new()
     {
-        StepLosses = state.StepLosses, EpochLosses = state.EpochLosses, EpochsCompleted = epochs, GlobalSteps = state.GlobalStep,
+        StepLosses = state.StepLosses, EpochLosses = state.EpochLosses, EpochsCompleted = state.Epochs, GlobalSteps = state.GlobalStep,
         OptimizerSteps = state.OptimizerSteps, StepsPerEpoch = stepsPerEpoch, PeakLearningRate = peakLearningRate,
         ResumedFrom = state.ResumedFrom, LastCheckpoint = state.LastCheckpoint, Elapsed = state.Elapsed, AllReduceTime = state.AllReduceTime,
     };

@@ -38,12 +38,19 @@ internal sealed record MaeEngineSettings
     /// <summary>Data-parallel training (null: one process, as before): gradients averaged over the ranks before each
     /// optimizer step, rank 0 alone writes checkpoints, metrics, TensorBoard and progress.</summary>
     public IMaeCollective? Collective { get; init; }
+    /// <summary>A time box (null: none): the epochs re-fitted at each epoch end to the time left (<see cref="MaeLrPlan"/>).</summary>
+    public MaeTimeBox? TimeBox { get; init; }
 }
+
+/// <summary>When a time-boxed run must end, the most epochs it may plan, and the clock it reads (tests give their own).</summary>
+internal sealed record MaeTimeBox(DateTime DeadlineUtc, int MaxEpochs, Func<DateTime> Clock);
 
 /// <summary>The engine's counters and histories, handed to the hooks.</summary>
 internal sealed class MaeTrainingState
 {
     public int StartEpoch;
+    /// <summary>The epochs the run ends at: the settings' unless a time box re-fitted them (or the resumed checkpoint's plan).</summary>
+    public int Epochs;
     public long GlobalStep, OptimizerSteps, StepsPerEpoch;
     public List<float> StepLosses = new();
     public List<double> EpochLosses = new();
