@@ -29,7 +29,7 @@ precision.AcceptOnlyFromAmong("auto", "fp32", "bf16");
 var lr = new Option<double?>("--lr") { Description = $"Peak pre-training learning rate (default {QuickstartRun.PeakLearningRate}, batch 256)." };
 var weights = new Option<FileInfo?>("--weights")
 {
-    Description = "Public MAE weights (official .pth, timm/our .safetensors, or a Hugging Face folder): skip pre-training and featurize with them.",
+    Description = "Public MAE weights (official .pth, timm/our .safetensors, or a Hugging Face folder) or ConvNeXt V2 weights (timm's fcmae, mae pretrain's convnextv2.safetensors; with --image-size): skip pre-training and featurize with them.",
 };
 var device = new Option<string>("--device") { Description = "Where to run: auto (CUDA when available), cpu or cuda.", DefaultValueFactory = _ => "auto" };
 device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
@@ -45,7 +45,7 @@ var minutes = new Option<double>("--minutes")
     DefaultValueFactory = _ => 0,
 };
 var output = new Option<DirectoryInfo>("--out") { Description = "Where to write the pictures, the weights and summary.json.", DefaultValueFactory = _ => new DirectoryInfo("quickstart-output") };
-var imageSize = new Option<int?>("--image-size") { Description = "Model input size for --images (default 32) or --weights (default: the weights' own size)." };
+var imageSize = new Option<int?>("--image-size") { Description = "Model input size for --images (default 32) or --weights (default: the weights' own size; ConvNeXt V2 weights need it)." };
 var channels = new Option<int>("--channels") { Description = "Channels for --images: 3 (RGB) or 1 (grey).", DefaultValueFactory = _ => 3 };
 channels.AcceptOnlyFromAmong("1", "3");
 var maxTrain = new Option<int?>("--max-train") { Description = "Use at most this many training images of the IDX data (e.g. 10000 of the full 60 000)." };

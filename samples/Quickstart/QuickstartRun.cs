@@ -46,7 +46,7 @@ public sealed class QuickstartSettings
 /// <summary>The data sets embedded in the sample (samples/data).</summary>
 public enum QuickstartSample { Photos, FashionMnist }
 
-public static class QuickstartRun
+public static partial class QuickstartRun
 {
     // The Fashion-MNIST study's recipe (docs/results.md): 256 images per step at peak lr 3e-3. Per image a step of a
     // small model costs less at 256 than at 64 on two cores; 64 per step for 50 epochs had left the MAE rows below raw
@@ -94,6 +94,7 @@ public static class QuickstartRun
         AnsiConsole.MarkupLine($"device [bold]{device.type}[/], libtorch threads {TorchRuntime.Threads}, {openMp}");
 
         // ---- data ----------------------------------------------------------------------------------------------
+        if (s.WeightsPath is not null && MaeWeightFile.HoldsConvNextV2(s.WeightsPath)) return ConvNextProbes(s, ml, total);
         MaeConfig? weightsConfig = null;
         MaeWeightFile.Kind weightsKind = MaeWeightFile.Kind.Full;
         if (s.WeightsPath is not null)
@@ -104,14 +105,12 @@ public static class QuickstartRun
             AnsiConsole.MarkupLine($"weights [bold]{Markup.Escape(s.WeightsPath)}[/]: {w.Format}, {w.Kind}, " +
                                    $"{w.Config.InChannels}×{w.Config.ImageSize}×{w.Config.ImageSize}, width {w.Config.EmbedDim}, depth {w.Config.Depth}");
         }
-        string? folder = s.ImageFolder ?? (s.DataDirectory is null && s.Sample == QuickstartSample.Photos ? Datasets.EmbeddedPhotosDirectory : null);
+        string? folder = Folder(s);
         var presetConfig = s.Model is null ? null : MaeConfig.Preset(s.Model);
         int channels = weightsConfig?.InChannels ?? presetConfig?.InChannels ?? (folder is null ? 1 : s.Channels);
         int size = s.ImageSize ?? weightsConfig?.ImageSize ?? presetConfig?.ImageSize ?? (folder is null ? 28 : 32);
         var clock = Stopwatch.StartNew();
-        var data = folder is not null
-            ? Datasets.ImageFolder(ml, folder, channels, size)
-            : Datasets.FashionMnistIdx(ml, s.DataDirectory ?? Datasets.EmbeddedDirectory, s.MaxTrain, s.MaxTest, channels, size);
+        var data = LoadData(ml, s, channels, size);
         AnsiConsole.MarkupLine($"data: {Markup.Escape(data.Description)} ({clock.Elapsed.TotalSeconds:F1} s)");
 
         // ---- featurizer: pre-train, or load public weights ------------------------------------------------------
@@ -166,12 +165,7 @@ public static class QuickstartRun
         // norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
         // reconstruction, spends on the decoder's needs; the last block alone probes worse (docs/ml-net.md).
         var rows = new List<ProbeRow>();
-        // One line per probe as it ends: on a large folder (CIFAR-10's 50 000 images) the probes take many minutes.
-        void Add(ProbeRow r)
-        {
-            rows.Add(r);
-            AnsiConsole.MarkupLine($"[grey]probe done: {Markup.Escape(r.Name)}: {r.Accuracy:P1} ({r.Seconds:F0} s)[/]");
-        }
+        void Add(ProbeRow r) => QuickstartRun.Add(rows, r);
         clock.Restart();
         Add(Probe(s.Seed, data.RawTrain, data.RawTest, Datasets.PixelsColumn, "raw pixels", ((Microsoft.ML.Data.VectorDataViewType)data.RawTrain.Schema[Datasets.PixelsColumn].Type).Size));
         string source = s.WeightsPath is null ? "MAE encoder (pre-trained here)" : "MAE encoder (weights file)";
@@ -200,13 +194,7 @@ public static class QuickstartRun
         }
         double probeSeconds = clock.Elapsed.TotalSeconds;
 
-        var table = new Table().Title($"Probes on {data.TestCount} held-out images: linear (SDCA maximum entropy) unless named")
-            .AddColumn("features").AddColumn(new TableColumn("dim").RightAligned())
-            .AddColumn(new TableColumn("accuracy").RightAligned()).AddColumn(new TableColumn("macro acc.").RightAligned())
-            .AddColumn(new TableColumn("20-NN acc.").RightAligned()).AddColumn(new TableColumn("probe time").RightAligned());
-        foreach (var r in rows)
-            table.AddRow(Markup.Escape(r.Name), r.Dim.ToString(), $"[bold]{r.Accuracy:P1}[/]", $"{r.MacroAccuracy:P1}", double.IsNaN(r.Knn20) ? "–" : $"{r.Knn20:P1}", $"{r.Seconds:F1} s");
-        AnsiConsole.Write(table);
+        PrintTable(rows, data.TestCount);
 
         // ---- pictures and weights -------------------------------------------------------------------------------
         string grid = Path.Combine(s.OutputDirectory, "reconstructions.png");
@@ -228,23 +216,15 @@ public static class QuickstartRun
             written.Add(weightsOut);
         }
 
-        var summary = new
+        written.AddRange(WriteReport(s.OutputDirectory, rows, new
         {
             data = data.Description, device = device.type.ToString(), model = config,
             epochs = epochsRun, pretrain_seconds = Math.Round(pretrainSeconds, 1),
             calibrated_images_per_second = Math.Round(calibratedImagesPerSecond, 1),
             epoch_losses = featurizer.Pretraining?.EpochLosses,
-            probes = rows.Select(r => new { features = r.Name, dim = r.Dim, accuracy = Math.Round(r.Accuracy, 4), macro_accuracy = Math.Round(r.MacroAccuracy, 4), knn20_accuracy = double.IsNaN(r.Knn20) ? (double?)null : Math.Round(r.Knn20, 4), seconds = Math.Round(r.Seconds, 1) }),
+            probes = Summary(rows),
             probe_seconds = Math.Round(probeSeconds, 1), total_seconds = Math.Round(total.Elapsed.TotalSeconds, 1),
-        };
-        string summaryPath = Path.Combine(s.OutputDirectory, "summary.json");
-        File.WriteAllText(summaryPath, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
-        written.Add(summaryPath);
-        // The same rows as a Markdown table, for reports (samples/Cifar10Study/study.sh quotes it; no JSON tool needed).
-        string probesPath = Path.Combine(s.OutputDirectory, "probes.md");
-        File.WriteAllLines(probesPath, new[] { "| features | dim | accuracy | 20-NN | probe time |", "|---|---:|---:|---:|---:|" }
-            .Concat(rows.Select(r => $"| {r.Name} | {r.Dim} | {100 * r.Accuracy:F1} % | {(double.IsNaN(r.Knn20) ? "–" : $"{100 * r.Knn20:F1} %")} | {r.Seconds:F1} s |")));
-        written.Add(probesPath);
+        }));
         foreach (var f in written) AnsiConsole.MarkupLine($"wrote [link]{Markup.Escape(f)}[/]");
         if (featurizer.Pretraining is not null)
             AnsiConsole.MarkupLine($"[grey]Featurize with these weights later: dotnet run --project samples/Quickstart -c Release -- --weights {Markup.Escape(weightsOut)}[/]");
@@ -336,6 +316,51 @@ public static class QuickstartRun
                 task.Value = task.MaxValue;
             });
         return result!;
+    }
+
+    /// <summary>The image folder to read: <c>--images</c>, else the shipped CIFAR-10 subset unless Fashion-MNIST is asked for.</summary>
+    static string? Folder(QuickstartSettings s)
+        => s.ImageFolder ?? (s.DataDirectory is null && s.Sample == QuickstartSample.Photos ? Datasets.EmbeddedPhotosDirectory : null);
+
+    static Dataset LoadData(MLContext ml, QuickstartSettings s, int channels, int size)
+        => Folder(s) is { } folder
+            ? Datasets.ImageFolder(ml, folder, channels, size)
+            : Datasets.FashionMnistIdx(ml, s.DataDirectory ?? Datasets.EmbeddedDirectory, s.MaxTrain, s.MaxTest, channels, size);
+
+    /// <summary>One line per probe as it ends: on a large folder (CIFAR-10's 50 000 images) the probes take many minutes.</summary>
+    static void Add(List<ProbeRow> rows, ProbeRow r)
+    {
+        rows.Add(r);
+        AnsiConsole.MarkupLine($"[grey]probe done: {Markup.Escape(r.Name)}: {r.Accuracy:P1} ({r.Seconds:F0} s)[/]");
+    }
+
+    static void PrintTable(List<ProbeRow> rows, long testCount)
+    {
+        var table = new Table().Title($"Probes on {testCount} held-out images: linear (SDCA maximum entropy) unless named")
+            .AddColumn("features").AddColumn(new TableColumn("dim").RightAligned())
+            .AddColumn(new TableColumn("accuracy").RightAligned()).AddColumn(new TableColumn("macro acc.").RightAligned())
+            .AddColumn(new TableColumn("20-NN acc.").RightAligned()).AddColumn(new TableColumn("probe time").RightAligned());
+        foreach (var r in rows)
+            table.AddRow(Markup.Escape(r.Name), r.Dim.ToString(), $"[bold]{r.Accuracy:P1}[/]", $"{r.MacroAccuracy:P1}", double.IsNaN(r.Knn20) ? "–" : $"{r.Knn20:P1}", $"{r.Seconds:F1} s");
+        AnsiConsole.Write(table);
+    }
+
+    static object Summary(List<ProbeRow> rows) => rows.Select(r => new
+    {
+        features = r.Name, dim = r.Dim, accuracy = Math.Round(r.Accuracy, 4), macro_accuracy = Math.Round(r.MacroAccuracy, 4),
+        knn20_accuracy = double.IsNaN(r.Knn20) ? (double?)null : Math.Round(r.Knn20, 4), seconds = Math.Round(r.Seconds, 1),
+    }).ToList();
+
+    /// <summary>Writes <c>summary.json</c> (<paramref name="summary"/>) and <c>probes.md</c> (the rows as a Markdown table,
+    /// for reports: samples/Cifar10Study/study.sh quotes it, no JSON tool needed); returns their paths.</summary>
+    static string[] WriteReport(string folder, List<ProbeRow> rows, object summary)
+    {
+        string summaryPath = Path.Combine(folder, "summary.json");
+        File.WriteAllText(summaryPath, JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+        string probesPath = Path.Combine(folder, "probes.md");
+        File.WriteAllLines(probesPath, new[] { "| features | dim | accuracy | 20-NN | probe time |", "|---|---:|---:|---:|---:|" }
+            .Concat(rows.Select(r => $"| {r.Name} | {r.Dim} | {100 * r.Accuracy:F1} % | {(double.IsNaN(r.Knn20) ? "–" : $"{100 * r.Knn20:F1} %")} | {r.Seconds:F1} s |")));
+        return new[] { summaryPath, probesPath };
     }
 
     sealed record ProbeRow(string Name, int Dim, double Accuracy, double MacroAccuracy, double Knn20, double Seconds);
