@@ -14,6 +14,11 @@ namespace Mae.MLNet.Input;
 /// its global epoch position with <see cref="MaeDataShard.Position"/>.
 /// The consumer (the trainer's thread) allocates the tensors — outside any dispose scope — and hands each finished
 /// batch over as an alias created in the caller's scope. Workers never call libtorch.
+/// <para>When the workers are niced for a CPU step (<see cref="WorkerPriority"/>), as many again decode at the normal
+/// priority, but only while the consumer waits for a batch: then the step is not running, so they cannot stall its
+/// OpenMP threads, and other processes on the machine can no longer starve the input (measured: `--bench input
+/// --contend 2`, docs/benchmarks.md). While the loader keeps ahead they sleep, and the niced workers alone decode in
+/// the step's gaps. The priority follows where the bottleneck is, and only as much as it needs.</para>
 /// </summary>
 internal sealed unsafe class BatchPrefetcher : IDisposable
 {
@@ -41,6 +46,8 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
     Exception? fatal;
     int finished;            // workers done (WaitUntilIdle)
     long[] awaiting = [];    // per worker: the batch whose slot it waits for, or -1 (WaitUntilIdle)
+    bool[] dormant = [];     // per worker: an urgent worker waiting for the consumer to wait (WaitUntilIdle)
+    bool consumerWaiting;    // the consumer waits in Take: the urgent workers decode
 
     readonly BadPositions bad;
 
@@ -62,12 +69,19 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         // Batch b lives in slot b mod ring (where workers and Take look for it), also when resuming at any batch.
         for (long b = plan.SkipBatches; b < plan.SkipBatches + ring.Length; b++) Prepare(ring[b % ring.Length], b);
         long work = endPosition - nextPosition;
-        threads = new Thread[(int)Math.Max(1, Math.Min(reader.Options.Workers, work))];
+        int niced = (int)Math.Max(1, Math.Min(reader.Options.Workers, work));
+        // Nice only when the step competes for the same cores (a CPU step, or a consumer that does not say where it runs);
+        // then as many urgent workers at the normal priority (see the class remarks).
+        int nice = reader.Options.ResolveWorkerNice(stepOnCpu: !pinned);
+        bool urgentToo = nice > 0 && WorkerPriority.Supported && reader.Options.UrgentWorkers;
+        threads = new Thread[urgentToo ? 2 * niced : niced];
         awaiting = Enumerable.Repeat(-1L, threads.Length).ToArray();
+        dormant = new bool[threads.Length];
         for (int t = 0; t < threads.Length; t++)
         {
             int worker = t;
-            threads[t] = new Thread(() => Work(worker)) { IsBackground = true, Name = $"Mae input worker {t}" };
+            bool urgent = t >= niced;
+            threads[t] = new Thread(() => Work(worker, urgent ? 0 : nice, urgent)) { IsBackground = true, Name = $"Mae input worker {t}{(urgent ? " (urgent)" : "")}" };
             threads[t].Start();
         }
     }
@@ -110,15 +124,31 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
     }
 
-    void Work(int worker)
+    void Work(int worker, int nice, bool urgent)
     {
-        // Nice only when the step competes for the same cores (a CPU step, or a consumer that does not say where it runs).
-        WorkerPriority.Lower(reader.Options.ResolveWorkerNice(stepOnCpu: !pinned));
+        WorkerPriority.Lower(nice);
         var sampler = new ImageSampler(reader.Options);
         try
         {
             while (true)
             {
+                if (urgent)
+                    lock (gate)
+                    {
+                        if (!stopping && !consumerWaiting && Interlocked.Read(ref nextPosition) < endPosition)
+                        {
+                            dormant[worker] = true;
+                            Monitor.PulseAll(gate);   // WaitUntilIdle may be looking
+                            while (!stopping && !consumerWaiting && Interlocked.Read(ref nextPosition) < endPosition) Monitor.Wait(gate);
+                            dormant[worker] = false;
+                        }
+                        if (stopping) return;
+                    }
+                else if (reader.Options.HoldNicedWorkers is { } hold)
+                {
+                    hold.Wait();
+                    if (Volatile.Read(ref stopping)) return;
+                }
                 long p = Interlocked.Increment(ref nextPosition) - 1;
                 if (p >= endPosition) return;
                 long b = p / plan.BatchSize;
@@ -191,8 +221,8 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
     bool Idle()
     {
         int idle = finished;
-        foreach (long b in awaiting)
-            if (b >= 0 && ring[b % ring.Length].Batch != b) idle++;
+        for (int w = 0; w < threads.Length; w++)
+            if (awaiting[w] is long b && b >= 0 && ring[b % ring.Length].Batch != b || dormant[w] && !consumerWaiting) idle++;
         return idle >= threads.Length;
     }
 
@@ -203,7 +233,13 @@ internal sealed unsafe class BatchPrefetcher : IDisposable
         var slot = ring[batch % ring.Length];
         lock (gate)
         {
-            while (fatal is null && (slot.Batch != batch || slot.Done < slot.Length)) Monitor.Wait(gate);
+            if (fatal is null && (slot.Batch != batch || slot.Done < slot.Length))
+            {
+                consumerWaiting = true;   // the step is not running: the urgent workers help
+                Monitor.PulseAll(gate);
+                while (fatal is null && (slot.Batch != batch || slot.Done < slot.Length)) Monitor.Wait(gate);
+                consumerWaiting = false;
+            }
             if (fatal is not null)
                 throw new InvalidOperationException($"An image decode worker failed: {fatal.Message}", fatal);
         }

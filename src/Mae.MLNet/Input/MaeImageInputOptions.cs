@@ -42,14 +42,24 @@ public sealed class MaeImageInputOptions
     {
         Augmentation = augmentation, Workers = Workers, PrefetchBatches = PrefetchBatches, SkipBadFiles = SkipBadFiles,
         MaxPixels = MaxPixels, MaxFileBytes = MaxFileBytes, ScaledJpegDecode = ScaledJpegDecode, ApplyExifOrientation = ApplyExifOrientation,
-        WorkerNice = WorkerNice,
+        WorkerNice = WorkerNice, HoldNicedWorkers = HoldNicedWorkers, UrgentWorkers = UrgentWorkers,
     };
+
+    /// <summary>Benchmarks only: false leaves out the urgent workers (<see cref="BatchPrefetcher"/>), as before
+    /// 2026-12-05, to compare both in one run.</summary>
+    internal bool UrgentWorkers { get; set; } = true;
+
+    /// <summary>Tests only: while this event is reset the niced workers claim no image, so the urgent ones alone
+    /// (those that decode while the consumer waits) must make the batches.</summary>
+    internal ManualResetEventSlim? HoldNicedWorkers { get; set; }
 
     /// <summary>Linux nice value of the decode workers (0 = the process's priority, up to 19); null (default) chooses:
     /// <see cref="CpuStepWorkerNice"/> when the training step runs on CPU threads (the batches are for the CPU, or for a
     /// consumer that does not say), 0 when it runs on a GPU. A niced worker gives way to libtorch's OpenMP threads, whose
     /// parallel regions otherwise wait for a worker's whole time slice when cores are scarce; but it gives way to every
-    /// other process too, so only as much as needed (see docs/benchmarks.md, input pipeline).</summary>
+    /// other process too, so only as much as needed (see docs/benchmarks.md, input pipeline). While niced, as many workers
+    /// again decode at the process's priority whenever the consumer waits for a batch (the step is not running then), so
+    /// other processes cannot starve the input.</summary>
     public int? WorkerNice { get; set; }
 
     /// <summary>The workers' nice value when the step runs on CPU threads and <see cref="WorkerNice"/> is not set: 5.

@@ -8,7 +8,8 @@ namespace Mae.MLNet.Input;
 /// every region waits for them. Measured with the tiny32 preset on 2 cores (`--bench input`): end to end from a JPEG
 /// folder fell to about half the step-alone rate with the workers at the default priority. A niced worker still gets
 /// every idle cycle, and yields the core as soon as an OpenMP thread wants it — but also to every other process, so the
-/// workers are niced only for a CPU step, and only by <see cref="MaeImageInputOptions.CpuStepWorkerNice"/>. Linux only
+/// workers are niced only for a CPU step, and only by <see cref="MaeImageInputOptions.CpuStepWorkerNice"/>, with as
+/// many unniced "urgent" workers that decode only while the consumer waits (<see cref="BatchPrefetcher"/>). Linux only
 /// (elsewhere a no-op).
 /// </summary>
 internal static class WorkerPriority
@@ -20,6 +21,9 @@ internal static class WorkerPriority
     static extern int SetPriority(int which, int who, int prio);
 
     const int PrioProcess = 0; // with a thread id: that thread only (Linux)
+
+    /// <summary>Whether <see cref="Lower"/> can act here (Linux).</summary>
+    public static bool Supported => OperatingSystem.IsLinux();
 
     /// <summary>Sets this thread's nice value (0 … 19); false when the platform or the call declines.</summary>
     public static bool Lower(int nice)
