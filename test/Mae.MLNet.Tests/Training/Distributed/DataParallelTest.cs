@@ -291,6 +291,57 @@ public class DataParallelTest
             CollectionAssert.AreEqual(ReadAll(e), ReadAll(b.GetEntry(e.FullName)!), $"zip entry {e.FullName}");
     }
 
+    /// <summary>FCMAE (ConvNeXt V2) pre-training takes the same data-parallel path as the ViT MAE: <c>mpirun -np 2 mae
+    /// pretrain --model convnextv2-atto --batch-size 4</c> writes the same <c>convnextv2.safetensors</c>, byte for byte,
+    /// as one process with batch 2 × <c>--accum-iter 2</c> (one intra-op thread each, as above).</summary>
+    [TestMethod]
+    public void CliFcmaeOnTwoRanksEqualsOneProcessAccumulating()
+    {
+        using var dir = new TempDir();
+        string images = dir.File("images");
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(images, 8, minSide: 64, maxSide: 96);
+        string[] Pretrain(string output, int batch, int accum) => new[]
+        {
+            "pretrain", "--images", images, "--model", "convnextv2-atto", "--input-size", "64", "--epochs", "2", "--warmup-epochs", "1",
+            "--batch-size", $"{batch}", "--accum-iter", $"{accum}", "--device", "cpu", "--num-workers", "1", "--recon-every", "0", "--out", output,
+        };
+        var oneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
+        var two = MpiJob.StartCli(2, Pretrain(dir.File("two"), 4, 1), oneThread).Wait(240_000);
+        Assert.AreEqual(0, two.ExitCode, two.Stdout + two.Stderr);
+        StringAssert.Contains(two.Stdout, "pre-trained 2 epochs (4 steps");
+        var one = MpiJob.StartCli(0, Pretrain(dir.File("one"), 2, 2), oneThread).Wait(240_000);
+        Assert.AreEqual(0, one.ExitCode, one.Stdout + one.Stderr);
+        StringAssert.Contains(one.Stdout, "pre-trained 2 epochs (8 steps");
+        byte[] a = File.ReadAllBytes(Path.Combine(dir.File("one"), "convnextv2.safetensors")), b = File.ReadAllBytes(Path.Combine(dir.File("two"), "convnextv2.safetensors"));
+        CollectionAssert.AreEqual(a, b, "1 process accumulating 2 batches vs 2 ranks");
+    }
+
+    /// <summary>ConvNeXt V2 fine-tuning too: <c>mpirun -np 2 mae finetune --from-scratch convnextv2-atto --batch-size 4</c>
+    /// writes a zip whose every entry equals that of one process with batch 2 × <c>--accum-iter 2</c>.</summary>
+    [TestMethod]
+    public void CliConvNextFinetuneOnTwoRanksEqualsOneProcessAccumulating()
+    {
+        using var dir = new TempDir();
+        string images = dir.File("images");
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(Path.Combine(images, "cat"), 4, minSide: 64, maxSide: 96);
+        Mae.MLNet.Tests.Input.InputTestUtil.WriteJpegs(Path.Combine(images, "dog"), 4, seed0: 100, minSide: 64, maxSide: 96);
+        string[] Finetune(string zip, int batch, int accum) => new[]
+        {
+            "finetune", "--images", images, "--from-scratch", "convnextv2-atto", "--input-size", "64", "--epochs", "2",
+            "--warmup-epochs", "1", "--batch-size", $"{batch}", "--accum-iter", $"{accum}", "--device", "cpu", "--out", zip,
+        };
+        var oneThread = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = "1" };
+        var two = MpiJob.StartCli(2, Finetune(dir.File("two.zip"), 4, 1), oneThread).Wait(240_000);
+        Assert.AreEqual(0, two.ExitCode, two.Stdout + two.Stderr);
+        var one = MpiJob.StartCli(0, Finetune(dir.File("one.zip"), 2, 2), oneThread).Wait(240_000);
+        Assert.AreEqual(0, one.ExitCode, one.Stdout + one.Stderr);
+        using var a = System.IO.Compression.ZipFile.OpenRead(dir.File("one.zip"));
+        using var b = System.IO.Compression.ZipFile.OpenRead(dir.File("two.zip"));
+        CollectionAssert.AreEqual(a.Entries.Select(e => e.FullName).ToList(), b.Entries.Select(e => e.FullName).ToList());
+        foreach (var e in a.Entries)
+            CollectionAssert.AreEqual(ReadAll(e), ReadAll(b.GetEntry(e.FullName)!), $"zip entry {e.FullName}");
+    }
+
     static byte[] ReadAll(System.IO.Compression.ZipArchiveEntry entry)
     {
         using var stream = entry.Open();
