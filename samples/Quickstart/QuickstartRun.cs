@@ -139,24 +139,25 @@ public static partial class QuickstartRun
             // A fixed budget in epochs gives the same table on every machine of a kind (same seed, precision and thread
             // count); a time box may only shorten it, and then the figures are this run's own.
             int budget = s.Epochs ?? DefaultEpochs(folder is not null), epochs = budget;
+            MaeTimeBudget.TimePlan? plan = null;
             if (s.Minutes > 0)
             {
+                // The library's time box (MaeTimeBudget): the epochs that fit, at most the budget, re-fitted at every epoch end.
                 calibratedImagesPerSecond = Calibrate(ml, data, config, s);
-                long imagesPerEpoch = data.TrainCount / BatchSize(data) * BatchSize(data);
-                int fit = (int)Math.Floor(0.9 * s.Minutes * 60 * calibratedImagesPerSecond / imagesPerEpoch);
-                epochs = Math.Clamp(fit, 1, budget);
-                AnsiConsole.MarkupLine($"calibration: {calibratedImagesPerSecond:F0} images/s → {fit} epoch(s) of {imagesPerEpoch} images fit in the {s.Minutes:0.#}-minute box");
+                plan = MaeTimeBudget.Plan(s.Minutes, BatchSize(data) / calibratedImagesPerSecond, data.TrainCount / BatchSize(data), budget, 0.1);
+                epochs = plan.Epochs;
+                AnsiConsole.MarkupLine($"calibration: {calibratedImagesPerSecond:F0} images/s → {Markup.Escape(plan.Describe(BatchSize(data)))}; re-fitted at every epoch end, at most {budget}");
                 if (epochs < budget)
-                    AnsiConsole.MarkupLine($"[yellow]warning:[/] the time box cuts pre-training to {epochs} of {budget} epochs: the figures below will differ from the README's.");
+                    AnsiConsole.MarkupLine($"[yellow]warning:[/] the time box cuts pre-training to about {epochs} of {budget} epochs: the figures below will differ from the README's.");
             }
             AnsiConsole.MarkupLine($"pre-training: [bold]{epochs}[/] epochs of {BatchSize(data)} images per step, peak lr {LearningRate(s):G3}, {s.Precision.Resolve(device.type).ToString().ToLowerInvariant()}");
             clock.Restart();
-            featurizer = Pretrain(ml, data, config, s, epochs);
+            featurizer = Pretrain(ml, data, config, s, epochs, plan);
             pretrainSeconds = clock.Elapsed.TotalSeconds;
-            epochsRun = epochs;
+            epochsRun = featurizer.Pretraining!.EpochsCompleted;
             autoencoder = featurizer.Autoencoder;
             var losses = featurizer.Pretraining!.EpochLosses;
-            AnsiConsole.MarkupLine($"pre-training: {epochs} epochs, {featurizer.Pretraining.GlobalSteps} steps in {pretrainSeconds:F0} s; " +
+            AnsiConsole.MarkupLine($"pre-training: {epochsRun} epochs, {featurizer.Pretraining.GlobalSteps} steps in {pretrainSeconds:F0} s; " +
                                    $"loss {losses[0]:F3} (epoch 1) → {losses[^1]:F3} (epoch {losses.Count})");
         }
 
@@ -260,13 +261,14 @@ public static partial class QuickstartRun
          : l >= 1 && l <= config.Depth ? l
          : throw new ArgumentException($"--layers must be between 1 and the model's depth {config.Depth}; got {l}.");
 
-    static MaePretrainEstimatorOptions PretrainOptions(MaeConfig config, int batchSize, QuickstartSettings s, int epochs, string? metricsFile, IProgress<MaePretrainProgress>? progress)
+    static MaePretrainEstimatorOptions PretrainOptions(MaeConfig config, int batchSize, QuickstartSettings s, int epochs, string? metricsFile,
+        IProgress<MaePretrainProgress>? progress, MaeTimeBudget.TimePlan? plan = null)
         => new()
         {
             InputColumnName = Datasets.PixelsColumn, OutputColumnName = "Features", Model = config, Pooling = MaePooling.Mean, Layers = FeatureLayers(config, s),
             Training = new MaePretrainOptions
             {
-                Epochs = epochs, WarmupEpochs = epochs == 1 ? 0.2 : Math.Max(1, epochs / 10), BatchSize = batchSize,
+                Epochs = epochs, WarmupEpochs = plan?.WarmupEpochs ?? (epochs == 1 ? 0.2 : Math.Max(1, epochs / 10)), BatchSize = batchSize, TimePlan = plan,
                 LearningRate = LearningRate(s), Seed = s.Seed, Device = s.Device, Precision = s.Precision,
                 MetricsFile = metricsFile, LogEvery = 1,
             },
@@ -295,7 +297,7 @@ public static partial class QuickstartRun
         return reports[^1].ImagesPerSecond;
     }
 
-    static MaeFeaturizerTransformer Pretrain(MLContext ml, Dataset data, MaeConfig config, QuickstartSettings s, int epochs)
+    static MaeFeaturizerTransformer Pretrain(MLContext ml, Dataset data, MaeConfig config, QuickstartSettings s, int epochs, MaeTimeBudget.TimePlan? plan)
     {
         MaeFeaturizerTransformer? result = null;
         long stepsPerEpoch = data.TrainCount / BatchSize(data);
@@ -308,10 +310,11 @@ public static partial class QuickstartRun
                 var task = ctx.AddTask("pre-training", maxValue: stepsPerEpoch * epochs);
                 var progress = new SyncProgress<MaePretrainProgress>(p =>
                 {
+                    task.MaxValue = stepsPerEpoch * p.Epochs;   // a time box may re-fit the epochs
                     task.Value = p.GlobalStep;
                     task.Description = $"epoch {p.Epoch + 1}/{p.Epochs}  loss {p.Loss:F3}  {p.ImagesPerSecond:F0} img/s";
                 });
-                var options = PretrainOptions(config, BatchSize(data), s, epochs, Path.Combine(s.OutputDirectory, "metrics.jsonl"), progress);
+                var options = PretrainOptions(config, BatchSize(data), s, epochs, Path.Combine(s.OutputDirectory, "metrics.jsonl"), progress, plan);
                 result = ml.Transforms.MaePretrain(options).Fit(data.Train);
                 task.Value = task.MaxValue;
             });
