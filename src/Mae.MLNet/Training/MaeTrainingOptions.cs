@@ -96,7 +96,8 @@ public abstract class MaeTrainingOptions
     /// <summary>
     /// A time box (<see cref="MaeTimeBudget.Plan"/>; null: none). <see cref="Epochs"/> and <see cref="WarmupEpochs"/> are
     /// the plan's start; at each epoch end the run re-fits the epochs still to run to the time left until the plan's
-    /// <see cref="MaeTimeBudget.TimePlan.DeadlineUtc"/> at the pace of the epoch just done (at most the plan's
+    /// <see cref="MaeTimeBudget.TimePlan.DeadlineUtc"/> at the recent pace (<see cref="MaeTimeBudget"/>: the median of the
+    /// last 3 epochs; at most the plan's
     /// <see cref="MaeTimeBudget.TimePlan.Cap"/>), stretching or squeezing the rest of the cosine so the lr stays continuous
     /// and reaches its floor at the new end. Its checkpoints store that schedule and a resume continues it. One process
     /// only (ranks would time different epochs).
