@@ -126,12 +126,7 @@ public partial class MaeCliTest
         var (code, output, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--model", "convnextv2-atto", "--input-size", "64",
             "--batch-size", "8", "--device", "cpu", "--minutes", "0.05", "--epochs", "3", "--recon-every", "0", "--out", run);
         Assert.AreEqual(0, code, error);
-        StringAssert.Contains(output, "plan: ");
-        var planned = System.Text.RegularExpressions.Regex.Match(output, @"→ (\d+) epoch\(s\)");
-        Assert.IsTrue(planned.Success, output);
-        int epochs = int.Parse(planned.Groups[1].Value);
-        Assert.IsTrue(epochs is >= 1 and <= 3, output);   // at most --epochs
-        StringAssert.Contains(output, $"pre-trained {epochs} epochs ({epochs * 4} steps)");
+        AssertPlannedAndTrained(output, maxEpochs: 3, stepsPerEpoch: 4);   // at most --epochs
         Assert.IsTrue(File.Exists(Path.Combine(run, "convnextv2.safetensors")));
     }
 

@@ -269,6 +269,23 @@ public partial class MaeCliTest
         StringAssert.Contains(error, "--from-scratch: ");
     }
 
+    /// <summary>A <c>--minutes</c> run's output: the printed plan (1 to <paramref name="maxEpochs"/> epochs) and the epochs
+    /// trained, each of <paramref name="stepsPerEpoch"/> steps — the plan's, or, where the time box re-fitted them at an
+    /// epoch end (the machine's pace changed), those of its last "time box: … → N epochs" line. Returns them.</summary>
+    static int AssertPlannedAndTrained(string output, int maxEpochs, int stepsPerEpoch)
+    {
+        StringAssert.Contains(output, "plan: ");
+        var planned = System.Text.RegularExpressions.Regex.Match(output, @"→ (\d+) epoch\(s\)");
+        Assert.IsTrue(planned.Success, output);
+        int epochs = int.Parse(planned.Groups[1].Value);
+        Assert.IsTrue(epochs >= 1 && epochs <= maxEpochs, output);
+        var refits = System.Text.RegularExpressions.Regex.Matches(output, @"time box: \d+ → (\d+) epochs");
+        int trained = refits.Count == 0 ? epochs : int.Parse(refits[^1].Groups[1].Value);
+        Assert.IsTrue(trained >= 1 && trained <= maxEpochs, output);
+        StringAssert.Contains(output, $"pre-trained {trained} epochs ({trained * stepsPerEpoch} steps)");
+        return trained;
+    }
+
     /// <summary>No --model: the preset comes from the images' size (40–70 px here: the nano encoder at 64 px, patch 8)
     /// and is printed; --minutes measures steps and prints the plan it then trains.</summary>
     [TestMethod]
@@ -279,12 +296,7 @@ public partial class MaeCliTest
             "--minutes", "0.05", "--epochs", "3", "--recon-every", "0", "--out", run);
         Assert.AreEqual(0, code, error);
         StringAssert.Contains(output, "model: nano32 at 64 px, patch 8, 64 px");
-        StringAssert.Contains(output, "plan: ");
-        var planned = System.Text.RegularExpressions.Regex.Match(output, @"→ (\d+) epoch\(s\)");
-        Assert.IsTrue(planned.Success, output);
-        int epochs = int.Parse(planned.Groups[1].Value);
-        Assert.IsTrue(epochs is >= 1 and <= 3, output);   // at most --epochs
-        StringAssert.Contains(output, $"pre-trained {epochs} epochs ({epochs * 4} steps)");
+        AssertPlannedAndTrained(output, maxEpochs: 3, stepsPerEpoch: 4);   // at most --epochs
         using var mae = MaeWeightFile.LoadMaskedAutoencoder(Path.Combine(run, "mae.safetensors"));
         Assert.AreEqual(MaeConfig.Nano32 with { ImageSize = 64, PatchSize = 8 }, mae.Config);
 
