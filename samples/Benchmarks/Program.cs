@@ -45,6 +45,10 @@ using static TorchSharp.torch;
 //   --bench augmentation     the batched pre-training augmentation per resampler (CPU): --aug-batch 64 --aug-in 32 --aug-out 32
 //   --bench presets          training-step img/s of 32-px candidates alternating in one run: --candidates tiny32,p4-e128x6x4-d64x1x2
 //                            (a preset or p{patch}-e{W}x{D}x{H}-d{W}x{D}x{H}) --dtype bf16 --batch --steps --warmup --window
+//   --bench allocator        pre-training with the library's malloc setting vs glibc's defaults (MAE_MALLOC_TUNING=0), a child
+//                            process each, alternating: --alloc-workloads pico32:bf16:256,nano32:fp32:256 (preset or
+//                            candidate:precision:batch) --alloc-rounds 3 --alloc-images 4096 --alloc-epochs 4 --alloc-folder DIR
+//                            (default none: random images in memory)
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
 //   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
@@ -264,6 +268,17 @@ if (benches.Contains("featurize"))
 
 if (benches.Contains("augmentation"))
     AugmentationBenchmark.Run(GetInt("aug-batch", 64), GetInt("aug-in", 32), GetInt("aug-out", 32), Console.Out);
+
+string? allocFolder = Get("alloc-folder", "none") is var folderArg && folderArg != "none" ? folderArg : null;
+if (benches.Contains("allocator"))
+    AllocatorBenchmark.Run(new AllocatorBenchmark.Options(Get("alloc-workloads", "pico32:bf16:256,nano32:fp32:256").Split(','),
+        GetInt("alloc-rounds", 3), GetInt("alloc-images", 4096), GetInt("alloc-epochs", 4), allocFolder), log);
+
+if (benches.Contains("allocator-child"))
+{
+    AllocatorBenchmark.ChildMain(Get("alloc-workloads", "pico32:bf16:256"), GetInt("alloc-images", 4096), GetInt("alloc-epochs", 4), allocFolder);
+    return 0;
+}
 
 if (benches.Contains("rss"))
 {

@@ -91,7 +91,7 @@ public static partial class QuickstartRun
         var device = s.Device.Resolve();
         var ml = new MLContext(seed: s.Seed);
         AnsiConsole.Write(new Rule("[bold]Mae.MLNet quickstart[/]").LeftJustified());
-        AnsiConsole.MarkupLine($"device [bold]{device.type}[/], libtorch threads {TorchRuntime.Threads}, {openMp}");
+        AnsiConsole.MarkupLine($"device [bold]{device.type}[/], libtorch threads {TorchRuntime.Threads}, {openMp}, {TorchRuntime.MallocSetting}");
 
         // ---- data ----------------------------------------------------------------------------------------------
         if (s.WeightsPath is not null && MaeWeightFile.HoldsConvNextV2(s.WeightsPath)) return ConvNextProbes(s, ml, total);

@@ -38,6 +38,11 @@ public static class TorchRuntime
     /// "GOMP_SPINCOUNT=1000", or the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT.</summary>
     public static string OpenMpWaitSetting => OpenMpWaitPolicy.Description;
 
+    /// <summary>The malloc setting chosen when Mae.MLNet loaded (see the library's GlibcMallocPolicy): on glibc by default
+    /// "glibc malloc keeps freed memory (…)", or the user's own MALLOC_* / GLIBC_TUNABLES, or glibc's defaults with
+    /// MAE_MALLOC_TUNING=0.</summary>
+    public static string MallocSetting => GlibcMallocPolicy.Description;
+
     /// <summary>Intra-op threads libtorch uses on the CPU.</summary>
     public static int Threads
     {
