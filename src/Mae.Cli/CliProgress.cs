@@ -83,14 +83,24 @@ internal sealed class CliProgress
         sinceLine.Restart();
     }
 
-    int? epochs;
+    int? epochsSaid;
+    readonly Stopwatch sinceRefitLine = new();
 
-    /// <summary>Says, once, when a time-boxed run re-fits its epochs (the count a report carries changed since the last).</summary>
-    public void Epochs(int planned, int epoch)
+    /// <summary>Seconds between two re-fit lines: on a machine whose pace wanders a time box re-fits at many epoch ends.</summary>
+    const double RefitLineSeconds = 60;
+
+    /// <summary>Says when a time-boxed run re-fitted its epochs (the count a report carries differs from the one said
+    /// last): at most one line a minute while the run goes on, so a wandering pace does not flood the output, and always
+    /// with <paramref name="final"/> (the run's end: the epochs it trained).</summary>
+    public void Epochs(int planned, int epoch, bool final = false)
     {
-        if (epochs is int before && before != planned)
-            Line($"time box: {before} → {planned} epochs at the pace of epoch {epoch} (the cosine's rest {(planned > before ? "stretched" : "squeezed")} to end at epoch {planned})");
-        epochs = planned;
+        if (epochsSaid is not int before) { epochsSaid = planned; sinceRefitLine.Start(); return; }
+        if (before == planned || (!final && sinceRefitLine.Elapsed.TotalSeconds < RefitLineSeconds)) return;
+        Line(final
+            ? $"time box: {before} → {planned} epochs at the pace of the last epochs (the run ended at epoch {planned})"
+            : $"time box: {before} → {planned} epochs at the pace of epoch {epoch} (the cosine's rest {(planned > before ? "stretched" : "squeezed")} to end at epoch {planned})");
+        epochsSaid = planned;
+        sinceRefitLine.Restart();
     }
 
     public static string Format(TimeSpan t) => t.TotalHours >= 100 ? $"{(int)t.TotalHours}h" : $"{(int)t.TotalHours:D2}:{t.Minutes:D2}:{t.Seconds:D2}";

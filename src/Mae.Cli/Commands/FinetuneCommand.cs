@@ -177,7 +177,7 @@ public static class FinetuneCommand
             var classifier = Trainer(training, valRows is null ? null : keys.Transform(ml.Data.LoadFromEnumerable(valRows)),
                 new FineTuneProgress(progress, checkpointDir)).Fit(keys.Transform(train));
             if (!lead) return 0;
-            if (classifier.FineTuning is { } run) progress.Epochs(run.EpochsCompleted, run.EpochsCompleted);   // a time box's re-fit after the last report
+            if (classifier.FineTuning is { } run) progress.Epochs(run.EpochsCompleted, run.EpochsCompleted, final: true);   // a time box's re-fit after the last report
             if (checkpointDir is not null) FineTuneProgress.Prune(checkpointDir, classifier.FineTuning?.BestEpoch);
 
             // The zip: ML.NET's own image loading into pixels, the classifier over them, the class name. Its input is a

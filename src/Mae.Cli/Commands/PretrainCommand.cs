@@ -203,7 +203,7 @@ public static class PretrainCommand
     static void Finish(CliProgress progress, string output, MaePretrainResult result, MaeImageFileSource source, ReconstructionPictures? pictures,
         string weights, Action save, string written)
     {
-        progress.Epochs(result.EpochsCompleted, result.EpochsCompleted);   // a time box's re-fit after the last report
+        progress.Epochs(result.EpochsCompleted, result.EpochsCompleted, final: true);   // a time box's re-fit after the last report
         CliCheckpoints.Prune(output, MaePretrainCheckpoint.FilePrefix, MaePretrainCheckpoint.FileExtension, MaePretrainCheckpoint.FindLatest, null);
         save();
         foreach (var skipped in source.SkippedFiles.Concat(pictures?.Skipped ?? []).DistinctBy(x => x.FileName))
