@@ -18,8 +18,8 @@ internal static class TorchBackend
 
     /// <summary>Runs when the Mae.MLNet assembly is first used, before anything can load libtorch: the OpenMP wait
     /// setting (libgomp reads it once, when it loads), glibc malloc's thresholds (before libtorch allocates), then the
-    /// run-time libLibTorchSharp.so fix, so that user code that
-    /// calls TorchSharp directly after its first use of Mae.MLNet (a notebook cell) finds libtorch loadable too.
+    /// run-time libLibTorchSharp.so fix, so that user code that calls TorchSharp directly after its first use of
+    /// Mae.MLNet (a notebook cell) finds libtorch loadable too.
     /// In this order, in one place: the order of several module initializers is not defined.</summary>
 #pragma warning disable CA2255 // A library module initializer is wanted: it must run before libtorch is first loaded.
     [ModuleInitializer]
