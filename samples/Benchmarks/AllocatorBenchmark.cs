@@ -63,7 +63,7 @@ public static class AllocatorBenchmark
                          "--alloc-epochs", o.Epochs.ToString(CultureInfo.InvariantCulture), "--alloc-folder", o.Folder ?? "none"];
         foreach (var a in args) psi.ArgumentList.Add(a);
         // Each child starts from the same environment but the one switch (a user's own MALLOC_* would mask the comparison).
-        foreach (var v in new[] { GlibcMallocPolicy.OptOutVariable, "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES" })
+        foreach (var v in GlibcMallocPolicy.UserVariables.Append(GlibcMallocPolicy.OptOutVariable).Append("GLIBC_TUNABLES"))
             psi.Environment.Remove(v);
         if (optOut is not null) psi.Environment[GlibcMallocPolicy.OptOutVariable] = optOut;
         using var child = Process.Start(psi)!;
@@ -80,6 +80,8 @@ public static class AllocatorBenchmark
     public static void ChildMain(string workload, int images, int epochs, string? folder)
     {
         var parts = workload.Split(':');
+        if (parts.Length != 3 || parts[1] is not ("fp32" or "bf16"))
+            throw new ArgumentException($"A workload is preset:precision:batch with precision fp32 or bf16 (e.g. pico32:bf16:256); got '{workload}'.");
         var config = PresetSpeedBenchmark.Parse(parts[0]);
         var options = new MaePretrainOptions
         {

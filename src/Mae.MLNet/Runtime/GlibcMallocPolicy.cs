@@ -30,7 +30,8 @@ internal static class GlibcMallocPolicy
     /// <summary>The variable that turns this off: MAE_MALLOC_TUNING=0 keeps glibc's defaults.</summary>
     public const string OptOutVariable = "MAE_MALLOC_TUNING";
 
-    static readonly string[] UserVariables =
+    /// <summary>glibc's variables for what this sets: with any of them set, the user's choice stands.</summary>
+    internal static readonly string[] UserVariables =
         ["MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"];
 
     [DllImport("libc", EntryPoint = "mallopt", SetLastError = false)]
