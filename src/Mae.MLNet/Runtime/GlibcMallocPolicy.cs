@@ -7,8 +7,8 @@ namespace Mae.MLNet.Runtime;
 /// threshold back to the kernel, and serves blocks above its mmap threshold with a fresh mmap; both start small (128 KiB)
 /// and grow only as some patterns of frees teach them. A training step frees and re-allocates the same tens of MiB of
 /// activations every step, so under the defaults every step touches fresh pages again: on the 2-core development machine
-/// a quarter of the CPU time of a 32-px pre-training went to page faults, and the step ran 1.3–1.9× slower than with
-/// memory kept (docs/benchmarks.md, "glibc malloc and the step"). So, when the Mae.MLNet assembly loads, this fixes the
+/// a quarter of the CPU time of a 32-px pre-training went to page faults, and pre-training from an image folder ran
+/// 1.4–1.7× slower than with memory kept (docs/benchmarks.md, "glibc malloc and the step"). So, when the Mae.MLNet assembly loads, this fixes the
 /// mmap threshold at glibc's own ceiling (32 MiB on 64-bit; larger blocks are still mapped and unmapped) and the trim
 /// threshold at <see cref="TrimThresholdBytes"/>: freed memory below those sizes stays in the process for the next step.
 /// The peak resident set does not grow (the memory is the step's own peak, kept instead of returned); between runs the
