@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Mae.MLNet.Input;
 using Mae.MLNet.Model;
@@ -57,20 +56,16 @@ public static class AllocatorBenchmark
 
     static Sample Child(Options o, string workload, string? optOut)
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(AllocatorBenchmark).Assembly.Location);
         string[] args = ["--bench", "allocator-child", "--alloc-workloads", workload, "--alloc-images", o.Images.ToString(CultureInfo.InvariantCulture),
                          "--alloc-epochs", o.Epochs.ToString(CultureInfo.InvariantCulture), "--alloc-folder", o.Folder ?? "none"];
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        // Each child starts from the same environment but the one switch (a user's own MALLOC_* would mask the comparison).
-        foreach (var v in GlibcMallocPolicy.UserVariables.Append(GlibcMallocPolicy.OptOutVariable).Append("GLIBC_TUNABLES"))
-            psi.Environment.Remove(v);
-        if (optOut is not null) psi.Environment[GlibcMallocPolicy.OptOutVariable] = optOut;
-        using var child = Process.Start(psi)!;
-        string output = child.StandardOutput.ReadToEnd();
-        child.WaitForExit();
+        var (output, exitCode) = ChildRun.Of(args, environment =>
+        {
+            // Each child starts from the same environment but the one switch (a user's own MALLOC_* would mask the comparison).
+            foreach (var v in GlibcMallocPolicy.UserVariables.Append(GlibcMallocPolicy.OptOutVariable).Append("GLIBC_TUNABLES")) environment.Remove(v);
+            if (optOut is not null) environment[GlibcMallocPolicy.OptOutVariable] = optOut;
+        });
         var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("ALLOC ", StringComparison.Ordinal))
-                   ?? throw new InvalidOperationException($"allocator child for {workload} exited with {child.ExitCode} without a result:\n{output}");
+                   ?? throw new InvalidOperationException($"allocator child for {workload} exited with {exitCode} without a result:\n{output}");
         var p = line.Split(' ', 5);
         double D(int i) => double.Parse(p[i], CultureInfo.InvariantCulture);
         return new Sample(D(1), D(2), D(3), p[4]);
@@ -100,14 +95,14 @@ public static class AllocatorBenchmark
         }
         var rates = new List<double>();
         long faults0 = 0, faults1 = 0, steps0 = 0, steps1 = 0;
-        var progress = new Progress(p =>
+        var progress = new ProgressAction<MaePretrainProgress>(p =>
         {
             if (p.Step != p.StepsPerEpoch - 1) return;   // pre-training reports each epoch's last step
-            if (p.Epoch == 0) (faults0, steps0) = (MinorFaults(), p.GlobalStep);
+            if (p.Epoch == 0) (faults0, steps0) = (MemoryProbe.MinorFaults(), p.GlobalStep);
             else
             {
                 rates.Add(p.ImagesPerSecond);
-                (faults1, steps1) = (MinorFaults(), p.GlobalStep);
+                (faults1, steps1) = (MemoryProbe.MinorFaults(), p.GlobalStep);
             }
         });
         new MaePretrainer(options).Train(model, source, progress);
@@ -115,18 +110,5 @@ public static class AllocatorBenchmark
         double faultsPerImage = (faults1 - faults0) / (double)Math.Max(1, (steps1 - steps0) * options.BatchSize);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ALLOC {Stats.Of(rates.ToArray()).Median:R} {MemoryProbe.PeakResidentMiB():R} {faultsPerImage:R} {TorchRuntime.MallocSetting}"));
-    }
-
-    /// <summary>Minor page faults of this process so far (/proc/self/stat, field 10).</summary>
-    static long MinorFaults()
-    {
-        string stat = File.ReadAllText("/proc/self/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');   // fields from the 3rd (state) on
-        return long.Parse(fields[7], CultureInfo.InvariantCulture);
-    }
-
-    sealed class Progress(Action<MaePretrainProgress> report) : IProgress<MaePretrainProgress>
-    {
-        public void Report(MaePretrainProgress value) => report(value);
     }
 }

@@ -76,7 +76,7 @@ public static class DataParallelBenchmark
         using (var source = MaeImageSource.FromTensor(images))
         {
             TimeSpan firstEpoch = TimeSpan.Zero;
-            var progress = new ProgressAction(r => { if (r.Epoch == 0 && r.Step == r.StepsPerEpoch - 1) firstEpoch = r.Elapsed; });
+            var progress = new ProgressAction<MaePretrainProgress>(r => { if (r.Epoch == 0 && r.Step == r.StepsPerEpoch - 1) firstEpoch = r.Elapsed; });
             var result = new MaePretrainer(options).Train(model, source, progress);
             double secs = (result.Elapsed - firstEpoch).TotalSeconds;
             double alone = AllReduceAlone(collective, model.parameters().Where(x => x.requires_grad).Sum(x => x.numel()));
@@ -110,7 +110,7 @@ public static class DataParallelBenchmark
         var with = new List<double>();
         var without = new List<double>();
         TimeSpan last = TimeSpan.Zero;
-        var progress = new ProgressAction(r =>
+        var progress = new ProgressAction<MaePretrainProgress>(r =>
         {
             if (r.EndOfEpoch) return;
             double ms = (r.Elapsed - last).TotalMilliseconds;
@@ -165,8 +165,4 @@ public static class DataParallelBenchmark
         return total / 10;
     }
 
-    sealed class ProgressAction(Action<MaePretrainProgress> action) : IProgress<MaePretrainProgress>
-    {
-        public void Report(MaePretrainProgress value) => action(value);
-    }
 }

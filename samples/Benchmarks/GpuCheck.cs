@@ -150,7 +150,7 @@ public static class GpuCheck
             using var source = MaeImageSource.FromArrays(images, new MaeImageShape(3, 32, 32));
             using var model = MaePretrainer.CreateModel(MaeConfig.Tiny32, o);
             var progress = stopInEpoch2 is null ? null
-                : new SyncProgress(p => { if (p.Epoch == 2 && p.Step == 3) stopInEpoch2.Cancel(); });
+                : new ProgressAction<MaePretrainProgress>(p => { if (p.Epoch == 2 && p.Step == 3) stopInEpoch2.Cancel(); });
             return new MaePretrainer(o).Train(model, source, progress, stopInEpoch2?.Token ?? default);
         }
         try
@@ -170,11 +170,6 @@ public static class GpuCheck
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
         TorchRuntime.AllowTf32(false);
-    }
-
-    sealed class SyncProgress(Action<MaePretrainProgress> report) : IProgress<MaePretrainProgress>
-    {
-        public void Report(MaePretrainProgress value) => report(value);
     }
 
     sealed class Scored

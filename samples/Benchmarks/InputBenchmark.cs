@@ -157,18 +157,14 @@ public static class InputBenchmark
         output.WriteLine($"| decode workers' nice | step alone (images in memory) | loader alone | end to end from the JPEG folder | end to end ÷ min(loader, step) |" +
                          (cpuStep ? " end to end ÷ shared-cores bound 1/(1/loader + 1/step) |" : "") + " ÷ first row (per round, median) |");
         output.WriteLine("|---:|---:|---:|---:|---:|" + (cpuStep ? "---:|" : "") + "---:|");
-        foreach (int nice in o.Nice)
+        void Row(string label, List<double> rates)
         {
-            double e = Stats.Of(e2e[nice]).Median;
-            double vsFirst = Stats.Of(e2e[nice].Zip(e2e[o.Nice[0]], (a, b) => a / b).ToArray()).Median;
-            output.WriteLine($"| {NiceName(nice)} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |" + (cpuStep ? $" {e * (1 / l + 1 / s):P0} |" : "") + $" {vsFirst:F2}× |");
+            double e = Stats.Of(rates).Median;
+            double vsFirst = Stats.Of(rates.Zip(e2e[o.Nice[0]], (a, b) => a / b).ToArray()).Median;
+            output.WriteLine($"| {label} | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |" + (cpuStep ? $" {e * (1 / l + 1 / s):P0} |" : "") + $" {vsFirst:F2}× |");
         }
-        if (o.CompareUrgent)
-        {
-            double e = Stats.Of(e2eNicedOnly).Median;
-            double vsFirst = Stats.Of(e2eNicedOnly.Zip(e2e[o.Nice[0]], (a, b) => a / b).ToArray()).Median;
-            output.WriteLine($"| {NiceName(o.Nice[0])}, niced workers only (before 2026-12-05) | {s:F0} | {l:F0} | {e:F0} | {e / Math.Min(s, l):P0} |" + (cpuStep ? $" {e * (1 / l + 1 / s):P0} |" : "") + $" {vsFirst:F2}× |");
-        }
+        foreach (int nice in o.Nice) Row(NiceName(nice), e2e[nice]);
+        if (o.CompareUrgent) Row($"{NiceName(o.Nice[0])}, niced workers only (before 2026-12-05)", e2eNicedOnly);
         output.WriteLine();
         if (o.MlNetRoute)
         {
@@ -243,7 +239,7 @@ public static class InputBenchmark
             source = memory;
         }
         double rate = 0;
-        var progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; });
+        var progress = new ProgressAction<MaePretrainProgress>(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; });
         new MaePretrainer(options).Train(model, source, progress);
         memory?.Dispose();
         return rate;
@@ -268,15 +264,10 @@ public static class InputBenchmark
         {
             InputColumnName = "Pixels", Model = config,
             Training = new MaePretrainOptions { BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue, Device = MaeDevice.Cpu },
-            Progress = new Reporter(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; }),
+            Progress = new ProgressAction<MaePretrainProgress>(p => { if (p.Epoch == 1) rate = p.ImagesPerSecond; }),
         }).Fit(pixels);
         featurizer.Autoencoder?.Dispose();
         return rate;
-    }
-
-    sealed class Reporter(Action<MaePretrainProgress> report) : IProgress<MaePretrainProgress>
-    {
-        public void Report(MaePretrainProgress value) => report(value);
     }
 
     static string RunProcess(string file, IEnumerable<string> args)

@@ -8,4 +8,12 @@ static class MemoryProbe
         var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     }
+
+    /// <summary>Minor page faults of this process so far (/proc/self/stat, field 10).</summary>
+    public static long MinorFaults()
+    {
+        string stat = File.ReadAllText("/proc/self/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');   // fields from the 3rd (state) on
+        return long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture);
+    }
 }

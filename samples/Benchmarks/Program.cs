@@ -291,12 +291,7 @@ if (benches.Contains("rss"))
     var peaks = new List<double>();
     foreach (var n in Get("rss-rows", "2000,20000").Split(','))
     {
-        var psi = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(FeaturizeBenchmark).Assembly.Location);
-        foreach (var a in new[] { "--bench", "rss-child", "--rss-rows", n, "--rss-preset", preset }) psi.ArgumentList.Add(a);
-        using var child = System.Diagnostics.Process.Start(psi)!;
-        var line = child.StandardOutput.ReadToEnd().Split('\n').First(l => l.StartsWith("RSS "));
-        child.WaitForExit();
+        var line = ChildRun.Of(["--bench", "rss-child", "--rss-rows", n, "--rss-preset", preset]).Output.Split('\n').First(l => l.StartsWith("RSS "));
         var parts = line.Split(' ');
         peaks.Add(double.Parse(parts[3]));
         Console.WriteLine($"| {parts[1]} | {double.Parse(parts[2]):F1} | {double.Parse(parts[3]):F0} |");

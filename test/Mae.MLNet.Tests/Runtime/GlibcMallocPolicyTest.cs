@@ -49,7 +49,7 @@ public class GlibcMallocPolicyTest
     public void GlibcAcceptedBothThresholdsInThisProcess()
     {
         if (!OperatingSystem.IsLinux()) { Assert.Inconclusive("glibc's allocator is Linux's"); return; }
-        var userSet = new[] { GlibcMallocPolicy.OptOutVariable, "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_" }
+        var userSet = GlibcMallocPolicy.UserVariables.Append(GlibcMallocPolicy.OptOutVariable)
             .Where(v => Environment.GetEnvironmentVariable(v) is not null).ToList();
         if (userSet.Count > 0 || Environment.GetEnvironmentVariable("GLIBC_TUNABLES") is not null)
         {
