@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Mae.MLNet.FineTuning;
+using Mae.MLNet.Model;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Pretraining;
 
@@ -81,10 +82,17 @@ internal sealed class CliWeights : IDisposable
     public static CliWeights Resolve(FileInfo file, string flag = "--weights")
     {
         string path = CliFiles.InputFile(file, flag);
-        if (!IsCheckpoint(path)) return new CliWeights(path, null);
+        return IsCheckpoint(path) ? Temporary(target => Export(path, target)) : new CliWeights(path, null);
+    }
+
+    /// <summary>A ViT MAE already built from a checkpoint, as a temporary weights file (the checkpoint is not read again).</summary>
+    public static CliWeights Of(MaskedAutoencoder mae) => Temporary(target => MaeWeightFile.Save(mae, target));
+
+    static CliWeights Temporary(Action<string> write)
+    {
         string folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"mae-weights-{Guid.NewGuid():N}");
         string target = System.IO.Path.Combine(folder, "mae.safetensors");
-        try { Export(path, target); }
+        try { write(target); }
         catch { if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true); throw; }
         return new CliWeights(target, folder);
     }
@@ -99,16 +107,17 @@ internal sealed class CliWeights : IDisposable
     public static bool Export(string checkpoint, string target)
     {
         bool fineTune = checkpoint.EndsWith(MaeFineTuneCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase);
-        if (fineTune && MaeFineTuneCheckpoint.HoldsConvNextV2(checkpoint))
-            using (var convNext = MaeFineTuneCheckpoint.LoadConvNextV2(checkpoint)) MaeWeightFile.SaveConvNextV2(convNext, target);   // timm's names
-        else if (fineTune)
-            using (var classifier = MaeFineTuneCheckpoint.LoadModel(checkpoint)) MaeWeightFile.Save(classifier, target);
-        else if (MaePretrainCheckpoint.HoldsFcmae(checkpoint))
-            using (var fcmae = MaePretrainCheckpoint.LoadFcmae(checkpoint))
-            using (var encoder = fcmae.ToEncoder()) MaeWeightFile.SaveConvNextV2(encoder, target);   // as `mae pretrain` writes it
-        else
-            using (var mae = MaePretrainCheckpoint.LoadModel(checkpoint)) MaeWeightFile.Save(mae, target);
-        return MaeWeightFile.HoldsConvNextV2(target);
+        using var model = fineTune ? MaeFineTuneCheckpoint.Load(checkpoint) : MaePretrainCheckpoint.Load(checkpoint);
+        switch (model)
+        {
+            case ConvNextV2 convNext: MaeWeightFile.SaveConvNextV2(convNext, target); return true;   // timm's names
+            case Fcmae fcmae:
+                using (var encoder = fcmae.ToEncoder()) MaeWeightFile.SaveConvNextV2(encoder, target);   // as `mae pretrain` writes it
+                return true;
+            case VitClassifier classifier: MaeWeightFile.Save(classifier, target); return false;
+            case MaskedAutoencoder mae: MaeWeightFile.Save(mae, target); return false;
+            default: throw new InvalidOperationException($"'{checkpoint}' built a {model.GetType().Name}, which has no weights file.");
+        }
     }
 
     public void Dispose()

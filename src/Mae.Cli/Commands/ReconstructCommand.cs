@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Mae.MLNet.Interop;
 using Mae.MLNet.Model;
+using Mae.MLNet.Pretraining;
 using Mae.MLNet.Runtime;
 using Mae.MLNet.Visualization;
 using Mae.MLNet.Input;
@@ -35,16 +36,16 @@ public static class ReconstructCommand
             int n = r.GetValue(count);
             if (n is < 1 or > 256) throw new CliException($"--count must be between 1 and 256; got {n}.");
             double ratio = r.GetValue(maskRatio);
-            // An FCMAE checkpoint (ConvNeXt V2 pre-training) draws its own masks of 32-px cells, at the official 0.6 unless given.
-            string source = CliFiles.InputFile(r.GetValue(weights)!, "--weights");
-            bool fcmaeFile = source.EndsWith(Mae.MLNet.Pretraining.MaePretrainCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase)
-                && Mae.MLNet.Pretraining.MaePretrainCheckpoint.HoldsFcmae(source);
-            if (fcmaeFile && r.GetResult(maskRatio) is null or { Implicit: true }) ratio = 0.6;
             if (!(ratio >= 0 && ratio < 1)) throw new CliException($"--mask-ratio must be in [0, 1); got {ratio}.");
-            using var path = fcmaeFile ? null : CliWeights.Resolve(r.GetValue(weights)!);
+            // A pre-training checkpoint is read once, whichever model it holds. An FCMAE (ConvNeXt V2 pre-training) draws its
+            // own masks of 32-px cells, at the official 0.6 unless given.
+            string source = CliFiles.InputFile(r.GetValue(weights)!, "--weights");
+            using var held = source.EndsWith(MaePretrainCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase) ? MaePretrainCheckpoint.Load(source) : null;
+            var fcmae = held as Fcmae;
+            if (fcmae is not null && r.GetResult(maskRatio) is null or { Implicit: true }) ratio = 0.6;
+            using var path = fcmae is not null ? null : held is MaskedAutoencoder heldMae ? CliWeights.Of(heldMae) : CliWeights.Resolve(r.GetValue(weights)!);
             using var vit = path is null ? null
                 : MaeWeightFile.LoadMaskedAutoencoder(path.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
-            using var fcmae = fcmaeFile ? Mae.MLNet.Pretraining.MaePretrainCheckpoint.LoadFcmae(source) : null;
             if (fcmae is not null && r.GetValue(size) is int given && given != fcmae.Config.ImageSize)
                 throw new CliException($"--input-size: the FCMAE checkpoint '{source}' was trained at {fcmae.Config.ImageSize} px and draws at that size; got {given}.");
             var geometry = fcmae is not null ? PretrainCommand.Geometry(fcmae.Config) : vit!.Config;

@@ -42,33 +42,41 @@ public static class MaeFineTuneCheckpoint
         return (MaeFineTuneCheckpointHeader)r.Header;
     }
 
+    /// <summary>Builds whichever classifier the checkpoint holds (on the CPU) with its weights after the last epoch: a
+    /// <see cref="VitClassifier"/> or a <see cref="ConvNextV2"/>. The file is verified and read once, so a caller that
+    /// serves both kinds does not read it twice to learn which it holds.</summary>
+    public static nn.Module Load(string path)
+    {
+        using var r = Training.Open(path);
+        return Build(r);
+    }
+
     /// <summary>Builds the ViT classifier the checkpoint holds (on the CPU) with its weights after the last epoch.</summary>
     public static VitClassifier LoadModel(string path)
     {
         using var r = Training.Open(path);
-        var h = (MaeFineTuneCheckpointHeader)r.Header;
-        if (h.ConvNextConfig is not null)
-            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ConvNeXt V2 classifier ({h.ConvNextConfig}), not a ViT; load it with LoadConvNextV2.");
-        var model = new VitClassifier(h.Config, h.NumClasses, h.GlobalPool);
-        r.LoadModel(model);
-        return model;
+        if (r.Header.ConvNextConfig is not null)
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ConvNeXt V2 classifier ({r.Header.ConvNextConfig}), not a ViT; load it with LoadConvNextV2.");
+        return (VitClassifier)Build(r);
     }
 
     /// <summary>Builds the ConvNeXt V2 classifier the checkpoint holds (on the CPU) with its weights after the last epoch.</summary>
     public static ConvNextV2 LoadConvNextV2(string path)
     {
         using var r = Training.Open(path);
-        var h = (MaeFineTuneCheckpointHeader)r.Header;
-        var config = h.ConvNextConfig
-            ?? throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ViT classifier ({h.Config}), not a ConvNeXt V2; load it with LoadModel.");
-        var model = new ConvNextV2(config, h.NumClasses);
-        r.LoadModel(model);
-        return model;
+        if (r.Header.ConvNextConfig is null)
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ViT classifier ({r.Header.Config}), not a ConvNeXt V2; load it with LoadModel.");
+        return (ConvNextV2)Build(r);
     }
 
-    /// <summary>Whether the checkpoint holds a ConvNeXt V2 classifier (<see cref="LoadConvNextV2"/>) rather than a ViT
-    /// (<see cref="LoadModel"/>); the file is verified as for loading.</summary>
-    public static bool HoldsConvNextV2(string path) => ReadHeader(path).ConvNextConfig is not null;
+    static nn.Module Build(MaeTrainingCheckpointReader r)
+    {
+        var h = (MaeFineTuneCheckpointHeader)r.Header;
+        nn.Module model = h.ConvNextConfig is { } config ? new ConvNextV2(config, h.NumClasses) : new VitClassifier(h.Config, h.NumClasses, h.GlobalPool);
+        try { r.LoadModel(model); }
+        catch { model.Dispose(); throw; }
+        return model;
+    }
 
     /// <summary>After the loss history: validation accuracies, validation losses, the best weights by name.</summary>
     internal static void WriteExtras(BinaryWriter w, IReadOnlyList<double> accuracies, IReadOnlyList<double> losses, IReadOnlyDictionary<string, Tensor>? bestWeights)

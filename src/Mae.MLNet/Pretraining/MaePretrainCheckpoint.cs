@@ -46,30 +46,39 @@ public static class MaePretrainCheckpoint
         return (MaePretrainCheckpointHeader)r.Header;
     }
 
-    /// <summary>Builds the model the checkpoint holds (on the CPU) with its trained weights.</summary>
+    /// <summary>Builds whichever model the checkpoint holds (on the CPU) with its trained weights: a
+    /// <see cref="MaskedAutoencoder"/> (ViT MAE) or an <see cref="Fcmae"/> (ConvNeXt V2). The file is verified and read
+    /// once, so a caller that serves both kinds does not read it twice to learn which it holds.</summary>
+    public static nn.Module Load(string path)
+    {
+        using var r = Training.Open(path);
+        return Build(r);
+    }
+
+    /// <summary>Builds the ViT MAE the checkpoint holds (on the CPU) with its trained weights.</summary>
     public static MaskedAutoencoder LoadModel(string path)
     {
         using var r = Training.Open(path);
         if (r.Header.ConvNextConfig is not null)
             throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds an FCMAE (ConvNeXt V2 {r.Header.ConvNextConfig}), not a ViT MAE; load it with LoadFcmae.");
-        var model = new MaskedAutoencoder(r.Header.Config);
-        r.LoadModel(model);
-        return model;
+        return (MaskedAutoencoder)Build(r);
     }
-
-    /// <summary>Whether the checkpoint holds an FCMAE (<see cref="LoadFcmae"/>) rather than a ViT MAE (<see cref="LoadModel"/>);
-    /// the file is verified as for loading.</summary>
-    public static bool HoldsFcmae(string path) => ReadHeader(path).ConvNextConfig is not null;
 
     /// <summary>Builds the FCMAE (ConvNeXt V2) an FCMAE pre-training checkpoint holds (on the CPU) with its trained
     /// weights; <see cref="Fcmae.ToEncoder"/> makes the featurizer.</summary>
     public static Fcmae LoadFcmae(string path)
     {
         using var r = Training.Open(path);
-        var config = r.Header.ConvNextConfig
-            ?? throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ViT MAE ({r.Header.Config}), not an FCMAE; load it with LoadModel.");
-        var model = new Fcmae(config.Validate());
-        r.LoadModel(model);
+        if (r.Header.ConvNextConfig is null)
+            throw new MaeTrainingCheckpointException($"Checkpoint '{path}' holds a ViT MAE ({r.Header.Config}), not an FCMAE; load it with LoadModel.");
+        return (Fcmae)Build(r);
+    }
+
+    static nn.Module Build(MaeTrainingCheckpointReader r)
+    {
+        nn.Module model = r.Header.ConvNextConfig is { } config ? new Fcmae(config.Validate()) : new MaskedAutoencoder(r.Header.Config);
+        try { r.LoadModel(model); }
+        catch { model.Dispose(); throw; }
         return model;
     }
 }

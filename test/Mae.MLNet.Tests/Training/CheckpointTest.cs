@@ -58,6 +58,8 @@ public class CheckpointTest
         Assert.AreEqual(7, header.Options.Seed);
         using var loaded = MaePretrainCheckpoint.LoadModel(MaePretrainCheckpoint.PathFor(full.Path, 3));
         foreach (var (name, t) in loaded.state_dict()) Assert.IsTrue(TensorAssert.Same(t, pa[name]), name);
+        using (var any = MaePretrainCheckpoint.Load(MaePretrainCheckpoint.PathFor(full.Path, 3)))
+            Assert.IsInstanceOfType<MaskedAutoencoder>(any);
         modelA.Dispose();
         modelC.Dispose();
     }

@@ -51,6 +51,7 @@ public class FcmaePretrainTest
         string last = MaePretrainCheckpoint.PathFor(full.Path, 2);
         Assert.AreEqual(Config, MaePretrainCheckpoint.ReadHeader(last).ConvNextConfig);
         using var loaded = MaePretrainCheckpoint.LoadFcmae(last);
+        using (var any = MaePretrainCheckpoint.Load(last)) Assert.IsInstanceOfType<Fcmae>(any);   // what `mae reconstruct` reads
         foreach (var (name, t) in loaded.state_dict()) Assert.IsTrue(TensorAssert.Same(t, pa[name]), name);
         using var encoder = loaded.ToEncoder();
         using var scope = NewDisposeScope();
