@@ -40,10 +40,13 @@ public static class ReconstructCommand
             // A pre-training checkpoint is read once, whichever model it holds. An FCMAE (ConvNeXt V2 pre-training) draws its
             // own masks of 32-px cells, at the official 0.6 unless given.
             string source = CliFiles.InputFile(r.GetValue(weights)!, "--weights");
-            using var held = source.EndsWith(MaePretrainCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase) ? MaePretrainCheckpoint.Load(source) : null;
-            var fcmae = held as Fcmae;
+            var held = source.EndsWith(MaePretrainCheckpoint.FileExtension, StringComparison.OrdinalIgnoreCase) ? MaePretrainCheckpoint.Load(source) : null;
+            using var fcmae = held as Fcmae;
             if (fcmae is not null && r.GetResult(maskRatio) is null or { Implicit: true }) ratio = 0.6;
-            using var path = fcmae is not null ? null : held is MaskedAutoencoder heldMae ? CliWeights.Of(heldMae) : CliWeights.Resolve(r.GetValue(weights)!);
+            CliWeights? weightsFile;
+            using (var heldMae = held as MaskedAutoencoder)   // a ViT checkpoint's model goes once it is a weights file
+                weightsFile = fcmae is not null ? null : heldMae is not null ? CliWeights.Of(heldMae) : CliWeights.Resolve(r.GetValue(weights)!);
+            using var path = weightsFile;
             using var vit = path is null ? null
                 : MaeWeightFile.LoadMaskedAutoencoder(path.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             if (fcmae is not null && r.GetValue(size) is int given && given != fcmae.Config.ImageSize)

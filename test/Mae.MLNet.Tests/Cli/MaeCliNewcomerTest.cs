@@ -209,6 +209,13 @@ public partial class MaeCliTest
         Assert.AreEqual(0, code, error);
         StringAssert.Contains(output, "32/32 images");
         CollectionAssert.AreEqual(File.ReadAllLines(fromFile), File.ReadAllLines(fromCheckpoint));
+
+        // reconstruct reads the checkpoint once (MaePretrainCheckpoint.Load) and draws what the weights file draws.
+        string drawnFromFile = Path.Combine(root, "drawn-file.png"), drawnFromCheckpoint = Path.Combine(root, "drawn-checkpoint.png");
+        Assert.AreEqual(0, Mae(["reconstruct", "--images", Images, "--weights", Weights, "--out", drawnFromFile, "--count", "3"]).Code);
+        (code, _, error) = Mae(["reconstruct", "--images", Images, "--weights", checkpoint, "--out", drawnFromCheckpoint, "--count", "3"]);
+        Assert.AreEqual(0, code, error);
+        CollectionAssert.AreEqual(File.ReadAllBytes(drawnFromFile), File.ReadAllBytes(drawnFromCheckpoint));
     }
 
     /// <summary>Item 3 (and issue 23's CLI part): a truncated JPEG and a text file posing as a PNG stop each command with
