@@ -42,8 +42,8 @@ public static class FinetuneCommand
         var layerDecay = new Option<double?>("--layer-decay", "--layer_decay") { Description = "Layer-wise lr decay (default 0.75)." };
         var dropPath = new Option<double?>("--drop-path", "--drop_path") { Description = "Stochastic depth rate (default 0.1 [0.1 × depth / 12])." };
         var smoothing = new Option<double?>("--smoothing") { Description = "Label smoothing (default 0.1)." };
-        var mixup = new Option<double?>("--mixup") { Description = "Mixup alpha, 0 = off (default 0 [0.4])." };
-        var cutmix = new Option<double?>("--cutmix") { Description = "CutMix alpha, 0 = off (default 0 [0.5])." };
+        var mixup = new Option<double?>("--mixup") { Description = "Mixup alpha, 0 = off (default 0)." };
+        var cutmix = new Option<double?>("--cutmix") { Description = "CutMix alpha, 0 = off (default 0)." };
         var precision = CommonOptions.Precision();
         var minutes = CommonOptions.Minutes();
         var size = CommonOptions.ImageSize();
