@@ -16,8 +16,8 @@ internal sealed unsafe class ImageSampler
     readonly MaeImageInputOptions options;
     readonly MaeAugmentationOptions aug;
     readonly int size, channels;
-    readonly float[] lut; // [channel × 256]: ((v / 255) − mean) / std in float32, as ToTensor + Normalize
-    readonly double[] u = new double[RandomResizedCropSampler.DrawsPerSample];
+    readonly PostCropAugmentation post; // RandAugment, ToTensor + Normalize, random erasing
+    readonly double[] u;
     byte[] file = new byte[64 << 10];
     byte[] pixels = Array.Empty<byte>(), grey = Array.Empty<byte>(), upright = Array.Empty<byte>(), temp = Array.Empty<byte>(), resized = Array.Empty<byte>();
 
@@ -27,21 +27,9 @@ internal sealed unsafe class ImageSampler
         aug = options.Augmentation;
         size = aug.OutputSize;
         channels = aug.Channels;
-        lut = Lut(aug);
-    }
-
-    /// <summary>The float value of each byte per channel: ToTensor (v / 255 in float32), then Normalize if set.</summary>
-    internal static float[] Lut(MaeAugmentationOptions aug)
-    {
-        var normalization = aug.ResolvedNormalization();
-        var t = new float[aug.Channels * 256];
-        for (int c = 0; c < aug.Channels; c++)
-            for (int v = 0; v < 256; v++)
-            {
-                float x = v / 255f;
-                t[c * 256 + v] = normalization.Apply(x, c);
-            }
-        return t;
+        post = new PostCropAugmentation(aug);
+        // The crop's uniforms first, so turning RandAugment or erasing on leaves every crop as it was.
+        u = new double[RandomResizedCropSampler.DrawsPerSample + PostCropAugmentation.Draws(aug)];
     }
 
     static byte* Pointer(byte[] a) => (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
@@ -188,16 +176,8 @@ internal sealed unsafe class ImageSampler
         byte* tmp = Buffer(ref temp, PilResample.TempBytes(xs, ys, pb));
         byte* outBytes = Buffer(ref resized, (long)size * size * pb);
         PilResample.Resample(img, stride, pb, xs, ys, flip, tmp, outBytes);
-
-        int plane = size * size;
-        fixed (float* table = lut)
-            for (int c = 0; c < channels; c++)
-            {
-                float* t = table + c * 256;
-                float* o = dst + (long)c * plane;
-                byte* s = outBytes + c;
-                for (int i = 0; i < plane; i++, s += pb) o[i] = t[*s];
-            }
+        post.Apply(new ByteImage(outBytes, size, size, pb, channels), training && givenBox is null,
+            u.AsSpan(RandomResizedCropSampler.DrawsPerSample), dst);
     }
 
     /// <summary>PIL's RGB → L conversion (ITU-R 601-2 luma, L = R·299/1000 + G·587/1000 + B·114/1000 in PIL's 16-bit

@@ -23,7 +23,9 @@ internal enum CropResampler
 /// The reference's pre-training augmentation (facebookresearch/mae <c>main_pretrain.py</c>):
 /// <c>RandomResizedCrop(size, scale=(0.2, 1.0), interpolation=bicubic)</c>, <c>RandomHorizontalFlip()</c>,
 /// <c>ToTensor()</c>, <c>Normalize(mean, std)</c>. Input pixels are expected in [0, 1] (ToTensor units). The crop and
-/// flip are this type's; the normalisation is a <see cref="PixelNormalization"/>.
+/// flip are this type's; the normalisation is a <see cref="PixelNormalization"/>. For fine-tuning, the reference's
+/// timm transform adds <see cref="RandAugment"/> (after the flip, on the 8-bit crop) and random erasing (after the
+/// normalisation); both are off by default here and apply to training images only.
 /// </summary>
 public sealed class MaeAugmentationOptions
 {
@@ -50,6 +52,12 @@ public sealed class MaeAugmentationOptions
     public PixelNormalization? Normalization { get; set; }
     /// <summary>Clamp the resampled pixels to [0, 1] before normalising, as PIL's 8-bit output is clamped. Default true.</summary>
     public bool ClampToUnitRange { get; set; } = true;
+    /// <summary>timm's RandAugment on the 8-bit crop (the fine-tuning recipe's <c>--aa rand-m9-mstd0.5-inc1</c>); null
+    /// (default) = none. Needs 1 or 3 channels. On the tensor path the crop is rounded to 8 bits first, as PIL's is.</summary>
+    public MaeRandAugmentOptions? RandAugment { get; set; }
+    /// <summary>timm's random erasing (<c>--reprob</c>, mode pixel, one box) on the normalised image: the probability per
+    /// image; 0 (default) = off. The reference fine-tunes with 0.25.</summary>
+    public double RandomErasingProbability { get; set; }
     /// <summary>How the crop is resampled; see <see cref="CropResampler"/>. Internal: the benchmark's comparison of the
     /// two paths; users get the reference's PIL bicubic.</summary>
     internal CropResampler Resampler { get; set; } = CropResampler.SeparablePilBicubic;
@@ -88,6 +96,15 @@ public sealed class MaeAugmentationOptions
                 $"HorizontalFlipProbability must be in [0, 1]; got {HorizontalFlipProbability}.");
         if (Channels < 1)
             throw new ArgumentOutOfRangeException(nameof(Channels), Channels, $"Channels must be ≥ 1; got {Channels}.");
+        if (RandAugment is not null)
+        {
+            if (Channels is not (1 or 3))
+                throw new ArgumentException($"RandAugment works on grey or RGB images (Pillow's L and RGB); Channels is {Channels}.", nameof(RandAugment));
+            RandAugment.Validate();
+        }
+        if (!(RandomErasingProbability >= 0 && RandomErasingProbability <= 1))
+            throw new ArgumentOutOfRangeException(nameof(RandomErasingProbability), RandomErasingProbability,
+                $"RandomErasingProbability must be in [0, 1]; got {RandomErasingProbability}.");
         if (!Enum.IsDefined(Resampler))
             throw new ArgumentOutOfRangeException(nameof(Resampler), Resampler, "Expected SeparablePilBicubic or PerSampleInterpolate.");
         PixelNormalization normalization;

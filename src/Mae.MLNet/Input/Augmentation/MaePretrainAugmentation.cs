@@ -8,7 +8,9 @@ namespace Mae.MLNet.Input;
 /// The MAE pre-training augmentation applied to a whole batch on its own device: per-sample RandomResizedCrop
 /// (bicubic), horizontal flip, per-channel <c>Normalize(mean, std)</c>. Crop boxes and flips are drawn on the host
 /// with libtorch's global CPU generator (<see cref="RandomResizedCropSampler"/>); the crop + resize + flip of all
-/// samples is two batched matrix products on the device (<see cref="CropResampler.SeparablePilBicubic"/>).
+/// samples is two batched matrix products on the device (<see cref="CropResampler.SeparablePilBicubic"/>). With
+/// <see cref="MaeAugmentationOptions.RandAugment"/> or random erasing set (the fine-tuning recipe), the crops are rounded
+/// to 8 bits and finished on the CPU by <see cref="PostCropAugmentation"/>, the code the file sources' workers run.
 /// Input: [N, C, H, W] floating point pixels in [0, 1] (ToTensor units), H and W ≥ the output size.
 /// Output: [N, C, S, S], same dtype and device.
 /// </summary>
@@ -45,12 +47,19 @@ public sealed class MaePretrainAugmentation : IBatchTransform
     public Tensor Apply(Tensor batch)
     {
         CheckBatch(batch, nameof(batch));
-        var (boxes, flips) = RandomResizedCropSampler.Sample((int)batch.shape[0], (int)batch.shape[2], (int)batch.shape[3], Options);
-        return ApplyCore(batch, boxes, flips);
+        int n = (int)batch.shape[0];
+        var (boxes, flips) = RandomResizedCropSampler.Sample(n, (int)batch.shape[2], (int)batch.shape[3], Options);
+        double[]? u = null;
+        int draws = PostCropAugmentation.Draws(Options);
+        if (draws > 0)
+            using (var t = rand(new long[] { n, draws }, dtype: ScalarType.Float64, device: CPU))
+                u = t.data<double>().ToArray();
+        return ApplyCore(batch, boxes, flips, u);
     }
 
-    /// <summary>Applies the given crop boxes and flips (one per sample) — deterministic, draws nothing.</summary>
-    internal Tensor Apply(Tensor batch, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips)
+    /// <summary>Applies the given crop boxes and flips (one per sample) and, with RandAugment or erasing on, the
+    /// per-sample uniforms <paramref name="u"/> ([N × PostCropAugmentation.Draws] row-major) — deterministic, draws nothing.</summary>
+    internal Tensor Apply(Tensor batch, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips, double[]? u = null)
     {
         CheckBatch(batch, nameof(batch));
         ArgumentNullException.ThrowIfNull(boxes);
@@ -65,10 +74,13 @@ public sealed class MaePretrainAugmentation : IBatchTransform
             if (b.Height < 1 || b.Width < 1 || b.Top < 0 || b.Left < 0 || b.Top + b.Height > height || b.Left + b.Width > width)
                 throw new ArgumentException($"Crop box {k} {b} does not lie inside the {height}×{width} image with a positive size.", nameof(boxes));
         }
-        return ApplyCore(batch, boxes, flips);
+        int draws = PostCropAugmentation.Draws(Options);
+        if ((u?.Length ?? 0) != n * draws)
+            throw new ArgumentException($"Expected {n} × {draws} uniforms for RandAugment / erasing; got {u?.Length ?? 0}.", nameof(u));
+        return ApplyCore(batch, boxes, flips, u);
     }
 
-    private Tensor ApplyCore(Tensor batch, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips)
+    private Tensor ApplyCore(Tensor batch, IReadOnlyList<CropBox> boxes, IReadOnlyList<bool> flips, double[]? u)
     {
         using var scope = NewDisposeScope();
         var input = batch;
@@ -82,9 +94,33 @@ public sealed class MaePretrainAugmentation : IBatchTransform
         else if (Options.Resampler == CropResampler.PerSampleInterpolate) x = PerSampleInterpolate(input, boxes, flips, size);
         else x = SeparableResample(input, boxes, flips, size);
         if (Options.ClampToUnitRange) x = x.ClampTo(0.0, 1.0);
-        if (!_normalization.IsIdentity) x = _normalization.Apply(x);
+        if (PostCropAugmentation.Active(Options)) x = Finish(x, u!).to(computeType, x.device);
+        else if (!_normalization.IsIdentity) x = _normalization.Apply(x);
         if (x.dtype != batch.dtype) x = x.to(batch.dtype);
         return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rounds the [0, 1] crops to 8 bits (half up, as PIL's resampling rounds) and runs RandAugment, the
+    /// normalisation and erasing per sample on the CPU; returns [N, C, S, S] float32 on the CPU.</summary>
+    private unsafe Tensor Finish(Tensor x, double[] u)
+    {
+        int n = (int)x.shape[0], c = (int)x.shape[1], s = (int)x.shape[2];
+        int pixels = s * s, draws = PostCropAugmentation.Draws(Options);
+        float[] input;
+        using (var cpu = x.to(ScalarType.Float32).cpu().contiguous()) input = cpu.data<float>().ToArray();
+        var output = new float[input.Length];
+        var bytes = new byte[pixels * c];
+        var post = new PostCropAugmentation(Options);
+        fixed (byte* b = bytes)
+        fixed (float* o = output)
+            for (int k = 0; k < n; k++)
+            {
+                for (int ch = 0; ch < c; ch++)
+                    for (int i = 0; i < pixels; i++)
+                        b[i * c + ch] = (byte)(Math.Clamp(input[((long)k * c + ch) * pixels + i], 0f, 1f) * 255f + 0.5f);
+                post.Apply(new ByteImage(b, s, s, c, c), true, u.AsSpan(k * draws, draws), o + (long)k * c * pixels);
+            }
+        return tensor(output, new long[] { n, c, s, s });
     }
 
     private static Tensor FlipRows(Tensor x, IReadOnlyList<bool> flips)
