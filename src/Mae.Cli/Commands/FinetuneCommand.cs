@@ -44,6 +44,11 @@ public static class FinetuneCommand
         var smoothing = new Option<double?>("--smoothing") { Description = "Label smoothing (default 0.1)." };
         var mixup = new Option<double?>("--mixup") { Description = "Mixup alpha, 0 = off (default 0)." };
         var cutmix = new Option<double?>("--cutmix") { Description = "CutMix alpha, 0 = off (default 0)." };
+        var randAugment = new Option<string?>("--aa")
+        {
+            Description = "RandAugment as a timm config, e.g. rand-m9-mstd0.5-inc1; none = off (default rand-m9-mstd0.5-inc1 [none]).",
+        };
+        var reprob = new Option<double?>("--reprob") { Description = "Random erasing probability, 0 = off (default 0.25 [0])." };
         var precision = CommonOptions.Precision();
         var minutes = CommonOptions.Minutes();
         var size = CommonOptions.ImageSize();
@@ -62,7 +67,7 @@ public static class FinetuneCommand
         var command = new Command("finetune", "Fine-tune an MAE encoder (ViT, or ConvNeXt V2 after FCMAE) + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
             images, validation, weights, scratch, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
-            size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
+            randAugment, reprob, size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
         };
         command.SetAction(r =>
         {
@@ -110,6 +115,10 @@ public static class FinetuneCommand
             training.LabelSmoothing = r.GetValue(smoothing) ?? recipe.LabelSmoothing;
             training.Mixup = r.GetValue(mixup) ?? recipe.Mixup;
             training.Cutmix = r.GetValue(cutmix) ?? recipe.Cutmix;
+            string? aa = r.GetValue(randAugment) ?? recipe.RandAugment;
+            try { training.Augmentation!.RandAugment = aa is null || aa == "none" ? null : MaeRandAugmentOptions.Parse(aa); }
+            catch (ArgumentException e) { throw new CliException($"--aa: {CliFlags.OneLine(e)}"); }
+            training.Augmentation.RandomErasingProbability = r.GetValue(reprob) ?? recipe.RandomErasing;
             training.Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!);
             training.Device = CommonOptions.ParseDevice(r.GetValue(device)!);
             training.Seed = r.GetValue(seed);

@@ -11,8 +11,9 @@ namespace Mae.MLNet.FineTuning;
 /// <c>engine_finetune.py</c>, <c>util/lr_decay.py</c>, <c>util/lr_sched.py</c>): AdamW (PyTorch's default betas
 /// 0.9 / 0.999) with layer-wise lr decay 0.75 and weight decay 0.05, <c>lr = base_lr × effective batch / 256</c>
 /// with base 1e-3, per-iteration linear warmup (5 epochs) then half-cycle cosine to 1e-6, drop path 0.1, label
-/// smoothing 0.1, mixup / cutmix off, 50 epochs. The training augmentation is RandomResizedCrop(scale 0.08–1) +
-/// horizontal flip + normalisation (the reference's RandAugment and random erasing are not implemented).
+/// smoothing 0.1, mixup / cutmix off, 50 epochs. The training augmentation is timm's as the reference builds it:
+/// RandomResizedCrop(scale 0.08–1, bicubic) + horizontal flip + RandAugment <c>rand-m9-mstd0.5-inc1</c> + normalisation
+/// + random erasing (probability 0.25, per-pixel noise, one box).
 /// </summary>
 public sealed class MaeFineTuneOptions : MaeTrainingOptions
 {
@@ -51,8 +52,9 @@ public sealed class MaeFineTuneOptions : MaeTrainingOptions
     /// <summary>Train the position embeddings, as the reference's timm ViT does (its pos_embed is an ordinary
     /// parameter, loaded from the sin-cos table of pre-training). Default true; the flag is restored after training.</summary>
     public bool TrainPositionEmbedding { get; set; } = true;
-    /// <summary>Training augmentation on [0, 1] pixels: RandomResizedCrop + flip + Normalize(mean, std). Null: scale
-    /// 0.08–1, flip 0.5, the default mean/std for the model's channels. Validation batches get only the normalisation.</summary>
+    /// <summary>Training augmentation on [0, 1] pixels: RandomResizedCrop + flip + RandAugment + Normalize(mean, std) +
+    /// random erasing. Null: the reference's (scale 0.08–1, flip 0.5, RandAugment rand-m9-mstd0.5-inc1 for 1- or 3-channel
+    /// models, the default mean/std for the model's channels, erasing 0.25). Validation batches get only the normalisation.</summary>
     public MaeAugmentationOptions? Augmentation { get; set; }
     /// <summary>Keep (and leave in the model) the weights of the epoch with the best validation accuracy, when a
     /// validation source is given. Default true.</summary>
@@ -68,6 +70,8 @@ public sealed class MaeFineTuneOptions : MaeTrainingOptions
     public MaeAugmentationOptions ResolveAugmentation(MaeConfig config) => Augmentation ?? new MaeAugmentationOptions
     {
         OutputSize = config.ImageSize, Channels = config.InChannels, ScaleMin = 0.08, ScaleMax = 1.0,
+        RandAugment = config.InChannels is 1 or 3 ? MaeRandAugmentOptions.Parse(MaeFineTuneRecipe.ReferenceRandAugment) : null,
+        RandomErasingProbability = MaeFineTuneRecipe.ReferenceRandomErasing,
     };
 
     /// <summary>Checks every setting; throws <see cref="ArgumentException"/> (or a subclass) naming the setting,

@@ -7,14 +7,22 @@ namespace Mae.MLNet.FineTuning;
 /// How to fine-tune a given model. <see cref="Reference"/> is <see cref="MaeFineTuneOptions"/>' defaults (main_finetune.py's
 /// argument defaults); <see cref="SmallImages"/> scales the official FINETUNE.md recipe (ViT-B: 100 epochs, 5 of warm-up,
 /// blr 5e-4 at batch 1 024, layer decay 0.65, drop path 0.1, mixup 0.8, cutmix 1.0, smoothing 0.1) down to the 32-px
-/// presets (see its remarks). <see cref="For(MaeConfig)"/> (or <see cref="For(ConvNextV2Config)"/>) picks one from the model; <see cref="ApplyTo(MaeFineTuneOptions, MaeConfig)"/> writes it into options.
+/// presets (see its remarks). <c>RandAugment</c> is a timm config (<see cref="MaeRandAugmentOptions.Parse"/>) or null for
+/// none; <c>RandomErasing</c> the erasing probability (<c>--reprob</c>), 0 = off. <see cref="For(MaeConfig)"/> (or <see cref="For(ConvNextV2Config)"/>) picks one from the model; <see cref="ApplyTo(MaeFineTuneOptions, MaeConfig)"/> writes it into options.
 /// </summary>
 public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLearningRate, int Epochs, double WarmupEpochs,
-    double LayerDecay, double DropPath, double LabelSmoothing, double Mixup, double Cutmix, double CropScaleMin)
+    double LayerDecay, double DropPath, double LabelSmoothing, double Mixup, double Cutmix, double CropScaleMin,
+    string? RandAugment = null, double RandomErasing = 0)
 {
+    /// <summary>main_finetune.py's <c>--aa</c> default.</summary>
+    public const string ReferenceRandAugment = "rand-m9-mstd0.5-inc1";
+    /// <summary>main_finetune.py's <c>--reprob</c> default.</summary>
+    public const double ReferenceRandomErasing = 0.25;
+
     /// <summary>main_finetune.py's defaults (batch 64, blr 1e-3, 50 epochs, 5 of warm-up, layer decay 0.75, drop path 0.1,
-    /// smoothing 0.1, no mixup / cutmix, crop scale 0.08–1).</summary>
-    public static MaeFineTuneRecipe Reference => new("reference", 64, 1e-3, 50, 5, 0.75, 0.1, 0.1, 0, 0, 0.08);
+    /// smoothing 0.1, no mixup / cutmix, crop scale 0.08–1, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25).</summary>
+    public static MaeFineTuneRecipe Reference => new("reference", 64, 1e-3, 50, 5, 0.75, 0.1, 0.1, 0, 0, 0.08,
+        ReferenceRandAugment, ReferenceRandomErasing);
 
     /// <summary>
     /// The 32-px presets' recipe, the official ViT-B recipe scaled to a shallow model and small images: 100 epochs with
@@ -69,7 +77,11 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
         options.LabelSmoothing = LabelSmoothing;
         options.Mixup = Mixup;
         options.Cutmix = Cutmix;
-        options.Augmentation = new MaeAugmentationOptions { OutputSize = config.ImageSize, Channels = config.InChannels, ScaleMin = CropScaleMin, ScaleMax = 1.0 };
+        options.Augmentation = new MaeAugmentationOptions
+        {
+            OutputSize = config.ImageSize, Channels = config.InChannels, ScaleMin = CropScaleMin, ScaleMax = 1.0,
+            RandAugment = RandAugment is null ? null : MaeRandAugmentOptions.Parse(RandAugment), RandomErasingProbability = RandomErasing,
+        };
         return options;
     }
 }

@@ -347,6 +347,14 @@ public partial class MaeCliTest
         (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images", "red"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"));
         Assert.AreEqual(MaeCli.ExitBadInput, code);
         StringAssert.Contains(error, "one sub-folder of images per class");
+
+        // RandAugment and erasing flags are checked before anything is read or written, in the flags' own words.
+        (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"), "--aa", "rand-q9");
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "--aa: RandAugment config \"rand-q9\": unknown section \"q9\"");
+        (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"), "--reprob", "1.5");
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "--reprob must be in [0, 1]; got 1.5");
         Assert.IsFalse(File.Exists(target) || File.Exists(Path.Combine(root, "m.zip")));
         Assert.AreEqual(0, Directory.GetFiles(root, ".*tmp-*", SearchOption.AllDirectories).Length, "no temporary file left behind");
     }

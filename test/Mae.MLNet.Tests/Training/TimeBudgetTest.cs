@@ -144,7 +144,17 @@ public class TimeBudgetTest
         var reference = MaeFineTuneRecipe.Reference.ApplyTo(new MaeFineTuneOptions(), MaeConfig.VitBase16);
         Assert.AreEqual((defaults.BatchSize, defaults.BaseLearningRate, defaults.Epochs, defaults.WarmupEpochs, defaults.LayerDecay, defaults.DropPath, defaults.Mixup),
             (reference.BatchSize, reference.BaseLearningRate, reference.Epochs, reference.WarmupEpochs, reference.LayerDecay, reference.DropPath, reference.Mixup));
-        Assert.AreEqual(defaults.ResolveAugmentation(MaeConfig.VitBase16).ScaleMin, reference.Augmentation!.ScaleMin);
+        var a = defaults.ResolveAugmentation(MaeConfig.VitBase16);
+        Assert.AreEqual(a.ScaleMin, reference.Augmentation!.ScaleMin);
+        // main_finetune.py's --aa rand-m9-mstd0.5-inc1 and --reprob 0.25, in both.
+        foreach (var aug in new[] { a, reference.Augmentation })
+        {
+            Assert.AreEqual((2, 9.0, 0.5, 0.5, true), (aug.RandAugment!.Layers, aug.RandAugment.Magnitude, aug.RandAugment.MagnitudeStd,
+                aug.RandAugment.Probability, aug.RandAugment.Increasing));
+            Assert.AreEqual(0.25, aug.RandomErasingProbability);
+        }
+        // A 4-channel model gets no RandAugment by default (Pillow's ops are for L and RGB).
+        Assert.IsNull(defaults.ResolveAugmentation(MaeConfig.VitBase16 with { InChannels = 4 }).RandAugment);
     }
 
     [TestMethod]
