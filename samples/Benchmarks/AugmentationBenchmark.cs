@@ -27,7 +27,74 @@ public static class AugmentationBenchmark
         var options = new MaeAugmentationOptions { OutputSize = outSize }.Validate();
         Report("GridSample (bilinear, lower bound)", batch, () => GridSample(images, options, outSize), output);
         output.WriteLine();
+        FineTuning(images, outSize, output);
     }
+
+    /// <summary>The fine-tuning transform without and with the reference's RandAugment + random erasing (which round the
+    /// crops to 8 bits and finish them per image on the CPU), alternating in 7 rounds of 20 batches; medians and ratio.</summary>
+    static void FineTuning(Tensor images, int outSize, TextWriter output)
+    {
+        int batch = (int)images.shape[0];
+        var plain = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = outSize, ScaleMin = 0.08 });
+        var full = new MaePretrainAugmentation(new MaeAugmentationOptions
+        {
+            OutputSize = outSize, ScaleMin = 0.08, RandAugment = MaeRandAugmentOptions.Reference, RandomErasingProbability = 0.25,
+        });
+        var variants = new (string Name, MaePretrainAugmentation Aug, List<double> Ms)[]
+        {
+            ("crop + flip + normalise", plain, new()), ("… + RandAugment rand-m9-mstd0.5-inc1 + erasing 0.25", full, new()),
+        };
+        foreach (var v in variants) for (int i = 0; i < 5; i++) using (NewDisposeScope()) v.Aug.Apply(images);
+        for (int round = 0; round < 7; round++)
+            foreach (var v in variants)
+            {
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < 20; i++) using (NewDisposeScope()) v.Aug.Apply(images);
+                v.Ms.Add(sw.Elapsed.TotalMilliseconds / 20);
+            }
+        output.WriteLine($"## Fine-tuning augmentation, batch {batch}, 3×{images.shape[2]}² → {outSize}², one thread, 7 alternating rounds");
+        output.WriteLine();
+        output.WriteLine("| transform | ms/batch (median) | img/s | ratio |");
+        output.WriteLine("|---|---:|---:|---:|");
+        double baseMs = Median(variants[0].Ms);
+        foreach (var v in variants)
+        {
+            double ms = Median(v.Ms);
+            output.WriteLine($"| {v.Name} | {ms:F3} | {batch * 1000.0 / ms:F0} | {ms / baseMs:F2} |");
+        }
+        output.WriteLine();
+        PerOp(outSize, output);
+    }
+
+    /// <summary>Each RandAugment op alone on one 8-bit RGB image of the output size (RGBA layout, as the decode workers
+    /// hold it), at magnitude 9: µs per image.</summary>
+    static unsafe void PerOp(int size, TextWriter output)
+    {
+        var source = new byte[size * size * 4];
+        new Random(1).NextBytes(source);
+        var pixels = new byte[source.Length];
+        var scratch = new byte[pixels.Length];
+        byte[] fill = { 124, 116, 104 };
+        output.WriteLine($"| op, one {size}×{size} image | µs |");
+        output.WriteLine("|---|---:|");
+        foreach (var op in Enum.GetValues<RandAugmentOp>())
+        {
+            double arg = RandAugment.Level(op, 9, true, false);
+            int n = 0;
+            var sw = Stopwatch.StartNew();
+            fixed (byte* p = pixels)
+                while (sw.ElapsedMilliseconds < 200)
+                {
+                    source.CopyTo(pixels, 0);   // the same random content each time
+                    RandAugment.Apply(new ByteImage(p, size, size, 4, 3), op, arg, fill, scratch);
+                    n++;
+                }
+            output.WriteLine($"| {op} | {sw.Elapsed.TotalMilliseconds * 1000 / n:F1} |");
+        }
+        output.WriteLine();
+    }
+
+    static double Median(List<double> x) => x.Order().ElementAt(x.Count / 2);
 
     static Tensor GridSample(Tensor images, MaeAugmentationOptions options, int outSize)
     {

@@ -42,7 +42,8 @@ using static TorchSharp.torch;
 //                            --dp-rounds 3 --dp-precision fp32
 //   --bench overlap          the gradient all-reduce overlapped with backward vs after it, step pairs alternating in one
 //                            mpirun run: --dp-ranks 2 --dp-threads 1 --dp-preset tiny32 --dp-batch 64 (per rank) --dp-steps 40
-//   --bench augmentation     the batched pre-training augmentation per resampler (CPU): --aug-batch 64 --aug-in 32 --aug-out 32
+//   --bench augmentation     the batched pre-training augmentation per resampler, and the fine-tuning one without and with
+//                            RandAugment + erasing (CPU): --aug-batch 64 --aug-in 32 --aug-out 32
 //   --bench presets          training-step img/s of 32-px candidates alternating in one run: --candidates tiny32,p4-e128x6x4-d64x1x2
 //                            (a preset or p{patch}-e{W}x{D}x{H}-d{W}x{D}x{H}) --dtype bf16 --batch --steps --warmup --window
 //   --bench allocator        pre-training with the library's malloc setting vs glibc's defaults (MAE_MALLOC_TUNING=0), a child

@@ -31,7 +31,12 @@ internal static unsafe class PilOps
         for (int c = 0; c < img.Channels; c++)
         {
             int lo = 255, hi = 0;
-            ForEach(img, c, v => { if (v < lo) lo = v; if (v > hi) hi = v; });
+            byte* p = img.Data + c;
+            for (int i = 0; i < img.Pixels; i++, p += img.PixelStride)
+            {
+                if (*p < lo) lo = *p;
+                if (*p > hi) hi = *p;
+            }
             if (hi <= lo) continue;
             double scale = 255.0 / (hi - lo), offset = -lo * scale;
             for (int i = 0; i < 256; i++) lut[i] = (byte)Math.Clamp((int)(i * scale + offset), 0, 255);
@@ -47,8 +52,8 @@ internal static unsafe class PilOps
         for (int c = 0; c < img.Channels; c++)
         {
             h.Clear();
-            for (int y = 0; y < img.Height; y++)
-                for (int x = 0; x < img.Width; x++) h[img.At(y, x)[c]]++;
+            byte* p = img.Data + c;
+            for (int i = 0; i < img.Pixels; i++, p += img.PixelStride) h[*p]++;
             int last = 255;
             while (h[last] == 0) last--;
             int nonzero = 0;
@@ -229,22 +234,11 @@ internal static unsafe class PilOps
         return t <= 0f ? (byte)0 : t >= 255f ? (byte)255 : (byte)t;
     }
 
-    delegate void Visit(int value);
-
-    static void ForEach(ByteImage img, int c, Visit visit)
-    {
-        for (int y = 0; y < img.Height; y++)
-            for (int x = 0; x < img.Width; x++) visit(img.At(y, x)[c]);
-    }
-
     static void Map(ByteImage img, int c, ReadOnlySpan<byte> lut)
     {
-        for (int y = 0; y < img.Height; y++)
-            for (int x = 0; x < img.Width; x++)
-            {
-                byte* p = img.At(y, x) + c;
-                *p = lut[*p];
-            }
+        byte* p = img.Data + c;
+        int n = img.Pixels, stride = img.PixelStride;
+        for (int i = 0; i < n; i++, p += stride) *p = lut[*p];
     }
 
     static void MapAll(ByteImage img, Func<int, int> f)
