@@ -37,6 +37,9 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
     /// (mixup 0.4, cutmix 0.5) lost to none at every length tried — 71.0 against 74.8 % in 4 epochs, 76.8 against 79.1 %
     /// in 7, 80.8 against 82.8 % in a 50-minute box (15 epochs with them, 13 without) — and from scratch 66.2 against
     /// 71.2 % in the same box. A longer schedule may still gain from them: pass <c>--mixup</c> / <c>--cutmix</c>.
+    /// No RandAugment and no random erasing either (the reference's rand-m9-mstd0.5-inc1 and 0.25): in the same 50-minute
+    /// box, side by side, they fine-tuned to 79.2 % in 15 epochs against 82.9 % in 14 without (docs/results.md); pass
+    /// <c>--aa</c> / <c>--reprob</c> for longer schedules.
     /// </summary>
     public static MaeFineTuneRecipe SmallImages(int depth) =>
         new("small-images", 128, 4e-3, 100, 5, 0.75, Math.Round(0.1 * depth / 12.0, 3), 0.1, 0, 0, 0.35);
@@ -51,7 +54,7 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
     /// <summary>A ConvNeXt V2's recipe: <see cref="SmallImages"/> with drop path 0.1 (main_finetune.py's default; the
     /// ViT rule's depth/12 scaling has no counterpart in a four-stage network) for models of at most 64 px, else
     /// <see cref="Reference"/>. The layer decay applies by stage (<see cref="ConvNextV2.LayerId"/>). No mixup or cutmix
-    /// either, as measured for the ViT presets (a ConvNeXt V2 was not compared with and without them).</summary>
+    /// either, nor RandAugment or erasing, as measured for the ViT presets (a ConvNeXt V2 was not compared with and without them).</summary>
     public static MaeFineTuneRecipe For(ConvNextV2Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
