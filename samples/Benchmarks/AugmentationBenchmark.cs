@@ -38,7 +38,7 @@ public static class AugmentationBenchmark
         var plain = new MaePretrainAugmentation(new MaeAugmentationOptions { OutputSize = outSize, ScaleMin = 0.08 });
         var full = new MaePretrainAugmentation(new MaeAugmentationOptions
         {
-            OutputSize = outSize, ScaleMin = 0.08, RandAugment = MaeRandAugmentOptions.Reference, RandomErasingProbability = 0.25,
+            OutputSize = outSize, ScaleMin = 0.08, RandAugment = MaeAugmentationOptions.RandAugmentOptions.Reference, RandomErasingProbability = 0.25,
         });
         var variants = new (string Name, MaePretrainAugmentation Aug, List<double> Ms)[]
         {

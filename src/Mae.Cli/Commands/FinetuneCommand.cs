@@ -116,7 +116,7 @@ public static class FinetuneCommand
             training.Mixup = r.GetValue(mixup) ?? recipe.Mixup;
             training.Cutmix = r.GetValue(cutmix) ?? recipe.Cutmix;
             string? aa = r.GetValue(randAugment) ?? recipe.RandAugment;
-            try { training.Augmentation!.RandAugment = aa is null || aa == "none" ? null : MaeRandAugmentOptions.Parse(aa); }
+            try { training.Augmentation!.RandAugment = aa is null || aa == "none" ? null : MaeAugmentationOptions.RandAugmentOptions.Parse(aa); }
             catch (ArgumentException e) { throw new CliException($"--aa: {CliFlags.OneLine(e)}"); }
             training.Augmentation.RandomErasingProbability = r.GetValue(reprob) ?? recipe.RandomErasing;
             training.Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!);

@@ -70,7 +70,7 @@ public sealed class MaeFineTuneOptions : MaeTrainingOptions
     public MaeAugmentationOptions ResolveAugmentation(MaeConfig config) => Augmentation ?? new MaeAugmentationOptions
     {
         OutputSize = config.ImageSize, Channels = config.InChannels, ScaleMin = 0.08, ScaleMax = 1.0,
-        RandAugment = config.InChannels is 1 or 3 ? MaeRandAugmentOptions.Parse(MaeFineTuneRecipe.ReferenceRandAugment) : null,
+        RandAugment = config.InChannels is 1 or 3 ? MaeAugmentationOptions.RandAugmentOptions.Parse(MaeFineTuneRecipe.ReferenceRandAugment) : null,
         RandomErasingProbability = MaeFineTuneRecipe.ReferenceRandomErasing,
     };
 

@@ -7,7 +7,7 @@ namespace Mae.MLNet.FineTuning;
 /// How to fine-tune a given model. <see cref="Reference"/> is <see cref="MaeFineTuneOptions"/>' defaults (main_finetune.py's
 /// argument defaults); <see cref="SmallImages"/> scales the official FINETUNE.md recipe (ViT-B: 100 epochs, 5 of warm-up,
 /// blr 5e-4 at batch 1 024, layer decay 0.65, drop path 0.1, mixup 0.8, cutmix 1.0, smoothing 0.1) down to the 32-px
-/// presets (see its remarks). <c>RandAugment</c> is a timm config (<see cref="MaeRandAugmentOptions.Parse"/>) or null for
+/// presets (see its remarks). <c>RandAugment</c> is a timm config (<see cref="MaeAugmentationOptions.RandAugmentOptions.Parse"/>) or null for
 /// none; <c>RandomErasing</c> the erasing probability (<c>--reprob</c>), 0 = off. <see cref="For(MaeConfig)"/> (or <see cref="For(ConvNextV2Config)"/>) picks one from the model; <see cref="ApplyTo(MaeFineTuneOptions, MaeConfig)"/> writes it into options.
 /// </summary>
 public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLearningRate, int Epochs, double WarmupEpochs,
@@ -83,7 +83,7 @@ public sealed record MaeFineTuneRecipe(string Name, int BatchSize, double BaseLe
         options.Augmentation = new MaeAugmentationOptions
         {
             OutputSize = config.ImageSize, Channels = config.InChannels, ScaleMin = CropScaleMin, ScaleMax = 1.0,
-            RandAugment = RandAugment is null ? null : MaeRandAugmentOptions.Parse(RandAugment), RandomErasingProbability = RandomErasing,
+            RandAugment = RandAugment is null ? null : MaeAugmentationOptions.RandAugmentOptions.Parse(RandAugment), RandomErasingProbability = RandomErasing,
         };
         return options;
     }

@@ -27,7 +27,7 @@ internal enum CropResampler
 /// timm transform adds <see cref="RandAugment"/> (after the flip, on the 8-bit crop) and random erasing (after the
 /// normalisation); both are off by default here and apply to training images only.
 /// </summary>
-public sealed class MaeAugmentationOptions
+public sealed partial class MaeAugmentationOptions
 {
 
     /// <summary>Side of the square output crop (the model's image size). Default 224.</summary>
@@ -54,7 +54,7 @@ public sealed class MaeAugmentationOptions
     public bool ClampToUnitRange { get; set; } = true;
     /// <summary>timm's RandAugment on the 8-bit crop (the fine-tuning recipe's <c>--aa rand-m9-mstd0.5-inc1</c>); null
     /// (default) = none. Needs 1 or 3 channels. On the tensor path the crop is rounded to 8 bits first, as PIL's is.</summary>
-    public MaeRandAugmentOptions? RandAugment { get; set; }
+    public RandAugmentOptions? RandAugment { get; set; }
     /// <summary>timm's random erasing (<c>--reprob</c>, mode pixel, one box) on the normalised image: the probability per
     /// image; 0 (default) = off. The reference fine-tunes with 0.25.</summary>
     public double RandomErasingProbability { get; set; }

@@ -23,10 +23,10 @@ internal static class RandAugment
     /// <summary>timm's <c>_LEVEL_DENOM</c>: magnitudes are on a 0–10 scale.</summary>
     const double LevelDenominator = 10.0;
 
-    public static int Draws(MaeRandAugmentOptions o) => o.Layers * DrawsPerLayer;
+    public static int Draws(MaeAugmentationOptions.RandAugmentOptions o) => o.Layers * DrawsPerLayer;
 
     /// <summary>The steps drawn from <paramref name="u"/> (at least <see cref="Draws"/> uniforms).</summary>
-    public static RandAugmentStep[] Plan(MaeRandAugmentOptions o, ReadOnlySpan<double> u)
+    public static RandAugmentStep[] Plan(MaeAugmentationOptions.RandAugmentOptions o, ReadOnlySpan<double> u)
     {
         if (u.Length < Draws(o)) throw new ArgumentException($"Expected at least {Draws(o)} uniforms; got {u.Length}.", nameof(u));
         var steps = new RandAugmentStep[o.Layers];

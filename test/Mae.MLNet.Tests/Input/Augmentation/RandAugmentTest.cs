@@ -16,14 +16,14 @@ public unsafe class RandAugmentTest
     [TestMethod]
     public void ParsesTimmConfigStrings()
     {
-        var r = MaeRandAugmentOptions.Parse("rand-m9-mstd0.5-inc1");
+        var r = MaeAugmentationOptions.RandAugmentOptions.Parse("rand-m9-mstd0.5-inc1");
         Assert.AreEqual((2, 9.0, 0.5, 10.0, 0.5, true), (r.Layers, r.Magnitude, r.MagnitudeStd, r.MagnitudeMax, r.Probability, r.Increasing));
-        var q = MaeRandAugmentOptions.Parse("rand-m7-n3-p0.8-mmax12");
+        var q = MaeAugmentationOptions.RandAugmentOptions.Parse("rand-m7-n3-p0.8-mmax12");
         Assert.AreEqual((3, 7.0, 0.0, 12.0, 0.8, false), (q.Layers, q.Magnitude, q.MagnitudeStd, q.MagnitudeMax, q.Probability, q.Increasing));
-        var d = MaeRandAugmentOptions.Parse("rand");   // timm's defaults: m 10, n 2, mstd 0, not increasing
+        var d = MaeAugmentationOptions.RandAugmentOptions.Parse("rand");   // timm's defaults: m 10, n 2, mstd 0, not increasing
         Assert.AreEqual((2, 10.0, 0.0, false), (d.Layers, d.Magnitude, d.MagnitudeStd, d.Increasing));
-        Assert.IsTrue(double.IsPositiveInfinity(MaeRandAugmentOptions.Parse("rand-mstd101").MagnitudeStd), "mstd > 100 means uniform");
-        var back = MaeRandAugmentOptions.Parse(r.ToString());
+        Assert.IsTrue(double.IsPositiveInfinity(MaeAugmentationOptions.RandAugmentOptions.Parse("rand-mstd101").MagnitudeStd), "mstd > 100 means uniform");
+        var back = MaeAugmentationOptions.RandAugmentOptions.Parse(r.ToString());
         Assert.AreEqual((r.Layers, r.Magnitude, r.MagnitudeStd, r.Probability, r.Increasing), (back.Layers, back.Magnitude, back.MagnitudeStd, back.Probability, back.Increasing));
     }
 
@@ -33,10 +33,10 @@ public unsafe class RandAugmentTest
         foreach (var (bad, says) in new[] { ("augmix-m5", "starts with \"rand\""), ("rand-x9", "\"x9\""), ("rand-tweights", "\"tweights\""),
                      ("rand-m", "\"m\""), ("rand-n0", "Layers"), ("rand-p1.5", "Probability") })
         {
-            var e = Assert.Throws<ArgumentException>(() => MaeRandAugmentOptions.Parse(bad), bad);
+            var e = Assert.Throws<ArgumentException>(() => MaeAugmentationOptions.RandAugmentOptions.Parse(bad), bad);
             StringAssert.Contains(e.Message, says, bad);
         }
-        var o = new MaeAugmentationOptions { Channels = 4, RandAugment = new MaeRandAugmentOptions() };
+        var o = new MaeAugmentationOptions { Channels = 4, RandAugment = new MaeAugmentationOptions.RandAugmentOptions() };
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => o.Validate()).Message, "Channels is 4");
         var p = new MaeAugmentationOptions { RandomErasingProbability = 1.5 };
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => p.Validate()).Message, "RandomErasingProbability must be in [0, 1]");
@@ -71,7 +71,7 @@ public unsafe class RandAugmentTest
     [TestMethod]
     public void PlanReadsItsUniformsAsTimmDraws()
     {
-        var o = MaeRandAugmentOptions.Reference;
+        var o = MaeAugmentationOptions.RandAugmentOptions.Reference;
         // Layer 0: op ⌊0.27·15⌋ = 4 (Posterize), applies (0.5 ≤ p), magnitude 9 + 0.5·√(−2 ln 0.5)·cos(π/2) = 9, positive.
         // Layer 1: op 14 (TranslateYRel), skipped (0.51 > p); its magnitude 9 + 0.5·√(−2 ln(1 − 0.9999))·cos 0 ≈ 11.1 → clipped to 10.
         var steps = RandAugment.Plan(o, new[] { 0.27, 0.5, 0.5, 0.25, 0.1, 0.9999, 0.51, 0.9999, 0.0, 0.9 });
@@ -169,7 +169,7 @@ public unsafe class RandAugmentTest
         var aug = new MaeAugmentationOptions
         {
             OutputSize = size, ScaleMin = 1, ScaleMax = 1, RatioMin = 1, RatioMax = 1, HorizontalFlipProbability = 0,
-            RandAugment = new MaeRandAugmentOptions { Probability = 1 }, RandomErasingProbability = 1,
+            RandAugment = new MaeAugmentationOptions.RandAugmentOptions { Probability = 1 }, RandomErasingProbability = 1,
         };
         int draws = PostCropAugmentation.Draws(aug);
         Assert.AreEqual(2 * RandAugment.DrawsPerLayer + RandomErasing.Draws, draws);
