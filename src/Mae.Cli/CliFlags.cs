@@ -15,10 +15,10 @@ internal static partial class CliFlags
         ["MaskRatio"] = "--mask-ratio", ["LayerDecay"] = "--layer-decay", ["DropPath"] = "--drop-path", ["LabelSmoothing"] = "--smoothing",
         ["Mixup"] = "--mixup", ["Cutmix"] = "--cutmix", ["CheckpointEvery"] = "--checkpoint-every", ["Workers"] = "--num-workers",
         ["ContrastiveWeight"] = "--contrastive-weight", ["Layers"] = "--layers", ["Seed"] = "--seed", ["ImageSize"] = "--input-size",
-        ["RandomErasingProbability"] = "--reprob",
+        ["RandomErasingProbability"] = "--reprob", ["ScaleMin"] = "--crop-scale",
     };
 
-    [GeneratedRegex(@"\b(WarmupEpochs|Epochs|BatchSize|AccumIter|BaseLearningRate|LearningRate|MinLearningRate|WeightDecay|MaskRatio|LayerDecay|DropPath|LabelSmoothing|Mixup|Cutmix|CheckpointEvery|Workers|ContrastiveWeight|Layers|Seed|ImageSize|RandomErasingProbability)\b")]
+    [GeneratedRegex(@"\b(WarmupEpochs|Epochs|BatchSize|AccumIter|BaseLearningRate|LearningRate|MinLearningRate|WeightDecay|MaskRatio|LayerDecay|DropPath|LabelSmoothing|Mixup|Cutmix|CheckpointEvery|Workers|ContrastiveWeight|Layers|Seed|ImageSize|RandomErasingProbability|ScaleMin)\b")]
     private static partial Regex PropertyNames();
 
     /// <summary>Runs a library option check; its message comes back with flag names instead of property names.</summary>

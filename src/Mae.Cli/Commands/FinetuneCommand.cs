@@ -49,6 +49,10 @@ public static class FinetuneCommand
             Description = "RandAugment as a timm config, e.g. rand-m9-mstd0.5-inc1; none = off (default rand-m9-mstd0.5-inc1 [none]).",
         };
         var reprob = new Option<double?>("--reprob") { Description = "Random erasing probability, 0 = off (default 0.25 [0])." };
+        var cropScale = new Option<double?>("--crop-scale")
+        {
+            Description = "Smallest RandomResizedCrop area, as a fraction of the image (default 0.08 [0.35]).",
+        };
         var precision = CommonOptions.Precision();
         var minutes = CommonOptions.Minutes();
         var size = CommonOptions.ImageSize();
@@ -67,7 +71,7 @@ public static class FinetuneCommand
         var command = new Command("finetune", "Fine-tune an MAE encoder (ViT, or ConvNeXt V2 after FCMAE) + linear head on labelled images; write an ML.NET model zip that scores image paths.")
         {
             images, validation, weights, scratch, output, epochs, warmup, batch, accum, blr, layerDecay, dropPath, smoothing, mixup, cutmix,
-            randAugment, reprob, size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
+            randAugment, reprob, cropScale, size, heads, device, seed, workers, skipBad, checkpoints, resume, precision, minutes, progressSeconds,
         };
         command.SetAction(r =>
         {
@@ -119,6 +123,7 @@ public static class FinetuneCommand
             try { training.Augmentation!.RandAugment = aa is null || aa == "none" ? null : MaeAugmentationOptions.RandAugmentOptions.Parse(aa); }
             catch (ArgumentException e) { throw new CliException($"--aa: {CliFlags.OneLine(e)}"); }
             training.Augmentation.RandomErasingProbability = r.GetValue(reprob) ?? recipe.RandomErasing;
+            training.Augmentation.ScaleMin = r.GetValue(cropScale) ?? recipe.CropScaleMin;
             training.Precision = CommonOptions.ParsePrecision(r.GetValue(precision)!);
             training.Device = CommonOptions.ParseDevice(r.GetValue(device)!);
             training.Seed = r.GetValue(seed);

@@ -355,6 +355,9 @@ public partial class MaeCliTest
         (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"), "--reprob", "1.5");
         Assert.AreEqual(MaeCli.ExitBadInput, code);
         StringAssert.Contains(error, "--reprob must be in [0, 1]; got 1.5");
+        (code, _, error) = Mae("finetune", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", Path.Combine(root, "m.zip"), "--crop-scale", "0");
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "--crop-scale must be in (0, 1]; got 0");
         Assert.IsFalse(File.Exists(target) || File.Exists(Path.Combine(root, "m.zip")));
         Assert.AreEqual(0, Directory.GetFiles(root, ".*tmp-*", SearchOption.AllDirectories).Length, "no temporary file left behind");
     }
