@@ -39,12 +39,18 @@ internal static class MaePlanRandom
     public static void Uniforms(long seed, int epoch, long index, Span<double> u)
     {
         ulong state = ImageKey(seed, epoch, (ulong)index);
-        for (int k = 0; k < u.Length; k++)
-        {
-            state += Golden;
-            u[k] = ToUnit(Mix(state));
-        }
+        for (int k = 0; k < u.Length; k++) u[k] = NextUniform(ref state);
     }
+
+    /// <summary>The next uniform in [0, 1) of the SplitMix64 stream at <paramref name="state"/> (advances it).</summary>
+    public static double NextUniform(ref ulong state)
+    {
+        state += Golden;
+        return ToUnit(Mix(state));
+    }
+
+    /// <summary>A standard normal from two uniforms in [0, 1) (Box–Muller).</summary>
+    public static double Normal(double u1, double u2) => Math.Sqrt(-2.0 * Math.Log(1.0 - u1)) * Math.Cos(2.0 * Math.PI * u2);
 
     /// <summary>The epoch order of the in-memory sources in data-parallel training: a permutation of 0 … n − 1.</summary>
     public static long[] Permutation(long n, long seed, int epoch) => Shuffle(n, PlanKey(seed, epoch, OrderDomain, 0));

@@ -128,11 +128,9 @@ internal static unsafe class PilOps
         if (img.Height < 3 || img.Width < 3) return;   // Pillow's filter returns a copy: the blend gives the image back
         float alpha = (float)factor;
         float k = (float)(1.0 / 13), k5 = (float)(5.0 / 13);
-        int stride = img.Width * img.PixelStride;
         fixed (byte* s = scratch)
         {
-            Buffer.MemoryCopy(img.Data, s, scratch.Length, (long)img.Height * stride);
-            var src = img with { Data = s };
+            var src = CopyTo(img, s, scratch.Length);
             for (int y = 1; y < img.Height - 1; y++)
                 for (int x = 1; x < img.Width - 1; x++)
                     for (int c = 0; c < img.Channels; c++)
@@ -179,8 +177,7 @@ internal static unsafe class PilOps
         Span<double> rows = stackalloc double[4];
         fixed (byte* s = scratch)
         {
-            Buffer.MemoryCopy(img.Data, s, scratch.Length, (long)h * stride);
-            var src = img with { Data = s };
+            var src = CopyTo(img, s, scratch.Length);
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
                 {
@@ -214,6 +211,13 @@ internal static unsafe class PilOps
                     }
                 }
         }
+    }
+
+    /// <summary>The image copied to <paramref name="dst"/> (the source an op reads while it writes <paramref name="img"/>).</summary>
+    static ByteImage CopyTo(ByteImage img, byte* dst, long capacity)
+    {
+        Buffer.MemoryCopy(img.Data, dst, capacity, (long)img.Pixels * img.PixelStride);
+        return img with { Data = dst };
     }
 
     /// <summary>Pillow's BICUBIC macro (Geometry.c), evaluated in the same order.</summary>

@@ -37,7 +37,7 @@ internal static class RandAugment
             bool applies = !(o.Probability < 1.0 && d[1] > o.Probability);
             double m = o.Magnitude;
             if (double.IsPositiveInfinity(o.MagnitudeStd)) m = d[2] * o.Magnitude;
-            else if (o.MagnitudeStd > 0) m += o.MagnitudeStd * Math.Sqrt(-2.0 * Math.Log(1.0 - d[2])) * Math.Cos(2.0 * Math.PI * d[3]);
+            else if (o.MagnitudeStd > 0) m += o.MagnitudeStd * MaePlanRandom.Normal(d[2], d[3]);
             m = Math.Max(0.0, Math.Min(m, o.MagnitudeMax));
             steps[l] = new RandAugmentStep(op, applies, Level(op, m, o.Increasing, negate: d[4] > 0.5));
         }

@@ -43,22 +43,8 @@ internal static unsafe class RandomErasing
             for (int y = b.Top; y < b.Top + b.Height; y++)
             {
                 float* row = image + ((long)c * height + y) * width;
-                for (int x = b.Left; x < b.Left + b.Width; x++) row[x] = (float)Normal(ref state);
+                for (int x = b.Left; x < b.Left + b.Width; x++)
+                    row[x] = (float)MaePlanRandom.Normal(MaePlanRandom.NextUniform(ref state), MaePlanRandom.NextUniform(ref state));
             }
-    }
-
-    /// <summary>A standard normal from a SplitMix64 stream (Box–Muller, one value per pair of uniforms).</summary>
-    static double Normal(ref ulong state)
-    {
-        double u1 = Unit(ref state), u2 = Unit(ref state);
-        return Math.Sqrt(-2.0 * Math.Log(1.0 - u1)) * Math.Cos(2.0 * Math.PI * u2);
-    }
-
-    static double Unit(ref ulong state)
-    {
-        ulong z = state += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return ((z ^ (z >> 31)) >> 11) * (1.0 / (1UL << 53));
     }
 }
