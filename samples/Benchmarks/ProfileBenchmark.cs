@@ -42,7 +42,6 @@ public static class ProfileBenchmark
             for (int i = 0; i < steps + 3; i++)
                 foreach (var r in runs)
                 {
-                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget);
                     using var scope = NewDisposeScope();
                     var images = r.Data.Batch(i);
                     var noise = r.Data.NextNoise(batch);

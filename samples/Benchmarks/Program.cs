@@ -49,6 +49,8 @@ using static TorchSharp.torch;
 //   --bench allocator        pre-training with the library's malloc setting vs glibc's defaults (MAE_MALLOC_TUNING=0), a child
 //                            process each, alternating: --alloc-workloads pico32:bf16:256,nano32:fp32:256 (preset or
 //                            candidate:precision:batch) --alloc-rounds 3 --alloc-images 4096 --alloc-epochs 4 --alloc-folder DIR
+//                            --alloc-compare gc-region: the steps as they are vs each inside a GC-free region (the engine
+//                            until 2026-12-06), same children and table (gen-2 collections per step, GC committed memory)
 //                            (default none: random images in memory)
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
@@ -273,7 +275,7 @@ if (benches.Contains("augmentation"))
 string? allocFolder = Get("alloc-folder", "none") is var folderArg && folderArg != "none" ? folderArg : null;
 if (benches.Contains("allocator"))
     AllocatorBenchmark.Run(new AllocatorBenchmark.Options(Get("alloc-workloads", "pico32:bf16:256,nano32:fp32:256").Split(','),
-        GetInt("alloc-rounds", 3), GetInt("alloc-images", 4096), GetInt("alloc-epochs", 4), allocFolder), log);
+        GetInt("alloc-rounds", 3), GetInt("alloc-images", 4096), GetInt("alloc-epochs", 4), allocFolder, Get("alloc-compare", "malloc")), log);
 
 if (benches.Contains("allocator-child"))
 {

@@ -122,7 +122,6 @@ public static class TrainingBenchmark
         for (int i = 0; i < count; i++)
         {
             int step = start + i;
-            using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget);
             using var scope = NewDisposeScope();
             var images = r.Data.Batch(step);
             var noise = r.Data.NextNoise(o.Batch);

@@ -18,7 +18,7 @@ internal static class MaeClassificationLoss
         using var scope = NewDisposeScope();
         var logp = nn.functional.log_softmax(logits.to(float32), -1);
         var nll = -logp.gather(-1, targets.to(int64).unsqueeze(-1)).squeeze(-1);
-        var loss = smoothing == 0 ? nll : nll.Times(1 - smoothing) + logp.mean(new long[] { -1 }).Times(-smoothing);
+        var loss = smoothing == 0 ? nll : nll.Times(1 - smoothing).Plus(logp.mean(new long[] { -1 }).Times(-smoothing));
         return loss.mean().MoveToOuterDisposeScope();
     }
 
@@ -39,6 +39,6 @@ internal static class MaeClassificationLoss
         Tensor OneHot(Tensor y) => nn.functional.one_hot(y.to(int64), numClasses).to(float32).Times(on - off).Plus(off);
         var y1 = OneHot(targets);
         var y2 = OneHot(targets.flip(0));
-        return (y1.Times(lam) + y2.Times(1 - lam)).MoveToOuterDisposeScope();
+        return y1.Times(lam).Plus(y2.Times(1 - lam)).MoveToOuterDisposeScope();
     }
 }

@@ -111,8 +111,8 @@ public sealed class MaeFineTuner
         TorchRuntime.Seed(seed);
         var model = new ConvNextV2(config.Validate(), numClasses);
         using var noGrad = no_grad();
-        model.head!.fc!.weight!.mul_(0.001);
-        model.head.fc.bias!.mul_(0.001);
+        model.head!.fc!.weight!.TimesInPlace(0.001);
+        model.head.fc.bias!.TimesInPlace(0.001);
         return model;
     }
 
@@ -429,7 +429,6 @@ public sealed class MaeFineTuner
         {
             using var ownedImages = images;
             using var ownedLabels = labels;
-            using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
             using var scope = NewDisposeScope();
             var x = images.to(device);
             if (transform is not null && source is not IMaeModelInputSource) x = transform.Apply(x);

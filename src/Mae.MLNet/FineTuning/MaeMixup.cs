@@ -72,7 +72,7 @@ internal sealed class MaeMixup
             }
             lam = 1.0 - (double)((yh - yl) * (xh - xl)) / (h * w);
         }
-        else x = images.Times(lam) + images.flip(0).Times(1 - lam);
+        else x = images.Times(lam).Plus(images.flip(0).Times(1 - lam));
         var targets = MaeClassificationLoss.MixupTarget(labels, numClasses, lam, smoothing);
         return (x.MoveToOuterDisposeScope(), targets.MoveToOuterDisposeScope(), lam);
     }

@@ -67,7 +67,7 @@ public sealed class AttentivePooler : nn.Module<Tensor, Tensor>
         var kvh = kv.forward(x).reshape(n, t, 2, NumHeads, hd).permute(2, 0, 3, 1, 4);              // [2, N, H, T, hd]
         var attn = qh.Times(Math.Pow(hd, -0.5)).matmul(kvh[0].transpose(-2, -1)).softmax(-1);       // [N, H, 1, T]
         var y = attn.matmul(kvh[1]).transpose(1, 2).reshape(n, EmbedDim);                           // [N, D]
-        return (query.reshape(n, EmbedDim) + proj.forward(y)).MoveToOuterDisposeScope();
+        return query.reshape(n, EmbedDim).Plus(proj.forward(y)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Blocks behind tokens of width <paramref name="tokenWidth"/> of an encoder with <paramref name="config"/>.</summary>

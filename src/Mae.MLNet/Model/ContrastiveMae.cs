@@ -88,7 +88,11 @@ internal sealed class ContrastiveMae
         var s = u.matmul(u.t()).DividedBy(temperature);                                            // [2N, 2N]
         using var minusInfinity = double.NegativeInfinity.ToScalar();   // held: see ScalarMath
         s = s.masked_fill(eye(2 * n, dtype: ScalarType.Bool, device: s.device), minusInfinity);
-        var positive = cat(new[] { arange(n, 2 * n, device: s.device), arange(0, n, device: s.device) });
+        using var zero = 0L.ToScalar();
+        using var half = n.ToScalar();
+        using var all = (2 * n).ToScalar();
+        using var one = 1L.ToScalar();
+        var positive = cat(new[] { arange(half, all, one, device: s.device), arange(zero, half, one, device: s.device) });
         return nn.functional.cross_entropy(s, positive).MoveToOuterDisposeScope();
     }
 }

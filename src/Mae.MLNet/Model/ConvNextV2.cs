@@ -157,7 +157,7 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long n = images.shape[0], h = images.shape[2] / Config.TotalStride, w = images.shape[3] / Config.TotalStride;
-        var keep = (1 - mask.to(images.dtype)).reshape(n, 1, h, w);
+        var keep = mask.to(images.dtype).OneMinus().reshape(n, 1, h, w);
         Tensor At(int stage) => keep.repeat_interleave(1L << (3 - stage), 2).repeat_interleave(1L << (3 - stage), 3);
         var x = stem.forward(images) * At(0);
         for (int i = 0; i < 4; i++) x = stages[i].Forward(x, At(i));

@@ -56,9 +56,12 @@ internal sealed class GlobalResponseNorm : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor x, bool overBatch)
     {
         using var scope = NewDisposeScope();
-        var g = linalg.vector_norm(x, 2, overBatch ? new long[] { 0, 1, 2 } : new long[] { 1, 2 }, keepdim: true);   // [N or 1, 1, 1, C]
-        var n = g / (g.mean(new long[] { -1 }, keepdim: true) + Eps);
-        return (x + addcmul(bias.view(1, 1, 1, -1), weight.view(1, 1, 1, -1), x * n, 1)).MoveToOuterDisposeScope();
+        // ‖x‖₂ over the pixels as one flattened dimension: linalg.vector_norm(x, 2, dims) would make an unheld Scalar
+        // of its order inside TorchSharp (see ScalarMath); norm along one dimension takes the order as a plain float.
+        long c = x.shape[3];
+        var g = x.reshape(overBatch ? 1 : x.shape[0], -1, c).norm(1, true, 2f).view(-1, 1, 1, c); // [N or 1, 1, 1, C]
+        var n = g / g.mean(new long[] { -1 }, keepdim: true).Plus(Eps);
+        return x.Plus(addcmul(bias.view(1, 1, 1, -1), weight.view(1, 1, 1, -1), x * n, ScalarMath.One)).MoveToOuterDisposeScope();
     }
 }
 
@@ -155,7 +158,7 @@ internal sealed class ConvNextBlock : nn.Module<Tensor, Tensor>
         var h = norm.ForwardChannelsLast(y.permute(0, 2, 3, 1).to(float32));
         h = mlp.Forward(h, keep?.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
         if (training && DropPathRate > 0) h = Model.DropPath.Apply(h, DropPathRate, training: true);
-        var output = x + h;
+        var output = x.Plus(h);
         if (keep is not null) output = output * keep;
         return output.MoveToOuterDisposeScope();
     }

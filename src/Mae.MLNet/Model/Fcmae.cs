@@ -108,7 +108,7 @@ public sealed class Fcmae : nn.Module
         using var scope = NewDisposeScope();
         var x = MixedPrecision.Conv2d(proj, latent, 1, ComputeDType).to(float32);
         var m = mask.reshape(-1, 1, x.shape[2], x.shape[3]).to(x.dtype);
-        x = x * (1 - m) + mask_token * m;
+        x = (x * m.OneMinus()).Plus(mask_token * m);
         foreach (var block in decoder) x = block.Forward(x, null);
         return MixedPrecision.Conv2d(pred, x, 1, ComputeDType).to(float32).MoveToOuterDisposeScope();
     }
@@ -123,7 +123,7 @@ public sealed class Fcmae : nn.Module
         var p = PredictionPatches(prediction);
         var target = Patchify(images).to(p.dtype);
         if (Config.NormPixLoss) target = MaskedAutoencoder.NormalizePatches(target);
-        var perPatch = (p - target).square().mean(new long[] { -1 });
+        var perPatch = (p - target).Squared().mean(new long[] { -1 });
         return ((perPatch * mask).sum() / mask.sum()).MoveToOuterDisposeScope();
     }
 

@@ -189,7 +189,7 @@ public sealed class MaskedAutoencoder : nn.Module
         using var scope = NewDisposeScope();
         var target = Patchify(images).to(pred.dtype);
         if (Config.NormPixLoss) target = NormalizePatches(target);
-        var perPatch = (pred - target).square().mean(new long[] { -1 });
+        var perPatch = (pred - target).Squared().mean(new long[] { -1 });
         var loss = (perPatch * mask).sum() / mask.sum();
         return loss.MoveToOuterDisposeScope();
     }

@@ -93,7 +93,9 @@ public sealed class VitClassifier : nn.Module<Tensor, Tensor>
         static double Cdf(double x) => (1 + Erf(x / Math.Sqrt(2))) / 2;
         double l = Cdf((a - mean) / std), u = Cdf((b - mean) / std);
         using var noGrad = no_grad();
-        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(std * Math.Sqrt(2)).add_(mean).clamp_(a, b);
+        using var lo = a.ToScalar();
+        using var hi = b.ToScalar();
+        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().TimesInPlace(std * Math.Sqrt(2)).PlusInPlace(mean).clamp_(lo, hi);
     }
 
     /// <summary>erf by Abramowitz–Stegun 7.1.26 (|error| &lt; 1.5e-7): only used for the probabilities of the bounds.</summary>

@@ -1,3 +1,4 @@
+using Mae.MLNet.Model;
 using Mae.MLNet.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -47,10 +48,10 @@ internal sealed class MaeFlatAdamW : IDisposable
         ExpAvgSq.DetachFromDisposeScope();
     }
 
-    /// <summary>One AdamW step at base learning rate <paramref name="lr"/> (group g uses lr × its scale).</summary>
+    /// <summary>One AdamW step at base learning rate <paramref name="lr"/> (group g uses lr × its scale). Every Scalar is
+    /// held for its native call (see <see cref="ScalarMath"/>).</summary>
     public void Step(double lr)
     {
-        using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // implicit Scalars below: see NoGcScope
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         StepCount++;
@@ -60,14 +61,19 @@ internal sealed class MaeFlatAdamW : IDisposable
         var p = flat.Data;
         // Decoupled decay per group (a group without decay would multiply by exactly 1: skipped).
         for (int i = 0; i < groups.Length; i++)
-            if (weightDecays[i] != 0) p.narrow(0, groups[i].Offset, groups[i].Count).mul_(1 - lr * lrScales[i] * weightDecays[i]);
-        ExpAvg.mul_(beta1).add_(grad, alpha: 1 - beta1);
-        ExpAvgSq.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
-        var denom = (ExpAvgSq.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
+            if (weightDecays[i] != 0) p.narrow(0, groups[i].Offset, groups[i].Count).TimesInPlace(1 - lr * lrScales[i] * weightDecays[i]);
+        using (var b1 = beta1.ToScalar())
+        using (var oneMinusB1 = (1 - beta1).ToScalar())
+            ExpAvg.mul_(b1).add_(grad, oneMinusB1);
+        using (var b2 = beta2.ToScalar())
+        using (var oneMinusB2 = (1 - beta2).ToScalar())
+            ExpAvgSq.mul_(b2).addcmul_(grad, grad, oneMinusB2);
+        var denom = ExpAvgSq.sqrt().DividedBy(Math.Sqrt(biasCorrection2)).PlusInPlace(eps);
         for (int i = 0; i < groups.Length; i++)
         {
             var (offset, count) = groups[i];
-            p.narrow(0, offset, count).addcdiv_(ExpAvg.narrow(0, offset, count), denom.narrow(0, offset, count), value: -(lr * lrScales[i] / biasCorrection1));
+            using var stepSize = (-(lr * lrScales[i] / biasCorrection1)).ToScalar();
+            p.narrow(0, offset, count).addcdiv_(ExpAvg.narrow(0, offset, count), denom.narrow(0, offset, count), stepSize);
         }
     }
 
@@ -78,7 +84,9 @@ internal sealed class MaeFlatAdamW : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var norm = flat.Grad.norm();
-        var coefficient = norm.add_(1e-6).reciprocal_().mul_(maxNorm).clamp_max_(1.0);
+        using var max = maxNorm.ToScalar();
+        using var one = 1.0.ToScalar();
+        var coefficient = norm.PlusInPlace(1e-6).reciprocal_().mul_(max).clamp_max_(one);
         flat.Grad.mul_(coefficient);
     }
 

@@ -135,7 +135,7 @@ internal sealed class MaeFlatParameters : IDisposable
         foreach (var (o, n) in of)
         {
             var shadowPart = shadowGrad.narrow(0, o, n);
-            Grad.narrow(0, o, n).add_(shadowPart);
+            Grad.narrow(0, o, n).PlusInPlace(shadowPart);
             shadowPart.zero_();
         }
     }
@@ -146,7 +146,7 @@ internal sealed class MaeFlatParameters : IDisposable
         if (shadowGrad is null) return;
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        Grad.add_(shadowGrad);
+        Grad.PlusInPlace(shadowGrad);
         shadowGrad.zero_();
     }
 

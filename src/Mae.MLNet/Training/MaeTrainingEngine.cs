@@ -172,7 +172,6 @@ internal static class MaeTrainingEngine
                                 cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None));
                         }
                     }
-                    using var noGc = NoGcScope.Enter(NoGcScope.TrainingBudget); // see NoGcScope: no GC while TorchSharp temporaries are in native calls
                     using var scope = NewDisposeScope();
                     if (!batches.MoveNext()) break;
                     var batch = batches.Current;

@@ -132,9 +132,9 @@ public static partial class MaeReconstruction
         var y = unpatchify(p);
         var m = mask.detach().to(ScalarType.Float32, x.device).unsqueeze(-1).expand(n, cfg.NumPatches, cfg.PatchDim);
         var maskImage = unpatchify(m.contiguous());                        // [N, C, H, W], equal over C
-        var keep = 1 - maskImage;
+        var keep = maskImage.OneMinus();
         var masked = x * keep;
-        var pasted = masked + y * maskImage;
+        var pasted = masked.Plus(y * maskImage);
         var pixelMask = maskImage[.., ..1, .., ..];
         return new MaeReconstruction.Result(
             x.cpu().contiguous().MoveToOuterDisposeScope(), masked.cpu().contiguous().MoveToOuterDisposeScope(),
@@ -156,6 +156,6 @@ public static partial class MaeReconstruction
         using var scope = NewDisposeScope();
         var mean = targetPatches.mean(new long[] { -1 }, keepdim: true);
         var variance = targetPatches.var(-1, unbiased: true, keepdim: true);
-        return (pred * (variance + NormPixEpsilon).sqrt() + mean).MoveToOuterDisposeScope();
+        return (pred * variance.Plus(NormPixEpsilon).sqrt()).Plus(mean).MoveToOuterDisposeScope();
     }
 }

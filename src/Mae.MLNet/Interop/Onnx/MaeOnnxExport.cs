@@ -229,7 +229,7 @@ public static partial class MaeOnnxExport
         y = g.Node("Add", new[] { y, Weight(g, pos[.., 1.., ..], "pos_embed.patches") }, g.UniqueName("patch_tokens_pos"));
 
         // cls_token + pos_embed[0], expanded to [N, 1, D]: Shape(start 0, end 1) gives [N].
-        string cls = Weight(g, encoder.cls_token.detach() + pos[.., ..1, ..], "cls_token_plus_pos");
+        string cls = Weight(g, encoder.cls_token.detach().Plus(pos[.., ..1, ..]), "cls_token_plus_pos");
         string n = g.Node("Shape", new[] { y }, g.UniqueName("batch_size"), Attr("start", 0L), Attr("end", 1L));
         string clsShape = g.Node("Concat", new[] { n, g.Int64s("cls_tail_shape", 1, d) }, g.UniqueName("cls_shape"), Attr("axis", 0L));
         string clsTokens = g.Node("Expand", new[] { cls, clsShape }, g.UniqueName("cls_tokens"));

@@ -126,7 +126,9 @@ internal sealed unsafe class MaeMpiCollective : IMaeCollective
                 Check(MpiNative.MPI_Allreduce(MpiNative.InPlace, data + (nint)(off * sizeof(float)), count, MpiNative.Float, MpiNative.OpSum, MpiNative.CommWorld), "MPI_Allreduce");
             }
         }
-        using (no_grad()) tensor.div_(WorldSize);
+        using (no_grad())
+        using (var worldSize = WorldSize.ToScalar()) // held for the native call: see ScalarMath
+            tensor.div_(worldSize);
     }
 
     public void Broadcast(Tensor tensor, int root = 0)
