@@ -68,6 +68,17 @@ internal sealed class FinalizedScalars : EventListener
             throw new InvalidOperationException("the runtime's FinalizeObject event of the marker never reached the listener");
     }
 
+    /// <summary>The control, so a check can fail: 20 <c>tensor + tensor</c> (TorchSharp passes a temporary alpha = 1 that
+    /// nothing holds, the pattern the library avoids); returns the Scalars that reached the finalizer meanwhile (≥ 20).</summary>
+    public long FinalizedByControl()
+    {
+        Settle();
+        long before = Count;
+        using (var a = torch.ones(3)) using (var b = torch.ones(3)) for (int i = 0; i < 20; i++) (a + b).Dispose();
+        Settle();
+        return Count - before;
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     static void DropMarker() => _ = new Marker();
 
