@@ -85,8 +85,7 @@ internal sealed class MaeFlatAdamW : IDisposable
         using var scope = NewDisposeScope();
         var norm = flat.Grad.norm();
         using var max = maxNorm.ToScalar();
-        using var one = 1.0.ToScalar();
-        var coefficient = norm.PlusInPlace(1e-6).reciprocal_().mul_(max).clamp_max_(one);
+        var coefficient = norm.PlusInPlace(1e-6).reciprocal_().mul_(max).clamp_max_(ScalarMath.One);
         flat.Grad.mul_(coefficient);
     }
 
