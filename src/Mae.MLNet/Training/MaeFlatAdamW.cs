@@ -1,5 +1,4 @@
 using Mae.MLNet.Model;
-using Mae.MLNet.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 

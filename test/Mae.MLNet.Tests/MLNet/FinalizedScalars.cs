@@ -70,11 +70,19 @@ internal sealed class FinalizedScalars : EventListener
 
     /// <summary>The control, so a check can fail: 20 <c>tensor + tensor</c> (TorchSharp passes a temporary alpha = 1 that
     /// nothing holds, the pattern the library avoids); returns the Scalars that reached the finalizer meanwhile (≥ 20).</summary>
-    public long FinalizedByControl()
+    public long FinalizedByControl() => FinalizedDuring(() =>
+    {
+        using var a = torch.ones(3);
+        using var b = torch.ones(3);
+        for (int i = 0; i < 20; i++) (a + b).Dispose();
+    });
+
+    /// <summary>The Scalars that reached the finalizer while <paramref name="run"/> ran (settled before and after).</summary>
+    public long FinalizedDuring(Action run)
     {
         Settle();
         long before = Count;
-        using (var a = torch.ones(3)) using (var b = torch.ones(3)) for (int i = 0; i < 20; i++) (a + b).Dispose();
+        run();
         Settle();
         return Count - before;
     }

@@ -129,15 +129,14 @@ public class InferenceWithoutForcedGcTest
         features.Run(pixels, 4, new float[4 * features.OutputLength]);     // warm up, statics created
         classes.Run(pixels, 4, new float[4 * classes.OutputLength]);
         using var watch = new FinalizedScalars();
-        watch.Settle();
-        long before = watch.Count;
-        for (int i = 0; i < 20; i++)
+        long fromInference = watch.FinalizedDuring(() =>
         {
-            features.Run(pixels, 4, new float[4 * features.OutputLength]);
-            classes.Run(pixels, 4, new float[4 * classes.OutputLength]);
-        }
-        watch.Settle();
-        long fromInference = watch.Count - before;
+            for (int i = 0; i < 20; i++)
+            {
+                features.Run(pixels, 4, new float[4 * features.OutputLength]);
+                classes.Run(pixels, 4, new float[4 * classes.OutputLength]);
+            }
+        });
         long fromControl = watch.FinalizedByControl();
         Console.WriteLine($"Scalars finalized: {fromInference} from 40 inference batches, {fromControl} from 20 tensor + tensor (objects finalized in all: {watch.Any})");
         Assert.IsTrue(watch.Enabled, "the runtime's GC events must reach the listener");

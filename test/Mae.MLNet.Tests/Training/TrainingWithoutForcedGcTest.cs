@@ -60,11 +60,8 @@ public class TrainingWithoutForcedGcTest
     {
         TrainEveryKind(); // warm up: statics and lazily created Scalars exist before counting
         using var watch = new FinalizedScalars();
-        watch.Settle();
-        long before = watch.Count;
-        long steps = TrainEveryKind();
-        watch.Settle();
-        long fromTraining = watch.Count - before;
+        long steps = 0;
+        long fromTraining = watch.FinalizedDuring(() => steps = TrainEveryKind());
         long fromControl = watch.FinalizedByControl();
         Console.WriteLine($"Scalars finalized: {fromTraining} from {steps} training steps of five kinds, {fromControl} from 20 tensor + tensor");
         Assert.IsTrue(watch.Enabled, "the runtime's GC events must reach the listener");
