@@ -1,19 +1,17 @@
 using Mae.MLNet.Input;
-using Microsoft.ML;
-using Microsoft.ML.Transforms.Image;
 using Mae.MLNet;
 
 namespace Mae.Cli;
 
 /// <summary>
 /// Image files of a folder as an ML.NET view: <c>Path</c> (absolute), <c>Label</c> (the class sub-folder's name, as
-/// torchvision's ImageFolder; empty for files directly in the folder) and, through <see cref="Pixels"/>, <c>Pixels</c>
-/// (CHW floats in [0, 1], resized to the model's size through ML.NET's LoadImages → ResizeImages → ExtractPixels).
+/// torchvision's ImageFolder; empty for files directly in the folder) and the name of the <c>Pixels</c> column a
+/// fine-tuned zip reads its images into (<c>MaeEvaluationPixels</c>).
 /// The files are found by the library's <see cref="MaeImageFolder"/>.
 /// </summary>
 public static class ImageFolder
 {
-    public const string PathColumn = "Path", LabelColumn = "Label", PixelsColumn = "Pixels", ImageColumn = "Image";
+    public const string PathColumn = "Path", LabelColumn = "Label", PixelsColumn = "Pixels";
 
     public sealed class Row
     {
@@ -39,16 +37,5 @@ public static class ImageFolder
         var relative = System.IO.Path.GetRelativePath(folder, path);
         int slash = relative.IndexOf(System.IO.Path.DirectorySeparatorChar);
         return slash < 0 ? "" : relative[..slash];
-    }
-
-    /// <summary>The decode → resize → CHW-floats pipeline for <paramref name="channels"/> (1 = grey, 3 = RGB).</summary>
-    public static IEstimator<ITransformer> Pixels(MLContext ml, string folder, int size, int channels)
-    {
-        if (channels is not (1 or 3)) throw new CliException($"Images can be read with 1 (grey) or 3 (RGB) channels; the model has {channels}.");
-        IEstimator<ITransformer> prep = ml.Transforms.LoadImages(ImageColumn, folder, PathColumn)
-            .Append(ml.Transforms.ResizeImages(ImageColumn, size, size));
-        if (channels == 1) prep = prep.Append(ml.Transforms.ConvertToGrayscale(ImageColumn));
-        return prep.Append(ml.Transforms.ExtractPixels(PixelsColumn, ImageColumn, interleavePixelColors: false, scaleImage: 1f / 255,
-            colorsToExtract: channels == 1 ? ImagePixelExtractingEstimator.ColorBits.Red : ImagePixelExtractingEstimator.ColorBits.Rgb));
     }
 }

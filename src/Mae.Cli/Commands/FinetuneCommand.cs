@@ -194,11 +194,11 @@ public static class FinetuneCommand
             if (classifier.FineTuning is { } run) progress.Epochs(run.EpochsCompleted, run.EpochsCompleted, final: true);   // a time box's re-fit after the last report
             if (checkpointDir is not null) FineTuneProgress.Prune(checkpointDir, classifier.FineTuning?.BestEpoch);
 
-            // The zip: ML.NET's own image loading into pixels, the classifier over them, the class name. Its input is a
-            // Path column alone: the head keeps the label's key values from the schema it was made with (which has the
-            // key-typed Label), so scoring needs no Label column, dummy or not.
+            // The zip: ML.NET's own image loading into the pixels validation saw (the reference's resize + centre crop),
+            // the classifier over them, the class name. Its input is a Path column alone: the head keeps the label's key
+            // values from the schema it was made with (which has the key-typed Label), so scoring needs no Label column.
             var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
-            var prep = ImageFolder.Pixels(ml, "", config.ImageSize, config.InChannels).Fit(paths);
+            var prep = ml.Transforms.MaeEvaluationPixels(ImageFolder.PixelsColumn, ImageFolder.PathColumn, config.ImageSize, config.InChannels).Fit(paths);
             var pixels = prep.Transform(keys.Transform(ml.Data.LoadFromEnumerable(Array.Empty<ImageFolder.Row>())));
             var scorer = classifier.WithInput(ImageFolder.PixelsColumn, pixels.Schema);
             var names = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scorer.Transform(pixels));

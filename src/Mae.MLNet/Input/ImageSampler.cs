@@ -117,8 +117,8 @@ internal sealed unsafe class ImageSampler
             if (uw <= uh) { gridW = r; gridH = (long)(r * (double)uh / uw); }
             else { gridH = r; gridW = (long)(r * (double)uw / uh); }
             box = CropBox.Full(uh, uw);
-            winX = (long)Math.Round((gridW - size) / 2.0, MidpointRounding.ToEven);
-            winY = (long)Math.Round((gridH - size) / 2.0, MidpointRounding.ToEven);
+            winX = MaeImageInputOptions.CenterCropOffset(gridW, size);
+            winY = MaeImageInputOptions.CenterCropOffset(gridH, size);
         }
 
         // libjpeg's DCT scaling: decode at 1/r when the box stays at least the grid size in both directions.

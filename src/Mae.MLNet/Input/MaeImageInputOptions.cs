@@ -101,4 +101,8 @@ public sealed class MaeImageInputOptions
         double cropPct = outputSize <= 224 ? 224.0 / 256.0 : 1.0;
         return (int)(outputSize / cropPct);
     }
+
+    /// <summary>torchvision's <c>CenterCrop</c> offset along a side: <c>int(round((side − size) / 2))</c>, Python's
+    /// round (half to even).</summary>
+    internal static long CenterCropOffset(long side, int size) => (long)Math.Round((side - size) / 2.0, MidpointRounding.ToEven);
 }

@@ -12,6 +12,17 @@ namespace Microsoft.ML;
 /// <summary>ML.NET catalog methods of Mae.MLNet.</summary>
 public static class MaeCatalog
 {
+    /// <summary>Image file paths in <paramref name="inputColumnName"/> → <paramref name="outputColumnName"/>, the CHW
+    /// pixels in [0, 1] of the reference's evaluation transform at <paramref name="imageSize"/> (shorter side to
+    /// int(S / 0.875) up to 224 px, centre crop S — what the library's file source and validation use), built from
+    /// ML.NET's own transforms: LoadImages → ResizeImages → ExtractPixels → a centre crop (a weightless ONNX graph), so
+    /// that a saved pipeline (<c>mae finetune</c>'s zip) scores as the model was validated, without Mae.MLNet.
+    /// ML.NET resamples with SkiaSharp, not PIL's bicubic, so the pixels are close to the file source's, not equal.
+    /// <paramref name="channels"/>: 3 (RGB) or 1 (grey); relative paths are read from <paramref name="imageFolder"/>.</summary>
+    public static IEstimator<ITransformer> MaeEvaluationPixels(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
+        int imageSize, int channels = 3, string imageFolder = "")
+        => EvaluationPixels.Create(catalog, outputColumnName, inputColumnName, imageSize, channels, imageFolder);
+
     /// <summary>Featurizes images with a frozen MAE encoder: adds <paramref name="outputColumnName"/>, a Single vector of
     /// the encoder's width. The input column holds CHW pixels as a known-size Single vector
     /// (<c>ExtractPixels(…, interleavePixelColors: false)</c>, scaled to [0, 1]) or MLImage values.</summary>

@@ -56,8 +56,9 @@ public sealed class MaeClassifierTransformer : MaeImageClassifierTransformer
 
     /// <summary>This classifier (the same model, not a copy) reading <paramref name="inputColumnName"/> of
     /// <paramref name="inputSchema"/> instead of the column it was trained on: e.g. trained on an image-path column (the
-    /// library's file source decodes it, naming or skipping bad files), then saved over ML.NET's LoadImages →
-    /// ResizeImages → ExtractPixels pixels, the form a model zip can hold. The column is checked against the model.</summary>
+    /// library's file source decodes it, naming or skipping bad files), then saved over the pixels of
+    /// <c>MaeEvaluationPixels</c> (the same resize and centre crop in ML.NET's own transforms), the form a model zip can
+    /// hold. The column is checked against the model.</summary>
     public MaeClassifierTransformer WithInput(string inputColumnName, DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);

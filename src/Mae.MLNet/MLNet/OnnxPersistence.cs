@@ -57,7 +57,7 @@ internal static class OnnxPersistence
         if (image.IsEncoded)
             throw new NotSupportedException(
                 $"Saving a model that reads image {(image.Kind == ImageColumnKind.Path ? "paths" : "bytes")} from column '{inputColumnName}' is not supported: the saved form is ML.NET's " +
-                "OnnxTransformer over pixels. Save a pipeline that reads a pixel column (LoadImages → ResizeImages → ExtractPixels) instead, or keep the trained model with its own Save.");
+                "OnnxTransformer over pixels. Save a pipeline that reads a pixel column instead (MaeEvaluationPixels: the reference's resize and centre crop in ML.NET's own transforms, or LoadImages → ResizeImages → ExtractPixels), or keep the trained model with its own Save.");
         string pixelColumn = image.IsImage ? $"{inputColumnName}__mae_pixels" : inputColumnName;
         if (pixelColumn == outputColumnName)
             throw new NotSupportedException(

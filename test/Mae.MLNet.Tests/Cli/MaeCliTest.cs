@@ -209,6 +209,20 @@ public partial class MaeCliTest
         var ml = new MLContext();
         var model = ml.Model.Load(zip, out _);   // ML.NET alone loads it (the seal is an entry it never opens)
         MaeModelZip.Verify(zip, requireSeal: true);   // sealed: every entry ML.NET loads is verified
+        // Its images are read as validation read them: resized to int(32 / 0.875) = 36, the centre 32 kept (a crop graph
+        // beside the classifier's; EvaluationPixelsTest checks its pixels against the reference's transform).
+        using (var archive = System.IO.Compression.ZipFile.OpenRead(zip))
+        {
+            var graphs = archive.Entries.Where(e => e.Name == "OnnxModel").Select(e =>
+            {
+                using var s = e.Open();
+                var bytes = new MemoryStream();
+                s.CopyTo(bytes);
+                return System.Text.Encoding.Latin1.GetString(bytes.ToArray());   // ML.NET's header, then the ONNX protobuf
+            }).ToList();
+            Assert.AreEqual(2, graphs.Count, "the centre crop and the classifier");
+            Assert.AreEqual(1, graphs.Count(g => g.Contains("mae.center_crop") && g.Contains("36->32")), "one graph crops 36 → 32");
+        }
         // Image paths alone: the zip needs no Label column (item 10 of issue 27).
         var rows = ml.Data.LoadFromEnumerable(new[] { new global::Mae.Cli.Commands.FinetuneCommand.PathRow { Path = Path.Combine(root, "images", "red", "00.png") } });
         var predicted = ml.Data.CreateEnumerable<Prediction>(model.Transform(rows), false).Single();
