@@ -41,7 +41,8 @@ internal static class EvaluationPixels
         if (full == outputColumnName) return chain.Append(catalog.DropColumns(image));
         // With the digest every graph we write carries, so that a sealed zip verifies it (MaeModelZip).
         var crop = new MemoryStream();
-        OnnxDigest.Write(MaeOnnxExport.BuildCenterCrop(full, outputColumnName, channels, resized, imageSize), crop);
+        OnnxDigest.Write(MaeOnnxExport.BuildCenterCrop(full, outputColumnName, channels, resized, imageSize,
+                                                   MaeImageInputOptions.CenterCropOffset(resized, imageSize)), crop);
         crop.Position = 0;
         return chain.Append(catalog.ApplyOnnxModel(new[] { outputColumnName }, new[] { full }, crop,
                                                    shapeDictionary: null, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100))

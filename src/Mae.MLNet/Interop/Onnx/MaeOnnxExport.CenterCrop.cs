@@ -1,22 +1,24 @@
 using System.Globalization;
-using Mae.MLNet.Input;
 using Onnx;
 
 namespace Mae.MLNet.Interop.Onnx;
 
 public static partial class MaeOnnxExport
 {
-    /// <summary>A weightless per-row graph that takes the centre <paramref name="outputSize"/>² of a flat CHW image of
-    /// <paramref name="inputSize"/>² (<c>[C·T·T]</c> → <c>[C·S·S]</c>): torchvision's <c>CenterCrop</c> on a square
-    /// image, its offset rounded half to even as Python's <c>round</c>. ML.NET has no crop that does not scale, so
+    /// <summary>A weightless per-row graph that takes the <paramref name="outputSize"/>² window at
+    /// (<paramref name="offset"/>, <paramref name="offset"/>) of a flat CHW image of <paramref name="inputSize"/>²
+    /// (<c>[C·T·T]</c> → <c>[C·S·S]</c>): torchvision's <c>CenterCrop</c> on a square image when the offset is its
+    /// (<c>MaeImageInputOptions.CenterCropOffset</c>). ML.NET has no crop that does not scale, so
     /// <see cref="Microsoft.ML.MaeCatalog.MaeEvaluationPixels"/> runs this graph after ExtractPixels.</summary>
-    internal static ModelProto BuildCenterCrop(string inputName, string outputName, int channels, int inputSize, int outputSize)
+    internal static ModelProto BuildCenterCrop(string inputName, string outputName, int channels, int inputSize, int outputSize, long offset)
     {
         if (channels < 1) throw new ArgumentOutOfRangeException(nameof(channels), channels, $"channels must be ≥ 1; got {channels}.");
         if (outputSize < 1 || inputSize < outputSize)
             throw new ArgumentOutOfRangeException(nameof(inputSize), inputSize,
                 $"A centre crop takes an output size in [1, input size]; got {outputSize} from {inputSize}.");
-        long c = channels, t = inputSize, s = outputSize, o = MaeImageInputOptions.CenterCropOffset(inputSize, outputSize);
+        if (offset < 0 || offset > inputSize - outputSize)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"The window must lie inside the image: offset in [0, {inputSize - outputSize}]; got {offset}.");
+        long c = channels, t = inputSize, s = outputSize, o = offset;
         var g = new OnnxGraphBuilder("center_crop");
         string input = g.ExactName(inputName);
         g.AddInput(input, c * t * t);
