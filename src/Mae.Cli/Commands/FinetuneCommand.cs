@@ -51,7 +51,7 @@ public static class FinetuneCommand
         var reprob = new Option<double?>("--reprob") { Description = "Random erasing probability, 0 = off (default 0.25 [0])." };
         var cropScale = new Option<double?>("--crop-scale")
         {
-            Description = "Smallest RandomResizedCrop area, as a fraction of the image (default 0.08 [0.35]).",
+            Description = "Smallest RandomResizedCrop area, as a fraction of the image (default 0.08 [0.6]).",
         };
         var precision = CommonOptions.Precision();
         var minutes = CommonOptions.Minutes();

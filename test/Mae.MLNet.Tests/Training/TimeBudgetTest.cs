@@ -137,7 +137,7 @@ public class TimeBudgetTest
         Assert.AreEqual((0.0, 0.0), (ft.Mixup, ft.Cutmix));        // off: they lost to none on CIFAR-10 in every box tried
         Assert.IsFalse(ft.MixupActive);
         Assert.AreEqual(2e-3, ft.PeakLearningRate, 1e-15);         // blr 4e-3 × 128 / 256
-        Assert.AreEqual((32, 0.35), (ft.Augmentation!.OutputSize, ft.Augmentation.ScaleMin));
+        Assert.AreEqual((32, 0.6), (ft.Augmentation!.OutputSize, ft.Augmentation.ScaleMin));   // 0.6 beat 0.35 at 8, 10 and 29 epochs
         ft.Validate();
         // The reference recipe is MaeFineTuneOptions' own defaults.
         var defaults = new MaeFineTuneOptions();
