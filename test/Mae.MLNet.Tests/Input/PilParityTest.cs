@@ -41,7 +41,7 @@ public unsafe class PilParityTest
         return f;
     }
 
-    static float[] Run(MaeImageInputOptions options, string file, Action<ImageSampler, EncodedImageList, IntPtr> produce)
+    internal static float[] Run(MaeImageInputOptions options, string file, Action<ImageSampler, EncodedImageList, IntPtr> produce)
     {
         var a = options.Augmentation;
         var dst = new float[a.Channels * a.OutputSize * a.OutputSize];
@@ -50,7 +50,7 @@ public unsafe class PilParityTest
         return dst;
     }
 
-    static MaeImageInputOptions Plain(int size, int channels = 3) => new()
+    internal static MaeImageInputOptions Plain(int size, int channels = 3) => new()
     {
         Augmentation = new MaeAugmentationOptions { OutputSize = size, Channels = channels, Normalization = PixelNormalization.Identity(channels) },
     };

@@ -1,9 +1,8 @@
 using Mae.MLNet.Input;
-using Mae.MLNet.Model;
 using Mae.MLNet.Tests.Input;
+using Mae.MLNet.Tests.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using SkiaSharp;
 
 namespace Mae.MLNet.Tests.MLNet;
 
@@ -18,13 +17,6 @@ public unsafe class EvaluationPixelsTest
 {
     public sealed class Row { public string Path { get; set; } = ""; }
 
-    static string NewFolder()
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "mae-evalpix-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
-
     static List<float[]> ViaMLNet(IEnumerable<string> files, int size, int channels)
     {
         var ml = new MLContext(0);
@@ -35,16 +27,9 @@ public unsafe class EvaluationPixelsTest
         return pixels.GetColumn<float[]>("Pixels").ToList();
     }
 
+    /// <summary>The library's file source, evaluation path (the reference's transform, bit-exact to torchvision).</summary>
     static float[] ViaFileSource(string file, int size, int channels)
-    {
-        var options = new MaeImageInputOptions
-        {
-            Augmentation = new MaeAugmentationOptions { OutputSize = size, Channels = channels, Normalization = PixelNormalization.Identity(channels) },
-        }.Validate();
-        var dst = new float[channels * size * size];
-        fixed (float* d = dst) new ImageSampler(options).Produce(new FileImageList(new[] { file }), 0, false, 0, 0, 0, d);
-        return dst;
-    }
+        => PilParityTest.Run(PilParityTest.Plain(size, channels), file, (s, l, d) => s.Produce(l, 0, false, 0, 0, 0, (float*)d));
 
     static string WritePng(string folder, int width, int height, int seed)
     {
@@ -56,52 +41,44 @@ public unsafe class EvaluationPixelsTest
     [TestMethod]
     public void CropsTheReferenceWindowExactlyWhenNothingIsResized()
     {
-        var dir = NewFolder();
-        try
+        using var dir = new TempDir();
+        // Images whose shorter side is already int(S / 0.875): ML.NET and the reference only crop. 32 → 36 (offset 2),
+        // 64 → 73 (offset round(4.5) = 4, half to even), 28 → 32; a non-square one crops its longer side too.
+        foreach (var (size, w, h) in new[] { (32, 36, 36), (64, 73, 73), (28, 32, 32), (32, 36, 44) })
         {
-            // Images whose shorter side is already int(S / 0.875): ML.NET and the reference only crop. 32 → 36 (offset 2),
-            // 64 → 73 (offset round(4.5) = 4, half to even), 28 → 32; a non-square one crops its longer side too.
-            foreach (var (size, w, h) in new[] { (32, 36, 36), (64, 73, 73), (28, 32, 32), (32, 36, 44) })
+            Assert.AreEqual(w, MaeImageInputOptions.EvalResizeSize(size));
+            var file = WritePng(dir.Path, w, h, seed: size + h);
+            foreach (int channels in new[] { 3, 1 })
             {
-                Assert.AreEqual(w, MaeImageInputOptions.EvalResizeSize(size));
-                var file = WritePng(dir, w, h, seed: size + h);
-                foreach (int channels in new[] { 3, 1 })
-                {
-                    var ours = ViaMLNet(new[] { file }, size, channels).Single();
-                    var reference = ViaFileSource(file, size, channels);
-                    Assert.AreEqual(reference.Length, ours.Length, $"{w}×{h} → {size}, {channels} channel(s)");
-                    if (channels == 3)   // the same bytes: ML.NET scales by · (1/255), the file source by / 255 (an ulp apart)
-                        Assert.IsTrue(MaxAbsLevels(reference, ours) < 1e-3, $"{w}×{h} → {size}: the centre crop differs from the reference's by up to {MaxAbsLevels(reference, ours):F2} levels");
-                    else   // ML.NET's grey conversion is not PIL's L (both weight R, G, B ≈ 0.3, 0.59, 0.11): within a level
-                        Assert.IsTrue(MaxAbsLevels(reference, ours) <= 1.01, $"{w}×{h} → {size} grey: {MaxAbsLevels(reference, ours):F2} levels apart");
-                }
+                var ours = ViaMLNet(new[] { file }, size, channels).Single();
+                var reference = ViaFileSource(file, size, channels);
+                Assert.AreEqual(reference.Length, ours.Length, $"{w}×{h} → {size}, {channels} channel(s)");
+                if (channels == 3)   // the same bytes: ML.NET scales by · (1/255), the file source by / 255 (an ulp apart)
+                    Assert.IsTrue(MaxAbsLevels(reference, ours) < 1e-3, $"{w}×{h} → {size}: the centre crop differs from the reference's by up to {MaxAbsLevels(reference, ours):F2} levels");
+                else   // ML.NET's grey conversion is not PIL's L (both weight R, G, B ≈ 0.3, 0.59, 0.11): within a level
+                    Assert.IsTrue(MaxAbsLevels(reference, ours) <= 1.01, $"{w}×{h} → {size} grey: {MaxAbsLevels(reference, ours):F2} levels apart");
             }
         }
-        finally { Directory.Delete(dir, true); }
     }
 
     [TestMethod]
     public void StaysCloseToTheFileSourceOnResizedPhotos()
     {
-        var dir = NewFolder();
-        try
+        using var dir = new TempDir();
+        // JPEGs of 40–90 px to 32 px (resized to 36, cropped): ML.NET's resampler against PIL's bicubic.
+        var files = InputTestUtil.WriteJpegs(dir.Path, 24, seed0: 5);
+        var ours = ViaMLNet(files, 32, 3);
+        double sum = 0, whole = 0;
+        for (int i = 0; i < files.Count; i++)
         {
-            // JPEGs of 40–90 px to 32 px (resized to 36, cropped): ML.NET's resampler against PIL's bicubic.
-            var files = InputTestUtil.WriteJpegs(dir, 24, seed0: 5);
-            var ours = ViaMLNet(files, 32, 3);
-            double sum = 0, whole = 0;
-            for (int i = 0; i < files.Count; i++)
-            {
-                var reference = ViaFileSource(files[i], 32, 3);
-                sum += MeanAbsLevels(reference, ours[i]);
-                whole += MeanAbsLevels(reference, WholeImage(files[i], 32));
-            }
-            double mean = sum / files.Count, wholeMean = whole / files.Count;
-            Console.WriteLine($"mean |Δ| to the reference's transform: {mean:F2} levels (the whole image resized to 32: {wholeMean:F2})");
-            Assert.IsTrue(mean < 6, $"ML.NET's evaluation pixels are {mean:F2} levels from the reference's on average");
-            Assert.IsTrue(mean < wholeMean / 2, $"{mean:F2} levels should be far closer than the uncropped image's {wholeMean:F2}");
+            var reference = ViaFileSource(files[i], 32, 3);
+            sum += MeanAbsLevels(reference, ours[i]);
+            whole += MeanAbsLevels(reference, WholeImage(files[i], 32));
         }
-        finally { Directory.Delete(dir, true); }
+        double mean = sum / files.Count, wholeMean = whole / files.Count;
+        Console.WriteLine($"mean |Δ| to the reference's transform: {mean:F2} levels (the whole image resized to 32: {wholeMean:F2})");
+        Assert.IsTrue(mean < 6, $"ML.NET's evaluation pixels are {mean:F2} levels from the reference's on average");
+        Assert.IsTrue(mean < wholeMean / 2, $"{mean:F2} levels should be far closer than the uncropped image's {wholeMean:F2}");
     }
 
     /// <summary>What the zip read before: ML.NET's ResizeImages(S, S) (shorter side to S, no margin cropped).</summary>
