@@ -5,11 +5,14 @@ using static TorchSharp.torch;
 
 namespace Mae.MLNet.Quickstart;
 
-/// <summary>Labelled images as ML.NET views. <c>Train</c>/<c>Test</c> hold a "Pixels" column (CHW floats in [0, 1] at the
-/// model's geometry) and a "Label" column; <c>RawTrain</c>/<c>RawTest</c> hold the images at their own resolution for
-/// the raw-pixel baseline (the same views unless the images were resized for public weights).</summary>
+/// <summary>Labelled images as ML.NET views, each with a "Pixels" column (CHW floats in [0, 1] at the model's geometry)
+/// and a "Label" column. <c>Pretraining</c>: the training images as pre-training reads them (whole, for its random
+/// crops). <c>Train</c>/<c>Test</c>: as the probes read them — for image files the reference's evaluation view
+/// (<c>MaeEvaluationPixels</c>: resize to S / 0.875, centre crop S), what <c>mae featurize</c> and a fine-tuned zip
+/// read; Fashion-MNIST's 28-px images as they are. <c>RawTrain</c>/<c>RawTest</c>: the raw-pixel baseline's view (the
+/// probes' unless the images were resized for public weights).</summary>
 public sealed record Dataset(
-    string Description, IDataView Train, IDataView Test, IDataView RawTrain, IDataView RawTest,
+    string Description, IDataView Pretraining, IDataView Train, IDataView Test, IDataView RawTrain, IDataView RawTest,
     int Channels, int ImageSize, long TrainCount, long TestCount, IReadOnlyList<string> ClassNames);
 
 public static class Datasets
@@ -58,9 +61,10 @@ public static class Datasets
         var rawTest = View(test, 1, 28);
         bool native = channels == 1 && size == 28;
         string where = Path.GetFullPath(directory) == Path.GetFullPath(EmbeddedDirectory) ? "embedded subset" : directory;
+        var modelTrain = native ? rawTrain : View(train, channels, size);
         return new Dataset($"Fashion-MNIST ({where}): {train.Count} train / {test.Count} test images, 28×28 grey" +
                            (native ? "" : $", resized to {channels}×{size}×{size} for the weights"),
-            native ? rawTrain : View(train, channels, size), native ? rawTest : View(test, channels, size), rawTrain, rawTest,
+            modelTrain, modelTrain, native ? rawTest : View(test, channels, size), rawTrain, rawTest,
             channels, size, train.Count, test.Count, FashionMnist.ClassNames);
     }
 
@@ -72,10 +76,12 @@ public static class Datasets
 
     static readonly string[] ImageExtensions = { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
-    /// <summary>A folder with one subfolder per class, through ML.NET's LoadImages → ResizeImages → ExtractPixels. When
-    /// it holds <c>train/</c> and <c>test/</c> folders of class folders (torchvision's ImageFolder split, as the CIFAR-10
-    /// subset), those are the split; otherwise a random <paramref name="testFraction"/> of the images is held out for
-    /// the probe. The pixels are computed once and cached in memory.</summary>
+    /// <summary>A folder with one subfolder per class, read by ML.NET's image transforms: for pre-training the whole image
+    /// resized to the model's size (LoadImages → ResizeImages → ExtractPixels), for the probes the reference's evaluation
+    /// view (<c>MaeEvaluationPixels</c>; the centre crop was worth 1.5 points to the linear probe on CIFAR-10,
+    /// docs/results.md). When it holds <c>train/</c> and <c>test/</c> folders of class folders (torchvision's ImageFolder
+    /// split, as the CIFAR-10 subset), those are the split; otherwise a random <paramref name="testFraction"/> of the
+    /// images is held out for the probe. The pixels are computed once and cached in memory.</summary>
     public static Dataset ImageFolder(MLContext ml, string folder, int channels, int size, double testFraction = 0.2)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
@@ -106,15 +112,18 @@ public static class Datasets
                 colorsToExtract: channels == 1 ? Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Red
                                                : Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb))
             .Append(ml.Transforms.SelectColumns(PixelsColumn, LabelColumn));
-        var fitted = prep.Fit(trainRows);
-        // Decode once: pre-training makes one pass per epoch and the probe several.
-        var trainView = ml.Data.Cache(fitted.Transform(trainRows));
-        var testView = ml.Data.Cache(fitted.Transform(testRows));
+        var evaluation = ml.Transforms.MaeEvaluationPixels(PixelsColumn, nameof(FileRow.Path), size, channels, folder)
+            .Append(ml.Transforms.SelectColumns(PixelsColumn, LabelColumn));
+        // Decode once: pre-training makes one pass per epoch and the probes several.
+        var pretrainView = ml.Data.Cache(prep.Fit(trainRows).Transform(trainRows));
+        var probes = evaluation.Fit(trainRows);
+        var trainView = ml.Data.Cache(probes.Transform(trainRows));
+        var testView = ml.Data.Cache(probes.Transform(testRows));
         long nTrain = trainView.GetColumn<string>(LabelColumn).LongCount(), nTest = testView.GetColumn<string>(LabelColumn).LongCount();
         string name = Path.GetFullPath(folder) == Path.GetFullPath(EmbeddedPhotosDirectory) ? "CIFAR-10 (embedded subset)" : $"image folder {folder}";
         string how = presplit ? "its train/ and test/ folders" : $"{testFraction:P0} held out";
         return new Dataset($"{name}: {nTrain} train / {nTest} test images of {classes.Length} classes ({how}), {channels}×{size}×{size}",
-            trainView, testView, trainView, testView, channels, size, nTrain, nTest, classes);
+            pretrainView, trainView, testView, trainView, testView, channels, size, nTrain, nTest, classes);
     }
 
     /// <summary>The images of <paramref name="folder"/>'s class sub-folders, with paths relative to <paramref name="root"/>
