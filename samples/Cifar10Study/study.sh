@@ -2,7 +2,7 @@
 # CIFAR-10 study (issue 22): the newcomer's path on real photos, end to end through the `mae` tool and the quickstart's
 # probes, with a from-scratch control. Every number comes from the products a user runs:
 #   1. mae pretrain  --images train --minutes PT              (model and recipe chosen from the images: nano32, small-images)
-#   2. quickstart    --images ROOT --weights run/mae.safetensors   (ML.NET probes on the frozen encoder: raw pixels, SDCA
+#   2. quickstart    --images ROOT --weights run/mae.safetensors   (ML.NET probes on the frozen encoder: raw pixels, L-BFGS
 #                                                                   on mean-pooled blocks, cls, 20-NN, attentive probe)
 #   3. mae finetune  --images train --weights … --minutes FT   (pre-trained)
 #   4. mae finetune  --images train --from-scratch nano32 --minutes FT   (control: the same budget)

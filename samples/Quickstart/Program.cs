@@ -3,7 +3,7 @@ using Mae.MLNet.Quickstart;
 using Mae.MLNet.Runtime;
 
 // Mae.MLNet quickstart: pre-train a small masked autoencoder on real images (no labels), then linear-probe its
-// features with ML.NET's SDCA next to the same probe on raw pixels, and draw reconstructions and the loss curve.
+// features with ML.NET's L-BFGS maximum entropy next to the same probe on raw pixels, and draw reconstructions and the loss curve.
 // Default data: the CIFAR-10 photos shipped in samples/data/cifar10-subset (no download); --sample fashion-mnist
 // takes the Fashion-MNIST subset shipped beside it.
 
@@ -54,7 +54,7 @@ var seed = new Option<int>("--seed") { Description = "Seed for libtorch and ML.N
 var layers = new Option<int?>("--layers") { Description = "Blocks whose mean-pooled tokens make the features (default: the last 4, all of a shallower model)." };
 var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice, one per core)." };
 
-var root = new RootCommand("Mae.MLNet quickstart: masked-autoencoder pre-training, SDCA linear probe against raw pixels, reconstruction pictures.")
+var root = new RootCommand("Mae.MLNet quickstart: masked-autoencoder pre-training, linear probe (L-BFGS) against raw pixels, reconstruction pictures.")
 {
     data, images, sample, weights, model, device, precision, epochs, lr, minutes, output, imageSize, channels, maxTrain, maxTest, seed, threads, layers,
 };
