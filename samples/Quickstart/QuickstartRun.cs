@@ -410,8 +410,8 @@ public static partial class QuickstartRun
                             clock.Elapsed.TotalSeconds, perRow);
     }
 
-    /// <summary>The L2 candidates per training row, strongest first: ML.NET's L-BFGS sums the loss over the rows, so its
-    /// L2 is this times their number. On the CIFAR-10 subset the MAE features chose 1e-4 to 1e-3 and the raw pixels 1e-1
+    /// <summary>The L2 candidates per training row, strongest first: ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows
+    /// (LbfgsPredictorBase), so its L2 is this times their number. On the CIFAR-10 subset the MAE features chose 1e-4 to 1e-3 and the raw pixels 1e-1
     /// (probes.md prints each choice).</summary>
     static readonly double[] L2PerRow = { 1, 1e-1, 1e-2, 1e-3, 1e-4 };
 
