@@ -379,7 +379,7 @@ public static partial class QuickstartRun
     /// usual linear evaluation of self-supervised features), refitted on all of them. With one fixed L2 no probe is fair
     /// to both kinds of rows: L2 1 (ML.NET's default) scored the 512 MAE features of the CIFAR-10 subset 4.8 points above
     /// SDCA (52.1 against 47.3 %) and its 3 072 raw pixels 5.2 points below (26.7 against 31.9 %). SDCA, the probe until
-    /// 2026-12-06, stopped 3.8 points short of L-BFGS on 10 000 photos' MAE features at any L2 (docs/results.md). The
+    /// 2026-12-06, stopped 3.7–4.1 points short of L-BFGS on 10 000 photos' MAE features at any L2 (docs/results.md). The
     /// feature views are cached: the solver passes over its data many times, and every pass over a lazy featurizer
     /// would run the encoder again.</summary>
     static ProbeRow Probe(int seed, IDataView train, IDataView test, string column, string name, int dim)
