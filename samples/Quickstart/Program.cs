@@ -3,7 +3,8 @@ using Mae.MLNet.Quickstart;
 using Mae.MLNet.Runtime;
 
 // Mae.MLNet quickstart: pre-train a small masked autoencoder on real images (no labels), then linear-probe its
-// features with ML.NET's L-BFGS maximum entropy next to the same probe on raw pixels, and draw reconstructions and the loss curve.
+// features with ML.NET's L-BFGS maximum entropy next to the same probe on raw pixels, and draw reconstructions and the
+// loss curve.
 // Default data: the CIFAR-10 photos shipped in samples/data/cifar10-subset (no download); --sample fashion-mnist
 // takes the Fashion-MNIST subset shipped beside it.
 
