@@ -393,9 +393,9 @@ public static partial class QuickstartRun
         var cachedTest = ml.Data.Cache(select.Fit(test).Transform(test));
         var split = ml.Data.TrainTestSplit(cachedTrain, testFraction: 0.1, seed: seed);
         var (fit, validation) = (ml.Data.Cache(split.TrainSet), ml.Data.Cache(split.TestSet));
-        long fitRows = RowCount(fit), allRows = RowCount(cachedTrain);
+        long fitRows = RowCount(fit), validationRows = RowCount(validation), allRows = fitRows + validationRows;   // a partition
         double perRow = L2PerRow[0], best = -1;
-        if (RowCount(validation) > 0)
+        if (validationRows > 0)
             foreach (double candidate in L2PerRow)
             {
                 // Strongest first, and stop once the held-out accuracy falls: the weak L2s are the slow fits (with all
