@@ -402,9 +402,8 @@ public static partial class QuickstartRun
         if (validationRows > 0)
             foreach (double candidate in L2PerRow)
             {
-                // Strongest first, and stop once the held-out accuracy falls: the weak L2s are the slow fits (the raw
-                // pixels' probe of the subset took 181 s with all five, 69 s this way, one solver thread both) and, past
-                // the peak, worse.
+                // Strongest first, and stop once the held-out accuracy falls: the weak L2s are the slow fits and, past
+                // the peak, worse (docs/results.md has the times).
                 double accuracy = Accuracy(ml, LinearProbe(ml, column, candidate * fitRows).Fit(fit), validation);
                 trail.Add($"{L2Text(candidate)} {accuracy:P1}");
                 if (accuracy < best) break;
