@@ -56,10 +56,10 @@ weights="$work/straight/mae.safetensors"
 
 "$mae" featurize --images "$work/images/test" --weights "$weights" --out "$work/features.csv" >/dev/null
 [ "$(wc -l <"$work/features.csv")" -eq 201 ] || fail "featurize: expected a header and 200 rows in features.csv"
-[ "$(head -1 "$work/features.csv" | tr ',' '\n' | wc -l)" -eq $((2 + 4 * 192)) ] || fail "featurize: expected the last 4 blocks' 4 × 192 features by default"
+[ "$(head -1 "$work/features.csv" | tr ',' '\n' | wc -l)" -eq $((2 + 6 * 192)) ] || fail "featurize: expected all 6 blocks' 6 × 192 features by default (MaeConfig.FeatureLayers)"
 "$mae" featurize --images "$work/images/test" --weights "$work/straight/checkpoint-0003.maeckpt" --out "$work/features-ckpt.csv" >/dev/null
 cmp -s "$work/features.csv" "$work/features-ckpt.csv" || fail "featurize: a checkpoint as --weights gave other features than the run's weights file"
-echo "featurize: 200 rows × 768 features; the same from the checkpoint"
+echo "featurize: 200 rows × 1 152 features; the same from the checkpoint"
 
 # finetune: stopped by SIGTERM after 20 steps (its position checkpointed), resumed; the zip scores unlabelled paths.
 ft=(finetune --images "$work/images/train" --val-images "$work/images/test" --weights "$weights" --epochs 3 --blr 4e-3
@@ -80,7 +80,7 @@ left=$(ls "$work/ft" | grep -c '\.maeft$')
 echo "finetune: stopped by SIGTERM ($(grep -o 'epoch [0-9], step [0-9]* of [0-9]*' "$work/ft.err")), resumed; $left checkpoint(s) kept"
 check score "$work/model.zip" "$work/images/test" 0.3   # ten classes: chance is 0.1
 "$mae" export --weights "$weights" --onnx "$work/encoder.onnx" >/dev/null
-check onnx "$work/encoder.onnx" 28 768   # mnist28: 192 wide, the last 4 blocks by default
+check onnx "$work/encoder.onnx" 28 1152   # mnist28: 192 wide × all 6 blocks by default
 "$mae" reconstruct --weights "$weights" --images "$work/images/test" --out "$work/grid.png" >/dev/null
 [ "$(head -c 4 "$work/grid.png" | od -An -tx1 | tr -d ' ')" = "89504e47" ] || fail "reconstruct: grid.png is not a PNG"
 echo "export, reconstruct: ok"

@@ -52,7 +52,7 @@ channels.AcceptOnlyFromAmong("1", "3");
 var maxTrain = new Option<int?>("--max-train") { Description = "Use at most this many training images of the IDX data (e.g. 10000 of the full 60 000)." };
 var maxTest = new Option<int?>("--max-test") { Description = "Use at most this many test images of the IDX data." };
 var seed = new Option<int>("--seed") { Description = "Seed for libtorch and ML.NET.", DefaultValueFactory = _ => 0 };
-var layers = new Option<int?>("--layers") { Description = "Blocks whose mean-pooled tokens make the features (default: the last 4, all of a shallower model)." };
+var layers = new Option<int?>("--layers") { Description = "Blocks whose mean-pooled tokens make the features (default: all blocks of a model of up to 6, else the last 4)." };
 var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice, one per core)." };
 
 var root = new RootCommand("Mae.MLNet quickstart: masked-autoencoder pre-training, linear probe (L-BFGS) against raw pixels, reconstruction pictures.")

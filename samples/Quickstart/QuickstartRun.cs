@@ -39,7 +39,8 @@ public sealed class QuickstartSettings
     public int? MaxTest { get; init; }
     public int Seed { get; init; }
     public int? Threads { get; init; }
-    /// <summary>Blocks whose mean-pooled tokens the featurizer concatenates; null: the last 4 (all of a shallower model).</summary>
+    /// <summary>Blocks whose mean-pooled tokens the featurizer concatenates; null: the model's
+    /// <see cref="MaeConfig.FeatureLayers"/>.</summary>
     public int? Layers { get; init; }
 }
 
@@ -162,8 +163,8 @@ public static partial class QuickstartRun
         }
 
         // ---- probes ---------------------------------------------------------------------------------------------
-        // The headline row is the featurizer's output: mean-pooled tokens of the last 4 blocks, each through the final
-        // norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
+        // The headline row is the featurizer's output: mean-pooled tokens of the model's feature blocks (all 6 of
+        // nano32's), each through the final norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
         // reconstruction, spends on the decoder's needs; the last block alone probes worse (docs/ml-net.md).
         var rows = new List<ProbeRow>();
         void Add(ProbeRow r) => QuickstartRun.Add(rows, r);
@@ -253,11 +254,11 @@ public static partial class QuickstartRun
         return MaeConfig.Nano32 with { ImageSize = size, PatchSize = size / 8, InChannels = channels };
     }
 
-    /// <summary>Blocks whose pooled tokens the featurizer concatenates: the last 4 (DINO's linear evaluation, and the
-    /// CLI's <c>featurize</c> default): 4 of nano32's 6, all of the Fashion-MNIST model's 4; a 12- or 24-block public model
-    /// stays at 4 × D values.</summary>
+    /// <summary>Blocks whose pooled tokens the featurizer concatenates: the model's own default
+    /// (<see cref="MaeConfig.FeatureLayers"/>, as the CLI's <c>featurize</c>): all of nano32's 6 and of the Fashion-MNIST
+    /// model's 4; the last 4 of a 12- or 24-block public model.</summary>
     static int FeatureLayers(MaeConfig config, QuickstartSettings s)
-        => s.Layers is not int l ? Math.Min(4, config.Depth)
+        => s.Layers is not int l ? config.FeatureLayers
          : l >= 1 && l <= config.Depth ? l
          : throw new ArgumentException($"--layers must be between 1 and the model's depth {config.Depth}; got {l}.");
 

@@ -52,20 +52,17 @@ internal static class CommonOptions
     {
         Description = "Feature vector: cls (the cls token) or mean (mean of the patch tokens).", DefaultValueFactory = _ => "mean",
     }, "cls", "mean");
-    /// <summary>The features' default depth: the last 4 blocks (DINO's linear evaluation; the README's best probe), or all
-    /// of a shallower encoder's.</summary>
-    public const int DefaultLayers = 4;
     public static Option<int?> Layers() => new("--layers")
     {
-        Description = $"Concatenate the pooled tokens of the last N blocks (each through the final norm). Default: {DefaultLayers} " +
-                      "(the README's best linear probe), or the encoder's depth when it has fewer blocks. ConvNeXt V2 weights: the pooled " +
-                      "features of the last N stages (1–4, default 1).",
+        Description = "Concatenate the pooled tokens of the last N blocks (each through the final norm). Default: every block of an " +
+                      "encoder of up to 6 (the small-image presets), the last 4 of a deeper one (MaeConfig.FeatureLayers: the " +
+                      "README's best linear probe). ConvNeXt V2 weights: the pooled features of the last N stages (1–4, default 1).",
     };
-    public static int ResolveLayers(int? given, int depth)
+    public static int ResolveLayers(int? given, MaeConfig config)
     {
-        if (given is int n && (n < 1 || n > depth))
-            throw new CliException($"--layers must be between 1 and the encoder's depth ({depth}); got {n}.");
-        return given ?? Math.Min(DefaultLayers, depth);
+        if (given is int n && (n < 1 || n > config.Depth))
+            throw new CliException($"--layers must be between 1 and the encoder's depth ({config.Depth}); got {n}.");
+        return given ?? config.FeatureLayers;
     }
     public static Option<int?> ImageSize() => new("--input-size")
     {

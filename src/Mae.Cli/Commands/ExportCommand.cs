@@ -63,7 +63,7 @@ public static class ExportCommand
             var options = new MaeOnnxOptions
             {
                 InputName = "pixels", FeaturesName = "features", InputLayout = MaeOnnxOptions.Layout.Nchw,
-                Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = CommonOptions.ResolveLayers(r.GetValue(layers), encoder.Config.Depth),
+                Pooling = CommonOptions.ParsePooling(r.GetValue(pooling)!), Layers = CommonOptions.ResolveLayers(r.GetValue(layers), encoder.Config),
                 Normalization = r.GetValue(raw) ? null : norm,
             };
             MaeOnnxExport.Export(encoder, onnxTarget, options);   // written to a temporary file, then renamed

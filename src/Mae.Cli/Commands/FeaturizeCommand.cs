@@ -52,7 +52,7 @@ public static class FeaturizeCommand
             using var encoder = convNext is not null ? null
                 : MaeWeightFile.LoadEncoder(weightsFile.Path, imageSize: CommonOptions.CheckInputSize(r.GetValue(size)), heads: CommonOptions.ParseHeads(r.GetValue(heads)));
             var cfg = encoder?.Config ?? PretrainCommand.Geometry(convNext!.Config);
-            int depth = convNext is null ? CommonOptions.ResolveLayers(r.GetValue(layers), cfg.Depth)
+            int depth = convNext is null ? CommonOptions.ResolveLayers(r.GetValue(layers), cfg)
                 : r.GetValue(layers) is int n and (< 1 or > 4) ? throw new CliException($"--layers must be between 1 and 4 (a ConvNeXt V2's stages); got {n}.")
                 : r.GetValue(layers) ?? 1;
             CommonOptions.CheckBatchMemory(batchSize, cfg);

@@ -115,7 +115,7 @@ public partial class MaeCliTest
 
         string idv = Path.Combine(root, "features.idv");
         Assert.AreEqual(0, Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", idv).Code);
-        // No --layers: the last 4 blocks (the README's best probe), capped at this encoder's 2 → 2 × 32 values.
+        // No --layers: MaeConfig.FeatureLayers, every block of this 2-block encoder → 2 × 32 values.
         var view = new MLContext().Data.LoadFromBinary(idv);
         Assert.AreEqual(64, ((Microsoft.ML.Data.VectorDataViewType)view.Schema["Features"].Type).Size);
         Assert.AreEqual(32, Microsoft.ML.Data.ColumnCursorExtensions.GetColumn<string>(view, "Path").Count());

@@ -97,6 +97,21 @@ public class TimeBudgetTest
     }
 
     [TestMethod]
+    public void DefaultFeaturesUseEverySmallEncodersBlocksAndTheLastFourOfADeepOne()
+    {
+        // The default linear-probe features (featurize, export, the quickstart): all of nano32's 6 blocks probed above its
+        // last 4 (docs/results.md); the public 12- to 32-block models keep DINO's last 4.
+        Assert.AreEqual(6, MaeConfig.Nano32.FeatureLayers);
+        Assert.AreEqual(4, MaeConfig.Pico32.FeatureLayers);
+        Assert.AreEqual(4, MaeConfig.VitBase16.FeatureLayers);
+        Assert.AreEqual(4, MaeConfig.VitHuge14.FeatureLayers);
+        Assert.AreEqual(2, (MaeConfig.Nano32 with { Depth = 2 }).FeatureLayers);
+        Assert.AreEqual(4, (MaeConfig.Nano32 with { Depth = 7 }).FeatureLayers);
+        foreach (string name in MaeConfig.PresetNames)
+            Assert.IsTrue(MaeConfig.Preset(name).FeatureLayers is >= 1 and <= 6 && MaeConfig.Preset(name).FeatureLayers <= MaeConfig.Preset(name).Depth, name);
+    }
+
+    [TestMethod]
     public void HeadersGiveTheMedianShorterSideAndTheChannels()
     {
         string folder = Path.Combine(Path.GetTempPath(), $"mae-sizes-{Guid.NewGuid():N}");
