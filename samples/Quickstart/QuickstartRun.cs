@@ -164,8 +164,9 @@ public static partial class QuickstartRun
 
         // ---- probes ---------------------------------------------------------------------------------------------
         // The headline row is the featurizer's output: mean-pooled tokens of the model's feature blocks (all 6 of
-        // nano32's), each through the final norm, concatenated. Earlier blocks keep more of the local detail that the last one, shaped by pixel
-        // reconstruction, spends on the decoder's needs; the last block alone probes worse (docs/ml-net.md).
+        // nano32's), each through the final norm, concatenated. Earlier blocks keep more of the local detail that the
+        // last one, shaped by pixel reconstruction, spends on the decoder's needs; the last block alone probes worse
+        // (docs/ml-net.md).
         var rows = new List<ProbeRow>();
         void Add(ProbeRow r) => QuickstartRun.Add(rows, r);
         clock.Restart();

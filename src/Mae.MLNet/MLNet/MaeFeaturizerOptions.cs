@@ -14,8 +14,9 @@ public sealed class MaeFeaturizerOptions
     public MaePooling Pooling { get; set; } = MaePooling.Cls;
     /// <summary>How many of the last encoder blocks give a pooled vector (each through the final norm, concatenated
     /// earliest first): the output has <c>Layers × D</c> values. 1 (default) = the last block only. Several layers
-    /// often probe better than one (DINO's linear evaluation uses the last 4). A ConvNeXt V2 featurizer pools the last
-    /// n stages instead (1–4; <see cref="Model.ConvNextV2.ForwardFeatures(TorchSharp.torch.Tensor, int)"/>).</summary>
+    /// often probe better than one (DINO's linear evaluation uses the last 4; <see cref="MaeConfig.FeatureLayers"/> is the
+    /// number the library's tools use by default). A ConvNeXt V2 featurizer pools the last n stages instead (1–4;
+    /// <see cref="Model.ConvNextV2.ForwardFeatures(TorchSharp.torch.Tensor, int)"/>).</summary>
     public int Layers { get; set; } = 1;
     /// <summary>Rows per forward pass, 1 to 4096.</summary>
     public int BatchSize { get; set; } = 32;
