@@ -35,7 +35,7 @@ public sealed partial record MaeConfig
     public int DecoderMlpHiddenDim => (int)(DecoderEmbedDim * MlpRatio);
     /// <summary>How many of the last blocks make this encoder's default linear-probe features (their mean-pooled tokens,
     /// each through the final norm, concatenated; <c>MaeFeaturizerOptions.Layers</c>): every block of an encoder of up
-    /// to 6 — the small-image presets; all 6 of <see cref="Nano32"/>'s probed 0.9–1.1 points above its last 4 on
+    /// to 6 — the small-image presets; all 6 of <see cref="Nano32"/>'s probed 0.9–1.0 points above its last 4 on
     /// 3 000, 10 000 and 50 000 CIFAR-10 photos (docs/results.md) — and the last 4 of a deeper one (DINO's linear
     /// evaluation, for the 12- to 32-block public models). The CLI's <c>featurize</c> / <c>export</c> and the
     /// quickstart use it.</summary>
