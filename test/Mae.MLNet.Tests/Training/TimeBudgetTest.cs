@@ -108,7 +108,10 @@ public class TimeBudgetTest
         Assert.AreEqual(2, (MaeConfig.Nano32 with { Depth = 2 }).FeatureLayers);
         Assert.AreEqual(4, (MaeConfig.Nano32 with { Depth = 7 }).FeatureLayers);
         foreach (string name in MaeConfig.PresetNames)
-            Assert.IsTrue(MaeConfig.Preset(name).FeatureLayers is >= 1 and <= 6 && MaeConfig.Preset(name).FeatureLayers <= MaeConfig.Preset(name).Depth, name);
+        {
+            var config = MaeConfig.Preset(name);
+            Assert.IsTrue(config.FeatureLayers is >= 1 and <= 6 && config.FeatureLayers <= config.Depth, name);
+        }
     }
 
     [TestMethod]
