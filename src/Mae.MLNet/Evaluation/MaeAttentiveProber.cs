@@ -54,6 +54,7 @@ public sealed partial class MaeAttentiveProber
         int width = o.Layers * cfg.EmbedDim, heads = o.NumHeads ?? cfg.NumHeads;
         if (width % heads != 0)
             throw new ArgumentOutOfRangeException(nameof(o.NumHeads), heads, $"NumHeads must divide the token width {width} ({o.Layers} layer(s) × {cfg.EmbedDim}); got {heads}.");
+        AttentivePooler.CheckMlpRatio(o.MlpRatio, width, nameof(o.MlpRatio));
         var evalTransform = TokenTransform(cfg, normalization);
         int classes = CheckData(cfg, train, validation, o, numClasses);
 
@@ -64,7 +65,7 @@ public sealed partial class MaeAttentiveProber
         var caching = clock.Elapsed;
 
         TorchRuntime.Seed(o.Seed);
-        var model = new AttentiveClassifier(width, heads, classes, cfg.LayerNormEps);
+        var model = new AttentiveClassifier(width, heads, classes, cfg.LayerNormEps, o.MlpRatio);
         var task = new ProbeTask(model, trainTokens, validationTokens, o, progress);
         long stepsPerEpoch = train.Count / o.BatchSize;
         var settings = new MaeEngineSettings

@@ -15,11 +15,16 @@ public sealed class AttentiveClassifier : nn.Module<Tensor, Tensor>
     public readonly AttentivePooler pooler;
     public readonly Linear head;
 
-    public AttentiveClassifier(int embedDim, int numHeads, int numClasses, double layerNormEps = 1e-6) : base(TorchBackend.Checked(nameof(AttentiveClassifier)))
+    /// <summary>Without the pooler's MLP; kept for binary compatibility.</summary>
+    public AttentiveClassifier(int embedDim, int numHeads, int numClasses, double layerNormEps)
+        : this(embedDim, numHeads, numClasses, layerNormEps, mlpRatio: 0) { }
+
+    /// <summary><paramref name="mlpRatio"/>: the pooler's MLP (<see cref="AttentivePooler.MlpRatio"/>; 0: none).</summary>
+    public AttentiveClassifier(int embedDim, int numHeads, int numClasses, double layerNormEps = 1e-6, double mlpRatio = 0) : base(TorchBackend.Checked(nameof(AttentiveClassifier)))
     {
         if (numClasses < 2) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, $"A classifier needs at least 2 classes; got {numClasses}.");
         NumClasses = numClasses;
-        pooler = new AttentivePooler(embedDim, numHeads, layerNormEps);
+        pooler = new AttentivePooler(embedDim, numHeads, layerNormEps, mlpRatio);
         head = nn.Linear(embedDim, numClasses, hasBias: true);
         RegisterComponents();
         using var noGrad = no_grad();

@@ -71,17 +71,19 @@ public class MaeAttentiveProbeTest
     }
 
     /// <summary>Layers = 2: the probe reads the last two blocks' tokens concatenated per patch, and the zip's ONNX graph
-    /// must build the same concatenation.</summary>
+    /// must build the same concatenation; MlpRatio = 4: the pooler's MLP must be in the graph too.</summary>
     [TestMethod]
-    [DataRow(1)]
-    [DataRow(2)]
-    public void SavedZipScoresAsTheInMemoryProbe(int layers)
+    [DataRow(1, 0.0)]
+    [DataRow(2, 0.0)]
+    [DataRow(1, 4.0)]
+    public void SavedZipScoresAsTheInMemoryProbe(int layers, double mlpRatio)
     {
         var ml = new MLContext(seed: 0);
         var train = Data(ml, 48, seed: 7);
         TorchRuntime.Seed(12);
         var recipe = Recipe(3);
         recipe.Layers = layers;
+        recipe.MlpRatio = mlpRatio;
         var options = new MaeAttentiveProbeTrainer.Options { Encoder = new MaeEncoder(TinyFt.Config), Training = recipe, InferenceBatchSize = 5 };
         var model = ml.Transforms.Conversion.MapValueToKey("Label", "Name")
             .Append(ml.MulticlassClassification.Trainers.MaeAttentiveProbe(options))
@@ -90,6 +92,7 @@ public class MaeAttentiveProbeTest
         Assert.AreEqual(3, probe.NumClasses);
         Assert.AreEqual(layers * TinyFt.Config.EmbedDim, probe.Probe.EmbedDim);
         Assert.AreEqual(layers, MaeAttentiveProber.LayersOf(probe.Encoder, probe.Probe));
+        Assert.AreEqual(mlpRatio > 0, probe.Probe.pooler.mlp is not null);
         CollectionAssert.AreEqual(Names, probe.ClassNames());
         var test = Data(ml, 21, seed: 5);
         var scored = model.Transform(test);
@@ -179,5 +182,10 @@ public class MaeAttentiveProbeTest
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(deep).Fit(data)).Message, $"expected 1 … {TinyFt.Config.Depth}");
         var epochs = Tiny(); epochs.Training.Epochs = 0;
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(epochs));
+        // A pooler MLP ratio out of range (the options), or one that gives no hidden unit at this token width (32).
+        var negative = Tiny(); negative.Training.MlpRatio = -1;
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(negative)).Message, "MlpRatio");
+        var tiny = Tiny(); tiny.Training.MlpRatio = 0.01;
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(tiny).Fit(data)).Message, "no hidden unit");
     }
 }

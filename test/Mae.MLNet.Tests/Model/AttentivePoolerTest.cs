@@ -11,10 +11,10 @@ public class AttentivePoolerTest
     static double[] Values(Tensor t) => t.detach().to(float64).cpu().contiguous().data<double>().ToArray();
 
     /// <summary>Randomises every parameter (LayerNorm gain/shift included) so none of them can be left out unseen.</summary>
-    static AttentivePooler RandomPooler(int d, int heads, int seed)
+    static AttentivePooler RandomPooler(int d, int heads, int seed, double mlpRatio = 0)
     {
         TorchRuntime.Seed(seed);
-        var pooler = new AttentivePooler(d, heads);
+        var pooler = new AttentivePooler(d, heads, mlpRatio: mlpRatio);
         using var noGrad = no_grad();
         foreach (var (_, p) in pooler.named_parameters()) p.copy_(randn(p.shape) * 0.5);
         return pooler;
@@ -39,7 +39,16 @@ public class AttentivePoolerTest
         return x.Select((v, i) => (v - mean) / Math.Sqrt(var + eps) * gamma[i] + beta[i]).ToArray();
     }
 
-    /// <summary>query + proj(concat_h softmax(q_h·k_hᵀ/√d_h)·v_h), q = query·Wq + bq, [k v] = LN(x)·Wkv + bkv.</summary>
+    /// <summary>erf by Abramowitz and Stegun 7.1.26 (|error| ≤ 1.5e-7), for GELU(x) = x/2 · (1 + erf(x/√2)).</summary>
+    static double Erf(double x)
+    {
+        double t = 1 / (1 + 0.3275911 * Math.Abs(x));
+        double poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        return Math.Sign(x) * (1 - poly * Math.Exp(-x * x));
+    }
+
+    /// <summary>p = query + proj(concat_h softmax(q_h·k_hᵀ/√d_h)·v_h), q = query·Wq + bq, [k v] = LN(x)·Wkv + bkv; with an
+    /// MLP, p + fc2(GELU(fc1(LN2(p)))) (V-JEPA's CrossAttentionBlock).</summary>
     static double[] Reference(AttentivePooler p, double[][] tokens)
     {
         int d = p.EmbedDim, heads = p.NumHeads, hd = d / heads;
@@ -59,7 +68,12 @@ public class AttentivePoolerTest
                 for (int j = 0; j < hd; j++) context[h * hd + j] += e[t] / z * kv[t][d + h * hd + j];   // values are the second half
         }
         var y = Linear(context, Values(p.proj.weight!), Values(p.proj.bias!));
-        return y.Select((v, i) => v + query[i]).ToArray();
+        var pooled = y.Select((v, i) => v + query[i]).ToArray();
+        if (p.mlp is null) return pooled;
+        var hidden = Linear(LayerNorm(pooled, Values(p.norm2!.weight!), Values(p.norm2.bias!), p.LayerNormEps), Values(p.mlp.fc1.weight!), Values(p.mlp.fc1.bias!));
+        var g = hidden.Select(v => 0.5 * v * (1 + Erf(v / Math.Sqrt(2)))).ToArray();
+        var m = Linear(g, Values(p.mlp.fc2.weight!), Values(p.mlp.fc2.bias!));
+        return pooled.Select((v, i) => v + m[i]).ToArray();
     }
 
     static void Check(AttentivePooler pooler, double[][][] batch)
@@ -112,9 +126,26 @@ public class AttentivePoolerTest
         Check(RandomPooler(12, 3, seed: 5), RandomBatch(2, 7, 12, seed: 6));
     }
 
+    /// <summary>The complete block (V-JEPA's, MLP ratio 4; and a ratio whose hidden width rounds down): the MLP's
+    /// LayerNorm, GELU and residual after the attention, every parameter randomised and so in play.</summary>
+    [TestMethod]
+    public void TheMlpBlockMatchesTheHandComputedBlock()
+    {
+        var pooler = RandomPooler(8, 2, seed: 7, mlpRatio: 4);
+        Assert.AreEqual(32, pooler.mlp!.fc1.weight!.shape[0]);
+        Assert.AreEqual(4, pooler.MlpRatio);
+        Check(pooler, RandomBatch(4, 5, 8, seed: 8));
+        var odd = RandomPooler(12, 3, seed: 9, mlpRatio: 1.3);   // 12 × 1.3 = 15.6 → 15 hidden units, as int(dim · ratio)
+        Assert.AreEqual(15, odd.mlp!.fc1.weight!.shape[0]);
+        Check(odd, RandomBatch(2, 7, 12, seed: 10));
+        Assert.IsNull(new AttentivePooler(8, 2).mlp, "no MLP by default");
+    }
+
     [TestMethod]
     public void BadShapesAndSettingsAreRejected()
     {
+        foreach (double ratio in new[] { -1, double.NaN, double.PositiveInfinity, 0.01 })   // 8 × 0.01 → no hidden unit
+            StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new AttentivePooler(8, 2, mlpRatio: ratio)).Message, "MLP ratio");
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new AttentivePooler(10, 3));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new AttentiveClassifier(8, 2, 1));
         var pooler = new AttentivePooler(8, 2);

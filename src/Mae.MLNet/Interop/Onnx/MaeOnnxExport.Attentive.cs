@@ -37,9 +37,11 @@ public static partial class MaeOnnxExport
         string patches = layers == 1 ? patchTokens[0] : g.Node("Concat", patchTokens, g.UniqueName("patch_tokens_concat"), Attr("axis", 2L));
         string pooled = AttentivePool(g, pooler, patches, options.PerRow ? options.FeaturesName + "_batch" : options.FeaturesName);
         Output(g, options, pooled, options.FeaturesName, pooler.EmbedDim);
-        return Model(g, cfg, options, $"MAE encoder + attentive pooler ({pooler.NumHeads} heads" + (layers > 1 ? $", last {layers} blocks" : "") + ")",
+        return Model(g, cfg, options, $"MAE encoder + attentive pooler ({pooler.NumHeads} heads" + (layers > 1 ? $", last {layers} blocks" : "") +
+            (pooler.mlp is null ? "" : $", MLP ×{pooler.MlpRatio.ToString(CultureInfo.InvariantCulture)}") + ")",
             ("mae.pooling", "attentive"),
             ("mae.pooler_heads", pooler.NumHeads.ToString(CultureInfo.InvariantCulture)),
+            ("mae.pooler_mlp_ratio", pooler.MlpRatio.ToString(CultureInfo.InvariantCulture)),
             ("mae.layers", layers.ToString(CultureInfo.InvariantCulture)));
     }
 
@@ -50,7 +52,8 @@ public static partial class MaeOnnxExport
         Write(BuildModel(encoder, pooler, options), stream);
     }
 
-    /// <summary>query + proj(softmax(q·kᵀ/√d)·v) over [N, L, D] tokens, as <see cref="AttentivePooler.forward"/>: [N, D].</summary>
+    /// <summary>query + proj(softmax(q·kᵀ/√d)·v) over [N, L, D] tokens, then the MLP's residual when the pooler has
+    /// one, as <see cref="AttentivePooler.forward"/>: [N, D].</summary>
     static string AttentivePool(OnnxGraphBuilder g, AttentivePooler pooler, string tokens, string output)
     {
         long d = pooler.EmbedDim, heads = pooler.NumHeads, hd = d / heads;
@@ -77,6 +80,8 @@ public static partial class MaeOnnxExport
         y = g.Node("Reshape", new[] { y, g.Int64s(p + ".merge_shape", 0, d) }, g.UniqueName(p + ".merged"));  // [N, D]
         y = Linear(g, pooler.proj, y, p + ".proj");
         string queryRow = g.Node("Reshape", new[] { query, g.Int64s(p + ".query_row_shape", 1, d) }, g.UniqueName(p + ".query_row"));
-        return g.Node("Add", new[] { queryRow, y }, g.ExactName(output));
+        if (pooler.mlp is null) return g.Node("Add", new[] { queryRow, y }, g.ExactName(output));
+        string pooled = g.Node("Add", new[] { queryRow, y }, g.UniqueName(p + ".attn_residual"));
+        return MlpResidual(g, pooler.norm2!, pooler.mlp, pooled, pooler.LayerNormEps, p, output);
     }
 }

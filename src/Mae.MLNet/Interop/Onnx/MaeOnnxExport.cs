@@ -271,12 +271,17 @@ public static partial class MaeOnnxExport
         y = Linear(g, block.attn.proj, y, prefix + ".attn.proj");
         x = g.Node("Add", new[] { x, y }, g.UniqueName(prefix + ".attn_residual"));
 
-        // MLP: fc1 → GELU (erf) → fc2
-        h = LayerNorm(g, block.norm2, x, cfg.LayerNormEps, prefix + ".norm2");
-        h = Linear(g, block.mlp.fc1, h, prefix + ".mlp.fc1");
+        return MlpResidual(g, block.norm2, block.mlp, x, cfg.LayerNormEps, prefix);
+    }
+
+    /// <summary>x + fc2(GELU(fc1(norm2(x)))): the MLP half of a block (<see cref="Block"/>, the attentive pooler's).</summary>
+    static string MlpResidual(OnnxGraphBuilder g, LayerNorm norm2, Mlp mlp, string x, double eps, string prefix, string? output = null)
+    {
+        string h = LayerNorm(g, norm2, x, eps, prefix + ".norm2");
+        h = Linear(g, mlp.fc1, h, prefix + ".mlp.fc1");
         h = Gelu(g, h, prefix + ".mlp.act");
-        h = Linear(g, block.mlp.fc2, h, prefix + ".mlp.fc2");
-        return g.Node("Add", new[] { x, h }, g.UniqueName(prefix + ".mlp_residual"));
+        h = Linear(g, mlp.fc2, h, prefix + ".mlp.fc2");
+        return g.Node("Add", new[] { x, h }, output is null ? g.UniqueName(prefix + ".mlp_residual") : g.ExactName(output));
     }
 
     /// <summary>0.5 · x · (1 + erf(x / √2)), the exact GELU of nn.GELU() (the Gelu op needs opset 20).</summary>
