@@ -33,7 +33,7 @@ public sealed class AttentivePooler : nn.Module<Tensor, Tensor>
     public readonly Linear kv;
     public readonly Linear proj;
     /// <summary>The MLP's LayerNorm (null without an MLP).</summary>
-    public readonly LayerNorm? norm2;
+    internal readonly LayerNorm? norm2;
     /// <summary>fc1 → GELU → fc2 after the attention (null without an MLP).</summary>
     internal readonly Mlp? mlp;
 
