@@ -401,22 +401,32 @@ public static partial class QuickstartRun
         var split = ml.Data.TrainTestSplit(cachedTrain, testFraction: 0.1, seed: seed);
         var (fit, validation) = (ml.Data.Cache(split.TrainSet), ml.Data.Cache(split.TestSet));
         long fitRows = RowCount(fit), validationRows = RowCount(validation), allRows = fitRows + validationRows;   // a partition
-        double perRow = L2PerRow[0], best = -1;
-        var trail = new List<string>();   // each candidate's held-out accuracy, for the log
-        if (validationRows > 0)
-            foreach (double candidate in L2PerRow)
-            {
-                // Strongest first, and stop once the held-out accuracy falls: the weak L2s are the slow fits and, past
-                // the peak, worse (docs/results.md has the times).
-                double accuracy = Accuracy(ml, LinearProbe(ml, column, candidate * fitRows).Fit(fit), validation);
-                trail.Add($"{L2Text(candidate)} {accuracy:P1}");
-                if (accuracy < best) break;
-                if (accuracy > best) (best, perRow) = (accuracy, candidate);   // a tie keeps the stronger L2
-            }
+        // Strongest first, and the stop once the held-out accuracy falls: the weak L2s are the slow fits and, past the
+        // peak, worse (docs/results.md has the times).
+        var (perRow, trail) = validationRows > 0
+            ? ChooseOnHeldOut(L2PerRow, l2 => Accuracy(ml, LinearProbe(ml, column, l2 * fitRows).Fit(fit), validation), L2Text)
+            : (L2PerRow[0], "");
         var model = LinearProbe(ml, column, perRow * allRows).Fit(cachedTrain);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(cachedTest), Datasets.LabelColumn);
         return new ProbeRow(name, dim, metrics.MicroAccuracy, metrics.MacroAccuracy, Knn(ml, cachedTrain, cachedTest, column),
-                            clock.Elapsed.TotalSeconds, perRow, string.Join(", ", trail));
+                            clock.Elapsed.TotalSeconds, perRow, trail);
+    }
+
+    /// <summary>The candidate (an L2, a pooler) whose probe scores best on the held-out rows (<paramref name="heldOutAccuracy"/>
+    /// fits on the rest and scores), tried in order: a tie keeps the earlier one (the stronger L2, the smaller pooler),
+    /// and the first fall of the held-out accuracy ends the search. The trail (each candidate's accuracy) is for the log.</summary>
+    static (double Chosen, string Trail) ChooseOnHeldOut(IReadOnlyList<double> candidates, Func<double, double> heldOutAccuracy, Func<double, string> text)
+    {
+        double chosen = candidates[0], best = -1;
+        var trail = new List<string>();
+        foreach (double candidate in candidates)
+        {
+            double accuracy = heldOutAccuracy(candidate);
+            trail.Add($"{text(candidate)} {accuracy:P1}");
+            if (accuracy < best) break;
+            if (accuracy > best) (best, chosen) = (accuracy, candidate);
+        }
+        return (chosen, string.Join(", ", trail));
     }
 
     /// <summary>The L2 candidates per training row, strongest first: ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows
@@ -469,18 +479,11 @@ public static partial class QuickstartRun
                 Training = new MaeAttentiveProbeOptions { Epochs = 30, LearningRate = 1e-2, MlpRatio = mlpRatio, Seed = 0, Device = device },
             }));
         var split = ml.Data.TrainTestSplit(data.Train, testFraction: 0.1, seed: seed);
-        double chosen = PoolerMlpRatios[0], best = -1;
-        var trail = new List<string>();
-        foreach (double ratio in PoolerMlpRatios)
-        {
-            double accuracy = Accuracy(ml, Estimator(ratio).Fit(split.TrainSet), split.TestSet);
-            trail.Add($"{PoolerText(ratio)} {accuracy:P1}");
-            if (accuracy > best) (best, chosen) = (accuracy, ratio);   // a tie keeps the smaller pooler
-        }
+        var (chosen, trail) = ChooseOnHeldOut(PoolerMlpRatios, ratio => Accuracy(ml, Estimator(ratio).Fit(split.TrainSet), split.TestSet), PoolerText);
         var model = Estimator(chosen).Fit(data.Train);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(data.Test), Datasets.LabelColumn);
         return new ProbeRow($"{name} ({PoolerText(chosen)})", featurizer.Encoder.Config.EmbedDim, metrics.MicroAccuracy, metrics.MacroAccuracy,
-            double.NaN, clock.Elapsed.TotalSeconds, Trail: string.Join(", ", trail));
+            double.NaN, clock.Elapsed.TotalSeconds, Trail: trail);
     }
 
     /// <summary>The attentive pooler's MLP ratios tried (<see cref="MaeAttentiveProbeOptions.MlpRatio"/>): attention only,
