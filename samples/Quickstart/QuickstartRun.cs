@@ -401,8 +401,8 @@ public static partial class QuickstartRun
         var split = ml.Data.TrainTestSplit(cachedTrain, testFraction: 0.1, seed: seed);
         var (fit, validation) = (ml.Data.Cache(split.TrainSet), ml.Data.Cache(split.TestSet));
         long fitRows = RowCount(fit), validationRows = RowCount(validation), allRows = fitRows + validationRows;   // a partition
-        // Strongest first, and the stop once the held-out accuracy falls: the weak L2s are the slow fits and, past the
-        // peak, worse (docs/results.md has the times).
+        // Strongest first: the search's stop at the first fall skips the weak L2s, the slow fits and, past the peak,
+        // the worse ones (docs/results.md has the times).
         var (perRow, trail) = validationRows > 0
             ? ChooseOnHeldOut(L2PerRow, l2 => Accuracy(ml, LinearProbe(ml, column, l2 * fitRows).Fit(fit), validation), L2Text)
             : (L2PerRow[0], "");
