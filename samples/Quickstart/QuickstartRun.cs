@@ -258,10 +258,7 @@ public static partial class QuickstartRun
     /// <summary>Blocks whose pooled tokens the featurizer concatenates: the model's own default
     /// (<see cref="MaeConfig.FeatureLayers"/>, as the CLI's <c>featurize</c>): all of nano32's 6 and of the Fashion-MNIST
     /// model's 4; the last 4 of a 12- or 24-block public model.</summary>
-    static int FeatureLayers(MaeConfig config, QuickstartSettings s)
-        => s.Layers is not int l ? config.FeatureLayers
-         : l >= 1 && l <= config.Depth ? l
-         : throw new ArgumentException($"--layers must be between 1 and the model's depth {config.Depth}; got {l}.");
+    static int FeatureLayers(MaeConfig config, QuickstartSettings s) => MaeEncoder.ResolveLayers(s.Layers, config, "--layers");
 
     static MaePretrainEstimatorOptions PretrainOptions(MaeConfig config, int batchSize, QuickstartSettings s, int epochs, string? metricsFile,
         IProgress<MaePretrainProgress>? progress, MaeTimeBudget.TimePlan? plan = null)

@@ -59,11 +59,7 @@ internal static class CommonOptions
                       "README's best linear probe). ConvNeXt V2 weights: the pooled features of the last N stages (1–4, default 1).",
     };
     public static int ResolveLayers(int? given, MaeConfig config)
-    {
-        if (given is int n && (n < 1 || n > config.Depth))
-            throw new CliException($"--layers must be between 1 and the encoder's depth ({config.Depth}); got {n}.");
-        return given ?? config.FeatureLayers;
-    }
+        => CliFlags.Check(() => MaeEncoder.ResolveLayers(given, config, "Layers"));
     public static Option<int?> ImageSize() => new("--input-size")
     {
         Description = $"Model input size in pixels, at most {MaxInputSize} (default: the weights' own size; position embeddings are interpolated).",

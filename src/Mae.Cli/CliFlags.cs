@@ -22,9 +22,12 @@ internal static partial class CliFlags
     private static partial Regex PropertyNames();
 
     /// <summary>Runs a library option check; its message comes back with flag names instead of property names.</summary>
-    public static void Check(Action validate)
+    public static void Check(Action validate) => Check(() => { validate(); return 0; });
+
+    /// <summary><see cref="Check(Action)"/> for a library call that resolves a value.</summary>
+    public static T Check<T>(Func<T> resolve)
     {
-        try { validate(); }
+        try { return resolve(); }
         catch (ArgumentException e) { throw new CliException(PropertyNames().Replace(OneLine(e), m => Flags[m.Value])); }
     }
 

@@ -192,6 +192,16 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         ? tokens[.., 0, ..]
         : tokens[.., 1.., ..].mean(new long[] { 1 });
 
+    /// <summary><paramref name="layers"/> when given (checked as <see cref="CheckLayers"/> does), else the model's default,
+    /// <see cref="MaeConfig.FeatureLayers"/>: what a featurizer whose user may name a block count uses.</summary>
+    public static int ResolveLayers(int? layers, MaeConfig config, string name)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (layers is not int n) return config.FeatureLayers;
+        CheckLayers(n, config, name);
+        return n;
+    }
+
     /// <summary>Throws unless 1 ≤ <paramref name="layers"/> ≤ the encoder's depth.</summary>
     public static void CheckLayers(int layers, MaeConfig config, string name)
     {

@@ -350,6 +350,12 @@ public partial class MaeCliTest
         Assert.AreEqual(MaeCli.ExitBadInput, code);
         StringAssert.Contains(error, "00.png");
 
+        // A block count beyond the encoder's 2 blocks: the library's check, in the tool's words.
+        (code, _, error) = Mae("export", "--weights", Weights, "--onnx", target, "--layers", "3");
+        Assert.AreEqual(MaeCli.ExitBadInput, code);
+        StringAssert.Contains(error, "--layers is the number of last blocks");
+        StringAssert.Contains(error, "expected 1 … 2 (the encoder's depth); got 3");
+
         (code, _, error) = Mae("pretrain", "--images", Path.Combine(root, "images"), "--epochs", "many", "--out", Path.Combine(root, "x"));
         Assert.AreEqual(MaeCli.ExitUsage, code);
         StringAssert.Contains(error, "--epochs");
