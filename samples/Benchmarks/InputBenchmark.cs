@@ -29,6 +29,11 @@ public sealed record InputBenchOptions
     public const int Auto = -1;
     /// <summary>Busy-loop processes kept running while everything is measured (other users' CPU-bound work).</summary>
     public int Contend { get; init; }
+    /// <summary>Each busy loop in a session of its own (<c>setsid</c>), as work started from another terminal, login or
+    /// service is, rather than a child in this process's session. With the kernel's autogroup scheduling (Debian's and most
+    /// desktops' default) the cores are shared fairly between sessions first, then between the threads of each one, so
+    /// the busy loops then take a session's share each, whatever their nice.</summary>
+    public bool ContendOwnSessions { get; init; }
     /// <summary>The loader-alone tables beside torchvision (needs torchvision in <see cref="Python"/>).</summary>
     public bool LoaderTables { get; init; } = true;
     /// <summary>Also time the README's earlier ML.NET route end to end: LoadImages → ResizeImages → ExtractPixels →
@@ -52,20 +57,32 @@ public static class InputBenchmark
     public static void Run(InputBenchOptions o, TextWriter output, TextWriter log)
     {
         EnsureFolder(o, log);
-        using var contention = new Contention(o.Contend);
-        if (o.Contend > 0) output.WriteLine($"While measuring, {o.Contend} busy-loop process(es) at nice 0 compete for the cores (`--contend {o.Contend}`).\n");
+        using var contention = new Contention(o.Contend, o.ContendOwnSessions);
+        if (o.Contend > 0)
+            output.WriteLine($"While measuring, {o.Contend} busy-loop process(es) at nice 0 compete for the cores (`--contend {o.Contend}`), " +
+                             (o.ContendOwnSessions ? "each in a session of its own (`--contend-sessions own`: other terminals' work)" : "children in this benchmark's session") +
+                             $"; autogroup scheduling {AutogroupState()}.\n");
         RunTables(o, output, log);
     }
 
-    /// <summary>N processes that spin (a shell's empty loop) until disposed: other users' CPU-bound work.</summary>
+    static string AutogroupState()
+    {
+        const string knob = "/proc/sys/kernel/sched_autogroup_enabled";
+        return !File.Exists(knob) ? "absent" : File.ReadAllText(knob).Trim() == "1" ? "on" : "off";
+    }
+
+    /// <summary>N processes that spin (a shell's empty loop) until disposed: other users' CPU-bound work; with
+    /// <paramref name="ownSessions"/> each is started through <c>setsid</c> (util-linux), which execs it in a new session
+    /// (a child of this process is never a process-group leader, so setsid does not fork and Kill reaches the loop).</summary>
     sealed class Contention : IDisposable
     {
         readonly List<Process> spinners = new();
-        public Contention(int n)
+        public Contention(int n, bool ownSessions)
         {
             for (int i = 0; i < n; i++)
             {
-                var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+                var psi = new ProcessStartInfo(ownSessions ? "setsid" : "/bin/sh") { UseShellExecute = false };
+                if (ownSessions) psi.ArgumentList.Add("/bin/sh");
                 psi.ArgumentList.Add("-c");
                 psi.ArgumentList.Add("while :; do :; done");
                 spinners.Add(Process.Start(psi)!);
