@@ -377,15 +377,10 @@ public static partial class QuickstartRun
     sealed record ProbeRow(string Name, int Dim, double Accuracy, double MacroAccuracy, double Knn20, double Seconds, double L2 = double.NaN,
         string Trail = "");
 
-    /// <summary>Standardise the features (as the paper's linear probe does with a BatchNorm without affine), then ML.NET's
-    /// L-BFGS maximum entropy (multinomial logistic regression) solved to its tolerance, without L1 (the paper's probe
-    /// has none) and with the L2 that scores best on a held-out tenth of the training rows (<see cref="L2PerRow"/>; the
-    /// usual linear evaluation of self-supervised features), refitted on all of them. With one fixed L2 no probe is fair
-    /// to both kinds of rows: L2 1 (ML.NET's default) scored the 512 MAE features of the CIFAR-10 subset 4.8 points above
-    /// SDCA (52.1 against 47.3 %) and its 3 072 raw pixels 5.2 points below (26.7 against 31.9 %). SDCA, the probe until
-    /// 2026-12-06, stopped 3.7–4.1 points short of L-BFGS on 10 000 photos' MAE features at any L2 (docs/results.md). The
-    /// feature views are cached: the solver passes over its data many times, and every pass over a lazy featurizer
-    /// would run the encoder again.</summary>
+    /// <summary>The library's linear evaluation (<see cref="MaeLinearProbe"/>: standardised features, L-BFGS maximum
+    /// entropy with the L2 per row chosen on a held-out tenth of the training rows, refitted on all of them) and the 20-NN
+    /// accuracy, on views cached here once for both. SDCA, the quickstart's probe until 2026-12-06, stopped 3.7–4.1 points
+    /// short of L-BFGS on 10 000 photos' MAE features at any L2 (docs/results.md).</summary>
     static ProbeRow Probe(int seed, IDataView train, IDataView test, string column, string name, int dim)
     {
         var clock = Stopwatch.StartNew();
@@ -395,69 +390,17 @@ public static partial class QuickstartRun
         var select = ml.Transforms.SelectColumns(Datasets.LabelColumn, column);
         var cachedTrain = ml.Data.Cache(select.Fit(train).Transform(train));
         var cachedTest = ml.Data.Cache(select.Fit(test).Transform(test));
-        var split = ml.Data.TrainTestSplit(cachedTrain, testFraction: 0.1, seed: seed);
-        var (fit, validation) = (ml.Data.Cache(split.TrainSet), ml.Data.Cache(split.TestSet));
-        long fitRows = RowCount(fit), validationRows = RowCount(validation), allRows = fitRows + validationRows;   // a partition
-        // Strongest first: the search's stop at the first fall skips the weak L2s, the slow fits and, past the peak,
-        // the worse ones (docs/results.md has the times).
-        var (perRow, trail) = validationRows > 0
-            ? ChooseOnHeldOut(L2PerRow, l2 => Accuracy(ml, LinearProbe(ml, column, l2 * fitRows).Fit(fit), validation), L2Text)
-            : (L2PerRow[0], "");
-        var model = LinearProbe(ml, column, perRow * allRows).Fit(cachedTrain);
-        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(cachedTest), Datasets.LabelColumn);
-        return new ProbeRow(name, dim, metrics.MicroAccuracy, metrics.MacroAccuracy, Knn(ml, cachedTrain, cachedTest, column),
-                            clock.Elapsed.TotalSeconds, perRow, trail);
+        var r = MaeLinearProbe.Evaluate(cachedTrain, cachedTest, column, Datasets.LabelColumn, new MaeLinearProbeOptions { Seed = seed });
+        return new ProbeRow(name, dim, r.Accuracy, r.MacroAccuracy, Knn(ml, cachedTrain, cachedTest, column), clock.Elapsed.TotalSeconds, r.L2PerRow,
+                            Trail(r.HeldOut, L2Text));
     }
 
-    /// <summary>The candidate (an L2, a pooler) whose probe scores best on the held-out rows (<paramref name="heldOutAccuracy"/>
-    /// fits on the rest and scores), tried in order: a tie keeps the earlier one (the stronger L2, the smaller pooler),
-    /// and the first fall of the held-out accuracy ends the search. The trail (each candidate's accuracy) is for the log.</summary>
-    static (double Chosen, string Trail) ChooseOnHeldOut(IReadOnlyList<double> candidates, Func<double, double> heldOutAccuracy, Func<double, string> text)
-    {
-        double chosen = candidates[0], best = -1;
-        var trail = new List<string>();
-        foreach (double candidate in candidates)
-        {
-            double accuracy = heldOutAccuracy(candidate);
-            trail.Add($"{text(candidate)} {accuracy:P1}");
-            if (accuracy < best) break;
-            if (accuracy > best) (best, chosen) = (accuracy, candidate);
-        }
-        return (chosen, string.Join(", ", trail));
-    }
-
-    /// <summary>The L2 candidates per training row, strongest first: ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows
-    /// (LbfgsPredictorBase), so its L2 is this times their number. The raw pixels chose 1e-1 (CIFAR-10 subset) and 1e-2
-    /// (10 000 and 50 000 photos), the default MAE features 1e-3 (subset), 1e-5 (10 000 photos) and 1e-6 (50 000, where
-    /// 1e-7 scored lower: the best L2 per row shrinks as the rows grow, and the list ends one step past the largest set's
-    /// choice so that its peak is seen; docs/results.md); probes.md prints each choice, the log each candidate's held-out
-    /// accuracy.</summary>
-    static readonly double[] L2PerRow = { 1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7 };
-
-    const int ProbeChunks = 4;
-
-    static IEstimator<ITransformer> LinearProbe(MLContext ml, string column, double l2)
-        => ml.Transforms.Conversion.MapValueToKey(Datasets.LabelColumn)
-            .Append(ml.Transforms.NormalizeMeanVariance(column))
-            .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new Microsoft.ML.Trainers.LbfgsMaximumEntropyMulticlassTrainer.Options
-            {
-                LabelColumnName = Datasets.LabelColumn, FeatureColumnName = column, L1Regularization = 0, L2Regularization = (float)l2,
-                // A fixed count, not the machine's cores: ML.NET sums the gradient over that many equal chunks of rows
-                // held in memory, so the figures are the same on any machine (run to run too), in parallel on up to four
-                // cores. One thread would stream the cached rows at every evaluation: 3.5× slower on the subset's raw pixels.
-                NumberOfThreads = ProbeChunks,
-            }));
+    /// <summary>Each candidate's held-out accuracy, for the log.</summary>
+    static string Trail<T>(IEnumerable<MaeHeldOutChoice.Trial<T>> trials, Func<T, string> text)
+        => string.Join(", ", trials.Select(t => $"{text(t.Candidate)} {t.Accuracy:P1}"));
 
     static double Accuracy(MLContext ml, ITransformer model, IDataView data)
         => ml.MulticlassClassification.Evaluate(model.Transform(data), Datasets.LabelColumn).MicroAccuracy;
-
-    static long RowCount(IDataView data)
-    {
-        long n = 0;
-        using var cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
-        while (cursor.MoveNext()) n++;
-        return n;
-    }
 
     /// <summary>The attentive probe (<c>MaeAttentiveProbe</c>): one learned query cross-attends the frozen encoder's
     /// patch tokens (computed once), a linear head classifies — the usual probe of masked-image models, whose patch
@@ -476,11 +419,12 @@ public static partial class QuickstartRun
                 Training = new MaeAttentiveProbeOptions { Epochs = 30, LearningRate = 1e-2, MlpRatio = mlpRatio, Seed = 0, Device = device },
             }));
         var split = ml.Data.TrainTestSplit(data.Train, testFraction: 0.1, seed: seed);
-        var (chosen, trail) = ChooseOnHeldOut(PoolerMlpRatios, ratio => Accuracy(ml, Estimator(ratio).Fit(split.TrainSet), split.TestSet), PoolerText);
+        var choice = MaeHeldOutChoice.Choose(PoolerMlpRatios, ratio => Accuracy(ml, Estimator(ratio).Fit(split.TrainSet), split.TestSet));
+        double chosen = choice.Chosen;
         var model = Estimator(chosen).Fit(data.Train);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(data.Test), Datasets.LabelColumn);
         return new ProbeRow($"{name} ({PoolerText(chosen)})", featurizer.Encoder.Config.EmbedDim, metrics.MicroAccuracy, metrics.MacroAccuracy,
-            double.NaN, clock.Elapsed.TotalSeconds, Trail: trail);
+            double.NaN, clock.Elapsed.TotalSeconds, Trail: Trail(choice.Trials, PoolerText));
     }
 
     /// <summary>The attentive pooler's MLP ratios tried (<see cref="MaeAttentiveProbeOptions.MlpRatio"/>): attention only,
