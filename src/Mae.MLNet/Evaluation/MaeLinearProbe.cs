@@ -62,7 +62,7 @@ public static class MaeLinearProbe
 
         var split = ml.Data.TrainTestSplit(cachedTrain, testFraction: options.HeldOutFraction, seed: options.Seed);
         var (fit, heldOut) = (ml.Data.Cache(split.TrainSet), ml.Data.Cache(split.TestSet));
-        long fitRows = Rows(fit), heldOutRows = trainRows - fitRows;   // the split is a partition
+        long fitRows = DataViewRows.Count(fit), heldOutRows = trainRows - fitRows;   // the split is a partition
         // ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows, so its L2 is the per-row one times the rows fitted.
         var choice = heldOutRows > 0 && fitRows > 0 && options.L2PerRow.Count > 1
             ? MaeHeldOutChoice.Choose(options.L2PerRow, l2 => Accuracy(Probe(l2 * fitRows).Fit(fit), heldOut))
@@ -107,14 +107,6 @@ public static class MaeLinearProbe
         }
         if (row == 0) throw new ArgumentException($"The {what} data has no rows; the linear probe needs labelled features.", what);
         return row;
-    }
-
-    static long Rows(IDataView data)
-    {
-        long n = 0;
-        using var cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
-        while (cursor.MoveNext()) n++;
-        return n;
     }
 }
 

@@ -86,7 +86,7 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
         if (input is null) throw new ArgumentNullException(nameof(input));
         var config = Geometry;
         var column = ImageColumn.Bind(input.Schema, Options.InputColumnName, config);
-        long count = input.GetRowCount() ?? CountRows(input);
+        long count = DataViewRows.Count(input);
         if (count == 0) throw new ArgumentException("The data view has no rows; MaePretrain needs images to learn from.", nameof(input));
 
         var shape = new MaeImageShape(config.InChannels, config.ImageSize, config.ImageSize);
@@ -144,14 +144,6 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
             if (scale != 1f) for (int i = 0; i < pixels.Length; i++) pixels[i] *= scale;
             yield return pixels;
         }
-    }
-
-    static long CountRows(IDataView input)
-    {
-        long n = 0;
-        using var cursor = input.GetRowCursor(Array.Empty<DataViewSchema.Column>());
-        while (cursor.MoveNext()) n++;
-        return n;
     }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)

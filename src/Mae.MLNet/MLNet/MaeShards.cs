@@ -23,7 +23,7 @@ internal static partial class MaeShards
         ArgumentNullException.ThrowIfNull(input);
         if (worldSize < 1) throw new ArgumentOutOfRangeException(nameof(worldSize), worldSize, $"The world size must be ≥ 1; got {worldSize}.");
         if (rank < 0 || rank >= worldSize) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"The rank must be in 0 … {worldSize - 1}; got {rank}.");
-        long n = input.GetRowCount() ?? CountRows(input);
+        long n = DataViewRows.Count(input);
         long start = n * rank / worldSize, end = n * (rank + 1) / worldSize;
         if (end == start) return new EmptyDataView(input.Schema); // more ranks than rows
         var from = start == 0 ? input : data.SkipRows(input, start); // ML.NET refuses a count of 0
@@ -80,12 +80,4 @@ internal static partial class MaeShards
 
     [GeneratedRegex(@"^part-(\d+)-of-(\d+)\.idv$")]
     private static partial Regex PartPattern();
-
-    static long CountRows(IDataView view)
-    {
-        long n = 0;
-        using var cursor = view.GetRowCursor(Array.Empty<Microsoft.ML.DataViewSchema.Column>());
-        while (cursor.MoveNext()) n++;
-        return n;
-    }
 }
