@@ -390,13 +390,13 @@ public static partial class QuickstartRun
         var select = ml.Transforms.SelectColumns(Datasets.LabelColumn, column);
         var cachedTrain = ml.Data.Cache(select.Fit(train).Transform(train));
         var cachedTest = ml.Data.Cache(select.Fit(test).Transform(test));
-        var r = MaeLinearProbe.Evaluate(cachedTrain, cachedTest, column, Datasets.LabelColumn, new MaeLinearProbeOptions { Seed = seed });
+        var r = MaeLinearProbe.Evaluate(cachedTrain, cachedTest, column, Datasets.LabelColumn, new MaeLinearProbe.Options { Seed = seed });
         return new ProbeRow(name, dim, r.Accuracy, r.MacroAccuracy, Knn(ml, cachedTrain, cachedTest, column), clock.Elapsed.TotalSeconds, r.L2PerRow,
                             Trail(r.HeldOut, L2Text));
     }
 
     /// <summary>Each candidate's held-out accuracy, for the log.</summary>
-    static string Trail<T>(IEnumerable<MaeHeldOutChoice.Trial<T>> trials, Func<T, string> text)
+    static string Trail<T>(IEnumerable<MaeLinearProbe.Trial<T>> trials, Func<T, string> text)
         => string.Join(", ", trials.Select(t => $"{text(t.Candidate)} {t.Accuracy:P1}"));
 
     static double Accuracy(MLContext ml, ITransformer model, IDataView data)
@@ -419,7 +419,7 @@ public static partial class QuickstartRun
                 Training = new MaeAttentiveProbeOptions { Epochs = 30, LearningRate = 1e-2, MlpRatio = mlpRatio, Seed = 0, Device = device },
             }));
         var split = ml.Data.TrainTestSplit(data.Train, testFraction: 0.1, seed: seed);
-        var choice = MaeHeldOutChoice.Choose(PoolerMlpRatios, ratio => Accuracy(ml, Estimator(ratio).Fit(split.TrainSet), split.TestSet));
+        var choice = MaeLinearProbe.ChooseOnHeldOut(PoolerMlpRatios, ratio => Accuracy(ml, Estimator(ratio).Fit(split.TrainSet), split.TestSet));
         double chosen = choice.Chosen;
         var model = Estimator(chosen).Fit(data.Train);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(data.Test), Datasets.LabelColumn);

@@ -8,19 +8,19 @@ namespace Mae.MLNet.Evaluation;
 /// The linear evaluation of frozen features on ML.NET data: each feature standardised (the paper's probe puts a
 /// BatchNorm without affine before its linear layer), then multinomial logistic regression (ML.NET's L-BFGS maximum
 /// entropy, no L1, as the paper's probe has none) with the L2 that scores best on a held-out part of the training rows
-/// (<see cref="MaeHeldOutChoice"/>), refitted on all of them and scored on the test rows. One fixed L2 is fair to no two
+/// (<see cref="ChooseOnHeldOut{T}"/>), refitted on all of them and scored on the test rows. One fixed L2 is fair to no two
 /// kinds of features: ML.NET's default 1 suited 512 MAE features of 3 000 CIFAR-10 photos and overfitted their 3 072 raw
 /// pixels by 5 points, and the best L2 per row shrank from 1e-3 to 1e-6 as the photos grew from 3 000 to 50 000
 /// (docs/results.md). The views are cached: the solver passes over its data many times, and every pass over a lazy
 /// featurizer would run the encoder again.
 /// </summary>
-public static class MaeLinearProbe
+public static partial class MaeLinearProbe
 {
     /// <summary>The probe's accuracy on the test rows (micro and macro), the L2 per training row it chose, each candidate's
     /// held-out accuracy in the order tried (the search stops at the first fall), and the model refitted on all the
     /// training rows (label mapping, standardisation, classifier).</summary>
     public sealed record Result(double Accuracy, double MacroAccuracy, double L2PerRow,
-        IReadOnlyList<MaeHeldOutChoice.Trial<double>> HeldOut, ITransformer Model)
+        IReadOnlyList<Trial<double>> HeldOut, ITransformer Model)
     {
         public override string ToString() => $"{Accuracy:P2} at L2 {L2PerRow:0e0} per row (held-out: " +
             string.Join(", ", HeldOut.Select(t => $"{t.Candidate:0e0} {t.Accuracy:P1}")) + ")";
@@ -30,15 +30,15 @@ public static class MaeLinearProbe
     /// Fits and scores the probe. <paramref name="featureColumnName"/> is a known-size vector of Single (e.g.
     /// <c>MaeFeaturize</c>'s output or raw pixels) in both views; <paramref name="labelColumnName"/> any column
     /// <c>MapValueToKey</c> takes (mapped by its training values). Every feature value must be finite: the first that is
-    /// not is named by view and row. Deterministic for a given <see cref="MaeLinearProbeOptions.Seed"/> and
-    /// <see cref="MaeLinearProbeOptions.Threads"/>, on any machine.
+    /// not is named by view and row. Deterministic for a given <see cref="Options.Seed"/> and
+    /// <see cref="Options.Threads"/>, on any machine.
     /// </summary>
     public static Result Evaluate(IDataView train, IDataView test, string featureColumnName = "Features", string labelColumnName = "Label",
-        MaeLinearProbeOptions? options = null)
+        Options? options = null)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(test);
-        options = (options ?? new MaeLinearProbeOptions()).Validate();
+        options = (options ?? new Options()).Validate();
         // A context of its own: the accuracy depends on the features, the options and the seed only.
         var ml = new MLContext(options.Seed);
         var select = ml.Transforms.SelectColumns(labelColumnName, featureColumnName);
@@ -65,8 +65,8 @@ public static class MaeLinearProbe
         long fitRows = DataViewRows.Count(fit), heldOutRows = trainRows - fitRows;   // the split is a partition
         // ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows, so its L2 is the per-row one times the rows fitted.
         var choice = heldOutRows > 0 && fitRows > 0 && options.L2PerRow.Count > 1
-            ? MaeHeldOutChoice.Choose(options.L2PerRow, l2 => Accuracy(Probe(l2 * fitRows).Fit(fit), heldOut))
-            : new MaeHeldOutChoice.Result<double>(options.L2PerRow[0], Array.Empty<MaeHeldOutChoice.Trial<double>>());
+            ? ChooseOnHeldOut(options.L2PerRow, l2 => Accuracy(Probe(l2 * fitRows).Fit(fit), heldOut))
+            : new Choice<double>(options.L2PerRow[0], Array.Empty<Trial<double>>());
         var model = Probe(choice.Chosen * trainRows).Fit(cachedTrain);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(cachedTest), labelColumnName);
         return new Result(metrics.MicroAccuracy, metrics.MacroAccuracy, choice.Chosen, choice.Trials, model);
@@ -108,35 +108,35 @@ public static class MaeLinearProbe
         if (row == 0) throw new ArgumentException($"The {what} data has no rows; the linear probe needs labelled features.", what);
         return row;
     }
-}
 
-/// <summary>How <see cref="MaeLinearProbe"/> chooses and fits.</summary>
-public sealed record MaeLinearProbeOptions
-{
-    /// <summary>The L2 candidates per training row, strongest first (the search stops at the first fall of the held-out
-    /// accuracy, so a weak L2's slow fit is only made when it pays). The raw pixels of CIFAR-10 chose 1e-1 (3 000 photos)
-    /// and 1e-2 (10 000 and 50 000); nano32's MAE features 1e-3 (3 000 photos), 1e-5 (10 000), 1e-6 and 1e-7 (50 000,
-    /// from a 42- and a 66-epoch encoder). The list ends one step past the largest choice so that its peak is seen (the
-    /// 66-epoch encoder's held-out accuracy: 69.6 / 69.7 / 69.5 % at 1e-6 / 1e-7 / 1e-8; docs/results.md).</summary>
-    public IReadOnlyList<double> L2PerRow { get; init; } = DefaultL2PerRow;
-    public static readonly IReadOnlyList<double> DefaultL2PerRow = new[] { 1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8 };
-    /// <summary>The part of the training rows held out to choose the L2 (then refitted on all).</summary>
-    public double HeldOutFraction { get; init; } = 0.1;
-    /// <summary>Seeds the held-out split and ML.NET's context.</summary>
-    public int Seed { get; init; }
-    /// <summary>ML.NET's L-BFGS threads: it sums the gradient over this many equal chunks of rows, in order, so a fixed
-    /// count gives the same figures on any machine (and uses up to this many cores).</summary>
-    public int Threads { get; init; } = 4;
-
-    /// <summary>Throws unless every setting is usable; returns this.</summary>
-    public MaeLinearProbeOptions Validate()
+    /// <summary>How <see cref="Evaluate"/> chooses and fits.</summary>
+    public sealed record Options
     {
-        if (L2PerRow is null || L2PerRow.Count == 0 || L2PerRow.Any(l2 => !(l2 >= 0 && double.IsFinite(l2))))
-            throw new ArgumentOutOfRangeException(nameof(L2PerRow), $"L2PerRow must hold at least one finite value ≥ 0; got [{string.Join(", ", L2PerRow ?? Array.Empty<double>())}].");
-        if (!(HeldOutFraction > 0 && HeldOutFraction < 1))
-            throw new ArgumentOutOfRangeException(nameof(HeldOutFraction), HeldOutFraction, $"HeldOutFraction must be between 0 and 1 (exclusive); got {HeldOutFraction}.");
-        if (Threads < 1 || Threads > 256)
-            throw new ArgumentOutOfRangeException(nameof(Threads), Threads, $"Threads must be between 1 and 256; got {Threads}.");
-        return this;
+        /// <summary>The L2 candidates per training row, strongest first (the search stops at the first fall of the held-out
+        /// accuracy, so a weak L2's slow fit is only made when it pays). The raw pixels of CIFAR-10 chose 1e-1 (3 000 photos)
+        /// and 1e-2 (10 000 and 50 000); nano32's MAE features 1e-3 (3 000 photos), 1e-5 (10 000), 1e-6 and 1e-7 (50 000,
+        /// from a 42- and a 66-epoch encoder). The list ends one step past the largest choice so that its peak is seen (the
+        /// 66-epoch encoder's held-out accuracy: 69.6 / 69.7 / 69.5 % at 1e-6 / 1e-7 / 1e-8; docs/results.md).</summary>
+        public IReadOnlyList<double> L2PerRow { get; init; } = DefaultL2PerRow;
+        public static readonly IReadOnlyList<double> DefaultL2PerRow = new[] { 1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8 };
+        /// <summary>The part of the training rows held out to choose the L2 (then refitted on all).</summary>
+        public double HeldOutFraction { get; init; } = 0.1;
+        /// <summary>Seeds the held-out split and ML.NET's context.</summary>
+        public int Seed { get; init; }
+        /// <summary>ML.NET's L-BFGS threads: it sums the gradient over this many equal chunks of rows, in order, so a fixed
+        /// count gives the same figures on any machine (and uses up to this many cores).</summary>
+        public int Threads { get; init; } = 4;
+
+        /// <summary>Throws unless every setting is usable; returns this.</summary>
+        public Options Validate()
+        {
+            if (L2PerRow is null || L2PerRow.Count == 0 || L2PerRow.Any(l2 => !(l2 >= 0 && double.IsFinite(l2))))
+                throw new ArgumentOutOfRangeException(nameof(L2PerRow), $"L2PerRow must hold at least one finite value ≥ 0; got [{string.Join(", ", L2PerRow ?? Array.Empty<double>())}].");
+            if (!(HeldOutFraction > 0 && HeldOutFraction < 1))
+                throw new ArgumentOutOfRangeException(nameof(HeldOutFraction), HeldOutFraction, $"HeldOutFraction must be between 0 and 1 (exclusive); got {HeldOutFraction}.");
+            if (Threads < 1 || Threads > 256)
+                throw new ArgumentOutOfRangeException(nameof(Threads), Threads, $"Threads must be between 1 and 256; got {Threads}.");
+            return this;
+        }
     }
 }

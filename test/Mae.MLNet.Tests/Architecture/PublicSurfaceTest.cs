@@ -5,14 +5,16 @@ namespace Mae.MLNet.Tests.Architecture;
 /// <summary>
 /// Issue 25's ceiling on the public surface: what a user needs, at most 75 top-level public types (nested types belong
 /// to their owner and are not counted). The API files track every member; this keeps the type count from creeping back.
+/// 76 since 2026-12-07: <c>Evaluation.MaeLinearProbe</c>, the linear evaluation a user runs on featurizer output (its
+/// options, result and held-out choice are nested in it).
 /// </summary>
 [TestClass]
 public sealed class PublicSurfaceTest
 {
-    const int MaxTopLevelTypes = 75;
+    const int MaxTopLevelTypes = 76;
 
     [TestMethod]
-    public void TheLibraryExportsAtMost75TopLevelTypes()
+    public void TheLibraryExportsAtMost76TopLevelTypes()
     {
         var types = typeof(MaeConfig).Assembly.GetExportedTypes().Where(t => !t.IsNested)
             .Select(t => t.FullName!).Order(StringComparer.Ordinal).ToList();

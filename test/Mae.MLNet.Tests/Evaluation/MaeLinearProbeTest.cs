@@ -5,7 +5,7 @@ using Microsoft.ML.Data;
 namespace Mae.MLNet.Tests.Evaluation;
 
 /// <summary>The linear probe reaches the closed-form best accuracy of a problem whose answer is known, chooses its L2 on
-/// held-out rows as <see cref="MaeHeldOutChoice"/> says, and names every bad input.</summary>
+/// held-out rows as <see cref="MaeLinearProbe.ChooseOnHeldOut{T}"/> says, and names every bad input.</summary>
 [TestClass]
 public class MaeLinearProbeTest
 {
@@ -52,7 +52,7 @@ public class MaeLinearProbeTest
         // 4 000 test rows: one standard error of the accuracy is 0.6 point; the fitted line loses little to the best one.
         Assert.AreEqual(bayes, result.Accuracy, 0.02, result.ToString());
         Assert.IsTrue(result.HeldOut.Count >= 2, "more than one L2 tried");
-        CollectionAssert.Contains(MaeLinearProbeOptions.DefaultL2PerRow.ToArray(), result.L2PerRow);
+        CollectionAssert.Contains(MaeLinearProbe.Options.DefaultL2PerRow.ToArray(), result.L2PerRow);
         double best = result.HeldOut.Max(t => t.Accuracy);
         Assert.AreEqual(result.HeldOut.First(t => t.Accuracy == best).Candidate, result.L2PerRow, "the held-out trail's best, the earliest on a tie");
 
@@ -71,14 +71,14 @@ public class MaeLinearProbeTest
     {
         var accuracy = new Dictionary<double, double> { [1] = 0.50, [0.1] = 0.60, [0.01] = 0.60, [1e-3] = 0.55, [1e-4] = 0.90 };
         var asked = new List<double>();
-        var result = MaeHeldOutChoice.Choose(new[] { 1, 0.1, 0.01, 1e-3, 1e-4 }, l2 => { asked.Add(l2); return accuracy[l2]; });
+        var result = MaeLinearProbe.ChooseOnHeldOut(new[] { 1, 0.1, 0.01, 1e-3, 1e-4 }, l2 => { asked.Add(l2); return accuracy[l2]; });
         Assert.AreEqual(0.1, result.Chosen, "a tie keeps the earlier (stronger) candidate");
         CollectionAssert.AreEqual(new[] { 1, 0.1, 0.01, 1e-3 }, asked, "the fall at 1e-3 ends the search: 1e-4 is never fitted");
         CollectionAssert.AreEqual(asked, result.Trials.Select(t => t.Candidate).ToArray());
 
-        Assert.AreEqual("x", MaeHeldOutChoice.Choose(new[] { "x" }, _ => 0).Chosen);
-        Assert.ThrowsExactly<ArgumentException>(() => MaeHeldOutChoice.Choose(Array.Empty<double>(), _ => 0));
-        var nan = Assert.ThrowsExactly<ArgumentException>(() => MaeHeldOutChoice.Choose(new[] { 7.0 }, _ => double.NaN));
+        Assert.AreEqual("x", MaeLinearProbe.ChooseOnHeldOut(new[] { "x" }, _ => 0).Chosen);
+        Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.ChooseOnHeldOut(Array.Empty<double>(), _ => 0));
+        var nan = Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.ChooseOnHeldOut(new[] { 7.0 }, _ => double.NaN));
         StringAssert.Contains(nan.Message, "candidate 7");
     }
 
@@ -105,9 +105,9 @@ public class MaeLinearProbeTest
         var empty = Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.Evaluate(ml.Data.LoadFromEnumerable(new List<Row>()), good));
         StringAssert.Contains(empty.Message, "The train data has no rows");
 
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbeOptions { L2PerRow = Array.Empty<double>() }));
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbeOptions { L2PerRow = new[] { -1.0 } }));
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbeOptions { HeldOutFraction = 1 }));
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbeOptions { Threads = 0 }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbe.Options { L2PerRow = Array.Empty<double>() }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbe.Options { L2PerRow = new[] { -1.0 } }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbe.Options { HeldOutFraction = 1 }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, options: new MaeLinearProbe.Options { Threads = 0 }));
     }
 }

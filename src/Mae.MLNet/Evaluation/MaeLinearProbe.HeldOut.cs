@@ -1,21 +1,21 @@
 namespace Mae.MLNet.Evaluation;
 
-/// <summary>
-/// Chooses a probe's setting (an L2, a pooler) on held-out training rows, never on the test rows: the candidates are
-/// tried in order, a tie keeps the earlier one, and the first fall of the held-out accuracy ends the search — so put
-/// the cheapest or most conservative candidate first (the strongest L2: the weak ones fit slowest).
-/// </summary>
-public static class MaeHeldOutChoice
+public static partial class MaeLinearProbe
 {
     /// <summary>One candidate tried and its held-out accuracy.</summary>
     public readonly record struct Trial<T>(T Candidate, double Accuracy);
 
     /// <summary>The chosen candidate and every trial in the order made.</summary>
-    public sealed record Result<T>(T Chosen, IReadOnlyList<Trial<T>> Trials);
+    public sealed record Choice<T>(T Chosen, IReadOnlyList<Trial<T>> Trials);
 
-    /// <summary>Tries <paramref name="candidates"/> in order; <paramref name="heldOutAccuracy"/> fits a probe with one on
-    /// the rows kept for fitting and returns its accuracy on the held-out rows.</summary>
-    public static Result<T> Choose<T>(IReadOnlyList<T> candidates, Func<T, double> heldOutAccuracy)
+    /// <summary>
+    /// Chooses a probe's setting (this probe's L2, an attentive probe's pooler) on held-out training rows, never on the
+    /// test rows: <paramref name="candidates"/> are tried in order (<paramref name="heldOutAccuracy"/> fits a probe with
+    /// one on the rows kept for fitting and returns its accuracy on the held-out rows), a tie keeps the earlier one, and
+    /// the first fall of the held-out accuracy ends the search — so put the cheapest or most conservative candidate
+    /// first (the strongest L2: the weak ones fit slowest).
+    /// </summary>
+    public static Choice<T> ChooseOnHeldOut<T>(IReadOnlyList<T> candidates, Func<T, double> heldOutAccuracy)
     {
         ArgumentNullException.ThrowIfNull(candidates);
         ArgumentNullException.ThrowIfNull(heldOutAccuracy);
@@ -31,6 +31,6 @@ public static class MaeHeldOutChoice
             if (accuracy < best) break;
             if (accuracy > best) (best, chosen) = (accuracy, candidate);
         }
-        return new Result<T>(chosen, trials);
+        return new Choice<T>(chosen, trials);
     }
 }
