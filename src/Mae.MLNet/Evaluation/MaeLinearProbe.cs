@@ -1,3 +1,4 @@
+using Mae.MLNet.Input;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;

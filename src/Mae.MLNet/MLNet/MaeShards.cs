@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Mae.MLNet.Input;
 using Microsoft.ML;
 using Mae.MLNet.Training;
 using Mae.MLNet.Runtime;

@@ -1,6 +1,6 @@
 using Microsoft.ML;
 
-namespace Mae.MLNet;
+namespace Mae.MLNet.Input;
 
 /// <summary>How many rows a view has: its own count when it knows it, else one pass of a cursor that reads no column.</summary>
 internal static class DataViewRows
