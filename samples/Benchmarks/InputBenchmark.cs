@@ -30,8 +30,8 @@ public sealed record InputBenchOptions
     /// <summary>Busy-loop processes kept running while everything is measured (other users' CPU-bound work).</summary>
     public int Contend { get; init; }
     /// <summary>Each busy loop in a session of its own (<c>setsid</c>), as work started from another terminal, login or
-    /// service is, rather than a child in this process's session. With the kernel's autogroup scheduling (Debian's and most
-    /// desktops' default) the cores are shared fairly between sessions first, then between the threads of each one, so
+    /// service is, rather than a child in this process's session. With the kernel's autogroup scheduling (on by default in
+    /// kernels built with it) the cores are shared fairly between sessions first, then between the threads of each one, so
     /// the busy loops then take a session's share each, whatever their nice.</summary>
     public bool ContendOwnSessions { get; init; }
     /// <summary>The loader-alone tables beside torchvision (needs torchvision in <see cref="Python"/>).</summary>
