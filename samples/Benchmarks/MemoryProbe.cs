@@ -9,6 +9,13 @@ static class MemoryProbe
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     }
 
+    /// <summary>Resident set of this process now (VmRSS in /proc/self/status), MiB.</summary>
+    public static double ResidentMiB()
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    }
+
     /// <summary>Minor page faults of this process so far (/proc/self/stat, field 10).</summary>
     public static long MinorFaults()
     {

@@ -55,6 +55,8 @@ using static TorchSharp.torch;
 //                            (default none: random images in memory)
 //   --bench rss              peak RSS of featurizing --rss-rows 2000,20000 rows (--rss-preset mnist28), one child
 //                            process per count
+//   --bench probe-memory     MaeLinearProbe on views the caller cached: CacheInputs true vs false, a child process each,
+//                            alternating: peak RSS above the inputs --pm-rows 50000 --pm-width 768 --pm-rounds 3
 //   --bench predict-gc       PredictionEngine ms/row with and without a GC-free region per row (what NoGcScope did),
 //                            alternating, on an empty heap and with --live-objects 10000000 kept alive
 //                            --pg-preset mnist28 --pg-rows 200 --pg-rounds 6
@@ -303,6 +305,32 @@ if (benches.Contains("rss"))
     Console.WriteLine();
     Console.WriteLine($"- largest / smallest peak: {peaks.Max() / peaks.Min():F3} (target: flat within 10 %)");
     Console.WriteLine();
+}
+
+if (benches.Contains("probe-memory"))
+{
+    int rows = GetInt("pm-rows", 50_000), width = GetInt("pm-width", 768), rounds = GetInt("pm-rounds", 3);
+    var samples = LinearProbeBenchmark.Run(rows, width, rounds, log);
+    Console.WriteLine($"## MaeLinearProbe on views the caller cached ({rows:N0} training and {rows / 5:N0} test rows × {width} features, " +
+                      $"two L2 candidates; a fresh process per run, {rounds} rounds alternating; medians)");
+    Console.WriteLine();
+    Console.WriteLine($"`dotnet run -c Release --project samples/Benchmarks -- --bench probe-memory --pm-rows {rows} --pm-width {width} --pm-rounds {rounds}`");
+    Console.WriteLine();
+    Console.WriteLine("| CacheInputs | seconds | resident before, MiB | peak, MiB | peak − before, MiB | accuracy |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+    static double Median(IEnumerable<double> xs) { var s = xs.OrderBy(x => x).ToList(); return s[s.Count / 2]; }
+    foreach (var g in samples.GroupBy(s => s.CacheInputs))
+        Console.WriteLine($"| {g.Key.ToString().ToLowerInvariant()} | {Median(g.Select(s => s.Seconds)):F1} | {Median(g.Select(s => s.BeforeMiB)):F0} | " +
+                          $"{Median(g.Select(s => s.PeakMiB)):F0} | {Median(g.Select(s => s.PeakMiB - s.BeforeMiB)):F0} | {g.First().Accuracy:P2} |");
+    Console.WriteLine();
+    Console.WriteLine($"- one copy of the training features: {rows * (double)width * 4 / 1048576:F0} MiB, of the test features {rows / 5 * (double)width * 4 / 1048576:F0} MiB");
+    Console.WriteLine();
+}
+
+if (benches.Contains("probe-memory-child"))
+{
+    LinearProbeBenchmark.ChildMain(GetInt("pm-rows", 50_000), GetInt("pm-width", 768), Get("pm-cache", "true") == "true");
+    return 0;
 }
 
 if (benches.Contains("dataparallel"))

@@ -87,7 +87,8 @@ void Log(string s) { Console.Error.WriteLine($"[{total.Elapsed:mm\\:ss}] {s}"); 
         tr = ml.Data.Cache(featurizer.Transform(trainData));
         te = ml.Data.Cache(featurizer.Transform(testData));
     }
-    var linear = MaeLinearProbe.Evaluate(tr, te, column, "Label");
+    // Both views are cached here (the raw ones above, the features just now) and shared with the kNN: the probe need not copy them.
+    var linear = MaeLinearProbe.Evaluate(tr, te, column, "Label", new MaeLinearProbe.Options { CacheInputs = false });
     var knn = MaeKnnProbe.Evaluate(tr, te, column, "Label", new[] { 20, 200 });
     return (linear.Accuracy, linear.L2PerRow, knn.AccuracyByK[20], knn.AccuracyByK[200], sw.Elapsed.TotalSeconds);
 }

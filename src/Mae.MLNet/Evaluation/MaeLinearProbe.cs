@@ -12,8 +12,8 @@ namespace Mae.MLNet.Evaluation;
 /// (<see cref="ChooseOnHeldOut{T}"/>), refitted on all of them and scored on the test rows. One fixed L2 is fair to no two
 /// kinds of features: ML.NET's default 1 suited 512 MAE features of 3 000 CIFAR-10 photos and overfitted their 3 072 raw
 /// pixels by 5 points, and the best L2 per row shrank from 1e-3 to 1e-6 as the photos grew from 3 000 to 50 000
-/// (docs/results.md). The views are cached: the solver passes over its data many times, and every pass over a lazy
-/// featurizer would run the encoder again.
+/// (docs/results.md). The views are cached (unless <see cref="Options.CacheInputs"/> says they are already): the probe
+/// reads them several times, and every read of a lazy featurizer would run the encoder again.
 /// </summary>
 public static partial class MaeLinearProbe
 {
@@ -43,10 +43,14 @@ public static partial class MaeLinearProbe
         // A context of its own: the accuracy depends on the features, the options and the seed only.
         var ml = new MLContext(options.Seed);
         var select = ml.Transforms.SelectColumns(labelColumnName, featureColumnName);
-        var cachedTrain = ml.Data.Cache(select.Fit(Checked(train, featureColumnName, labelColumnName, "train")).Transform(train));
-        var cachedTest = ml.Data.Cache(select.Fit(Checked(test, featureColumnName, labelColumnName, "test")).Transform(test));
-        long trainRows = CheckValues(cachedTrain, featureColumnName, "train");
-        CheckValues(cachedTest, featureColumnName, "test");
+        IDataView Prepared(IDataView data, string what)
+        {
+            var selected = select.Fit(Checked(data, featureColumnName, labelColumnName, what)).Transform(data);
+            return options.CacheInputs ? ml.Data.Cache(selected) : selected;
+        }
+        var (trainRead, testRead) = (Prepared(train, "train"), Prepared(test, "test"));
+        long trainRows = CheckValues(trainRead, featureColumnName, "train");
+        CheckValues(testRead, featureColumnName, "test");
 
         IEstimator<ITransformer> Probe(double l2) => ml.Transforms.Conversion.MapValueToKey(labelColumnName)
             .Append(ml.Transforms.NormalizeMeanVariance(featureColumnName))
@@ -61,15 +65,17 @@ public static partial class MaeLinearProbe
         double Accuracy(ITransformer model, IDataView data)
             => ml.MulticlassClassification.Evaluate(model.Transform(data), labelColumnName).MicroAccuracy;
 
-        var split = ml.Data.TrainTestSplit(cachedTrain, testFraction: options.HeldOutFraction, seed: options.Seed);
-        var (fit, heldOut) = (ml.Data.Cache(split.TrainSet), ml.Data.Cache(split.TestSet));
+        // The split's parts are filters over the (cached) training view, not caches of their own: the solver reads its rows
+        // once into memory of its own (ML.NET's L-BFGS does with more than one thread), so a third copy would buy nothing.
+        var split = ml.Data.TrainTestSplit(trainRead, testFraction: options.HeldOutFraction, seed: options.Seed);
+        var (fit, heldOut) = (split.TrainSet, split.TestSet);
         long fitRows = DataViewRows.Count(fit), heldOutRows = trainRows - fitRows;   // the split is a partition
         // ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows, so its L2 is the per-row one times the rows fitted.
         var choice = heldOutRows > 0 && fitRows > 0 && options.L2PerRow.Count > 1
             ? ChooseOnHeldOut(options.L2PerRow, l2 => Accuracy(Probe(l2 * fitRows).Fit(fit), heldOut))
             : new Choice<double>(options.L2PerRow[0], Array.Empty<Trial<double>>());
-        var model = Probe(choice.Chosen * trainRows).Fit(cachedTrain);
-        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(cachedTest), labelColumnName);
+        var model = Probe(choice.Chosen * trainRows).Fit(trainRead);
+        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(testRead), labelColumnName);
         return new Result(metrics.MicroAccuracy, metrics.MacroAccuracy, choice.Chosen, choice.Trials, model);
     }
 
@@ -127,6 +133,12 @@ public static partial class MaeLinearProbe
         /// <summary>ML.NET's L-BFGS threads: it sums the gradient over this many equal chunks of rows, in order, so a fixed
         /// count gives the same figures on any machine (and uses up to this many cores).</summary>
         public int Threads { get; init; } = 4;
+
+        /// <summary>Whether <see cref="Evaluate"/> caches the two views (<c>ml.Data.Cache</c>) before it reads them. It reads
+        /// each several times (the checks, the standardisation, the held-out split, each L2's fit, the scoring), and each read
+        /// of a lazy view runs its transforms again (a featurizer: the encoder). Set false when both views are cached or held
+        /// in memory already, e.g. shared with <see cref="MaeKnnProbe"/>: the features are then held once, not twice.</summary>
+        public bool CacheInputs { get; init; } = true;
 
         /// <summary>Throws unless every setting is usable; returns this.</summary>
         public Options Validate()

@@ -61,6 +61,13 @@ public class MaeLinearProbeTest
         Assert.AreEqual(result.Accuracy, again.Accuracy);
         Assert.AreEqual(result.L2PerRow, again.L2PerRow);
 
+        // Views the caller cached already, read as they are (CacheInputs false): the same figures as the probe's own cache.
+        var cachedTrain = ml.Data.Cache(ml.Data.LoadFromEnumerable(Gaussians(4000, 2, 1)));
+        var uncopied = MaeLinearProbe.Evaluate(cachedTrain, ml.Data.Cache(ml.Data.LoadFromEnumerable(Gaussians(4000, 2, 2))),
+            options: new MaeLinearProbe.Options { CacheInputs = false });
+        Assert.AreEqual(result.Accuracy, uncopied.Accuracy);
+        CollectionAssert.AreEqual(result.HeldOut.ToArray(), uncopied.HeldOut.ToArray());
+
         // Classes that do not differ: chance, whatever the L2.
         var chance = MaeLinearProbe.Evaluate(ml.Data.LoadFromEnumerable(Gaussians(2000, 0, 3)), ml.Data.LoadFromEnumerable(Gaussians(4000, 0, 4)));
         Assert.AreEqual(0.5, chance.Accuracy, 0.03, chance.ToString());
