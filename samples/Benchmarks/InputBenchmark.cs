@@ -21,6 +21,9 @@ public sealed record InputBenchOptions
     public int Rounds { get; init; } = 3;
     public string Preset { get; init; } = "tiny32";
     public bool EndToEnd { get; init; } = true;
+    /// <summary>The training step's precision end to end (fp32: the library's default and the earlier tables'; the `mae`
+    /// tool's auto is bf16 on a CPU that has it).</summary>
+    public MaePrecision Precision { get; init; } = MaePrecision.Fp32;
     public Device Device { get; init; } = CPU;
     /// <summary>Nice values of the decode workers; end to end is measured for each, alternating (the first one also
     /// for the loader tables).</summary>
@@ -165,7 +168,7 @@ public static class InputBenchmark
                           (o.CompareUrgent ? $", niced workers only {e2eNicedOnly[^1]:F0}" : "") + $", loader alone {loader[^1]:F0} img/s");
         }
         double s = Stats.Of(step).Median, l = Stats.Of(loader).Median;
-        output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, fp32, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}; step alone, end to end per worker nice value and loader alone alternate within each round):");
+        output.WriteLine($"Pre-training end to end, preset {o.Preset} ({px} px), batch {o.Batch}, {o.Precision.ToString().ToLowerInvariant()}, {o.Device}: second epoch of a 2-epoch MaePretrainer run (img/s, median of {o.Rounds}; step alone, end to end per worker nice value and loader alone alternate within each round):");
         output.WriteLine();
         // On a CPU step the decode and the step share the cores: each image costs 1/loader + 1/step seconds of the whole
         // machine, so 1/(1/loader + 1/step) is the most any overlap can give; min(loader, step) is the bound only where
@@ -242,7 +245,7 @@ public static class InputBenchmark
     {
         var options = new MaePretrainOptions
         {
-            BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue,
+            BatchSize = o.Batch, Epochs = 2, WarmupEpochs = 1, Seed = 3, LogEvery = int.MaxValue, Precision = o.Precision,
             Device = o.Device.type == DeviceType.CUDA ? MaeDevice.Cuda : MaeDevice.Cpu,
         };
         using var model = MaePretrainer.CreateModel(config, options);

@@ -30,7 +30,7 @@ using static TorchSharp.torch;
 //                            and pre-training end to end from the folder beside the step alone; --input-folder DIR
 //                            (default /tmp/mae-input-bench, made by samples/Benchmarks/input/make_jpeg_folder.py if absent)
 //                            --input-sizes 224,32 --input-workers N (default: cores) --input-batch 64 --input-rounds 3
-//                            --input-preset tiny32 --python /usr/bin/python3 --input-e2e true --input-nice auto (or auto,10,0: end to end for each, alternating)
+//                            --input-preset tiny32 --input-precision fp32 (bf16, auto) --python /usr/bin/python3 --input-e2e true --input-nice auto (or auto,10,0: end to end for each, alternating)
 //                            --input-mlnet true (also the LoadImages → ResizeImages → ExtractPixels → MaePretrain route)
 //                            --contend N (N busy-loop processes compete while everything is measured) --contend-sessions own
 //                            (each loop in a session of its own, as another terminal's work; default shared) --input-loader false
@@ -213,6 +213,7 @@ if (benches.Contains("input"))
         Nice = Get("input-nice", "auto").Split(',').Select(n => n == "auto" ? InputBenchOptions.Auto : int.Parse(n)).ToArray(), MlNetRoute = Get("input-mlnet", "false") == "true",
         Workers = GetInt("input-workers", Environment.ProcessorCount), Batch = GetInt("input-batch", 64),
         Rounds = GetInt("input-rounds", 3), Preset = Get("input-preset", "tiny32"), EndToEnd = Get("input-e2e", "true") == "true",
+        Precision = Enum.Parse<MaePrecision>(Get("input-precision", "fp32"), ignoreCase: true),
         Device = device, Contend = GetInt("contend", 0), ContendOwnSessions = Get("contend-sessions", "shared") switch { "own" => true, "shared" => false, var v => throw new ArgumentException($"--contend-sessions takes own or shared, not '{v}'") }, LoaderTables = Get("input-loader", "true") == "true", CompareUrgent = Get("input-urgent-ab", "false") == "true",
     }, Console.Out, log);
 }
