@@ -49,11 +49,15 @@ public static partial class MaeLinearProbe
             return options.CacheInputs ? ml.Data.Cache(selected) : selected;
         }
         var (trainRead, testRead) = (Prepared(train, "train"), Prepared(test, "test"));
-        long trainRows = CheckValues(trainRead, featureColumnName, "train");
-        CheckValues(testRead, featureColumnName, "test");
+        // One label mapping, fitted on all the training rows, for the held-out fits, the refit and the scoring alike: a
+        // row whose label it does not know would get a missing key, and ML.NET's fit and evaluation skip such rows without
+        // a word (a test set with unseen classes scored 100 % where half its rows could not be right), so none may come.
+        var labels = ml.Transforms.Conversion.MapValueToKey(labelColumnName).Fit(trainRead);
+        var (trainKeyed, testKeyed) = (labels.Transform(trainRead), labels.Transform(testRead));
+        long trainRows = CheckValues(trainKeyed, trainRead, featureColumnName, labelColumnName, "train");
+        CheckValues(testKeyed, testRead, featureColumnName, labelColumnName, "test");
 
-        IEstimator<ITransformer> Probe(double l2) => ml.Transforms.Conversion.MapValueToKey(labelColumnName)
-            .Append(ml.Transforms.NormalizeMeanVariance(featureColumnName))
+        IEstimator<ITransformer> Probe(double l2) => ml.Transforms.NormalizeMeanVariance(featureColumnName)
             .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
             {
                 LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, L1Regularization = 0, L2Regularization = (float)l2,
@@ -67,14 +71,14 @@ public static partial class MaeLinearProbe
 
         // The split's parts are filters over the (cached) training view, not caches of their own: the solver reads its rows
         // once into memory of its own (ML.NET's L-BFGS does with more than one thread), so a third copy would buy nothing.
-        var split = ml.Data.TrainTestSplit(trainRead, testFraction: options.HeldOutFraction, seed: options.Seed);
+        var split = ml.Data.TrainTestSplit(trainKeyed, testFraction: options.HeldOutFraction, seed: options.Seed);
         var (fit, heldOut) = (split.TrainSet, split.TestSet);
         long fitRows = DataViewRows.Count(fit), heldOutRows = trainRows - fitRows;   // the split is a partition
         // ML.NET's L-BFGS minimises (Σ loss + ½·L2·‖w‖²) / rows, so its L2 is the per-row one times the rows fitted.
         var choice = heldOutRows > 0 && fitRows > 0 && options.L2PerRow.Count > 1
             ? ChooseOnHeldOut(options.L2PerRow, l2 => Accuracy(Probe(l2 * fitRows).Fit(fit), heldOut))
             : new Choice<double>(options.L2PerRow[0], Array.Empty<Trial<double>>());
-        var model = Probe(choice.Chosen * trainRows).Fit(trainRead);
+        var model = labels.Append(Probe(choice.Chosen * trainRows).Fit(trainKeyed));
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(testRead), labelColumnName);
         return new Result(metrics.MicroAccuracy, metrics.MacroAccuracy, choice.Chosen, choice.Trials, model);
     }
@@ -88,22 +92,34 @@ public static partial class MaeLinearProbe
         if (feature.Type is not VectorDataViewType { ItemType: NumberDataViewType item, Size: > 0 } || item.RawType != typeof(float))
             throw new ArgumentOutOfRangeException(nameof(featureColumnName),
                 $"Feature column '{featureColumnName}' of the {what} data has type {feature.Type}; the linear probe expects a known-size vector of Single.");
-        if (schema.GetColumnOrNull(labelColumnName) is null)
+        if (schema.GetColumnOrNull(labelColumnName) is not DataViewSchema.Column label)
             throw new ArgumentOutOfRangeException(nameof(labelColumnName), $"Label column '{labelColumnName}' was not found in the {what} data. Available columns: {Available()}.");
+        if (label.Type is VectorDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(labelColumnName),
+                $"Label column '{labelColumnName}' of the {what} data has type {label.Type}; the linear probe expects one label per row (text, a number, a boolean or a key).");
         return data;
     }
 
-    /// <summary>The view's row count, after checking that it has rows and that every feature value is finite.</summary>
-    static long CheckValues(IDataView data, string featureColumnName, string what)
+    /// <summary>The view's row count, after checking that it has rows, that every feature value is finite and that every
+    /// row's label is one the mapping fitted on the training rows knows (<paramref name="keyed"/>: the view with its label
+    /// mapped to keys; <paramref name="original"/>: the same rows before, to name an unknown label).</summary>
+    static long CheckValues(IDataView keyed, IDataView original, string featureColumnName, string labelColumnName, string what)
     {
-        var column = data.Schema[featureColumnName];
+        var column = keyed.Schema[featureColumnName];
+        var labelColumn = keyed.Schema[labelColumnName];
         var buffer = default(VBuffer<float>);
         long row = 0;
-        using (var cursor = data.GetRowCursor(new[] { column }))
+        using (var cursor = keyed.GetRowCursor(new[] { column, labelColumn }))
         {
             var get = cursor.GetGetter<VBuffer<float>>(column);
+            var key = KeyColumn.Reader(cursor, labelColumn);
             for (; cursor.MoveNext(); row++)
             {
+                if (key() == 0)
+                    throw new ArgumentException(what == "train"
+                        ? $"Label column '{labelColumnName}' of the train data has no value at row {row} ({LabelText(original, labelColumnName, row)}); the linear probe expects a label on every row."
+                        : $"Label column '{labelColumnName}' of the test data holds {LabelText(original, labelColumnName, row)} at row {row}, which no training row has " +
+                          $"(the training data has {(labelColumn.Type as KeyDataViewType)?.Count} labels); the probe can only predict those, so that row could not be scored.", what);
                 get(ref buffer);
                 var values = buffer.GetValues();
                 for (int i = 0; i < values.Length; i++)
@@ -114,6 +130,23 @@ public static partial class MaeLinearProbe
         }
         if (row == 0) throw new ArgumentException($"The {what} data has no rows; the linear probe needs labelled features.", what);
         return row;
+    }
+
+    /// <summary>The label of <paramref name="row"/> as text, for a message.</summary>
+    static string LabelText(IDataView data, string labelColumnName, long row)
+    {
+        var column = data.Schema[labelColumnName];
+        using var cursor = data.GetRowCursor(new[] { column });
+        for (long i = 0; i <= row; i++) cursor.MoveNext();
+        return (string)typeof(MaeLinearProbe).GetMethod(nameof(ValueText), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+            .MakeGenericMethod(column.Type.RawType).Invoke(null, new object[] { cursor, column })!;
+    }
+
+    static string ValueText<T>(DataViewRow row, DataViewSchema.Column column)
+    {
+        T value = default!;
+        row.GetGetter<T>(column)(ref value);
+        return $"'{value}'";
     }
 
     /// <summary>How <see cref="Evaluate"/> chooses and fits.</summary>

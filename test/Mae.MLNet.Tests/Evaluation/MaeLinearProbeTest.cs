@@ -109,6 +109,20 @@ public class MaeLinearProbeTest
         var nan = Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.Evaluate(good, ml.Data.LoadFromEnumerable(withNan)));
         StringAssert.Contains(nan.Message, "of the test data holds NaN at row 17, value 3");
 
+        var vectorLabel = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeLinearProbe.Evaluate(good, good, "Features", labelColumnName: "Features"));
+        StringAssert.Contains(vectorLabel.Message, "expects one label per row");
+
+        // A test label no training row has could never be predicted; ML.NET's evaluation would skip its row without a word
+        // (a test set half of unseen classes then scored 100 %), so it is named instead.
+        var unseen = Gaussians(40, 2, 7);
+        unseen[7].Label = "c";
+        var unseenError = Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.Evaluate(good, ml.Data.LoadFromEnumerable(unseen)));
+        StringAssert.Contains(unseenError.Message, "of the test data holds 'c' at row 7, which no training row has (the training data has 2 labels)");
+        var unlabelled = Gaussians(40, 2, 8);
+        unlabelled[3].Label = "";
+        var missingError = Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.Evaluate(ml.Data.LoadFromEnumerable(unlabelled), good));
+        StringAssert.Contains(missingError.Message, "of the train data has no value at row 3");
+
         var empty = Assert.ThrowsExactly<ArgumentException>(() => MaeLinearProbe.Evaluate(ml.Data.LoadFromEnumerable(new List<Row>()), good));
         StringAssert.Contains(empty.Message, "The train data has no rows");
 
