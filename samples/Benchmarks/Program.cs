@@ -319,7 +319,7 @@ if (benches.Contains("probe-memory"))
     Console.WriteLine();
     Console.WriteLine("| CacheInputs | seconds | resident before, MiB | peak, MiB | peak − before, MiB | accuracy |");
     Console.WriteLine("|---|---:|---:|---:|---:|---:|");
-    static double Median(IEnumerable<double> xs) { var s = xs.OrderBy(x => x).ToList(); return s[s.Count / 2]; }
+    static double Median(IEnumerable<double> xs) => Stats.Of(xs.ToList()).Median;
     foreach (var g in samples.GroupBy(s => s.CacheInputs))
         Console.WriteLine($"| {g.Key.ToString().ToLowerInvariant()} | {Median(g.Select(s => s.Seconds)):F1} | {Median(g.Select(s => s.BeforeMiB)):F0} | " +
                           $"{Median(g.Select(s => s.PeakMiB)):F0} | {Median(g.Select(s => s.PeakMiB - s.BeforeMiB)):F0} | {g.First().Accuracy:P2} |");
