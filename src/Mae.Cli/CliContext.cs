@@ -50,8 +50,9 @@ internal static class CommonOptions
     }, "auto", "cpu", "cuda");
     public static Option<string> Pooling() => WithChoices(new Option<string>("--pooling")
     {
-        Description = "Feature vector: cls (the cls token) or mean (mean of the patch tokens).", DefaultValueFactory = _ => "mean",
-    }, "cls", "mean");
+        Description = "Feature vector per block: cls (the cls token), mean (mean of the patch tokens) or quadrants (the mean of each " +
+                      "quadrant's patch tokens: 4 × the width).", DefaultValueFactory = _ => "mean",
+    }, "cls", "mean", "quadrants");
     public static Option<int?> Layers() => new("--layers")
     {
         Description = "Concatenate the pooled tokens of the last N blocks (each through the final norm). Default: every block of an " +
@@ -147,7 +148,7 @@ internal static class CommonOptions
     {
         "fp32" => Mae.MLNet.Runtime.MaePrecision.Fp32, "bf16" => Mae.MLNet.Runtime.MaePrecision.Bf16, _ => Mae.MLNet.Runtime.MaePrecision.Auto,
     };
-    public static MaePooling ParsePooling(string value) => value == "cls" ? MaePooling.Cls : MaePooling.Mean;
+    public static MaePooling ParsePooling(string value) => value switch { "cls" => MaePooling.Cls, "quadrants" => MaePooling.Quadrants, _ => MaePooling.Mean };
 
     static Option<T> WithChoices<T>(Option<T> option, params string[] choices)
     {

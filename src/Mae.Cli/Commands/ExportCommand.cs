@@ -68,7 +68,7 @@ public static class ExportCommand
             };
             MaeOnnxExport.Export(encoder, onnxTarget, options);   // written to a temporary file, then renamed
             var c = encoder.Config;
-            context.Output.WriteLine($"wrote {onnxTarget}: input pixels [batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize}], output features [batch, {c.EmbedDim * options.Layers}] ({options.Pooling} pooling, {options.Layers} block(s))");
+            context.Output.WriteLine($"wrote {onnxTarget}: input pixels [batch, {c.InChannels}, {c.ImageSize}, {c.ImageSize}], output features [batch, {MaeEncoder.FeatureWidth(c, options.Pooling, options.Layers)}] ({options.Pooling} pooling, {options.Layers} block(s))");
             return 0;
         });
         return command;

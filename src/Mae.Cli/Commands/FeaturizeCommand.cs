@@ -69,7 +69,7 @@ public static class FeaturizeCommand
             });
             var progress = new CliProgress(context.Output, r.GetValue(progressSeconds), CliProgress.Terminal(lead: true));
             progress.Begin(0);
-            int width = convNext?.FeatureWidth(depth) ?? cfg.EmbedDim * depth, written = 0;
+            int width = convNext?.FeatureWidth(depth) ?? MaeEncoder.FeatureWidth(cfg, pool, depth), written = 0;
             progress.Line($"featurize: {rows.Count} images in '{folder}'{(skip ? " (bad files skipped)" : "")}; " +
                           (convNext is not null ? $"{convNext.Config}; pooled features of the last {depth} stage(s)"
                                                 : $"encoder {cfg.EmbedDim}×{cfg.Depth} blocks at {cfg.ImageSize} px; {r.GetValue(pooling)} pooling of the last {depth} block(s)") +

@@ -8,7 +8,7 @@ namespace Mae.MLNet;
 internal sealed class EncoderRunner(MaeEncoder encoder, MaePooling pooling, int layers, MaeDevice device, PixelNormalization normalization)
     : ModelRunner(encoder, encoder.Config, device, normalization)
 {
-    public int FeatureDim => Config.EmbedDim * layers;
+    public int FeatureDim => MaeEncoder.FeatureWidth(Config, pooling, layers);
     public override int OutputLength => FeatureDim;
     protected override Tensor Compute(Tensor images) => encoder.ExtractFeatures(images, pooling, layers);
 }

@@ -45,7 +45,7 @@ internal sealed class MaeFeaturizerEstimator : IEstimator<MaeFeaturizerTransform
     }
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-        => OutputSchema(inputSchema, Options, encoder is not null ? encoder.Config.EmbedDim * Options.Layers : convNext!.FeatureWidth(Options.Layers));
+        => OutputSchema(inputSchema, Options, encoder is not null ? MaeEncoder.FeatureWidth(encoder.Config, Options.Pooling, Options.Layers) : convNext!.FeatureWidth(Options.Layers));
 
     internal static SchemaShape OutputSchema(SchemaShape inputSchema, MaeFeaturizerOptions Options, int featureDim)
     {

@@ -30,7 +30,7 @@ public sealed class MaeFeaturizerOptions
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentException("OutputColumnName must be set.");
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentException("InputColumnName must be set.");
         MaeInputs.CheckInferenceBatchSize(BatchSize, nameof(BatchSize));
-        if (!Enum.IsDefined(Pooling)) throw new ArgumentOutOfRangeException(nameof(Pooling), Pooling, "Expected Cls or Mean.");
+        MaeEncoder.CheckPooling(Pooling, nameof(Pooling));
         if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be at least 1 (the last block).");
     }
 }

@@ -146,17 +146,47 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// One feature vector per image: the cls token or the mean of the patch tokens, after the final norm, of the last
-    /// <paramref name="layers"/> blocks, concatenated earliest first: [N, layers · D]. Every block's tokens go through
-    /// the encoder's final <c>norm</c>, as DINO's <c>get_intermediate_layers</c> does for its multi-layer linear
-    /// probe; <paramref name="layers"/> = 1 is the usual feature of the last block.
+    /// One feature vector per image: the cls token, the mean of the patch tokens or their means per quadrant
+    /// (<see cref="MaePooling"/>), after the final norm, of the last <paramref name="layers"/> blocks, concatenated
+    /// earliest first: [N, <see cref="FeatureWidth"/>]. Every block's tokens go through the encoder's final <c>norm</c>,
+    /// as DINO's <c>get_intermediate_layers</c> does for its multi-layer linear probe; <paramref name="layers"/> = 1 is
+    /// the usual feature of the last block.
     /// </summary>
     public Tensor ExtractFeatures(Tensor images, MaePooling pooling = MaePooling.Cls, int layers = 1)
     {
-        if (!Enum.IsDefined(pooling)) throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Expected Cls or Mean.");
+        CheckPooling(pooling, nameof(pooling));
         using var scope = NewDisposeScope();
-        var pooled = LastLayers(images, layers).Select(t => Pool(t, pooling)).ToArray();   // each [N, D]
+        var pooled = LastLayers(images, layers).Select(t => Pool(t, pooling, Config.GridSize)).ToArray();   // each [N, D] or [N, 4·D]
         return (layers == 1 ? pooled[0] : cat(pooled, 1)).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Values per image of <see cref="ExtractFeatures"/>: D per block, 4 · D per block for
+    /// <see cref="MaePooling.Quadrants"/>.</summary>
+    public static int FeatureWidth(MaeConfig config, MaePooling pooling, int layers)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        CheckPooling(pooling, nameof(pooling));
+        return config.EmbedDim * layers * (pooling == MaePooling.Quadrants ? 4 : 1);
+    }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> unless <paramref name="pooling"/> is a defined value.</summary>
+    internal static void CheckPooling(MaePooling pooling, string name)
+    {
+        if (!Enum.IsDefined(pooling)) throw new ArgumentOutOfRangeException(name, pooling, $"Pooling must be Cls, Mean or Quadrants; got {pooling}.");
+    }
+
+    /// <summary>The patch indices (0-based, row-major over the <paramref name="grid"/> × <paramref name="grid"/>
+    /// patches) of each quadrant, top-left, top-right, bottom-left, bottom-right: rows and columns [0, ⌈g/2⌉) and
+    /// [⌊g/2⌋, g), the cells of PyTorch's <c>adaptive_avg_pool2d</c> to 2 × 2.</summary>
+    internal static long[][] QuadrantPatches(int grid)
+    {
+        if (grid < 2) throw new ArgumentOutOfRangeException(nameof(grid), grid, $"Quadrant pooling needs a patch grid of at least 2 × 2; got {grid} × {grid}.");
+        var halves = new[] { (0, (grid + 1) / 2), (grid / 2, grid) };
+        return (from rows in halves
+                from cols in halves
+                select (from r in Enumerable.Range(rows.Item1, rows.Item2 - rows.Item1)
+                        from c in Enumerable.Range(cols.Item1, cols.Item2 - cols.Item1)
+                        select (long)(r * grid + c)).ToArray()).ToArray();
     }
 
     /// <summary>
@@ -187,10 +217,14 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
         return outputs;
     }
 
-    /// <summary>[N, 1 + L, D] tokens → [N, D]: token 0, or the mean of tokens 1 ….</summary>
-    static Tensor Pool(Tensor tokens, MaePooling pooling) => pooling == MaePooling.Cls
-        ? tokens[.., 0, ..]
-        : tokens[.., 1.., ..].mean(new long[] { 1 });
+    /// <summary>[N, 1 + L, D] tokens → [N, D]: token 0, or the mean of tokens 1 …; or [N, 4·D]: the mean of each
+    /// quadrant's patch tokens (<see cref="QuadrantPatches"/>), concatenated.</summary>
+    static Tensor Pool(Tensor tokens, MaePooling pooling, int grid) => pooling switch
+    {
+        MaePooling.Cls => tokens[.., 0, ..],
+        MaePooling.Mean => tokens[.., 1.., ..].mean(new long[] { 1 }),
+        _ => cat(QuadrantPatches(grid).Select(cell => tokens[.., 1.., ..].index_select(1, tensor(cell, device: tokens.device)).mean(new long[] { 1 })).ToArray(), 1),
+    };
 
     /// <summary><paramref name="layers"/> when given (checked as <see cref="CheckLayers"/> does), else the model's default,
     /// <see cref="MaeConfig.FeatureLayers"/>: what a featurizer whose user may name a block count uses.</summary>

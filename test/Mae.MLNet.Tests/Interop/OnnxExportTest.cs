@@ -25,6 +25,9 @@ public class OnnxExportTest
         // 28 px grey, patch 7 (4×4 grid), 3 heads, a non-default LayerNorm eps
         new() { ImageSize = 28, PatchSize = 7, InChannels = 1, EmbedDim = 24, Depth = 2, NumHeads = 3,
                 DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2, LayerNormEps = 1e-5 },
+        // 20 px RGB, patch 4 (5×5 grid: quadrants that share the middle row and column)
+        new() { ImageSize = 20, PatchSize = 4, InChannels = 3, EmbedDim = 32, Depth = 2, NumHeads = 4,
+                DecoderEmbedDim = 16, DecoderDepth = 1, DecoderNumHeads = 2 },
     };
 
     static readonly float[] ImageNetMean = { 0.485f, 0.456f, 0.406f };
@@ -132,6 +135,9 @@ public class OnnxExportTest
     [DataRow(1, MaePooling.Mean, true, MaeOnnxOptions.Layout.FlatChw)]
     [DataRow(1, MaePooling.Cls, false, MaeOnnxOptions.Layout.Nchw)]
     [DataRow(1, MaePooling.Mean, false, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(0, MaePooling.Quadrants, true, MaeOnnxOptions.Layout.Nchw)]
+    [DataRow(1, MaePooling.Quadrants, false, MaeOnnxOptions.Layout.FlatChw)]
+    [DataRow(2, MaePooling.Quadrants, true, MaeOnnxOptions.Layout.FlatChw)]
     public void EncoderFeaturesMatchTorchSharp(int config, MaePooling pooling, bool normalise, MaeOnnxOptions.Layout layout)
     {
         var cfg = Configs[config];

@@ -31,14 +31,22 @@ public class MultiLayerFeaturesTest
     }
 
     /// <summary>The reference, written out from the encoder's parts: blocks one by one, the final norm on each of the
-    /// last k outputs, cls token or patch mean, concatenated earliest first.</summary>
+    /// last k outputs, cls token, patch mean or torch's adaptive 2 × 2 average pooling of the patch grid (quadrants,
+    /// row-major, each D wide), concatenated earliest first.</summary>
     static Tensor Reference(MaeEncoder encoder, Tensor images, MaePooling pooling, int k)
     {
         var x = encoder.PrependCls(encoder.Embed(images));
         var outputs = new List<Tensor>();
         foreach (var block in encoder.blocks) outputs.Add(x = block.forward(x));
+        int g = encoder.Config.GridSize;
         var pooled = outputs.Skip(outputs.Count - k).Select(o => encoder.norm.forward(o))
-            .Select(t => pooling == MaePooling.Cls ? t[.., 0, ..] : t[.., 1.., ..].mean(new long[] { 1 }));
+            .Select(t => pooling switch
+            {
+                MaePooling.Cls => t[.., 0, ..],
+                MaePooling.Mean => t[.., 1.., ..].mean(new long[] { 1 }),
+                _ => nn.functional.adaptive_avg_pool2d(t[.., 1.., ..].transpose(1, 2).reshape(t.shape[0], -1, g, g), new long[] { 2, 2 })
+                    .flatten(2).transpose(1, 2).reshape(t.shape[0], -1),   // [N, D, 2, 2] → [N, 4·D], quadrant-major
+            });
         return cat(pooled.ToArray(), 1);
     }
 
@@ -46,6 +54,8 @@ public class MultiLayerFeaturesTest
     [DataRow(MaePooling.Cls, 1)]
     [DataRow(MaePooling.Mean, 2)]
     [DataRow(MaePooling.Cls, 3)]
+    [DataRow(MaePooling.Quadrants, 1)]
+    [DataRow(MaePooling.Quadrants, 2)]
     public void EncoderConcatenatesTheLastBlocks(MaePooling pooling, int k)
     {
         TorchRuntime.Seed(2);
@@ -53,13 +63,15 @@ public class MultiLayerFeaturesTest
         using var noGrad = no_grad();
         var images = randn(5, 3, Size, Size);
         var features = encoder.ExtractFeatures(images, pooling, k);
-        CollectionAssert.AreEqual(new long[] { 5, 32 * k }, features.shape);
+        CollectionAssert.AreEqual(new long[] { 5, MaeEncoder.FeatureWidth(Config, pooling, k) }, features.shape);
+        Assert.AreEqual((pooling == MaePooling.Quadrants ? 4 : 1) * 32 * k, MaeEncoder.FeatureWidth(Config, pooling, k));
         Assert.IsTrue(features.allclose(Reference(encoder, images, pooling, k), rtol: 0, atol: 1e-6));
-        if (k == 1)   // the last block's feature is the full forward pass's token
+        if (k == 1)   // the last block's feature is the full forward pass's token (on an even grid, the quadrants' mean is the mean)
         {
             var tokens = encoder.forward(images);
             var expected = pooling == MaePooling.Cls ? tokens[.., 0, ..] : tokens[.., 1.., ..].mean(new long[] { 1 });
-            Assert.IsTrue(features.allclose(expected, rtol: 0, atol: 1e-6));
+            var actual = pooling == MaePooling.Quadrants ? features.reshape(5, 4, 32).mean(new long[] { 1 }) : features;
+            Assert.IsTrue(actual.allclose(expected, rtol: 0, atol: 1e-6));
         }
     }
 
@@ -85,6 +97,32 @@ public class MultiLayerFeaturesTest
         if (k == 1) Assert.IsTrue(tokens.allclose(encoder.forward(images)[.., 1.., ..], rtol: 0, atol: 1e-6));
     }
 
+    /// <summary>An odd patch grid (5 × 5): the quadrants are adaptive pooling's cells, 3 × 3 patches each, sharing the
+    /// middle row and column; the first quadrant written out by hand too.</summary>
+    [TestMethod]
+    public void QuadrantsOfAnOddGridAreAdaptivePoolingsCells()
+    {
+        var cfg = Config with { ImageSize = 20 };
+        TorchRuntime.Seed(4);
+        using var encoder = new MaeEncoder(cfg);
+        using var noGrad = no_grad();
+        var images = randn(3, 3, 20, 20);
+        var features = encoder.ExtractFeatures(images, MaePooling.Quadrants, 2);
+        Assert.IsTrue(features.allclose(Reference(encoder, images, MaePooling.Quadrants, 2), rtol: 0, atol: 1e-6));
+        var tokens = encoder.forward(images)[.., 1.., ..];
+        var topLeft = tokens.index_select(1, tensor(new long[] { 0, 1, 2, 5, 6, 7, 10, 11, 12 })).mean(new long[] { 1 });
+        Assert.IsTrue(features[.., (4 * 32)..(5 * 32)].allclose(topLeft, rtol: 0, atol: 1e-6), "the last block's top-left quadrant");
+    }
+
+    [TestMethod]
+    public void UndefinedPoolingIsRefused()
+    {
+        using var encoder = new MaeEncoder(Config);
+        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => encoder.ExtractFeatures(zeros(1, 3, Size, Size), (MaePooling)9));
+        StringAssert.Contains(ex.Message, "Cls, Mean or Quadrants; got 9");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeEncoder.FeatureWidth(Config, (MaePooling)9, 1));
+    }
+
     [TestMethod]
     public void LayersOutsideTheDepthAreRefused()
     {
@@ -100,8 +138,11 @@ public class MultiLayerFeaturesTest
     }
 
     [TestMethod]
-    public void FeaturizerAndSavedZipGiveTheConcatenatedFeatures()
+    [DataRow(MaePooling.Mean, 2)]
+    [DataRow(MaePooling.Quadrants, 2)]
+    public void FeaturizerAndSavedZipGiveTheConcatenatedFeatures(MaePooling pooling, int k)
     {
+        int width = MaeEncoder.FeatureWidth(Config, pooling, k);
         TorchRuntime.Seed(3);
         using var encoder = new MaeEncoder(Config);
         var rng = new Random(1);
@@ -111,18 +152,18 @@ public class MultiLayerFeaturesTest
         var norm = PixelNormalization.Default(3);
         var model = ml.Transforms.MaeFeaturize(new MaeFeaturizerOptions
         {
-            InputColumnName = "Pixels", OutputColumnName = "Features", Pooling = MaePooling.Mean, Layers = 2, BatchSize = 3,
+            InputColumnName = "Pixels", OutputColumnName = "Features", Pooling = pooling, Layers = k, BatchSize = 3,
             Device = MaeDevice.Cpu,
         }, encoder).Fit(data);
         var schemaType = (VectorDataViewType)model.GetOutputSchema(data.Schema)["Features"].Type;
-        Assert.AreEqual(64, schemaType.Size);
+        Assert.AreEqual(width, schemaType.Size);
         var rows = ml.Data.CreateEnumerable<Featurized>(model.Transform(data), false).ToList();
 
         using (var noGrad = no_grad())
         {
             var x = tensor(items.SelectMany(i => i.Pixels).ToArray(), 7, 3, Size, Size);
             x = (x * norm.Scale - tensor(norm.Mean).reshape(1, 3, 1, 1)) / tensor(norm.Std).reshape(1, 3, 1, 1);
-            var expected = Reference(encoder, x, MaePooling.Mean, 2).data<float>().ToArray();
+            var expected = Reference(encoder, x, pooling, k).data<float>().ToArray();
             var actual = rows.SelectMany(r => r.Features).ToArray();
             Assert.AreEqual(expected.Length, actual.Length);
             for (int i = 0; i < actual.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-5, $"value {i}");
@@ -136,7 +177,7 @@ public class MultiLayerFeaturesTest
             Assert.IsInstanceOfType<OnnxTransformer>(loaded is TransformerChain<ITransformer> chain ? chain.First() : loaded);
             var after = ml.Data.CreateEnumerable<Featurized>(loaded.Transform(data), false).ToList();
             for (int r = 0; r < rows.Count; r++)
-                for (int i = 0; i < 64; i++) Assert.AreEqual(rows[r].Features[i], after[r].Features[i], 1e-4, $"row {r} value {i}");
+                for (int i = 0; i < width; i++) Assert.AreEqual(rows[r].Features[i], after[r].Features[i], 1e-4, $"row {r} value {i}");
         }
         finally { File.Delete(path); }
     }

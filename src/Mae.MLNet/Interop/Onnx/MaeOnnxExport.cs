@@ -49,13 +49,18 @@ public static partial class MaeOnnxExport
         string Pool(string tokens, string? name)
         {
             string x = LayerNorm(g, encoder.norm, tokens, cfg.LayerNormEps, "norm");
-            return options.Pooling == MaePooling.Cls ? ClsToken(g, x, name) : MeanOfPatches(g, x, name);
+            return options.Pooling switch
+            {
+                MaePooling.Cls => ClsToken(g, x, name),
+                MaePooling.Mean => MeanOfPatches(g, x, name),
+                _ => MeanOfQuadrants(g, x, cfg.GridSize, name),
+            };
         }
         var last = blockOutputs.Skip(blockOutputs.Count - options.Layers).ToList();
         string pooled = last.Count == 1
             ? Pool(last[0], pooledName)
             : g.Node("Concat", last.Select(t => Pool(t, null)).ToArray(), g.ExactName(pooledName), Attr("axis", 1L));
-        Output(g, options, pooled, options.FeaturesName, cfg.EmbedDim * options.Layers);
+        Output(g, options, pooled, options.FeaturesName, MaeEncoder.FeatureWidth(cfg, options.Pooling, options.Layers));
         return Model(g, cfg, options, $"MAE encoder, {options.Pooling} pooling" + (options.Layers > 1 ? $" of the last {options.Layers} blocks" : ""),
             ("mae.pooling", options.Pooling.ToString().ToLowerInvariant()),
             ("mae.layers", options.Layers.ToString(CultureInfo.InvariantCulture)));
@@ -312,6 +317,19 @@ public static partial class MaeOnnxExport
     static string ClsToken(OnnxGraphBuilder g, string x, string? output)
         => g.Node("Gather", new[] { x, g.AddInt64Initializer("cls_index", new[] { 0L }) },
                   output is null ? g.UniqueName("cls_out") : g.ExactName(output), Attr("axis", 1L));
+
+    /// <summary>[N, 1 + L, D] → [N, 4·D]: the mean of each quadrant's patch tokens (<see cref="MaeEncoder.QuadrantPatches"/>,
+    /// shifted by the cls token), concatenated.</summary>
+    static string MeanOfQuadrants(OnnxGraphBuilder g, string x, int grid, string? output)
+    {
+        var cells = MaeEncoder.QuadrantPatches(grid).Select((cell, i) =>
+        {
+            string tokens = g.Node("Gather", new[] { x, g.Int64s($"quadrant{i}_tokens", cell.Select(p => p + 1).ToArray()) },
+                g.UniqueName($"quadrant{i}_tokens_out"), Attr("axis", 1L));
+            return g.Node("ReduceMean", new[] { tokens }, g.UniqueName($"quadrant{i}_mean"), Attr("axes", new[] { 1L }), Attr("keepdims", 0L));
+        }).ToArray();
+        return g.Node("Concat", cells, output is null ? g.UniqueName("quadrants") : g.ExactName(output), Attr("axis", 1L));
+    }
 
     /// <summary>Mean over tokens 1.. of [N, T, D]: [N, D].</summary>
     static string MeanOfPatches(OnnxGraphBuilder g, string x, string? output)

@@ -61,7 +61,7 @@ public sealed partial class MaeOnnxOptions
         if (!Enum.IsDefined(InputLayout))
             throw new ArgumentException($"{nameof(InputLayout)} must be FlatChw or Nchw; got {InputLayout}.", nameof(InputLayout));
         if (!Enum.IsDefined(Pooling))
-            throw new ArgumentException($"{nameof(Pooling)} must be Cls or Mean; got {Pooling}.", nameof(Pooling));
+            throw new ArgumentException($"{nameof(Pooling)} must be Cls, Mean or Quadrants; got {Pooling}.", nameof(Pooling));
         if (checkLayers) MaeEncoder.CheckLayers(Layers, config, nameof(Layers));
         if (Normalization is not null)
         {
