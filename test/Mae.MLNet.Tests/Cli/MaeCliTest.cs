@@ -119,6 +119,13 @@ public partial class MaeCliTest
         var view = new MLContext().Data.LoadFromBinary(idv);
         Assert.AreEqual(64, ((Microsoft.ML.Data.VectorDataViewType)view.Schema["Features"].Type).Size);
         Assert.AreEqual(32, Microsoft.ML.Data.ColumnCursorExtensions.GetColumn<string>(view, "Path").Count());
+
+        // --pooling quadrants: each block's four quadrant means, 4 × 32 values per block.
+        string quadrants = Path.Combine(root, "quadrants.csv");
+        (code, var output, error) = Mae("featurize", "--images", Path.Combine(root, "images"), "--weights", Weights, "--out", quadrants, "--layers", "1", "--pooling", "quadrants");
+        Assert.AreEqual(0, code, error);
+        StringAssert.Contains(output, "= 128 features per image");
+        Assert.AreEqual(2 + 128, File.ReadAllLines(quadrants)[1].Split(',').Length);
     }
 
     [TestMethod]
