@@ -166,6 +166,7 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(config);
         CheckPooling(pooling, nameof(pooling));
+        if (pooling == MaePooling.Quadrants) QuadrantPatches(config.GridSize);   // a 1 × 1 grid has no quadrants: say so before anything runs
         return config.EmbedDim * layers * (pooling == MaePooling.Quadrants ? 4 : 1);
     }
 

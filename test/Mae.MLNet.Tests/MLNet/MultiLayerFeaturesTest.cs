@@ -121,6 +121,8 @@ public class MultiLayerFeaturesTest
         var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => encoder.ExtractFeatures(zeros(1, 3, Size, Size), (MaePooling)9));
         StringAssert.Contains(ex.Message, "Cls, Mean or Quadrants; got 9");
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeEncoder.FeatureWidth(Config, (MaePooling)9, 1));
+        ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MaeEncoder.FeatureWidth(Config with { PatchSize = Size }, MaePooling.Quadrants, 1));
+        StringAssert.Contains(ex.Message, "at least 2 × 2; got 1 × 1");
     }
 
     [TestMethod]
