@@ -156,7 +156,9 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     {
         CheckPooling(pooling, nameof(pooling));
         using var scope = NewDisposeScope();
-        var pooled = LastLayers(images, layers).Select(t => Pool(t, pooling, Config.GridSize)).ToArray();   // each [N, D] or [N, 4·D]
+        // The quadrants' patch indices, once per call rather than once per block.
+        var cells = pooling == MaePooling.Quadrants ? QuadrantPatches(Config.GridSize).Select(c => tensor(c, device: images.device)).ToArray() : null;
+        var pooled = LastLayers(images, layers).Select(t => Pool(t, pooling, cells)).ToArray();   // each [N, D] or [N, 4·D]
         return (layers == 1 ? pooled[0] : cat(pooled, 1)).contiguous().MoveToOuterDisposeScope();
     }
 
@@ -219,12 +221,12 @@ public sealed class MaeEncoder : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>[N, 1 + L, D] tokens → [N, D]: token 0, or the mean of tokens 1 …; or [N, 4·D]: the mean of each
-    /// quadrant's patch tokens (<see cref="QuadrantPatches"/>), concatenated.</summary>
-    static Tensor Pool(Tensor tokens, MaePooling pooling, int grid) => pooling switch
+    /// quadrant's patch tokens (<paramref name="cells"/>: <see cref="QuadrantPatches"/> as tensors), concatenated.</summary>
+    static Tensor Pool(Tensor tokens, MaePooling pooling, Tensor[]? cells) => pooling switch
     {
         MaePooling.Cls => tokens[.., 0, ..],
         MaePooling.Mean => tokens[.., 1.., ..].mean(new long[] { 1 }),
-        _ => cat(QuadrantPatches(grid).Select(cell => tokens[.., 1.., ..].index_select(1, tensor(cell, device: tokens.device)).mean(new long[] { 1 })).ToArray(), 1),
+        _ => cat(cells!.Select(cell => tokens[.., 1.., ..].index_select(1, cell).mean(new long[] { 1 })).ToArray(), 1),
     };
 
     /// <summary><paramref name="layers"/> when given (checked as <see cref="CheckLayers"/> does), else the model's default,
