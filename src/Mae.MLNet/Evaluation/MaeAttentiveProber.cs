@@ -60,8 +60,8 @@ public sealed partial class MaeAttentiveProber
 
         var device = o.Device.Resolve();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var trainTokens = TokenCache.Compute(encoder, o.Layers, train, evalTransform, o.EvaluationBatchSize, device);
-        using var validationTokens = validation is null ? null : TokenCache.Compute(encoder, o.Layers, validation, evalTransform, o.EvaluationBatchSize, device);
+        using var trainTokens = TokenCache.Compute(encoder, o.Layers, train, evalTransform, o.EvaluationBatchSize, device, o.HorizontalFlip);
+        using var validationTokens = validation is null ? null : TokenCache.Compute(encoder, o.Layers, validation, evalTransform, o.EvaluationBatchSize, device, mirrored: false);
         var caching = clock.Elapsed;
 
         TorchRuntime.Seed(o.Seed);
@@ -84,7 +84,7 @@ public sealed partial class MaeAttentiveProber
 
     /// <summary>What the encoder's tokens are computed from, in training and evaluation alike: the evaluation transform
     /// (no crop, no flip) normalising [0, 1] pixels with <paramref name="normalization"/>'s Mean/Std.</summary>
-    static MaePretrainAugmentation TokenTransform(MaeConfig cfg, PixelNormalization? normalization)
+    internal static MaePretrainAugmentation TokenTransform(MaeConfig cfg, PixelNormalization? normalization)
     {
         var norm = (normalization ?? PixelNormalization.Default(cfg.InChannels)).Validate(cfg.InChannels);
         return MaeFineTuner.EvaluationTransform(new MaeAugmentationOptions
@@ -159,30 +159,49 @@ public sealed partial class MaeAttentiveProber
         if (classes < 2) throw new ArgumentException($"The labels span {classes} class(es); a classifier needs at least 2.", nameof(numClasses));
         if (bound > classes)
             throw new ArgumentException($"The sources have labels up to {bound - 1}; the probe has {classes} classes (labels 0 … {classes - 1}).", nameof(numClasses));
-        long bytes = checked((train.Count + (validation?.Count ?? 0)) * cfg.NumPatches * o.Layers * cfg.EmbedDim * sizeof(float));
+        long views = checked(train.Count * (o.HorizontalFlip ? 2 : 1) + (validation?.Count ?? 0));
+        long bytes = checked(views * cfg.NumPatches * o.Layers * cfg.EmbedDim * sizeof(float));
         if (bytes > o.MaxTokenCacheBytes)
             throw new ArgumentException(
-                $"Caching the frozen tokens needs {bytes / (1 << 20)} MiB ({train.Count + (validation?.Count ?? 0)} images × {cfg.NumPatches} patches × {o.Layers * cfg.EmbedDim} floats), " +
+                $"Caching the frozen tokens needs {bytes / (1 << 20)} MiB ({views} images{(o.HorizontalFlip ? ", the training images twice: as they are and mirrored" : "")} × {cfg.NumPatches} patches × {o.Layers * cfg.EmbedDim} floats), " +
                 $"more than MaxTokenCacheBytes = {o.MaxTokenCacheBytes / (1 << 20)} MiB. Raise the bound if the memory is there, or probe a subset.", nameof(train));
         return classes;
     }
 
-    /// <summary>A frozen encoder's patch tokens [N, L, layers · D] and labels [N] of a whole source, on the CPU.</summary>
+    /// <summary>The rows of a mirrored cache (<see cref="TokenCache.Mirrored"/>, <paramref name="count"/> images) that
+    /// <paramref name="rows"/>' images are read from in <paramref name="epoch"/>: each image's own row, or its mirror
+    /// image's (row + count) with probability ½, drawn from (seed, epoch, image) so that a run repeats.</summary>
+    internal static long[] Views(long[] rows, long count, long seed, int epoch)
+    {
+        var views = new long[rows.Length];
+        Span<double> u = stackalloc double[1];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            MaePlanRandom.Uniforms(seed, epoch, rows[i], u);
+            views[i] = u[0] < 0.5 ? rows[i] + count : rows[i];
+        }
+        return views;
+    }
+
+    /// <summary>A frozen encoder's patch tokens and labels [N] of a whole source, on the CPU: tokens [N, L, layers · D],
+    /// or [2N, L, layers · D] when <see cref="Mirrored"/> (rows N … 2N − 1 are the horizontally flipped images', in the same order).</summary>
     internal sealed class TokenCache : IDisposable
     {
         public Tensor Tokens { get; }
         public Tensor Labels { get; }
         public long Count => Labels.shape[0];
+        public bool Mirrored => Tokens.shape[0] == 2 * Count;
 
         TokenCache(Tensor tokens, Tensor labels) { Tokens = tokens; Labels = labels; }
 
-        public static TokenCache Compute(MaeEncoder encoder, int layers, IMaeLabeledImageSource source, IBatchTransform transform, int batchSize, Device device)
+        public static TokenCache Compute(MaeEncoder encoder, int layers, IMaeLabeledImageSource source, IBatchTransform transform, int batchSize, Device device,
+            bool mirrored)
         {
             var cfg = encoder.Config;
             bool wasTraining = encoder.training;
             encoder.to(device);
             encoder.eval();
-            var tokens = empty(source.Count, cfg.NumPatches, layers * cfg.EmbedDim, dtype: float32);
+            var tokens = empty(source.Count * (mirrored ? 2 : 1), cfg.NumPatches, layers * cfg.EmbedDim, dtype: float32);
             var labels = empty(source.Count, dtype: int64);
             tokens.DetachFromDisposeScope();
             labels.DetachFromDisposeScope();
@@ -195,6 +214,11 @@ public sealed partial class MaeAttentiveProber
                     if (row + n > source.Count)
                         throw new InvalidDataException($"The source yielded more than the {source.Count} images it promises.");
                     tokens[TensorIndex.Slice(row, row + n)].copy_(PatchTokens(encoder, x, layers).cpu());
+                    if (mirrored)
+                    {
+                        using var flipped = x.flip(3);
+                        tokens[TensorIndex.Slice(source.Count + row, source.Count + row + n)].copy_(PatchTokens(encoder, flipped, layers).cpu());
+                    }
                     labels[TensorIndex.Slice(row, row + n)].copy_(y.cpu());
                     row += n;
                 });
@@ -217,7 +241,8 @@ public sealed partial class MaeAttentiveProber
         }
     }
 
-    /// <summary>The probe's hooks for the engine: batches of cached tokens in a (seed, epoch) order, cross entropy,
+    /// <summary>The probe's hooks for the engine: batches of cached tokens in a (seed, epoch) order (each image's mirrored
+    /// view with probability ½ when the cache holds one), cross entropy,
     /// weight decay on the matrices only, validation accuracy after each epoch.</summary>
     sealed class ProbeTask(AttentiveClassifier model, TokenCache train, TokenCache? validation, MaeAttentiveProbeOptions o,
         IProgress<MaeFineTuneProgress>? progress) : MaeTrainingTask<(Tensor Tokens, Tensor Labels)>
@@ -245,8 +270,10 @@ public sealed partial class MaeAttentiveProber
             long batches = train.Count / o.BatchSize;
             for (long b = skipBatches; b < batches; b++)
             {
-                using var idx = tensor(order.AsSpan((int)(b * o.BatchSize), o.BatchSize).ToArray(), dtype: int64);
-                var x = train.Tokens.index_select(0, idx);
+                var rows = order.AsSpan((int)(b * o.BatchSize), o.BatchSize).ToArray();
+                using var idx = tensor(rows, dtype: int64);
+                using var viewIdx = tensor(train.Mirrored ? Views(rows, train.Count, o.Seed, epoch) : rows, dtype: int64);
+                var x = train.Tokens.index_select(0, viewIdx);
                 var y = train.Labels.index_select(0, idx);
                 yield return (x, y);
             }

@@ -8,6 +8,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;
 using Microsoft.ML.Transforms.Onnx;
 using Mae.MLNet.Interop.Onnx;
+using Mae.MLNet.Input;
 using static TorchSharp.torch;
 
 namespace Mae.MLNet.Tests.Evaluation;
@@ -68,6 +69,78 @@ public class MaeAttentiveProbeTest
         var after = Weights(encoder);
         foreach (var (name, w) in before) CollectionAssert.AreEqual(w, after[name], $"encoder parameter {name} changed");
         Assert.IsTrue(encoder.training, "the encoder's mode (a new module trains) is restored");
+    }
+
+    /// <summary>HorizontalFlip: the cache's second half must hold the tokens of the mirrored images — checked against a
+    /// plain cache of images mirrored here pixel by pixel —, the draws must pick each view about half the time and
+    /// repeat for a seed. Trained on a left/right problem (a vertical band at the left or the right edge), the probe
+    /// must learn it without the flip and must not with it: a mirrored left band is a right band with the left label,
+    /// so its loss must stay at chance's.</summary>
+    [TestMethod]
+    public void HorizontalFlipCachesTheMirroredImagesAndTrainsOnBothViews()
+    {
+        TorchRuntime.Seed(13);
+        using var encoder = new MaeEncoder(TinyFt.Config);
+        var (images, labels) = TinyFt.Data(20, seed: 3);
+        var mirrored = images.Select(img => Enumerable.Range(0, 256).Select(j => img[j / 16 * 16 + 15 - j % 16]).ToArray()).ToList();
+        using var source = MaeLabeledImageSource.FromArrays(images, labels, TinyFt.Shape);
+        using var mirrorSource = MaeLabeledImageSource.FromArrays(mirrored, labels, TinyFt.Shape);
+        var transform = MaeAttentiveProber.TokenTransform(TinyFt.Config, null);
+        using var both = MaeAttentiveProber.TokenCache.Compute(encoder, 2, source, transform, 8, CPU, mirrored: true);
+        using var plain = MaeAttentiveProber.TokenCache.Compute(encoder, 2, source, transform, 8, CPU, mirrored: false);
+        using var flipped = MaeAttentiveProber.TokenCache.Compute(encoder, 2, mirrorSource, transform, 8, CPU, mirrored: false);
+        Assert.IsTrue(both.Mirrored);
+        Assert.IsFalse(plain.Mirrored);
+        CollectionAssert.AreEqual(new long[] { 40, TinyFt.Config.NumPatches, 64 }, both.Tokens.shape);
+        Assert.IsTrue(both.Tokens[TensorIndex.Slice(0, 20)].allclose(plain.Tokens, rtol: 0, atol: 1e-6), "first half: the images as they are");
+        Assert.IsTrue(both.Tokens[TensorIndex.Slice(20, 40)].allclose(flipped.Tokens, rtol: 0, atol: 1e-5), "second half: the mirrored images");
+        Assert.IsFalse(plain.Tokens.allclose(flipped.Tokens, rtol: 0, atol: 1e-3), "the toy images are not symmetric");
+
+        var rows = Enumerable.Range(0, 10_000).Select(i => (long)i).ToArray();
+        var views = MaeAttentiveProber.Views(rows, 10_000, seed: 5, epoch: 2);
+        int mirroredDraws = views.Count(v => v >= 10_000);
+        Assert.IsTrue(Math.Abs(mirroredDraws - 5_000) < 250, $"{mirroredDraws} of 10 000 draws mirrored");
+        for (int i = 0; i < rows.Length; i++) Assert.IsTrue(views[i] == rows[i] || views[i] == rows[i] + 10_000);
+        CollectionAssert.AreEqual(views, MaeAttentiveProber.Views(rows, 10_000, seed: 5, epoch: 2));
+        CollectionAssert.AreNotEqual(views, MaeAttentiveProber.Views(rows, 10_000, seed: 5, epoch: 3));
+
+        (double TrainingLoss, double HeldOutLoss, double Accuracy) Trained(bool flip)
+        {
+            TorchRuntime.Seed(11);
+            using var frozen = new MaeEncoder(TinyFt.Config);
+            using var train = LeftRight(48, seed: 7);
+            using var validation = LeftRight(30, seed: 99);
+            var recipe = Recipe(15);
+            recipe.HorizontalFlip = flip;
+            var t = new MaeAttentiveProber(recipe).Train(frozen, train, validation).Training;
+            Console.WriteLine($"flip {flip}: training loss {t.EpochLosses[0]:F3} → {t.EpochLosses[^1]:F3}, held-out loss {t.ValidationLosses[^1]:F3}, accuracy {t.ValidationAccuracies[^1]:P0}");
+            return (t.EpochLosses[^1], t.ValidationLosses[^1], t.ValidationAccuracies[^1]);
+        }
+        var without = Trained(false);
+        Assert.IsTrue(without.Accuracy >= 0.9 && without.HeldOutLoss < 0.1, $"without the flip: {without}");
+        // With it, both labels come with both looks: the best a probe can do is ½ / ½, cross entropy ln 2 ≈ 0.693 (its
+        // accuracy means nothing then: argmax of near-equal scores).
+        var with = Trained(true);
+        Assert.IsTrue(with.TrainingLoss > 0.65 && with.HeldOutLoss > 0.65, $"with the flip: {with}; left and right must look alike");
+    }
+
+    /// <summary>Two classes: a bright vertical band at the left (0) or the right (1) edge of a 16-px noisy image.</summary>
+    static MaeLabeledImageSource LeftRight(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var images = new List<float[]>();
+        var labels = new List<long>();
+        for (int i = 0; i < n; i++)
+        {
+            var img = new float[256];
+            for (int j = 0; j < img.Length; j++) img[j] = (float)(rng.NextDouble() * 0.3);
+            int x0 = i % 2 == 0 ? 0 : 11;
+            for (int y = 0; y < 16; y++)
+                for (int x = x0; x < x0 + 5; x++) img[y * 16 + x] = 0.9f;
+            images.Add(img);
+            labels.Add(i % 2);
+        }
+        return MaeLabeledImageSource.FromArrays(images, labels, TinyFt.Shape);
     }
 
     /// <summary>Layers = 2: the probe reads the last two blocks' tokens concatenated per patch, and the zip's ONNX graph
@@ -176,6 +249,11 @@ public class MaeAttentiveProbeTest
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Trainer(heads).Fit(data)).Message, "divide");
         var bound = Tiny(); bound.Training.MaxTokenCacheBytes = 1000;
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => Trainer(bound).Fit(data)).Message, "MaxTokenCacheBytes");
+        // The bound counts the mirrored views: 12 images' tokens (24 KiB) fit in 30 000 bytes, twice that does not.
+        var fits = Tiny(); fits.Training.MaxTokenCacheBytes = 30_000;
+        Trainer(fits).Fit(data);
+        var mirroredBound = Tiny(); mirroredBound.Training.MaxTokenCacheBytes = 30_000; mirroredBound.Training.HorizontalFlip = true;
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => Trainer(mirroredBound).Fit(data)).Message, "mirrored");
         var batch = Tiny(); batch.Training.BatchSize = 64;
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => Trainer(batch).Fit(data)).Message, "fewer than BatchSize");
         var deep = Tiny(); deep.Training.Layers = TinyFt.Config.Depth + 1;
