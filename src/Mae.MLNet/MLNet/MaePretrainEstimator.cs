@@ -149,5 +149,5 @@ internal sealed class MaePretrainEstimator : IEstimator<MaeFeaturizerTransformer
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
         => MaeFeaturizerEstimator.OutputSchema(inputSchema,
             new MaeFeaturizerOptions { OutputColumnName = Options.OutputColumnName, InputColumnName = Options.InputColumnName },
-            Options.ConvNextModel is { } c ? c.Dims.Skip(4 - Options.Layers).Sum() : MaeEncoder.FeatureWidth(Options.Model, Options.Pooling, Options.Layers));
+            Options.ConvNextModel is { } c ? c.FeatureWidth(Options.Layers) : MaeEncoder.FeatureWidth(Options.Model, Options.Pooling, Options.Layers));
 }

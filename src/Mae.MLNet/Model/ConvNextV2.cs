@@ -129,11 +129,7 @@ public sealed class ConvNextV2 : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Width of <see cref="ForwardFeatures(Tensor, int)"/>: the channels of the last <paramref name="stages"/> stages.</summary>
-    public int FeatureWidth(int stages)
-    {
-        CheckStages(stages, nameof(stages));
-        return Config.Dims.Skip(4 - stages).Sum();
-    }
+    public int FeatureWidth(int stages) => Config.FeatureWidth(stages);
 
     /// <summary>Throws unless <paramref name="stages"/> is 1–4 (how many of the last stages a featurizer pools).</summary>
     internal static void CheckStages(int stages, string name)

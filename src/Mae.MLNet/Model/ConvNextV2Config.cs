@@ -44,6 +44,13 @@ public sealed record ConvNextV2Config
     public int TotalStride => StemPatchSize * 8;
     /// <summary>Channels of the last stage (the pooled feature width).</summary>
     public int NumFeatures => Dims[^1];
+    /// <summary>Width of a featurizer's output that pools the last <paramref name="stages"/> stages (1–4;
+    /// <see cref="ConvNextV2.ForwardFeatures(TorchSharp.torch.Tensor, int)"/>): the sum of their channels.</summary>
+    public int FeatureWidth(int stages)
+    {
+        ConvNextV2.CheckStages(stages, nameof(stages));
+        return Dims.Skip(4 - stages).Sum();
+    }
     /// <summary>FCMAE: mask cells per side at <see cref="ImageSize"/>.</summary>
     public int MaskGridSize => ImageSize / MaskPatchSize;
     /// <summary>FCMAE: values per masked patch, p²·C (the decoder's prediction width).</summary>

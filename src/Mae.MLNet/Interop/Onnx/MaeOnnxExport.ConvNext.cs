@@ -72,7 +72,7 @@ public static partial class MaeOnnxExport
             }
             parts.Add(LayerNormalization(g, Pooled(maps[3], "head"), model.head.norm.weight, model.head.norm.bias, eps, "head.norm"));
             features = g.Node("Concat", parts.ToArray(), g.ExactName(Name(options.FeaturesName)), Attr("axis", 1L));
-            width = cfg.Dims.Skip(4 - options.Layers).Sum();
+            width = cfg.FeatureWidth(options.Layers);
         }
         Output(g, options, features, options.FeaturesName, width);
         if (classifier)

@@ -60,8 +60,9 @@ public sealed partial class MaeOnnxOptions
         CheckName(FeaturesName, nameof(FeaturesName));
         if (!Enum.IsDefined(InputLayout))
             throw new ArgumentException($"{nameof(InputLayout)} must be FlatChw or Nchw; got {InputLayout}.", nameof(InputLayout));
-        if (!Enum.IsDefined(Pooling))
-            throw new ArgumentException($"{nameof(Pooling)} must be Cls, Mean or Quadrants; got {Pooling}.", nameof(Pooling));
+        // The encoder owns the list of poolings; these options throw ArgumentException for every bad setting.
+        try { MaeEncoder.CheckPooling(Pooling, nameof(Pooling)); }
+        catch (ArgumentOutOfRangeException e) { throw new ArgumentException(e.Message, nameof(Pooling), e); }
         if (checkLayers) MaeEncoder.CheckLayers(Layers, config, nameof(Layers));
         if (Normalization is not null)
         {
