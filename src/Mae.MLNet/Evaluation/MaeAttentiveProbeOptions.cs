@@ -39,7 +39,9 @@ public sealed class MaeAttentiveProbeOptions
     /// <summary>Also cache the tokens of each training image's mirror image (a horizontal flip, computed once as the
     /// others are) and show every image once per epoch, mirrored with probability ½: <c>RandomHorizontalFlip</c> for a
     /// probe on cached tokens, at twice the training cache and its computing time (the steps cost the same). Validation
-    /// and scoring read the images as they are. Default false.</summary>
+    /// and scoring read the images as they are. Default false. On CIFAR-10 with nano32 (docs/results.md) it lifted the pooler
+    /// with its MLP by 1.2 points on 50 000 photos (the last 2 blocks: 73.8 against 72.6 %) and 1.9 on 3 000, and left
+    /// the attention-only pooler unchanged.</summary>
     public bool HorizontalFlip { get; set; }
     /// <summary>Seed of the pooler's initialisation, of the per-epoch order and of the flips.</summary>
     public long Seed { get; set; }
