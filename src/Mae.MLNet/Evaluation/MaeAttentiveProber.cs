@@ -272,8 +272,8 @@ public sealed partial class MaeAttentiveProber
             {
                 var rows = order.AsSpan((int)(b * o.BatchSize), o.BatchSize).ToArray();
                 using var idx = tensor(rows, dtype: int64);
-                using var viewIdx = tensor(train.Mirrored ? Views(rows, train.Count, o.Seed, epoch) : rows, dtype: int64);
-                var x = train.Tokens.index_select(0, viewIdx);
+                using var viewIdx = train.Mirrored ? tensor(Views(rows, train.Count, o.Seed, epoch), dtype: int64) : null;
+                var x = train.Tokens.index_select(0, viewIdx ?? idx);
                 var y = train.Labels.index_select(0, idx);
                 yield return (x, y);
             }
